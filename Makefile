@@ -1,0 +1,21 @@
+# `make app` sets everything up and starts the app; `make test` runs the tests.
+VENV ?= .venv
+PYTHON ?= python3
+STAMP := $(VENV)/.installed
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements.txt
+	$(VENV)/bin/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+.PHONY: app test bench
+app: $(STAMP)
+	$(VENV)/bin/dlx ui
+
+# pytest exits 5 when it collects nothing: not a failure of the code under test.
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
+
+bench: $(STAMP)
+	for f in bench/bench_*.py; do $(VENV)/bin/python $$f || exit 1; done

@@ -1,0 +1,50 @@
+"""Checkpoints are safetensors files (never pickles), written atomically, loaded into registry models."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from dlx import settings, store
+from dlx.config import RunConfig
+from dlx.errors import DlxError
+
+
+def save_checkpoint(model: nn.Module, path: Path, metadata: dict[str, str]) -> None:
+    """Write to a temporary name, then rename: a reader never sees half a file."""
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def load_run_model(run_id: int, checkpoint: str = "best", device: str | torch.device = "cpu",
+                   url: str | None = None) -> tuple[nn.Module, RunConfig]:
+    """Rebuild a run's model from the registry and its config, and load its weights (eval mode)."""
+    from dlx.data import load_dataset
+    from dlx.models import build_model
+
+    run = store.get_run(run_id, url)
+    if run is None:
+        raise DlxError(f"run: there is no run #{run_id}", field="run")
+    path = store.checkpoint_path(run_id, checkpoint, url)
+    if path is None:
+        raise DlxError(f"run: run #{run_id} has no {checkpoint!r} checkpoint yet "
+                       f"(status {run.status}); pick a run that finished at least one epoch", field="run")
+    config = RunConfig(**run.config)
+    bundle = load_dataset(config.dataset, config.seed, config.val_fraction, config.test_fraction)
+    model = build_model(config.model, bundle.meta, **config.model_options)
+    model.load_state_dict(load_file(str(path)))
+    return model.to(device).eval(), config
+
+
+def relative(path: Path) -> str:
+    return str(path.resolve().relative_to(settings.home()))
+
+
+def checkpoint_metadata(config: RunConfig, epoch: int, metrics: dict[str, float]) -> dict[str, str]:
+    return {"config": config.model_dump_json(), "epoch": str(epoch), "metrics": json.dumps(metrics)}

@@ -1,0 +1,100 @@
+"""RunConfig: everything that defines a training run, validated before anything is queued."""
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dlx.errors import DlxError
+
+
+class RunConfig(BaseModel):
+    """A run's full configuration; defaults (Adam 3e-3, one-cycle, batch 32) learn digits to about 0.97 in three CPU epochs."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    dataset: str = "digits"
+    model: str = "cnn"
+    model_options: dict[str, Any] = Field(default_factory=dict)
+    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = Field(3e-3, gt=0, le=10)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0, le=1)
+    schedule: Literal["constant", "cosine", "onecycle"] = "onecycle"
+    epochs: int = Field(3, ge=1, le=10_000)
+    batch_size: int = Field(32, ge=1, le=65_536)
+    seed: int = Field(0, ge=0)
+    grad_clip: float | None = Field(None, gt=0)
+    early_stopping_patience: int | None = Field(None, ge=1)
+    early_stopping_metric: Literal["val_loss", "val_acc"] = "val_loss"
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast, only ever used on CUDA
+    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.2, gt=0, lt=0.5)
+    download: bool = False
+    experiment: str = Field("default", min_length=1, max_length=200)
+    name: str | None = Field(None, max_length=200)
+    sweep: str | None = Field(None, max_length=200)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+            raise ValueError("must be auto, cpu, cuda or cuda:N")
+        return value
+
+    @model_validator(mode="after")
+    def _fits(self) -> "RunConfig":
+        from dlx.data import DATASETS
+        from dlx.models import check_model_fits
+
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset: unknown data set {self.dataset!r}; choose one of {sorted(DATASETS)}")
+        try:
+            check_model_fits(self.model, DATASETS[self.dataset].kind)
+        except DlxError as err:
+            raise ValueError(str(err)) from None
+        return self
+
+
+def parse_config(values: dict[str, Any]) -> RunConfig:
+    """Validate values into a RunConfig, turning pydantic's errors into one DlxError naming each field."""
+    try:
+        return RunConfig(**values)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            where = ".".join(str(p) for p in e["loc"])
+            message = e["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {message}" if where else message)
+        first = err.errors()[0]["loc"]
+        raise DlxError("; ".join(problems), field=str(first[0]) if first else None) from None
+
+
+def coerce_value(text: str) -> Any:
+    """Read a command-line or form value: numbers, booleans and none become Python values."""
+    lowered = text.strip().lower()
+    if lowered in {"true", "false"}:
+        return lowered == "true"
+    if lowered in {"none", "null", ""}:
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def expand_sweep(base: dict[str, Any], grid: dict[str, list[Any]]) -> list[RunConfig]:
+    """One validated config per combination of the grid's values (the cartesian product)."""
+    if not grid:
+        return [parse_config(base)]
+    keys = list(grid)
+    for key in keys:
+        if not grid[key]:
+            raise DlxError(f"{key}: a sweep needs at least one value", field=key)
+    return [parse_config({**base, **dict(zip(keys, combo))})
+            for combo in itertools.product(*(grid[k] for k in keys))]

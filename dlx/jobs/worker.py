@@ -1,0 +1,179 @@
+"""The worker: claims queued jobs, runs each in its own process, heartbeats, honours cancels.
+
+Concurrency: one job per GPU (each child sees only its GPU through CUDA_VISIBLE_DEVICES)
+and up to `DLX_CPU_JOBS` CPU jobs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete
+
+from db.engine import session
+from db.models import Artifact, Job, utcnow
+from db.models import Worker as WorkerRow
+from dlx import settings
+from dlx.jobs.executors import Handle, get_executor
+from dlx.jobs.queue import cancel_requested, claim, finish_job, get_job, heartbeat, reap_stale
+
+POLL = 0.25  # seconds between looks at the queue
+HEARTBEAT = 2.0
+CANCEL_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
+
+
+@dataclass
+class Running:
+    job_id: int
+    handle: Handle
+    gpu: int | None
+    cancel_sent_at: float | None = None
+
+
+@dataclass
+class Worker:
+    cpu_slots: int = field(default_factory=settings.cpu_job_slots)
+    gpus: int = -1  # -1: ask torch
+    url: str | None = None
+    id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    running: dict[int, Running] = field(default_factory=dict)
+    _stop: bool = False
+
+    def __post_init__(self) -> None:
+        if self.gpus < 0:
+            import torch
+
+            self.gpus = torch.cuda.device_count()
+        self.executor = get_executor()
+
+    # -- the loop ----------------------------------------------------------------------------
+    def serve(self, idle_exit: float | None = None) -> None:
+        """Run until SIGTERM/SIGINT (or `idle_exit` seconds with nothing to do)."""
+        signal.signal(signal.SIGTERM, self._request_stop)
+        signal.signal(signal.SIGINT, self._request_stop)
+        last_beat = last_reap = 0.0
+        idle_since = time.monotonic()
+        print(f"worker {self.id}: {self.cpu_slots} CPU slot(s), {self.gpus} GPU(s)", flush=True)
+        try:
+            while not self._stop:
+                self._collect_finished()
+                now = time.monotonic()
+                if now - last_beat >= HEARTBEAT:
+                    self._heartbeat()
+                    last_beat = now
+                if now - last_reap >= HEARTBEAT * 2:
+                    reap_stale(self.url)
+                    last_reap = now
+                self._enforce_cancels()
+                self._claim_jobs()
+                if self.running:
+                    idle_since = now
+                elif idle_exit is not None and now - idle_since > idle_exit:
+                    break
+                time.sleep(POLL)
+        finally:
+            self._shutdown()
+
+    def _request_stop(self, signum, frame) -> None:
+        self._stop = True
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _free_gpu(self) -> int | None:
+        busy = {r.gpu for r in self.running.values()}
+        return next((g for g in range(self.gpus) if g not in busy), None)
+
+    def _cpu_busy(self) -> int:
+        return sum(1 for r in self.running.values() if r.gpu is None)
+
+    def _claim_jobs(self) -> None:
+        while True:
+            gpu = self._free_gpu()
+            cpu_free = self._cpu_busy() < self.cpu_slots
+            if gpu is None and not cpu_free:
+                return
+            job = claim(self.id, cpu_only=gpu is None, url=self.url)
+            if job is None:
+                return
+            use_gpu = gpu if job.device != "cpu" and gpu is not None else None
+            if use_gpu is None and not cpu_free:  # a CPU job while only a GPU slot is free
+                use_gpu = gpu
+            self._start(job, use_gpu)
+
+    def _start(self, job: Job, gpu: int | None) -> None:
+        log_path = settings.logs_dir() / f"job-{job.id}.log"
+        env = {"CUDA_VISIBLE_DEVICES": "" if gpu is None else str(gpu), "DLX_JOB_ID": str(job.id)}
+        handle = self.executor.start(job.id, log_path, env)
+        relative = str(log_path.relative_to(settings.home()))
+        with session(self.url) as s, s.begin():
+            row = s.get(Job, job.id)
+            row.pid, row.log_path = handle.pid, relative
+            if job.run_id is not None:
+                s.add(Artifact(run_id=job.run_id, kind="log", name=f"job-{job.id}", path=relative))
+        self.running[job.id] = Running(job.id, handle, gpu)
+        print(f"started job {job.id} ({job.kind}) pid {handle.pid} on "
+              f"{'cuda:' + str(gpu) if gpu is not None else 'cpu'}", flush=True)
+
+    def _collect_finished(self) -> None:
+        for job_id, item in list(self.running.items()):
+            code = item.handle.poll()
+            if code is None:
+                continue
+            del self.running[job_id]
+            job = get_job(job_id, self.url)
+            if item.cancel_sent_at is not None or (job and job.cancel_requested):
+                finish_job(job_id, "cancelled", "cancelled by request", self.url)
+            elif code == 0:
+                finish_job(job_id, "succeeded", None, self.url)
+            else:
+                finish_job(job_id, "failed", _exit_reason(code), self.url)
+            print(f"job {job_id} exited with {code}", flush=True)
+
+    def _heartbeat(self) -> None:
+        heartbeat(list(self.running), self.url)
+        info = {"cpu_slots": self.cpu_slots, "gpus": self.gpus, "running": sorted(self.running),
+                "executor": self.executor.name, "pid": os.getpid()}
+        with session(self.url) as s, s.begin():
+            row = s.get(WorkerRow, self.id) or WorkerRow(id=self.id)
+            row.heartbeat_at, row.info = utcnow(), json.loads(json.dumps(info))
+            s.add(row)
+
+    def _enforce_cancels(self) -> None:
+        """SIGTERM once (the job flushes and ends cancelled), SIGKILL if it lingers."""
+        if not self.running:
+            return
+        to_cancel = set(cancel_requested(list(self.running), self.url))
+        now = time.monotonic()
+        for job_id, item in self.running.items():
+            if job_id in to_cancel and not item.cancel_sent_at:
+                item.handle.terminate()
+                item.cancel_sent_at = now
+            elif item.cancel_sent_at and now - item.cancel_sent_at > CANCEL_GRACE:
+                item.handle.kill()
+
+    def _shutdown(self) -> None:
+        for item in self.running.values():
+            item.handle.terminate()
+        deadline = time.monotonic() + CANCEL_GRACE
+        while self.running and time.monotonic() < deadline:
+            for job_id, item in list(self.running.items()):
+                if item.handle.poll() is not None:
+                    del self.running[job_id]
+                    finish_job(job_id, "failed", "the worker was shut down while this job ran", self.url)
+            time.sleep(0.1)
+        for job_id, item in self.running.items():
+            item.handle.kill()
+            finish_job(job_id, "failed", "the worker was shut down while this job ran", self.url)
+        with session(self.url) as s, s.begin():
+            s.execute(delete(WorkerRow).where(WorkerRow.id == self.id))
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        name = signal.Signals(-code).name
+        hint = " (out of memory?)" if name == "SIGKILL" else ""
+        return f"the job process was killed by {name}{hint}"
+    return f"the job process exited with code {code}; see its log"

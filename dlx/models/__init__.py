@@ -1,0 +1,5 @@
+"""Models: importing this package registers every built-in architecture."""
+from dlx.models import cnn, mlp, resnet  # noqa: F401  (registers entries)
+from dlx.models.registry import MODELS, build_model, check_model_fits, register_model
+
+__all__ = ["MODELS", "build_model", "check_model_fits", "register_model"]

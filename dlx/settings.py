@@ -1,0 +1,40 @@
+"""Where dlx keeps its files and database, read from the environment each time."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def home() -> Path:
+    """The data directory (`DLX_HOME`, default `./dlx-data`), created on first use."""
+    path = Path(os.environ.get("DLX_HOME", "dlx-data")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_url() -> str:
+    """`DLX_DATABASE_URL`, or an SQLite file inside the data directory."""
+    return os.environ.get("DLX_DATABASE_URL") or f"sqlite:///{home() / 'dlx.sqlite'}"
+
+
+def datasets_root() -> Path:
+    """Where torchvision data sets are looked for (`DLX_DATASETS`, default `<home>/datasets`)."""
+    return Path(os.environ.get("DLX_DATASETS", home() / "datasets"))
+
+
+def cpu_job_slots() -> int:
+    """How many CPU jobs a worker runs at once (`DLX_CPU_JOBS`, default 1)."""
+    return max(1, int(os.environ.get("DLX_CPU_JOBS", "1")))
+
+
+def run_dir(run_id: int) -> Path:
+    """The folder of one run's files (checkpoints, explanations)."""
+    path = home() / "runs" / str(run_id)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def logs_dir() -> Path:
+    path = home() / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,205 @@
+"""The training loop: set up, then for each epoch train, evaluate, log and checkpoint.
+
+Device-agnostic: bf16 autocast on CUDA, data sets that fit held on the device, otherwise
+pinned host memory with asynchronous copies. Per-step losses stay on the device and are
+read back every `LOG_EVERY` steps, so logging never stalls the GPU.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from dlx import settings
+from dlx.checkpoints import checkpoint_metadata, relative, save_checkpoint
+from dlx.config import RunConfig
+from dlx.data import DataBundle, Split, load_dataset
+from dlx.devices import resolve_device
+from dlx.errors import DlxError
+from dlx.models import build_model
+from dlx.tracking import Run
+
+LOG_EVERY = 10
+ON_DEVICE_LIMIT = 2 * 1024**3  # bytes: data sets smaller than this live on the GPU
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def make_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def make_schedule(config: RunConfig, optimizer, total_steps: int):
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps)
+    return None
+
+
+def place(split: Split, device: torch.device) -> Split:
+    """Move a split to the device when it fits, else pin it for fast asynchronous copies."""
+    if device.type != "cuda":
+        return split
+    size = split.x.element_size() * split.x.numel()
+    if size < ON_DEVICE_LIMIT:
+        return Split(split.x.to(device), split.y.to(device), split.extras)
+    return Split(split.x.pin_memory(), split.y.pin_memory(), split.extras)
+
+
+def autocast(config: RunConfig, device: torch.device):
+    if device.type == "cuda" and config.amp:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: Split, device: torch.device, config: RunConfig,
+             classes: int, batch: int = 1024) -> tuple[float, float, np.ndarray]:
+    """Mean loss, accuracy and the confusion matrix (rows: true class, columns: predicted)."""
+    model.eval()
+    total_loss, confusion = 0.0, torch.zeros(classes, classes, dtype=torch.int64, device=device)
+    for start in range(0, len(split), batch):
+        x = split.x[start:start + batch].to(device, non_blocking=True)
+        y = split.y[start:start + batch].to(device, non_blocking=True)
+        with autocast(config, device):
+            logits = model(x)
+        total_loss += nn.functional.cross_entropy(logits.float(), y, reduction="sum").item()
+        confusion += torch.bincount(y * classes + logits.argmax(1), minlength=classes**2).view(classes, classes)
+    model.train()
+    confusion = confusion.cpu().numpy()
+    n = max(1, int(confusion.sum()))
+    return total_loss / n, float(np.trace(confusion)) / n, confusion
+
+
+def train(config: RunConfig, run: Run) -> dict[str, float]:
+    """Train one run end to end; returns the final metrics (also written to the run's summary)."""
+    seed_everything(config.seed)
+    device = resolve_device(config.device)
+    bundle: DataBundle = load_dataset(config.dataset, config.seed, config.val_fraction,
+                                      config.test_fraction, config.download)
+    meta = bundle.meta
+    model = build_model(config.model, meta, **config.model_options).to(device)
+    train_split, val_split = place(bundle.train, device), place(bundle.val, device)
+    steps_per_epoch = math.ceil(len(train_split) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    optimizer = make_optimizer(config, model)
+    schedule = make_schedule(config, optimizer, total_steps)
+    loss_fn = nn.CrossEntropyLoss()
+    folder = settings.run_dir(run.id) / "checkpoints"
+    folder.mkdir(exist_ok=True)
+
+    run.log_params(config.model_dump(exclude={"name", "experiment", "sweep"}))
+    run.update_summary({"total_steps": total_steps, "steps_per_epoch": steps_per_epoch,
+                        "epochs": config.epochs, "device": str(device),
+                        "parameters": sum(p.numel() for p in model.parameters()),
+                        "train_size": len(train_split), "classes": list(meta.classes)})
+    _set_device(run, device)
+    print(f"run {run.id}: {config.dataset}/{config.model} on {device}, {total_steps} steps", flush=True)
+
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    best_value, best_epoch, waited = None, 0, 0
+    step = 0
+    pending: list[torch.Tensor] = []
+    window_start, window_samples = time.perf_counter(), 0
+    model.train()
+    for epoch in range(1, config.epochs + 1):
+        order = torch.randperm(len(train_split), generator=generator).to(train_split.x.device)
+        for start in range(0, len(order), config.batch_size):
+            index = order[start:start + config.batch_size]
+            x = train_split.x[index].to(device, non_blocking=True)
+            y = train_split.y[index].to(device, non_blocking=True)
+            with autocast(config, device):
+                loss = loss_fn(model(x).float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            if schedule is not None:
+                schedule.step()
+            step += 1
+            window_samples += len(index)
+            pending.append(loss.detach())
+            if len(pending) == LOG_EVERY or start + config.batch_size >= len(order):
+                window_start = _log_steps(run, pending, step, optimizer, window_samples, window_start)
+                pending, window_samples = [], 0
+
+        train_loss, train_acc, _ = evaluate(model, train_split, device, config, meta.num_classes)
+        val_loss, val_acc, _ = evaluate(model, val_split, device, config, meta.num_classes)
+        epoch_metrics = {"epoch": epoch, "train_loss_epoch": train_loss, "train_acc": train_acc,
+                         "val_loss": val_loss, "val_acc": val_acc}
+        run.log_metrics(epoch_metrics, step=step)
+        print(f"epoch {epoch}/{config.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f}, "
+              f"val loss {val_loss:.4f} acc {val_acc:.4f}", flush=True)
+
+        meta_data = checkpoint_metadata(config, epoch, epoch_metrics)
+        save_checkpoint(model, folder / "last.safetensors", meta_data)
+        run.log_artifact("checkpoint", "last", relative(folder / "last.safetensors"), {"epoch": epoch})
+        value = val_loss if config.early_stopping_metric == "val_loss" else -val_acc
+        if best_value is None or value < best_value:
+            best_value, best_epoch, waited = value, epoch, 0
+            save_checkpoint(model, folder / "best.safetensors", meta_data)
+            run.log_artifact("checkpoint", "best", relative(folder / "best.safetensors"),
+                             {"epoch": epoch, config.early_stopping_metric: abs(value)})
+        else:
+            waited += 1
+            if config.early_stopping_patience and waited >= config.early_stopping_patience:
+                print(f"early stopping after epoch {epoch}: no better "
+                      f"{config.early_stopping_metric} for {waited} epochs", flush=True)
+                break
+
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(str(folder / "best.safetensors"), device=str(device)))
+    test_loss, test_acc, confusion = evaluate(model, place(bundle.test, device), device, config,
+                                              meta.num_classes)
+    final = {"test_loss": test_loss, "test_acc": test_acc, "val_loss": val_loss, "val_acc": val_acc,
+             "best_epoch": best_epoch, "epochs_run": epoch}
+    run.log_metrics({"test_loss": test_loss, "test_acc": test_acc}, step=step)
+    run.update_summary({**final, "confusion_matrix": confusion.tolist()})
+    print(f"test: loss {test_loss:.4f} acc {test_acc:.4f} (best epoch {best_epoch})", flush=True)
+    return final
+
+
+def _log_steps(run: Run, pending: list[torch.Tensor], step: int, optimizer, samples: int,
+               window_start: float) -> float:
+    """Read back a window of step losses at once; fail on the first non-finite one."""
+    losses = torch.stack(pending).tolist()
+    first = step - len(losses) + 1
+    for offset, value in enumerate(losses):
+        if not math.isfinite(value):
+            raise DlxError(f"loss diverged at step {first + offset} (loss={value}); "
+                           "try a lower learning rate or gradient clipping", field="lr")
+    now = time.perf_counter()
+    lr = optimizer.param_groups[0]["lr"]
+    rate = samples / max(now - window_start, 1e-9)
+    for offset, value in enumerate(losses):
+        run.log_metrics({"train_loss": value}, step=first + offset)
+    run.log_metrics({"lr": lr, "samples_per_s": rate}, step=step)
+    return now
+
+
+def _set_device(run: Run, device: torch.device) -> None:
+    from sqlalchemy import update
+
+    from db.engine import session
+    from db.models import Run as RunRow
+
+    name = str(device)
+    if device.type == "cuda":
+        name = f"{device} ({torch.cuda.get_device_name(device)})"
+    with session(run.url) as s, s.begin():
+        s.execute(update(RunRow).where(RunRow.id == run.id).values(device=name))
