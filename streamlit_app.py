@@ -1,2 +1,89 @@
+"""The app's frame: navigation over pages/ and the sidebar every page shares.
+
+A session's first visit starts a worker when none is alive (unless DLX_AUTOSTART_WORKER=0),
+so `dlx ui` is the one command a user needs.
+"""
 import streamlit as st
-st.title("dlx")
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from db.engine import get_engine
+from dlx import devices, settings
+from dlx.jobs import ensure_worker, status
+
+st.set_page_config(page_title="dlx", page_icon=":material/science:", layout="wide")
+
+PAGES = [
+    st.Page("pages/launch.py", title="Launch", icon=":material/rocket_launch:", default=True),
+    st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:"),
+    st.Page("pages/explain.py", title="Explain", icon=":material/insights:"),
+]
+
+WORKER_STATES = {  # state -> (colour, what it means)
+    "alive": ("green", "alive"),
+    "starting": ("orange", "starting"),
+    "started": ("orange", "started just now"),
+    "down": ("red", "not running"),
+}
+
+
+@st.cache_resource
+def device_line() -> str:
+    """What this machine trains on; asked once per server (CUDA discovery is slow)."""
+    return devices.describe()
+
+
+def start_worker_once() -> None:
+    """ensure_worker() on a session's first run only: reruns must not spawn anything."""
+    if "worker_checked" not in st.session_state:
+        st.session_state.worker_checked = True
+        if settings.autostart_worker():
+            ensure_worker()
+
+
+@st.fragment(run_every="3s")
+def worker_panel() -> None:
+    current = status()
+    color, meaning = WORKER_STATES[current.state]
+    st.markdown(f"**Worker** :{color}[●] {meaning}")
+    st.caption(f"{current.running} running · {current.queued} queued"
+               + (f" · {current.workers} workers" if current.workers > 1 else ""))
+    if current.state == "down":
+        if st.button("Start a worker", icon=":material/play_arrow:", key="sidebar.start_worker"):
+            ensure_worker()
+            st.rerun(scope="fragment")
+        st.caption("or run `dlx worker` in a terminal")
+
+
+def database_label() -> str:
+    """The database URL with any password hidden."""
+    return make_url(settings.database_url()).render_as_string(hide_password=True)
+
+
+def sidebar() -> None:
+    with st.sidebar:
+        worker_panel()
+        st.markdown(f"**Device** {device_line()}")
+        st.markdown("**Data directory**")
+        st.code(str(settings.home()), language=None, wrap_lines=True)
+        st.markdown("**Database**")
+        st.code(database_label(), language=None, wrap_lines=True)
+
+
+def check_database() -> None:
+    """Stop with a message, not a traceback on every page, when the database cannot be opened."""
+    try:
+        with get_engine().connect():
+            pass
+    except SQLAlchemyError as err:
+        reason = getattr(err, "orig", None) or err
+        st.error(f"The database {database_label()} cannot be opened: {reason}. Check DLX_DATABASE_URL "
+                 "(or DLX_HOME) and that the database is reachable.", icon=":material/database:")
+        st.stop()
+
+
+page = st.navigation(PAGES)
+check_database()
+start_worker_once()
+sidebar()
+page.run()

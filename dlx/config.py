@@ -70,7 +70,9 @@ def parse_config(values: dict[str, Any]) -> RunConfig:
             message = e["msg"].removeprefix("Value error, ")
             problems.append(f"{where}: {message}" if where else message)
         first = err.errors()[0]["loc"]
-        raise DlxError("; ".join(problems), field=str(first[0]) if first else None) from None
+        # Whole-config checks have no location; their messages start with the field they blame.
+        field = str(first[0]) if first else problems[0].partition(":")[0]
+        raise DlxError("; ".join(problems), field=field) from None
 
 
 def coerce_value(text: str) -> Any:

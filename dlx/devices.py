@@ -1,6 +1,8 @@
 """Which device a run uses, and what this machine has."""
 from __future__ import annotations
 
+import os
+
 import torch
 
 from dlx.errors import DlxError
@@ -11,6 +13,9 @@ def resolve_device(spec: str) -> torch.device:
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec.startswith("cuda"):
+        if os.environ.get("DLX_ASSIGNED_GPU"):
+            # A worker gave this job one GPU and made it the only visible one.
+            return torch.device("cuda:0")
         if not torch.cuda.is_available():
             raise DlxError(f"device: {spec!r} was asked for but no CUDA GPU is visible; use auto or cpu",
                            field="device")

@@ -38,3 +38,11 @@ def logs_dir() -> Path:
     path = home() / "logs"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def autostart_worker() -> bool:
+    """Whether the app starts a worker when none is alive (`DLX_AUTOSTART_WORKER`, default on).
+
+    Turn it off where workers run elsewhere (another machine, a Ray cluster) or in tests.
+    """
+    return os.environ.get("DLX_AUTOSTART_WORKER", "1").strip().lower() not in {"0", "false", "no", "off"}

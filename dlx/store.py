@@ -165,12 +165,17 @@ def checkpoint_path(run_id: int, name: str = "best", url: str | None = None):
 
 
 def delete_run(run_id: int, url: str | None = None) -> None:
-    """Delete a run, everything it logged, and its files."""
+    """Delete a run, everything it logged, and its files: its folder and its jobs' logs."""
+    home = settings.home()
     with session(url) as s, s.begin():
+        files = [home / path for path in s.scalars(select(Artifact.path).where(Artifact.run_id == run_id))]
         for table in (Metric, Param, Tag, Artifact, Job):
             s.execute(delete(table).where(table.run_id == run_id))
         s.execute(delete(RunRow).where(RunRow.id == run_id))
-    shutil.rmtree(settings.home() / "runs" / str(run_id), ignore_errors=True)
+    shutil.rmtree(home / "runs" / str(run_id), ignore_errors=True)
+    for path in files:
+        if path.resolve().is_relative_to(home):  # an index entry never reaches outside the data directory
+            path.unlink(missing_ok=True)
 
 
 def decode_param(value: str) -> Any:

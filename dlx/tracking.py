@@ -105,12 +105,17 @@ class Run:
                 rows, self._buffer = self._buffer, []
             if not rows:
                 return
-            with self._engine.begin() as conn:
-                if self._positional:
-                    conn.exec_driver_sql(self._insert_sql, rows)
-                else:
-                    conn.execute(self._insert_sql, [dict(run_id=r[0], key=r[1], step=r[2], value=r[3],
-                                                         time=r[4]) for r in rows])
+            try:
+                with self._engine.begin() as conn:
+                    if self._positional:
+                        conn.exec_driver_sql(self._insert_sql, rows)
+                    else:
+                        conn.execute(self._insert_sql, [dict(run_id=r[0], key=r[1], step=r[2], value=r[3],
+                                                             time=r[4]) for r in rows])
+            except BaseException:  # a failed write (or SIGTERM mid-write) puts the points back
+                with self._lock:
+                    self._buffer[:0] = rows
+                raise
 
     def _flush_periodically(self, interval: float) -> None:
         while not self._stop.wait(interval):

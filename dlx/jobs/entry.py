@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import sys
 
+import dlx.explain.jobs  # noqa: F401  (registers the "explain" job kind)
 from dlx.errors import DlxError
 from dlx.jobs.kinds import JOB_KINDS
 from dlx.jobs.queue import get_job
+from dlx.tracking import Cancelled
 
 
 def main(job_id: int) -> int:
@@ -13,25 +15,15 @@ def main(job_id: int) -> int:
     if job is None:
         print(f"job {job_id} does not exist", file=sys.stderr)
         return 2
-    _load_plugins()
     try:
         JOB_KINDS[job.kind](job)
     except DlxError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 1
+    except Cancelled:
+        print("cancelled", file=sys.stderr, flush=True)
+        return 3
     return 0
-
-
-def _load_plugins() -> None:
-    """Import modules that register job kinds beyond training (explanations)."""
-    import importlib
-
-    for module in ("dlx.explain.jobs",):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
 
 
 if __name__ == "__main__":

@@ -105,7 +105,8 @@ class Worker:
 
     def _start(self, job: Job, gpu: int | None) -> None:
         log_path = settings.logs_dir() / f"job-{job.id}.log"
-        env = {"CUDA_VISIBLE_DEVICES": "" if gpu is None else str(gpu), "DLX_JOB_ID": str(job.id)}
+        env = {"CUDA_VISIBLE_DEVICES": "" if gpu is None else str(gpu), "DLX_JOB_ID": str(job.id),
+               "DLX_ASSIGNED_GPU": "" if gpu is None else str(gpu)}
         handle = self.executor.start(job.id, log_path, env)
         relative = str(log_path.relative_to(settings.home()))
         with session(self.url) as s, s.begin():

@@ -1,0 +1,116 @@
+"""From pressing Launch in the browser to the run's first metric point drawn on the Runs page.
+
+The real app and its auto-started worker serve headless Chromium. Each trial opens the Launch
+page with the defaults (digits, small CNN, 3 epochs), presses Launch, follows the link to the
+run and waits until the curves are drawn, which happens with the run's first metric point.
+The baseline does the same without the browser, in this process: `dlx.jobs.submit`, then poll
+the store for the first point, through the same warm worker; the ratio is what the app adds
+on top of the queue and the job.
+
+Each browser trial is split along the run's own timestamps: queued -> claimed by the worker,
+claimed -> the job's fresh process has imported torch and marked the run running, running ->
+the first point logged (data, model, one logging window of 10 steps), logged -> drawn (the
+tracker's flush timer, then the page's one-second refresh).
+
+Run: python bench/bench_launch.py [--repeats 5]
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from datetime import timezone
+
+from common import machine, median, report, setup
+
+home = setup()
+
+from dlx import store  # noqa: E402
+from dlx.config import parse_config  # noqa: E402
+from dlx.jobs import status, submit  # noqa: E402
+from dlx.jobs.queue import latest_job  # noqa: E402
+from dlx.launch import defaults_for, first_choice  # noqa: E402
+from tests.browser import chromium_page, open_page, running_app  # noqa: E402
+
+def wait(predicate, timeout: float = 120.0, interval: float = 0.01):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError("waited too long")
+
+
+def first_point_time(run_id: int) -> float | None:
+    history = store.metric_history(run_id, "train_loss")
+    return float(history.times[0]) if len(history) else None
+
+
+def wait_finished(run_id: int) -> None:
+    """Until the worker has collected the job's process: its slot is free for the next trial."""
+    wait(lambda: latest_job(run_id).status in store.FINAL_STATES, interval=0.1)
+
+
+def unix(moment) -> float:
+    return moment.replace(tzinfo=timezone.utc).timestamp()
+
+
+def browser_trial(page, url: str) -> dict[str, float]:
+    open_page(page, url, "Launch a training run")
+    page.get_by_text("This queues 1 run").wait_for()
+    pressed_wall, pressed = time.time(), time.perf_counter()
+    page.get_by_role("button", name="Launch").click()
+    link = page.get_by_role("link", name=re.compile(r"Follow run #\d+"))
+    link.click()
+    page.locator(".js-plotly-plot g.trace").first.wait_for(timeout=120_000)  # the first point's curve
+    drawn = time.perf_counter() - pressed
+    heading = page.get_by_role("heading", name=re.compile("Run #")).inner_text()
+    run_id = int(re.search(r"#(\d+)", heading).group(1))
+    logged = wait(lambda: first_point_time(run_id))
+    run = store.get_run(run_id)
+    claimed, queued = unix(latest_job(run_id).started_at), unix(run.created_at)
+    wait_finished(run_id)
+    return {"total": drawn, "press to queued": queued - pressed_wall, "queue": claimed - queued,
+            "process start": unix(run.started_at) - claimed, "first window": logged - unix(run.started_at),
+            "flush and refresh": pressed_wall + drawn - logged}
+
+
+def api_trial() -> float:
+    start = time.perf_counter()
+    run_id, _ = submit(parse_config(defaults_for(*first_choice())))
+    wait(lambda: first_point_time(run_id))
+    elapsed = time.perf_counter() - start
+    wait_finished(run_id)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    with running_app(home) as app, chromium_page() as page:
+        open_page(page, app.url, "Launch a training run")  # this session starts the worker
+        wait(lambda: status().state == "alive", interval=0.2)
+        browser_trial(page, app.url)  # warm-up: file caches, the page's first drawing
+        trials, baseline = [], []
+        for _ in range(args.repeats):  # interleaved, so both see the same machine state
+            trials.append(browser_trial(page, app.url))
+            baseline.append(api_trial())
+    parts = {key: median([t[key] for t in trials]) for key in trials[0]}
+    browser, api = parts["total"], median(baseline)
+    report(f"Launch to first metric on the Runs page ({machine()}; median of {args.repeats})", [
+        ("browser: press Launch -> first point drawn", f"{browser:.2f} s"),
+        ("  press -> run queued", f"{parts['press to queued']:.2f} s"),
+        ("  queued -> claimed by the worker", f"{parts['queue']:.2f} s"),
+        ("  claimed -> job process running (imports)", f"{parts['process start']:.2f} s"),
+        ("  running -> first point logged (data, model, 10 steps)", f"{parts['first window']:.2f} s"),
+        ("  logged -> drawn (flush, page refresh)", f"{parts['flush and refresh']:.2f} s"),
+        ("baseline: submit() -> first point in the store", f"{api:.2f} s"),
+        ("browser / baseline", f"{browser / api:.2f}x"),
+        ("all browser trials", ", ".join(f"{t['total']:.2f}" for t in trials) + " s"),
+    ])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""dlx's training loop against a plain hand-written PyTorch loop: same model, data, batch and optimizer.
+
+All run in this process, interleaved, several times; the figures are the median samples/s and
+the best. Twice: by wall clock with every core (what a user waits), then by this process's CPU
+time with one torch thread, which other processes on a shared machine cannot inflate.
+The plain loop is the strongest simple baseline: shuffled index into tensors already in memory
+(no DataLoader), Adam, batch 32, the registry's CNN on digits.
+
+Two baselines, because dlx does more than step: the "plain loop" only steps; the "plain loop
++ evaluation" also evaluates train and validation splits after each epoch and the test split
+at the end, as dlx does. The second ratio isolates what tracking, logging, checkpoints and
+the run bookkeeping cost; the first also counts the evaluation dlx chooses to do.
+
+Run: python bench/bench_train.py [--epochs 3 10] [--repeats 9]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import math
+import time
+from dataclasses import dataclass
+
+from common import machine, median, report, setup
+
+setup()
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from dlx.config import parse_config  # noqa: E402
+from dlx.data import load_dataset  # noqa: E402
+from dlx.devices import resolve_device  # noqa: E402
+from dlx.models import build_model  # noqa: E402
+from dlx.tracking import start_run  # noqa: E402
+from dlx.train import train  # noqa: E402
+
+BATCH, EVAL_BATCH, LR, SEED = 32, 256, 3e-3, 0
+
+
+@dataclass
+class Timing:
+    wall: float
+    cpu: float  # this process's CPU time, every thread (dlx's flush thread included)
+
+    @classmethod
+    def now(cls) -> "Timing":
+        return cls(time.perf_counter(), time.process_time())
+
+    def __sub__(self, other: "Timing") -> "Timing":
+        return Timing(self.wall - other.wall, self.cpu - other.cpu)
+
+
+def plain_loop(epochs: int, evaluate: bool) -> Timing:
+    """What a user would write by hand; returns its wall and CPU seconds."""
+    device = resolve_device("auto")
+    bundle = load_dataset("digits", SEED)
+    torch.manual_seed(SEED)
+    model = build_model("cnn", bundle.meta).to(device)
+    x, y = bundle.train.x.to(device), bundle.train.y.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    loss_fn = nn.CrossEntropyLoss()
+    generator = torch.Generator().manual_seed(SEED)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = Timing.now()
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=generator).to(device)
+        for i in range(0, len(order), BATCH):
+            index = order[i:i + BATCH]
+            loss = loss_fn(model(x[index]), y[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if evaluate:
+            for split in (bundle.train, bundle.val):
+                loss_and_accuracy(model, split.x.to(device), split.y.to(device))
+    if evaluate:
+        loss_and_accuracy(model, bundle.test.x.to(device), bundle.test.y.to(device))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return Timing.now() - start
+
+
+@torch.no_grad()
+def loss_and_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    model.eval()
+    loss = correct = 0.0
+    for i in range(0, len(x), EVAL_BATCH):
+        logits = model(x[i:i + EVAL_BATCH])
+        loss += nn.functional.cross_entropy(logits, y[i:i + EVAL_BATCH], reduction="sum").item()
+        correct += (logits.argmax(1) == y[i:i + EVAL_BATCH]).sum().item()
+    return loss / len(x), correct / len(x)
+
+
+def dlx_loop(epochs: int) -> Timing:
+    """dlx's `train()` end to end (tracking, checkpoints, evaluation); its wall and CPU seconds."""
+    config = parse_config({"dataset": "digits", "model": "cnn", "epochs": epochs, "batch_size": BATCH,
+                           "lr": LR, "optimizer": "adam", "schedule": "constant", "seed": SEED})
+    with start_run(experiment="bench", config=config.model_dump(), handle_signals=False) as run:
+        start = Timing.now()
+        train(config, run)
+        elapsed = Timing.now() - start
+    return elapsed
+
+
+def measure(epochs: int, repeats: int) -> dict[str, list[Timing]]:
+    """Each loop `repeats` times, interleaved (alternating order) so drift hits all alike."""
+    results: dict[str, list[Timing]] = {"plain": [], "plain+eval": [], "dlx": []}
+    for repeat in range(repeats):
+        order = list(results) if repeat % 2 == 0 else list(reversed(results))
+        for name in order:
+            with contextlib.redirect_stdout(io.StringIO()):
+                timing = dlx_loop(epochs) if name == "dlx" else plain_loop(epochs, name == "plain+eval")
+            results[name].append(timing)
+    return results
+
+
+def overhead(ours: float, baseline: float) -> str:
+    """Ratio of rates and the extra time dlx takes for the same samples."""
+    return f"{ours / baseline:.3f} ({100 * (baseline / ours - 1):+.1f}%)"
+
+
+def table(results: dict[str, list[Timing]], samples: int, clock: str) -> list[tuple[str, str]]:
+    """Rows for one clock: median and best samples/s per loop, then dlx's ratios to both baselines."""
+    rates = {name: [samples / getattr(t, clock) for t in timings] for name, timings in results.items()}
+    mid = {name: median(values) for name, values in rates.items()}
+    top = {name: max(values) for name, values in rates.items()}
+    labels = {"plain": "plain loop (steps only)", "plain+eval": "plain loop + evaluation", "dlx": "dlx train()"}
+    rows = [(label, f"{mid[name]:,.0f}; {top[name]:,.0f}  (runs: {', '.join(f'{v:,.0f}' for v in rates[name])})")
+            for name, label in labels.items()]
+    rows += [("dlx / plain loop + evaluation", f"{overhead(mid['dlx'], mid['plain+eval'])}; "
+              f"{overhead(top['dlx'], top['plain+eval'])}  <- dlx's own cost; target under 3%"),
+             ("dlx / plain loop (steps only)", f"{overhead(mid['dlx'], mid['plain'])}; "
+              f"{overhead(top['dlx'], top['plain'])}  (also counts dlx's per-epoch evaluation)")]
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, nargs="+", default=[3, 10])
+    parser.add_argument("--repeats", type=int, default=9)
+    args = parser.parse_args()
+
+    print(f"machine: {machine()}")
+    size = len(load_dataset("digits", SEED).train)
+    threads = torch.get_num_threads()
+    # Wall clock with every core, then CPU time on one thread: the second cannot be skewed by
+    # other processes taking the CPU (time slicing only delays it), so on a shared machine it is
+    # the figure to trust; the first is what a user waits.
+    for clock, count in (("wall", threads), ("cpu", 1)):
+        torch.set_num_threads(count)
+        with contextlib.redirect_stdout(io.StringIO()):  # warm up: allocator, kernels, caches, schema
+            plain_loop(1, False), plain_loop(1, True), dlx_loop(1)
+        for epochs in args.epochs:
+            results = measure(epochs, args.repeats)
+            steps = epochs * math.ceil(size / BATCH)
+            what = "wall-clock" if clock == "wall" else "CPU-time"
+            report(f"{what} training samples/s, {count} torch thread(s), digits CNN, batch {BATCH}, "
+                   f"Adam {LR}, {epochs} epochs ({steps} steps); median; best of {args.repeats} "
+                   "interleaved repeats", table(results, epochs * size, clock))
+    torch.set_num_threads(threads)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Computed explanations, stored in the database and shown again without recomputing.
+
+A key is the sha256 of everything that determines the result: run, checkpoint file, the
+sample's bytes, method, its resolved parameters, the baseline (for methods that use one) and
+the target. Tensors are stored as safetensors bytes, never pickles. Jobs store their results
+(global importance, faithfulness over many samples) here too, under a key of their task.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from torch import Tensor
+
+from db.engine import session
+from db.models import Explanation
+from dlx.explain.baselines import make_baseline
+from dlx.explain.methods import Attribution, explain, get_method
+from dlx.explain.models_cache import LoadedRun
+
+Stored = tuple[dict[str, Any], dict[str, Tensor]]  # (meta, tensors)
+
+
+def digest(value: Any) -> str:
+    """sha256 of a JSON-able value, independent of dict order."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def tensor_digest(x: Tensor) -> str:
+    """sha256 of a tensor's shape and float32 bytes: an uploaded image and a test sample alike."""
+    data = x.detach().to("cpu", torch.float32).contiguous()
+    return hashlib.sha256(str(tuple(data.shape)).encode() + data.numpy().tobytes()).hexdigest()
+
+
+def explanation_key(loaded: LoadedRun, sample: Tensor, method: str, params: dict[str, Any],
+                    baseline: str, target: int) -> str:
+    entry = get_method(method)
+    return digest({"run": loaded.run_id, "checkpoint": loaded.checkpoint_id,
+                   "sample": tensor_digest(sample), "method": method,
+                   "params": entry.resolve(params),
+                   "baseline": baseline if entry.uses_baseline else None, "target": int(target)})
+
+
+def load_many(keys: list[str], url: str | None = None) -> dict[str, Stored]:
+    """Every stored entry among these keys, in one query."""
+    if not keys:
+        return {}
+    with session(url) as s:
+        rows = s.execute(select(Explanation.key, Explanation.meta, Explanation.data)
+                         .where(Explanation.key.in_(keys))).all()
+    return {key: (meta, load_tensors(data)) for key, meta, data in rows}
+
+
+def load(key: str, url: str | None = None) -> Stored | None:
+    return load_many([key], url).get(key)
+
+
+def save(key: str, run_id: int, method: str, meta: dict[str, Any], tensors: dict[str, Tensor],
+         url: str | None = None) -> None:
+    """Store an entry; if another process stored the same key first, theirs stays (same content)."""
+    data = save_tensors({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()})
+    try:
+        with session(url) as s, s.begin():
+            s.add(Explanation(key=key, run_id=run_id, method=method, meta=meta, data=data))
+    except IntegrityError:
+        pass
+
+
+def explain_cached(loaded: LoadedRun, inputs: Tensor, targets: list[int], method: str,
+                   baseline: str = "zeros", params: dict[str, Any] | None = None,
+                   url: str | None = None) -> Attribution:
+    """Explain a batch with one method: stored samples are read back, only the others computed."""
+    entry = get_method(method)
+    params = entry.resolve(params or {})
+    keys = [explanation_key(loaded, x, method, params, baseline, t) for x, t in zip(inputs, targets)]
+    found = load_many(keys, url)
+    missing = [i for i, key in enumerate(keys) if key not in found]
+    if missing:
+        rows = inputs[missing]
+        base = make_baseline(baseline, rows, loaded.meta.mean) if entry.uses_baseline else None
+        with loaded.lock:
+            fresh = explain(method, loaded.model, rows, [targets[i] for i in missing], base, **params)
+        per_sample = fresh.seconds / len(missing)
+        for j, i in enumerate(missing):
+            tensors = {"values": fresh.values[j]}
+            if fresh.delta is not None:
+                tensors["delta"] = fresh.delta[j:j + 1]
+            meta = {"seconds": per_sample, "signed": fresh.signed, "params": params,
+                    "baseline": baseline, "target": int(targets[i]), "checkpoint": loaded.checkpoint}
+            save(keys[i], loaded.run_id, method, meta, tensors, url)
+            found[keys[i]] = (meta, tensors)
+    stored = [found[key] for key in keys]
+    deltas = [tensors.get("delta") for _, tensors in stored]
+    return Attribution(
+        method, torch.stack([tensors["values"] for _, tensors in stored]),
+        torch.cat(deltas) if all(d is not None for d in deltas) else None,
+        sum(meta["seconds"] for meta, _ in stored), entry.signed(params), params, cached=not missing)

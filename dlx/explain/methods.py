@@ -1,0 +1,326 @@
+"""The attribution methods: one registry over Captum, one call shape for all of them.
+
+`explain(method, model, inputs, target, baseline=..., **params)` returns attributions of the
+inputs' shape whatever the method, so pages, faithfulness metrics and the cache never branch
+on a method's name. Each entry declares its parameters (defaults, ranges, help) for the UI.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from captum.attr import (
+    DeepLift,
+    FeatureAblation,
+    GradientShap,
+    GuidedBackprop,
+    InputXGradient,
+    IntegratedGradients,
+    LayerAttribution,
+    LayerGradCam,
+    NoiseTunnel,
+    Occlusion,
+    Saliency,
+)
+from torch import Tensor, nn
+
+from dlx.data.registry import Kind
+from dlx.errors import DlxError
+from dlx.explain.layers import conv_layers, find_layer
+
+Target = int | list[int] | Tensor
+
+# Captum says these on every call; they describe what it does on purpose, not a problem.
+warnings.filterwarnings(
+    "ignore", category=UserWarning,
+    message=r"(Input Tensor \d+ did not already require gradients|Setting (forward, )?backward hooks)")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a method, described well enough for the page to draw its widget."""
+
+    name: str
+    default: int | float | str | bool
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def coerce(self, method: str, value: Any) -> int | float | str | bool:
+        """Check a value against the declaration; a DlxError names the method and parameter."""
+        where = f"{method}.{self.name}"
+        kind = type(self.default)
+        try:
+            if kind is bool:
+                if not isinstance(value, (bool, int)):
+                    raise ValueError
+                value = bool(value)
+            elif kind is int:
+                if isinstance(value, float) and not value.is_integer():
+                    raise ValueError
+                value = int(value)
+            elif kind is float:
+                value = float(value)
+            else:
+                value = str(value)
+        except (TypeError, ValueError):
+            raise DlxError(f"{where}: expected a {kind.__name__}, got {value!r}", field=where) from None
+        if self.choices and value not in self.choices:
+            raise DlxError(f"{where}: {value!r} is not one of {list(self.choices)}", field=where)
+        if self.low is not None and value < self.low or self.high is not None and value > self.high:
+            raise DlxError(f"{where}: {value} is outside [{self.low}, {self.high}]", field=where)
+        return value
+
+
+# run(model, inputs, target, baseline, params) -> (attributions, convergence delta or None)
+Runner = Callable[[nn.Module, Tensor, Tensor, Tensor | None, dict[str, Any]], tuple[Tensor, Tensor | None]]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    label: str
+    kinds: tuple[Kind, ...]
+    description: str
+    run: Runner
+    params: tuple[Param, ...] = ()
+    uses_baseline: bool = False
+    needs_conv: bool = False
+    stochastic: bool = False  # run per sample from the `seed` parameter: results repeat and cache
+    signed: Callable[[dict[str, Any]], bool] = lambda params: True
+
+    def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Defaults filled in, every value checked; unknown names are refused."""
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise DlxError(f"{self.name}: unknown parameter(s) {unknown}; it takes {sorted(known)}",
+                           field=f"{self.name}.{unknown[0]}")
+        return {name: p.coerce(self.name, params.get(name, p.default)) for name, p in known.items()}
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(name: str, label: str, kinds: tuple[Kind, ...], description: str, *,
+                    params: tuple[Param, ...] = (), uses_baseline: bool = False,
+                    needs_conv: bool = False, stochastic: bool = False,
+                    signed: Callable[[dict[str, Any]], bool] = lambda params: True
+                    ) -> Callable[[Runner], Runner]:
+    def decorate(run: Runner) -> Runner:
+        METHODS[name] = Method(name, label, kinds, description, run, params, uses_baseline,
+                               needs_conv, stochastic, signed)
+        return run
+
+    return decorate
+
+
+@dataclass
+class Attribution:
+    """What one method said about a batch of inputs."""
+
+    method: str
+    values: Tensor  # the inputs' shape, on the CPU
+    delta: Tensor | None  # convergence delta per sample (IG, DeepLift), else None
+    seconds: float  # compute time of these samples (for cached ones: when they were computed)
+    signed: bool  # whether the sign means something (diverging colours) or not (sequential)
+    params: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise DlxError(f"method: unknown attribution method {name!r}; choose one of {sorted(METHODS)}",
+                       field="method")
+    return METHODS[name]
+
+
+def available_methods(model: nn.Module, kind: Kind) -> list[str]:
+    """The methods that apply to this model and kind of data (Grad-CAM needs a conv layer)."""
+    has_conv = bool(conv_layers(model))
+    return [m.name for m in METHODS.values() if kind in m.kinds and (has_conv or not m.needs_conv)]
+
+
+def as_target(target: Target, n: int, device: torch.device) -> Tensor:
+    """One class index per sample, as Captum accepts it."""
+    t = torch.as_tensor(target, dtype=torch.long, device=device).flatten()
+    if t.numel() == 1:
+        t = t.expand(n)
+    if t.numel() != n:
+        raise DlxError(f"target: {t.numel()} targets for {n} inputs; give one per input or one for all",
+                       field="target")
+    return t
+
+
+def explain(method: str, model: nn.Module, inputs: Tensor, target: Target, /,
+            baseline: Tensor | None = None, **params: Any) -> Attribution:
+    """Attribute `model`'s output for `target` to `inputs` with one registered method.
+
+    The first four arguments are positional only, so a method's own parameter may be called
+    `method` (Integrated Gradients' quadrature rule is).
+    """
+    entry = get_method(method)
+    params = entry.resolve(params)
+    device = next(model.parameters()).device
+    inputs = inputs.detach().to(device, torch.float32)
+    target_t = as_target(target, len(inputs), device)
+    if entry.uses_baseline:
+        if baseline is None:
+            baseline = torch.zeros_like(inputs)
+        baseline = baseline.detach().to(device, torch.float32).expand_as(inputs).contiguous()
+    start = time.perf_counter()
+    if entry.stochastic:
+        values, delta = _seeded_per_sample(entry, model, inputs, target_t, baseline, params)
+    else:
+        values, delta = entry.run(model, inputs, target_t, baseline, params)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    values = values.detach().float().expand_as(inputs).cpu().contiguous()
+    return Attribution(method, values, None if delta is None else delta.detach().float().cpu().flatten(),
+                       seconds, entry.signed(params), params)
+
+
+def _seeded_per_sample(entry: Method, model: nn.Module, inputs: Tensor, target: Tensor,
+                       baseline: Tensor | None, params: dict[str, Any]) -> tuple[Tensor, None]:
+    """One sample at a time, each from the same seed: a sample's result never depends on its batch.
+
+    Captum draws from both torch and numpy (GradientSHAP picks baselines with numpy), so both
+    are seeded, and both generators are given back as they were.
+    """
+    devices = [inputs.device] if inputs.device.type == "cuda" else []
+    numpy_state = np.random.get_state()
+    values = []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            for i in range(len(inputs)):
+                torch.manual_seed(int(params["seed"]))
+                np.random.seed(int(params["seed"]))
+                one_baseline = None if baseline is None else baseline[i:i + 1]
+                values.append(entry.run(model, inputs[i:i + 1], target[i:i + 1], one_baseline, params)[0])
+    finally:
+        np.random.set_state(numpy_state)
+    return torch.cat(values), None
+
+
+# -- the entries ---------------------------------------------------------------------------------
+_SEED = Param("seed", 0, "random seed of the noise, so a result repeats (and can be cached)", 0, 2**31 - 1)
+
+
+@register_method("saliency", "Saliency", ("image", "table"),
+                 "gradient of the target's score with respect to each input",
+                 params=(Param("abs", True, "take the absolute value of the gradient"),),
+                 signed=lambda p: not p["abs"])
+def _saliency(model, inputs, target, baseline, p):
+    return Saliency(model).attribute(inputs, target=target, abs=p["abs"]), None
+
+
+@register_method("input_x_gradient", "Input × Gradient", ("image", "table"),
+                 "input times gradient: a first-order estimate of each input's contribution")
+def _input_x_gradient(model, inputs, target, baseline, p):
+    return InputXGradient(model).attribute(inputs, target=target), None
+
+
+@register_method("integrated_gradients", "Integrated Gradients", ("image", "table"),
+                 "gradients averaged along the straight path from the baseline to the input; "
+                 "they sum to f(input) - f(baseline) (the convergence delta is how far from that)",
+                 params=(Param("n_steps", 50, "points on the path", 2, 1000),
+                         Param("method", "gausslegendre", "quadrature rule",
+                               choices=("gausslegendre", "riemann_trapezoid", "riemann_left",
+                                        "riemann_right", "riemann_middle")),
+                         Param("internal_batch_size", 256, "path points per forward pass", 1, 65536)),
+                 uses_baseline=True)
+def _integrated_gradients(model, inputs, target, baseline, p):
+    return IntegratedGradients(model).attribute(
+        inputs, baselines=baseline, target=target, n_steps=p["n_steps"], method=p["method"],
+        internal_batch_size=p["internal_batch_size"], return_convergence_delta=True)
+
+
+@register_method("smoothgrad", "SmoothGrad", ("image", "table"),
+                 "gradients averaged over noisy copies of the input (Captum's NoiseTunnel over Saliency)",
+                 params=(Param("nt_samples", 20, "noisy copies", 1, 1000),
+                         Param("stdevs", 0.15, "standard deviation of the noise", 0.0, 10.0),
+                         Param("nt_type", "smoothgrad", "how the copies are combined",
+                               choices=("smoothgrad", "smoothgrad_sq", "vargrad")),
+                         _SEED),
+                 stochastic=True, signed=lambda p: p["nt_type"] == "smoothgrad")
+def _smoothgrad(model, inputs, target, baseline, p):
+    tunnel = NoiseTunnel(Saliency(model))
+    return tunnel.attribute(inputs, nt_type=p["nt_type"], nt_samples=p["nt_samples"],
+                            stdevs=p["stdevs"], target=target, abs=False), None
+
+
+@register_method("gradient_shap", "GradientSHAP", ("image", "table"),
+                 "expected gradients × (input - baseline) over random points between noisy "
+                 "inputs and the baseline: an approximation of SHAP values",
+                 params=(Param("n_samples", 20, "random points per input", 1, 1000),
+                         Param("stdevs", 0.1, "standard deviation of the noise on the input", 0.0, 10.0),
+                         _SEED),
+                 uses_baseline=True, stochastic=True)
+def _gradient_shap(model, inputs, target, baseline, p):
+    # Called one sample at a time: each input draws from its own baseline, not another's blur.
+    return GradientShap(model).attribute(inputs, baselines=baseline, n_samples=p["n_samples"],
+                                         stdevs=p["stdevs"], target=target), None
+
+
+@register_method("deeplift", "DeepLift", ("image", "table"),
+                 "contributions relative to the baseline, propagated with the rescale rule",
+                 uses_baseline=True)
+def _deeplift(model, inputs, target, baseline, p):
+    return DeepLift(model).attribute(inputs, baselines=baseline, target=target,
+                                     return_convergence_delta=True)
+
+
+@register_method("guided_backprop", "Guided Backprop", ("image", "table"),
+                 "gradients where ReLUs also block negative gradients on the way back")
+def _guided_backprop(model, inputs, target, baseline, p):
+    return GuidedBackprop(model).attribute(inputs, target=target), None
+
+
+def occlusion_window(side: int, window: int, stride: int) -> tuple[int, int]:
+    """Window and stride in pixels; 0 picks about an eighth of the image side (half of it as stride)."""
+    window = window or max(2, round(side / 8))
+    stride = stride or max(1, window // 2)
+    return min(window, side), stride
+
+
+@register_method("occlusion", "Occlusion", ("image",),
+                 "the drop in the target's score when a square patch is replaced by the baseline",
+                 params=(Param("window", 0, "patch side in pixels (0: about 1/8 of the image)", 0, 4096),
+                         Param("stride", 0, "step between patches (0: half the window)", 0, 4096),
+                         Param("perturbations_per_eval", 64, "patches per forward pass", 1, 4096)),
+                 uses_baseline=True)
+def _occlusion(model, inputs, target, baseline, p):
+    window, stride = occlusion_window(min(inputs.shape[-2:]), p["window"], p["stride"])
+    channels = inputs.shape[1]
+    return Occlusion(model).attribute(inputs, sliding_window_shapes=(channels, window, window),
+                                      strides=(channels, stride, stride), baselines=baseline,
+                                      target=target,
+                                      perturbations_per_eval=p["perturbations_per_eval"]), None
+
+
+@register_method("grad_cam", "Grad-CAM", ("image",),
+                 "the last conv layer's activations weighted by their mean gradient, upsampled "
+                 "(bilinear) to the input",
+                 params=(Param("layer", "auto", "conv layer by name (auto: the last Conv2d)"),
+                         Param("relu_attributions", True, "keep only positive evidence (as in the paper)")),
+                 needs_conv=True, signed=lambda p: not p["relu_attributions"])
+def _grad_cam(model, inputs, target, baseline, p):
+    layer = find_layer(model, p["layer"])
+    cam = LayerGradCam(model, layer).attribute(inputs, target=target,
+                                               relu_attributions=p["relu_attributions"])
+    return LayerAttribution.interpolate(cam, tuple(inputs.shape[-2:]), interpolate_mode="bilinear"), None
+
+
+@register_method("feature_ablation", "Feature Ablation", ("table",),
+                 "the change in the target's score when each feature is set to the baseline",
+                 params=(Param("perturbations_per_eval", 64, "ablated copies per forward pass", 1, 4096),),
+                 uses_baseline=True)
+def _feature_ablation(model, inputs, target, baseline, p):
+    return FeatureAblation(model).attribute(inputs, baselines=baseline, target=target,
+                                            perturbations_per_eval=p["perturbations_per_eval"]), None

@@ -1,0 +1,58 @@
+"""An uploaded image, checked (format, size, channels, shape) and resized to the model's input."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from dlx.data.registry import DatasetMeta
+from dlx.errors import DlxError
+
+MAX_BYTES = 10 * 1024 * 1024
+MAX_PIXELS = 40_000_000  # refuse decompression bombs before decoding
+MAX_ASPECT_CHANGE = 2.0  # resizing may stretch an image by at most this factor
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+
+
+def read_image(data: bytes, meta: DatasetMeta, name: str = "upload") -> Tensor:
+    """A (1, C, H, W) tensor in [0, 1] at the model's input size, or a DlxError saying what is wrong."""
+    if len(data) > MAX_BYTES:
+        raise DlxError(f"upload: {name} is {len(data) / 2**20:.1f} MB; the limit is "
+                       f"{MAX_BYTES // 2**20} MB", field="upload")
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            probe.verify()
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise DlxError(f"upload: {name} has too many pixels to open safely; the limit is {MAX_PIXELS:,}",
+                       field="upload") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DlxError(f"upload: {name} is not an image that can be read ({err}); upload a PNG or JPEG",
+                       field="upload") from None
+    if image.format not in FORMATS:
+        raise DlxError(f"upload: {name} is a {image.format} file; use one of {', '.join(FORMATS)}",
+                       field="upload")
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise DlxError(f"upload: {name} has {width}×{height} pixels; the limit is {MAX_PIXELS:,}",
+                       field="upload")
+    channels, model_h, model_w = meta.input_shape
+    image_channels = 1 if image.mode in GREY_MODES else 3
+    if image_channels != channels:
+        want = "grayscale (1 channel)" if channels == 1 else "colour (3 channels)"
+        raise DlxError(f"upload: the model takes {want} images; {name} is "
+                       f"{'grayscale' if image_channels == 1 else 'colour'} (mode {image.mode}). "
+                       "Convert it, or pick a run trained on that kind of image.", field="upload")
+    stretch = (width / height) / (model_w / model_h)
+    if max(stretch, 1 / stretch) > MAX_ASPECT_CHANGE:
+        raise DlxError(f"upload: {name} is {width}×{height}, too far from the model's {model_w}×{model_h} "
+                       "shape to resize without distorting it; crop it closer to that shape first",
+                       field="upload")
+    image = image.convert("L" if channels == 1 else "RGB").resize((model_w, model_h), Image.BILINEAR)
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    array = array[None] if channels == 1 else array.transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(array))[None]

@@ -1,0 +1,284 @@
+"""Runs: every run with its status and results, live while jobs run; one run's curves, log and actions."""
+from collections import Counter
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dlx import charts, launch, progress, store
+from dlx.errors import DlxError
+from dlx.jobs import cancel_run
+from dlx.jobs import status as worker_status
+from dlx.store import FINAL_STATES, RunInfo
+
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+CURVES = ("train_loss", "val_loss", "train_acc", "val_acc", "test_loss", "test_acc", "epoch", "samples_per_s")
+TABLE_VERSION = "runs.table_version"  # bumped to clear the table's row selection once it opened a run
+CONFIRM_DELETE = "runs.confirm_delete"
+
+
+def open_run(run_id: int) -> None:
+    st.query_params["run"] = str(run_id)
+    st.session_state[TABLE_VERSION] = st.session_state.get(TABLE_VERSION, 0) + 1
+    st.rerun()
+
+
+def close_run() -> None:
+    st.query_params.pop("run", None)
+    st.session_state.pop(CONFIRM_DELETE, None)
+
+
+def show_all() -> None:
+    st.query_params.pop("sweep", None)
+
+
+def show(value) -> str:
+    """A fact as people read it: 151,306 parameters, 0.1494, 2026-11-25 04:10:33 UTC."""
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M:%S} UTC"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def utc(moment):
+    return moment.replace(tzinfo=timezone.utc) if moment else None
+
+
+# -- the list ------------------------------------------------------------------------------------
+def table_rows(runs: list[RunInfo]) -> pd.DataFrame:
+    """One row per run, results first; the name and sweep columns only where some run has one."""
+    rows = []
+    for run in runs:
+        last_step = None
+        if run.status == "running":
+            last_step = store.latest_metrics(run.id).get("train_loss", (None,))[0]
+        config = run.config
+        rows.append({
+            "id": run.id, "status": [run.status], "progress": progress.fraction_done(run, last_step),
+            "test acc": run.summary.get("test_acc"), "val acc": run.summary.get("val_acc"),
+            "name": run.name or "", "data set": run.dataset, "model": run.model,
+            "optimizer": config.get("optimizer"), "lr": config.get("lr"), "batch": config.get("batch_size"),
+            "epochs": config.get("epochs"), "duration": progress.format_duration(run.duration_s),
+            "started": utc(run.started_at), "sweep": run.sweep or "",
+        })
+    frame = pd.DataFrame(rows)
+    return frame.drop(columns=[c for c in ("name", "sweep") if not frame[c].any()])
+
+
+COLUMNS = {
+    "id": st.column_config.NumberColumn("#", width="small", format="%d"),
+    "status": st.column_config.MultiselectColumn("status", options=STATUSES,
+                                                 color=[charts.STATUS_COLORS[s] for s in STATUSES]),
+    "lr": st.column_config.NumberColumn("lr", format="%.0e"),
+    "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent",
+                                                color="blue"),
+    "test acc": st.column_config.NumberColumn("test acc", format="%.4f", help="on the held-out test split, "
+                                              "with the best checkpoint"),
+    "val acc": st.column_config.NumberColumn("val acc", format="%.4f", help="last epoch"),
+    "started": st.column_config.DatetimeColumn("started", format="distance"),
+}
+
+
+def empty_state() -> None:
+    st.info("No runs yet. Launch one: the digits data set with the small CNN learns to about 97% "
+            "test accuracy in ten seconds on a laptop CPU.", icon=":material/lightbulb:")
+    st.page_link("pages/launch.py", label="Launch a run", icon=":material/rocket_launch:")
+    st.caption("Or from a terminal: `dlx run --dataset digits --model cnn --epochs 3`")
+
+
+def sweep_banner(sweep: str, runs: list[RunInfo]) -> None:
+    done = [r for r in runs if r.summary.get("test_acc") is not None]
+    left, right = st.columns([4, 1], vertical_alignment="center")
+    text = f"Sweep **{sweep}**: {len(runs)} runs, {len(done)} finished."
+    if done:
+        best = max(done, key=lambda r: r.summary["test_acc"])
+        text += f" Best so far: #{best.id} {best.name or ''}, test accuracy {best.summary['test_acc']:.4f}."
+    left.info(text, icon=":material/grid_view:")
+    right.button("Show all runs", on_click=show_all, key="runs.show_all")
+
+
+@st.fragment(run_every="2s")
+def run_list() -> None:
+    sweep = st.query_params.get("sweep")
+    swept = store.list_runs(sweep=sweep) if sweep else []
+    counts = Counter(r.status for r in swept) if sweep else store.status_counts()
+    if not counts:
+        empty_state()
+        return
+    chosen = st.pills("Status", STATUSES, selection_mode="multi", key="runs.status_filter",
+                      format_func=lambda s: f"{s} {counts.get(s, 0)}", label_visibility="collapsed")
+    if sweep:
+        sweep_banner(sweep, swept)
+        runs = [r for r in swept if not chosen or r.status in chosen]
+    else:
+        runs = store.list_runs(status=chosen or None)
+    if not runs:
+        st.info("No runs match this filter.", icon=":material/filter_alt_off:")
+        return
+    frame = table_rows(runs)
+    if sweep:
+        frame = frame.drop(columns="sweep")
+    event = st.dataframe(frame, column_config=COLUMNS, hide_index=True, on_select="rerun",
+                         selection_mode="single-row", width="stretch",
+                         key=f"runs.table.{st.session_state.get(TABLE_VERSION, 0)}")
+    st.caption("Select a row to open the run: live curves, progress, log, confusion matrix and actions.")
+    if event.selection.rows:
+        open_run(int(frame.iloc[event.selection.rows[0]]["id"]))
+
+
+# -- one run -----------------------------------------------------------------------------------
+def actions(run: RunInfo) -> None:
+    active = run.status not in FINAL_STATES
+    columns = st.columns(5)
+    columns[0].button("All runs", icon=":material/arrow_back:", on_click=close_run, key="runs.back")
+    if columns[1].button("Cancel", icon=":material/stop_circle:", disabled=not active, key="runs.cancel",
+                         help="Stop this run; what it logged stays."):
+        outcome = cancel_run(run.id)
+        st.toast({"cancelled": f"Run #{run.id} cancelled", "cancelling": f"Stopping run #{run.id}…",
+                  "finished": f"Run #{run.id} had already finished"}[outcome], icon=":material/stop_circle:")
+        st.rerun()
+    if columns[2].button("Re-run", icon=":material/replay:", key="runs.rerun",
+                         help="Queue a new run with exactly this config."):
+        try:
+            new_id = launch.rerun(run.id)
+        except DlxError as err:
+            st.error(str(err), icon=":material/error:")
+        else:
+            open_run(new_id)
+    if columns[3].button("Edit & re-run", icon=":material/edit:", key="runs.edit",
+                         help="Open the Launch page filled in with this config."):
+        st.switch_page("pages/launch.py", query_params={"from_run": str(run.id)})
+    if columns[4].button("Delete", icon=":material/delete:", disabled=active, key="runs.delete",
+                         help="Cancel it first." if active else "Delete the run, its metrics and its files."):
+        st.session_state[CONFIRM_DELETE] = run.id
+    if st.session_state.get(CONFIRM_DELETE) == run.id and not active:
+        confirm_delete(run)
+
+
+def confirm_delete(run: RunInfo) -> None:
+    with st.container(border=True):
+        st.warning(f"Delete run #{run.id} for good? Its metrics, checkpoints and explanations go too.",
+                   icon=":material/warning:")
+        left, right, _ = st.columns([1, 1, 3])
+        if left.button("Yes, delete it", type="primary", key="runs.delete_confirmed"):
+            store.delete_run(run.id)
+            close_run()
+            st.toast(f"Deleted run #{run.id}", icon=":material/delete:")
+            st.rerun()
+        if right.button("Keep it", key="runs.delete_kept"):
+            st.session_state.pop(CONFIRM_DELETE, None)
+            st.rerun()
+
+
+def headline(run: RunInfo) -> None:
+    st.title(f"Run #{run.id} :{charts.STATUS_BADGES[run.status]}-badge[{run.status}]")
+    parts = [f"{run.dataset} / {run.model}", f"experiment {run.experiment}"]
+    if run.name:
+        parts.insert(0, f"**{run.name}**")
+    if run.sweep:
+        parts.append(f"sweep {run.sweep}")
+    st.markdown(" · ".join(parts))
+    if run.status == "failed":
+        st.error(f"**This run failed.** {run.error or 'No reason was recorded.'}", icon=":material/error:")
+    elif run.status == "cancelled":
+        st.warning(f"**This run was cancelled** ({run.error or 'by request'}). What it logged before "
+                   "stopping is kept.", icon=":material/stop_circle:")
+
+
+def queued_note(run: RunInfo) -> None:
+    ahead = sum(1 for r in store.list_runs(status=["queued"]) if r.id < run.id)
+    workers = worker_status()
+    text = f"Waiting for a worker: {ahead} run{'s' if ahead != 1 else ''} ahead in the queue."
+    if workers.state == "down":
+        text += " No worker is running: start one from the sidebar, or run `dlx worker`."
+    st.info(text, icon=":material/hourglass_top:")
+
+
+def live_panel(run_id: int, shown_status: str) -> None:
+    """Progress, headline numbers, curves and log; re-drawn every second while the run is active."""
+    run = store.get_run(run_id)
+    if run is None or run.status != shown_status:
+        st.rerun()  # the run ended (or vanished): the whole page changes, not only this panel
+    histories = {key: store.metric_history(run.id, key) for key in CURVES}
+    if run.status == "queued":
+        queued_note(run)
+    elif run.status == "running":
+        state = progress.estimate(run, histories["train_loss"], histories["epoch"],
+                                  histories["samples_per_s"])
+        st.progress(state.fraction or 0.0, text=state.describe())
+    numbers(run, histories)
+    if run.status in ("queued", "running") or len(histories["train_loss"]) or len(histories["val_acc"]):
+        figure = charts.curves(histories, run.summary.get("steps_per_epoch"), run.summary.get("epochs"))
+        st.plotly_chart(figure, width="stretch", key="runs.curves")
+    log = progress.log_path(run.id)
+    if log is not None:
+        with st.expander("Log", expanded=run.status in ("running", "failed"), icon=":material/terminal:"):
+            st.code(progress.tail(log) or "(empty so far)", language=None)
+
+
+def numbers(run: RunInfo, histories: dict[str, store.History]) -> None:
+    """The headline numbers the run has so far, left to right."""
+    shown = []
+    loss, val, rate = histories["train_loss"], histories["val_acc"], histories["samples_per_s"]
+    if run.summary.get("test_acc") is not None:
+        shown.append(("Test accuracy", f"{run.summary['test_acc']:.4f}", None,
+                      "the best checkpoint on the held-out test split"))
+    if len(val):
+        delta = f"{val.values[-1] - val.values[-2]:+.4f}" if len(val) > 1 else None
+        shown.append(("Validation accuracy", f"{val.values[-1]:.4f}", delta, "after the last epoch"))
+    if len(loss):
+        shown.append(("Train loss", f"{charts.smooth(loss.values)[-1]:.4f}", None, "smoothed"))
+    if len(rate):
+        shown.append(("Samples/s", f"{np.median(rate.values[-5:]):,.0f}", None,
+                      "training throughput, the median of the last five logging windows"))
+    if run.duration_s is not None:
+        shown.append(("Duration", progress.format_duration(run.duration_s), None, None))
+    for column, (name, value, delta, note) in zip(st.columns(5), shown):
+        column.metric(name, value, delta=delta, help=note)
+
+
+def results(run: RunInfo) -> None:
+    summary = run.summary
+    left, right = st.columns([3, 2])
+    if summary.get("confusion_matrix"):
+        with left:
+            st.subheader("Confusion matrix", divider="gray")
+            st.plotly_chart(charts.confusion_matrix(summary["confusion_matrix"], summary.get("classes", [])),
+                            width="stretch", key="runs.confusion")
+            st.caption("On the test split; colour is each true class's share, numbers are counts.")
+    with right:
+        st.subheader("Facts", divider="gray")
+        facts = {"device": run.device, "parameters": summary.get("parameters"),
+                 "training samples": summary.get("train_size"), "best epoch": summary.get("best_epoch"),
+                 "epochs run": summary.get("epochs_run"), "test loss": summary.get("test_loss"),
+                 "started": run.started_at, "ended": run.ended_at}
+        lines = [f"**{name}** {show(value)}" for name, value in facts.items() if value is not None]
+        st.markdown("  \n".join(lines))
+
+
+def detail(run_id: int) -> None:
+    run = store.get_run(run_id)
+    if run is None:
+        st.warning(f"There is no run #{run_id}: it may have been deleted.", icon=":material/search_off:")
+        st.button("All runs", icon=":material/arrow_back:", on_click=close_run, key="runs.back")
+        return
+    headline(run)
+    actions(run)
+    active = run.status not in FINAL_STATES
+    st.fragment(live_panel, run_every="1s" if active else None)(run.id, run.status)
+    if run.status == "succeeded":
+        results(run)
+    with st.expander("Config", icon=":material/tune:"):
+        st.json(run.config)
+
+
+selected = st.query_params.get("run")
+if selected and selected.isdigit():
+    detail(int(selected))
+else:
+    st.title("Runs")
+    run_list()

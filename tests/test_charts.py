@@ -1,0 +1,41 @@
+"""The figures pages share: training curves over epochs, confusion matrices coloured by share."""
+from __future__ import annotations
+
+import numpy as np
+
+from dlx import charts
+from dlx.store import History
+
+
+def history(steps, values) -> History:
+    return History(np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=float), np.zeros(len(steps)))
+
+
+def test_curves_put_loss_beside_accuracy_in_epochs_with_test_marked():
+    histories = {"train_loss": history(range(1, 21), np.linspace(2, 0.1, 20)),
+                 "val_loss": history([10, 20], [0.5, 0.2]), "val_acc": history([10, 20], [0.8, 0.9]),
+                 "test_acc": history([20], [0.92])}
+    figure = charts.curves(histories, steps_per_epoch=10, epochs=4)
+    by_name = {(trace.name, trace.xaxis): trace for trace in figure.data}
+    assert list(by_name[("validation", "x2")].x) == [1.0, 2.0]  # accuracy panel, in epochs
+    assert list(by_name[("test", "x2")].y) == [0.92]
+    assert figure.layout.xaxis.range == (0, 4 * 1.02)  # a live run grows across the whole axis
+
+
+def test_smoothing_follows_the_trend_and_keeps_gaps():
+    smoothed = charts.smooth(np.array([1.0, 1.0, np.nan, 0.0]))
+    assert smoothed[0] == 1.0 and np.isnan(smoothed[2]) and 0 < smoothed[3] < 1
+
+
+def test_confusion_matrix_colours_each_true_class_by_its_share_and_prints_counts():
+    figure = charts.confusion_matrix([[8, 2], [0, 0]], ["cat", "dog"])
+    heatmap = figure.data[0]
+    assert np.allclose(heatmap.z, [[0.8, 0.2], [0.0, 0.0]])  # an empty class stays 0, not NaN
+    assert heatmap.text.tolist() == [[8, 2], [0, 0]]
+    assert list(heatmap.x) == ["cat", "dog"]
+
+
+def test_curves_without_points_show_empty_axes_that_say_they_wait():
+    figure = charts.curves({}, steps_per_epoch=34, epochs=3)
+    assert not figure.data
+    assert [a.text for a in figure.layout.annotations][-1] == "waiting for the first steps"

@@ -1,0 +1,119 @@
+"""Caching: loaded models stay in memory, computed explanations in the database, both keyed safely."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from sqlalchemy import func, select
+
+from db.engine import session
+from db.models import Explanation
+from dlx.errors import DlxError
+from dlx.explain.cache import explain_cached, explanation_key
+from dlx.explain.methods import explain
+from dlx.explain.models_cache import checkpointed_run_ids, get_loaded_run
+from dlx.explain.scoring import scores_cached
+from dlx.store import checkpoint_path, delete_run
+from dlx.tracking import create_run
+
+
+def forward_calls(model) -> list[int]:
+    """A counter of the model's forward passes (Captum cannot attribute without one)."""
+    calls = [0]
+    model.register_forward_hook(lambda module, inputs, output: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+def test_cached_explanation_is_returned_without_calling_captum_again(trained_run):
+    loaded = get_loaded_run(trained_run)
+    x = loaded.bundle.test.x[:4]
+    targets = [0, 1, 2, 3]
+    first = explain_cached(loaded, x, targets, "integrated_gradients", "blur", {"n_steps": 20})
+    assert not first.cached and first.seconds > 0 and first.delta is not None
+    calls = forward_calls(loaded.model)
+    again = explain_cached(loaded, x, targets, "integrated_gradients", "blur", {"n_steps": 20})
+    assert again.cached and calls[0] == 0
+    torch.testing.assert_close(again.values, first.values)
+    torch.testing.assert_close(again.delta, first.delta)
+    assert again.seconds == pytest.approx(first.seconds)  # the time it took when it was computed
+    # A third sample is new: only it is computed, the others come from the store.
+    mixed = explain_cached(loaded, loaded.bundle.test.x[2:5], [2, 3, 4], "integrated_gradients", "blur",
+                           {"n_steps": 20})
+    assert not mixed.cached and calls[0] > 0
+    torch.testing.assert_close(mixed.values[:2], first.values[2:])
+
+
+def test_cached_values_equal_a_direct_explanation(trained_run):
+    loaded = get_loaded_run(trained_run)
+    x = loaded.bundle.test.x[:3]
+    explain_cached(loaded, x, [1, 1, 1], "occlusion", "zeros")
+    stored = explain_cached(loaded, x, [1, 1, 1], "occlusion", "zeros")
+    assert stored.cached
+    torch.testing.assert_close(stored.values, explain("occlusion", loaded.model, x, 1).values)
+
+
+def test_cache_key_covers_what_changes_the_result(trained_run):
+    loaded = get_loaded_run(trained_run)
+    x = loaded.bundle.test.x[0]
+    key = explanation_key(loaded, x, "integrated_gradients", {}, "zeros", 3)
+    assert key == explanation_key(loaded, x, "integrated_gradients", {"n_steps": 50}, "zeros", 3)  # a default
+    assert key != explanation_key(loaded, x, "integrated_gradients", {"n_steps": 20}, "zeros", 3)
+    assert key != explanation_key(loaded, x, "integrated_gradients", {}, "blur", 3)
+    assert key != explanation_key(loaded, x, "integrated_gradients", {}, "zeros", 4)
+    assert key != explanation_key(loaded, loaded.bundle.test.x[1], "integrated_gradients", {}, "zeros", 3)
+    assert key != explanation_key(loaded, x, "deeplift", {}, "zeros", 3)
+    # Saliency uses no baseline: changing it must not recompute.
+    assert (explanation_key(loaded, x, "saliency", {}, "zeros", 3)
+            == explanation_key(loaded, x, "saliency", {}, "blur", 3))
+
+
+def test_explanations_are_stored_as_safetensors_rows_per_sample(trained_run):
+    loaded = get_loaded_run(trained_run)
+    explain_cached(loaded, loaded.bundle.test.x[:5], [0] * 5, "saliency")
+    with session() as s:
+        rows = s.scalars(select(Explanation).where(Explanation.run_id == trained_run)).all()
+    assert len(rows) == 5 and all(row.method == "saliency" for row in rows)
+    assert all(row.data[8:9] == b"{" for row in rows)  # safetensors: an 8-byte length, then a JSON header
+    assert rows[0].meta["params"] == {"abs": True} and rows[0].meta["target"] == 0
+
+
+def test_loaded_model_is_kept_until_its_checkpoint_changes(trained_run):
+    first = get_loaded_run(trained_run)
+    assert get_loaded_run(trained_run) is first
+    assert trained_run in checkpointed_run_ids()
+    path = checkpoint_path(trained_run)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    reloaded = get_loaded_run(trained_run)
+    assert reloaded is not first
+    assert reloaded.checkpoint_id == first.checkpoint_id  # same bytes, same cache keys
+
+
+def test_run_without_a_checkpoint_gives_a_clear_message():
+    run_id = create_run({"dataset": "digits", "model": "cnn"}, status="queued")
+    with pytest.raises(DlxError, match="has no 'best' checkpoint.*status queued.*finished at least one epoch"):
+        get_loaded_run(run_id)
+    with pytest.raises(DlxError, match="there is no run #999"):
+        get_loaded_run(999)
+    assert run_id not in checkpointed_run_ids()
+
+
+def test_scores_of_the_same_samples_are_computed_once(trained_run):
+    loaded = get_loaded_run(trained_run)
+    x = loaded.bundle.test.x[:3]
+    assert scores_cached(loaded, x, [0, 1, 2], ["saliency"], compute=False) is None
+    scores = scores_cached(loaded, x, [0, 1, 2], ["saliency"], sensitivity=False)
+    calls = forward_calls(loaded.model)
+    again = scores_cached(loaded, x, [0, 1, 2], ["saliency"], sensitivity=False, compute=False)
+    assert calls[0] == 0 and again.table() == scores.table()
+    with session() as s:
+        assert s.scalar(select(func.count()).select_from(Explanation).where(Explanation.method == "scores")) == 1
+
+
+def test_deleting_a_run_deletes_its_cached_explanations(trained_run):
+    loaded = get_loaded_run(trained_run)
+    explain_cached(loaded, loaded.bundle.test.x[:2], [0, 0], "saliency")
+    delete_run(trained_run)
+    with session() as s:
+        assert s.scalar(select(func.count()).select_from(Explanation)) == 0

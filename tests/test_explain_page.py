@@ -1,0 +1,160 @@
+"""The Explain page under streamlit.testing: maps, uploads, faithfulness, localisation, jobs, two runs."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from dlx import store
+from dlx.explain.jobs import ExplainTask, find_job, run_task
+from dlx.explain.models_cache import get_loaded_run
+from dlx.jobs.queue import finish_job
+from dlx.tracking import create_run
+from tests.conftest import train_in_process
+
+PAGE = Path(__file__).resolve().parent.parent / "pages" / "explain.py"
+
+
+@pytest.fixture(autouse=True)
+def no_worker(monkeypatch):
+    """Nothing picks up the jobs these tests queue: they finish them in-process when needed."""
+    monkeypatch.setenv("DLX_AUTOSTART_WORKER", "0")
+
+
+def open_page(**query: str) -> AppTest:
+    at = AppTest.from_file(str(PAGE), default_timeout=120)
+    at.query_params.update(query)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def traces(figure: dict, kind: str) -> int:
+    return sum(1 for trace in figure["data"] if trace["type"] == kind)
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join(str(e.value) for kind in ("markdown", "caption", "info", "error") for e in getattr(at, kind))
+
+
+def png(width: int, height: int, mode: str = "L") -> bytes:
+    shape = (height, width) if mode == "L" else (height, width, 3)
+    out = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8), mode).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_page_shows_one_heatmap_per_method_and_sample_with_times(trained_run):
+    at = open_page()
+    assert at.selectbox(key="explain.run").value.id == trained_run
+    grid, = charts(at)
+    assert traces(grid, "heatmap") == 4 * 3  # four samples, three default methods
+    titles = [a["text"] for a in grid["layout"]["annotations"]]
+    assert any("Integrated Gradients" in t and " ms" in t for t in titles)
+    assert "time per sample: Saliency" in texts(at) and "(cached)" not in texts(at)
+    assert "Convergence delta, largest |sum of attributions − (f(input) − f(baseline))|: Integrated Gradients" \
+        in texts(at)
+    at.run()  # a second look is served from the explanation cache
+    assert "Saliency" in texts(at) and texts(at).count("(cached)") == 3
+
+
+def test_changing_a_method_parameter_recomputes_only_that_method(trained_run):
+    at = open_page()
+    at.number_input(key="explain.param.integrated_gradients.n_steps").set_value(10).run()
+    caption = next(c.value for c in at.caption if "time per sample" in c.value)
+    assert "Integrated Gradients" in caption and caption.count("(cached)") == 2  # IG with 10 steps is new
+
+
+def test_picking_a_run_without_a_checkpoint_gives_a_clear_message(trained_run):
+    create_run({"dataset": "digits", "model": "cnn"}, name="waiting", status="queued")
+    at = open_page()
+    at.selectbox(key="explain.run").select_index(0).run()  # the newest: the queued run
+    assert "no checkpoint" in at.selectbox(key="explain.run").format_func(at.selectbox(key="explain.run").value)
+    assert len(at.error) == 1 and "has no 'best' checkpoint" in at.error[0].value
+    assert "finished at least one epoch" in at.error[0].value and not at.get("plotly_chart")
+
+
+def test_uploading_a_non_image_or_an_image_of_the_wrong_shape_gives_a_clear_message(trained_run):
+    at = open_page()
+    at.radio(key="explain.source").set_value("an uploaded image").run()
+    assert "Upload an image to explain it." in texts(at)
+    at.file_uploader(key="explain.upload").set_value(("notes.txt", b"not pixels at all", "text/plain")).run()
+    assert "notes.txt is not an image that can be read" in at.error[0].value
+    at.file_uploader(key="explain.upload").set_value(("photo.png", png(8, 8, "RGB"), "image/png")).run()
+    assert "takes grayscale (1 channel) images; photo.png is colour" in at.error[0].value
+    at.file_uploader(key="explain.upload").set_value(("strip.png", png(120, 10), "image/png")).run()
+    assert "too far from the model's 8×8 shape" in at.error[0].value
+    at.file_uploader(key="explain.upload").set_value(("seven.png", png(32, 32), "image/png")).run()
+    assert not at.error and not at.exception
+    grid, = charts(at)
+    assert traces(grid, "heatmap") == 3 and grid["layout"]["annotations"][0]["text"] == "seven.png"
+
+
+def test_faithfulness_scores_rank_the_methods_against_a_random_map(trained_run):
+    at = open_page()
+    at.checkbox(key="explain.sensitivity").uncheck().run()
+    at.button(key="explain.score").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert set(table["method"]) == {"Saliency", "Integrated Gradients", "Grad-CAM", "Random (reference)"}
+    assert list(table["rank"]) == [1, 2, 3, 4]
+    assert {"Deletion AUC ↓", "Insertion AUC ↑", "Infidelity ↓"} <= set(table.columns)
+    curves = [c for c in charts(at) if traces(c, "scatter") == 8]  # 4 methods × deletion and insertion
+    assert len(curves) == 1
+    at.run()  # stored: shown again without pressing the button
+    assert len(at.dataframe) == 1 and at.dataframe[0].value.equals(table)
+
+
+def test_known_answer_run_shows_the_mask_and_localisation_scores():
+    train_in_process({"dataset": "patterns", "model": "cnn", "epochs": 1})
+    at = open_page()
+    grid, = charts(at)
+    assert sum(a["text"] == "ground truth" for a in grid["layout"]["annotations"]) == 4
+    at.checkbox(key="explain.sensitivity").uncheck().run()
+    at.button(key="explain.score").click().run()
+    table = at.dataframe[0].value
+    assert {"Mass in mask ↑", "Pointing game ↑"} <= set(table.columns)
+
+
+def test_two_runs_side_by_side_explain_the_same_samples(trained_run):
+    second = train_in_process({"dataset": "digits", "model": "cnn", "epochs": 1, "seed": 1})
+    at = open_page(run=str(trained_run))
+    at.selectbox(key="explain.compare").select_index(1).run()  # the only other digits run
+    assert not at.exception and not at.error
+    grids = charts(at)
+    assert len(grids) == 2
+    first_titles = [a["text"] for a in grids[0]["layout"]["annotations"] if a["text"].startswith("#")]
+    second_titles = [a["text"] for a in grids[1]["layout"]["annotations"] if a["text"].startswith("#")]
+    assert first_titles == second_titles  # the same samples
+    captions = [c.value for c in at.caption if "time per sample" in c.value]
+    assert captions[0].startswith(f"Run #{trained_run}") and captions[1].startswith(f"Run #{second}")
+
+
+def test_table_run_shows_feature_bars_and_global_importance_from_a_job():
+    run_id = train_in_process({"dataset": "breast_cancer", "model": "mlp", "epochs": 2})
+    at = open_page()
+    bars = charts(at)
+    assert len(bars) == 4 and traces(bars[0], "bar") == 2  # four samples, IG and Feature Ablation
+    assert "mean radius" in str(bars[0]) or "worst" in str(bars[0])
+    at.button(key="explain.job.global_importance").click().run()
+    task = ExplainTask(run_id=run_id, task="global_importance", methods=["integrated_gradients", "feature_ablation"],
+                       n_samples=len(get_loaded_run(run_id).bundle.test))
+    job = find_job(task)
+    assert job is not None and job.status == "queued"
+    assert any(p.proto.text.startswith(f"job #{job.id} queued") for p in at.get("progress"))
+    run_task(get_loaded_run(run_id), task)  # what the worker would do
+    finish_job(job.id, "succeeded")
+    at.run()
+    figures = charts(at)
+    assert any(traces(f, "scattergl") == 1 for f in figures)  # the beeswarm
+    assert any(traces(f, "bar") == 2 and f["layout"].get("barmode") == "group" for f in figures)
+    assert store.get_run(run_id).status == "succeeded"

@@ -1,0 +1,226 @@
+"""The job queue with real `dlx worker` processes: jobs run once, cancel, crash and get reaped cleanly."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from db.engine import session
+from db.models import Metric
+from dlx import settings, store
+from dlx.config import parse_config
+from dlx.jobs import cancel_run, ensure_worker, submit, submit_job
+from dlx.jobs.queue import claim, get_job, latest_job, reap_stale
+from dlx.jobs.supervisor import alive_workers
+from tests.conftest import start_worker, stop_process, wait_for
+
+QUICK = {"dataset": "breast_cancer", "model": "mlp", "epochs": 2}
+LONG = {"dataset": "digits", "model": "cnn", "epochs": 500}  # runs until the test stops it
+
+
+def points(run_id: int, key: str = "train_loss") -> int:
+    with session() as s:
+        return s.scalar(select(func.count()).select_from(Metric)
+                        .where(Metric.run_id == run_id, Metric.key == key))
+
+
+def ended(job_id: int, timeout: float = 120):
+    """Wait until a job reaches a final state; return it."""
+    return wait_for(lambda: (job := get_job(job_id)).status in store.FINAL_STATES and job,
+                    timeout=timeout, message=f"job {job_id} to end")
+
+
+def running_with_metrics(run_id: int, job_id: int):
+    """Wait until a job's process is recorded and its first metrics are in the store."""
+    return wait_for(lambda: (job := get_job(job_id)).pid and points(run_id) > 0 and job,
+                    timeout=120, message=f"job {job_id} to log metrics")
+
+
+def worker_id(process) -> str:
+    return f"{socket.gethostname()}:{process.pid}"
+
+
+def test_submitted_job_runs_to_success_with_metrics_in_the_store(worker):
+    run_id, job_id = submit(parse_config(QUICK))
+    job = ended(job_id)
+    assert job.status == "succeeded", job.error
+    assert job.worker == worker_id(worker)
+    assert job.run_id == run_id
+    run = store.get_run(run_id)
+    assert run.status == "succeeded" and run.job_id == job_id
+    assert run.summary["test_acc"] > 0.9
+    assert points(run_id) == run.summary["total_steps"]
+    assert store.checkpoint_path(run_id, "best") is not None
+    log = settings.home() / job.log_path
+    assert f"run {run_id}: breast_cancer/mlp" in log.read_text()
+
+
+def test_failing_job_reports_the_runs_reason():
+    run_id, job_id = submit(parse_config({**QUICK, "epochs": 5, "optimizer": "sgd", "lr": 10,
+                                          "schedule": "constant"}))
+    process = start_worker(settings.home())
+    try:
+        job = ended(job_id)
+    finally:
+        stop_process(process)
+    assert job.status == "failed"
+    assert job.error.startswith("loss diverged at step")
+    assert store.get_run(run_id).error == job.error
+    assert process.returncode == 0  # the job's failure never reached its worker
+
+
+def test_racing_claims_take_each_job_exactly_once():
+    job_ids = [submit_job("train", {}) for _ in range(30)]
+    claimed: list[tuple[int, str]] = []
+
+    def claim_all(name: str) -> None:
+        while (job := claim(name, cpu_only=True)) is not None:
+            claimed.append((job.id, name))
+
+    threads = [threading.Thread(target=claim_all, args=(f"worker-{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(job_id for job_id, _ in claimed) == job_ids
+    for job_id, name in claimed:
+        assert get_job(job_id).worker == name
+
+
+def test_two_workers_run_each_job_exactly_once():
+    jobs = [submit(parse_config({**QUICK, "seed": seed})) for seed in range(4)]
+    workers = [start_worker(settings.home()) for _ in range(2)]
+    try:
+        finished = [ended(job_id, timeout=240) for _, job_id in jobs]
+    finally:
+        for process in workers:
+            stop_process(process)
+    ids = {worker_id(process) for process in workers}
+    for (run_id, job_id), job in zip(jobs, finished):
+        assert job.status == "succeeded", job.error
+        assert job.worker in ids
+        run = store.get_run(run_id)
+        losses = store.metric_history(run_id, "train_loss")
+        assert len(losses) == run.summary["total_steps"]  # not logged twice
+        assert len(set(losses.steps.tolist())) == len(losses)
+        assert len(store.artifacts(run_id, "log")) == 1  # started once
+        assert (settings.home() / job.log_path).read_text().count(f"run {run_id}: ") == 1
+
+
+def test_cancel_running_job_ends_cancelled(worker):
+    run_id, job_id = submit(parse_config(LONG))
+    running_with_metrics(run_id, job_id)
+    assert cancel_run(run_id) == "cancelling"
+    job = ended(job_id)
+    assert job.status == "cancelled"
+    run = store.get_run(run_id)
+    assert run.status == "cancelled"
+    assert run.error == "cancelled by request"
+    assert points(run_id) > 0
+    assert worker.poll() is None  # the worker carries on
+    assert cancel_run(run_id) == "finished"
+
+
+def test_cancel_queued_job_ends_cancelled_at_once():
+    run_id, job_id = submit(parse_config(QUICK))
+    assert cancel_run(run_id) == "cancelled"
+    assert get_job(job_id).status == "cancelled"
+    run = store.get_run(run_id)
+    assert run.status == "cancelled"
+    assert run.error == "cancelled before it started"
+    assert claim("late-worker", cpu_only=True) is None
+
+
+def test_job_killed_by_sigkill_fails_and_keeps_its_flushed_metrics(worker):
+    run_id, job_id = submit(parse_config(LONG))
+    job = running_with_metrics(run_id, job_id)
+    seen = points(run_id)
+    os.kill(job.pid, signal.SIGKILL)
+    job = ended(job_id)
+    assert job.status == "failed"
+    assert "SIGKILL" in job.error
+    run = store.get_run(run_id)
+    assert run.status == "failed" and "SIGKILL" in run.error
+    assert points(run_id) >= seen
+    assert worker.poll() is None
+
+
+def test_job_of_a_dead_worker_is_failed_as_stale(worker, monkeypatch):
+    run_id, job_id = submit(parse_config(LONG))
+    job = running_with_metrics(run_id, job_id)
+    # The machine goes away: the worker dies, and so does the job (its own session, killed apart).
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    os.killpg(job.pid, signal.SIGKILL)
+    seen = points(run_id)
+    assert get_job(job_id).status == "running"  # nobody has noticed yet
+
+    monkeypatch.setenv("DLX_STALE_AFTER", "2")
+    wait_for(lambda: job_id in reap_stale() or get_job(job_id).status != "running",
+             timeout=60, message="the stale job to be reaped")
+    job = get_job(job_id)
+    assert job.status == "failed"
+    assert job.error.startswith("no heartbeat for 2 s")
+    run = store.get_run(run_id)
+    assert run.status == "failed" and run.error == job.error
+    assert points(run_id) == seen
+    assert reap_stale() == []  # reaped once
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
+def stop_spawned(pid: int) -> None:
+    """Stop a worker this test spawned through ensure_worker() (not a Popen the test holds)."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 20
+    while not _process_gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not _process_gone(pid):
+        os.killpg(pid, signal.SIGKILL)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+@pytest.fixture
+def spawned_workers():
+    """Pids of workers started by ensure_worker(); stopped at the end of the test."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        stop_spawned(pid)
+
+
+def test_ensure_worker_starts_one_worker_and_only_one(spawned_workers):
+    assert ensure_worker().state == "started"
+    marker = settings.home() / "worker.spawn"
+    pid = int(marker.read_text().split()[0])
+    spawned_workers.append(pid)
+    spawn_record = marker.read_text()
+
+    assert ensure_worker().state in ("starting", "alive")  # the first one has not registered yet
+    workers = wait_for(alive_workers, timeout=60, message="the spawned worker to heartbeat")
+    assert [w.info["pid"] for w in workers] == [pid]
+    assert ensure_worker().state == "alive"
+    assert marker.read_text() == spawn_record  # nothing else was spawned
+
+    run_id, job_id = submit(parse_config(QUICK))
+    assert ended(job_id).status == "succeeded"
+    assert latest_job(run_id).worker.endswith(f":{pid}")
+    assert len(alive_workers()) == 1

@@ -1,0 +1,131 @@
+"""The Launch page's logic without Streamlit: defaults that fit, sweep fields, plans, submission, progress."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dlx import launch, progress, store
+from dlx.config import parse_config
+from dlx.errors import DlxError
+from dlx.jobs import submit
+from dlx.store import History
+
+
+def form(**changes) -> dict:
+    return {**launch.to_form(launch.defaults_for("digits", "cnn")), **changes}
+
+
+def test_defaults_fit_each_data_set_and_model():
+    assert launch.first_choice() == ("digits", "cnn")
+    digits = launch.defaults_for("digits", "cnn")
+    recipe = [digits[key] for key in ("optimizer", "lr", "schedule", "batch_size", "epochs")]
+    assert recipe == ["adam", 3e-3, "onecycle", 32, 3]
+    assert launch.defaults_for("iris", "mlp")["lr"] == 1e-2
+    assert launch.defaults_for("breast_cancer", "mlp")["epochs"] == 20  # the data set's own entry wins
+    assert launch.models_for("wine") == ["mlp"]
+    for dataset in ("digits", "iris"):
+        for model in launch.models_for(dataset):
+            parse_config(launch.defaults_for(dataset, model))  # every pairing offered is valid
+
+
+def test_model_options_come_from_the_builder_signature():
+    assert launch.model_option_defaults("cnn") == {"width": 32, "hidden": 128, "dropout": 0.25}
+    values = launch.to_form({"dataset": "digits", "model": "cnn", "model_options": {"dropout": 0}})
+    assert values["model_options"] == {"width": 32, "hidden": 128, "dropout": 0.0}
+
+
+@pytest.mark.parametrize("text, values", [("1e-3, 3e-3", [1e-3, 3e-3]), ("0.01", [0.01]),
+                                          ("1e-3; 1e-3 , 2e-3,", [1e-3, 2e-3])])
+def test_sweep_fields_read_comma_separated_numbers(text, values):
+    assert launch.parse_values("lr", text) == values
+
+
+@pytest.mark.parametrize("field, text, message", [
+    ("lr", "fast", "Learning rate: 'fast' is not a number"),
+    ("epochs", "1.5", "Epochs: '1.5' is not a whole number"),
+    ("batch_size", " ", "Batch size: enter a value"),
+    ("lr", "inf", "Learning rate: 'inf' is not a finite number"),
+])
+def test_bad_sweep_values_name_the_field(field, text, message):
+    with pytest.raises(DlxError, match=message) as caught:
+        launch.parse_values(field, text)
+    assert caught.value.field == field
+
+
+def test_plan_counts_every_combination_and_says_where_it_comes_from():
+    planned = launch.plan(form(lr="1e-3, 3e-3", batch_size="16, 32, 64", optimizer=["adam", "sgd"]))
+    assert planned.count == 12
+    assert planned.describe() == "Optimizer (2) × Learning rate (2) × Batch size (3)"
+    assert launch.plan(form()).count == 1
+
+
+def test_plan_rejects_bad_values_with_the_field_label():
+    with pytest.raises(DlxError, match="Learning rate: input should be greater than 0"):
+        launch.plan(form(lr="0.01, -1"))
+    with pytest.raises(DlxError, match="Optimizer: choose at least one"):
+        launch.plan(form(optimizer=[]))
+    with pytest.raises(DlxError, match=r"sweep: 125 runs is more than 100"):
+        launch.plan(form(lr="1,2,3,4,5", seed="1,2,3,4,5", epochs="1,2,3,4,5"))
+
+
+def test_submitting_a_sweep_groups_and_names_its_runs():
+    run_ids = launch.submit_plan(launch.plan(form(lr="1e-3, 3e-3", name="probe")), sweep="lr-probe")
+    runs = [store.get_run(i) for i in run_ids]
+    assert [(r.sweep, r.name, r.config["lr"]) for r in runs] == \
+        [("lr-probe", "probe lr=0.001", 1e-3), ("lr-probe", "probe lr=0.003", 3e-3)]
+
+
+def test_a_single_run_is_not_a_sweep():
+    (run_id,) = launch.submit_plan(launch.plan(form()), sweep="ignored")
+    assert store.get_run(run_id).sweep is None
+
+
+def test_rerun_and_edit_start_from_the_run_outside_its_sweep():
+    run_id = launch.submit_plan(launch.plan(form(seed="0, 1")))[0]
+    values = launch.from_run(store.get_run(run_id))
+    assert values["sweep"] is None and values["name"] is None and values["seed"] == "0"
+    again = store.get_run(launch.rerun(run_id))
+    assert again.sweep is None and again.config["seed"] == 0 and again.status == "queued"
+
+
+def test_progress_estimates_fraction_rate_and_time_left():
+    run_id, _ = submit(parse_config({"epochs": 2}))
+    run = store.get_run(run_id)
+    run.summary = {"total_steps": 100, "epochs": 2}
+    losses = History(np.arange(10, 51, 10), np.ones(5), np.array([0.0, 1.0, 2.0, 3.0, 4.0]))
+    epochs = History(np.array([50]), np.array([1.0]), np.array([4.0]))
+    rates = History(np.array([10, 20, 30]), np.array([300.0, 3200.0, 3000.0]), np.zeros(3))
+    state = progress.estimate(run, losses, epochs, rates, now=4.0)
+    assert state.fraction == 0.5 and state.samples_per_s == 3000.0
+    assert state.eta_s == pytest.approx(5.0)  # 10 steps a second since the second window
+    assert state.describe() == "Epoch 2 of 2 · step 50 of 100 · 3,000 samples/s · about 5.0 s left"
+
+
+def test_progress_before_training_starts_says_so():
+    run_id, _ = submit(parse_config({}))
+    empty = History(np.array([], dtype=np.int64), np.array([]), np.array([]))
+    state = progress.estimate(store.get_run(run_id), empty, empty, empty)
+    assert state.fraction is None and state.describe().startswith("Starting")
+
+
+@pytest.mark.parametrize("seconds, text", [(0.84, "0.8 s"), (42, "42 s"), (192, "3 min 12 s"),
+                                           (7500, "2 h 5 min")])
+def test_durations_read_like_people_say_them(seconds, text):
+    assert progress.format_duration(seconds) == text
+
+
+def test_log_tail_reads_the_last_lines_of_a_big_log(tmp_path):
+    log = tmp_path / "job.log"
+    log.write_text("".join(f"line {i}\n" for i in range(100_000)))
+    assert progress.tail(log, lines=3).splitlines() == ["line 99997", "line 99998", "line 99999"]
+    assert progress.tail(tmp_path / "missing.log") == ""
+
+
+def test_progress_once_training_starts_but_before_the_first_window():
+    run_id, _ = submit(parse_config({}))
+    run = store.get_run(run_id)
+    run.summary = {"total_steps": 111, "epochs": 3}
+    empty = History(np.array([], dtype=np.int64), np.array([]), np.array([]))
+    state = progress.estimate(run, empty, empty, empty)
+    assert state.fraction == 0.0
+    assert state.describe() == "Epoch 1 of 3 · training the first steps of 111"

@@ -1,0 +1,328 @@
+"""The app's pages under streamlit.testing: they render in every state, and their buttons do what they say."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from db.engine import dispose_all, session
+from db.models import Artifact
+from dlx import launch, settings, store
+from dlx.config import parse_config
+from dlx.jobs import cancel_run, submit
+from dlx.jobs.queue import claim, finish_job
+from dlx.tracking import Run
+from tests.browser import stop_spawned_workers
+from tests.conftest import train_in_process
+
+APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
+DIVERGED = "loss diverged at step 12 (loss=nan); try a lower learning rate or gradient clipping"
+
+
+@pytest.fixture(autouse=True)
+def no_worker(monkeypatch):
+    """Pages only: nothing picks up (or reaps) the jobs these tests queue, so they stay as made."""
+    monkeypatch.setenv("DLX_AUTOSTART_WORKER", "0")
+    monkeypatch.setenv("DLX_STALE_AFTER", "86400")
+
+
+def open_app(page: str | None = None, **query: str) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params.update(query)
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    """Everything the page says, in one string to search."""
+    parts = [e.value for kind in ("markdown", "caption", "info", "success", "warning", "error", "title")
+             for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def queued_configs() -> list[dict]:
+    return [run.config for run in store.list_runs(status=["queued"])]
+
+
+@pytest.fixture(scope="module")
+def every_status_home(tmp_path_factory) -> tuple[Path, dict[str, int]]:
+    """A data directory with one run in each status, made once through the real queue and trainer."""
+    home = tmp_path_factory.mktemp("every-status") / "dlx-data"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DLX_HOME", str(home))
+        ids = {"succeeded": train_in_process({"dataset": "digits", "model": "cnn", "epochs": 1})}
+        config = parse_config({"dataset": "digits", "model": "cnn", "epochs": 2})
+        ids["running"], _ = submit(config)
+        claim("test-worker", cpu_only=True)
+        run = Run(ids["running"])
+        run.update_summary({"total_steps": 68, "steps_per_epoch": 34, "epochs": 2})
+        for step in range(1, 21):
+            run.log_metrics({"train_loss": 2.3 / step}, step)
+        run.log_metrics({"samples_per_s": 5000.0}, 20)
+        run.finish("running")
+        ids["failed"], job = submit(config)
+        claim("test-worker", cpu_only=True)
+        finish_job(job, "failed", DIVERGED)
+        ids["cancelled"], _ = submit(config)
+        cancel_run(ids["cancelled"])
+        ids["queued"], _ = submit(config)
+        assert {s: store.get_run(i).status for s, i in ids.items()} == {s: s for s in ids}
+        dispose_all()
+    return home, ids
+
+
+@pytest.fixture
+def every_status(every_status_home, dlx_home) -> dict[str, int]:
+    """This test's own copy of the every-status data directory: status -> run id."""
+    template, ids = every_status_home
+    shutil.copytree(template, dlx_home, dirs_exist_ok=True)
+    return ids
+
+
+# -- rendering ------------------------------------------------------------------------------------
+def test_launch_page_renders_on_an_empty_store_with_digits_and_the_cnn():
+    at = open_app()
+    assert at.title[0].value == "Launch a training run"
+    assert at.selectbox(key="launch.dataset").value == "digits"
+    assert at.selectbox(key="launch.model").value == "cnn"
+    assert at.text_input(key="launch.lr").value == "0.003"
+    assert at.text_input(key="launch.epochs").value == "3"
+    assert at.button(key="launch.submit").label == "Launch"
+
+
+def test_runs_page_on_an_empty_store_points_to_launch():
+    at = open_app("pages/runs.py")
+    assert "No runs yet" in texts(at)
+    assert any(link.proto.page.endswith("launch") for link in at.get("page_link"))
+
+
+def test_sidebar_shows_data_directory_database_worker_and_device():
+    at = open_app()
+    sidebar = "\n".join(str(e.value) for kind in ("markdown", "caption", "code")
+                        for e in getattr(at.sidebar, kind))
+    assert str(settings.home()) in sidebar
+    assert "dlx.sqlite" in sidebar
+    assert "not running" in sidebar and "0 running · 0 queued" in sidebar
+    assert "CPU" in sidebar or "cuda" in sidebar
+    assert at.sidebar.button(key="sidebar.start_worker")
+
+
+def test_a_database_that_cannot_be_opened_gets_a_message_not_a_traceback(monkeypatch, tmp_path):
+    monkeypatch.setenv("DLX_DATABASE_URL", f"sqlite:///{tmp_path}/missing/folder/dlx.sqlite")
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception
+    assert "cannot be opened" in at.error[0].value and "DLX_DATABASE_URL" in at.error[0].value
+
+
+def test_runs_table_lists_runs_of_every_status(every_status):
+    at = open_app("pages/runs.py")
+    table = at.dataframe[0].value
+    assert sorted(table["id"]) == sorted(every_status.values())
+    shown = {row["id"]: row["status"][0] for _, row in table.iterrows()}
+    assert shown == {run_id: status for status, run_id in every_status.items()}
+    succeeded = table[table["id"] == every_status["succeeded"]].iloc[0]
+    assert succeeded["test acc"] > 0.5 and succeeded["progress"] == 1.0
+    running = table[table["id"] == every_status["running"]].iloc[0]
+    assert running["progress"] == pytest.approx(20 / 68)
+
+
+def test_status_filter_shows_only_the_chosen_statuses(every_status):
+    at = open_app("pages/runs.py")
+    at.pills(key="runs.status_filter").set_value(["failed", "cancelled"]).run()
+    assert sorted(at.dataframe[0].value["id"]) == sorted([every_status["failed"], every_status["cancelled"]])
+
+
+@pytest.mark.parametrize("status", ["queued", "running", "succeeded", "failed", "cancelled"])
+def test_run_detail_renders_in_every_status(every_status, status):
+    at = open_app("pages/runs.py", run=str(every_status[status]))
+    assert at.title[0].value.startswith(f"Run #{every_status[status]}")
+    assert status in at.title[0].value
+    assert at.expander  # config (and log, where there is one)
+
+
+def test_failed_run_shows_its_reason_at_the_top(every_status):
+    at = open_app("pages/runs.py", run=str(every_status["failed"]))
+    assert DIVERGED in at.error[0].value
+    drawn = [node.type for node in at.main]
+    assert drawn.index("error") < drawn.index("button")  # above the actions, curves and log
+
+
+def test_running_run_shows_progress_with_steps_and_rate(every_status):
+    at = open_app("pages/runs.py", run=str(every_status["running"]))
+    bar = at.get("progress")[0]
+    assert bar.proto.value == round(100 * 20 / 68)
+    assert "step 20 of 68" in bar.proto.text and "5,000 samples/s" in bar.proto.text
+    assert at.get("plotly_chart")  # the live curves
+
+
+def test_succeeded_run_shows_test_accuracy_curves_and_confusion_matrix(every_status):
+    at = open_app("pages/runs.py", run=str(every_status["succeeded"]))
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics["Test accuracy"]) > 0.5
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2  # curves and the confusion matrix
+    assert "Heatmap" in charts[1].proto.spec or "heatmap" in charts[1].proto.spec
+
+
+def test_sweep_link_lists_only_that_sweeps_runs():
+    form = {**launch.to_form(launch.defaults_for("digits", "cnn")), "seed": "0, 1"}
+    swept = launch.submit_plan(launch.plan(form), sweep="seeds")
+    submit(parse_config({}))  # outside the sweep
+    at = open_app("pages/runs.py", sweep="seeds")
+    assert sorted(at.dataframe[0].value["id"]) == sorted(swept)
+    assert "Sweep **seeds**: 2 runs, 0 finished." in at.info[0].value
+    at.button(key="runs.show_all").click().run()
+    assert len(at.dataframe[0].value) == 3
+
+
+def test_queued_run_says_how_many_are_ahead_and_that_no_worker_runs(every_status):
+    at = open_app("pages/runs.py", run=str(every_status["queued"]))
+    assert "Waiting for a worker" in texts(at) and "No worker is running" in texts(at)
+
+
+def test_missing_run_says_so():
+    at = open_app("pages/runs.py", run="999")
+    assert "There is no run #999" in texts(at)
+
+
+# -- launching ------------------------------------------------------------------------------------
+def test_launch_queues_one_run_with_the_form_values_and_links_to_it():
+    at = open_app()
+    at.text_input(key="launch.lr").set_value("0.01")
+    at.text_input(key="launch.epochs").set_value("2").run()
+    at.button(key="launch.submit").click().run()
+    assert not at.exception
+    configs = queued_configs()
+    assert len(configs) == 1
+    assert (configs[0]["dataset"], configs[0]["model"], configs[0]["lr"], configs[0]["epochs"]) == \
+        ("digits", "cnn", 0.01, 2)
+    run_id = store.list_runs()[0].id
+    assert f"Queued run #{run_id}" in at.success[0].value
+    link = at.get("page_link")[-1].proto
+    assert link.page.endswith("runs") and f"run={run_id}" in link.query_string
+
+
+def test_sweep_of_two_by_three_values_shows_the_count_and_queues_six_runs():
+    at = open_app()
+    at.text_input(key="launch.lr").set_value("1e-3, 3e-3")
+    at.text_input(key="launch.batch_size").set_value("16, 32, 64").run()
+    assert "**6 runs**" in at.info[0].value
+    assert at.button(key="launch.submit").label == "Launch 6 runs"
+    at.text_input(key="launch.sweep").set_value("lr-vs-batch").run()
+    at.button(key="launch.submit").click().run()
+    runs = store.list_runs(status=["queued"])
+    assert len(runs) == 6
+    assert {r.sweep for r in runs} == {"lr-vs-batch"}
+    assert sorted((r.config["lr"], r.config["batch_size"]) for r in runs) == \
+        sorted((lr, b) for lr in (1e-3, 3e-3) for b in (16, 32, 64))
+    assert {r.name for r in runs} >= {"lr=0.001 batch_size=16", "lr=0.003 batch_size=64"}
+
+
+def test_sweep_over_optimizers_chosen_together():
+    at = open_app()
+    at.pills(key="launch.optimizer").set_value(["adam", "sgd"])
+    at.text_input(key="launch.seed").set_value("0, 1").run()
+    assert "**4 runs**" in at.info[0].value
+    at.button(key="launch.submit").click().run()
+    assert sorted((c["optimizer"], c["seed"]) for c in queued_configs()) == \
+        [("adam", 0), ("adam", 1), ("sgd", 0), ("sgd", 1)]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("launch.lr", "-1", "Learning rate: input should be greater than 0"),
+    ("launch.batch_size", "abc", "Batch size: 'abc' is not a number"),
+    ("launch.epochs", "2.5", "Epochs: '2.5' is not a whole number"),
+])
+def test_invalid_value_names_the_field_and_queues_nothing(field, value, message):
+    at = open_app()
+    at.text_input(key=field).set_value(value).run()
+    assert message in at.error[0].value
+    assert at.button(key="launch.submit").disabled  # a browser cannot press it
+    assert store.list_runs() == []
+
+
+def test_choosing_a_table_data_set_switches_to_a_model_and_defaults_that_fit():
+    at = open_app()
+    at.selectbox(key="launch.dataset").select("iris").run()
+    assert at.selectbox(key="launch.model").value == "mlp"
+    assert at.selectbox(key="launch.model").options == ["mlp"]
+    assert (at.text_input(key="launch.lr").value, at.text_input(key="launch.epochs").value) == ("0.01", "30")
+
+
+def test_edit_and_rerun_opens_launch_filled_from_the_run(every_status):
+    run_id = submit(parse_config({"dataset": "wine", "model": "mlp", "lr": 0.02, "epochs": 7,
+                                  "optimizer": "sgd", "name": "tuned"}))[0]
+    at = open_app("pages/runs.py", run=str(run_id))
+    at.button(key="runs.edit").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Launch a training run"
+    assert at.selectbox(key="launch.dataset").value == "wine"
+    assert at.text_input(key="launch.lr").value == "0.02"
+    assert at.text_input(key="launch.epochs").value == "7"
+    assert at.pills(key="launch.optimizer").value == ["sgd"]
+    assert at.text_input(key="launch.name").value == "tuned"
+    assert f"Filled in from run #{run_id}" in texts(at)
+
+
+def test_starting_from_a_missing_run_says_so_and_shows_the_defaults():
+    at = open_app(from_run="404")
+    assert "There is no run #404 to start from" in at.warning[0].value
+    assert at.text_input(key="launch.lr").value == "0.003"
+
+
+# -- actions on a run -----------------------------------------------------------------------------
+def test_cancel_button_cancels_a_queued_run(every_status):
+    at = open_app("pages/runs.py", run=str(every_status["queued"]))
+    at.button(key="runs.cancel").click().run()
+    assert store.get_run(every_status["queued"]).status == "cancelled"
+    assert "cancelled" in at.title[0].value
+
+
+def test_delete_asks_first_then_removes_the_run_and_its_files(every_status):
+    run_id = every_status["succeeded"]
+    folder = settings.home() / "runs" / str(run_id)
+    log = settings.logs_dir() / "job-7.log"
+    log.write_text("epoch 1/1: ...\n")
+    with session() as s, s.begin():
+        s.add(Artifact(run_id=run_id, kind="log", name="job-7", path="logs/job-7.log"))
+    assert folder.exists()
+    at = open_app("pages/runs.py", run=str(run_id))
+    at.button(key="runs.delete").click().run()
+    assert store.get_run(run_id) is not None  # only asked so far
+    assert "Delete run" in at.warning[0].value
+    at.button(key="runs.delete_confirmed").click().run()
+    assert store.get_run(run_id) is None and not folder.exists() and not log.exists()
+    assert at.title[0].value == "Runs" and "run" not in at.query_params
+
+
+def test_delete_is_refused_while_a_run_is_active(every_status):
+    at = open_app("pages/runs.py", run=str(every_status["running"]))
+    assert at.button(key="runs.delete").disabled
+
+
+def test_rerun_queues_the_same_config_and_opens_it(every_status):
+    at = open_app("pages/runs.py", run=str(every_status["succeeded"]))
+    at.button(key="runs.rerun").click().run()
+    new = store.list_runs()[0]
+    assert new.status == "queued" and new.id not in every_status.values()
+    assert new.config == {**store.get_run(every_status["succeeded"]).config, "sweep": None}
+    assert at.title[0].value.startswith(f"Run #{new.id}")
+
+
+# -- the worker ------------------------------------------------------------------------------------
+def test_app_starts_a_worker_on_a_sessions_first_visit_only(monkeypatch, dlx_home):
+    monkeypatch.setenv("DLX_AUTOSTART_WORKER", "1")
+    try:
+        at = open_app()
+        marker = dlx_home / "worker.spawn"
+        assert marker.exists()
+        first = marker.read_text()
+        at.run()
+        assert marker.read_text() == first  # a rerun spawns nothing
+    finally:
+        stop_spawned_workers(dlx_home)

@@ -1,0 +1,131 @@
+"""The run store on a real SQLite file: schema from migrations, pragmas, round trips, deletes."""
+from __future__ import annotations
+
+import math
+import sqlite3
+
+import pytest
+from sqlalchemy import func, inspect, select, text
+from sqlalchemy.exc import IntegrityError
+
+from db.engine import alembic_config, get_engine, session
+from db.models import Artifact, Base, Job, Metric, Param, Tag
+from db.models import Run as RunRow
+from dlx import settings, store
+from dlx.config import parse_config
+from dlx.jobs import submit
+from dlx.tracking import Run, create_run, start_run
+
+
+def _count(table, run_id: int) -> int:
+    with session() as s:
+        return s.scalar(select(func.count()).select_from(table).where(table.run_id == run_id))
+
+
+def test_migrations_from_empty_create_every_table_at_head(dlx_home):
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    engine = get_engine()
+    assert (dlx_home / "dlx.sqlite").exists()
+    tables = set(inspect(engine).get_table_names())
+    assert set(Base.metadata.tables) <= tables
+    assert {"runs", "metrics", "params", "tags", "artifacts", "jobs", "workers", "explanations"} <= tables
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    with engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == head
+    indexes = {ix["name"] for ix in inspect(engine).get_indexes("metrics")}
+    assert "ix_metrics_run_key_step" in indexes
+
+
+def test_sqlite_file_is_in_wal_mode_with_foreign_keys_on(dlx_home):
+    engine = get_engine()
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    # WAL is a property of the file: a plain sqlite3 connection sees it too.
+    raw = sqlite3.connect(dlx_home / "dlx.sqlite")
+    try:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        raw.close()
+
+
+def test_foreign_keys_reject_metrics_of_a_missing_run():
+    with pytest.raises(IntegrityError), session() as s, s.begin():
+        s.add(Metric(run_id=12345, key="loss", step=0, value=1.0, time=0.0))
+
+
+def test_params_tags_and_metrics_round_trip():
+    with start_run(experiment="store", name="round trip", config={"dataset": "digits"},
+                   handle_signals=False) as run:
+        run.log_params({"lr": 0.003, "optimizer": "adam", "layers": [64, 32], "amp": True})
+        run.set_tags({"owner": "ada", "note": "first"})
+        run.set_tags({"note": "second"})  # a tag set twice keeps the last value
+        run.log_metrics({"loss": 0.5, "acc": 0.75}, step=1)
+        run.log_metrics({"loss": 0.25, "acc": 0.875}, step=2)
+    info = store.get_run(run.id)
+    assert info.status == "succeeded"
+    assert info.experiment == "store" and info.name == "round trip" and info.dataset == "digits"
+    params = {key: store.decode_param(value) for key, value in info.params.items()}
+    assert params == {"lr": 0.003, "optimizer": "adam", "layers": [64, 32], "amp": True}
+    assert info.tags == {"owner": "ada", "note": "second"}
+    assert store.metric_keys(run.id) == ["acc", "loss"]
+    assert store.latest_metrics(run.id) == {"loss": (2, 0.25), "acc": (2, 0.875)}
+    assert [r.id for r in store.list_runs()] == [run.id]
+    assert store.list_runs(status=["failed"]) == []
+
+
+def test_metric_history_comes_back_in_step_order():
+    run = Run(create_run({"dataset": "digits"}, status="running"))
+    steps = [7, 2, 9, 0, 5, 1, 8, 3, 6, 4]
+    for step in steps:
+        run.log_metric("loss", step / 10, step=step)
+    run.log_metric("loss", float("nan"), step=10)
+    run.log_metric("other", 1.0, step=0)
+    run.finish()
+    history = store.metric_history(run.id, "loss")
+    assert len(history) == 11
+    assert history.steps.tolist() == list(range(11))
+    assert history.values[:10].tolist() == [s / 10 for s in range(10)]
+    assert math.isnan(history.values[10])  # NaN survives as NaN, not as an error
+    assert (history.times > 0).all()
+    assert len(store.metric_history(run.id, "missing")) == 0
+
+
+def test_list_runs_filters_by_status_and_sweep():
+    first = create_run({"dataset": "digits"}, sweep="grid-a")
+    second = create_run({"dataset": "iris"}, sweep="grid-b", status="succeeded")
+    assert [r.id for r in store.list_runs()] == [second, first]
+    assert [r.id for r in store.list_runs(sweep="grid-a")] == [first]
+    assert [r.id for r in store.list_runs(status=["succeeded"])] == [second]
+    assert store.status_counts() == {"queued": 1, "succeeded": 1}
+
+
+def test_delete_run_removes_its_rows_and_files():
+    run_id, _job_id = submit(parse_config({"dataset": "iris", "model": "mlp"}))
+    keep = create_run({"dataset": "wine"})
+    run = Run(run_id)
+    run.log_params({"lr": 0.1})
+    run.set_tags({"owner": "ada"})
+    run.log_metrics({"loss": 1.0}, step=0)
+    checkpoint = settings.run_dir(run_id) / "checkpoints" / "best.safetensors"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"weights")
+    run.log_artifact("checkpoint", "best", str(checkpoint.relative_to(settings.home())))
+    other = Run(keep)
+    other.log_metrics({"loss": 2.0}, step=0)
+    other.finish()
+    run.finish()
+    assert store.checkpoint_path(run_id) == checkpoint
+
+    store.delete_run(run_id)
+
+    assert store.get_run(run_id) is None
+    for table in (Metric, Param, Tag, Artifact, Job):
+        assert _count(table, run_id) == 0, table.__tablename__
+    assert not (settings.home() / "runs" / str(run_id)).exists()
+    assert store.get_run(keep) is not None
+    assert _count(Metric, keep) == 1
+    with session() as s:
+        assert s.get(RunRow, keep) is not None

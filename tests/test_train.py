@@ -1,0 +1,95 @@
+"""The training loop, run in-process on real data: it learns, checkpoints, stops early and fails loudly."""
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from dlx import store
+from dlx.checkpoints import load_run_model
+from dlx.data import load_dataset
+from dlx.errors import DlxError
+from tests.conftest import train_in_process
+
+
+@pytest.mark.slow
+def test_digits_cnn_reaches_95_percent_in_three_epochs():
+    run_id = train_in_process({"dataset": "digits", "model": "cnn", "epochs": 3})
+    run = store.get_run(run_id)
+    assert run.status == "succeeded" and run.error is None
+    assert run.summary["test_acc"] >= 0.95
+    assert run.device.startswith("cuda" if torch.cuda.is_available() else "cpu")
+    # every step's loss and every epoch's evaluation are in the store
+    steps = store.metric_history(run_id, "train_loss").steps.tolist()
+    assert steps == list(range(1, run.summary["total_steps"] + 1))
+    assert len(store.metric_history(run_id, "val_acc")) == 3
+    # the confusion matrix covers the whole test split
+    test_size = len(load_dataset("digits").test)
+    confusion = torch.tensor(run.summary["confusion_matrix"])
+    assert confusion.shape == (10, 10)
+    assert int(confusion.sum()) == test_size
+    assert float(confusion.trace()) / test_size == pytest.approx(run.summary["test_acc"])
+
+
+def test_breast_cancer_mlp_reaches_95_percent():
+    run_id = train_in_process({"dataset": "breast_cancer", "model": "mlp", "epochs": 3})
+    run = store.get_run(run_id)
+    assert run.status == "succeeded"
+    assert run.summary["test_acc"] >= 0.95
+    assert int(torch.tensor(run.summary["confusion_matrix"]).sum()) == len(load_dataset("breast_cancer").test)
+
+
+def test_same_seed_trains_the_same_model():
+    values = {"dataset": "breast_cancer", "model": "mlp", "epochs": 2, "seed": 7}
+    first, second = (store.get_run(train_in_process(values)).summary for _ in range(2))
+    assert first["test_loss"] == second["test_loss"]
+    assert first["confusion_matrix"] == second["confusion_matrix"]
+
+
+def test_checkpoints_are_safetensors_and_reload_to_the_same_accuracy(trained_run):
+    for name in ("best", "last"):
+        path = store.checkpoint_path(trained_run, name)
+        assert path is not None and path.suffix == ".safetensors"
+        with safe_open(str(path), framework="pt") as checkpoint:
+            assert checkpoint.metadata()["epoch"] in ("1", "2")
+            assert any(key.startswith("features.") for key in checkpoint.keys())
+    model, config = load_run_model(trained_run)
+    assert not model.training
+    test = load_dataset(config.dataset, config.seed, config.val_fraction, config.test_fraction).test
+    with torch.no_grad():
+        accuracy = (model(test.x).argmax(1) == test.y).float().mean().item()
+    assert accuracy == pytest.approx(store.get_run(trained_run).summary["test_acc"], abs=1e-6)
+
+
+def test_early_stopping_stops_when_validation_stops_improving():
+    # An lr far below float32 resolution leaves the weights unchanged, so val_acc never improves.
+    run_id = train_in_process({"dataset": "breast_cancer", "model": "mlp", "epochs": 20, "optimizer": "sgd",
+                               "lr": 1e-12, "schedule": "constant", "early_stopping_patience": 2,
+                               "early_stopping_metric": "val_acc"})
+    run = store.get_run(run_id)
+    assert run.status == "succeeded"
+    assert run.summary["epochs_run"] == 3
+    assert run.summary["best_epoch"] == 1
+    assert store.metric_history(run_id, "epoch").values.tolist() == [1, 2, 3]
+    best = {a.name: a.meta["epoch"] for a in store.artifacts(run_id, "checkpoint")}
+    assert best == {"best": 1, "last": 3}
+
+
+def test_diverging_run_fails_naming_the_step():
+    with pytest.raises(DlxError, match=r"loss diverged at step \d+ ") as caught:
+        train_in_process({"dataset": "breast_cancer", "model": "mlp", "epochs": 5, "optimizer": "sgd",
+                          "lr": 10, "schedule": "constant"})
+    assert caught.value.field == "lr"
+    run = store.list_runs()[0]
+    assert run.status == "failed"
+    assert run.error == str(caught.value)
+    assert "lower learning rate" in run.error
+    step = int(re.search(r"step (\d+)", run.error).group(1))
+    assert 1 <= step <= run.summary["total_steps"]
+    # the losses logged before it are kept, and they are all finite
+    losses = store.metric_history(run.id, "train_loss")
+    assert all(s < step for s in losses.steps.tolist())
+    assert all(math.isfinite(v) for v in losses.values.tolist())
