@@ -12,7 +12,6 @@ import pytest
 
 from dlx import store
 from dlx.cli import main
-from tests.test_jobs import spawned_workers, stop_spawned  # noqa: F401  (fixture)
 
 
 def dlx(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -20,7 +19,7 @@ def dlx(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           timeout=timeout, env=dict(os.environ))
 
 
-def test_run_wait_trains_on_an_auto_started_worker(dlx_home, spawned_workers):  # noqa: F811
+def test_run_wait_trains_on_an_auto_started_worker(dlx_home, spawned_workers):
     result = dlx("run", "--dataset", "breast_cancer", "--model", "mlp", "--epochs", "3", "--wait")
     if (dlx_home / "worker.spawn").exists():
         spawned_workers.append(int((dlx_home / "worker.spawn").read_text().split()[0]))

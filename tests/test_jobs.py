@@ -5,10 +5,7 @@ import os
 import signal
 import socket
 import threading
-import time
-from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from db.engine import session
@@ -171,40 +168,6 @@ def test_job_of_a_dead_worker_is_failed_as_stale(worker, monkeypatch):
     assert run.status == "failed" and run.error == job.error
     assert points(run_id) == seen
     assert reap_stale() == []  # reaped once
-
-
-def _process_gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state in ("Z", "X")
-
-
-def stop_spawned(pid: int) -> None:
-    """Stop a worker this test spawned through ensure_worker() (not a Popen the test holds)."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 20
-    while not _process_gone(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if not _process_gone(pid):
-        os.killpg(pid, signal.SIGKILL)
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
-
-
-@pytest.fixture
-def spawned_workers():
-    """Pids of workers started by ensure_worker(); stopped at the end of the test."""
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
-        stop_spawned(pid)
 
 
 def test_ensure_worker_starts_one_worker_and_only_one(spawned_workers):
