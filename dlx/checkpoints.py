@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -20,6 +21,19 @@ def save_checkpoint(model: nn.Module, path: Path, metadata: dict[str, str]) -> N
     tmp = path.with_suffix(".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
     os.replace(tmp, path)
+
+
+def copy_checkpoint(source: Path, target: Path) -> None:
+    """`target` becomes the same checkpoint as `source`, atomically: a hard link where the file
+    system allows (no bytes copied; `source` is later replaced by rename, never rewritten in
+    place, so the link keeps this epoch's weights), else a copy."""
+    tmp = target.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
 
 
 def load_run_model(run_id: int, checkpoint: str = "best", device: str | torch.device = "cpu",

@@ -12,9 +12,9 @@ import threading
 import time
 import traceback
 import weakref
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from db.engine import get_engine, session
 from db.models import Artifact, Experiment, Metric, Param, Tag, utcnow
@@ -41,6 +41,7 @@ class Run:
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._flush_size = flush_size
+        self._wrote_any = False
         self._stop = threading.Event()
         self._insert_sql, self._positional = self._metric_insert()
         self._timer = threading.Thread(target=self._flush_periodically, args=(flush_interval,),
@@ -59,11 +60,21 @@ class Run:
     # -- logging ---------------------------------------------------------------------------
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         now = time.time()
-        rows = [(self.id, key, step, float(value), now) for key, value in metrics.items()]
+        self._append([(self.id, key, step, float(value), now) for key, value in metrics.items()])
+
+    def log_series(self, key: str, values: Sequence[float], first_step: int) -> None:
+        """One metric at consecutive steps (`first_step`, `first_step + 1`, ...) in one call."""
+        now = time.time()
+        self._append([(self.id, key, first_step + i, float(v), now) for i, v in enumerate(values)])
+
+    def _append(self, rows: list[tuple]) -> None:
+        """Buffer points; the run's very first ones are written at once, so a page watching the
+        run draws its first point without waiting for the flush timer."""
         with self._lock:
             self._buffer.extend(rows)
-            full = len(self._buffer) >= self._flush_size
-        if full:
+            flush_now = len(self._buffer) >= self._flush_size or not self._wrote_any
+            self._wrote_any = True
+        if flush_now:
             self.flush()
 
     def log_metric(self, key: str, value: float, step: int = 0) -> None:
@@ -72,30 +83,45 @@ class Run:
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record parameters (stored as text; nested values as JSON); re-logging a key overwrites it."""
         rows = {key: value if isinstance(value, str) else json.dumps(value) for key, value in params.items()}
-        with session(self.url) as s, s.begin():
-            for key, value in rows.items():
-                s.merge(Param(run_id=self.id, key=key, value=value))
+        self._replace(Param, rows)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        with session(self.url) as s, s.begin():
-            for key, value in tags.items():
-                s.merge(Tag(run_id=self.id, key=key, value=str(value)))
+        self._replace(Tag, {key: str(value) for key, value in tags.items()})
 
-    def update_summary(self, values: Mapping[str, Any]) -> None:
-        """Merge values into the run's summary (final metrics, totals the pages show)."""
-        with session(self.url) as s, s.begin():
-            row = s.get(RunRow, self.id)
-            row.summary = {**(row.summary or {}), **values}
+    def _replace(self, model: type[Param] | type[Tag], values: Mapping[str, str]) -> None:
+        """Overwrite key/value rows in two statements (delete, then one batched insert): portable
+        to every SQL dialect, and a run's whole config costs one round trip instead of a query per key."""
+        if not values:
+            return
+        table = model.__table__
+        with self._engine.begin() as conn:
+            conn.execute(delete(table).where(table.c.run_id == self.id, table.c.key.in_(list(values))))
+            conn.execute(insert(table), [{"run_id": self.id, "key": k, "value": v} for k, v in values.items()])
+
+    def update_summary(self, values: Mapping[str, Any], **columns: Any) -> None:
+        """Merge values into the run's summary (final metrics, totals the pages show); `columns`
+        set the run row's own columns (e.g. `device`) in the same transaction."""
+        table = RunRow.__table__
+        with self._engine.begin() as conn:
+            current = conn.execute(select(table.c.summary).where(table.c.id == self.id)).scalar_one()
+            conn.execute(update(table).where(table.c.id == self.id)
+                         .values(summary={**(current or {}), **values}, **columns))
 
     def log_artifact(self, kind: str, name: str, path: str, meta: Mapping[str, Any] | None = None) -> None:
-        """Index a file under the data directory (path relative to it)."""
-        with session(self.url) as s, s.begin():
-            existing = s.scalars(select(Artifact).where(Artifact.run_id == self.id, Artifact.kind == kind,
-                                                        Artifact.name == name)).first()
-            if existing:
-                existing.path, existing.meta, existing.created_at = path, dict(meta or {}), utcnow()
-            else:
-                s.add(Artifact(run_id=self.id, kind=kind, name=name, path=path, meta=dict(meta or {})))
+        """Index a file under the data directory (path relative to it); one (kind, name) per run."""
+        self.log_artifacts([(kind, name, path, meta)])
+
+    def log_artifacts(self, entries: Iterable[tuple[str, str, str, Mapping[str, Any] | None]]) -> None:
+        """Index several files (kind, name, path, meta) in one transaction: the training loop
+        indexes its checkpoints every epoch. Core statements, not the ORM, for the same reason."""
+        table = Artifact.__table__
+        with self._engine.begin() as conn:
+            for kind, name, path, meta in entries:
+                values = {"path": path, "meta": dict(meta or {}), "created_at": utcnow()}
+                updated = conn.execute(update(table).where(table.c.run_id == self.id, table.c.kind == kind,
+                                                           table.c.name == name).values(**values))
+                if updated.rowcount == 0:
+                    conn.execute(insert(table).values(run_id=self.id, kind=kind, name=name, **values))
 
     # -- writing ---------------------------------------------------------------------------
     def flush(self) -> None:

@@ -31,12 +31,23 @@ def buffered_run(**options) -> Run:
     return Run(create_run({"dataset": "digits"}, status="running"), **{"flush_interval": 3600.0, **options})
 
 
+def test_first_points_are_written_at_once_so_pages_draw_them():
+    run = buffered_run()
+    with run:
+        run.log_metrics({"loss": 2.3, "acc": 0.1}, step=0)
+        assert stored_points(run.id) == 2  # no wait for the (hour-long) timer
+        run.log_series("loss", [2.2, 2.1, 2.0], first_step=1)
+        assert stored_points(run.id) == 2  # later points are buffered
+    assert store.metric_history(run.id, "loss").steps.tolist() == [0, 1, 2, 3]
+    assert store.metric_history(run.id, "loss").values.tolist() == [2.3, 2.2, 2.1, 2.0]
+
+
 def test_points_are_buffered_and_written_when_the_block_ends():
     run = buffered_run()
     with run:
         for step in range(300):
             run.log_metrics({"loss": 1 / (step + 1), "acc": step / 300, "lr": 0.1}, step=step)
-        assert stored_points(run.id) == 0  # still in the buffer: no round trip per point
+        assert stored_points(run.id) == 3  # only the first step's points: no round trip per point
     assert stored_points(run.id) == 900
     assert store.get_run(run.id).status == "succeeded"
     assert store.metric_history(run.id, "acc").steps.tolist() == list(range(300))
@@ -47,7 +58,8 @@ def test_full_buffer_is_written_without_waiting():
     with run:
         for step in range(250):
             run.log_metric("loss", 1.0, step=step)
-        assert stored_points(run.id) == 200  # two full buffers written, fifty still buffered
+        # the first point at once, then two full buffers; forty-nine still buffered
+        assert stored_points(run.id) == 201
     assert stored_points(run.id) == 250
 
 

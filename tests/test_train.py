@@ -9,7 +9,7 @@ import torch
 from safetensors import safe_open
 
 from dlx import store
-from dlx.checkpoints import load_run_model
+from dlx.checkpoints import copy_checkpoint, load_run_model, save_checkpoint
 from dlx.data import load_dataset
 from dlx.errors import DlxError
 from tests.conftest import train_in_process
@@ -26,6 +26,12 @@ def test_digits_cnn_reaches_95_percent_in_three_epochs():
     steps = store.metric_history(run_id, "train_loss").steps.tolist()
     assert steps == list(range(1, run.summary["total_steps"] + 1))
     assert len(store.metric_history(run_id, "val_acc")) == 3
+    # an epoch's train loss is the mean over its samples of the losses its steps logged
+    losses = store.metric_history(run_id, "train_loss").values[:run.summary["steps_per_epoch"]]
+    sizes = [32] * (len(losses) - 1) + [run.summary["train_size"] - 32 * (len(losses) - 1)]
+    epoch_loss = store.metric_history(run_id, "train_loss_epoch").values[0]
+    assert epoch_loss == pytest.approx(float((losses * sizes).sum()) / run.summary["train_size"], rel=1e-5)
+    assert 0.5 < store.metric_history(run_id, "train_acc").values[-1] <= 1.0
     # the confusion matrix covers the whole test split
     test_size = len(load_dataset("digits").test)
     confusion = torch.tensor(run.summary["confusion_matrix"])
@@ -62,6 +68,23 @@ def test_checkpoints_are_safetensors_and_reload_to_the_same_accuracy(trained_run
     with torch.no_grad():
         accuracy = (model(test.x).argmax(1) == test.y).float().mean().item()
     assert accuracy == pytest.approx(store.get_run(trained_run).summary["test_acc"], abs=1e-6)
+
+
+def test_best_checkpoint_keeps_its_weights_when_last_is_rewritten(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    last, best = tmp_path / "last.safetensors", tmp_path / "best.safetensors"
+    save_checkpoint(model, last, {"epoch": "1"})
+    copy_checkpoint(last, best)
+    kept = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    save_checkpoint(model, last, {"epoch": "2"})
+    with safe_open(str(best), framework="pt") as checkpoint:
+        assert checkpoint.metadata()["epoch"] == "1"
+        assert torch.equal(checkpoint.get_tensor("weight"), kept["weight"])
+    with safe_open(str(last), framework="pt") as checkpoint:
+        assert torch.equal(checkpoint.get_tensor("weight"), kept["weight"] + 1.0)
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_early_stopping_stops_when_validation_stops_improving():
