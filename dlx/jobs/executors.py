@@ -1,16 +1,23 @@
 """Executors start a job's entry point somewhere and let the worker poll, stop and kill it.
 
-`local` runs `python -m dlx.jobs.entry <job_id>` as a child process of the worker. A Ray
-executor would submit the same entry point to a cluster; nothing else changes.
+`local` runs each job in a child process of the worker: a standby that imported torch and the
+job code before the job existed (see `dlx.jobs.standby`), or a fresh `python -m dlx.jobs.entry
+<job_id>` when prewarming is off or no standby is alive. A Ray executor would submit the same
+entry point to a cluster; nothing else changes.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
+
+STANDBY_RETRY = 30.0  # seconds before replacing a standby that died without a job
+STANDBY_STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for standbys at shutdown
 
 
 class Handle(Protocol):
@@ -21,14 +28,27 @@ class Handle(Protocol):
     def kill(self) -> None: ...
 
 
+class Executor(Protocol):
+    name: str
+
+    def start(self, job_id: int, log_path: Path, env: dict[str, str]) -> Handle: ...
+    def keep_ready(self, slots: int) -> None: ...
+    def shutdown(self) -> None: ...
+
+
+def prewarm_enabled() -> bool:
+    """Whether the local executor keeps standby processes ready (`DLX_PREWARM`, default on)."""
+    return os.environ.get("DLX_PREWARM", "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
 class LocalHandle:
-    def __init__(self, process: subprocess.Popen, log):
+    def __init__(self, process: subprocess.Popen, log: BinaryIO | None = None):
         self._process, self._log = process, log
         self.pid = process.pid
 
     def poll(self) -> int | None:
         code = self._process.poll()
-        if code is not None and not self._log.closed:
+        if code is not None and self._log is not None and not self._log.closed:
             self._log.close()
         return code
 
@@ -39,18 +59,79 @@ class LocalHandle:
         self._signal(signal.SIGKILL)
 
     def _signal(self, sig: int) -> None:
-        try:
-            os.killpg(self._process.pid, sig)  # the job's own process group: its loaders too
-        except ProcessLookupError:
-            pass
+        _signal_group(self._process, sig)  # the job's own process group: its loaders too
 
 
 class LocalExecutor:
-    """One child process per job, in its own process group, output appended to the job's log."""
+    """One child process per job, in its own process group, output appended to the job's log.
+
+    With prewarming on, `keep_ready(n)` keeps n standbys alive and `start` hands a job to one
+    of them; a standby that died is replaced and its job starts cold instead.
+    """
 
     name = "local"
 
+    def __init__(self, prewarm: bool | None = None):
+        self.prewarm = prewarm_enabled() if prewarm is None else prewarm
+        self._standbys: list[subprocess.Popen] = []
+        self._retry_at = 0.0
+
+    def keep_ready(self, slots: int) -> None:
+        """Have `slots` standbys started (a no-op with prewarming off)."""
+        if not self.prewarm:
+            return
+        self._standbys = [p for p in self._standbys if self._alive(p)]
+        while len(self._standbys) < slots and time.monotonic() >= self._retry_at:
+            # Until it gets a job, a standby writes to the worker's output; its own session and
+            # group, like a cold job's, so cancelling a job signals exactly its processes.
+            self._standbys.append(subprocess.Popen([sys.executable, "-u", "-m", "dlx.jobs.standby"],
+                                                   stdin=subprocess.PIPE, bufsize=0,
+                                                   start_new_session=True))
+
     def start(self, job_id: int, log_path: Path, env: dict[str, str]) -> Handle:
+        order = json.dumps({"job_id": job_id, "log_path": str(log_path), "env": env}).encode() + b"\n"
+        while self._standbys:
+            standby = self._standbys.pop(0)
+            if not self._alive(standby):
+                continue
+            try:
+                standby.stdin.write(order)
+                standby.stdin.close()
+            except BrokenPipeError:
+                print(f"standby pid {standby.pid} closed its input before job {job_id}; "
+                      "trying another", flush=True)
+                standby.wait()
+                continue
+            return LocalHandle(standby)
+        if self.prewarm:
+            print(f"job {job_id} starts cold: no standby process is ready", flush=True)
+        return self._start_cold(job_id, log_path, env)
+
+    def shutdown(self) -> None:
+        """Stop every standby (they also end on their own when the worker's end of stdin closes)."""
+        for standby in self._standbys:
+            standby.stdin.close()
+            _signal_group(standby, signal.SIGTERM)
+        deadline = time.monotonic() + STANDBY_STOP_GRACE
+        for standby in self._standbys:
+            try:
+                standby.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(standby, signal.SIGKILL)
+                standby.wait()
+        self._standbys = []
+
+    def _alive(self, standby: subprocess.Popen) -> bool:
+        code = standby.poll()
+        if code is None:
+            return True
+        standby.stdin.close()
+        self._retry_at = time.monotonic() + STANDBY_RETRY
+        print(f"standby pid {standby.pid} exited with code {code} before getting a job; jobs start "
+              f"cold until a new one is up (in {STANDBY_RETRY:.0f} s)", flush=True)
+        return False
+
+    def _start_cold(self, job_id: int, log_path: Path, env: dict[str, str]) -> Handle:
         log = open(log_path, "ab", buffering=0)
         process = subprocess.Popen([sys.executable, "-u", "-m", "dlx.jobs.entry", str(job_id)],
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -58,10 +139,17 @@ class LocalExecutor:
         return LocalHandle(process, log)
 
 
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 EXECUTORS = {LocalExecutor.name: LocalExecutor}
 
 
-def get_executor(name: str | None = None):
+def get_executor(name: str | None = None) -> Executor:
     name = name or os.environ.get("DLX_EXECUTOR", "local")
     if name not in EXECUTORS:
         from dlx.errors import DlxError

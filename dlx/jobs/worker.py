@@ -1,7 +1,8 @@
 """The worker: claims queued jobs, runs each in its own process, heartbeats, honours cancels.
 
 Concurrency: one job per GPU (each child sees only its GPU through CUDA_VISIBLE_DEVICES)
-and up to `DLX_CPU_JOBS` CPU jobs.
+and up to `DLX_CPU_JOBS` CPU jobs. The executor keeps a standby process ready per free slot
+(at least one), so a claimed job does not wait for a fresh process to import torch.
 """
 from __future__ import annotations
 
@@ -69,6 +70,7 @@ class Worker:
                     reap_stale(self.url)
                     last_reap = now
                 self._enforce_cancels()
+                self.executor.keep_ready(self._free_slots())
                 self._claim_jobs()
                 if self.running:
                     idle_since = now
@@ -88,6 +90,11 @@ class Worker:
 
     def _cpu_busy(self) -> int:
         return sum(1 for r in self.running.values() if r.gpu is None)
+
+    def _free_slots(self) -> int:
+        """Slots a new job could take now, counted as at least one (the next job to come)."""
+        gpus_busy = len({r.gpu for r in self.running.values() if r.gpu is not None})
+        return max(1, self.gpus - gpus_busy + max(0, self.cpu_slots - self._cpu_busy()))
 
     def _claim_jobs(self) -> None:
         while True:
@@ -156,6 +163,7 @@ class Worker:
                 item.handle.kill()
 
     def _shutdown(self) -> None:
+        self.executor.shutdown()
         for item in self.running.values():
             item.handle.terminate()
         deadline = time.monotonic() + CANCEL_GRACE

@@ -1,0 +1,122 @@
+"""Prewarmed job processes, with real workers: jobs run in standbys started before them."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+from dlx import settings, store
+from dlx.config import parse_config
+from dlx.jobs import cancel_run, submit
+from tests.conftest import start_worker, stop_process, wait_for
+from tests.test_jobs import LONG, ended, running_with_metrics
+
+DIGITS = {"dataset": "digits", "model": "cnn", "epochs": 1}
+
+
+def worker_output(home: Path) -> str:
+    return "".join(path.read_text() for path in home.glob("worker-*.log"))
+
+
+def ready_standbys(home: Path) -> list[int]:
+    """Pids of the standbys that reported their imports done, in the order they did."""
+    return [int(pid) for pid in re.findall(r"standby pid (\d+): ready", worker_output(home))]
+
+
+def wait_ready(home: Path, count: int = 1) -> list[int]:
+    return wait_for(lambda: len(pids := ready_standbys(home)) >= count and pids, timeout=120,
+                    message=f"{count} standby process(es) to be ready")
+
+
+def running(pid: int) -> bool:
+    """Whether `ps` lists the process as anything but a zombie."""
+    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout
+    return bool(state.strip()) and not state.strip().startswith("Z")
+
+
+def job_log(job) -> str:
+    return (settings.home() / job.log_path).read_text()
+
+
+def test_job_runs_in_a_standby_started_before_it_was_submitted_and_logs_only_its_output(worker, dlx_home):
+    first_standby = wait_ready(dlx_home)[0]
+    run_a, job_a = submit(parse_config(DIGITS))
+    job = ended(job_a)
+    assert job.status == "succeeded", job.error
+    assert job.pid == first_standby
+    replacement = wait_ready(dlx_home, 2)[1]  # started when the first standby took its job
+    run_b, job_b = submit(parse_config(DIGITS))
+    job_after = ended(job_b)
+    assert job_after.status == "succeeded", job_after.error
+    assert job_after.pid == replacement
+
+    log_a, log_b = job_log(job), job_log(job_after)
+    assert f"run {run_a}: digits/cnn on cpu" in log_a and "test: loss" in log_a
+    assert f"run {run_b}: digits/cnn on cpu" in log_b and "test: loss" in log_b
+    assert f"run {run_b}:" not in log_a and f"run {run_a}:" not in log_b
+    assert "standby" not in log_a + log_b  # a standby's own output goes to the worker's
+    assert store.get_run(run_a).summary["test_acc"] > 0.5
+
+
+def test_cancel_running_job_in_a_standby_ends_cancelled(worker, dlx_home):
+    standby = wait_ready(dlx_home)[0]
+    run_id, job_id = submit(parse_config(LONG))
+    job = running_with_metrics(run_id, job_id)
+    assert job.pid == standby
+    assert cancel_run(run_id) == "cancelling"
+    job = ended(job_id)
+    assert job.status == "cancelled"
+    assert store.get_run(run_id).status == "cancelled"
+    assert not running(standby)
+    assert worker.poll() is None
+
+
+def test_standby_holds_no_database_connection_and_stops_with_its_worker(dlx_home):
+    dlx_home.mkdir(parents=True, exist_ok=True)
+    process = start_worker(dlx_home)
+    standby = wait_ready(dlx_home)[0]
+    open_files = [os.readlink(link) for link in Path(f"/proc/{standby}/fd").iterdir()]
+    assert not [name for name in open_files if "dlx.sqlite" in name]  # the job opens it, not before
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(process.pid)], capture_output=True,
+                              text=True).stdout.split()
+    assert str(standby) in children
+    stop_process(process)
+    assert process.returncode == 0
+    assert not [pid for pid in children if running(int(pid))]
+
+
+def test_standby_of_a_sigkilled_worker_exits_on_its_own(dlx_home):
+    dlx_home.mkdir(parents=True, exist_ok=True)
+    process = start_worker(dlx_home)
+    standby = wait_ready(dlx_home)[0]
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    wait_for(lambda: not running(standby), timeout=30, message=f"standby {standby} to exit")
+
+
+def test_standby_that_died_is_reported_and_the_next_job_starts_cold(worker, dlx_home):
+    standby = wait_ready(dlx_home)[0]
+    os.kill(standby, signal.SIGKILL)
+    wait_for(lambda: f"standby pid {standby} exited with code -9" in worker_output(dlx_home),
+             timeout=30, message="the worker to notice the dead standby")
+    run_id, job_id = submit(parse_config(DIGITS))
+    job = ended(job_id)
+    assert job.status == "succeeded", job.error
+    assert job.pid != standby
+    assert f"job {job_id} starts cold" in worker_output(dlx_home)
+    assert f"run {run_id}: digits/cnn on cpu" in job_log(job)
+
+
+def test_jobs_run_cold_with_prewarming_off(dlx_home):
+    dlx_home.mkdir(parents=True, exist_ok=True)
+    process = start_worker(dlx_home, env={"DLX_PREWARM": "0"})
+    try:
+        run_id, job_id = submit(parse_config(DIGITS))
+        job = ended(job_id)
+    finally:
+        stop_process(process)
+    assert job.status == "succeeded", job.error
+    assert f"run {run_id}: digits/cnn on cpu" in job_log(job)
+    assert "standby" not in worker_output(dlx_home)
