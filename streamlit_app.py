@@ -1,7 +1,8 @@
 """The app's frame: navigation over pages/ and the sidebar every page shares.
 
 A session's first visit starts a worker when none is alive (unless DLX_AUTOSTART_WORKER=0),
-so `dlx ui` is the one command a user needs.
+so `dlx ui` is the one command a user needs. Every page runs inside this frame, even when the
+first request of a fresh server opens a page URL (see pages/__init__.py).
 """
 import streamlit as st
 from sqlalchemy.engine import make_url
@@ -10,14 +11,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from db.engine import get_engine
 from dlx import devices, settings
 from dlx.jobs import ensure_worker, status
+from pages import FRAMED, app_pages
 
 st.set_page_config(page_title="dlx", page_icon=":material/science:", layout="wide")
-
-PAGES = [
-    st.Page("pages/launch.py", title="Launch", icon=":material/rocket_launch:", default=True),
-    st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:"),
-    st.Page("pages/explain.py", title="Explain", icon=":material/insights:"),
-]
 
 WORKER_STATES = {  # state -> (colour, what it means)
     "alive": ("green", "alive"),
@@ -82,8 +78,9 @@ def check_database() -> None:
         st.stop()
 
 
-page = st.navigation(PAGES)
+page = st.navigation(app_pages())
 check_database()
 start_worker_once()
 sidebar()
+st.session_state[FRAMED] = True
 page.run()

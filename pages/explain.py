@@ -17,6 +17,9 @@ from dlx.explain.scoring import METRICS, label, scores_cached
 from dlx.explain.uploads import read_image
 from dlx.jobs import ensure_worker
 from dlx.jobs.queue import ACTIVE, get_job
+from pages import enter_frame
+
+enter_frame()
 
 DEFAULTS = {"image": ["saliency", "integrated_gradients", "grad_cam"],
             "table": ["integrated_gradients", "feature_ablation"]}

@@ -8,6 +8,9 @@ from dlx.data import DATASETS
 from dlx.errors import DlxError
 from dlx.jobs import ensure_worker
 from dlx.models import MODELS
+from pages import enter_frame
+
+enter_frame()
 
 SAVED = "launch.saved"  # the last form, kept while other pages are open (widget state is not)
 PREFILLED = "launch.prefilled"  # the run id the form was last filled from

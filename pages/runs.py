@@ -11,6 +11,9 @@ from dlx.errors import DlxError
 from dlx.jobs import cancel_run
 from dlx.jobs import status as worker_status
 from dlx.store import FINAL_STATES, RunInfo
+from pages import enter_frame
+
+enter_frame()
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc", "test_loss", "test_acc", "epoch", "samples_per_s")

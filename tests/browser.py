@@ -192,11 +192,7 @@ def browser_page():
 
 
 def open_page(page, url: str, heading: str) -> None:
-    """Open a URL and wait until the app has drawn the page with this heading (not only its shell).
-
-    Open the app's root first on a fresh server: while a `pages/` folder exists, Streamlit serves
-    a first direct page URL (/runs) in its legacy folder mode, without streamlit_app.py.
-    """
+    """Open a URL and wait until the app has drawn the page with this heading (not only its shell)."""
     page.goto(url)
     page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
 
