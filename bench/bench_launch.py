@@ -7,8 +7,14 @@ The baseline does the same without the browser, in this process: `dlx.jobs.submi
 the store for the first point, through the same warm worker; the ratio is what the app adds
 on top of the queue and the job.
 
+The worker keeps a standby job process ready (`DLX_PREWARM`, on by default): it imported torch
+and the job code before the job existed. Every trial starts once the worker has one ready, as
+an idle worker does; a Launch pressed within seconds of the previous job's start would wait for
+part of a standby's imports.
+
 Each browser trial is split along the run's own timestamps: queued -> claimed by the worker,
-claimed -> the job's fresh process has imported torch and marked the run running, running ->
+claimed -> the job's process (a ready standby, or a fresh one with DLX_PREWARM=0) has marked
+the run running, running ->
 the first point logged (data, model, one logging window of 10 steps), logged -> drawn (the
 tracker's flush timer, then the page's one-second refresh).
 
@@ -28,9 +34,11 @@ home = setup()
 from dlx import store  # noqa: E402
 from dlx.config import parse_config  # noqa: E402
 from dlx.jobs import status, submit  # noqa: E402
+from dlx.jobs.executors import prewarm_enabled  # noqa: E402
 from dlx.jobs.queue import latest_job  # noqa: E402
 from dlx.launch import defaults_for, first_choice  # noqa: E402
 from tests.browser import chromium_page, open_page, running_app  # noqa: E402
+
 
 def wait(predicate, timeout: float = 120.0, interval: float = 0.01):
     deadline = time.monotonic() + timeout
@@ -47,9 +55,17 @@ def first_point_time(run_id: int) -> float | None:
     return float(history.times[0]) if len(history) else None
 
 
+def standby_ready() -> bool:
+    """Whether the worker has a standby that finished its imports and holds no job yet."""
+    output = (home / "logs" / "worker.log").read_text()
+    return output.count(": ready in ") > output.count("started job ")
+
+
 def wait_finished(run_id: int) -> None:
-    """Until the worker has collected the job's process: its slot is free for the next trial."""
+    """Until the worker has collected the job's process and has a standby ready for the next trial."""
     wait(lambda: latest_job(run_id).status in store.FINAL_STATES, interval=0.1)
+    if prewarm_enabled():
+        wait(standby_ready, interval=0.1)
 
 
 def unix(moment) -> float:
@@ -99,11 +115,12 @@ def main() -> None:
             baseline.append(api_trial())
     parts = {key: median([t[key] for t in trials]) for key in trials[0]}
     browser, api = parts["total"], median(baseline)
+    start = "a ready standby takes the job" if prewarm_enabled() else "a fresh process imports"
     report(f"Launch to first metric on the Runs page ({machine()}; median of {args.repeats})", [
         ("browser: press Launch -> first point drawn", f"{browser:.2f} s"),
         ("  press -> run queued", f"{parts['press to queued']:.2f} s"),
         ("  queued -> claimed by the worker", f"{parts['queue']:.2f} s"),
-        ("  claimed -> job process running (imports)", f"{parts['process start']:.2f} s"),
+        (f"  claimed -> job process running ({start})", f"{parts['process start']:.2f} s"),
         ("  running -> first point logged (data, model, 10 steps)", f"{parts['first window']:.2f} s"),
         ("  logged -> drawn (flush, page refresh)", f"{parts['flush and refresh']:.2f} s"),
         ("baseline: submit() -> first point in the store", f"{api:.2f} s"),

@@ -110,7 +110,8 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
                         "parameters": sum(p.numel() for p in model.parameters()),
                         "train_size": len(train_split), "classes": list(meta.classes)},
                        device=_device_name(device))
-    print(f"run {run.id}: {config.dataset}/{config.model} on {device}, {total_steps} steps", flush=True)
+    print(f"run {run.id}: {config.dataset}/{config.model} on {_device_name(device)}, {total_steps} steps",
+          flush=True)
 
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     best_value, best_epoch, waited = None, 0, 0
@@ -207,4 +208,5 @@ def _log_steps(run: Run, pending: list[torch.Tensor], step: int, optimizer, samp
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
-    return str(device)
+    threads = torch.get_num_threads()
+    return f"{device} ({threads} thread{'s' if threads > 1 else ''})"

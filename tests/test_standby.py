@@ -7,6 +7,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from dlx import settings, store
 from dlx.config import parse_config
 from dlx.jobs import cancel_run, submit
@@ -109,14 +111,22 @@ def test_standby_that_died_is_reported_and_the_next_job_starts_cold(worker, dlx_
     assert f"run {run_id}: digits/cnn on cpu" in job_log(job)
 
 
-def test_jobs_run_cold_with_prewarming_off(dlx_home):
+@pytest.mark.parametrize("prewarm", ["1", "0"])
+def test_cores_are_split_between_cpu_slots_in_standbys_and_cold_processes(dlx_home, prewarm):
     dlx_home.mkdir(parents=True, exist_ok=True)
-    process = start_worker(dlx_home, env={"DLX_PREWARM": "0"})
+    process = start_worker(dlx_home, env={"DLX_PREWARM": prewarm, "DLX_CPU_JOBS": "2"})
     try:
+        if prewarm == "1":
+            wait_ready(dlx_home, 2)  # one per slot
         run_id, job_id = submit(parse_config(DIGITS))
         job = ended(job_id)
     finally:
         stop_process(process)
     assert job.status == "succeeded", job.error
-    assert f"run {run_id}: digits/cnn on cpu" in job_log(job)
-    assert "standby" not in worker_output(dlx_home)
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    assert f"run {run_id}: digits/cnn on cpu ({threads} thread" in job_log(job)
+    assert store.get_run(run_id).device.startswith(f"cpu ({threads} thread")
+    if prewarm == "1":
+        assert job.pid in ready_standbys(dlx_home)
+    else:
+        assert "standby" not in worker_output(dlx_home)

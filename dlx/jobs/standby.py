@@ -45,6 +45,8 @@ def warm_up() -> None:
 def take_over(order: dict) -> None:
     """Take on the job's environment; from here on, all output is appended to the job's log."""
     os.environ.update(order["env"])
+    if "torch" in sys.modules and order["env"].get("OMP_NUM_THREADS", "").isdigit():
+        sys.modules["torch"].set_num_threads(int(order["env"]["OMP_NUM_THREADS"]))  # torch read it when imported
     sys.stdout.flush()
     sys.stderr.flush()
     log = os.open(order["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)

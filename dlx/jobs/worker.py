@@ -51,6 +51,16 @@ class Worker:
             self.gpus = torch.cuda.device_count()
         self.executor = get_executor()
 
+    def threads_per_job(self) -> int:
+        """CPU threads each job may use: the cores shared by every slot, unless OMP_NUM_THREADS says.
+
+        Two jobs with a thread per core each on the same cores made both 2-3x slower (their
+        thread pools wait on each other), so the cores are split between the slots.
+        """
+        if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+            return max(1, int(os.environ["OMP_NUM_THREADS"]))
+        return max(1, (os.cpu_count() or 1) // (self.cpu_slots + self.gpus))
+
     # -- the loop ----------------------------------------------------------------------------
     def serve(self, idle_exit: float | None = None) -> None:
         """Run until SIGTERM/SIGINT (or `idle_exit` seconds with nothing to do)."""
@@ -58,7 +68,8 @@ class Worker:
         signal.signal(signal.SIGINT, self._request_stop)
         last_beat = last_reap = 0.0
         idle_since = time.monotonic()
-        print(f"worker {self.id}: {self.cpu_slots} CPU slot(s), {self.gpus} GPU(s)", flush=True)
+        print(f"worker {self.id}: {self.cpu_slots} CPU slot(s), {self.gpus} GPU(s), "
+              f"{self.threads_per_job()} CPU thread(s) per job", flush=True)
         try:
             while not self._stop:
                 self._collect_finished()
@@ -113,7 +124,7 @@ class Worker:
     def _start(self, job: Job, gpu: int | None) -> None:
         log_path = settings.logs_dir() / f"job-{job.id}.log"
         env = {"CUDA_VISIBLE_DEVICES": "" if gpu is None else str(gpu), "DLX_JOB_ID": str(job.id),
-               "DLX_ASSIGNED_GPU": "" if gpu is None else str(gpu)}
+               "DLX_ASSIGNED_GPU": "" if gpu is None else str(gpu), "OMP_NUM_THREADS": str(self.threads_per_job())}
         handle = self.executor.start(job.id, log_path, env)
         relative = str(log_path.relative_to(settings.home()))
         with session(self.url) as s, s.begin():
