@@ -7,7 +7,7 @@ The baseline does the same without the browser, in this process: `dlx.jobs.submi
 the store for the first point, through the same warm worker; the ratio is what the app adds
 on top of the queue and the job.
 
-The worker keeps a standby job process ready (`DLX_PREWARM`, on by default): it imported torch
+The worker keeps a standby job process ready (`DLX_PREWARM`, up to 2 by default): it imported torch
 and the job code before the job existed. Every trial starts once the worker has one ready, as
 an idle worker does; a Launch pressed within seconds of the previous job's start would wait for
 part of a standby's imports.
@@ -31,10 +31,9 @@ from common import machine, median, report, setup
 
 home = setup()
 
-from dlx import store  # noqa: E402
+from dlx import settings, store  # noqa: E402
 from dlx.config import parse_config  # noqa: E402
 from dlx.jobs import status, submit  # noqa: E402
-from dlx.jobs.executors import prewarm_enabled  # noqa: E402
 from dlx.jobs.queue import latest_job  # noqa: E402
 from dlx.launch import defaults_for, first_choice  # noqa: E402
 from tests.browser import chromium_page, open_page, running_app  # noqa: E402
@@ -64,7 +63,7 @@ def standby_ready() -> bool:
 def wait_finished(run_id: int) -> None:
     """Until the worker has collected the job's process and has a standby ready for the next trial."""
     wait(lambda: latest_job(run_id).status in store.FINAL_STATES, interval=0.1)
-    if prewarm_enabled():
+    if settings.standby_processes():
         wait(standby_ready, interval=0.1)
 
 
@@ -115,7 +114,7 @@ def main() -> None:
             baseline.append(api_trial())
     parts = {key: median([t[key] for t in trials]) for key in trials[0]}
     browser, api = parts["total"], median(baseline)
-    start = "a ready standby takes the job" if prewarm_enabled() else "a fresh process imports"
+    start = "a ready standby takes the job" if settings.standby_processes() else "a fresh process imports"
     report(f"Launch to first metric on the Runs page ({machine()}; median of {args.repeats})", [
         ("browser: press Launch -> first point drawn", f"{browser:.2f} s"),
         ("  press -> run queued", f"{parts['press to queued']:.2f} s"),

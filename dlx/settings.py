@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dlx.errors import DlxError
+
 
 def home() -> Path:
     """The data directory (`DLX_HOME`, default `./dlx-data`), created on first use."""
@@ -24,7 +26,22 @@ def datasets_root() -> Path:
 
 def cpu_job_slots() -> int:
     """How many CPU jobs a worker runs at once (`DLX_CPU_JOBS`, default 1)."""
-    return max(1, int(os.environ.get("DLX_CPU_JOBS", "1")))
+    return max(1, _count("DLX_CPU_JOBS", 1))
+
+
+def standby_processes() -> int:
+    """At most how many prewarmed job processes a worker keeps ready (`DLX_PREWARM`, default 2; 0: none).
+
+    Each holds a job's imports, about 0.9 GB, so a worker with many slots keeps only a few ready.
+    """
+    return _count("DLX_PREWARM", 2)
+
+
+def _count(variable: str, default: int) -> int:
+    raw = os.environ.get(variable, "").strip() or str(default)
+    if not raw.isdigit():
+        raise DlxError(f"{variable}: expected a whole number (0 or more), got {raw!r}", field=variable)
+    return int(raw)
 
 
 def run_dir(run_id: int) -> Path:

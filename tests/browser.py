@@ -1,7 +1,7 @@
 """Drive the real app in headless Chromium: start `streamlit run` on a free port, open a page, tear down.
 
-Reusable by any browser test (`from tests.browser import app_server, browser_page`) and by
-bench scripts (`running_app`, `chromium_page`). The app auto-starts a worker; teardown stops it
+Its fixtures (`app_server`, `browser_page`) reach every test through conftest's `pytest_plugins`;
+bench scripts use `running_app` and `chromium_page`. The app auto-starts a worker; teardown stops it
 too, found through `DLX_HOME/worker.spawn` and the `workers` table.
 """
 from __future__ import annotations

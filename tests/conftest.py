@@ -13,6 +13,7 @@ import pytest
 from db.engine import dispose_all
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+pytest_plugins = ["tests.browser"]  # the app_server and browser_page fixtures, for every test module
 
 
 @pytest.fixture(autouse=True)

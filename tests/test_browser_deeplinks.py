@@ -10,7 +10,7 @@ import re
 import pytest
 
 from dlx.tracking import start_run
-from tests.browser import app_server, browser_page, open_page, worker_pids  # noqa: F401  (fixtures)
+from tests.browser import open_page, worker_pids
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.browser]

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from dlx import store
-from tests.browser import app_server, browser_page, open_page, reopen, snapshot  # noqa: F401  (fixtures)
+from tests.browser import open_page, reopen, snapshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import app_server, browser_page, open_page  # noqa: F401  (fixtures)
+from tests.browser import open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

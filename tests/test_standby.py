@@ -11,7 +11,9 @@ import pytest
 
 from dlx import settings, store
 from dlx.config import parse_config
+from dlx.errors import DlxError
 from dlx.jobs import cancel_run, submit
+from dlx.jobs.executors import LocalExecutor
 from tests.conftest import start_worker, stop_process, wait_for
 from tests.test_jobs import LONG, ended, running_with_metrics
 
@@ -111,12 +113,12 @@ def test_standby_that_died_is_reported_and_the_next_job_starts_cold(worker, dlx_
     assert f"run {run_id}: digits/cnn on cpu" in job_log(job)
 
 
-@pytest.mark.parametrize("prewarm", ["1", "0"])
+@pytest.mark.parametrize("prewarm", ["2", "0"])
 def test_cores_are_split_between_cpu_slots_in_standbys_and_cold_processes(dlx_home, prewarm):
     dlx_home.mkdir(parents=True, exist_ok=True)
     process = start_worker(dlx_home, env={"DLX_PREWARM": prewarm, "DLX_CPU_JOBS": "2"})
     try:
-        if prewarm == "1":
+        if prewarm == "2":
             wait_ready(dlx_home, 2)  # one per slot
         run_id, job_id = submit(parse_config(DIGITS))
         job = ended(job_id)
@@ -126,7 +128,18 @@ def test_cores_are_split_between_cpu_slots_in_standbys_and_cold_processes(dlx_ho
     threads = max(1, (os.cpu_count() or 1) // 2)
     assert f"run {run_id}: digits/cnn on cpu ({threads} thread" in job_log(job)
     assert store.get_run(run_id).device.startswith(f"cpu ({threads} thread")
-    if prewarm == "1":
+    if prewarm == "2":
         assert job.pid in ready_standbys(dlx_home)
     else:
         assert "standby" not in worker_output(dlx_home)
+
+
+def test_prewarm_setting_caps_standbys_and_a_bad_value_names_the_variable(monkeypatch):
+    monkeypatch.delenv("DLX_PREWARM", raising=False)
+    assert settings.standby_processes() == 2
+    monkeypatch.setenv("DLX_PREWARM", "0")
+    assert LocalExecutor().max_standbys == 0
+    monkeypatch.setenv("DLX_PREWARM", "off")
+    with pytest.raises(DlxError, match=r"DLX_PREWARM: expected a whole number .* got 'off'") as caught:
+        settings.standby_processes()
+    assert caught.value.field == "DLX_PREWARM"

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from dlx import settings
+
 STANDBY_RETRY = 30.0  # seconds before replacing a standby that died without a job
 STANDBY_STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for standbys at shutdown
 # Seconds after a job starts before a new standby may: its imports take 2-3 s of CPU, which on a
@@ -37,11 +39,6 @@ class Executor(Protocol):
     def start(self, job_id: int, log_path: Path, env: dict[str, str]) -> Handle: ...
     def keep_ready(self, slots: int) -> None: ...
     def shutdown(self) -> None: ...
-
-
-def prewarm_enabled() -> bool:
-    """Whether the local executor keeps standby processes ready (`DLX_PREWARM`, default on)."""
-    return os.environ.get("DLX_PREWARM", "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
 class LocalHandle:
@@ -68,23 +65,21 @@ class LocalHandle:
 class LocalExecutor:
     """One child process per job, in its own process group, output appended to the job's log.
 
-    With prewarming on, `keep_ready(n)` keeps n standbys alive and `start` hands a job to one
-    of them; a standby that died is replaced and its job starts cold instead.
+    `keep_ready(n)` keeps n standbys alive (at most `max_standbys`, `DLX_PREWARM`) and `start`
+    hands a job to one of them; with none ready, or a standby that died, the job starts cold.
     """
 
     name = "local"
 
-    def __init__(self, prewarm: bool | None = None):
-        self.prewarm = prewarm_enabled() if prewarm is None else prewarm
+    def __init__(self, max_standbys: int | None = None):
+        self.max_standbys = settings.standby_processes() if max_standbys is None else max_standbys
         self._standbys: list[subprocess.Popen] = []
         self._not_before = 0.0  # no new standby before this time (monotonic seconds)
 
     def keep_ready(self, slots: int) -> None:
-        """Have `slots` standbys started (a no-op with prewarming off)."""
-        if not self.prewarm:
-            return
+        """Have `slots` standbys started, or as many as allowed (none with DLX_PREWARM=0)."""
         self._standbys = [p for p in self._standbys if self._alive(p)]
-        while len(self._standbys) < slots and time.monotonic() >= self._not_before:
+        while len(self._standbys) < min(slots, self.max_standbys) and time.monotonic() >= self._not_before:
             # Until it gets a job, a standby writes to the worker's output; its own session and
             # group, like a cold job's, so cancelling a job signals exactly its processes.
             self._standbys.append(subprocess.Popen([sys.executable, "-u", "-m", "dlx.jobs.standby"],
@@ -107,7 +102,7 @@ class LocalExecutor:
                 standby.wait()
                 continue
             return LocalHandle(standby)
-        if self.prewarm:
+        if self.max_standbys:
             print(f"job {job_id} starts cold: no standby process is ready", flush=True)
         return self._start_cold(job_id, log_path, env)
 

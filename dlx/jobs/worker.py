@@ -2,7 +2,8 @@
 
 Concurrency: one job per GPU (each child sees only its GPU through CUDA_VISIBLE_DEVICES)
 and up to `DLX_CPU_JOBS` CPU jobs. The executor keeps a standby process ready per free slot
-(at least one), so a claimed job does not wait for a fresh process to import torch.
+(at least one, at most `DLX_PREWARM`), so a claimed job does not wait for a fresh process to
+import torch.
 """
 from __future__ import annotations
 
