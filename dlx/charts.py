@@ -77,7 +77,10 @@ def curves(histories: dict[str, History], steps_per_epoch: int | None = None, ep
     if steps_per_epoch and epochs:
         fig.update_xaxes(range=[0, epochs * 1.02])
     if not fig.data:
-        for axis in ("", "2"):
+        for col, axis in ((1, ""), (2, "2")):
+            # Plotly.js draws only subplots that have a trace: an empty one keeps the accuracy
+            # axes (and their annotation) in place until the first point.
+            fig.add_trace(go.Scatter(x=[], y=[], hoverinfo="skip", showlegend=False), 1, col)
             fig.add_annotation(text="waiting for the first steps", showarrow=False, x=0.5, y=0.5,
                                xref=f"x{axis} domain", yref=f"y{axis} domain",
                                font=dict(size=14, color="#808495"))

@@ -59,7 +59,8 @@ def cmd_ui(args) -> int:
 
     app = Path(__file__).resolve().parent.parent / "streamlit_app.py"
     return subprocess.call([sys.executable, "-m", "streamlit", "run", str(app),
-                            "--server.port", str(args.port), "--server.headless", "true"])
+                            "--server.port", str(args.port), "--server.headless", "true",
+                            "--client.toolbarMode", "viewer", "--browser.gatherUsageStats", "false"])
 
 
 def cmd_worker(args) -> int:

@@ -27,6 +27,7 @@ def assert_framed(page, app) -> None:
     links = sidebar.get_by_test_id("stSidebarNavLink").all_inner_texts()
     assert [text.split("\n")[-1].strip() for text in links] == PAGE_LINKS
     wait_for(lambda: worker_pids(app.home), message="the worker the app starts")
+    assert page.get_by_role("button", name="Deploy").count() == 0  # .streamlit/config.toml: viewer toolbar
 
 
 @pytest.mark.parametrize(("path", "heading"), [("/runs", "Runs"), ("/explain", "Explain")])
