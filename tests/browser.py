@@ -18,7 +18,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import pytest
 
@@ -130,9 +130,14 @@ def _is_worker(pid: int) -> bool:
     return b"dlx.cli" in command and b"worker" in command
 
 
-def stop_spawned_workers(home: Path, timeout: float = 20) -> None:
-    """SIGTERM the workers of this data directory (they stop their jobs), SIGKILL what lingers."""
-    pids = {pid for pid in worker_pids(home) if _alive(pid) and _is_worker(pid)}
+def stop_spawned_workers(home: Path) -> None:
+    """Stop the workers of this data directory (they stop their jobs)."""
+    stop_workers(worker_pids(home))
+
+
+def stop_workers(pids: Iterable[int], timeout: float = 20) -> None:
+    """SIGTERM these workers, SIGKILL the groups of those that linger; reap those that are our children."""
+    pids = {pid for pid in pids if _alive(pid) and _is_worker(pid)}
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -143,6 +148,8 @@ def stop_spawned_workers(home: Path, timeout: float = 20) -> None:
         if _alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)  # the worker leads its own session: its jobs go too
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
 
 
 VIEWPORT = {"width": 1440, "height": 1000}

@@ -89,35 +89,11 @@ def train_in_process(values: dict) -> int:
     return run.id
 
 
-def _process_gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state in ("Z", "X")
-
-
-def stop_spawned(pid: int) -> None:
-    """Stop a worker this test spawned through ensure_worker() (not a Popen the test holds)."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 20
-    while not _process_gone(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if not _process_gone(pid):
-        os.killpg(pid, signal.SIGKILL)
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
-
-
 @pytest.fixture
 def spawned_workers():
     """Pids of workers started by ensure_worker(); stopped at the end of the test."""
+    from tests.browser import stop_workers  # a plugin module (pytest_plugins): imported by pytest first
+
     pids: list[int] = []
     yield pids
-    for pid in pids:
-        stop_spawned(pid)
+    stop_workers(pids)

@@ -5,6 +5,7 @@ import re
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from dlx import store
 from tests.browser import open_page, reopen, snapshot
@@ -20,6 +21,7 @@ def test_run_launched_from_the_browser_succeeds_on_the_runs_page(app_server, bro
     page = browser_page
     open_page(page, app_server.url, "Launch a training run")
     page.get_by_text("This queues 1 run: digits / cnn.").wait_for()
+    expect(page.get_by_role("textbox", name="Learning rate")).to_have_value("0.003")  # the recipe's default
     snapshot(page, artifacts_dir / "launch-page.png")
 
     page.get_by_role("button", name="Launch").click()
