@@ -37,16 +37,7 @@ from dlx.jobs import status, submit  # noqa: E402
 from dlx.jobs.queue import latest_job  # noqa: E402
 from dlx.launch import defaults_for, first_choice  # noqa: E402
 from tests.browser import chromium_page, open_page, running_app  # noqa: E402
-
-
-def wait(predicate, timeout: float = 120.0, interval: float = 0.01):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError("waited too long")
+from tests.conftest import wait_for  # noqa: E402
 
 
 def first_point_time(run_id: int) -> float | None:
@@ -62,9 +53,10 @@ def standby_ready() -> bool:
 
 def wait_finished(run_id: int) -> None:
     """Until the worker has collected the job's process and has a standby ready for the next trial."""
-    wait(lambda: latest_job(run_id).status in store.FINAL_STATES, interval=0.1)
+    wait_for(lambda: latest_job(run_id).status in store.FINAL_STATES, timeout=120, interval=0.1,
+             message=f"run {run_id} to end")
     if settings.standby_processes():
-        wait(standby_ready, interval=0.1)
+        wait_for(standby_ready, timeout=120, interval=0.1, message="a standby to be ready")
 
 
 def unix(moment) -> float:
@@ -82,7 +74,7 @@ def browser_trial(page, url: str) -> dict[str, float]:
     drawn = time.perf_counter() - pressed
     heading = page.get_by_role("heading", name=re.compile("Run #")).inner_text()
     run_id = int(re.search(r"#(\d+)", heading).group(1))
-    logged = wait(lambda: first_point_time(run_id))
+    logged = wait_for(lambda: first_point_time(run_id), timeout=120, interval=0.01, message="the first point")
     run = store.get_run(run_id)
     claimed, queued = unix(latest_job(run_id).started_at), unix(run.created_at)
     wait_finished(run_id)
@@ -94,7 +86,7 @@ def browser_trial(page, url: str) -> dict[str, float]:
 def api_trial() -> float:
     start = time.perf_counter()
     run_id, _ = submit(parse_config(defaults_for(*first_choice())))
-    wait(lambda: first_point_time(run_id))
+    wait_for(lambda: first_point_time(run_id), timeout=120, interval=0.01, message="the first point")
     elapsed = time.perf_counter() - start
     wait_finished(run_id)
     return elapsed
@@ -106,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     with running_app(home) as app, chromium_page() as page:
         open_page(page, app.url, "Launch a training run")  # this session starts the worker
-        wait(lambda: status().state == "alive", interval=0.2)
+        wait_for(lambda: status().state == "alive", message="the worker")
         browser_trial(page, app.url)  # warm-up: file caches, the page's first drawing
         trials, baseline = [], []
         for _ in range(args.repeats):  # interleaved, so both see the same machine state

@@ -11,7 +11,8 @@ from dlx.errors import DlxError
 
 
 class RunConfig(BaseModel):
-    """A run's full configuration; defaults (Adam 3e-3, one-cycle, batch 32) learn digits to about 0.97 in three CPU epochs."""
+    """A run's full configuration; defaults (Adam 3e-3, one-cycle, batch 32) learn digits to about
+    0.97 in three CPU epochs."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 

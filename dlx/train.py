@@ -105,13 +105,13 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
     folder.mkdir(exist_ok=True)
 
     run.log_params(config.model_dump(exclude={"name", "experiment", "sweep"}))
+    device_name = _device_name(device)
     run.update_summary({"total_steps": total_steps, "steps_per_epoch": steps_per_epoch,
                         "epochs": config.epochs, "device": str(device),
                         "parameters": sum(p.numel() for p in model.parameters()),
                         "train_size": len(train_split), "classes": list(meta.classes)},
-                       device=_device_name(device))
-    print(f"run {run.id}: {config.dataset}/{config.model} on {_device_name(device)}, {total_steps} steps",
-          flush=True)
+                       device=device_name)
+    print(f"run {run.id}: {config.dataset}/{config.model} on {device_name}, {total_steps} steps", flush=True)
 
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     best_value, best_epoch, waited = None, 0, 0
@@ -166,7 +166,7 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
             best_value, best_epoch, waited = value, epoch, 0
             copy_checkpoint(folder / "last.safetensors", folder / "best.safetensors")
             checkpoints.append(("checkpoint", "best", relative(folder / "best.safetensors"),
-                          {"epoch": epoch, config.early_stopping_metric: abs(value)}))
+                                {"epoch": epoch, config.early_stopping_metric: abs(value)}))
         else:
             waited += 1
         run.log_artifacts(checkpoints)
