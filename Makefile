@@ -4,6 +4,7 @@ PYTHON ?= python3
 STAMP := $(VENV)/.installed
 
 $(STAMP): requirements.txt pyproject.toml
+	@echo "Setting up $(VENV) and installing dlx's requirements (a few minutes the first time)..."
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r requirements.txt
 	$(VENV)/bin/pip install -q --no-deps -e .

@@ -1,17 +1,17 @@
-"""The app's frame: navigation over pages/ and the sidebar every page shares.
+"""The app's frame: the login gate, navigation over pages/ and the sidebar every page shares.
 
-A session's first visit starts a worker when none is alive (unless DLX_AUTOSTART_WORKER=0),
+Nothing of the app (sidebar, page, worker start) runs before the gate lets the session in
+(pages.require_login: a secret is required where `dlx ui` exposes the app). A session's first visit starts a worker when none is alive (unless DLX_AUTOSTART_WORKER=0),
 so `dlx ui` is the one command a user needs. Every page runs inside this frame, even when the
 first request of a fresh server opens a page URL (see pages/__init__.py).
 """
 import streamlit as st
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from db.engine import get_engine
 from dlx import devices, settings
 from dlx.jobs import ensure_worker, status
-from pages import FRAMED, app_pages
+from pages import FRAMED, app_pages, logged_in, require_login
 
 st.set_page_config(page_title="dlx", page_icon=":material/science:", layout="wide")
 
@@ -30,11 +30,14 @@ def device_line() -> str:
 
 
 def start_worker_once() -> None:
-    """ensure_worker() on a session's first run only: reruns must not spawn anything."""
+    """ensure_worker() on a session's first run only: reruns must not spawn anything.
+
+    A worker the app starts stops when the app's process ends (`dlx ui` usually starts it first).
+    """
     if "worker_checked" not in st.session_state:
         st.session_state.worker_checked = True
         if settings.autostart_worker():
-            ensure_worker()
+            ensure_worker(stop_with_parent=True)
 
 
 @st.fragment(run_every="3s")
@@ -46,14 +49,9 @@ def worker_panel() -> None:
                + (f" · {current.workers} workers" if current.workers > 1 else ""))
     if current.state == "down":
         if st.button("Start a worker", icon=":material/play_arrow:", key="sidebar.start_worker"):
-            ensure_worker()
+            ensure_worker(stop_with_parent=True)
             st.rerun(scope="fragment")
         st.caption("or run `dlx worker` in a terminal")
-
-
-def database_label() -> str:
-    """The database URL with any password hidden."""
-    return make_url(settings.database_url()).render_as_string(hide_password=True)
 
 
 def sidebar() -> None:
@@ -62,8 +60,8 @@ def sidebar() -> None:
         st.markdown(f"**Device** {device_line()}")
         st.markdown("**Data directory**")
         st.code(str(settings.home()), language=None, wrap_lines=True)
-        st.markdown("**Database**")
-        st.code(database_label(), language=None, wrap_lines=True)
+        st.markdown("**Store**")
+        st.code(settings.database_label(), language=None, wrap_lines=True)
 
 
 def check_database() -> None:
@@ -73,12 +71,14 @@ def check_database() -> None:
             pass
     except SQLAlchemyError as err:
         reason = getattr(err, "orig", None) or err
-        st.error(f"The database {database_label()} cannot be opened: {reason}. Check DLX_DATABASE_URL "
+        st.error(f"The database {settings.database_label()} cannot be opened: {reason}. Check DLX_DATABASE_URL "
                  "(or DLX_HOME) and that the database is reachable.", icon=":material/database:")
         st.stop()
 
 
-page = st.navigation(app_pages())
+# Navigation comes first so the URL's page is kept through the login; hidden until logged in.
+page = st.navigation(app_pages(), position="sidebar" if logged_in() else "hidden")
+require_login()
 check_database()
 start_worker_once()
 sidebar()

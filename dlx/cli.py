@@ -16,12 +16,20 @@ def main(argv: list[str] | None = None) -> int:
                                      "deep-learning experiments.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ui = sub.add_parser("ui", help="start the web app")
+    ui = sub.add_parser("ui", help="start the web app (and a worker, stopped with it)")
+    ui.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default 127.0.0.1: this machine only); any other address "
+                    "requires DLX_PASSWORD or DLX_TOKEN, or a token generated and printed in the URL")
     ui.add_argument("--port", type=int, default=8501)
+    ui.add_argument("--dev", action="store_true", help="reload on source changes and log Streamlit's messages")
 
     worker = sub.add_parser("worker", help="run queued jobs until stopped")
     worker.add_argument("--cpu-jobs", type=int, default=None, help="CPU jobs at once (DLX_CPU_JOBS)")
     worker.add_argument("--idle-exit", type=float, default=None, help="exit after this many idle seconds")
+    worker.add_argument("--stop", action="store_true",
+                        help="stop this store's running workers on this machine (their jobs end with them)")
+    worker.add_argument("--stop-with", type=int, default=None, metavar="PID",
+                        help="stop when process PID, this worker's parent, ends (how the app starts its worker)")
 
     run = sub.add_parser("run", help="submit a training job")
     run.add_argument("--dataset", default="digits")
@@ -55,17 +63,101 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_ui(args) -> int:
+    """Run the app until Ctrl-C (or SIGTERM), then stop the worker it started."""
+    import os
+    import signal
     import subprocess
 
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dlx import auth, settings
+    from dlx.jobs.supervisor import ensure_worker, stop_workers
+
+    secrets = auth.secrets_for(args.host)  # refuses an exposed address without a secret, before anything starts
+    env = dict(os.environ)
+    if secrets.token:
+        env[auth.TOKEN_VARIABLE] = secrets.token
     app = Path(__file__).resolve().parent.parent / "streamlit_app.py"
-    return subprocess.call([sys.executable, "-m", "streamlit", "run", str(app),
-                            "--server.port", str(args.port), "--server.headless", "true",
-                            "--client.toolbarMode", "viewer", "--browser.gatherUsageStats", "false"])
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.host,
+               "--server.port", str(args.port), "--server.headless", "true",
+               "--server.fileWatcherType", "auto" if args.dev else "none",  # watching .venv floods inotify
+               "--server.runOnSave", "true" if args.dev else "false",
+               "--logger.level", "info" if args.dev else "warning", "--logger.hideWelcomeMessage", "true",
+               "--client.toolbarMode", "viewer", "--browser.gatherUsageStats", "false"]
+    owned: list[int] = []
+    if settings.autostart_worker():
+        try:
+            started = ensure_worker(stop_with_parent=True)  # warms up while the browser opens
+            owned = [started.pid] if started.pid else []
+        except SQLAlchemyError:
+            pass  # the app names the database it cannot open, on its first page
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGHUP, _exit_on_signal)
+    process = subprocess.Popen(command, env=env)
+    try:
+        if _serving(process, args.host, args.port):
+            print(f"dlx: {auth.app_url(args.host, args.port, secrets.token)}  (Ctrl-C stops the app"
+                  + (" and its worker)" if owned else ")"), flush=True)
+        return process.wait()
+    except (KeyboardInterrupt, SystemExit):
+        return 0
+    finally:
+        _stop_app(process)
+        stop_workers(owned)
+
+
+def _exit_on_signal(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _serving(process, host: str, port: int) -> bool:
+    """Wait until the app answers its health check (False if it exited first, e.g. the port was taken)."""
+    import urllib.request
+
+    from dlx.auth import WILDCARDS
+
+    local = "127.0.0.1" if host.strip() in WILDCARDS else host.strip("[]")
+    url = f"http://{f'[{local}]' if ':' in local else local}:{port}/_stcore/health"
+    while process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _stop_app(process) -> None:
+    import signal
+    import subprocess
+
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def cmd_worker(args) -> int:
     from db.engine import get_engine
     from dlx import settings
+    from dlx.jobs.supervisor import stop_with, stop_workers, worker_pids
+
+    if args.stop:
+        pids = worker_pids()
+        if not pids:
+            print(f"no worker is running for store {settings.database_label()}")
+            return 0
+        killed = stop_workers(pids)
+        for pid in pids:
+            print(f"stopped worker {pid}" + (" (killed: it did not stop in time)" if pid in killed else ""))
+        return 0
+    if args.stop_with is not None:
+        stop_with(args.stop_with)
     from dlx.jobs.worker import Worker
 
     get_engine()
@@ -113,16 +205,19 @@ def _wait(run_id: int) -> int:
 
 
 def cmd_runs(args) -> int:
-    from dlx import store
+    from dlx import settings, store
 
     runs = store.list_runs(status=args.status)
     rows = [{"id": r.id, "status": r.status, "dataset": r.dataset, "model": r.model,
              "sweep": r.sweep, "params": {k: store.decode_param(v) for k, v in r.params.items()},
              "test_acc": r.summary.get("test_acc"), "val_acc": r.summary.get("val_acc"),
              "error": r.error, "created_at": r.created_at.isoformat()} for r in runs]
+    store_line = f"store: {settings.database_label()}"  # ./dlx-data depends on the folder: say which
     if args.json:
+        print(store_line, file=sys.stderr)
         print(json.dumps(rows, indent=2))
         return 0
+    print(store_line)
     print(f"{'id':>5}  {'status':<10} {'dataset':<14} {'model':<9} {'test_acc':>8}  params")
     for r in rows:
         acc = "" if r["test_acc"] is None else f"{r['test_acc']:.4f}"

@@ -63,3 +63,10 @@ def autostart_worker() -> bool:
     Turn it off where workers run elsewhere (another machine, a Ray cluster) or in tests.
     """
     return os.environ.get("DLX_AUTOSTART_WORKER", "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def database_label() -> str:
+    """The store's URL as shown to users (`dlx runs`, the sidebar): any password in it hidden."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(database_url()).render_as_string(hide_password=True)
