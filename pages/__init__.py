@@ -16,7 +16,6 @@ from streamlit.runtime.pages_manager import PagesManager
 from dlx import auth
 
 FRAMED = "app.framed"  # set by streamlit_app.py before it runs a page (after the login gate)
-HANDED_OVER = "app.handed_over"
 LOGGED_IN = "auth.logged_in"
 
 
@@ -73,11 +72,14 @@ def require_login() -> None:
     with st.form("login"):
         given = st.text_input("Password or token", type="password", key="login.secret",
                               help=f"{auth.PASSWORD_VARIABLE}, or the token in the URL `dlx ui` printed")
-        if st.form_submit_button("Log in", icon=":material/login:"):
-            if secrets.accepts(given):
-                st.session_state[LOGGED_IN] = True
-                st.rerun()
-            refused = True
+        st.form_submit_button("Log in", icon=":material/login:")
+    # A form's field changes only when it is submitted, so its value is the attempt (a submit's
+    # trigger would not survive a hand-over rerun from enter_frame; the value does).
+    if given:
+        if secrets.accepts(given):
+            st.session_state[LOGGED_IN] = True
+            st.rerun()
+        refused = True
     if refused:
         st.error("That password or token is not right.", icon=":material/lock:")
     st.stop()
@@ -88,14 +90,14 @@ def enter_frame() -> None:
 
     st.navigation switches the server out of the folder mode (Streamlit's documented behaviour);
     the rerun then runs streamlit_app.py, which picks the same page from the URL and keeps its
-    query (/runs?run=3). At most once per session, so it can never loop.
+    query (/runs?run=3). It reruns only once the folder mode is off, so it can never loop.
     A no-op wherever streamlit_app.py already ran in this session (it sets FRAMED only after its
     login gate); a page that runs outside the frame anyway still passes the gate first.
     """
     if FRAMED in st.session_state:
         return
-    if in_folder_mode() and HANDED_OVER not in st.session_state:
-        st.session_state[HANDED_OVER] = True
+    if in_folder_mode():
         st.navigation(app_pages())
-        st.rerun()
+        if not in_folder_mode():
+            st.rerun()
     require_login()
