@@ -94,15 +94,19 @@ def cmd_ui(args) -> int:
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGHUP, _exit_on_signal)
     process = subprocess.Popen(command, env=env)
+    interrupted = False  # a Ctrl-C reaches the app too (same process group): give it time to stop alone
     try:
         if _serving(process, args.host, args.port):
             print(f"dlx: {auth.app_url(args.host, args.port, secrets.token)}  (Ctrl-C stops the app"
                   + (" and its worker)" if owned else ")"), flush=True)
         return process.wait()
-    except (KeyboardInterrupt, SystemExit):
+    except KeyboardInterrupt:
+        interrupted = True
+        return 0
+    except SystemExit:
         return 0
     finally:
-        _stop_app(process)
+        _stop_app(process, grace=10 if interrupted else 0)
         stop_workers(owned)
 
 
@@ -129,17 +133,20 @@ def _serving(process, host: str, port: int) -> bool:
     return False
 
 
-def _stop_app(process) -> None:
+def _stop_app(process, grace: float) -> None:
+    """Let the app end within `grace` seconds on its own, then SIGTERM it, then SIGKILL it."""
     import signal
     import subprocess
 
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+    for stop in (None, lambda: process.send_signal(signal.SIGTERM), process.kill):
+        if stop is not None:
+            stop()
         try:
-            process.wait(15)
+            process.wait(grace if stop is None else 15)
+            return
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            continue
+    process.wait()
 
 
 def cmd_worker(args) -> int:

@@ -12,6 +12,7 @@ import pytest
 
 from dlx import store
 from dlx.cli import main
+from tests.conftest import wait_for
 
 
 def dlx(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -91,3 +92,184 @@ def test_export_of_a_missing_run_names_it(capsys):
 def test_read_only_commands_work_on_a_fresh_data_directory(command, capsys):
     assert main(command) == 0
     assert capsys.readouterr().out
+
+
+# -- dlx ui, dlx worker --stop, and the store each command names ------------------------------------
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses on which some process listens on TCP `port`, read from the kernel's tables."""
+    import ipaddress
+
+    found = set()
+    for table, size in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                local, state = row.split()[1], row.split()[3]
+                address, _, hex_port = local.partition(":")
+                if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                    raw = bytes.fromhex(address)
+                    # the kernel writes each 32-bit word in host (little-endian) order
+                    packed = b"".join(raw[i:i + 4][::-1] for i in range(0, size, 4))
+                    found.add(str(ipaddress.ip_address(packed)))
+    return found
+
+
+def start_ui(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`dlx ui` as a terminal starts it: its own process group, so a Ctrl-C can go to the group."""
+    return subprocess.Popen([sys.executable, "-m", "dlx.cli", "ui", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+                            start_new_session=True)
+
+
+def first_line(process: subprocess.Popen) -> str:
+    line = process.stdout.readline()
+    assert line, f"dlx ui ended with {process.wait()}: {process.stderr.read()}"
+    return line.strip()
+
+
+def ctrl_c(process: subprocess.Popen) -> int:
+    """What a Ctrl-C in its terminal does: SIGINT to its whole process group (dlx ui and the app)."""
+    import signal
+
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        return process.wait(60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def running(pid: int) -> bool:
+    from dlx.jobs.supervisor import _running
+
+    return _running(pid)
+
+
+def children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            pass
+    return found
+
+
+def test_ui_refuses_an_exposed_address_without_a_secret(dlx_home):
+    env = {**os.environ, "DLX_TOKEN": ""}  # the generated token turned off, and no password
+    env.pop("DLX_PASSWORD", None)
+    result = subprocess.run([sys.executable, "-m", "dlx.cli", "ui", "--host", "0.0.0.0", "--port", "9"],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2
+    assert "refusing to listen on 0.0.0.0" in result.stderr and "DLX_PASSWORD" in result.stderr
+    assert result.stdout == ""
+    assert not (dlx_home / "worker.spawn").exists()  # nothing was started
+
+
+def test_ui_listens_on_loopback_by_default_and_prints_one_line(dlx_home):
+    from tests.browser import free_port
+
+    port = free_port()
+    process = start_ui("--port", str(port), env={"DLX_AUTOSTART_WORKER": "0"})
+    assert first_line(process) == f"dlx: http://127.0.0.1:{port}/  (Ctrl-C stops the app)"
+    assert listening_addresses(port) == {"127.0.0.1"}
+    assert ctrl_c(process) == 0
+    assert set(process.stdout.read().split()) <= {"Stopping..."}  # Streamlit's goodbye; no banner, no logs
+    assert "Inotify" not in process.stderr.read()
+
+
+def test_ctrl_c_on_ui_stops_the_worker_it_started_and_its_standby(dlx_home):
+    from tests.browser import free_port
+
+    process = start_ui("--port", str(free_port()), env={"DLX_PREWARM": "1"})
+    assert first_line(process).endswith("(Ctrl-C stops the app and its worker)")
+    worker = int((dlx_home / "worker.spawn").read_text().split()[0])
+    standby = wait_for(lambda: children(worker), message="the worker's standby job process")
+    assert running(worker) and all(running(pid) for pid in standby)
+    assert ctrl_c(process) == 0
+    assert not running(worker)  # dlx ui waited for it
+    wait_for(lambda: not any(running(pid) for pid in standby), timeout=30, message="the standby to end")
+
+
+def test_a_worker_started_to_stop_with_its_parent_stops_when_the_parent_is_killed(dlx_home):
+    import signal
+
+    parent = subprocess.Popen([sys.executable, "-c", "import time\nfrom dlx.jobs import ensure_worker\n"
+                               "print(ensure_worker(stop_with_parent=True).pid, flush=True)\ntime.sleep(600)"],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "DLX_PREWARM": "0"})
+    worker = int(parent.stdout.readline())
+    try:
+        wait_for(lambda: store_workers(), message="the worker to register")
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        wait_for(lambda: not running(worker), timeout=30, message="the orphaned worker to stop")
+        assert store_workers() == []  # it stopped in order: its row is gone
+    finally:
+        from tests.browser import stop_workers
+
+        stop_workers([worker])
+
+
+def store_workers() -> list[str]:
+    from sqlalchemy import select
+
+    from db.engine import session
+    from db.models import Worker
+
+    with session() as s:
+        return list(s.scalars(select(Worker.id)))
+
+
+def test_worker_stop_ends_the_running_worker_and_its_job(dlx_home, capsys):
+    from dlx.config import parse_config
+    from dlx.jobs import submit
+    from dlx.jobs.queue import get_job
+    from tests.conftest import start_worker, stop_process
+
+    assert main(["worker", "--stop"]) == 0
+    assert capsys.readouterr().out == f"no worker is running for store sqlite:///{dlx_home / 'dlx.sqlite'}\n"
+
+    run_id, job_id = submit(parse_config({"dataset": "digits", "model": "cnn", "epochs": 200}))
+    process = start_worker(dlx_home, env={"DLX_PREWARM": "0"})
+    try:
+        job = wait_for(lambda: (j := get_job(job_id)) and j.status == "running" and j.pid and j,
+                       message="the job to run")
+        assert main(["worker", "--stop"]) == 0
+        assert capsys.readouterr().out == f"stopped worker {process.pid}\n"
+        assert process.poll() is not None  # --stop waited for it
+        assert not running(job.pid)
+        assert get_job(job_id).status == "failed"
+        assert store.get_run(run_id).status == "failed"
+    finally:
+        stop_process(process)
+
+
+def test_runs_names_the_store_it_reads_first(dlx_home, capsys):
+    assert main(["runs"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"store: sqlite:///{dlx_home / 'dlx.sqlite'}"
+    assert main(["runs", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == []  # the JSON stays clean
+    assert err == f"store: sqlite:///{dlx_home / 'dlx.sqlite'}\n"
+
+
+def test_the_store_is_named_with_its_password_hidden(monkeypatch):
+    from dlx import settings
+
+    monkeypatch.setenv("DLX_DATABASE_URL", "postgresql+psycopg://dlx:s3cret@db.example:5432/dlx")
+    assert settings.database_label() == "postgresql+psycopg://dlx:***@db.example:5432/dlx"
+
+
+def test_make_app_says_it_is_installing_before_it_starts(tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    # PYTHON=false: the venv step fails at once, after the message (nothing is installed)
+    result = subprocess.run(["make", "--no-print-directory", "-C", str(root), "app", f"VENV={tmp_path / 'venv'}", "PYTHON=false"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "installing dlx's requirements (a few minutes the first time)" in result.stdout.splitlines()[0]
