@@ -114,11 +114,14 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
-def start_ui(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """`dlx ui` as a terminal starts it: its own process group, so a Ctrl-C can go to the group."""
+def start_ui(*args: str, env: dict[str, str | None] | None = None) -> subprocess.Popen:
+    """`dlx ui` as a terminal starts it: its own process group, so a Ctrl-C can go to the group.
+
+    `env` adds variables to this process's environment; a None value removes one.
+    """
+    merged = {key: value for key, value in {**os.environ, **(env or {})}.items() if value is not None}
     return subprocess.Popen([sys.executable, "-m", "dlx.cli", "ui", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
-                            start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, env=merged, start_new_session=True)
 
 
 def first_line(process: subprocess.Popen) -> str:
