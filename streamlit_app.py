@@ -1,8 +1,9 @@
 """The app's frame: the login gate, navigation over pages/ and the sidebar every page shares.
 
 Nothing of the app (sidebar, page, worker start) runs before the gate lets the session in
-(pages.require_login: a secret is required where `dlx ui` exposes the app). A session's first visit starts a worker when none is alive (unless DLX_AUTOSTART_WORKER=0),
-so `dlx ui` is the one command a user needs. Every page runs inside this frame, even when the
+(pages.require_login: a secret is required where `dlx ui` exposes the app). A session's first
+visit starts a worker when none is alive (unless DLX_AUTOSTART_WORKER=0), so `dlx ui` is the one
+command a user needs. Every page runs inside this frame, even when the
 first request of a fresh server opens a page URL (see pages/__init__.py).
 """
 import streamlit as st

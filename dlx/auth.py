@@ -18,7 +18,7 @@ from dlx.errors import DlxError
 
 PASSWORD_VARIABLE = "DLX_PASSWORD"
 TOKEN_VARIABLE = "DLX_TOKEN"
-WILDCARDS = {"", "0.0.0.0", "::"}  # every interface  # noqa: S104
+WILDCARDS = {"", "0.0.0.0", "::"}  # addresses that mean every interface
 
 
 @dataclass(frozen=True)
