@@ -272,7 +272,7 @@ def test_make_app_says_it_is_installing_before_it_starts(tmp_path):
 
     root = Path(__file__).resolve().parent.parent
     # PYTHON=false: the venv step fails at once, after the message (nothing is installed)
-    result = subprocess.run(["make", "--no-print-directory", "-C", str(root), "app", f"VENV={tmp_path / 'venv'}", "PYTHON=false"],
-                            capture_output=True, text=True, timeout=60)
+    make = ["make", "--no-print-directory", "-C", str(root), "app", f"VENV={tmp_path / 'venv'}", "PYTHON=false"]
+    result = subprocess.run(make, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "installing dlx's requirements (a few minutes the first time)" in result.stdout.splitlines()[0]
