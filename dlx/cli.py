@@ -160,6 +160,8 @@ def cmd_delete(args) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("kept it (pass --yes to delete without asking)")
             return 1
+    if run.status not in store.FINAL_STATES:
+        print(f"stopping run {run.id} first...", flush=True)
     store.delete_run(run.id)
     print(f"deleted run {run.id}")
     return 0

@@ -17,6 +17,8 @@ STEP_MIN, STEP_MAX = -(2**63), 2**63 - 1  # a signed 64-bit INTEGER column
 
 def checked_key(key: Any, what: str = "metric") -> str:
     """A non-empty `str` of at most 250 characters that UTF-8 can encode."""
+    if type(key) is str and 0 < len(key) <= KEY_LENGTH and key.isascii():  # the common case, first
+        return key
     if not isinstance(key, str):
         raise TypeError(f"{what} key: must be a string, got {type(key).__name__} {_short(key)}")
     if not key:

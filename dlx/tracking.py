@@ -196,8 +196,9 @@ class Run:
         return [rows[middle:], rows[:middle]]  # popped first half first: the order stays
 
     def _row_exists(self) -> bool:
+        table = RunRow.__table__
         with self._engine.connect() as conn:
-            return conn.execute(select(RunRow.__table__.c.id).where(RunRow.__table__.c.id == self.id)).first() is not None
+            return conn.execute(select(table.c.id).where(table.c.id == self.id)).first() is not None
 
     def _background(self, flush_interval: float) -> None:
         """Flush on the timer and heartbeat; a failure is reported and retried on the next turn."""
