@@ -228,3 +228,21 @@ def test_an_unclosed_run_ends_as_its_script_ended(scripts, ending, status, error
     info = store.get_run(run_id)
     assert (info.status, info.error) == (status, error)
     assert points(run_id) == 20
+
+
+def test_a_script_whose_run_is_deleted_under_it_drops_its_points_and_stops(scripts):
+    process, run_id = start_script(scripts, """
+        import time
+        from dlx.tracking import start_run
+
+        with start_run(name="busy script") as run:
+            run.log_metric("loss", 1.0, step=0)
+            print(run.id, flush=True)
+            for step in range(1, 10**9):
+                run.log_metric("loss", 1.0 / step, step=step)
+                time.sleep(0.01)
+    """)
+    store.delete_run(run_id, wait=0)  # gone before the script could react to the stop request
+    _, err = process.communicate(timeout=60)  # its flushes are refused, its heartbeat finds no run
+    assert "Cancelled" in err
+    assert store.get_run(run_id) is None and points(run_id) == 0
