@@ -21,7 +21,8 @@ import weakref
 from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from db.engine import get_engine, session
 from db.models import Artifact, Experiment, Metric, Param, Tag, utcnow
@@ -163,11 +164,10 @@ class Run:
                     part = pending.pop()
                     try:
                         self._insert(part)
-                    except OperationalError:
-                        pending.append(part)
-                        raise
                     except Exception as err:
-                        pending.append(part)  # kept should the look at the run fail
+                        pending.append(part)  # kept until we know it cannot be written
+                        if _unavailable(err):
+                            raise
                         halves = self._split_refused(part, err)
                         pending.pop()
                         pending.extend(halves)
@@ -266,6 +266,12 @@ class Run:
     def __exit__(self, exc_type, exc, tb) -> bool:
         self.finish(*_ending(exc))
         return False
+
+
+def _unavailable(err: Exception) -> bool:
+    """Whether the database could not be used at all (retry the rows later), rather than refused them."""
+    unreachable = (OperationalError, InterfaceError, PoolTimeout)
+    return isinstance(err, unreachable) or getattr(err, "connection_invalidated", False)
 
 
 def _ending(exc: BaseException | None) -> tuple[str, str | None]:
