@@ -1,4 +1,4 @@
-"""The `dlx` command: ui, worker, run, runs, cancel, db upgrade, export."""
+"""The `dlx` command: ui, worker, run, runs, cancel, delete, db upgrade, export."""
 from __future__ import annotations
 
 import argparse
@@ -44,8 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     runs.add_argument("--json", action="store_true")
     runs.add_argument("--status", action="append", default=None)
 
-    cancel = sub.add_parser("cancel", help="cancel a run")
+    cancel = sub.add_parser("cancel", help="cancel a run (a job's, or end a script's run)")
     cancel.add_argument("run", type=int)
+
+    remove = sub.add_parser("delete", help="delete a run, its metrics and its files (stopping it first)")
+    remove.add_argument("run", type=int)
+    remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"])
@@ -213,7 +217,9 @@ def _wait(run_id: int) -> int:
 
 def cmd_runs(args) -> int:
     from dlx import settings, store
+    from dlx.jobs.queue import reap_stale
 
+    reap_stale()  # runs whose process died are shown failed, not running
     runs = store.list_runs(status=args.status)
     rows = [{"id": r.id, "status": r.status, "dataset": r.dataset, "model": r.model,
              "sweep": r.sweep, "params": {k: store.decode_param(v) for k, v in r.params.items()},
@@ -238,6 +244,28 @@ def cmd_cancel(args) -> int:
     from dlx.jobs import cancel_run
 
     print(f"run {args.run}: {cancel_run(args.run)}")
+    return 0
+
+
+def cmd_delete(args) -> int:
+    from dlx import store
+
+    run = store.get_run(args.run)
+    if run is None:
+        raise DlxError(f"run: there is no run #{args.run}", field="run")
+    if not args.yes:
+        note = " It is still active: it is stopped first." if run.status not in store.FINAL_STATES else ""
+        try:
+            answer = input(f"Delete run {run.label} ({run.status}), its metrics and its files?{note} [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("kept it (pass --yes to delete without asking)")
+            return 1
+    if run.status not in store.FINAL_STATES:
+        print(f"stopping run {run.id} first...", flush=True)
+    store.delete_run(run.id)
+    print(f"deleted run {run.id}")
     return 0
 
 
@@ -267,7 +295,7 @@ def cmd_export(args) -> int:
 
 
 COMMANDS = {"ui": cmd_ui, "worker": cmd_worker, "run": cmd_run, "runs": cmd_runs,
-            "cancel": cmd_cancel, "db": cmd_db, "export": cmd_export}
+            "cancel": cmd_cancel, "delete": cmd_delete, "db": cmd_db, "export": cmd_export}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,6 +1,7 @@
 """Where dlx keeps its files and database, read from the environment each time."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -35,6 +36,33 @@ def standby_processes() -> int:
     Each holds a job's imports, about 0.9 GB, so a worker with many slots keeps only a few ready.
     """
     return _count("DLX_PREWARM", 2)
+
+
+HEARTBEAT_INTERVAL = 2.0  # seconds between heartbeats of workers and of runs tracked from scripts
+DEFAULT_STALE_AFTER = 30.0
+
+
+def stale_after() -> float:
+    """Seconds without a heartbeat after which a job or a script's run is declared dead (`DLX_STALE_AFTER`).
+
+    At least three heartbeat intervals: anything shorter would fail healthy jobs whose beat is
+    merely late (a busy database, a paused laptop lid for a moment).
+    """
+    raw = os.environ.get("DLX_STALE_AFTER", "").strip()
+    if not raw:
+        return DEFAULT_STALE_AFTER
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise DlxError(f"DLX_STALE_AFTER: expected a number of seconds, got {raw!r}", field="DLX_STALE_AFTER")
+    minimum = 3 * HEARTBEAT_INTERVAL
+    if value < minimum:
+        raise DlxError(f"DLX_STALE_AFTER: {raw} s is too short; heartbeats come every {HEARTBEAT_INTERVAL:g} s, "
+                       f"so use at least {minimum:g} s or healthy jobs would be marked failed",
+                       field="DLX_STALE_AFTER")
+    return value
 
 
 def _count(variable: str, default: int) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
@@ -15,6 +16,7 @@ from db.engine import get_engine, session
 from db.models import Artifact, Experiment, Job, Metric, Param, Tag, utcnow
 from db.models import Run as RunRow
 from dlx import settings
+from dlx.tracking import ACTIVE_STATES
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 
@@ -165,8 +167,16 @@ def checkpoint_path(run_id: int, name: str = "best", url: str | None = None):
     return None
 
 
-def delete_run(run_id: int, url: str | None = None) -> None:
-    """Delete a run, everything it logged, and its files: its folder and its jobs' logs."""
+def delete_run(run_id: int, url: str | None = None, wait: float = 20.0) -> None:
+    """Delete a run, everything it logged, and its files: its folder and its jobs' logs.
+
+    An active run is stopped first (its jobs cancelled, its script asked to end) and given up to
+    `wait` seconds to end, so no worker or script finds its rows gone while it still writes.
+    """
+    if _stop_before_delete(run_id, url):
+        deadline = time.monotonic() + wait
+        while _still_active(run_id, url) and time.monotonic() < deadline:
+            time.sleep(0.2)
     home = settings.home()
     with session(url) as s, s.begin():
         files = [home / path for path in s.scalars(select(Artifact.path).where(Artifact.run_id == run_id))]
@@ -177,6 +187,26 @@ def delete_run(run_id: int, url: str | None = None) -> None:
     for path in files:
         if path.resolve().is_relative_to(home):  # an index entry never reaches outside the data directory
             path.unlink(missing_ok=True)
+
+
+def _stop_before_delete(run_id: int, url: str | None) -> bool:
+    """Cancel the run's active jobs (training and explanations), or ask its script to end; whether any was active."""
+    from dlx.jobs.queue import cancel_job, cancel_run
+
+    with session(url) as s:
+        jobs = list(s.scalars(select(Job.id).where(Job.run_id == run_id, Job.status.in_(ACTIVE_STATES))))
+        status = s.scalar(select(RunRow.status).where(RunRow.id == run_id))
+    for job_id in jobs:
+        cancel_job(job_id, url)
+    if status in ACTIVE_STATES and not jobs:
+        cancel_run(run_id, url)
+    return bool(jobs) or status in ACTIVE_STATES
+
+
+def _still_active(run_id: int, url: str | None) -> bool:
+    with session(url) as s:
+        job = s.scalar(select(Job.id).where(Job.run_id == run_id, Job.status.in_(ACTIVE_STATES)).limit(1))
+        return job is not None or s.scalar(select(RunRow.status).where(RunRow.id == run_id)) in ACTIVE_STATES
 
 
 def decode_param(value: str) -> Any:

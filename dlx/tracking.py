@@ -1,13 +1,19 @@
 """The run API the training loop and users' own scripts write through.
 
-Metric points are buffered and written in batches (on size, on a timer, at the end, on an
-exception or SIGTERM), so logging costs microseconds per point instead of a round trip.
+Metric points are checked when they are logged (a bad one fails in the caller's line) and
+written in batches (on size, on a timer, at the end, on an exception or SIGTERM), so logging
+costs microseconds per point instead of a round trip. The same background thread heartbeats
+the run, so a script that dies is noticed, and honours a request to end the run.
 """
 from __future__ import annotations
 
+import _thread
 import atexit
-import json
+import logging
+import os
 import signal
+import socket
+import sys
 import threading
 import time
 import traceback
@@ -15,25 +21,33 @@ import weakref
 from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from db.engine import get_engine, session
 from db.models import Artifact, Experiment, Metric, Param, Tag, utcnow
 from db.models import Run as RunRow
 from dlx.errors import DlxError
+from dlx.logged_values import checked_key, checked_param, checked_step, checked_text, checked_value
+from dlx.settings import HEARTBEAT_INTERVAL
+
+ACTIVE_STATES = ("queued", "running")  # the only states a status may be changed from
+logger = logging.getLogger(__name__)
 
 
 class Cancelled(BaseException):
-    """Raised inside a run when it is asked to stop (SIGTERM); ends the run as cancelled."""
+    """Raised inside a run when it is asked to stop (SIGTERM, or End on the page); ends the run as cancelled."""
 
 
 _open_runs: "weakref.WeakSet[Run]" = weakref.WeakSet()
+OWNER = f"{os.getpid()}@{socket.gethostname()}"
 
 
 class Run:
     """A handle on one run row; everything logged through it lands in the store."""
 
     def __init__(self, run_id: int, url: str | None = None, flush_size: int = 5000,
-                 flush_interval: float = 1.0):
+                 flush_interval: float = 1.0, stop_signal: int = signal.SIGINT):
         self.id = run_id
         self.url = url
         self._engine = get_engine(url)
@@ -43,8 +57,11 @@ class Run:
         self._flush_size = flush_size
         self._wrote_any = False
         self._stop = threading.Event()
+        self._stop_signal = stop_signal  # simulated in the main thread when the run is ended from outside
+        self.stop_requested = False
+        self.ends_itself_at_exit = False  # set by start_run for the runs it creates (scripts' runs)
         self._insert_sql, self._positional = self._metric_insert()
-        self._timer = threading.Thread(target=self._flush_periodically, args=(flush_interval,),
+        self._timer = threading.Thread(target=self._background, args=(flush_interval,),
                                        daemon=True, name=f"dlx-flush-{run_id}")
         self._timer.start()
         _open_runs.add(self)
@@ -59,13 +76,21 @@ class Run:
 
     # -- logging ---------------------------------------------------------------------------
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Log several metrics at one step; every key, value and the step are checked before any is kept."""
         now = time.time()
-        self._append([(self.id, key, step, float(value), now) for key, value in metrics.items()])
+        step = checked_step(step)
+        self._append([(self.id, checked_key(key), step, checked_value(key, value), now)
+                      for key, value in metrics.items()])
 
     def log_series(self, key: str, values: Sequence[float], first_step: int) -> None:
         """One metric at consecutive steps (`first_step`, `first_step + 1`, ...) in one call."""
         now = time.time()
-        self._append([(self.id, key, first_step + i, float(v), now) for i, v in enumerate(values)])
+        key = checked_key(key)
+        first = checked_step(first_step, key)
+        rows = [(self.id, key, first + i, checked_value(key, v), now) for i, v in enumerate(values)]
+        if rows:
+            checked_step(rows[-1][2], key)
+        self._append(rows)
 
     def _append(self, rows: list[tuple]) -> None:
         """Buffer points; the run's very first ones are written at once, so a page watching the
@@ -82,11 +107,10 @@ class Run:
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record parameters (stored as text; nested values as JSON); re-logging a key overwrites it."""
-        rows = {key: value if isinstance(value, str) else json.dumps(value) for key, value in params.items()}
-        self._replace(Param, rows)
+        self._replace(Param, {checked_key(key, "param"): checked_param(key, value) for key, value in params.items()})
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        self._replace(Tag, {key: str(value) for key, value in tags.items()})
+        self._replace(Tag, {checked_key(key, "tag"): checked_text(key, value) for key, value in tags.items()})
 
     def _replace(self, model: type[Param] | type[Tag], values: Mapping[str, str]) -> None:
         """Overwrite key/value rows in two statements (delete, then one batched insert): portable
@@ -125,63 +149,141 @@ class Run:
 
     # -- writing ---------------------------------------------------------------------------
     def flush(self) -> None:
-        """Write every buffered point in one transaction."""
+        """Write every buffered point in one transaction.
+
+        If the database is unavailable (locked, gone for a moment) the points go back to the
+        buffer for the next flush and the error is raised. If it refuses some rows, the rest are
+        written and only those are dropped (and reported): nothing blocks the points behind them.
+        """
         with self._write_lock:
             with self._lock:
                 rows, self._buffer = self._buffer, []
-            if not rows:
-                return
+            pending = [rows] if rows else []
             try:
-                with self._engine.begin() as conn:
-                    if self._positional:
-                        conn.exec_driver_sql(self._insert_sql, rows)
-                    else:
-                        conn.execute(self._insert_sql, [dict(run_id=r[0], key=r[1], step=r[2], value=r[3],
-                                                             time=r[4]) for r in rows])
-            except BaseException:  # a failed write (or SIGTERM mid-write) puts the points back
+                while pending:
+                    part = pending.pop()
+                    try:
+                        self._insert(part)
+                    except Exception as err:
+                        pending.append(part)  # kept until we know it cannot be written
+                        if _unavailable(err):
+                            raise
+                        halves = self._split_refused(part, err)
+                        pending.pop()
+                        pending.extend(halves)
+            except BaseException:  # unavailable, or SIGTERM mid-write: what is left goes back
                 with self._lock:
-                    self._buffer[:0] = rows
+                    self._buffer[:0] = [row for part in reversed(pending) for row in part]
                 raise
 
-    def _flush_periodically(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            try:
-                self.flush()
-            except Exception:  # the next flush (or the final one) retries these rows
-                traceback.print_exc()
-
-    def set_status(self, status: str, error: str | None = None) -> None:
-        with session(self.url) as s, s.begin():
-            values: dict[str, Any] = {"status": status}
-            if status == "running":
-                values["started_at"] = utcnow()
+    def _insert(self, rows: list[tuple]) -> None:
+        with self._engine.begin() as conn:
+            if self._positional:
+                conn.exec_driver_sql(self._insert_sql, rows)
             else:
-                values["ended_at"] = utcnow()
-            if error is not None:
-                values["error"] = error
-            s.execute(update(RunRow).where(RunRow.id == self.id).values(**values))
+                conn.execute(self._insert_sql, [dict(run_id=r[0], key=r[1], step=r[2], value=r[3],
+                                                     time=r[4]) for r in rows])
+
+    def _split_refused(self, rows: list[tuple], err: Exception) -> list[list[tuple]]:
+        """Halves of a refused batch to retry apart, or nothing where it cannot be written at all."""
+        if not self._row_exists():
+            logger.error("run #%s was deleted: dropped %d metric points", self.id, len(rows))
+            return []
+        if len(rows) == 1:
+            logger.error("run #%s: dropped the metric point %r the database refused: %s", self.id, rows[0], err)
+            return []
+        middle = len(rows) // 2
+        return [rows[middle:], rows[:middle]]  # popped first half first: the order stays
+
+    def _row_exists(self) -> bool:
+        table = RunRow.__table__
+        with self._engine.connect() as conn:
+            return conn.execute(select(table.c.id).where(table.c.id == self.id)).first() is not None
+
+    def _background(self, flush_interval: float) -> None:
+        """Flush on the timer and heartbeat; a failure is reported and retried on the next turn."""
+        next_flush = next_beat = time.monotonic()
+        while not self._stop.wait(min(flush_interval, HEARTBEAT_INTERVAL)):
+            now = time.monotonic()
+            for due, action, interval in ((next_flush, self.flush, flush_interval),
+                                          (next_beat, self._heartbeat, HEARTBEAT_INTERVAL)):
+                if now >= due:
+                    try:
+                        action()
+                    except Exception:
+                        traceback.print_exc()
+            if now >= next_flush:
+                next_flush = now + flush_interval
+            if now >= next_beat:
+                next_beat = now + HEARTBEAT_INTERVAL
+
+    def _heartbeat(self) -> None:
+        """Tell the store this process is alive; stop the script if its run was ended or deleted meanwhile."""
+        table = RunRow.__table__
+        with self._engine.begin() as conn:
+            conn.execute(update(table).where(table.c.id == self.id, table.c.status.in_(ACTIVE_STATES))
+                         .values(heartbeat_at=utcnow()))
+            row = conn.execute(select(table.c.cancel_requested).where(table.c.id == self.id)).first()
+        if (row is None or row.cancel_requested) and not self.stop_requested and not self._stop.is_set():
+            self.stop_requested = True
+            # As if the signal came: the main thread raises Cancelled (SIGTERM handler) or KeyboardInterrupt.
+            _thread.interrupt_main(self._stop_signal)
+
+    def set_status(self, status: str, error: str | None = None) -> bool:
+        """Move the run to `status`; only from queued or running (checked in the UPDATE itself), so a
+        final status is never overwritten. Returns whether the run moved."""
+        now = utcnow()
+        values: dict[str, Any] = {"status": status}
+        if status == "running":
+            values.update(started_at=now, heartbeat_at=now, owner=OWNER)
+        else:
+            values["ended_at"] = now
+        if error is not None:
+            values["error"] = error
+        with session(self.url) as s, s.begin():
+            moved = s.execute(update(RunRow).where(RunRow.id == self.id, RunRow.status.in_(ACTIVE_STATES))
+                              .values(**values))
+            return moved.rowcount == 1
 
     def finish(self, status: str = "succeeded", error: str | None = None) -> None:
-        """Stop the timer, write what is buffered, and record the final status."""
+        """Stop the timer, write what is buffered, and record the final status, even if writing failed."""
         self._stop.set()
-        self.flush()
-        self.set_status(status, error)
-        _open_runs.discard(self)
+        try:
+            self.flush()
+        except Exception as err:
+            lost = f"{len(self._buffer)} metric points could not be written ({type(err).__name__}: {err})"
+            logger.error("run #%s: %s", self.id, lost)
+            status = "failed" if status == "succeeded" else status
+            error = f"{error}; {lost}" if error else lost
+        finally:
+            _open_runs.discard(self)
+            self.set_status(status, error)
 
     # -- context manager -------------------------------------------------------------------
     def __enter__(self) -> "Run":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is None:
-            self.finish("succeeded")
-        elif issubclass(exc_type, (Cancelled, KeyboardInterrupt)):
-            self.finish("cancelled", "cancelled by request")
-        elif issubclass(exc_type, DlxError):
-            self.finish("failed", str(exc))
-        else:
-            self.finish("failed", f"{exc_type.__name__}: {exc}" if str(exc) else exc_type.__name__)
+        self.finish(*_ending(exc))
         return False
+
+
+def _unavailable(err: Exception) -> bool:
+    """Whether the database could not be used at all (retry the rows later), rather than refused them."""
+    unreachable = (OperationalError, InterfaceError, PoolTimeout)
+    return isinstance(err, unreachable) or getattr(err, "connection_invalidated", False)
+
+
+def _ending(exc: BaseException | None) -> tuple[str, str | None]:
+    """The final status and reason of a run whose code ended with `exc` (None: normally)."""
+    if exc is None:
+        return "succeeded", None
+    if isinstance(exc, (Cancelled, KeyboardInterrupt)):
+        return "cancelled", "cancelled by request"
+    if isinstance(exc, DlxError):
+        return "failed", str(exc)
+    name = type(exc).__name__
+    return "failed", f"{name}: {exc}" if str(exc) else name
 
 
 def create_run(config: Mapping[str, Any] | None = None, experiment: str = "default",
@@ -212,22 +314,35 @@ def start_run(experiment: str = "default", name: str | None = None,
     """Open a run (a new one, or an existing queued one by id) and mark it running.
 
     Use it as a context manager: the block's end flushes and records success, an exception
-    records failure with its text, SIGTERM records cancellation.
+    records failure with its text, SIGTERM (or End on the Runs page, `dlx cancel`) records
+    cancellation. A run this call creates that the script never closes is ended when the
+    script exits, as the script ended.
     """
-    if run_id is None:
+    created = run_id is None
+    if created:
         run_id = create_run(config, experiment, name, status="running", url=url)
-    run = Run(run_id, url)
-    run.set_status("running")
-    if handle_signals and threading.current_thread() is threading.main_thread():
+    in_main = threading.current_thread() is threading.main_thread()
+    run = Run(run_id, url, stop_signal=signal.SIGTERM if handle_signals and in_main else signal.SIGINT)
+    run.ends_itself_at_exit = created
+    if not run.set_status("running"):
+        run._stop.set()
+        _open_runs.discard(run)
+        raise DlxError(f"run_id: run #{run_id} does not exist or has already ended", field="run_id")
+    if handle_signals and in_main:
         signal.signal(signal.SIGTERM, _raise_cancelled)
     return run
 
 
 @atexit.register
-def _flush_open_runs() -> None:
-    """A script that never closed its run still keeps every point it logged."""
+def _end_open_runs() -> None:
+    """A script that never closed its run keeps every point it logged, and its run ends as the
+    script did (an uncaught exception fails it); a run opened by id (a job's) is ended by its worker."""
+    crash = getattr(sys, "last_value", None)  # set by the interpreter for an uncaught exception
     for run in list(_open_runs):
         try:
-            run.flush()
+            if not run.ends_itself_at_exit:
+                run.flush()
+            else:
+                run.finish(*_ending(Cancelled() if run.stop_requested else crash))
         except Exception:
             traceback.print_exc()

@@ -138,12 +138,18 @@ def actions(run: RunInfo) -> None:
     active = run.status not in FINAL_STATES
     columns = st.columns(5)
     columns[0].button("All runs", icon=":material/arrow_back:", on_click=close_run, key="runs.back")
-    if columns[1].button("Cancel", icon=":material/stop_circle:", disabled=not active, key="runs.cancel",
-                         help="Stop this run; what it logged stays."):
-        outcome = cancel_run(run.id)
-        st.toast({"cancelled": f"Run #{run.id} cancelled", "cancelling": f"Stopping run #{run.id}…",
-                  "finished": f"Run #{run.id} had already finished"}[outcome], icon=":material/stop_circle:")
-        st.rerun()
+    scripted = run.job_id is None  # tracked from a user's script: ending it asks the script to stop
+    if columns[1].button("End" if scripted else "Cancel", icon=":material/stop_circle:", disabled=not active,
+                         key="runs.cancel", help="Ask the script to stop on its next heartbeat; what it logged "
+                         "stays." if scripted else "Stop this run; what it logged stays."):
+        try:
+            outcome = cancel_run(run.id)
+        except DlxError as err:
+            st.error(str(err), icon=":material/error:")
+        else:
+            st.toast({"cancelled": f"Run #{run.id} cancelled", "cancelling": f"Stopping run #{run.id}…",
+                      "finished": f"Run #{run.id} had already finished"}[outcome], icon=":material/stop_circle:")
+            st.rerun()
     if columns[2].button("Re-run", icon=":material/replay:", key="runs.rerun",
                          help="Queue a new run with exactly this config."):
         try:

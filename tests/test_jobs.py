@@ -158,12 +158,12 @@ def test_job_of_a_dead_worker_is_failed_as_stale(worker, monkeypatch):
     seen = points(run_id)
     assert get_job(job_id).status == "running"  # nobody has noticed yet
 
-    monkeypatch.setenv("DLX_STALE_AFTER", "2")
+    monkeypatch.setenv("DLX_STALE_AFTER", "6")
     wait_for(lambda: job_id in reap_stale() or get_job(job_id).status != "running",
              timeout=60, message="the stale job to be reaped")
     job = get_job(job_id)
     assert job.status == "failed"
-    assert job.error.startswith("no heartbeat for 2 s")
+    assert job.error.startswith("no heartbeat for 6 s")
     run = store.get_run(run_id)
     assert run.status == "failed" and run.error == job.error
     assert points(run_id) == seen

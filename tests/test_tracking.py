@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
@@ -14,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from db.engine import session
 from db.models import Metric
 from dlx import store
+from dlx.errors import DlxError
 from dlx.tracking import Run, create_run, start_run
 from tests.conftest import wait_for
 
@@ -162,3 +164,148 @@ def test_script_that_never_closes_its_run_keeps_points_at_exit():
     out, err = script.communicate(timeout=120)
     assert script.returncode == 0, err
     assert stored_points(int(out)) == 120
+
+
+# -- bad points fail where they are logged; nothing they do blocks later writes ------------------
+BAD_POINTS = {
+    "tuple key": (("loss", 1), 0.5, 1),
+    "None key": (None, 0.5, 1),
+    "empty key": ("", 0.5, 1),
+    "unencodable key": ("loss\ud800", 0.5, 1),
+    "key too long": ("k" * 251, 0.5, 1),
+    "text value": ("loss", "0.5", 1),
+    "None value": ("loss", None, 1),
+    "complex value": ("loss", 1j, 1),
+    "array value": ("loss", np.array([0.5, 0.6]), 1),
+    "step past 64 bits": ("loss", 0.5, 2**63),
+    "step below 64 bits": ("loss", 0.5, -(2**63) - 1),
+    "float step": ("loss", 0.5, 1.5),
+    "text step": ("loss", 0.5, "1"),
+    "bool step": ("loss", 0.5, True),
+}
+
+
+@pytest.mark.parametrize("key, value, step", list(BAD_POINTS.values()), ids=list(BAD_POINTS))
+def test_a_bad_point_is_refused_in_the_callers_line_and_later_points_are_kept(key, value, step):
+    run = buffered_run()
+    with run:
+        run.log_metric("loss", 1.0, step=0)  # written at once: what follows is buffered
+        with pytest.raises((TypeError, ValueError)):
+            run.log_metric(key, value, step=step)
+        with pytest.raises((TypeError, ValueError)):
+            run.log_metrics({"acc": 0.5, key: value}, step=step)  # no point of a refused call is kept
+        with pytest.raises((TypeError, ValueError)):
+            run.log_series(key, [value, value], first_step=step)
+        for later in range(2, 6):
+            run.log_metrics({"loss": 1.0 / later, "acc": 0.9}, step=later)
+    info = store.get_run(run.id)
+    assert info.status == "succeeded", info.error
+    assert store.metric_keys(run.id) == ["acc", "loss"]
+    assert store.metric_history(run.id, "loss").steps.tolist() == [0, 2, 3, 4, 5]
+    assert store.metric_history(run.id, "acc").steps.tolist() == [2, 3, 4, 5]
+
+
+def test_a_series_running_past_64_bits_is_refused_whole():
+    run = buffered_run()
+    with pytest.raises(ValueError, match="64-bit"):
+        run.log_series("loss", [0.1, 0.2, 0.3], first_step=2**63 - 2)
+    run.finish()
+    assert stored_points(run.id) == 0
+
+
+def test_numpy_and_tensor_points_are_stored_as_plain_numbers():
+    import torch
+
+    run = buffered_run()
+    with run:
+        run.log_metric("loss", np.float32(0.5), step=np.int64(3))
+        run.log_metrics({"loss": torch.tensor(0.25), "acc": np.float64(0.75), "done": True}, step=torch.tensor(4))
+        run.log_series("loss", np.array([0.2, 0.1]), first_step=np.int32(5))
+        run.log_params({"seed": np.int64(7), "widths": np.array([8, 16]), "name": "cnn"})
+    with session() as s:
+        step_types = set(s.scalars(text("SELECT DISTINCT typeof(step) FROM metrics WHERE run_id = :r"),
+                                   {"r": run.id}))
+        value_types = set(s.scalars(text("SELECT DISTINCT typeof(value) FROM metrics WHERE run_id = :r"),
+                                    {"r": run.id}))
+    assert step_types == {"integer"} and value_types == {"real"}
+    assert store.metric_history(run.id, "loss").steps.tolist() == [3, 4, 5, 6]
+    assert store.metric_history(run.id, "loss").values.tolist() == [0.5, 0.25, 0.2, 0.1]
+    assert store.metric_history(run.id, "done").values.tolist() == [1.0]
+    params = store.get_run(run.id).params
+    assert params == {"seed": "7", "widths": "[8, 16]", "name": "cnn"}
+
+
+def test_numpy_steps_export_as_numbers(capsys):
+    from dlx.cli import main
+
+    run = buffered_run()
+    with run:
+        for step in np.arange(3):
+            run.log_metric("loss", 0.5, step=step)
+    assert main(["export", str(run.id), "--format", "json"]) == 0
+    assert '"step": [0, 1, 2]' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("params", [{("a", 1): 1}, {"": 1}, {"lr": object()}, {"note": "x\udcff"}])
+def test_bad_params_are_refused_with_the_key_named(params):
+    run = buffered_run()
+    with pytest.raises((TypeError, ValueError), match="param"):
+        run.log_params(params)
+    run.log_params({"lr": 0.1})
+    run.finish()
+    assert store.get_run(run.id).params == {"lr": "0.1"}
+
+
+def refuse_key(key: str) -> None:
+    """The database itself refuses one key's rows (as PostgreSQL refuses a value it cannot store)."""
+    with session() as s, s.begin():
+        s.execute(text(f"CREATE TRIGGER refuse BEFORE INSERT ON metrics WHEN NEW.key = '{key}' "
+                       "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"))
+
+
+def test_rows_the_database_refuses_are_dropped_and_the_rest_written(caplog):
+    refuse_key("bad")
+    run = buffered_run()
+    with run:
+        run.log_metric("loss", 1.0, step=0)
+        for step in range(1, 40):
+            run.log_metrics({"loss": 1.0 / step, **({"bad": 0.0} if step in (7, 21) else {})}, step=step)
+        run.flush()  # refused rows dropped; the good ones around them written
+        assert stored_points(run.id) == 40
+        run.log_metric("loss", 0.01, step=40)
+    assert store.get_run(run.id).status == "succeeded"
+    assert store.metric_history(run.id, "loss").steps.tolist() == list(range(41))
+    assert stored_points(run.id, "bad") == 0
+    assert caplog.text.count("dropped the metric point") == 2
+
+
+def test_finish_records_a_final_status_even_when_the_points_cannot_be_written():
+    run = buffered_run()
+    run.log_metric("loss", 0.5, step=0)
+    for step in range(1, 10):
+        run.log_metric("loss", 0.5, step=step)
+    with session() as s, s.begin():  # the metrics table is gone for good
+        s.execute(text("ALTER TABLE metrics RENAME TO metrics_away"))
+    run.finish()
+    info = store.get_run(run.id)
+    assert info.status == "failed"
+    assert "9 metric points could not be written" in info.error
+    assert info.ended_at is not None
+
+
+def test_a_final_status_is_never_overwritten_by_a_late_finish():
+    run = start_run(name="late", handle_signals=False)
+    with session() as s, s.begin():  # someone (a reaper) ended it first
+        s.execute(text("UPDATE runs SET status = 'failed', error = 'reaped' WHERE id = :r"), {"r": run.id})
+    run.log_metric("loss", 0.5, step=0)
+    run.finish("succeeded")
+    info = store.get_run(run.id)
+    assert (info.status, info.error) == ("failed", "reaped")
+    assert stored_points(run.id) == 1  # its points still count
+
+
+def test_start_run_refuses_a_run_that_already_ended():
+    run_id = create_run({"dataset": "digits"}, status="cancelled")
+    with pytest.raises(DlxError, match="already ended"):
+        start_run(run_id=run_id, handle_signals=False)
+    assert store.get_run(run_id).status == "cancelled"

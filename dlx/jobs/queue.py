@@ -1,25 +1,24 @@
-"""Queue operations on the jobs table: submit, claim atomically, cancel, heartbeat, reap stale."""
+"""Queue operations on the jobs table: submit, claim atomically, cancel, heartbeat, reap stale.
+
+Statuses only move forward (queued -> running -> succeeded | failed | cancelled): every UPDATE
+that writes one names the states it may move from, so a final status is never overwritten,
+whoever writes second (a late job process, a second reaper, a cancel racing the end).
+"""
 from __future__ import annotations
 
-import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 
 from db.engine import session
 from db.models import Job, utcnow
 from db.models import Run as RunRow
 from dlx.config import RunConfig
 from dlx.errors import DlxError
+from dlx.settings import stale_after
+from dlx.tracking import ACTIVE_STATES as ACTIVE
 from dlx.tracking import create_run
-
-ACTIVE = ("queued", "running")
-
-
-def stale_after() -> float:
-    """Seconds without a heartbeat after which a running job is declared dead (`DLX_STALE_AFTER`)."""
-    return float(os.environ.get("DLX_STALE_AFTER", "30"))
 
 
 def submit(config: RunConfig, url: str | None = None) -> tuple[int, int]:
@@ -75,46 +74,70 @@ def latest_job(run_id: int, kind: str = "train", url: str | None = None) -> Job 
 
 
 def cancel_run(run_id: int, url: str | None = None) -> str:
-    """Cancel a run's active job: a queued one ends at once, a running one is asked to stop.
+    """Cancel a run: through its job if it has one (a queued one ends at once, a running one is
+    asked to stop), else (a script's run) by asking the script, which stops on its next heartbeat.
 
     Returns what happened: "cancelled", "cancelling" or "finished" (nothing to cancel).
     """
     job = latest_job(run_id, url=url)
-    if job is None:
-        raise DlxError(f"run: there is no job for run #{run_id}", field="run")
-    return cancel_job(job.id, url)
+    if job is not None:
+        return cancel_job(job.id, url)
+    reap_stale_runs(url)  # a script that already died is failed now, not asked to stop
+    with session(url) as s, s.begin():
+        run = s.get(RunRow, run_id)
+        if run is None:
+            raise DlxError(f"run: there is no run #{run_id}", field="run")
+        ended = s.execute(update(RunRow).where(RunRow.id == run_id, RunRow.status == "queued")
+                          .values(status="cancelled", ended_at=utcnow(), error="cancelled before it started"))
+        if ended.rowcount == 1:
+            return "cancelled"
+        asked = s.execute(update(RunRow).where(RunRow.id == run_id, RunRow.status == "running")
+                          .values(cancel_requested=True))
+        return "cancelling" if asked.rowcount == 1 else "finished"
 
 
 def cancel_job(job_id: int, url: str | None = None) -> str:
     now = utcnow()
+    reason = "cancelled before it started"
     with session(url) as s, s.begin():
         job = s.get(Job, job_id)
         if job is None:
             raise DlxError(f"job: there is no job #{job_id}", field="job")
-        if job.status == "queued":
-            job.status, job.ended_at, job.error = "cancelled", now, "cancelled before it started"
+        ended = s.execute(update(Job).where(Job.id == job_id, Job.status == "queued")
+                          .values(status="cancelled", ended_at=now, error=reason))
+        if ended.rowcount == 1:
             if job.run_id is not None and job.kind == "train":
-                s.execute(update(RunRow).where(RunRow.id == job.run_id)
-                          .values(status="cancelled", ended_at=now, error="cancelled before it started"))
+                s.execute(update(RunRow).where(RunRow.id == job.run_id, RunRow.status.in_(ACTIVE))
+                          .values(status="cancelled", ended_at=now, error=reason))
             return "cancelled"
-        if job.status == "running":
-            job.cancel_requested = True
-            return "cancelling"
-        return "finished"
+        asked = s.execute(update(Job).where(Job.id == job_id, Job.status == "running").values(cancel_requested=True))
+        return "cancelling" if asked.rowcount == 1 else "finished"
 
 
-def finish_job(job_id: int, status: str, error: str | None = None, url: str | None = None) -> None:
-    """Record a job's end; its run, if still marked active, ends the same way with the same reason."""
+def finish_job(job_id: int, status: str, error: str | None = None, url: str | None = None,
+               silent_since: datetime | None = None) -> bool:
+    """Record a job's end, if it has not ended yet (and, given `silent_since`, has not heartbeaten
+    since); its run, if still active, ends the same way with the same reason. Returns whether this
+    call ended the job.
+
+    A job row that vanished (its run was deleted) is no error: there is nothing left to record.
+    """
     now = utcnow()
+    still = [] if silent_since is None else [Job.heartbeat_at < silent_since]
     with session(url) as s, s.begin():
+        ended = s.execute(update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE), *still)
+                          .values(status=status, ended_at=now, error=error))
+        if ended.rowcount != 1:
+            return False
         job = s.get(Job, job_id)
-        job.status, job.ended_at, job.error = status, now, error
         if job.run_id is not None and job.kind == "train":
-            run = s.get(RunRow, job.run_id)
-            if run is not None and run.status in ACTIVE:
-                run.status, run.ended_at, run.error = status, now, error
-            elif run is not None and status == "failed" and run.error:
-                job.error = run.error
+            run_ended = s.execute(update(RunRow).where(RunRow.id == job.run_id, RunRow.status.in_(ACTIVE))
+                                  .values(status=status, ended_at=now, error=error))
+            if run_ended.rowcount == 0 and status == "failed":
+                run_error = s.scalar(select(RunRow.error).where(RunRow.id == job.run_id))
+                if run_error:  # the run said why (its own exception): the job tells the same
+                    s.execute(update(Job).where(Job.id == job_id).values(error=run_error))
+        return True
 
 
 def heartbeat(job_ids: list[int], url: str | None = None) -> None:
@@ -137,14 +160,42 @@ def set_progress(job_id: int, progress: float, url: str | None = None) -> None:
 
 
 def reap_stale(url: str | None = None) -> list[int]:
-    """Fail running jobs whose heartbeat stopped (their worker died); whoever notices first does it."""
-    limit = utcnow() - timedelta(seconds=stale_after())
+    """Fail running jobs whose heartbeat stopped (their worker died), then script runs whose
+    process stopped heartbeating; whoever notices first does it. Returns the reaped job ids."""
+    seconds = stale_after()
+    limit = utcnow() - timedelta(seconds=seconds)
     with session(url) as s:
         stale = list(s.scalars(select(Job.id).where(Job.status == "running", Job.heartbeat_at < limit)))
-    for job_id in stale:
-        finish_job(job_id, "failed", f"no heartbeat for {stale_after():.0f} s: the worker running "
-                   "this job stopped (crashed, killed or its machine went away)", url)
-    return stale
+    reason = (f"no heartbeat for {seconds:.0f} s: the worker running this job stopped "
+              "(crashed, killed or its machine went away)")
+    reaped = [job_id for job_id in stale
+              if finish_job(job_id, "failed", reason, url, silent_since=limit)]
+    reap_stale_runs(url)
+    return reaped
+
+
+def reap_stale_runs(url: str | None = None) -> list[int]:
+    """Fail running runs with no active job (a user's script's) whose process stopped heartbeating.
+
+    The heartbeat condition is checked again in the UPDATE, so a beat that lands meanwhile wins.
+    Returns the reaped run ids.
+    """
+    limit = utcnow() - timedelta(seconds=stale_after())
+    last_sign = func.coalesce(RunRow.heartbeat_at, RunRow.started_at, RunRow.created_at)
+    has_active_job = exists().where(Job.run_id == RunRow.id, Job.status.in_(ACTIVE))
+    stale_condition = (RunRow.status == "running", last_sign < limit, ~has_active_job)
+    with session(url) as s:
+        stale = s.execute(select(RunRow.id, RunRow.owner, last_sign).where(*stale_condition)).all()
+    reaped = []
+    for run_id, owner, last in stale:
+        reason = (f"its process{f' ({owner})' if owner else ''} stopped heartbeating at "
+                  f"{last:%Y-%m-%d %H:%M:%S} UTC (killed, crashed or its machine went away)")
+        with session(url) as s, s.begin():
+            ended = s.execute(update(RunRow).where(RunRow.id == run_id, *stale_condition)
+                              .values(status="failed", ended_at=utcnow(), error=reason))
+        if ended.rowcount == 1:
+            reaped.append(run_id)
+    return reaped
 
 
 def counts(url: str | None = None) -> dict[str, int]:
