@@ -15,6 +15,7 @@ from db.engine import get_engine, session
 from db.models import Artifact, Experiment, Job, Metric, Param, Tag, utcnow
 from db.models import Run as RunRow
 from dlx import settings
+from dlx.errors import DlxError
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 
@@ -160,7 +161,7 @@ def checkpoint_path(run_id: int, name: str = "best", url: str | None = None):
     """Absolute path of a run's checkpoint, or None when it has none (yet)."""
     for artifact in artifacts(run_id, "checkpoint", url):
         if artifact.name == name:
-            path = settings.home() / artifact.path
+            path = settings.stored_path(artifact.path)
             return path if path.exists() else None
     return None
 
@@ -169,14 +170,17 @@ def delete_run(run_id: int, url: str | None = None) -> None:
     """Delete a run, everything it logged, and its files: its folder and its jobs' logs."""
     home = settings.home()
     with session(url) as s, s.begin():
-        files = [home / path for path in s.scalars(select(Artifact.path).where(Artifact.run_id == run_id))]
+        files = list(s.scalars(select(Artifact.path).where(Artifact.run_id == run_id)))
         for table in (Metric, Param, Tag, Artifact, Job):
             s.execute(delete(table).where(table.run_id == run_id))
         s.execute(delete(RunRow).where(RunRow.id == run_id))
     shutil.rmtree(home / "runs" / str(run_id), ignore_errors=True)
-    for path in files:
-        if path.resolve().is_relative_to(home):  # an index entry never reaches outside the data directory
-            path.unlink(missing_ok=True)
+    for stored in files:
+        try:
+            path = settings.stored_path(stored)
+        except DlxError:
+            continue  # an index entry never reaches outside the data directory
+        path.unlink(missing_ok=True)
 
 
 def decode_param(value: str) -> Any:

@@ -19,6 +19,7 @@ from sqlalchemy import delete, insert, select, update
 from db.engine import get_engine, session
 from db.models import Artifact, Experiment, Metric, Param, Tag, utcnow
 from db.models import Run as RunRow
+from dlx import settings
 from dlx.errors import DlxError
 
 
@@ -115,6 +116,9 @@ class Run:
         """Index several files (kind, name, path, meta) in one transaction: the training loop
         indexes its checkpoints every epoch. Core statements, not the ORM, for the same reason."""
         table = Artifact.__table__
+        entries = list(entries)
+        for _, _, path, _ in entries:
+            settings.stored_path(path)  # refused now, in the caller's line, rather than trusted when read
         with self._engine.begin() as conn:
             for kind, name, path, meta in entries:
                 values = {"path": path, "meta": dict(meta or {}), "created_at": utcnow()}

@@ -80,7 +80,7 @@ def find_job(task: ExplainTask, url: str | None = None) -> Job | None:
 def failure_reason(job: Job) -> str:
     """Why a job failed, in the user's words when it said so: the "error: ..." line of its log."""
     if job.log_path:
-        path = settings.home() / job.log_path
+        path = settings.stored_path(job.log_path)
         if path.exists():
             lines = path.read_text(errors="replace").splitlines()
             said = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
