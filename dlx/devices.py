@@ -59,20 +59,20 @@ def check_launchable(spec: str, url: str | None = None) -> None:
 
 
 def why_waiting(job: Job, url: str | None = None) -> str:
-    """Why a queued job has not started, in words the Runs page shows."""
+    """Why a queued job has not started, in words the Runs page shows: its place in the queue, and
+    what stops it when waiting alone will not help (no worker, or no worker with a GPU)."""
     from dlx.jobs.supervisor import alive_workers, status  # jobs imports this module: imported when called
 
-    workers = alive_workers(url)
-    if not workers:
-        if status(url).state == "starting":
-            return "A worker is starting; the job begins once it is up."
-        return "No worker is running: start one from the sidebar, or run `dlx worker`."
-    if gpu_index(job.device) is not None and all(int(w.info.get("gpus", 0)) == 0 for w in workers):
-        return (f"It asks for {job.device}, but no running worker has a GPU, so none will take it. "
-                "Cancel it and launch it again on auto or cpu, or start a worker on a machine with a GPU.")
     with session(url) as s:
         ahead = s.scalar(select(func.count()).select_from(Job).where(Job.status == "queued", Job.id < job.id))
         running = s.scalar(select(func.count()).select_from(Job).where(Job.status == "running"))
-    return (f"Waiting for a free slot: {ahead} job{'s' if ahead != 1 else ''} ahead in the queue, "
-            f"{running} running on {len(workers)} worker{'s' if len(workers) != 1 else ''}.")
-
+    text = f"Waiting for a worker: {ahead} job{'s' if ahead != 1 else ''} ahead in the queue, {running} running."
+    workers = alive_workers(url)
+    if not workers:
+        if status(url).state == "starting":
+            return text + " A worker is starting."
+        return text + " No worker is running: start one from the sidebar, or run `dlx worker`."
+    if gpu_index(job.device) is not None and all(int(w.info.get("gpus", 0)) == 0 for w in workers):
+        return text + (f" It asks for {job.device}, but no running worker has a GPU, so none will take it: "
+                       "cancel it and launch it again on auto or cpu, or start a worker on a machine with a GPU.")
+    return text
