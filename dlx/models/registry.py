@@ -11,8 +11,8 @@ import torch
 from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
-from dlx.data.registry import DatasetMeta, Kind
 from dlx import settings
+from dlx.data.registry import DatasetMeta, Kind
 from dlx.errors import DlxError
 
 Builder = Callable[..., nn.Module]
