@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -52,8 +53,22 @@ def load_run_model(run_id: int, checkpoint: str = "best", device: str | torch.de
     config = RunConfig(**run.config)
     bundle = load_dataset(config.dataset, config.seed, config.val_fraction, config.test_fraction)
     model = build_model(config.model, bundle.meta, **config.model_options)
-    model.load_state_dict(load_file(str(path)))
+    try:
+        model.load_state_dict(read_weights(path, run_id))
+    except RuntimeError as err:  # a readable file whose tensors are another model's
+        raise DlxError(f"checkpoint: {path.name} of run #{run_id} does not fit its {config.model} model "
+                       f"({str(err).splitlines()[0]})", field="checkpoint") from None
     return model.to(device).eval(), config
+
+
+def read_weights(path: Path, run_id: int) -> dict[str, torch.Tensor]:
+    """A checkpoint's tensors; a truncated or foreign file is a DlxError naming it, not a traceback."""
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise DlxError(f"checkpoint: {path.name} of run #{run_id} cannot be read ({err}); the file is "
+                       "damaged or not a safetensors checkpoint. Train the run again or delete it",
+                       field="checkpoint") from None
 
 
 def relative(path: Path) -> str:

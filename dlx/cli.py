@@ -4,11 +4,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
 from dlx.errors import DlxError
+
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = sub.add_parser("runs", help="list runs")
     runs.add_argument("--json", action="store_true")
-    runs.add_argument("--status", action="append", default=None)
+    runs.add_argument("--status", action="append", default=None, choices=RUN_STATUSES,
+                      help="only runs in this state (repeat for several)")
 
     cancel = sub.add_parser("cancel", help="cancel a run (a job's, or end a script's run)")
     cancel.add_argument("run", type=int)
@@ -284,8 +288,10 @@ def cmd_export(args) -> int:
         raise DlxError(f"run: there is no run #{args.run}", field="run")
     histories = {key: store.metric_history(args.run, key) for key in store.metric_keys(args.run)}
     if args.format == "json":
-        print(json.dumps({key: {"step": h.steps.tolist(), "value": h.values.tolist()}
-                          for key, h in histories.items()}))
+        # JSON has no NaN or Infinity: a diverged loss is written as null, never as invalid JSON.
+        print(json.dumps({key: {"step": h.steps.tolist(),
+                                "value": [v if math.isfinite(v) else None for v in h.values.tolist()]}
+                          for key, h in histories.items()}, allow_nan=False))
         return 0
     writer = csv.writer(sys.stdout)
     writer.writerow(["key", "step", "value", "time"])

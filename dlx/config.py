@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dlx.errors import DlxError
 
 
+MAX_SEED = 2**32 - 1  # scikit-learn's splitter takes seeds up to here (torch's up to 2**64 - 1)
+
+
 class RunConfig(BaseModel):
     """A run's full configuration; defaults (Adam 3e-3, one-cycle, batch 32) learn digits to about
     0.97 in three CPU epochs."""
@@ -20,13 +23,13 @@ class RunConfig(BaseModel):
     model: str = "cnn"
     model_options: dict[str, Any] = Field(default_factory=dict)
     optimizer: Literal["sgd", "adam", "adamw"] = "adam"
-    lr: float = Field(3e-3, gt=0, le=10)
+    lr: float = Field(3e-3, gt=0, le=10, allow_inf_nan=False)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0, le=1)
     schedule: Literal["constant", "cosine", "onecycle"] = "onecycle"
     epochs: int = Field(3, ge=1, le=10_000)
     batch_size: int = Field(32, ge=1, le=65_536)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     grad_clip: float | None = Field(None, gt=0)
     early_stopping_patience: int | None = Field(None, ge=1)
     early_stopping_metric: Literal["val_loss", "val_acc"] = "val_loss"
@@ -48,13 +51,22 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _fits(self) -> "RunConfig":
-        from dlx.data import DATASETS
-        from dlx.models import check_model_fits
+        """Checks that need the registries: everything a job would otherwise fail on after queueing."""
+        from dlx.data import DATASETS, DatasetMeta
+        from dlx.data.registry import check_split
+        from dlx.models.registry import check_model_fits, check_options, check_size
 
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset: unknown data set {self.dataset!r}; choose one of {sorted(DATASETS)}")
+        entry = DATASETS[self.dataset]
         try:
-            check_model_fits(self.model, DATASETS[self.dataset].kind)
+            check_model_fits(self.model, entry.kind)
+            self.model_options = check_options(self.model, self.model_options)
+            if entry.shape is not None and entry.classes is not None:
+                shape_only = DatasetMeta(entry.name, entry.kind, tuple(map(str, range(entry.classes))),
+                                         entry.shape)
+                check_size(self.model, shape_only, self.model_options)
+            check_split(self.dataset, self.val_fraction, self.test_fraction)
         except DlxError as err:
             raise ValueError(str(err)) from None
         return self
@@ -72,8 +84,19 @@ def parse_config(values: dict[str, Any]) -> RunConfig:
             problems.append(f"{where}: {message}" if where else message)
         first = err.errors()[0]["loc"]
         # Whole-config checks have no location; their messages start with the field they blame.
-        field = str(first[0]) if first else problems[0].partition(":")[0]
+        field = str(first[0]) if first else problems[0].partition(":")[0].partition(".")[0]
         raise DlxError("; ".join(problems), field=field) from None
+
+
+def parse_run_id(text: str) -> int:
+    """A run number typed by a person (a URL's `?run=`): ASCII digits only, in the database's range.
+
+    str.isdigit() also accepts "٣" and "²", which int() then reads or rejects unpredictably.
+    """
+    text = text.strip()
+    if not re.fullmatch(r"[0-9]{1,18}", text):
+        raise DlxError(f"run: {text[:40]!r} is not a run number; use digits 0-9, e.g. ?run=3", field="run")
+    return int(text)
 
 
 def coerce_value(text: str) -> Any:

@@ -4,7 +4,10 @@ from __future__ import annotations
 import os
 
 import torch
+from sqlalchemy import func, select
 
+from db.engine import session
+from db.models import Job
 from dlx.errors import DlxError
 
 
@@ -32,3 +35,44 @@ def describe() -> str:
         names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         return ", ".join(f"cuda:{i} {name}" for i, name in enumerate(names))
     return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def gpu_index(spec: str) -> int | None:
+    """cuda:N -> N, cuda -> 0, anything else (auto, cpu) -> None."""
+    return int(spec.partition(":")[2] or 0) if spec.startswith("cuda") else None
+
+
+def check_launchable(spec: str, url: str | None = None) -> None:
+    """Refuse a GPU that neither this machine nor any running worker has: such a job would wait
+    in the queue forever, since no worker ever claims it."""
+    index = gpu_index(spec)
+    if index is None or index < torch.cuda.device_count():
+        return
+    from dlx.jobs.supervisor import alive_workers  # jobs imports this module: imported when called
+
+    if any(int(w.info.get("gpus", 0)) > index for w in alive_workers(url)):
+        return
+    have = torch.cuda.device_count()
+    choices = ", ".join(["auto", "cpu", *(f"cuda:{i}" for i in range(have))])
+    raise DlxError(f"device: {spec!r} does not exist here: this machine has {have} GPU(s) and no running "
+                   f"worker has more; choose {choices}", field="device")
+
+
+def why_waiting(job: Job, url: str | None = None) -> str:
+    """Why a queued job has not started, in words the Runs page shows: its place in the queue, and
+    what stops it when waiting alone will not help (no worker, or no worker with a GPU)."""
+    from dlx.jobs.supervisor import alive_workers, status  # jobs imports this module: imported when called
+
+    with session(url) as s:
+        ahead = s.scalar(select(func.count()).select_from(Job).where(Job.status == "queued", Job.id < job.id))
+        running = s.scalar(select(func.count()).select_from(Job).where(Job.status == "running"))
+    text = f"Waiting for a worker: {ahead} job{'s' if ahead != 1 else ''} ahead in the queue, {running} running."
+    workers = alive_workers(url)
+    if not workers:
+        if status(url).state == "starting":
+            return text + " A worker is starting."
+        return text + " No worker is running: start one from the sidebar, or run `dlx worker`."
+    if gpu_index(job.device) is not None and all(int(w.info.get("gpus", 0)) == 0 for w in workers):
+        return text + (f" It asks for {job.device}, but no running worker has a GPU, so none will take it: "
+                       "cancel it and launch it again on auto or cpu, or start a worker on a machine with a GPU.")
+    return text

@@ -15,6 +15,7 @@ from typing import Any, get_args
 from dlx import store
 from dlx.config import RunConfig, expand_sweep, parse_config
 from dlx.data import DATASETS
+from dlx.devices import check_launchable
 from dlx.errors import DlxError
 from dlx.jobs import submit
 from dlx.models import MODELS
@@ -208,6 +209,8 @@ def plan(form: dict[str, Any]) -> Plan:
                        f"({' × '.join(f'{label(k)} {len(v)}' for k, v in grid.items())})", field="sweep")
     try:
         configs = expand_sweep(base, grid)
+        for device in dict.fromkeys(config.device for config in configs):
+            check_launchable(device)  # before Launch is pressed, not when the first run is queued
     except DlxError as err:
         raise DlxError(_with_labels(str(err)), field=err.field) from None
     return Plan(base, grid, configs)

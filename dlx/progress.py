@@ -122,7 +122,7 @@ def log_path(run_id: int, url: str | None = None) -> Path | None:
     from dlx import settings, store
 
     logs = store.artifacts(run_id, "log", url)
-    return settings.home() / logs[-1].path if logs else None
+    return settings.stored_path(logs[-1].path) if logs else None
 
 
 def fraction_done(run: RunInfo, last_step: int | None) -> float | None:

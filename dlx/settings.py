@@ -15,6 +15,29 @@ def home() -> Path:
     return path
 
 
+def stored_path(relative: str) -> Path:
+    """The file a path read back from the database names, which must lie inside the data directory.
+
+    Paths are stored relative to `DLX_HOME`; one that is absolute, climbs out with `..` or leads out
+    through a symlink is refused, so a crafted row can never make dlx show or delete a file elsewhere.
+    Every path read from the database goes through here, and so does every path logged into it.
+    """
+    root = home()
+    if not isinstance(relative, str) or not relative.strip() or "\x00" in relative:
+        raise DlxError(f"path: {relative!r} is not a file path relative to the data directory", field="path")
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root) or path == root:
+        raise DlxError(f"path: {relative!r} leads outside the data directory {root}; dlx only reads "
+                       "files stored inside it", field="path")
+    return path
+
+
+def max_params() -> int:
+    """The most parameters a model may have (`DLX_MAX_PARAMS`, default 50 million), checked before
+    anything is queued so a mistyped width cannot make a job allocate tens of GB."""
+    return _count("DLX_MAX_PARAMS", 50_000_000)
+
+
 def database_url() -> str:
     """`DLX_DATABASE_URL`, or an SQLite file inside the data directory."""
     return os.environ.get("DLX_DATABASE_URL") or f"sqlite:///{home() / 'dlx.sqlite'}"

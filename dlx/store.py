@@ -16,6 +16,7 @@ from db.engine import get_engine, session
 from db.models import Artifact, Experiment, Job, Metric, Param, Tag, utcnow
 from db.models import Run as RunRow
 from dlx import settings
+from dlx.errors import DlxError
 from dlx.tracking import ACTIVE_STATES
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
@@ -162,7 +163,7 @@ def checkpoint_path(run_id: int, name: str = "best", url: str | None = None):
     """Absolute path of a run's checkpoint, or None when it has none (yet)."""
     for artifact in artifacts(run_id, "checkpoint", url):
         if artifact.name == name:
-            path = settings.home() / artifact.path
+            path = settings.stored_path(artifact.path)
             return path if path.exists() else None
     return None
 
@@ -179,14 +180,17 @@ def delete_run(run_id: int, url: str | None = None, wait: float = 20.0) -> None:
             time.sleep(0.2)
     home = settings.home()
     with session(url) as s, s.begin():
-        files = [home / path for path in s.scalars(select(Artifact.path).where(Artifact.run_id == run_id))]
+        files = list(s.scalars(select(Artifact.path).where(Artifact.run_id == run_id)))
         for table in (Metric, Param, Tag, Artifact, Job):
             s.execute(delete(table).where(table.run_id == run_id))
         s.execute(delete(RunRow).where(RunRow.id == run_id))
     shutil.rmtree(home / "runs" / str(run_id), ignore_errors=True)
-    for path in files:
-        if path.resolve().is_relative_to(home):  # an index entry never reaches outside the data directory
-            path.unlink(missing_ok=True)
+    for stored in files:
+        try:
+            path = settings.stored_path(stored)
+        except DlxError:
+            continue  # an index entry never reaches outside the data directory
+        path.unlink(missing_ok=True)
 
 
 def _stop_before_delete(run_id: int, url: str | None) -> bool:

@@ -27,6 +27,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from db.engine import get_engine, session
 from db.models import Artifact, Experiment, Metric, Param, Tag, utcnow
 from db.models import Run as RunRow
+from dlx import settings
 from dlx.errors import DlxError
 from dlx.logged_values import checked_key, checked_param, checked_step, checked_text, checked_value
 from dlx.settings import HEARTBEAT_INTERVAL
@@ -139,6 +140,9 @@ class Run:
         """Index several files (kind, name, path, meta) in one transaction: the training loop
         indexes its checkpoints every epoch. Core statements, not the ORM, for the same reason."""
         table = Artifact.__table__
+        entries = list(entries)
+        for _, _, path, _ in entries:
+            settings.stored_path(path)  # refused now, in the caller's line, rather than trusted when read
         with self._engine.begin() as conn:
             for kind, name, path, meta in entries:
                 values = {"path": path, "meta": dict(meta or {}), "created_at": utcnow()}

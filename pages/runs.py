@@ -7,9 +7,11 @@ import pandas as pd
 import streamlit as st
 
 from dlx import charts, launch, progress, store
+from dlx.config import parse_run_id
+from dlx.devices import why_waiting
 from dlx.errors import DlxError
 from dlx.jobs import cancel_run
-from dlx.jobs import status as worker_status
+from dlx.jobs.queue import latest_job
 from dlx.store import FINAL_STATES, RunInfo
 from pages import enter_frame
 
@@ -199,11 +201,8 @@ def headline(run: RunInfo) -> None:
 
 
 def queued_note(run: RunInfo) -> None:
-    ahead = sum(1 for r in store.list_runs(status=["queued"]) if r.id < run.id)
-    workers = worker_status()
-    text = f"Waiting for a worker: {ahead} run{'s' if ahead != 1 else ''} ahead in the queue."
-    if workers.state == "down":
-        text += " No worker is running: start one from the sidebar, or run `dlx worker`."
+    job = latest_job(run.id)
+    text = why_waiting(job) if job is not None else "Queued, with no job to run it."
     st.info(text, icon=":material/hourglass_top:")
 
 
@@ -223,7 +222,11 @@ def live_panel(run_id: int, shown_status: str) -> None:
     if run.status in ("queued", "running") or len(histories["train_loss"]) or len(histories["val_acc"]):
         figure = charts.curves(histories, run.summary.get("steps_per_epoch"), run.summary.get("epochs"))
         st.plotly_chart(figure, width="stretch", key="runs.curves")
-    log = progress.log_path(run.id)
+    try:
+        log = progress.log_path(run.id)
+    except DlxError as err:  # an index entry pointing outside the data directory is never read
+        st.warning(str(err), icon=":material/gpp_bad:")
+        log = None
     if log is not None:
         with st.expander("Log", expanded=run.status in ("running", "failed"), icon=":material/terminal:"):
             st.code(progress.tail(log) or "(empty so far)", language=None)
@@ -286,8 +289,13 @@ def detail(run_id: int) -> None:
 
 
 selected = st.query_params.get("run")
-if selected and selected.isdigit():
-    detail(int(selected))
+try:
+    run_id = parse_run_id(selected) if selected else None
+except DlxError as err:
+    st.warning(str(err), icon=":material/search_off:")
+    run_id = None
+if run_id is not None:
+    detail(run_id)
 else:
     st.title("Runs")
     run_list()

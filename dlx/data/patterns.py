@@ -41,7 +41,8 @@ def generate(seed: int, per_class: int = PER_CLASS, side: int = SIDE) -> tuple[n
 
 @register_dataset("patterns", "image",
                   "generated: a 3×3 pattern at a random place on noise decides the class; "
-                  "ships its ground-truth mask (1×16×16, 4 classes, 2,000 images)")
+                  "ships its ground-truth mask (1×16×16, 4 classes, 2,000 images)",
+                  shape=(1, SIDE, SIDE), classes=len(PATTERNS), rows=PER_CLASS * len(PATTERNS))
 def patterns(seed: int, val_fraction: float, test_fraction: float, download: bool = False) -> DataBundle:
     images, labels, masks = generate(seed)
     meta = DatasetMeta("patterns", "image", tuple(PATTERNS), (1, SIDE, SIDE),

@@ -1,6 +1,7 @@
 """The data set registry: a name maps to a loader that returns seeded train/val/test splits."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Literal
@@ -11,6 +12,7 @@ import torch
 from dlx.errors import DlxError
 
 Kind = Literal["image", "table", "text"]
+MIN_TRAIN_SHARE = 0.1  # of a data set kept for training, whatever the validation and test fractions
 
 
 @dataclass(frozen=True)
@@ -53,23 +55,56 @@ Loader = Callable[..., DataBundle]
 
 @dataclass(frozen=True)
 class DatasetEntry:
+    """A registered data set. `shape`, `classes` and `rows`, where given, let a config be checked
+    (model size, split sizes) before anything is loaded or queued."""
+
     name: str
     kind: Kind
     description: str
     loader: Loader
+    shape: tuple[int, ...] | None = None  # one sample's input shape
+    classes: int | None = None
+    rows: int | None = None  # samples split by split_arrays (None: the loader splits its own way)
 
 
 DATASETS: dict[str, DatasetEntry] = {}
 
 
-def register_dataset(name: str, kind: Kind, description: str) -> Callable[[Loader], Loader]:
+def register_dataset(name: str, kind: Kind, description: str, shape: tuple[int, ...] | None = None,
+                     classes: int | None = None, rows: int | None = None) -> Callable[[Loader], Loader]:
     """Add a loader to the registry; the Launch page lists whatever is registered."""
 
     def decorate(loader: Loader) -> Loader:
-        DATASETS[name] = DatasetEntry(name, kind, description, loader)
+        DATASETS[name] = DatasetEntry(name, kind, description, loader, shape, classes, rows)
         return loader
 
     return decorate
+
+
+def check_split(name: str, val_fraction: float, test_fraction: float) -> None:
+    """Refuse fractions that leave a split too small to hold every class, with split_arrays' own
+    arithmetic (scikit-learn rounds test and validation sizes up), so the job cannot fail on them."""
+    train_share = 1.0 - val_fraction - test_fraction
+    if train_share < MIN_TRAIN_SHARE:
+        raise DlxError(f"test_fraction: validation ({val_fraction:g}) and test ({test_fraction:g}) "
+                       f"fractions leave {max(train_share, 0):.2g} of the data for training; "
+                       f"leave at least {MIN_TRAIN_SHARE:g}", field="test_fraction")
+    entry = DATASETS[name]
+    if entry.rows is None or entry.classes is None:
+        return
+    n_test = math.ceil(test_fraction * entry.rows)
+    rest = entry.rows - n_test
+    n_val = math.ceil(val_fraction / (1.0 - test_fraction) * rest)
+    sizes = {"test_fraction": ("test", n_test), "val_fraction": ("validation", n_val)}
+    for field_name, (split, size) in sizes.items():
+        if size < entry.classes:
+            raise DlxError(f"{field_name}: {name} has {entry.rows} samples, so this leaves {size} for the "
+                           f"{split} split, fewer than its {entry.classes} classes; use a larger fraction",
+                           field=field_name)
+    if rest - n_val < entry.classes:
+        raise DlxError(f"test_fraction: {name} has {entry.rows} samples, so these fractions leave "
+                       f"{rest - n_val} for training, fewer than its {entry.classes} classes",
+                       field="test_fraction")
 
 
 @lru_cache(maxsize=8)

@@ -6,7 +6,8 @@ from sklearn import datasets as sk
 from dlx.data.registry import DataBundle, DatasetMeta, register_dataset, split_arrays
 
 
-@register_dataset("digits", "image", "scikit-learn handwritten digits, 1×8×8, 10 classes, 1,797 images")
+@register_dataset("digits", "image", "scikit-learn handwritten digits, 1×8×8, 10 classes, 1,797 images",
+                  shape=(1, 8, 8), classes=10, rows=1797)
 def digits(seed: int, val_fraction: float, test_fraction: float, download: bool = False) -> DataBundle:
     raw = sk.load_digits()
     x = raw.data.reshape(-1, 1, 8, 8) / 16.0
@@ -15,8 +16,8 @@ def digits(seed: int, val_fraction: float, test_fraction: float, download: bool 
     return split_arrays(x, raw.target, meta, seed, val_fraction, test_fraction)
 
 
-def _table(name: str, loader, description: str):
-    @register_dataset(name, "table", description)
+def _table(name: str, loader, description: str, features: int, classes: int, rows: int):
+    @register_dataset(name, "table", description, shape=(features,), classes=classes, rows=rows)
     def load(seed: int, val_fraction: float, test_fraction: float, download: bool = False) -> DataBundle:
         raw = loader()
         meta = DatasetMeta(name, "table", tuple(str(c) for c in raw.target_names),
@@ -29,6 +30,6 @@ def _table(name: str, loader, description: str):
 
 
 _table("breast_cancer", sk.load_breast_cancer,
-       "scikit-learn breast cancer (Wisconsin), 30 features, 2 classes, 569 rows")
-_table("wine", sk.load_wine, "scikit-learn wine, 13 features, 3 classes, 178 rows")
-_table("iris", sk.load_iris, "scikit-learn iris, 4 features, 3 classes, 150 rows")
+       "scikit-learn breast cancer (Wisconsin), 30 features, 2 classes, 569 rows", 30, 2, 569)
+_table("wine", sk.load_wine, "scikit-learn wine, 13 features, 3 classes, 178 rows", 13, 3, 178)
+_table("iris", sk.load_iris, "scikit-learn iris, 4 features, 3 classes, 150 rows", 4, 3, 150)

@@ -43,12 +43,13 @@ def _load(name: str, cls_name: str, seed: int, val_fraction: float, download: bo
                       Split(xt, yt))
 
 
-for _name, _cls, _text in [
-    ("mnist", "MNIST", "torchvision MNIST, 1×28×28, 10 classes (local files)"),
-    ("fashion_mnist", "FashionMNIST", "torchvision FashionMNIST, 1×28×28, 10 classes (local files)"),
-    ("cifar10", "CIFAR10", "torchvision CIFAR-10, 3×32×32, 10 classes (local files)"),
+for _name, _cls, _text, _shape in [
+    ("mnist", "MNIST", "torchvision MNIST, 1×28×28, 10 classes (local files)", (1, 28, 28)),
+    ("fashion_mnist", "FashionMNIST", "torchvision FashionMNIST, 1×28×28, 10 classes (local files)",
+     (1, 28, 28)),
+    ("cifar10", "CIFAR10", "torchvision CIFAR-10, 3×32×32, 10 classes (local files)", (3, 32, 32)),
 ]:
     def _loader(seed, val_fraction, test_fraction, download=False, _n=_name, _c=_cls):
         return _load(_n, _c, seed, val_fraction, download)
 
-    register_dataset(_name, "image", _text)(_loader)
+    register_dataset(_name, "image", _text, shape=_shape, classes=10)(_loader)

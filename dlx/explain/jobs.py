@@ -6,6 +6,7 @@ in the explanation cache under a key of the task, where the page finds it.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -79,14 +80,22 @@ def find_job(task: ExplainTask, url: str | None = None) -> Job | None:
 
 def failure_reason(job: Job) -> str:
     """Why a job failed, in the user's words when it said so: the "error: ..." line of its log."""
-    if job.log_path:
-        path = settings.home() / job.log_path
-        if path.exists():
-            lines = path.read_text(errors="replace").splitlines()
-            said = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
-            if said:
-                return said[-1]
+    path = _readable_log(job.log_path)
+    if path is not None:
+        lines = path.read_text(errors="replace").splitlines()
+        said = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
+        if said:
+            return said[-1]
     return job.error or "no reason was recorded"
+
+
+def _readable_log(stored: str | None) -> Path | None:
+    """The job's log when it exists inside the data directory; a path leading out is never read."""
+    try:
+        path = settings.stored_path(stored) if stored else None
+    except DlxError:
+        return None
+    return path if path is not None and path.exists() else None
 
 
 def task_samples(loaded: LoadedRun, task: ExplainTask):

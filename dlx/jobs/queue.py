@@ -15,6 +15,7 @@ from db.engine import session
 from db.models import Job, utcnow
 from db.models import Run as RunRow
 from dlx.config import RunConfig
+from dlx.devices import check_launchable
 from dlx.errors import DlxError
 from dlx.settings import stale_after
 from dlx.tracking import ACTIVE_STATES as ACTIVE
@@ -23,6 +24,7 @@ from dlx.tracking import create_run
 
 def submit(config: RunConfig, url: str | None = None) -> tuple[int, int]:
     """Create a queued run and its training job; returns (run_id, job_id)."""
+    check_launchable(config.device, url)
     values = config.model_dump()
     run_id = create_run(values, config.experiment, config.name, config.sweep, "queued", url)
     return run_id, submit_job("train", {}, run_id, config.device, url)
