@@ -108,6 +108,8 @@ def finish_job(job_id: int, status: str, error: str | None = None, url: str | No
     now = utcnow()
     with session(url) as s, s.begin():
         job = s.get(Job, job_id)
+        if job is None:  # deleted with its run while it ran: nothing left to record
+            return
         job.status, job.ended_at, job.error = status, now, error
         if job.run_id is not None and job.kind == "train":
             run = s.get(RunRow, job.run_id)
