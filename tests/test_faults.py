@@ -18,8 +18,8 @@ from dlx.config import parse_config
 from dlx.jobs import submit
 from dlx.jobs.queue import get_job, reap_stale
 from tests.conftest import start_worker, stop_process, wait_for
-from tests.test_jobs import LONG, QUICK, ended, running_with_metrics
-from tests.test_standby import running, wait_ready
+from tests.test_jobs import LONG, QUICK, ended, running, running_with_metrics
+from tests.test_standby import wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 
