@@ -28,7 +28,7 @@ MAGNITUDE = [[0.0, "rgba(68,1,84,0)"], [0.3, "rgba(59,82,139,0.65)"], [0.6, "rgb
              [1.0, "rgb(253,231,37)"]]
 SEQUENTIAL = {"positive": REDS, "negative": BLUES, "absolute": MAGNITUDE}
 PALETTE = ("#1c83e1", "#f08c00", "#21a354", "#e0393e", "#7d53de", "#00a6a6", "#8c564b",
-           "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+           "#e377c2", "#0b3d91", "#bcbd22", "#17becf")
 RANDOM_COLOR = "#808495"  # the random reference, and anything that is not a registered method
 TOP_K_COLOR = "#5c6370"  # the top-k probability bars: not a method
 
@@ -96,15 +96,16 @@ def _overlay(values: np.ndarray, signed: bool, sign: str, opacity: float) -> go.
 
 
 def _colour_axis(sign: str) -> dict:
-    """The one colour axis (and colour bar) of every map in a grid."""
+    """The one colour axis (and colour bar, beside the first sample's maps) of every map in a grid."""
+    bar = dict(thickness=12, lenmode="pixels", len=260, y=1.0, yanchor="top")
     if sign == "all":
         return dict(colorscale=DIVERGING, cmin=-1.0, cmax=1.0, colorbar=dict(
-            title=dict(text="attribution,<br>each map<br>to its max", font_size=11), thickness=12, len=0.9,
+            bar, title=dict(text="attribution,<br>each map<br>to its max", font_size=11),
             tickvals=[-1, 0, 1], ticktext=["−max: against", "0", "+max: for"]))
     return dict(colorscale=SEQUENTIAL[sign], cmin=0.0, cmax=1.0, colorbar=dict(
-        title=dict(text=f"{sign} part,<br>each map<br>to its max" if sign != "absolute" else
-                   "|attribution|,<br>each map<br>to its max", font_size=11),
-        thickness=12, len=0.9, tickvals=[0, 1], ticktext=["0", "max"]))
+        bar, title=dict(text=f"{sign} part,<br>each map<br>to its max" if sign != "absolute" else
+                        "|attribution|,<br>each map<br>to its max", font_size=11),
+        tickvals=[0, 1], ticktext=["0", "max"]))
 
 
 def explanation_grid(rows: Sequence[SampleRow], sign: str = "all", opacity: float = 0.6,
