@@ -160,7 +160,7 @@ class Worker:
             if not self._ours(job, item):
                 print(f"job {job_id} exited with {code}; its row was deleted while it ran", flush=True)
                 continue
-            if item.cancel_sent_at is not None or (job and job.cancel_requested):
+            if item.cancel_sent_at is not None or job.cancel_requested:
                 finish_job(job_id, "cancelled", "cancelled by request", self.url)
             elif code == 0:
                 finish_job(job_id, "succeeded", None, self.url)
