@@ -34,7 +34,7 @@ def python(code: str, **kwargs) -> subprocess.Popen:
 
 @pytest.mark.parametrize("prewarm", ["0", "1"], ids=["cold", "standby"])
 def test_job_of_a_sigkilled_worker_ends_with_it_and_its_run_stays_failed(dlx_home, monkeypatch, prewarm):
-    monkeypatch.setenv("DLX_STALE_AFTER", "4")
+    monkeypatch.setenv("DLX_STALE_AFTER", "6")  # above any floor tied to the 2 s heartbeat
     dlx_home.mkdir(parents=True, exist_ok=True)
     process = start_worker(dlx_home, env={"DLX_PREWARM": prewarm})
     try:
