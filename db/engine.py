@@ -1,10 +1,12 @@
 """Engines and sessions for any SQLAlchemy URL; SQLite gets WAL, a busy timeout and foreign keys."""
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from dlx import settings
@@ -12,6 +14,8 @@ from dlx import settings
 _engines: dict[str, Engine] = {}
 _upgraded: set[str] = set()
 _lock = threading.Lock()
+# Key of the PostgreSQL advisory lock held while upgrading the schema (any constant of our own).
+SCHEMA_LOCK_KEY = 0x646C78  # "dlx"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -56,13 +60,44 @@ def alembic_config(engine: Engine):
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply every Alembic migration up to `revision` (idempotent; safe from several processes)."""
+    """Apply every Alembic migration up to `revision`, one process at a time.
+
+    Two processes opening a fresh database both saw no schema and both created it, and one died
+    on "table already exists" (SQLite runs DDL outside the transaction). The upgrade now runs
+    under a lock across processes, and Alembic reads the current revision inside it: whoever
+    comes second finds the schema done and does nothing.
+    """
     from alembic import command
 
     config = alembic_config(engine)
-    with engine.begin() as connection:
+    with _schema_file_lock(engine), engine.begin() as connection:
+        _lock_schema(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+@contextlib.contextmanager
+def _schema_file_lock(engine: Engine) -> Iterator[None]:
+    """For a SQLite file: an exclusive flock on `<db file>.lock`, released when the block ends."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield  # nothing another process could share
+        return
+    import fcntl
+
+    lock_path = Path(database).with_name(Path(database).name + ".lock")
+    with open(lock_path, "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def _lock_schema(connection: Connection) -> None:
+    """On PostgreSQL, an advisory lock held until this transaction ends; other databases lock by file."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
 
 
 def dispose_all() -> None:

@@ -1,10 +1,15 @@
 """Plotly figures for explanations: heatmap overlays, attribution bars, beeswarm, deletion/insertion curves.
 
-Colours: a signed map is drawn with a diverging scale centred on zero (red for evidence for the
-target, blue against); an absolute or one-signed map with a sequential scale from zero.
+Colours: showing "all" of the maps, a diverging scale centred on zero (red for evidence for the
+target, blue against; a map without a sign, such as |gradient|, uses the red half); showing one
+part or the magnitude, a sequential scale from zero. Each map is scaled to its own 99.5th
+percentile of |attribution| (methods differ by orders of magnitude), so one colour bar serves
+every map in a grid. Each attribution method has one colour
+(`method_colour`), the same in every chart: its map titles, its curves, its bars.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -21,10 +26,26 @@ REDS = [[0.0, "rgba(254,224,144,0)"], [0.35, "rgba(253,174,97,0.65)"], [0.7, "rg
 BLUES = [[0.0, "rgba(224,243,248,0)"], [0.4, "rgba(116,173,209,0.7)"], [1.0, "rgb(49,54,149)"]]
 MAGNITUDE = [[0.0, "rgba(68,1,84,0)"], [0.3, "rgba(59,82,139,0.65)"], [0.6, "rgba(33,145,140,0.85)"],
              [1.0, "rgb(253,231,37)"]]
-SEQUENTIAL = {"all": MAGNITUDE, "positive": REDS, "negative": BLUES, "absolute": MAGNITUDE}
+SEQUENTIAL = {"positive": REDS, "negative": BLUES, "absolute": MAGNITUDE}
 PALETTE = ("#1c83e1", "#f08c00", "#21a354", "#e0393e", "#7d53de", "#00a6a6", "#8c564b",
-           "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-RANDOM_COLOR = "#808495"
+           "#e377c2", "#0b3d91", "#bcbd22", "#17becf")
+RANDOM_COLOR = "#808495"  # the random reference, and anything that is not a registered method
+TOP_K_COLOR = "#5c6370"  # the top-k probability bars: not a method
+
+
+def method_colours() -> dict[str, str]:
+    """One colour per registered attribution method, under its name and its label, by registry order."""
+    from dlx.explain.methods import METHODS
+
+    colours: dict[str, str] = {}
+    for i, method in enumerate(METHODS.values()):
+        colours[method.name] = colours[method.label] = PALETTE[i % len(PALETTE)]
+    return colours
+
+
+def method_colour(method: str) -> str:
+    """The colour of a method (its registry name or its label) in every chart; grey for the random reference."""
+    return method_colours().get(method, RANDOM_COLOR)
 
 
 def apply_sign(values: np.ndarray, sign: str) -> np.ndarray:
@@ -45,6 +66,7 @@ class MapCell:
     title: str
     values: np.ndarray
     signed: bool
+    method: str = ""  # its registry name: the title takes the method's colour
 
 
 @dataclass
@@ -65,65 +87,101 @@ def _image_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def _overlay(values: np.ndarray, signed: bool, sign: str, opacity: float) -> go.Heatmap:
+    """The map over its image, scaled to [-1, 1] by its own 99.5th percentile of |value|, on the shared colour axis."""
     shown = apply_sign(values, sign if signed or sign == "absolute" else "all")
-    diverging = signed and sign == "all"
     # the 99.5th percentile: one extreme pixel must not wash out the rest of the map
     top = float(np.percentile(np.abs(shown), 99.5)) or float(np.abs(shown).max()) or 1.0
-    return go.Heatmap(z=shown, colorscale=DIVERGING if diverging else SEQUENTIAL[sign],
-                      zmin=-top if diverging else 0.0, zmax=top, opacity=opacity, showscale=False,
-                      hovertemplate="x %{x}, y %{y}: %{z:.3g}<extra></extra>")
+    return go.Heatmap(z=np.clip(shown / top, -1.0, 1.0), customdata=shown, coloraxis="coloraxis",
+                      opacity=opacity, hovertemplate="x %{x}, y %{y}: %{customdata:.3g}<extra></extra>")
+
+
+def _colour_axis(sign: str) -> dict:
+    """The one colour axis (and colour bar, beside the first sample's maps) of every map in a grid."""
+    bar = dict(thickness=12, lenmode="pixels", len=260, y=1.0, yanchor="top")
+    if sign == "all":
+        return dict(colorscale=DIVERGING, cmin=-1.0, cmax=1.0, colorbar=dict(
+            bar, title=dict(text="attribution,<br>each map<br>to its max", font_size=11),
+            tickvals=[-1, 0, 1], ticktext=["−max: against", "0", "+max: for"]))
+    return dict(colorscale=SEQUENTIAL[sign], cmin=0.0, cmax=1.0, colorbar=dict(
+        bar, title=dict(text=f"{sign} part,<br>each map<br>to its max" if sign != "absolute" else
+                        "|attribution|,<br>each map<br>to its max", font_size=11),
+        tickvals=[0, 1], ticktext=["0", "max"]))
 
 
 def explanation_grid(rows: Sequence[SampleRow], sign: str = "all", opacity: float = 0.6,
-                     cell: int = 150) -> go.Figure:
-    """One row per sample: input, top-k probabilities, mask (when known), one overlay per method."""
+                     cell: int = 170, columns: int = 5) -> go.Figure:
+    """Each sample's input, top-k probabilities, mask (when known) and one overlay per method.
+
+    A sample's cells wrap onto lines of at most `columns` (never fewer than its fixed cells), so
+    nine methods do not shrink every map to a sliver; the maps share one colour bar.
+    """
     has_mask = any(row.mask is not None for row in rows)
     n_maps = max((len(row.maps) for row in rows), default=0)
-    cols = 2 + has_mask + n_maps
-    titles = []
-    for row in rows:
-        titles += [row.caption, "top-k"] + (["ground truth"] if has_mask else [])
-        titles += [m.title for m in row.maps] + [""] * (n_maps - len(row.maps))
-    fig = make_subplots(rows=len(rows), cols=cols, subplot_titles=titles, horizontal_spacing=0.02,
-                        vertical_spacing=0.3 / max(len(rows), 1))
-    for r, row in enumerate(rows, 1):
+    fixed = 2 + has_mask
+    cols = min(max(columns, fixed), fixed + n_maps)
+    lines = math.ceil((fixed + n_maps) / cols)
+
+    def place(sample: int, index: int) -> tuple[int, int]:
+        """(row, col) of a sample's index-th cell in the figure, 1-based as make_subplots counts."""
+        return sample * lines + index // cols + 1, index % cols + 1
+
+    titles = [""] * (len(rows) * lines * cols)
+    title_colours: dict[int, str] = {}
+    for s, row in enumerate(rows):
+        for index, title in enumerate([row.caption, "top-k"] + (["ground truth"] if has_mask else [])
+                                      + [m.title for m in row.maps]):
+            r, c = place(s, index)
+            titles[(r - 1) * cols + c - 1] = title
+            if index >= fixed:
+                title_colours[(r - 1) * cols + c - 1] = method_colour(row.maps[index - fixed].method)
+    fig = make_subplots(rows=len(rows) * lines, cols=cols, subplot_titles=titles, horizontal_spacing=0.03,
+                        vertical_spacing=0.35 / max(len(rows) * lines, 1))
+    for s, row in enumerate(rows):
         rgb = _image_rgb(row.image)
-        fig.add_trace(go.Image(z=rgb, hoverinfo="skip"), r, 1)
+        fig.add_trace(go.Image(z=rgb, hoverinfo="skip"), *place(s, 0))
         names, probs = zip(*row.top_k) if row.top_k else ((), ())
-        fig.add_trace(go.Bar(x=list(probs)[::-1], y=list(names)[::-1], orientation="h", marker_color=PALETTE[0],
+        r, c = place(s, 1)
+        fig.add_trace(go.Bar(x=list(probs)[::-1], y=list(names)[::-1], orientation="h", marker_color=TOP_K_COLOR,
                              text=[f"{n} {p:.0%}" for n, p in zip(names, probs)][::-1], textposition="outside",
                              cliponaxis=False, hovertemplate="%{y}: %{x:.3f}<extra></extra>",
-                             showlegend=False), r, 2)
-        fig.update_xaxes(range=[0, 1.6], visible=False, row=r, col=2)
+                             showlegend=False), r, c)
+        fig.update_xaxes(range=[0, 1.6], visible=False, row=r, col=c)
         # class names such as "0" stay labels; they are written beside the bars instead of as ticks
-        fig.update_yaxes(type="category", showticklabels=False, row=r, col=2)
-        col = 3
-        if has_mask:
-            if row.mask is not None:
-                fig.add_trace(go.Image(z=rgb, hoverinfo="skip"), r, col)
-                fig.add_trace(go.Heatmap(z=row.mask.astype(float), colorscale=[[0, "rgba(0,0,0,0)"],
-                                                                                [1, "rgba(33,163,84,1)"]],
-                                         zmin=0, zmax=1, opacity=0.5, showscale=False, hoverinfo="skip"), r, col)
-            col += 1
-        for m in row.maps:
-            fig.add_trace(go.Image(z=rgb, hoverinfo="skip"), r, col)
-            fig.add_trace(_overlay(m.values, m.signed, sign, opacity), r, col)
-            col += 1
-    for r in range(1, len(rows) + 1):
-        for c in [1] + list(range(3, cols + 1)):
+        fig.update_yaxes(type="category", showticklabels=False, row=r, col=c)
+        if row.mask is not None:
+            fig.add_trace(go.Image(z=rgb, hoverinfo="skip"), *place(s, 2))
+            fig.add_trace(go.Heatmap(z=row.mask.astype(float), colorscale=[[0, "rgba(0,0,0,0)"],
+                                                                            [1, "rgba(33,163,84,1)"]],
+                                     zmin=0, zmax=1, opacity=0.5, showscale=False, hoverinfo="skip"),
+                          *place(s, 2))
+        for index, m in enumerate(row.maps, fixed):
+            fig.add_trace(go.Image(z=rgb, hoverinfo="skip"), *place(s, index))
+            fig.add_trace(_overlay(m.values, m.signed, sign, opacity), *place(s, index))
+    for s in range(len(rows)):
+        for index in [0] + list(range(2, fixed + n_maps)):
+            r, c = place(s, index)
             k = (r - 1) * cols + c  # make_subplots names the k-th subplot's axes x{k}, y{k} (x, y for 1)
             fig.update_xaxes(visible=False, row=r, col=c)
             fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x" if k == 1 else f"x{k}",
                              row=r, col=c)
+    for r in range(1, len(rows) * lines + 1):  # cells past a sample's last map stay blank
+        for c in range(1, cols + 1):
+            if not titles[(r - 1) * cols + c - 1]:
+                fig.update_xaxes(visible=False, row=r, col=c)
+                fig.update_yaxes(visible=False, row=r, col=c)
     fig.update_annotations(font_size=11)
-    fig.update_layout(height=cell * len(rows) + 40, width=None, margin=dict(l=10, r=10, t=40, b=10),
-                      bargap=0.15, plot_bgcolor="rgba(0,0,0,0)")
+    shown = [i for i, title in enumerate(titles) if title]  # make_subplots writes only non-empty titles
+    for annotation, i in zip(fig.layout.annotations, shown):
+        if i in title_colours:
+            annotation.font.color = title_colours[i]
+    fig.update_layout(height=cell * len(rows) * lines + 50, width=None, margin=dict(l=10, r=10, t=40, b=10),
+                      bargap=0.15, plot_bgcolor="rgba(0,0,0,0)", coloraxis=_colour_axis(sign))
     return fig
 
 
 def attribution_bars(values_by_method: dict[str, np.ndarray], names: Sequence[str], top: int = 12,
                      height: int = 320) -> go.Figure:
-    """One panel per method: the features with the largest |attribution|, red for, blue against."""
+    """One panel per method (keyed by label): the features with the largest |attribution|, red for, blue against."""
     methods = list(values_by_method)
     fig = make_subplots(rows=1, cols=max(len(methods), 1), subplot_titles=methods, horizontal_spacing=0.12)
     for c, method in enumerate(methods, 1):
@@ -133,6 +191,8 @@ def attribution_bars(values_by_method: dict[str, np.ndarray], names: Sequence[st
                              marker_color=np.where(values[order] >= 0, "#e0393e", "#1c83e1"),
                              hovertemplate="%{y}: %{x:.4g}<extra></extra>"), 1, c)
     fig.update_yaxes(tickfont_size=10)
+    for annotation in fig.layout.annotations:  # the panels' titles: one per method, in its colour
+        annotation.font.color = method_colour(annotation.text)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
@@ -143,11 +203,11 @@ def importance_chart(mean_abs: dict[str, np.ndarray], names: Sequence[str], top:
     first = next(iter(mean_abs.values()))
     order = np.argsort(-np.asarray(first), kind="stable")[:top][::-1]
     fig = go.Figure()
-    for i, (method, values) in enumerate(mean_abs.items()):
+    for method, values in mean_abs.items():
         values = np.asarray(values, dtype=float)
         share = values / (values.sum() or 1.0)
         fig.add_trace(go.Bar(x=share[order], y=[names[j] for j in order], orientation="h", name=method,
-                             marker_color=PALETTE[i % len(PALETTE)],
+                             marker_color=method_colour(method),
                              hovertemplate=f"{method}<br>%{{y}}: %{{x:.1%}} of the total<extra></extra>"))
     fig.update_layout(barmode="group", height=height, margin=dict(l=10, r=10, t=30, b=10),
                       xaxis_title="share of mean |attribution|", xaxis_tickformat=".0%",
@@ -184,8 +244,8 @@ def faithfulness_curves(fractions: np.ndarray, deletion: dict[str, np.ndarray],
     """Mean target probability as features are removed (deletion) or added back (insertion)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Deletion: lower is better", "Insertion: higher is better"),
                         horizontal_spacing=0.08)
-    for i, method in enumerate(deletion):
-        colour = RANDOM_COLOR if method.startswith("Random") else PALETTE[i % len(PALETTE)]
+    for method in deletion:
+        colour = method_colour(method)
         dash = "dot" if method.startswith("Random") else "solid"
         for c, curves in ((1, deletion), (2, insertion)):
             mean = np.asarray(curves[method]).mean(axis=0)

@@ -24,6 +24,7 @@ enter_frame()
 DEFAULTS = {"image": ["saliency", "integrated_gradients", "grad_cam"],
             "table": ["integrated_gradients", "feature_ablation"]}
 MAX_SAMPLES = 16
+GRID_COLUMNS = 5  # cells per line of the map grid across the page (input, top-k, maps), 3 side by side
 
 
 def run_choice(run, with_checkpoint: set[int]) -> str:
@@ -71,8 +72,18 @@ def parse_indices(text: str) -> list[int]:
                        field="samples") from None
 
 
-def show_gallery(gallery: Gallery, sign: str, opacity: float, key: str) -> None:
+def show_gallery(gallery: Gallery, sign: str, opacity: float, key: str, columns: int) -> None:
+    """The maps (or, for tables, the feature bars), then their times and convergence deltas."""
     meta = gallery.loaded.meta
+    if meta.kind == "image":
+        st.plotly_chart(charts.explanation_grid(gallery.rows(), sign, opacity, columns=columns), key=key,
+                        config={"displayModeBar": False})
+    else:
+        for i, row in enumerate(gallery.rows()):
+            top = ", ".join(f"{name} {p:.0%}" for name, p in row.top_k)
+            st.markdown(f"**{row.caption}** — {top}")
+            st.plotly_chart(charts.attribution_bars(gallery.values(i), meta.feature_names), key=f"{key}.{i}",
+                            config={"displayModeBar": False})
     times = " · ".join(f"{METHODS[m].label} {1000 * a.seconds / len(gallery.inputs):.1f} ms"
                        + (" (cached)" if a.cached else "") for m, a in gallery.attributions.items())
     st.caption(f"Run #{gallery.loaded.run_id}, time per sample: {times}")
@@ -80,15 +91,6 @@ def show_gallery(gallery: Gallery, sign: str, opacity: float, key: str) -> None:
                         for m, a in gallery.attributions.items() if a.delta is not None)
     if deltas:
         st.caption(f"Convergence delta, largest |sum of attributions − (f(input) − f(baseline))|: {deltas}")
-    if meta.kind == "image":
-        st.plotly_chart(charts.explanation_grid(gallery.rows(), sign, opacity), key=key,
-                        config={"displayModeBar": False})
-        return
-    for i, row in enumerate(gallery.rows()):
-        top = ", ".join(f"{name} {p:.0%}" for name, p in row.top_k)
-        st.markdown(f"**{row.caption}** — {top}")
-        st.plotly_chart(charts.attribution_bars(gallery.values(i), meta.feature_names), key=f"{key}.{i}",
-                        config={"displayModeBar": False})
 
 
 def follow_job(job_id: int) -> None:
@@ -152,19 +154,24 @@ first = next((i for i, r in enumerate(runs) if str(r.id) == wanted), None)
 if first is None:
     first = next((i for i, r in enumerate(runs) if r.id in with_checkpoint), 0)
 
-left, right = st.columns(2)
-run = left.selectbox("Run", runs, index=first, format_func=lambda r: run_choice(r, with_checkpoint),
-                     key="explain.run")
+# One row of the controls asked for most, the rest in one expander: the pictures come first.
+top_run, top_methods, top_compare = st.columns([2, 3, 2])
+run = top_run.selectbox("Run", runs, index=first, format_func=lambda r: run_choice(r, with_checkpoint),
+                        key="explain.run")
 try:
     loaded = load(run.id)
 except DlxError as err:
     st.error(str(err), icon=":material/error:")
     st.stop()
 meta = loaded.meta
+available = available_methods(loaded.model, meta.kind)
+methods = top_methods.multiselect("Methods", available, [m for m in DEFAULTS[meta.kind] if m in available],
+                                  format_func=lambda m: METHODS[m].label,
+                                  key=f"explain.methods.{'-'.join(available)}")
 others = [r for r in runs if r.id != run.id and r.id in with_checkpoint and r.dataset == run.dataset]
-compare_run = right.selectbox("Side by side with", [None, *others], key="explain.compare",
-                              format_func=lambda r: "nothing" if r is None else run_choice(r, with_checkpoint),
-                              help="the same samples explained under a second run on the same data")
+compare_run = top_compare.selectbox("Side by side with", [None, *others], key="explain.compare",
+                                    format_func=lambda r: "nothing" if r is None else run_choice(r, with_checkpoint),
+                                    help="the same samples explained under a second run on the same data")
 second = None
 if compare_run is not None:
     try:
@@ -174,37 +181,41 @@ if compare_run is not None:
         st.error(str(err), icon=":material/error:")
         second = None
 
-available = available_methods(loaded.model, meta.kind)
-c1, c2, c3 = st.columns([3, 1, 1])
-methods = c1.multiselect("Methods", available, [m for m in DEFAULTS[meta.kind] if m in available],
-                         format_func=lambda m: METHODS[m].label, key=f"explain.methods.{'-'.join(available)}")
-baseline = c2.selectbox("Baseline", baselines_for(meta.kind), key=f"explain.baseline.{meta.kind}",
-                        help="; ".join(f"{k}: {v}" for k, v in BASELINES.items()))
-target = c3.selectbox("Explain the class", ["predicted", "true", *range(meta.num_classes)],
-                      key=f"explain.target.{meta.name}",
-                      format_func=lambda t: t if isinstance(t, str) else f"{t}: {meta.classes[t]}")
-with st.expander("Method parameters"):
-    params = method_params(methods)
-
-sources = ["test samples", "an uploaded image"] if meta.kind == "image" else ["test samples"]
-source = st.radio("Explain", sources, horizontal=True, key="explain.source")
 test = loaded.bundle.test
-masks = None
-labels = None
-try:
+with st.expander("Samples, target class, baseline, display and method parameters"):
+    c1, c2, c3 = st.columns(3)
+    sources = ["test samples", "an uploaded image"] if meta.kind == "image" else ["test samples"]
+    source = c1.radio("Explain", sources, horizontal=True, key="explain.source")
+    target = c2.selectbox("Explain the class", ["predicted", "true", *range(meta.num_classes)],
+                          key=f"explain.target.{meta.name}",
+                          format_func=lambda t: t if isinstance(t, str) else f"{t}: {meta.classes[t]}")
+    baseline = c3.selectbox("Baseline", baselines_for(meta.kind), key=f"explain.baseline.{meta.kind}",
+                            help="; ".join(f"{k}: {v}" for k, v in BASELINES.items()))
     if source == "test samples":
-        p1, p2, p3 = st.columns([2, 1, 2])
+        p1, p2, p3 = st.columns(3)
         how = p1.selectbox("Pick samples", list(PICKERS), index=list(PICKERS).index("misclassified"),
                            format_func=lambda h: f"{h}: {PICKERS[h]}", key="explain.pick")
         count = p2.number_input("How many", 1, MAX_SAMPLES, 4, key="explain.count")
-        chosen, cls, seed = None, None, 0
+        indices_text, cls, seed = "", None, 0
         if how == "index":
-            chosen = parse_indices(p3.text_input("Indices in the test split", "0, 1, 2, 3", key="explain.indices"))
+            indices_text = p3.text_input("Indices in the test split", "0, 1, 2, 3", key="explain.indices")
         elif how == "class":
             cls = p3.selectbox("Class", range(meta.num_classes), format_func=lambda c: meta.classes[c],
                                key=f"explain.class.{meta.name}")
         elif how == "random":
             seed = p3.number_input("Seed", 0, 2**31 - 1, 0, key="explain.seed")
+    s1, s2 = st.columns(2)
+    sign = s1.radio("Show", charts.SIGNS, horizontal=True, key="explain.sign",
+                    help="all: signed maps in diverging colours; or only the positive or negative part, "
+                         "or the magnitude, in sequential colours")
+    opacity = s2.slider("Heatmap opacity", 0.0, 1.0, 0.6, 0.05, key="explain.opacity")
+    params = method_params(methods)
+
+masks = None
+labels = None
+try:
+    if source == "test samples":
+        chosen = parse_indices(indices_text) if how == "index" else None
         indices = pick_samples(test.y, loaded.test_probs(), how, int(count), chosen, cls, int(seed))
         inputs, labels = test.x[indices], test.y[indices]
         captions = sample_captions(indices, labels, loaded.test_probs()[indices], meta.classes)
@@ -216,17 +227,13 @@ try:
         if upload is None:
             st.info("Upload an image to explain it.", icon=":material/upload:")
             st.stop()
-        inputs = read_image(upload.getvalue(), meta, upload.name)
-        captions = [upload.name]
+        image = read_image(upload.getvalue(), meta, upload.name)
+        for change in image.changes:
+            st.info(change, icon=":material/info:")
+        inputs, captions = image.tensor, [upload.name]
 except DlxError as err:
     st.error(str(err), icon=":material/error:")
     st.stop()
-
-s1, s2 = st.columns(2)
-sign = s1.radio("Show", charts.SIGNS, horizontal=True, key="explain.sign",
-                help="all: signed maps in diverging colours; or only the positive or negative part, "
-                     "or the magnitude, in sequential colours")
-opacity = s2.slider("Heatmap opacity", 0.0, 1.0, 0.6, 0.05, key="explain.opacity")
 
 tabs = ["Attributions", "Faithfulness"] + (["Global importance"] if meta.kind == "table" else [])
 tab_views = st.tabs(tabs)
@@ -243,9 +250,11 @@ with tab_views[0]:
         except DlxError as err:
             st.error(str(err), icon=":material/error:")
         else:
+            per_line = GRID_COLUMNS if len(galleries) == 1 else 3  # side by side: half the width each
             for column, gallery in zip(st.columns(len(galleries)), galleries):
                 with column:
-                    show_gallery(gallery, sign, opacity, key=f"explain.grid.{gallery.loaded.run_id}")
+                    show_gallery(gallery, sign, opacity, key=f"explain.grid.{gallery.loaded.run_id}",
+                                 columns=per_line)
 
 with tab_views[1]:
     if not methods:

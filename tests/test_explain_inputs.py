@@ -28,31 +28,42 @@ def png(width: int, height: int, mode: str = "L", fmt: str = "PNG") -> bytes:
 
 
 def test_a_grey_png_is_resized_to_the_model_input_in_unit_range():
-    x = read_image(png(64, 64), GREY_8)
+    image = read_image(png(64, 64), GREY_8, "big.png")
+    x = image.tensor
     assert x.shape == (1, 1, 8, 8) and x.dtype == torch.float32
     assert 0.0 <= x.min() and x.max() <= 1.0
+    assert image.changes == ["big.png (64×64) was resized to the model's 8×8."]
+    assert read_image(png(8, 8), GREY_8).changes == []  # already the model's size and kind
 
 
 def test_a_colour_jpeg_is_read_as_three_channels():
-    x = read_image(png(48, 40, "RGB", "JPEG"), RGB_32)
+    x = read_image(png(48, 40, "RGB", "JPEG"), RGB_32).tensor
     assert x.shape == (1, 3, 32, 32)
-    assert read_image(png(32, 32, "RGBA"), RGB_32).shape == (1, 3, 32, 32)  # alpha is dropped
+    assert read_image(png(32, 32, "RGBA"), RGB_32).tensor.shape == (1, 3, 32, 32)  # alpha is dropped
 
 
-def test_a_file_that_is_not_an_image_is_refused_clearly():
+def test_a_file_that_is_not_an_image_is_refused_clearly_by_its_name():
     with pytest.raises(DlxError, match="notes.txt is not an image that can be read.*PNG or JPEG") as err:
         read_image(b"these are my notes, not pixels", GREY_8, "notes.txt")
     assert err.value.field == "upload"
+    assert "BytesIO" not in str(err.value)  # PIL names its in-memory buffer; the user knows the file
     truncated = png(64, 64)[:60]
     with pytest.raises(DlxError, match="not an image that can be read"):
         read_image(truncated, GREY_8, "broken.png")
 
 
-def test_an_image_with_the_wrong_channels_is_refused_clearly():
-    with pytest.raises(DlxError, match="takes grayscale \\(1 channel\\) images; photo.png is colour"):
-        read_image(png(8, 8, "RGB"), GREY_8, "photo.png")
-    with pytest.raises(DlxError, match="takes colour \\(3 channels\\) images; scan.png is grayscale"):
-        read_image(png(32, 32), RGB_32, "scan.png")
+def test_an_image_with_the_other_channels_is_converted_and_says_so():
+    colour = png(8, 8, "RGB")
+    image = read_image(colour, GREY_8, "photo.png")
+    assert image.tensor.shape == (1, 1, 8, 8)
+    expected = np.asarray(Image.open(io.BytesIO(colour)).convert("L"), dtype=np.float32) / 255
+    assert np.allclose(image.tensor[0, 0].numpy(), expected)  # the luminance of the colour image
+    assert image.changes == ["photo.png is a colour image and this model takes grayscale ones: "
+                             "it was converted to grayscale."]
+    scan = read_image(png(32, 32), RGB_32, "scan.png")
+    assert scan.tensor.shape == (1, 3, 32, 32)
+    assert torch.equal(scan.tensor[0, 0], scan.tensor[0, 2])  # grey: the same in every channel
+    assert "scan.png is a grayscale image" in scan.changes[0] and "converted to colour" in scan.changes[0]
 
 
 def test_an_image_of_the_wrong_shape_is_refused_clearly():

@@ -11,6 +11,8 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from dlx import store
+from dlx.charts_explain import method_colour
+from dlx.explain import METHODS
 from dlx.explain.jobs import ExplainTask, find_job, run_task
 from dlx.explain.models_cache import get_loaded_run
 from dlx.jobs.queue import finish_job
@@ -89,14 +91,69 @@ def test_uploading_a_non_image_or_an_image_of_the_wrong_shape_gives_a_clear_mess
     assert "Upload an image to explain it." in texts(at)
     at.file_uploader(key="explain.upload").set_value(("notes.txt", b"not pixels at all", "text/plain")).run()
     assert "notes.txt is not an image that can be read" in at.error[0].value
-    at.file_uploader(key="explain.upload").set_value(("photo.png", png(8, 8, "RGB"), "image/png")).run()
-    assert "takes grayscale (1 channel) images; photo.png is colour" in at.error[0].value
+    assert "BytesIO" not in at.error[0].value
     at.file_uploader(key="explain.upload").set_value(("strip.png", png(120, 10), "image/png")).run()
     assert "too far from the model's 8×8 shape" in at.error[0].value
     at.file_uploader(key="explain.upload").set_value(("seven.png", png(32, 32), "image/png")).run()
     assert not at.error and not at.exception
     grid, = charts(at)
     assert traces(grid, "heatmap") == 3 and grid["layout"]["annotations"][0]["text"] == "seven.png"
+    assert [i.value for i in at.info] == ["seven.png (32×32) was resized to the model's 8×8."]
+
+
+def test_a_colour_upload_to_a_grayscale_model_is_converted_and_the_page_says_so(trained_run):
+    at = open_page()
+    at.radio(key="explain.source").set_value("an uploaded image").run()
+    at.file_uploader(key="explain.upload").set_value(("photo.png", png(8, 8, "RGB"), "image/png")).run()
+    assert not at.error and not at.exception
+    assert [i.value for i in at.info] == ["photo.png is a colour image and this model takes grayscale ones: "
+                                          "it was converted to grayscale."]
+    grid, = charts(at)
+    assert traces(grid, "heatmap") == 3 and grid["layout"]["annotations"][0]["text"] == "photo.png"
+
+
+def walk(node):
+    """Every element and block of the page in the order it is drawn, with whether it is in an expander."""
+    inside = getattr(node, "type", None) == "expander"
+    for _, child in sorted(getattr(node, "children", {}).items()):
+        yield child, inside
+        for grandchild, deeper in walk(child):
+            yield grandchild, inside or deeper
+
+
+def test_the_pictures_come_first_and_nine_methods_wrap_with_one_colour_bar_and_method_colours(trained_run):
+    at = open_page()
+    methods = at.multiselect(key=next(w.key for w in at.multiselect if w.key.startswith("explain.methods")))
+    everything = list(methods.options)
+    assert len(everything) >= 9
+    methods.set_value([m for m in METHODS if METHODS[m].label in everything]).run()
+    assert not at.exception and not at.error
+
+    # Above the maps: three controls; everything else is in one expander, until asked for.
+    shown_first = []
+    for node, in_expander in walk(at.main):
+        if getattr(node, "type", None) == "plotly_chart":
+            break
+        if getattr(node, "key", None) and not in_expander:
+            shown_first.append(node.key)
+    assert [key.split(".")[1] for key in shown_first] == ["run", "methods", "compare"]
+    assert {w.key for w in at.expander[0].selectbox} >= {"explain.pick", "explain.baseline.image"}
+
+    grid, = charts(at)
+    layout = grid["layout"]
+    widths = {round(axis["domain"][1] - axis["domain"][0], 3) for name, axis in layout.items()
+              if name.startswith("xaxis")}
+    assert min(widths) > 0.17  # at most five cells a line: nine maps are not 65 px slivers
+    starts = {round(axis["domain"][0], 3) for name, axis in layout.items() if name.startswith("xaxis")}
+    assert len(starts) == 5
+    heatmaps = [t for t in grid["data"] if t["type"] == "heatmap"]
+    assert len(heatmaps) == 4 * len(everything)
+    assert {t["coloraxis"] for t in heatmaps} == {"coloraxis"}  # one shared colour bar...
+    assert not [name for name in layout if name.startswith("coloraxis") and name != "coloraxis"]
+    assert layout["coloraxis"]["cmin"] == -1 and layout["coloraxis"]["cmax"] == 1
+    title_colours = {a["text"].split("<br>")[0]: a["font"]["color"] for a in layout["annotations"] if "<br>" in a["text"]}
+    assert title_colours == {METHODS[m].label: method_colour(m) for m in METHODS if METHODS[m].label in everything}
+    assert len(set(title_colours.values())) == len(title_colours)  # ...and one colour per method
 
 
 def test_faithfulness_scores_rank_the_methods_against_a_random_map(trained_run):
@@ -110,6 +167,12 @@ def test_faithfulness_scores_rank_the_methods_against_a_random_map(trained_run):
     assert {"Deletion AUC ↓", "Insertion AUC ↑", "Infidelity ↓"} <= set(table.columns)
     curves = [c for c in charts(at) if traces(c, "scatter") == 8]  # 4 methods × deletion and insertion
     assert len(curves) == 1
+    grid = charts(at)[0]
+    title_colours = {a["text"].split("<br>")[0]: a["font"]["color"] for a in grid["layout"]["annotations"]
+                     if "<br>" in a["text"]}
+    curve_colours = {t["name"]: t["line"]["color"] for t in curves[0]["data"]}
+    assert {name: curve_colours[name] for name in title_colours} == title_colours  # a method keeps its colour
+    assert curve_colours["Random (reference)"] not in title_colours.values()
     at.run()  # stored: shown again without pressing the button
     assert len(at.dataframe) == 1 and at.dataframe[0].value.equals(table)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import threading
 
 from sqlalchemy import func, select
@@ -31,6 +32,12 @@ def ended(job_id: int, timeout: float = 120):
     """Wait until a job reaches a final state; return it."""
     return wait_for(lambda: (job := get_job(job_id)).status in store.FINAL_STATES and job,
                     timeout=timeout, message=f"job {job_id} to end")
+
+
+def running(pid: int) -> bool:
+    """Whether `ps` lists the process as anything but a zombie."""
+    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout
+    return bool(state.strip()) and not state.strip().startswith("Z")
 
 
 def running_with_metrics(run_id: int, job_id: int):
@@ -151,10 +158,10 @@ def test_job_killed_by_sigkill_fails_and_keeps_its_flushed_metrics(worker):
 def test_job_of_a_dead_worker_is_failed_as_stale(worker, monkeypatch):
     run_id, job_id = submit(parse_config(LONG))
     job = running_with_metrics(run_id, job_id)
-    # The machine goes away: the worker dies, and so does the job (its own session, killed apart).
+    # The machine goes away: the worker dies, and its job with it (dlx.jobs.lifeline).
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()
-    os.killpg(job.pid, signal.SIGKILL)
+    wait_for(lambda: not running(job.pid), timeout=15, message=f"job process {job.pid} to end")
     seen = points(run_id)
     assert get_job(job_id).status == "running"  # nobody has noticed yet
 

@@ -15,7 +15,7 @@ from dlx.errors import DlxError
 from dlx.jobs import cancel_run, submit
 from dlx.jobs.executors import LocalExecutor
 from tests.conftest import start_worker, stop_process, wait_for
-from tests.test_jobs import LONG, ended, running_with_metrics
+from tests.test_jobs import LONG, ended, running, running_with_metrics
 
 DIGITS = {"dataset": "digits", "model": "cnn", "epochs": 1}
 
@@ -32,12 +32,6 @@ def ready_standbys(home: Path) -> list[int]:
 def wait_ready(home: Path, count: int = 1) -> list[int]:
     return wait_for(lambda: len(pids := ready_standbys(home)) >= count and pids, timeout=120,
                     message=f"{count} standby process(es) to be ready")
-
-
-def running(pid: int) -> bool:
-    """Whether `ps` lists the process as anything but a zombie."""
-    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout
-    return bool(state.strip()) and not state.strip().startswith("Z")
 
 
 def job_log(job) -> str:

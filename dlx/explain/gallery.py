@@ -56,7 +56,8 @@ class Gallery:
                 ms = 1000 * attribution.seconds / len(self.inputs)
                 note = " · cached" if attribution.cached else ""
                 maps.append(MapCell(f"{get_method(method).label}<br>{ms:.1f} ms{note}",
-                                    attribution_map(attribution.values[i:i + 1])[0].numpy(), attribution.signed))
+                                    attribution_map(attribution.values[i:i + 1])[0].numpy(), attribution.signed,
+                                    method))
             rows.append(SampleRow(x.numpy(), self.captions[i],
                                   [(classes[j], float(q)) for q, j in zip(p[:top_k], order[:top_k].tolist())],
                                   maps, None if self.masks is None else self.masks[i].numpy()))

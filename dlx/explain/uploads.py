@@ -1,7 +1,8 @@
-"""An uploaded image, checked (format, size, channels, shape) and resized to the model's input."""
+"""An uploaded image, checked (format, size, shape), converted to the model's channels and resized to its input."""
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -18,8 +19,20 @@ FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 
-def read_image(data: bytes, meta: DatasetMeta, name: str = "upload") -> Tensor:
-    """A (1, C, H, W) tensor in [0, 1] at the model's input size, or a DlxError saying what is wrong."""
+@dataclass
+class UploadedImage:
+    """The model's input made from an upload, and what was done to the file to get there."""
+
+    tensor: Tensor  # (1, C, H, W) in [0, 1] at the model's input size
+    changes: list[str] = field(default_factory=list)  # sentences for the user, e.g. a colour conversion
+
+
+def read_image(data: bytes, meta: DatasetMeta, name: str = "upload") -> UploadedImage:
+    """The upload as the model's input, converted and resized as needed, or a DlxError saying what is wrong.
+
+    A colour image for a grayscale model (or the reverse) is converted, not refused: a photo of a
+    digit is a fair question to ask a digits model, and the user is told it was converted.
+    """
     if len(data) > MAX_BYTES:
         raise DlxError(f"upload: {name} is {len(data) / 2**20:.1f} MB; the limit is "
                        f"{MAX_BYTES // 2**20} MB", field="upload")
@@ -30,7 +43,10 @@ def read_image(data: bytes, meta: DatasetMeta, name: str = "upload") -> Tensor:
     except Image.DecompressionBombError:
         raise DlxError(f"upload: {name} has too many pixels to open safely; the limit is {MAX_PIXELS:,}",
                        field="upload") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except UnidentifiedImageError:  # its message names the in-memory buffer, not the file
+        raise DlxError(f"upload: {name} is not an image that can be read (not a known image format); "
+                       "upload a PNG or JPEG", field="upload") from None
+    except (OSError, SyntaxError, ValueError) as err:
         raise DlxError(f"upload: {name} is not an image that can be read ({err}); upload a PNG or JPEG",
                        field="upload") from None
     if image.format not in FORMATS:
@@ -41,18 +57,20 @@ def read_image(data: bytes, meta: DatasetMeta, name: str = "upload") -> Tensor:
         raise DlxError(f"upload: {name} has {width}×{height} pixels; the limit is {MAX_PIXELS:,}",
                        field="upload")
     channels, model_h, model_w = meta.input_shape
+    changes = []
     image_channels = 1 if image.mode in GREY_MODES else 3
     if image_channels != channels:
-        want = "grayscale (1 channel)" if channels == 1 else "colour (3 channels)"
-        raise DlxError(f"upload: the model takes {want} images; {name} is "
-                       f"{'grayscale' if image_channels == 1 else 'colour'} (mode {image.mode}). "
-                       "Convert it, or pick a run trained on that kind of image.", field="upload")
+        changes.append(f"{name} is a {'grayscale' if image_channels == 1 else 'colour'} image and this model "
+                       f"takes {'grayscale' if channels == 1 else 'colour'} ones: it was converted to "
+                       f"{'grayscale' if channels == 1 else 'colour'}.")
     stretch = (width / height) / (model_w / model_h)
     if max(stretch, 1 / stretch) > MAX_ASPECT_CHANGE:
         raise DlxError(f"upload: {name} is {width}×{height}, too far from the model's {model_w}×{model_h} "
                        "shape to resize without distorting it; crop it closer to that shape first",
                        field="upload")
+    if (width, height) != (model_w, model_h):
+        changes.append(f"{name} ({width}×{height}) was resized to the model's {model_w}×{model_h}.")
     image = image.convert("L" if channels == 1 else "RGB").resize((model_w, model_h), Image.BILINEAR)
     array = np.asarray(image, dtype=np.float32) / 255.0
     array = array[None] if channels == 1 else array.transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(array))[None]
+    return UploadedImage(torch.from_numpy(np.ascontiguousarray(array))[None], changes)

@@ -5,12 +5,14 @@ import sys
 
 import dlx.explain.jobs  # noqa: F401  (registers the "explain" job kind)
 from dlx.errors import DlxError
+from dlx.jobs import lifeline
 from dlx.jobs.kinds import JOB_KINDS
 from dlx.jobs.queue import get_job
 from dlx.tracking import Cancelled
 
 
 def main(job_id: int) -> int:
+    lifeline.bind_to_parent()  # started by a worker: end with it (a no-op in a standby, bound already)
     job = get_job(job_id)
     if job is None:
         print(f"job {job_id} does not exist", file=sys.stderr)

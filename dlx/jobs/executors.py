@@ -2,8 +2,10 @@
 
 `local` runs each job in a child process of the worker: a standby that imported torch and the
 job code before the job existed (see `dlx.jobs.standby`), or a fresh `python -m dlx.jobs.entry
-<job_id>` when prewarming is off or no standby is alive. A Ray executor would submit the same
-entry point to a cluster; nothing else changes.
+<job_id>` when prewarming is off or no standby is alive. Each child is bound to the worker
+(`dlx.jobs.lifeline`: it ends when the worker does) and recorded under DLX_HOME
+(`dlx.jobs.orphans`: a later worker ends any that outlived theirs). A Ray executor would submit
+the same entry point to a cluster; nothing else changes.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from dlx import settings
+from dlx.jobs import lifeline, orphans
 
 STANDBY_RETRY = 30.0  # seconds before replacing a standby that died without a job
 STANDBY_STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for standbys at shutdown
@@ -48,8 +51,10 @@ class LocalHandle:
 
     def poll(self) -> int | None:
         code = self._process.poll()
-        if code is not None and self._log is not None and not self._log.closed:
-            self._log.close()
+        if code is not None:
+            orphans.forget(self.pid)
+            if self._log is not None and not self._log.closed:
+                self._log.close()
         return code
 
     def terminate(self) -> None:
@@ -82,9 +87,11 @@ class LocalExecutor:
         while len(self._standbys) < min(slots, self.max_standbys) and time.monotonic() >= self._not_before:
             # Until it gets a job, a standby writes to the worker's output; its own session and
             # group, like a cold job's, so cancelling a job signals exactly its processes.
-            self._standbys.append(subprocess.Popen([sys.executable, "-u", "-m", "dlx.jobs.standby"],
-                                                   stdin=subprocess.PIPE, bufsize=0,
-                                                   start_new_session=True))
+            standby = subprocess.Popen([sys.executable, "-u", "-m", "dlx.jobs.standby"],
+                                       stdin=subprocess.PIPE, bufsize=0, env=_bound_env({}),
+                                       start_new_session=True)
+            orphans.record(standby.pid)
+            self._standbys.append(standby)
 
     def start(self, job_id: int, log_path: Path, env: dict[str, str]) -> Handle:
         self._not_before = max(self._not_before, time.monotonic() + STANDBY_AFTER_START)
@@ -100,6 +107,7 @@ class LocalExecutor:
                 print(f"standby pid {standby.pid} closed its input before job {job_id}; "
                       "trying another", flush=True)
                 standby.wait()
+                orphans.forget(standby.pid)
                 continue
             return LocalHandle(standby)
         if self.max_standbys:
@@ -118,6 +126,7 @@ class LocalExecutor:
             except subprocess.TimeoutExpired:
                 _signal_group(standby, signal.SIGKILL)
                 standby.wait()
+            orphans.forget(standby.pid)
         self._standbys = []
 
     def _alive(self, standby: subprocess.Popen) -> bool:
@@ -125,6 +134,7 @@ class LocalExecutor:
         if code is None:
             return True
         standby.stdin.close()
+        orphans.forget(standby.pid)
         self._not_before = time.monotonic() + STANDBY_RETRY
         print(f"standby pid {standby.pid} exited with code {code} before getting a job; jobs start "
               f"cold until a new one is up (in {STANDBY_RETRY:.0f} s)", flush=True)
@@ -134,8 +144,14 @@ class LocalExecutor:
         log = open(log_path, "ab", buffering=0)
         process = subprocess.Popen([sys.executable, "-u", "-m", "dlx.jobs.entry", str(job_id)],
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env={**os.environ, **env}, start_new_session=True)
+                                   env=_bound_env(env), start_new_session=True)
+        orphans.record(process.pid)
         return LocalHandle(process, log)
+
+
+def _bound_env(env: dict[str, str]) -> dict[str, str]:
+    """The worker's environment plus `env`, naming this process as the child's lifeline."""
+    return {**os.environ, **env, lifeline.ENV: str(os.getpid())}
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:

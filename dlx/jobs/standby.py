@@ -4,7 +4,8 @@ The local executor starts it ahead of time (`python -u -m dlx.jobs.standby`) so 
 job skips the 3-4 s a fresh process spends importing torch, scikit-learn and captum. It blocks
 on one JSON line on stdin, `{"job_id", "log_path", "env"}`, then becomes that job's process:
 same environment, output appended to the job's log, same `main(job_id)` as `dlx.jobs.entry`.
-Stdin ending with no line (the worker stopped, or died) ends it.
+Stdin ending with no line (the worker stopped, or died) ends it; once it runs a job, the
+lifeline (`dlx.jobs.lifeline`) ends it with the worker.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import os
 import sys
 import time
 import traceback
+
+from dlx.jobs import lifeline
 
 
 def warm_up() -> None:
@@ -56,6 +59,7 @@ def take_over(order: dict) -> None:
 
 
 def serve() -> int:
+    worker = lifeline.bind_to_parent()
     started = time.monotonic()
     try:
         warm_up()
@@ -72,6 +76,8 @@ def serve() -> int:
     order = json.loads(line)
     take_over(order)
     if not warm:  # a fresh interpreter in this process: exactly the cold path, same pid and group
+        if worker is not None:  # the new interpreter binds to the worker again (its watchdog thread)
+            os.environ[lifeline.ENV] = str(worker)
         os.execv(sys.executable, [sys.executable, "-u", "-m", "dlx.jobs.entry", str(order["job_id"])])
     from dlx.jobs.entry import main
 

@@ -4,6 +4,11 @@ Concurrency: one job per GPU (each child sees only its GPU through CUDA_VISIBLE_
 and up to `DLX_CPU_JOBS` CPU jobs. The executor keeps a standby process ready per free slot
 (at least one, at most `DLX_PREWARM`), so a claimed job does not wait for a fresh process to
 import torch.
+
+Rows can vanish under a running worker (a run deleted while its job runs): every row read here
+may be None, and a job whose row is gone is stopped and forgotten, never fatal to the worker.
+SQLite reuses the id of a deleted row, so a job is recognised as this worker's by its claim
+(worker id and start time), not by its id alone: a new job that took the id is left alone.
 """
 from __future__ import annotations
 
@@ -13,18 +18,20 @@ import signal
 import socket
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from db.engine import session
 from db.models import Artifact, Job, utcnow
 from db.models import Worker as WorkerRow
 from dlx import settings
+from dlx.jobs import orphans
 from dlx.jobs.executors import Handle, get_executor
 from dlx.jobs.queue import cancel_requested, claim, finish_job, get_job, heartbeat, reap_stale
 
 POLL = 0.25  # seconds between looks at the queue
-HEARTBEAT = 2.0
+HEARTBEAT = settings.HEARTBEAT_INTERVAL
 CANCEL_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
 
 
@@ -33,6 +40,7 @@ class Running:
     job_id: int
     handle: Handle
     gpu: int | None
+    claimed_at: datetime | None  # the row's started_at as claimed: with the worker id, it tells our row
     cancel_sent_at: float | None = None
 
 
@@ -71,12 +79,14 @@ class Worker:
         idle_since = time.monotonic()
         print(f"worker {self.id}: {self.cpu_slots} CPU slot(s), {self.gpus} GPU(s), "
               f"{self.threads_per_job()} CPU thread(s) per job", flush=True)
+        orphans.sweep()  # job processes a dead worker left behind: they would overwrite their runs
         try:
             while not self._stop:
                 self._collect_finished()
                 now = time.monotonic()
                 if now - last_beat >= HEARTBEAT:
                     self._heartbeat()
+                    self._stop_vanished()
                     last_beat = now
                 if now - last_reap >= HEARTBEAT * 2:
                     reap_stale(self.url)
@@ -128,12 +138,15 @@ class Worker:
                "DLX_ASSIGNED_GPU": "" if gpu is None else str(gpu), "OMP_NUM_THREADS": str(self.threads_per_job())}
         handle = self.executor.start(job.id, log_path, env)
         relative = str(log_path.relative_to(settings.home()))
+        item = self.running[job.id] = Running(job.id, handle, gpu, job.started_at)
         with session(self.url) as s, s.begin():
             row = s.get(Job, job.id)
+            if not self._ours(row, item):  # deleted since the claim: its process finds no job and exits
+                print(f"job {job.id} was deleted as it started", flush=True)
+                return
             row.pid, row.log_path = handle.pid, relative
-            if job.run_id is not None:
-                s.add(Artifact(run_id=job.run_id, kind="log", name=f"job-{job.id}", path=relative))
-        self.running[job.id] = Running(job.id, handle, gpu)
+            if row.run_id is not None:  # still set: deleting a run deletes its jobs in the same transaction
+                s.add(Artifact(run_id=row.run_id, kind="log", name=f"job-{job.id}", path=relative))
         print(f"started job {job.id} ({job.kind}) pid {handle.pid} on "
               f"{'cuda:' + str(gpu) if gpu is not None else 'cpu'}", flush=True)
 
@@ -144,7 +157,10 @@ class Worker:
                 continue
             del self.running[job_id]
             job = get_job(job_id, self.url)
-            if item.cancel_sent_at is not None or (job and job.cancel_requested):
+            if not self._ours(job, item):
+                print(f"job {job_id} exited with {code}; its row was deleted while it ran", flush=True)
+                continue
+            if item.cancel_sent_at is not None or job.cancel_requested:
                 finish_job(job_id, "cancelled", "cancelled by request", self.url)
             elif code == 0:
                 finish_job(job_id, "succeeded", None, self.url)
@@ -160,6 +176,22 @@ class Worker:
             row = s.get(WorkerRow, self.id) or WorkerRow(id=self.id)
             row.heartbeat_at, row.info = utcnow(), json.loads(json.dumps(info))
             s.add(row)
+
+    def _stop_vanished(self) -> None:
+        """Stop jobs whose row is gone (their run was deleted): nothing they write can be stored."""
+        if not self.running:
+            return
+        with session(self.url) as s:
+            rows = {row.id: row for row in s.scalars(select(Job).where(Job.id.in_(list(self.running))))}
+        for job_id, item in self.running.items():
+            if not self._ours(rows.get(job_id), item) and not item.cancel_sent_at:
+                print(f"job {job_id} was deleted while it ran; stopping it", flush=True)
+                item.handle.terminate()
+                item.cancel_sent_at = time.monotonic()
+
+    def _ours(self, row: Job | None, item: Running) -> bool:
+        """Whether this row is the job this worker claimed (not deleted, nor a new job reusing its id)."""
+        return row is not None and row.worker == self.id and row.started_at == item.claimed_at
 
     def _enforce_cancels(self) -> None:
         """SIGTERM once (the job flushes and ends cancelled), SIGKILL if it lingers."""
@@ -183,13 +215,17 @@ class Worker:
             for job_id, item in list(self.running.items()):
                 if item.handle.poll() is not None:
                     del self.running[job_id]
-                    finish_job(job_id, "failed", "the worker was shut down while this job ran", self.url)
+                    self._fail_shut_down(item)
             time.sleep(0.1)
-        for job_id, item in self.running.items():
+        for item in self.running.values():
             item.handle.kill()
-            finish_job(job_id, "failed", "the worker was shut down while this job ran", self.url)
+            self._fail_shut_down(item)
         with session(self.url) as s, s.begin():
             s.execute(delete(WorkerRow).where(WorkerRow.id == self.id))
+
+    def _fail_shut_down(self, item: Running) -> None:
+        if self._ours(get_job(item.job_id, self.url), item):
+            finish_job(item.job_id, "failed", "the worker was shut down while this job ran", self.url)
 
 
 def _exit_reason(code: int) -> str:
