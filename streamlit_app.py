@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from db.engine import get_engine
 from dlx import devices, settings
+from dlx.errors import DlxError
 from dlx.jobs import ensure_worker, status
 from pages import FRAMED, app_pages, logged_in, require_login
 
@@ -77,9 +78,19 @@ def check_database() -> None:
         st.stop()
 
 
+def check_settings() -> None:
+    """A bad environment variable is named once here, not raised from the sidebar and every page."""
+    try:
+        settings.stale_after(), settings.cpu_job_slots(), settings.standby_processes()
+    except DlxError as err:
+        st.error(f"{err} Fix it in the environment and restart the app.", icon=":material/settings:")
+        st.stop()
+
+
 # Navigation comes first so the URL's page is kept through the login; hidden until logged in.
 page = st.navigation(app_pages(), position="sidebar" if logged_in() else "hidden")
 require_login()
+check_settings()
 check_database()
 start_worker_once()
 sidebar()

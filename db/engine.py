@@ -80,8 +80,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def _schema_file_lock(engine: Engine) -> Iterator[None]:
     """For a SQLite file: an exclusive flock on `<db file>.lock`, released when the block ends."""
     database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:":
-        yield  # nothing another process could share
+    if not database or database == ":memory:" or not Path(database).parent.is_dir():
+        yield  # nothing another process could share, or no folder: SQLite's own error names it
         return
     import fcntl
 

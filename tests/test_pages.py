@@ -119,6 +119,14 @@ def test_a_database_that_cannot_be_opened_gets_a_message_not_a_traceback(monkeyp
     assert "cannot be opened" in at.error[0].value and "DLX_DATABASE_URL" in at.error[0].value
 
 
+@pytest.mark.parametrize("variable, value", [("DLX_STALE_AFTER", "abc"), ("DLX_STALE_AFTER", "1"), ("DLX_CPU_JOBS", "two")])
+def test_a_bad_setting_is_named_once_not_raised_from_every_page(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception
+    assert len(at.error) == 1 and variable in at.error[0].value
+
+
 def test_runs_table_lists_runs_of_every_status(every_status):
     at = open_app("pages/runs.py")
     table = at.dataframe[0].value
