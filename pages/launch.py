@@ -5,6 +5,7 @@ import streamlit as st
 
 from dlx import launch, settings, store
 from dlx.data import DATASETS
+from dlx.data.registry import files_problem, missing_files
 from dlx.errors import DlxError
 from dlx.jobs import ensure_worker
 from dlx.models import MODELS
@@ -85,10 +86,14 @@ def collect() -> dict[str, Any]:
 
 def data_and_model() -> None:
     left, right = st.columns(2)
+    missing = {name for name in DATASETS if missing_files(name)}
     with left:
         dataset = st.selectbox("Data set", list(DATASETS), key=key("dataset"), on_change=on_dataset_change,
+                               format_func=lambda name: f"{name} (files missing)" if name in missing else name,
                                help="Every registered data set; built-in ones work offline.")
         st.caption(DATASETS[dataset].description)
+        if dataset in missing:
+            st.warning(f"{files_problem(dataset)}.", icon=":material/folder_off:")
     with right:
         options = launch.models_for(dataset)
         model = st.selectbox("Model", options, key=key("model"), on_change=on_model_change,
