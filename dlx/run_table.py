@@ -57,7 +57,8 @@ def table_rows(runs: list[RunInfo]) -> pd.DataFrame:
     """One row per run: id, status, progress and results, then who it is and what differs.
 
     Name, experiment, data set, model and sweep appear only where some run has a value (the
-    experiment only where it differs); missing values stay None, which the page shows blank.
+    experiment only where it differs), progress only while a run is queued or running; missing
+    values stay None, which the page shows blank.
     """
     configs = [flat_config(run.config) for run in runs]
     params = varying_keys(configs)
@@ -80,4 +81,6 @@ def table_rows(runs: list[RunInfo]) -> pd.DataFrame:
     empty = [c for c in ("name", "data set", "model", "sweep") if frame[c].isna().all()]
     if frame["experiment"].nunique() < 2:
         empty.append("experiment")
+    if not any(run.status in ("queued", "running") for run in runs):
+        empty.append("progress")  # only says something while runs are under way
     return frame.drop(columns=empty)

@@ -50,12 +50,12 @@ def show(value) -> str:
 
 # -- the list ------------------------------------------------------------------------------------
 COLUMNS = {
-    "id": st.column_config.NumberColumn("#", width="small", format="%d"),
+    "id": st.column_config.NumberColumn("#", width=48, format="%d"),
     "status": st.column_config.MultiselectColumn("status", options=STATUSES,
                                                  color=[charts.STATUS_COLORS[s] for s in STATUSES]),
     "lr": st.column_config.NumberColumn("lr", format="%.0e"),
     "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent",
-                                                color="blue"),
+                                                color="blue", width="small"),
     "test acc": st.column_config.NumberColumn("test acc", format="%.4f", help="on the held-out test split, "
                                               "with the best checkpoint"),
     "val acc": st.column_config.NumberColumn("val acc", format="%.4f", help="last epoch"),
