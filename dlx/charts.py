@@ -133,14 +133,13 @@ def metrics_figure(groups: dict[str, list[str]], histories: dict[str, History], 
     rows = max(1, math.ceil(len(titles) / columns))
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.06,
                         vertical_spacing=min(0.25, 0.6 / rows))
-    for index, (title, keys) in enumerate(groups.items()):
+    for index, keys in enumerate(groups.values()):
         row, col = divmod(index, columns)
         for n, key in enumerate(keys):
-            history = histories[key]
+            history, color = histories[key], PALETTE[n % len(PALETTE)]
             fig.add_trace(go.Scatter(x=history.steps, y=history.values, name=key, legendgroup=key,
                                      mode="lines" if len(history) > 1 else "markers",
-                                     line=dict(color=PALETTE[n % len(PALETTE)], width=2),
-                                     marker=dict(color=PALETTE[n % len(PALETTE)], size=8),
+                                     line=dict(color=color, width=2), marker=dict(color=color, size=8),
                                      showlegend=len(keys) > 1, hovertemplate=f"{key} %{{y:.4g}}<extra></extra>"),
                           row + 1, col + 1)
     fig.update_xaxes(title_text="step")

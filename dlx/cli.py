@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
 
     run = sub.add_parser("run", help="submit a training job")
     run.add_argument("--dataset", default="digits")
-    run.add_argument("--model", default=None, help="default: cnn where it fits the data set, else the first")
+    run.add_argument("--model", default=None,
+                     help="default: cnn where it fits the data set, else the first model that does")
     run.add_argument("--epochs", default=None, help="one number, or several separated by commas")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="any other config field, e.g. --set lr=0.01 --set optimizer=sgd; several "
@@ -102,7 +103,26 @@ def cmd_run(args) -> int:
         ensure_worker()
     if not args.wait:
         return 0
-    return max(_wait(run_id) for run_id in run_ids)
+    return max([_wait(run_id) for run_id in run_ids])  # a list: wait for every run, even after a failure
+
+
+def _wait(run_id: int) -> int:
+    from dlx import store
+    from dlx.store import FINAL_STATES
+
+    last_status = None
+    while True:
+        run = store.get_run(run_id)
+        if run.status != last_status:
+            print(f"run {run_id}: {run.status}", flush=True)
+            last_status = run.status
+        if run.status in FINAL_STATES:
+            break
+        time.sleep(0.5)
+    finals = {k: v for k, v in run.summary.items() if k in ("test_acc", "test_loss", "val_acc",
+                                                            "val_loss", "best_epoch", "epochs_run")}
+    print(json.dumps({"run": run_id, "status": run.status, "error": run.error, **finals}, indent=2))
+    return 0 if run.status == "succeeded" else 1
 
 
 def cmd_runs(args) -> int:

@@ -89,7 +89,7 @@ def data_and_model() -> None:
     missing = {name for name in DATASETS if missing_files(name)}
     with left:
         dataset = st.selectbox("Data set", list(DATASETS), key=key("dataset"), on_change=on_dataset_change,
-                               format_func=lambda name: f"{name} (files missing)" if name in missing else name,
+                               format_func=lambda name: name + (" (files missing)" if name in missing else ""),
                                help="Every registered data set; built-in ones work offline.")
         st.caption(DATASETS[dataset].description)
         if dataset in missing:

@@ -6,10 +6,10 @@ import numpy as np
 import streamlit as st
 
 from dlx import charts, launch, progress, store
-from dlx.run_table import PAGE_ROWS, table_rows
 from dlx.errors import DlxError
 from dlx.jobs import cancel_run
 from dlx.jobs import status as worker_status
+from dlx.run_table import PAGE_ROWS, table_rows
 from dlx.store import FINAL_STATES, RunInfo
 from pages import enter_frame
 
@@ -130,15 +130,16 @@ def actions(run: RunInfo) -> None:
                   "finished": f"Run #{run.id} had already finished"}[outcome], icon=":material/stop_circle:")
         st.rerun()
     blocked = launch.why_not_rerun(run)
-    if columns[2].button("Re-run", icon=":material/replay:", key="runs.rerun", disabled=blocked is not None,
-                         help=blocked or "Queue a new run with exactly this config."):
+    if columns[2].button("Re-run", icon=":material/replay:", key="runs.rerun",
+                         disabled=blocked is not None, help=blocked or "Queue a new run with exactly this config."):
         try:
             new_id = launch.rerun(run.id)
         except DlxError as err:
             st.error(str(err), icon=":material/error:")
         else:
             open_run(new_id)
-    if columns[3].button("Edit & re-run", icon=":material/edit:", key="runs.edit", disabled=blocked is not None,
+    if columns[3].button("Edit & re-run", icon=":material/edit:", key="runs.edit",
+                         disabled=blocked is not None,
                          help=blocked or "Open the Launch page filled in with this config."):
         st.switch_page("pages/launch.py", query_params={"from_run": str(run.id)})
     if columns[4].button("Delete", icon=":material/delete:", disabled=active, key="runs.delete",
@@ -249,7 +250,8 @@ def numbers(run: RunInfo, histories: dict[str, store.History]) -> None:
                       "training throughput, the median of the last five logging windows"))
     if not shown:  # a script's run: the latest value of its first metrics
         for key in [k for k in sorted(histories) if k not in CURVES and len(histories[k])][:4]:
-            shown.append((key, f"{histories[key].values[-1]:.4g}", None, f"at step {histories[key].steps[-1]:,}"))
+            last = histories[key]
+            shown.append((key, f"{last.values[-1]:.4g}", None, f"at step {last.steps[-1]:,}"))
     if run.duration_s is not None:
         shown.append(("Duration", progress.format_duration(run.duration_s), None, None))
     for column, (name, value, delta, note) in zip(st.columns(5), shown):
