@@ -160,10 +160,10 @@ def why_not_rerun(run: RunInfo) -> str | None:
     if dataset not in DATASETS or model not in MODELS:
         return f"run #{run.id} used {dataset}/{model}, which this installation does not register"
     try:
-        parse_config({**run.config, "sweep": None})
+        config = parse_config({**run.config, "sweep": None})
     except DlxError as err:
         return f"run #{run.id}'s config is not a valid launch config here ({err})"
-    return None
+    return None if config.download else files_problem(dataset)
 
 
 def _launchable(run: RunInfo) -> None:

@@ -175,7 +175,10 @@ def test_a_data_set_without_its_files_is_refused_before_queueing_naming_where_it
         launch.plan(form(dataset="mnist", model="cnn"))
     assert caught.value.field == "dataset"
     assert store.list_runs() == []
-    assert launch.plan(form(dataset="mnist", model="cnn", download=True)).count == 1  # may fetch them
+    (run_id,) = launch.submit_plan(launch.plan(form(dataset="mnist", model="cnn", download=True)))
+    assert launch.why_not_rerun(store.get_run(run_id)) is None  # it may fetch them
+    run_id, _ = submit(parse_config({"dataset": "mnist", "model": "cnn"}))  # queued before they went
+    assert launch.why_not_rerun(store.get_run(run_id)).startswith("mnist files are missing")
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in MNIST_FILES:
