@@ -44,7 +44,7 @@ def on_dataset_change() -> None:
     dataset = st.session_state[key("dataset")]
     models = launch.models_for(dataset)
     model = st.session_state.get(key("model"))
-    load_form(launch.recipe(dataset, model if model in models else models[0]))
+    load_form(launch.recipe(dataset, model if model in models else launch.default_model(dataset)))
 
 
 def on_model_change() -> None:
@@ -55,7 +55,7 @@ def reset_to_defaults() -> None:
     st.query_params.pop("from_run", None)
     st.session_state.pop(PREFILLED, None)
     dataset = st.session_state[key("dataset")]
-    load_form(launch.defaults_for(dataset, launch.models_for(dataset)[0]))
+    load_form(launch.defaults_for(dataset, launch.default_model(dataset)))
 
 
 def fill_form() -> None:
