@@ -375,6 +375,17 @@ def test_runs_table_shows_what_varies_and_leaves_missing_values_blank():
     assert at.dataframe[0].proto.HasField("placeholder") and at.dataframe[0].proto.placeholder == ""
 
 
+def test_runs_table_pages_past_fifty_runs_newest_first():
+    from dlx.run_table import PAGE_ROWS
+
+    config = parse_config({})
+    ids = [submit(config)[0] for _ in range(PAGE_ROWS + 1)]
+    at = open_app("pages/runs.py")
+    assert list(at.dataframe[0].value["id"]) == ids[:0:-1]  # the newest 50
+    at.number_input(key="runs.page").set_value(2).run()
+    assert list(at.dataframe[0].value["id"]) == [ids[0]]
+
+
 def test_launch_marks_a_data_set_without_files_and_refuses_it_naming_the_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("DLX_DATASETS", str(tmp_path))
     at = open_app()
