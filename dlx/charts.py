@@ -1,7 +1,9 @@
 """Plotly figures the pages share: training curves, confusion matrices; and the status colours."""
 from __future__ import annotations
 
-from typing import Sequence
+import math
+import re
+from typing import Iterable, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -16,6 +18,12 @@ STATUS_BADGES = {"queued": "gray", "running": "blue", "succeeded": "green", "fai
                  "cancelled": "orange"}
 
 TRAIN, VAL, TEST = "#1c83e1", "#f08c00", "#21a354"
+# What `curves` draws; every other key a run logs goes to `metrics_figure`.
+CURVE_KEYS = ("train_loss", "val_loss", "train_acc", "val_acc", "test_loss", "test_acc")
+# Plotly's default colour cycle, so a chart's keys keep their colour from one refresh to the next.
+PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880")
+# A split in front of a name ("val_f1", "train/loss"): keys that differ only by it share a chart.
+_SPLIT = re.compile(r"^(train|training|val|valid|validation|eval|test)[_/.]", re.IGNORECASE)
 
 
 def smooth(values: np.ndarray, weight: float = 0.9) -> np.ndarray:
@@ -89,6 +97,55 @@ def curves(histories: dict[str, History], steps_per_epoch: int | None = None, ep
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), hovermode="x unified",
                       legend=dict(orientation="h", yanchor="bottom", y=1.08, x=1, xanchor="right"),
                       uirevision="curves")  # keeps zoom while the figure refreshes
+    return fig
+
+
+def group_key(key: str) -> str:
+    """The chart a metric goes on: its name without a split ('val_f1' -> 'f1'), else its prefix
+    before the last '/' ('grad/norm' -> 'grad'), else the key itself."""
+    name = _SPLIT.sub("", key, count=1)
+    if name != key and name:
+        return name
+    return key.rpartition("/")[0] or key
+
+
+def metric_groups(keys: Iterable[str]) -> dict[str, list[str]]:
+    """Chart title -> its keys, for every key `curves` does not draw, charts in order of first key.
+
+    'train_f1' and 'val_f1' share the chart 'f1' (compared, as loss and accuracy are), 'grad/norm'
+    and 'grad/max' the chart 'grad'; any other key ('loss' from a user's script) gets its own.
+    """
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        if key not in CURVE_KEYS:
+            groups.setdefault(group_key(key), []).append(key)
+    return groups
+
+
+def metrics_figure(groups: dict[str, list[str]], histories: dict[str, History], columns: int = 3,
+                   row_height: int = 260) -> go.Figure:
+    """One small chart per group, in a grid (one figure, so a live page redraws one element).
+
+    Each key is a line over its own steps; a key logged once is a marker, so a final value shows.
+    """
+    titles = list(groups)
+    columns = max(1, min(columns, len(titles)))
+    rows = max(1, math.ceil(len(titles) / columns))
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.06,
+                        vertical_spacing=min(0.25, 0.6 / rows))
+    for index, keys in enumerate(groups.values()):
+        row, col = divmod(index, columns)
+        for n, key in enumerate(keys):
+            history, color = histories[key], PALETTE[n % len(PALETTE)]
+            fig.add_trace(go.Scatter(x=history.steps, y=history.values, name=key, legendgroup=key,
+                                     mode="lines" if len(history) > 1 else "markers",
+                                     line=dict(color=color, width=2), marker=dict(color=color, size=8),
+                                     showlegend=len(keys) > 1, hovertemplate=f"{key} %{{y:.4g}}<extra></extra>"),
+                          row + 1, col + 1)
+    fig.update_xaxes(title_text="step")
+    fig.update_layout(height=rows * row_height, margin=dict(l=10, r=10, t=40, b=10), hovermode="x",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.04, x=1, xanchor="right"),
+                      uirevision="metrics")
     return fig
 
 

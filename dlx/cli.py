@@ -36,10 +36,13 @@ def main(argv: list[str] | None = None) -> int:
 
     run = sub.add_parser("run", help="submit a training job")
     run.add_argument("--dataset", default="digits")
-    run.add_argument("--model", default="cnn")
-    run.add_argument("--epochs", type=int, default=None)
+    run.add_argument("--model", default=None,
+                     help="default: cnn where it fits the data set, else the first model that does")
+    run.add_argument("--epochs", default=None, help="one number, or several separated by commas")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="any other config field, e.g. --set lr=0.01 --set optimizer=sgd")
+                     help="any other config field, e.g. --set lr=0.01 --set optimizer=sgd; several "
+                     "comma-separated values sweep, as in the form (--set lr=1e-3,3e-3 --set seed=0,1); "
+                     "unset fields take the Launch page's defaults for the data set and model")
     run.add_argument("--wait", action="store_true", help="wait for the run and print its final metrics")
     run.add_argument("--no-worker", action="store_true", help="do not start a worker if none is alive")
 
@@ -181,23 +184,33 @@ def cmd_worker(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from dlx.config import coerce_value, parse_config
-    from dlx.jobs import ensure_worker, submit
+    from dlx import launch, store
+    from dlx.jobs import ensure_worker
 
-    values: dict = {"dataset": args.dataset, "model": args.model}
-    if args.epochs is not None:
-        values["epochs"] = args.epochs
+    model = args.model or launch.default_model(args.dataset)
+    settings: dict[str, str] = {}
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
             raise DlxError(f"--set: {item!r} is not KEY=VALUE", field="set")
-        values[key.strip()] = json.loads(value) if key.strip() == "model_options" else coerce_value(value)
-    config = parse_config(values)
-    run_id, job_id = submit(config)
-    print(f"queued run {run_id} (job {job_id}): {config.dataset}/{config.model}", flush=True)
+        settings[key.strip()] = value
+    if args.epochs is not None:
+        settings["epochs"] = args.epochs
+    form = launch.form_from_text(args.dataset, model, settings)
+    sweep = form.pop("sweep", None)
+    planned = launch.plan(form, name=launch.config_key)
+    run_ids = launch.submit_plan(planned, sweep)
+    first = store.get_run(run_ids[0])
+    if len(run_ids) == 1:
+        print(f"queued run {first.id} (job {first.job_id}): {first.dataset}/{first.model}", flush=True)
+    else:
+        print(f"queued sweep {first.sweep}: runs {run_ids[0]}-{run_ids[-1]} ({planned.count} runs: "
+              f"{planned.describe()})", flush=True)
     if not args.no_worker:
         ensure_worker()
-    return _wait(run_id) if args.wait else 0
+    if not args.wait:
+        return 0
+    return max([_wait(run_id) for run_id in run_ids])  # a list: wait for every run, even after a failure
 
 
 def _wait(run_id: int) -> int:

@@ -7,18 +7,20 @@ validated RunConfig per combination before anything is queued, so a bad value qu
 from __future__ import annotations
 
 import inspect
+import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any, Callable, get_args
 
 from dlx import store
-from dlx.config import RunConfig, expand_sweep, parse_config
+from dlx.config import RunConfig, coerce_value, expand_sweep, parse_config
 from dlx.data import DATASETS
+from dlx.data.registry import DatasetEntry, files_problem
 from dlx.devices import check_launchable
 from dlx.errors import DlxError
 from dlx.jobs import submit
-from dlx.models import MODELS
+from dlx.models import MODELS, check_model_fits
 from dlx.store import RunInfo
 
 MAX_RUNS = 100  # one press of Launch queues at most this many runs
@@ -52,6 +54,9 @@ DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("table", "mlp"): {"optimizer": "adam", "lr": 1e-2, "schedule": "onecycle", "batch_size": 16,
                        "epochs": 30},
     ("breast_cancer", "mlp"): {"lr": 3e-3, "batch_size": 32, "epochs": 20},
+    # The CNN sits at chance for two epochs before it finds the pattern: 3 epochs end there (0.37).
+    # 8 epochs of batch 64 at 5e-3 reach 0.95-0.99 test accuracy over seeds 0-3 (1,600 images).
+    ("patterns", "cnn"): {"lr": 5e-3, "batch_size": 64, "epochs": 8},
     ("mnist", "cnn"): {"batch_size": 128, "epochs": 3},
     ("fashion_mnist", "cnn"): {"batch_size": 128, "epochs": 5},
     ("cifar10", "cnn"): {"batch_size": 128, "epochs": 10},
@@ -63,11 +68,30 @@ def label(field: str) -> str:
     return LABELS.get(field, field)
 
 
+def config_key(field: str) -> str:
+    """Fields named as the command line spells them (`lr`), where the form says 'Learning rate'."""
+    return field
+
+
 def first_choice() -> tuple[str, str]:
     """What a new form shows: digits with the small CNN (learns in seconds), else the first entries."""
     dataset = "digits" if "digits" in DATASETS else next(iter(DATASETS))
+    return dataset, default_model(dataset)
+
+
+def dataset_entry(dataset: str) -> DatasetEntry:
+    """The registered data set, or a DlxError naming the ones there are (a typed name may be wrong)."""
+    if dataset not in DATASETS:
+        raise DlxError(f"dataset: unknown data set {dataset!r}; choose one of {sorted(DATASETS)}",
+                       field="dataset")
+    return DATASETS[dataset]
+
+
+def default_model(dataset: str) -> str:
+    """The model a data set gets when none is chosen: the small CNN where it fits, else the first."""
+    dataset_entry(dataset)
     models = models_for(dataset)
-    return dataset, "cnn" if "cnn" in models else models[0]
+    return "cnn" if "cnn" in models else models[0]
 
 
 def models_for(dataset: str) -> list[str]:
@@ -123,41 +147,89 @@ def recipe(dataset: str, model: str) -> dict[str, Any]:
                                         "schedule", "batch_size", "epochs")}
 
 
+def why_not_rerun(run: RunInfo) -> str | None:
+    """Why this run cannot be launched again, or None when it can.
+
+    Only a run made from a launch config (the form, `dlx run`, a sweep) can: a run tracked from a
+    user's script has no data set and model, and launching its config would fill those with the
+    defaults and train something unrelated.
+    """
+    dataset, model = run.config.get("dataset"), run.config.get("model")
+    if dataset is None or model is None:
+        return (f"run #{run.id} was tracked from a script, not launched: its config names no data set "
+                "and model, so there is nothing here to launch again; run the script again instead")
+    if dataset not in DATASETS or model not in MODELS:
+        return f"run #{run.id} used {dataset}/{model}, which this installation does not register"
+    try:
+        config = parse_config({**run.config, "sweep": None})
+    except DlxError as err:
+        return f"run #{run.id}'s config is not a valid launch config here ({err})"
+    return None if config.download else files_problem(dataset)
+
+
+def _launchable(run: RunInfo) -> None:
+    reason = why_not_rerun(run)
+    if reason is not None:
+        raise DlxError(f"run: {reason}", field="run")
+
+
+def form_from_text(dataset: str, model: str, settings: dict[str, str]) -> dict[str, Any]:
+    """A form from command-line `KEY=VALUE` text over this pairing's defaults (the form's own).
+
+    Numbers keep their text so `lr=1e-3,3e-3` sweeps as in the form; choices split on commas.
+    """
+    check_model_fits(model, dataset_entry(dataset).kind)
+    form = to_form(defaults_for(dataset, model))
+    for key, text in settings.items():
+        if key in NUMBER_FIELDS:
+            form[key] = text
+        elif key in CHOICE_FIELDS:
+            form[key] = [item.strip() for item in text.split(",") if item.strip()]
+        elif key == "model_options":
+            try:
+                form[key] = {**form.get(key, {}), **json.loads(text)}
+            except json.JSONDecodeError as err:
+                raise DlxError(f"model_options: {text!r} is not JSON ({err.msg})", field=key) from None
+        else:
+            form[key] = coerce_value(text)
+    return form
+
+
 def from_run(run: RunInfo) -> dict[str, Any]:
     """Form values to launch a run again, edited: its config, outside its sweep.
 
     A sweep run's name only says what it varied, so it is dropped with the sweep.
     """
-    dataset, model = run.config.get("dataset"), run.config.get("model")
-    if dataset not in DATASETS or model not in MODELS:
-        raise DlxError(f"run: #{run.id} used {dataset}/{model}, which this installation does not "
-                       "register", field="run")
-    values = {**defaults_for(dataset, model), **run.config, "sweep": None}
+    _launchable(run)
+    values = {**defaults_for(run.config["dataset"], run.config["model"]), **run.config, "sweep": None}
     if run.sweep:
         values["name"] = None
     return to_form(values)
 
 
-def parse_values(field: str, text: str) -> list[Any]:
-    """'1e-3, 3e-3' -> [0.001, 0.003]; a value that is not a number names the field and the fix."""
+def parse_values(field: str, text: str, name: Callable[[str], str] = label) -> list[Any]:
+    """'1e-3, 3e-3' -> [0.001, 0.003]; a value that is not a number names the field and the fix.
+
+    `name` says how messages name a field: `label` for the form, `config_key` for the CLI.
+    """
     kind = NUMBER_FIELDS[field]
     items = [item.strip() for item in str(text).replace(";", ",").split(",")]
     items = [item for item in items if item]
     if not items:
-        raise DlxError(f"{label(field)}: enter a value (several separated by commas make a sweep)",
+        raise DlxError(f"{name(field)}: enter a value (several separated by commas make a sweep)",
                        field=field)
     values: list[Any] = []
     for item in items:
         try:
             number = float(item)
         except ValueError:
-            raise DlxError(f"{label(field)}: {item!r} is not a number; enter one value, or several "
+            raise DlxError(f"{name(field)}: {item!r} is not a number; enter one value, or several "
                            "separated by commas to sweep (e.g. 1e-3, 3e-3)", field=field) from None
         if not math.isfinite(number):
-            raise DlxError(f"{label(field)}: {item!r} is not a finite number", field=field)
+            raise DlxError(f"{name(field)}: {item!r} is not a finite number", field=field)
         if kind is int:
             if number != int(number):
-                raise DlxError(f"{label(field)}: {item!r} is not a whole number", field=field)
+                raise DlxError(f"{name(field)}: {item!r} is not a whole number", field=field)
             number = int(number)
         if number not in values:
             values.append(number)
@@ -185,17 +257,21 @@ def grid_size(grid: dict[str, list[Any]]) -> int:
     return math.prod(len(values) for values in grid.values()) if grid else 1
 
 
-def plan(form: dict[str, Any]) -> Plan:
-    """Validate a form into one config per combination; raises DlxError naming the field."""
+def plan(form: dict[str, Any], name: Callable[[str], str] = label) -> Plan:
+    """Validate a form into one config per combination; raises DlxError naming the field.
+
+    Refuses a data set whose local files are missing (unless downloading is allowed), so a run
+    that could only fail at its start is never queued. `name` as for `parse_values`.
+    """
     base: dict[str, Any] = {}
     grid: dict[str, list[Any]] = {}
     for key, value in form.items():
         if key in NUMBER_FIELDS:
-            values = parse_values(key, value)
+            values = parse_values(key, value, name)
         elif key in CHOICE_FIELDS:
             values = list(dict.fromkeys(value or []))
             if not values:
-                raise DlxError(f"{label(key)}: choose at least one", field=key)
+                raise DlxError(f"{name(key)}: choose at least one", field=key)
         else:
             base[key] = value
             continue
@@ -206,13 +282,18 @@ def plan(form: dict[str, Any]) -> Plan:
     count = grid_size(grid)
     if count > MAX_RUNS:
         raise DlxError(f"sweep: {count} runs is more than {MAX_RUNS} at once; use fewer values "
-                       f"({' × '.join(f'{label(k)} {len(v)}' for k, v in grid.items())})", field="sweep")
+                       f"({' × '.join(f'{name(k)} {len(v)}' for k, v in grid.items())})", field="sweep")
     try:
         configs = expand_sweep(base, grid)
         for device in dict.fromkeys(config.device for config in configs):
             check_launchable(device)  # before Launch is pressed, not when the first run is queued
     except DlxError as err:
-        raise DlxError(_with_labels(str(err)), field=err.field) from None
+        message = _with_labels(str(err)) if name is label else str(err)
+        raise DlxError(message, field=err.field) from None
+    for dataset in dict.fromkeys(c.dataset for c in configs if not c.download):
+        problem = files_problem(dataset)
+        if problem:
+            raise DlxError(f"{name('dataset')}: {problem}", field="dataset")
     return Plan(base, grid, configs)
 
 
@@ -257,6 +338,7 @@ def rerun(run_id: int, url: str | None = None) -> int:
     run = store.get_run(run_id, url)
     if run is None:
         raise DlxError(f"run: there is no run #{run_id}", field="run")
+    _launchable(run)
     config = parse_config({**run.config, "sweep": None})
     new_id, _ = submit(config, url)
     return new_id

@@ -5,6 +5,7 @@ import streamlit as st
 
 from dlx import launch, settings, store
 from dlx.data import DATASETS
+from dlx.data.registry import files_problem, missing_files
 from dlx.errors import DlxError
 from dlx.jobs import ensure_worker
 from dlx.models import MODELS
@@ -43,7 +44,7 @@ def on_dataset_change() -> None:
     dataset = st.session_state[key("dataset")]
     models = launch.models_for(dataset)
     model = st.session_state.get(key("model"))
-    load_form(launch.recipe(dataset, model if model in models else models[0]))
+    load_form(launch.recipe(dataset, model if model in models else launch.default_model(dataset)))
 
 
 def on_model_change() -> None:
@@ -54,7 +55,7 @@ def reset_to_defaults() -> None:
     st.query_params.pop("from_run", None)
     st.session_state.pop(PREFILLED, None)
     dataset = st.session_state[key("dataset")]
-    load_form(launch.defaults_for(dataset, launch.models_for(dataset)[0]))
+    load_form(launch.defaults_for(dataset, launch.default_model(dataset)))
 
 
 def fill_form() -> None:
@@ -85,10 +86,14 @@ def collect() -> dict[str, Any]:
 
 def data_and_model() -> None:
     left, right = st.columns(2)
+    missing = {name for name in DATASETS if missing_files(name)}
     with left:
         dataset = st.selectbox("Data set", list(DATASETS), key=key("dataset"), on_change=on_dataset_change,
+                               format_func=lambda name: name + (" (files missing)" if name in missing else ""),
                                help="Every registered data set; built-in ones work offline.")
         st.caption(DATASETS[dataset].description)
+        if dataset in missing:
+            st.warning(f"{files_problem(dataset)}.", icon=":material/folder_off:")
     with right:
         options = launch.models_for(dataset)
         model = st.selectbox("Model", options, key=key("model"), on_change=on_model_change,

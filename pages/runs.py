@@ -1,9 +1,8 @@
 """Runs: every run with its status and results, live while jobs run; one run's curves, log and actions."""
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from dlx import charts, launch, progress, store
@@ -12,6 +11,7 @@ from dlx.devices import why_waiting
 from dlx.errors import DlxError
 from dlx.jobs import cancel_run
 from dlx.jobs.queue import latest_job
+from dlx.run_table import PAGE_ROWS, table_rows
 from dlx.store import FINAL_STATES, RunInfo
 from pages import enter_frame
 
@@ -21,6 +21,7 @@ STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc", "test_loss", "test_acc", "epoch", "samples_per_s")
 TABLE_VERSION = "runs.table_version"  # bumped to clear the table's row selection once it opened a run
 CONFIRM_DELETE = "runs.confirm_delete"
+EMPTY = store.History(np.array([], dtype=np.int64), np.array([]), np.array([]))
 
 
 def open_run(run_id: int) -> None:
@@ -49,38 +50,14 @@ def show(value) -> str:
     return str(value)
 
 
-def utc(moment):
-    return moment.replace(tzinfo=timezone.utc) if moment else None
-
-
 # -- the list ------------------------------------------------------------------------------------
-def table_rows(runs: list[RunInfo]) -> pd.DataFrame:
-    """One row per run, results first; the name and sweep columns only where some run has one."""
-    rows = []
-    for run in runs:
-        last_step = None
-        if run.status == "running":
-            last_step = store.latest_metrics(run.id).get("train_loss", (None,))[0]
-        config = run.config
-        rows.append({
-            "id": run.id, "status": [run.status], "progress": progress.fraction_done(run, last_step),
-            "test acc": run.summary.get("test_acc"), "val acc": run.summary.get("val_acc"),
-            "name": run.name or "", "data set": run.dataset, "model": run.model,
-            "optimizer": config.get("optimizer"), "lr": config.get("lr"), "batch": config.get("batch_size"),
-            "epochs": config.get("epochs"), "duration": progress.format_duration(run.duration_s),
-            "started": utc(run.started_at), "sweep": run.sweep or "",
-        })
-    frame = pd.DataFrame(rows)
-    return frame.drop(columns=[c for c in ("name", "sweep") if not frame[c].any()])
-
-
 COLUMNS = {
-    "id": st.column_config.NumberColumn("#", width="small", format="%d"),
+    "id": st.column_config.NumberColumn("#", width=48, format="%d"),
     "status": st.column_config.MultiselectColumn("status", options=STATUSES,
                                                  color=[charts.STATUS_COLORS[s] for s in STATUSES]),
     "lr": st.column_config.NumberColumn("lr", format="%.0e"),
     "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent",
-                                                color="blue"),
+                                                color="blue", width="small"),
     "test acc": st.column_config.NumberColumn("test acc", format="%.4f", help="on the held-out test split, "
                                               "with the best checkpoint"),
     "val acc": st.column_config.NumberColumn("val acc", format="%.4f", help="last epoch"),
@@ -126,11 +103,19 @@ def run_list() -> None:
         return
     frame = table_rows(runs)
     if sweep:
-        frame = frame.drop(columns="sweep")
+        frame = frame.drop(columns="sweep", errors="ignore")
+    pages = -(-len(frame) // PAGE_ROWS)
+    if pages > 1:
+        page = st.number_input(f"Page (of {pages}, {PAGE_ROWS} runs each, newest first)", min_value=1,
+                               max_value=pages, key="runs.page")
+        frame = frame.iloc[(page - 1) * PAGE_ROWS:page * PAGE_ROWS]
+    # As wide as the page, as tall as its rows (no box of ten rows to scroll), blank where a run
+    # has no value (a script's run has no data set or accuracy).
     event = st.dataframe(frame, column_config=COLUMNS, hide_index=True, on_select="rerun",
-                         selection_mode="single-row", width="stretch",
+                         selection_mode="single-row", width="stretch", height="content", placeholder="",
                          key=f"runs.table.{st.session_state.get(TABLE_VERSION, 0)}")
-    st.caption("Select a row to open the run: live curves, progress, log, confusion matrix and actions.")
+    st.caption("Select a row to open the run: live curves, progress, log, confusion matrix and actions. "
+               "Params show where the listed runs differ.")
     if event.selection.rows:
         open_run(int(frame.iloc[event.selection.rows[0]]["id"]))
 
@@ -152,8 +137,9 @@ def actions(run: RunInfo) -> None:
             st.toast({"cancelled": f"Run #{run.id} cancelled", "cancelling": f"Stopping run #{run.id}…",
                       "finished": f"Run #{run.id} had already finished"}[outcome], icon=":material/stop_circle:")
             st.rerun()
+    blocked = launch.why_not_rerun(run)
     if columns[2].button("Re-run", icon=":material/replay:", key="runs.rerun",
-                         help="Queue a new run with exactly this config."):
+                         disabled=blocked is not None, help=blocked or "Queue a new run with exactly this config."):
         try:
             new_id = launch.rerun(run.id)
         except DlxError as err:
@@ -161,11 +147,14 @@ def actions(run: RunInfo) -> None:
         else:
             open_run(new_id)
     if columns[3].button("Edit & re-run", icon=":material/edit:", key="runs.edit",
-                         help="Open the Launch page filled in with this config."):
+                         disabled=blocked is not None,
+                         help=blocked or "Open the Launch page filled in with this config."):
         st.switch_page("pages/launch.py", query_params={"from_run": str(run.id)})
     if columns[4].button("Delete", icon=":material/delete:", disabled=active, key="runs.delete",
                          help="Cancel it first." if active else "Delete the run, its metrics and its files."):
         st.session_state[CONFIRM_DELETE] = run.id
+    if blocked is not None:
+        st.caption(f"Re-run is not offered: {blocked}.")
     if st.session_state.get(CONFIRM_DELETE) == run.id and not active:
         confirm_delete(run)
 
@@ -187,9 +176,12 @@ def confirm_delete(run: RunInfo) -> None:
 
 def headline(run: RunInfo) -> None:
     st.title(f"Run #{run.id} :{charts.STATUS_BADGES[run.status]}-badge[{run.status}]")
-    parts = [f"{run.dataset} / {run.model}", f"experiment {run.experiment}"]
-    if run.name:
-        parts.insert(0, f"**{run.name}**")
+    parts = [f"**{run.name}**"] if run.name else []
+    if run.dataset or run.model:
+        parts.append(" / ".join(part for part in (run.dataset, run.model) if part))
+    else:  # tracked from a user's script: it has no data set or model of ours to name
+        parts.append("logged from a script")
+    parts.append(f"experiment {run.experiment}")
     if run.sweep:
         parts.append(f"sweep {run.sweep}")
     st.markdown(" · ".join(parts))
@@ -211,7 +203,9 @@ def live_panel(run_id: int, shown_status: str) -> None:
     run = store.get_run(run_id)
     if run is None or run.status != shown_status:
         st.rerun()  # the run ended (or vanished): the whole page changes, not only this panel
-    histories = {key: store.metric_history(run.id, key) for key in CURVES}
+    keys = store.metric_keys(run.id)
+    histories = {key: store.metric_history(run.id, key) if key in keys else EMPTY
+                 for key in dict.fromkeys([*keys, *CURVES])}
     if run.status == "queued":
         queued_note(run)
     elif run.status == "running":
@@ -219,9 +213,11 @@ def live_panel(run_id: int, shown_status: str) -> None:
                                   histories["samples_per_s"])
         st.progress(state.fraction or 0.0, text=state.describe())
     numbers(run, histories)
-    if run.status in ("queued", "running") or len(histories["train_loss"]) or len(histories["val_acc"]):
+    launched = run.dataset is not None
+    if (launched and run.status in ("queued", "running")) or any(k in keys for k in charts.CURVE_KEYS):
         figure = charts.curves(histories, run.summary.get("steps_per_epoch"), run.summary.get("epochs"))
         st.plotly_chart(figure, width="stretch", key="runs.curves")
+    other_metrics(keys, histories, launched)
     try:
         log = progress.log_path(run.id)
     except DlxError as err:  # an index entry pointing outside the data directory is never read
@@ -230,6 +226,20 @@ def live_panel(run_id: int, shown_status: str) -> None:
     if log is not None:
         with st.expander("Log", expanded=run.status in ("running", "failed"), icon=":material/terminal:"):
             st.code(progress.tail(log) or "(empty so far)", language=None)
+
+
+def other_metrics(keys: list[str], histories: dict[str, store.History], launched: bool) -> None:
+    """Every key `curves` does not draw, grouped by name: a script's own metrics, a training's
+    learning rate and throughput. A script's metrics are its main charts; a training's come second."""
+    groups = charts.metric_groups(keys)
+    if not groups:
+        return
+    figure = charts.metrics_figure(groups, histories)
+    if launched:
+        with st.expander(f"More metrics: {', '.join(groups)}", icon=":material/monitoring:"):
+            st.plotly_chart(figure, width="stretch", key="runs.metrics")
+    else:
+        st.plotly_chart(figure, width="stretch", key="runs.metrics")
 
 
 def numbers(run: RunInfo, histories: dict[str, store.History]) -> None:
@@ -247,6 +257,10 @@ def numbers(run: RunInfo, histories: dict[str, store.History]) -> None:
     if len(rate):
         shown.append(("Samples/s", f"{np.median(rate.values[-5:]):,.0f}", None,
                       "training throughput, the median of the last five logging windows"))
+    if not shown:  # a script's run: the latest value of its first metrics
+        for key in [k for k in sorted(histories) if k not in CURVES and len(histories[k])][:4]:
+            last = histories[key]
+            shown.append((key, f"{last.values[-1]:.4g}", None, f"at step {last.steps[-1]:,}"))
     if run.duration_s is not None:
         shown.append(("Duration", progress.format_duration(run.duration_s), None, None))
     for column, (name, value, delta, note) in zip(st.columns(5), shown):

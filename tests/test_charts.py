@@ -41,3 +41,22 @@ def test_curves_without_points_show_empty_axes_that_say_they_wait():
     assert [(t.xaxis, t.yaxis, len(t.x)) for t in figure.data] == [("x", "y", 0), ("x2", "y2", 0)]
     waiting = [a for a in figure.layout.annotations if a.text == "waiting for the first steps"]
     assert [(a.xref, a.yref) for a in waiting] == [("x domain", "y domain"), ("x2 domain", "y2 domain")]
+
+
+def test_every_key_curves_leave_out_is_grouped_onto_a_chart():
+    keys = ["epoch", "grad/max", "grad/norm", "loss", "lr", "train_acc", "train_f1", "train_loss",
+            "train_loss_epoch", "val_f1", "val_loss"]
+    assert charts.metric_groups(keys) == {
+        "epoch": ["epoch"], "grad": ["grad/max", "grad/norm"], "loss": ["loss"], "lr": ["lr"],
+        "f1": ["train_f1", "val_f1"], "loss_epoch": ["train_loss_epoch"]}
+
+
+def test_metrics_figure_draws_one_line_per_key_in_a_chart_per_group():
+    histories = {"loss": history(range(100), 1 / np.arange(1, 101)), "train_f1": history([1, 2], [0.5, 0.6]),
+                 "val_f1": history([2], [0.55])}
+    figure = charts.metrics_figure(charts.metric_groups(histories), histories)
+    by_name = {trace.name: trace for trace in figure.data}
+    assert len(by_name["loss"].y) == 100 and by_name["loss"].mode == "lines"
+    assert by_name["val_f1"].mode == "markers"  # a single point still shows
+    assert by_name["train_f1"].xaxis == by_name["val_f1"].xaxis != by_name["loss"].xaxis
+    assert [a.text for a in figure.layout.annotations] == ["loss", "f1"]

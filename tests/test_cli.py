@@ -276,3 +276,50 @@ def test_make_app_says_it_is_installing_before_it_starts(tmp_path):
     result = subprocess.run(make, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "installing dlx's requirements (a few minutes the first time)" in result.stdout.splitlines()[0]
+
+
+# -- issue 13: the same defaults and sweeps as the form, refusals before queueing -----------------
+def test_run_sweeps_comma_separated_values_as_the_form_does():
+    result = dlx("run", "--dataset", "iris", "--set", "lr=1e-3,3e-3", "--set", "seed=0,1",
+                 "--set", "sweep=lr-seed", "--no-worker")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "queued sweep lr-seed: runs 1-4 (4 runs: Learning rate (2) × Seed (2))\n"
+    runs = store.list_runs()
+    assert {r.sweep for r in runs} == {"lr-seed"} and {r.model for r in runs} == {"mlp"}
+    assert sorted((r.config["lr"], r.config["seed"]) for r in runs) == \
+        [(1e-3, 0), (1e-3, 1), (3e-3, 0), (3e-3, 1)]
+    assert {r.name for r in runs} >= {"lr=0.001 seed=0", "lr=0.003 seed=1"}
+
+
+def test_run_without_settings_uses_the_launch_forms_defaults_for_every_data_set_and_model(
+        tmp_path, monkeypatch, capsys):
+    from dlx import launch
+    from dlx.config import parse_config
+    from dlx.data import DATASETS
+    from dlx.data.registry import missing_files
+
+    monkeypatch.setenv("DLX_DATASETS", str(tmp_path))
+    for name in DATASETS:  # empty stand-ins: only the launch's file check reads them
+        for path in missing_files(name):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"")
+    pairs = [(dataset, model) for dataset in DATASETS for model in launch.models_for(dataset)]
+    assert ("patterns", "cnn") in pairs and ("mnist", "resnet18") in pairs
+    for dataset, model in pairs:
+        assert main(["run", "--dataset", dataset, "--model", model, "--no-worker"]) == 0, capsys.readouterr()
+        queued = store.list_runs(limit=1)[0].config
+        assert queued == parse_config(launch.defaults_for(dataset, model)).model_dump(), (dataset, model)
+    assert store.list_runs(limit=1000)[-1].config["epochs"] == launch.defaults_for("digits", "cnn")["epochs"]
+
+
+def test_run_picks_a_model_that_fits_when_none_is_given(capsys):
+    assert main(["run", "--dataset", "wine", "--no-worker"]) == 0
+    assert capsys.readouterr().out == "queued run 1 (job 1): wine/mlp\n"
+
+
+def test_run_refuses_a_data_set_whose_files_are_missing_naming_the_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DLX_DATASETS", str(tmp_path))
+    assert main(["run", "--dataset", "fashion_mnist", "--no-worker"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: dataset: fashion_mnist files are missing: looked in {tmp_path}/FashionMNIST/raw" in err
+    assert store.list_runs() == []

@@ -129,3 +129,82 @@ def test_progress_once_training_starts_but_before_the_first_window():
     state = progress.estimate(run, empty, empty, empty)
     assert state.fraction == 0.0
     assert state.describe() == "Epoch 1 of 3 · training the first steps of 111"
+
+
+# -- issue 13: what a new user trips over --------------------------------------------------------
+def test_the_patterns_defaults_learn_the_data_set():
+    """3 epochs of the image defaults stopped at 0.37 test accuracy; the patterns entry reaches 0.9."""
+    from tests.conftest import train_in_process
+
+    run_id = train_in_process(launch.defaults_for("patterns", "cnn"))
+    assert store.get_run(run_id).summary["test_acc"] >= 0.9
+
+
+def test_a_script_run_is_not_relaunched_and_says_why():
+    from dlx.tracking import start_run
+
+    with start_run(experiment="mine", config={"lr": 0.1}, handle_signals=False) as run:
+        run.log_metrics({"loss": 1.0}, step=0)
+    reason = launch.why_not_rerun(store.get_run(run.id))
+    assert reason and "tracked from a script" in reason and "no data set" in reason
+    with pytest.raises(DlxError, match="tracked from a script") as caught:
+        launch.rerun(run.id)
+    assert caught.value.field == "run"
+    with pytest.raises(DlxError, match="tracked from a script"):
+        launch.from_run(store.get_run(run.id))
+    assert [r.id for r in store.list_runs()] == [run.id]  # no digits training was queued
+
+
+def test_a_launched_run_can_be_relaunched():
+    (run_id,) = launch.submit_plan(launch.plan(form()))
+    assert launch.why_not_rerun(store.get_run(run_id)) is None
+
+
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+               "t10k-labels-idx1-ubyte")
+
+
+def test_a_data_set_without_its_files_is_refused_before_queueing_naming_where_it_looked(tmp_path, monkeypatch):
+    from dlx.data.registry import missing_files
+
+    monkeypatch.setenv("DLX_DATASETS", str(tmp_path))
+    assert [p.name for p in missing_files("mnist")] == list(MNIST_FILES)
+    assert missing_files("digits") == [] and missing_files("patterns") == []
+    with pytest.raises(DlxError, match=f"Data set: mnist files are missing: looked in {tmp_path}/MNIST/raw "
+                       "for train-images-idx3-ubyte") as caught:
+        launch.plan(form(dataset="mnist", model="cnn"))
+    assert caught.value.field == "dataset"
+    assert store.list_runs() == []
+    (run_id,) = launch.submit_plan(launch.plan(form(dataset="mnist", model="cnn", download=True)))
+    assert launch.why_not_rerun(store.get_run(run_id)) is None  # it may fetch them
+    run_id, _ = submit(parse_config({"dataset": "mnist", "model": "cnn"}))  # queued before they went
+    assert launch.why_not_rerun(store.get_run(run_id)).startswith("mnist files are missing")
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_FILES:
+        (raw / name).write_bytes(b"")
+    assert missing_files("mnist") == []
+    assert launch.plan(form(dataset="mnist", model="cnn")).count == 1
+
+
+def test_cifar_files_are_checked_by_torchvision_names(tmp_path, monkeypatch):
+    from dlx.data.registry import missing_files
+
+    monkeypatch.setenv("DLX_DATASETS", str(tmp_path))
+    names = [p.name for p in missing_files("cifar10")]
+    assert names == [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]
+    assert {p.parent for p in missing_files("cifar10")} == {tmp_path / "cifar-10-batches-py"}
+
+
+def test_command_line_text_sweeps_like_the_form():
+    text = launch.form_from_text("iris", "mlp", {"lr": "1e-3,3e-3", "optimizer": "adam,sgd", "seed": "7"})
+    planned = launch.plan(text, name=launch.config_key)
+    assert planned.count == 4 and planned.describe() == "Optimizer (2) × Learning rate (2)"
+    expected = {**launch.defaults_for("iris", "mlp"), "seed": 7}
+    for config in planned.configs:
+        assert {k: v for k, v in config.model_dump().items() if k not in ("lr", "optimizer")} == \
+            {k: v for k, v in parse_config(expected).model_dump().items() if k not in ("lr", "optimizer")}
+    with pytest.raises(DlxError, match="^lr: 'fast' is not a number"):
+        launch.plan(launch.form_from_text("iris", "mlp", {"lr": "fast"}), name=launch.config_key)
+    with pytest.raises(DlxError, match="model: 'cnn' does not take table data"):
+        launch.form_from_text("iris", "cnn", {})

@@ -1,9 +1,13 @@
 """The app's pages under streamlit.testing: they render in every state, and their buttons do what they say."""
 from __future__ import annotations
 
+import base64
+import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -173,8 +177,10 @@ def test_succeeded_run_shows_test_accuracy_curves_and_confusion_matrix(every_sta
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["Test accuracy"]) > 0.5
     charts = at.get("plotly_chart")
-    assert len(charts) == 2  # curves and the confusion matrix
-    assert "Heatmap" in charts[1].proto.spec or "heatmap" in charts[1].proto.spec
+    assert len(charts) == 3  # curves, the other metrics (lr, throughput...) and the confusion matrix
+    assert "Heatmap" in charts[2].proto.spec or "heatmap" in charts[2].proto.spec
+    more = at.expander[0]
+    assert more.label.startswith("More metrics:") and "lr" in more.label and "samples_per_s" in more.label
 
 
 def test_sweep_link_lists_only_that_sweeps_runs():
@@ -320,6 +326,96 @@ def test_rerun_queues_the_same_config_and_opens_it(every_status):
     assert new.status == "queued" and new.id not in every_status.values()
     assert new.config == {**store.get_run(every_status["succeeded"]).config, "sweep": None}
     assert at.title[0].value.startswith(f"Run #{new.id}")
+
+
+# -- issue 13: what a new user trips over ---------------------------------------------------------
+def values(array) -> np.ndarray:
+    """A trace's numbers as Plotly's JSON carries them: a list, or base64 bytes with a dtype."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
+    return np.asarray(array)
+
+
+def readme_example() -> int:
+    """The README's tracking example, as a user's script runs it."""
+    import dlx
+
+    with dlx.start_run(experiment="mine", config={"lr": 0.1}, handle_signals=False) as run:
+        run.log_params({"lr": 0.1})
+        for step in range(100):
+            run.log_metrics({"loss": 1 / (step + 1)}, step=step)
+    return run.id
+
+
+def test_a_script_runs_page_draws_every_metric_it_logs_under_a_header_that_fits():
+    run_id = readme_example()
+    at = open_app("pages/runs.py", run=str(run_id))
+    [chart] = at.get("plotly_chart")
+    [trace] = json.loads(chart.proto.spec)["data"]
+    assert trace["name"] == "loss"
+    assert np.allclose(values(trace["y"]), 1 / np.arange(1, 101))  # all 100 points
+    header = at.markdown[0].value
+    assert "experiment mine" in header and "logged from a script" in header
+    assert "None" not in texts(at)
+    assert {m.label: m.value for m in at.metric}["loss"] == "0.01"  # its last value, up top
+
+
+def test_rerun_is_not_offered_for_a_script_run_and_the_page_says_why():
+    run_id = readme_example()
+    at = open_app("pages/runs.py", run=str(run_id))
+    assert at.button(key="runs.rerun").disabled and at.button(key="runs.edit").disabled
+    assert "Re-run is not offered: run #1 was tracked from a script" in texts(at)
+    assert store.list_runs() != [] and len(store.list_runs()) == 1
+
+
+def test_runs_table_shows_what_varies_and_leaves_missing_values_blank():
+    script = readme_example()
+    swept = launch.submit_plan(launch.plan({**launch.to_form(launch.defaults_for("digits", "cnn")),
+                                            "seed": "0, 1"}), sweep="seeds")
+    at = open_app("pages/runs.py")
+    table = at.dataframe[0].value
+    assert list(table["id"]) == [*reversed(swept), script]
+    assert {"seed", "experiment", "lr", "sweep"} <= set(table.columns)  # the script's own lr differs
+    assert not {"optimizer", "batch", "epochs", "schedule"} & set(table.columns)  # the same where present
+    assert list(table["seed"][:2]) == [1, 0] and list(table["lr"]) == [3e-3, 3e-3, 0.1]
+    row = table[table["id"] == script].iloc[0]
+    assert row["experiment"] == "mine" and pd.isna(row["data set"]) and pd.isna(row["model"])
+    assert at.dataframe[0].proto.HasField("placeholder") and at.dataframe[0].proto.placeholder == ""
+
+
+def test_runs_table_pages_past_fifty_runs_newest_first():
+    from dlx.run_table import PAGE_ROWS
+
+    config = parse_config({})
+    ids = [submit(config)[0] for _ in range(PAGE_ROWS + 1)]
+    at = open_app("pages/runs.py")
+    assert list(at.dataframe[0].value["id"]) == ids[:0:-1]  # the newest 50
+    at.number_input(key="runs.page").set_value(2).run()
+    assert list(at.dataframe[0].value["id"]) == [ids[0]]
+
+
+def test_launch_marks_a_data_set_without_files_and_refuses_it_naming_the_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLX_DATASETS", str(tmp_path))
+    at = open_app()
+    assert "mnist (files missing)" in at.selectbox(key="launch.dataset").options
+    assert "digits" in at.selectbox(key="launch.dataset").options
+    at.selectbox(key="launch.dataset").set_value("mnist").run()
+    assert f"looked in {tmp_path}/MNIST/raw" in at.warning[0].value
+    assert "Data set: mnist files are missing" in at.error[0].value
+    assert at.button(key="launch.submit").disabled
+    assert store.list_runs() == []
+
+
+def test_the_form_and_the_command_line_queue_the_same_patterns_defaults(capsys):
+    from dlx.cli import main
+
+    at = open_app()
+    at.selectbox(key="launch.dataset").set_value("patterns").run()
+    assert (at.text_input(key="launch.lr").value, at.text_input(key="launch.epochs").value) == ("0.005", "8")
+    at.button(key="launch.submit").click().run()
+    assert main(["run", "--dataset", "patterns", "--no-worker"]) == 0
+    form_run, cli_run = sorted(store.list_runs(), key=lambda r: r.id)
+    assert form_run.config == cli_run.config
 
 
 # -- the worker ------------------------------------------------------------------------------------

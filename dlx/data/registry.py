@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable, Literal
 
 import numpy as np
@@ -51,6 +52,8 @@ class DataBundle:
 
 
 Loader = Callable[..., DataBundle]
+# The files a data set reads that are not there (absolute paths); empty when it can load.
+FilesCheck = Callable[[], list[Path]]
 
 
 @dataclass(frozen=True)
@@ -65,17 +68,23 @@ class DatasetEntry:
     shape: tuple[int, ...] | None = None  # one sample's input shape
     classes: int | None = None
     rows: int | None = None  # samples split by split_arrays (None: the loader splits its own way)
+    missing_files: FilesCheck | None = None  # None: the data ships with a package or is generated
 
 
 DATASETS: dict[str, DatasetEntry] = {}
 
 
 def register_dataset(name: str, kind: Kind, description: str, shape: tuple[int, ...] | None = None,
-                     classes: int | None = None, rows: int | None = None) -> Callable[[Loader], Loader]:
-    """Add a loader to the registry; the Launch page lists whatever is registered."""
+                     classes: int | None = None, rows: int | None = None,
+                     missing_files: FilesCheck | None = None) -> Callable[[Loader], Loader]:
+    """Add a loader to the registry; the Launch page lists whatever is registered.
+
+    `missing_files` lets a data set read from local files say, cheaply and before anything is
+    queued, which of them are absent, so the page can mark it and a launch can be refused.
+    """
 
     def decorate(loader: Loader) -> Loader:
-        DATASETS[name] = DatasetEntry(name, kind, description, loader, shape, classes, rows)
+        DATASETS[name] = DatasetEntry(name, kind, description, loader, shape, classes, rows, missing_files)
         return loader
 
     return decorate
@@ -105,6 +114,23 @@ def check_split(name: str, val_fraction: float, test_fraction: float) -> None:
         raise DlxError(f"test_fraction: {name} has {entry.rows} samples, so these fractions leave "
                        f"{rest - n_val} for training, fewer than its {entry.classes} classes",
                        field="test_fraction")
+
+
+def missing_files(name: str) -> list[Path]:
+    """The files data set `name` needs and does not find (empty: it can load without a download)."""
+    check = DATASETS[name].missing_files
+    return check() if check else []
+
+
+def files_problem(name: str) -> str | None:
+    """A sentence naming where data set `name` looked and what was not there, or None."""
+    missing = missing_files(name)
+    if not missing:
+        return None
+    folder = missing[0].parent
+    names = ", ".join(path.name for path in missing[:4]) + (" …" if len(missing) > 4 else "")
+    return (f"{name} files are missing: looked in {folder} for {names}. Put the files there, set "
+            "DLX_DATASETS to the folder that holds them, or allow downloading (needs network)")
 
 
 @lru_cache(maxsize=8)

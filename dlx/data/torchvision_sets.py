@@ -1,6 +1,8 @@
 """MNIST, FashionMNIST and CIFAR-10 through torchvision's own loaders, from a local root."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -43,6 +45,25 @@ def _load(name: str, cls_name: str, seed: int, val_fraction: float, download: bo
                       Split(xt, yt))
 
 
+def _missing(cls_name: str) -> list[Path]:
+    """The files torchvision's class reads under the data set root that are absent.
+
+    The names come from the class itself (MNIST's `resources`, CIFAR's `base_folder` and lists),
+    so this agrees with what the loader opens without loading anything.
+    """
+    import torchvision
+
+    cls = getattr(torchvision.datasets, cls_name)
+    root = settings.datasets_root().absolute()
+    if hasattr(cls, "resources"):  # MNIST and FashionMNIST: root/<Class>/raw/<file without .gz>
+        folder = root / cls.__name__ / "raw"
+        names = [Path(url).name.removesuffix(".gz") for url, _ in cls.resources]
+    else:  # CIFAR-10: root/cifar-10-batches-py/<batches>
+        folder = root / cls.base_folder
+        names = [name for name, _ in cls.train_list + cls.test_list]
+    return [folder / name for name in names if not (folder / name).is_file()]
+
+
 for _name, _cls, _text, _shape in [
     ("mnist", "MNIST", "torchvision MNIST, 1×28×28, 10 classes (local files)", (1, 28, 28)),
     ("fashion_mnist", "FashionMNIST", "torchvision FashionMNIST, 1×28×28, 10 classes (local files)",
@@ -52,4 +73,5 @@ for _name, _cls, _text, _shape in [
     def _loader(seed, val_fraction, test_fraction, download=False, _n=_name, _c=_cls):
         return _load(_n, _c, seed, val_fraction, download)
 
-    register_dataset(_name, "image", _text, shape=_shape, classes=10)(_loader)
+    register_dataset(_name, "image", _text, shape=_shape, classes=10,
+                     missing_files=lambda _c=_cls: _missing(_c))(_loader)
