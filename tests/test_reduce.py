@@ -1,0 +1,98 @@
+"""Histories reduced in SQL per bucket of steps: equal to a numpy reference, spikes and end points kept."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dlx import store
+from dlx.errors import DlxError
+from dlx.tracking import Run, create_run
+
+
+def _write(points: list[tuple[int, float]], key: str, run_id: int | None = None) -> int:
+    """Points written in the given order (which decides first and last where a step repeats)."""
+    run_id = run_id or create_run({})
+    run = Run(run_id, flush_size=10**9)
+    for step, value in points:
+        run.log_metric(key, value, step)
+    run.flush()
+    run._stop.set()
+    return run_id
+
+
+def _reference(points: list[tuple[int, float]], buckets: int, lo: int, hi: int) -> list[tuple]:
+    """numpy: per bucket (first step, its first-written value, last step, its last-written value, nanmin, nanmax, count)."""
+    steps = np.array([s for s, _ in points], dtype=np.int64)
+    values = np.array([v for _, v in points], dtype=np.float64)
+    order = np.arange(len(points))  # write order
+    inside = (steps >= lo) & (steps <= hi)
+    steps, values, order = steps[inside], values[inside], order[inside]
+    width = max(1, math.ceil((hi - lo + 1) / buckets))
+    bucket = (steps - lo) // width
+    out = []
+    for b in np.unique(bucket):
+        sel = bucket == b
+        s, v, o = steps[sel], values[sel], order[sel]
+        first = v[np.flatnonzero(s == s.min())[np.argmin(o[s == s.min()])]]
+        last = v[np.flatnonzero(s == s.max())[np.argmax(o[s == s.max()])]]
+        finite = v[~np.isnan(v)]
+        low, high = (finite.min(), finite.max()) if len(finite) else (np.nan, np.nan)
+        out.append((s.min(), first, s.max(), last, low, high, sel.sum()))
+    return out
+
+
+def _rows(reduced: store.Reduced) -> list[tuple]:
+    return list(zip(reduced.first_steps, reduced.first, reduced.last_steps, reduced.last,
+                    reduced.min, reduced.max, reduced.count))
+
+
+def _same(actual: list[tuple], expected: list[tuple]) -> None:
+    assert len(actual) == len(expected)
+    for got, want in zip(actual, expected):
+        np.testing.assert_array_equal(np.array(got, dtype=np.float64), np.array(want, dtype=np.float64))
+
+
+@pytest.mark.parametrize("seed, buckets", [(0, 7), (1, 100), (2, 1), (3, 5000)])
+def test_reduction_equals_numpy_on_random_data(seed, buckets):
+    """Random steps with gaps and repeats, written out of order, NaNs and a spike: every bucket equal."""
+    rng = np.random.default_rng(seed)
+    steps = np.sort(rng.choice(np.arange(-50, 3000), size=2000, replace=True))  # repeats and gaps
+    values = rng.normal(size=len(steps))
+    values[rng.choice(len(values), 50, replace=False)] = np.nan
+    values[rng.integers(len(values))] = 1e6  # a spike one bucket must keep
+    points = [(int(s), float(v)) for s, v in zip(steps, values)]
+    rng.shuffle(points)
+    run_id = _write(points, "loss")
+    reduced = store.reduced_history([run_id], ["loss"], buckets)[(run_id, "loss")]
+    _same(_rows(reduced), _reference(points, buckets, int(steps.min()), int(steps.max())))
+    assert np.nanmax(reduced.max) == 1e6
+    assert reduced.count.sum() == len(points)
+    assert reduced.first_steps[0] == steps.min() and reduced.last_steps[-1] == steps.max()
+
+
+def test_series_share_buckets_and_a_zoom_reduces_only_the_visible_range():
+    rng = np.random.default_rng(7)
+    a = [(s, float(v)) for s, v in enumerate(rng.normal(size=1000))]
+    b = [(s, float(v)) for s, v in zip(range(500, 3000, 3), rng.normal(size=834))]
+    run_a, run_b = _write(a, "acc"), _write(b, "acc")
+    _write([(s, 1.0) for s in range(10)], "other", run_a)
+    both = store.reduced_history([run_a, run_b], ["acc", "missing"], 30)
+    assert set(both) == {(run_a, "acc"), (run_a, "missing"), (run_b, "acc"), (run_b, "missing")}
+    assert len(both[(run_a, "missing")]) == 0
+    _same(_rows(both[(run_a, "acc")]), _reference(a, 30, 0, 2998))  # one step range for every series
+    _same(_rows(both[(run_b, "acc")]), _reference(b, 30, 0, 2998))
+    zoom = store.reduced_history([run_a, run_b], ["acc"], 50, step_range=(400, 700))
+    _same(_rows(zoom[(run_a, "acc")]), _reference(a, 50, 400, 700))
+    _same(_rows(zoom[(run_b, "acc")]), _reference(b, 50, 400, 700))
+    assert zoom[(run_a, "acc")].first_steps[0] == 400 and zoom[(run_a, "acc")].last_steps[-1] == 700
+
+
+def test_all_nan_bucket_and_bad_bucket_count():
+    run_id = _write([(0, float("nan")), (1, float("nan")), (2, 3.0)], "x")
+    reduced = store.reduced_history([run_id], ["x"], 2)[(run_id, "x")]
+    assert list(reduced.count) == [2, 1]
+    assert np.isnan(reduced.min[0]) and np.isnan(reduced.first[0]) and reduced.last[1] == 3.0
+    with pytest.raises(DlxError, match="buckets: must be 1 or more"):
+        store.reduced_history([run_id], ["x"], 0)
