@@ -81,8 +81,8 @@ def test_series_share_buckets_and_a_zoom_reduces_only_the_visible_range():
     both = store.reduced_history([run_a, run_b], ["acc", "missing"], 30)
     assert set(both) == {(run_a, "acc"), (run_a, "missing"), (run_b, "acc"), (run_b, "missing")}
     assert len(both[(run_a, "missing")]) == 0
-    _same(_rows(both[(run_a, "acc")]), _reference(a, 30, 0, 2998))  # one step range for every series
-    _same(_rows(both[(run_b, "acc")]), _reference(b, 30, 0, 2998))
+    _same(_rows(both[(run_a, "acc")]), _reference(a, 30, 0, 2999))  # one step range for every series
+    _same(_rows(both[(run_b, "acc")]), _reference(b, 30, 0, 2999))
     zoom = store.reduced_history([run_a, run_b], ["acc"], 50, step_range=(400, 700))
     _same(_rows(zoom[(run_a, "acc")]), _reference(a, 50, 400, 700))
     _same(_rows(zoom[(run_b, "acc")]), _reference(b, 50, 400, 700))
