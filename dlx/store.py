@@ -86,12 +86,13 @@ def _fetch(stmt, url: str | None) -> list[RunInfo]:
 def list_runs(status: list[str] | None = None, sweep: str | None = None, limit: int | None = 500,
               url: str | None = None, *, filter: str | None = None, sort: str | None = None,
               descending: bool = True, offset: int = 0, experiment: str | None = None,
-              tag: str | None = None, dataset: str | None = None, model: str | None = None) -> list[RunInfo]:
+              tag: str | None = None, dataset: str | None = None, model: str | None = None,
+              ids: list[int] | None = None) -> list[RunInfo]:
     """One page of runs, filtered, sorted and paged in SQL; newest first unless `sort` names a key.
 
     `filter` is an expression (see dlx.query), `sort` a run column, parameter or metric (its final
-    value; runs without it come last either way), `tag` a tag key or KEY=VALUE; `count_runs` with
-    the same filters gives the total for paging.
+    value; runs without it come last either way), `tag` a tag key or KEY=VALUE, `ids` a selection;
+    `count_runs` with the same filters gives the total for paging.
     """
     if limit is not None and limit < 0:
         raise DlxError(f"limit: must be 0 or more, got {limit}", field="limit")
@@ -100,6 +101,8 @@ def list_runs(status: list[str] | None = None, sweep: str | None = None, limit: 
     with get_engine(url).connect() as conn:
         resolve = _resolver(conn)
         conditions = _conditions(resolve, status, sweep, filter, experiment, tag, dataset, model)
+        if ids is not None:
+            conditions.append(RunRow.id.in_(ids))
         stmt = _order(_select_runs().where(*conditions), resolve, sort, descending)
     return _fetch(stmt.limit(limit).offset(offset), url)
 
@@ -162,7 +165,8 @@ def _order(stmt, resolve: query.Resolver, sort: str | None, descending: bool):
     table = {"param": Param, "metric": RunSummary, "tag": Tag}[field.kind]
     joined = aliased(table)
     stmt = stmt.outerjoin(joined, (joined.run_id == RunRow.id) & (joined.key == field.key))
-    keys = {"param": [joined.number, joined.value], "metric": [joined.last], "tag": [joined.value]}[field.kind]
+    keys = {"param": ("number", "value"), "metric": ("last",), "tag": ("value",)}[field.kind]
+    keys = [getattr(joined, name) for name in keys]
     return stmt.order_by(*(direction(k) for k in keys), tiebreak)
 
 
