@@ -1,6 +1,7 @@
 """Runs at scale: summary rows kept on write and backfilled, sort and paging in SQL, export round trip."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -142,3 +143,18 @@ def test_export_then_read_back_gives_the_same_values(grid, fmt):
     read = export.from_json(written) if fmt == "json" else export.from_csv(written)
     np.testing.assert_equal(read, selected)  # NaN equals NaN here
     assert read[grid[0]]["history"]["weird"]["value"] == [1 / 3]
+
+
+def test_cli_runs_filters_sorts_and_pages(grid, capsys):
+    from dlx.cli import main
+
+    assert main(["runs", "--json", "--filter", "layers >= 2", "--sort", "layers", "--desc",
+                 "--limit", "2", "--offset", "1"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["params"]["layers"] for row in rows] == [10, 4]
+    assert rows[0]["metrics"] == {"val_acc": 0.55}
+    assert main(["runs", "--filter", "optimizer = 'adam'", "--sort", "val_acc", "--limit", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "runs 1-1 of 3" and out[3].split()[0] == str(grid[1])
+    assert main(["runs", "--filter", "lr <"]) == 2
+    assert "filter: expected a number or a \"quoted string\", found the end at position 5" in capsys.readouterr().err
