@@ -10,7 +10,7 @@ from itertools import chain
 from typing import Any
 
 import numpy as np
-from sqlalchemy import asc, delete, desc, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import aliased
 
 from db.engine import get_engine, session
@@ -18,6 +18,7 @@ from db.models import Artifact, Experiment, Job, Metric, Param, RunSummary, Tag,
 from db.models import Run as RunRow
 from dlx import query, settings
 from dlx.errors import DlxError
+from dlx.reduction import Reduced, reduced_history  # noqa: F401  (the store's API: pages and the CLI call store.*)
 from dlx.tracking import ACTIVE_STATES
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
@@ -214,86 +215,6 @@ def metric_history(run_id: int, key: str, url: str | None = None) -> History:
     # One flat pass over the tuples, half the time of np.array(rows); None (a NaN stored) -> nan.
     data = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=3 * len(rows)).reshape(-1, 3)
     return History(data[:, 0].astype(np.int64), data[:, 1], data[:, 2])
-
-
-@dataclass
-class Reduced:
-    """One metric of one run per bucket of steps, in step order: the bucket's first and last points
-    (step and value), its min and max (NaN left out) and how many points it holds."""
-
-    first_steps: np.ndarray
-    first: np.ndarray
-    last_steps: np.ndarray
-    last: np.ndarray
-    min: np.ndarray
-    max: np.ndarray
-    count: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.last_steps)
-
-
-def reduced_history(run_ids: list[int], keys: list[str], buckets: int = 1000,
-                    step_range: tuple[int, int] | None = None, url: str | None = None) -> dict[tuple[int, str], Reduced]:
-    """Histories of `keys` for `run_ids`, reduced in SQL to at most `buckets` buckets of equal step width
-    over `step_range` (inclusive; default every series' whole range), so spikes survive (min, max) and
-    long histories never reach Python whole: what a chart with as many buckets as pixels asks for.
-
-    Bucket b holds steps lo + b*width .. lo + (b+1)*width - 1, width = ceil((hi - lo + 1) / buckets);
-    the same width for every series, so their buckets line up.
-    """
-    if buckets < 1:
-        raise DlxError(f"buckets: must be 1 or more, got {buckets}", field="buckets")
-    run_ids, keys = list(dict.fromkeys(run_ids)), list(dict.fromkeys(keys))
-    m = Metric.__table__
-    with get_engine(url).connect() as conn:
-        if step_range is None:
-            step_range = _step_range(conn, run_ids, keys)
-        lo, hi = (int(step) for step in step_range) if step_range else (0, -1)
-        if hi < lo:
-            return {(run_id, key): _reduced([]) for run_id in run_ids for key in keys}
-        width = max(1, -(-(hi - lo + 1) // buckets))
-        bucket = ((m.c.step - lo) // width).label("bucket")
-        groups = (select(m.c.run_id, m.c.key, bucket, func.min(m.c.step).label("first_step"),
-                         func.max(m.c.step).label("last_step"), func.min(m.c.value).label("low"),
-                         func.max(m.c.value).label("high"), func.count().label("points"))
-                  .where(m.c.run_id.in_(run_ids), m.c.key.in_(keys), m.c.step.between(lo, hi))
-                  .group_by(m.c.run_id, m.c.key, bucket).subquery())
-        point = m.alias("point")
-
-        def value_at(step, order):  # where a step repeats: the first written first, the last written last
-            return (select(point.c.value).where(point.c.run_id == groups.c.run_id, point.c.key == groups.c.key,
-                                                point.c.step == step).order_by(order(point.c.id)).limit(1)
-                    .scalar_subquery())
-
-        stmt = (select(groups.c.run_id, groups.c.key, groups.c.first_step, value_at(groups.c.first_step, asc),
-                       groups.c.last_step, value_at(groups.c.last_step, desc), groups.c.low, groups.c.high,
-                       groups.c.points)
-                .order_by(groups.c.run_id, groups.c.key, groups.c.bucket))
-        rows: dict[tuple[int, str], list] = {(run_id, key): [] for run_id in run_ids for key in keys}
-        for run_id, key, *values in conn.execute(stmt):
-            rows[(run_id, key)].append(values)
-    return {pair: _reduced(values) for pair, values in rows.items()}
-
-
-def _step_range(conn, run_ids: list[int], keys: list[str]) -> tuple[int, int] | None:
-    """The smallest first step and largest last step of the series: two index lookups per series."""
-    m = Metric.__table__
-    lows, highs = [], []
-    for run_id in run_ids:
-        for key in keys:
-            where = (m.c.run_id == run_id) & (m.c.key == key)
-            low = conn.execute(select(func.min(m.c.step)).where(where)).scalar()
-            if low is not None:
-                lows.append(low)
-                highs.append(conn.execute(select(func.max(m.c.step)).where(where)).scalar())
-    return (min(lows), max(highs)) if lows else None
-
-
-def _reduced(rows: list) -> Reduced:
-    data = np.array(rows, dtype=np.float64).reshape(-1, 7)  # None (NaN stored, or no finite value) -> nan
-    return Reduced(data[:, 0].astype(np.int64), data[:, 1], data[:, 2].astype(np.int64), data[:, 3],
-                   data[:, 4], data[:, 5], data[:, 6].astype(np.int64))
 
 
 def metric_keys(run_id: int, url: str | None = None) -> list[str]:

@@ -1,4 +1,4 @@
-"""Histories reduced in SQL per bucket of steps: equal to a numpy reference, spikes and end points kept."""
+"""Histories reduced in SQL per bucket of steps: equal to a numpy reference, spikes and both end points kept."""
 from __future__ import annotations
 
 import math
@@ -22,8 +22,8 @@ def _write(points: list[tuple[int, float]], key: str, run_id: int | None = None)
     return run_id
 
 
-def _reference(points: list[tuple[int, float]], buckets: int, lo: int, hi: int) -> list[tuple]:
-    """numpy: per bucket (first step, its first-written value, last step, its last-written value, nanmin, nanmax, count)."""
+def _reference(points: list[tuple[int, float]], buckets: int, lo: int, hi: int) -> tuple[list[tuple], tuple]:
+    """numpy: per bucket (last step, its last-written value, nanmin, nanmax); the first point (first written at the first step)."""
     steps = np.array([s for s, _ in points], dtype=np.int64)
     values = np.array([v for _, v in points], dtype=np.float64)
     order = np.arange(len(points))  # write order
@@ -35,22 +35,24 @@ def _reference(points: list[tuple[int, float]], buckets: int, lo: int, hi: int) 
     for b in np.unique(bucket):
         sel = bucket == b
         s, v, o = steps[sel], values[sel], order[sel]
-        first = v[np.flatnonzero(s == s.min())[np.argmin(o[s == s.min()])]]
-        last = v[np.flatnonzero(s == s.max())[np.argmax(o[s == s.max()])]]
+        at_last = s == s.max()
+        last = v[at_last][np.argmax(o[at_last])]
         finite = v[~np.isnan(v)]
         low, high = (finite.min(), finite.max()) if len(finite) else (np.nan, np.nan)
-        out.append((s.min(), first, s.max(), last, low, high, sel.sum()))
-    return out
+        out.append((s.max(), last, low, high))
+    at_first = steps == steps.min()
+    return out, (steps.min(), values[at_first][np.argmin(order[at_first])])
 
 
-def _rows(reduced: store.Reduced) -> list[tuple]:
-    return list(zip(reduced.first_steps, reduced.first, reduced.last_steps, reduced.last,
-                    reduced.min, reduced.max, reduced.count))
+def _rows(reduced: store.Reduced) -> tuple[list[tuple], tuple]:
+    return list(zip(reduced.steps, reduced.last, reduced.min, reduced.max)), (reduced.first_step, reduced.first)
 
 
-def _same(actual: list[tuple], expected: list[tuple]) -> None:
-    assert len(actual) == len(expected)
-    for got, want in zip(actual, expected):
+def _same(actual: tuple[list[tuple], tuple], expected: tuple[list[tuple], tuple]) -> None:
+    (buckets, first), (want_buckets, want_first) = actual, expected
+    np.testing.assert_array_equal(np.array(first, dtype=np.float64), np.array(want_first, dtype=np.float64))
+    assert len(buckets) == len(want_buckets)
+    for got, want in zip(buckets, want_buckets):
         np.testing.assert_array_equal(np.array(got, dtype=np.float64), np.array(want, dtype=np.float64))
 
 
@@ -68,8 +70,7 @@ def test_reduction_equals_numpy_on_random_data(seed, buckets):
     reduced = store.reduced_history([run_id], ["loss"], buckets)[(run_id, "loss")]
     _same(_rows(reduced), _reference(points, buckets, int(steps.min()), int(steps.max())))
     assert np.nanmax(reduced.max) == 1e6
-    assert reduced.count.sum() == len(points)
-    assert reduced.first_steps[0] == steps.min() and reduced.last_steps[-1] == steps.max()
+    assert reduced.first_step == steps.min() and reduced.steps[-1] == steps.max()
 
 
 def test_series_share_buckets_and_a_zoom_reduces_only_the_visible_range():
@@ -86,13 +87,13 @@ def test_series_share_buckets_and_a_zoom_reduces_only_the_visible_range():
     zoom = store.reduced_history([run_a, run_b], ["acc"], 50, step_range=(400, 700))
     _same(_rows(zoom[(run_a, "acc")]), _reference(a, 50, 400, 700))
     _same(_rows(zoom[(run_b, "acc")]), _reference(b, 50, 400, 700))
-    assert zoom[(run_a, "acc")].first_steps[0] == 400 and zoom[(run_a, "acc")].last_steps[-1] == 700
+    assert zoom[(run_a, "acc")].first_step == 400 and zoom[(run_a, "acc")].steps[-1] == 700
 
 
 def test_all_nan_bucket_and_bad_bucket_count():
     run_id = _write([(0, float("nan")), (1, float("nan")), (2, 3.0)], "x")
     reduced = store.reduced_history([run_id], ["x"], 2)[(run_id, "x")]
-    assert list(reduced.count) == [2, 1]
-    assert np.isnan(reduced.min[0]) and np.isnan(reduced.first[0]) and reduced.last[1] == 3.0
+    assert list(reduced.steps) == [1, 2]
+    assert np.isnan(reduced.min[0]) and np.isnan(reduced.last[0]) and np.isnan(reduced.first) and reduced.last[1] == 3.0
     with pytest.raises(DlxError, match="buckets: must be 1 or more"):
         store.reduced_history([run_id], ["x"], 0)
