@@ -40,6 +40,7 @@ CACHE = Path("/tmp/dlx-bench-runs-scale")
 METRICS = ("acc", "loss", "lr", "val_acc", "val_loss")
 OPTIMIZERS = ("adam", "sgd", "adamw")
 FILTER = "lr < 0.01 and val_acc > 0.9"
+FILTER_HISTORIES = "lr < 0.01 and val_acc > 0.14"  # the generated histories end between 0.09 and 0.19
 LONG_KEY = "long_loss"
 
 
@@ -118,9 +119,9 @@ def load_everything(url: str) -> list[tuple]:
                 for row, name in s.execute(stmt)]
 
 
-def python_filter(rows: list[tuple]) -> list[tuple]:
+def python_filter(rows: list[tuple], above: float = 0.9) -> list[tuple]:
     return [r for r in rows if isinstance(r[1].get("lr"), (int, float)) and r[1]["lr"] < 0.01
-            and (r[0].summary or {}).get("val_acc", float("-inf")) > 0.9]
+            and (r[0].summary or {}).get("val_acc", float("-inf")) > above]
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -161,15 +162,16 @@ def main() -> None:
 
     # 1. every run, listed and filtered
     sql_all, listed = timed(lambda: store.list_runs(limit=None, url=small), args.repeats)
-    sql_filtered, chosen = timed(lambda: store.list_runs(filter=FILTER, limit=None, url=small), args.repeats)
-    py_filtered, baseline = timed(lambda: python_filter(load_everything(small)), args.repeats)
+    sql_filtered, chosen = timed(lambda: store.list_runs(filter=FILTER_HISTORIES, limit=None, url=small), args.repeats)
+    py_filtered, baseline = timed(lambda: python_filter(load_everything(small), 0.14), args.repeats)
     assert sorted(r.id for r in chosen) == sorted(r[0].id for r in baseline), "the SQL filter disagrees with Python"
     report(f"1. {small_runs:,} runs x {len(METRICS)} metrics x {steps:,} steps: list and filter every run "
            f"(median of {args.repeats})", [
         ("store.list_runs, all runs", f"{sql_all * 1e3:8.1f} ms  ({len(listed)} runs, params, tags, final metrics)"),
-        (f"store.list_runs(filter={FILTER!r})", f"{sql_filtered * 1e3:8.1f} ms  ({len(chosen)} runs)"),
+        (f"store.list_runs(filter={FILTER_HISTORIES!r})", f"{sql_filtered * 1e3:8.1f} ms  ({len(chosen)} runs)"),
         ("baseline: load every run, filter in Python", f"{py_filtered * 1e3:8.1f} ms  "
-                                                       f"({py_filtered / sql_filtered:.1f}x the SQL filter)"),
+                                                       f"({py_filtered / sql_filtered:.1f}x the SQL filter; "
+                                                       f"{py_filtered / sql_all:.1f}x listing all)"),
     ])
 
     # 2. one sorted, filtered page among many runs

@@ -60,9 +60,12 @@ class RunInfo:
 
 
 def _select_runs():
-    """Run rows with their experiment name and latest training job id (params, tags, metrics: `_fetch`)."""
+    """Run rows with their experiment name and latest training job id, in RunInfo's field order."""
     job_id = select(func.max(Job.id)).where(Job.run_id == RunRow.id, Job.kind == "train").scalar_subquery()
-    return select(RunRow.__table__, Experiment.name.label("experiment_name"), job_id.label("job_id")).join(Experiment)
+    return (select(RunRow.id, Experiment.name, RunRow.name, RunRow.sweep, RunRow.status, RunRow.dataset,
+                   RunRow.model, RunRow.config, RunRow.summary, RunRow.device, RunRow.error, RunRow.created_at,
+                   RunRow.started_at, RunRow.ended_at, job_id)
+            .select_from(RunRow).join(Experiment))
 
 
 def _fetch(stmt, url: str | None) -> list[RunInfo]:
@@ -70,7 +73,7 @@ def _fetch(stmt, url: str | None) -> list[RunInfo]:
     each for the whole page (Core rows, not ORM objects: a page of 1,000 runs costs milliseconds)."""
     with get_engine(url).connect() as conn:
         rows = conn.execute(stmt).all()
-        ids = [row.id for row in rows]
+        ids = [row[0] for row in rows]
         params, tags, metrics = ({i: {} for i in ids} for _ in range(3))
         for start in range(0, len(ids), 900):  # SQLite's limit on bound parameters
             chunk = ids[start:start + 900]
@@ -79,9 +82,8 @@ def _fetch(stmt, url: str | None) -> list[RunInfo]:
                 query = select(table.c.run_id, table.c.key, table.c[value]).where(table.c.run_id.in_(chunk))
                 for run_id, key, val in conn.execute(query):
                     target[run_id][key] = val
-    return [RunInfo(r.id, r.experiment_name, r.name, r.sweep, r.status, r.dataset, r.model, r.config or {},
-                    r.summary or {}, r.device, r.error, r.created_at, r.started_at, r.ended_at,
-                    params[r.id], tags[r.id], r.job_id, metrics[r.id]) for r in rows]
+    return [RunInfo(*row[:7], row[7] or {}, row[8] or {}, *row[9:14], params[row[0]], tags[row[0]], row[14],
+                    metrics[row[0]]) for row in rows]
 
 
 def list_runs(status: list[str] | None = None, sweep: str | None = None, limit: int | None = 500,

@@ -5,8 +5,7 @@ summary rows never disagree with the history; tables and filters over many runs 
 """
 from __future__ import annotations
 
-import math
-from typing import Any, Iterable
+from typing import Any, Sequence
 
 from sqlalchemy import Connection, case, insert, update
 
@@ -15,22 +14,26 @@ from db.models import RunSummary
 _table = RunSummary.__table__
 
 
-def batch_summaries(rows: Iterable[tuple]) -> dict[str, dict[str, Any]]:
+def batch_summaries(rows: Sequence[tuple]) -> dict[str, dict[str, Any]]:
     """Per key of (run_id, key, step, value, time) rows: last step and its value (the later row where
-    a step repeats), min and max with NaN left out (None where every value was NaN)."""
+    a step repeats), min and max with NaN left out (None where every value was NaN).
+
+    On the flush path, so the work per point is list building and C builtins, not Python branches.
+    """
+    by_key: dict[str, list[tuple]] = {}
+    for row in rows:
+        group = by_key.get(row[1])
+        if group is None:
+            by_key[row[1]] = group = []
+        group.append(row)
     out: dict[str, dict[str, Any]] = {}
-    for _, key, step, value, _ in rows:
-        finite = value is not None and not math.isnan(value)
-        entry = out.get(key)
-        if entry is None:
-            out[key] = {"step": step, "last": value if finite else None,
-                        "min": value if finite else None, "max": value if finite else None}
-            continue
-        if step >= entry["step"]:
-            entry["step"], entry["last"] = step, value if finite else None
-        if finite:
-            entry["min"] = value if entry["min"] is None else min(entry["min"], value)
-            entry["max"] = value if entry["max"] is None else max(entry["max"], value)
+    for key, group in by_key.items():
+        steps = [row[2] for row in group]
+        last_step = max(steps)
+        last = group[len(steps) - 1 - steps[::-1].index(last_step)][3]
+        finite = [row[3] for row in group if row[3] == row[3]]  # NaN is the one value unequal to itself
+        out[key] = {"step": last_step, "last": None if last != last else last,
+                    "min": min(finite) if finite else None, "max": max(finite) if finite else None}
     return out
 
 
