@@ -124,6 +124,24 @@ class RunSummary(Base):
     max: Mapped[float | None] = mapped_column(Float)
 
 
+class MetricBlock(Base):
+    """Each metric of a run per block of BLOCK_STEPS steps (block = step // BLOCK_STEPS): its last point,
+    min and max, kept by the tracking flush, so a chart of a long history reads 50x fewer rows."""
+
+    __tablename__ = "metric_blocks"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    block: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_step: Mapped[int] = mapped_column(Integer)
+    last: Mapped[float | None] = mapped_column(Float)
+    min: Mapped[float | None] = mapped_column(Float)
+    max: Mapped[float | None] = mapped_column(Float)
+
+
+BLOCK_STEPS = 50
+
+
 class Artifact(Base):
     __tablename__ = "artifacts"
 

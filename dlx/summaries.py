@@ -1,59 +1,100 @@
-"""Per-run final metrics (value at the last step, min, max), kept up to date as points are written.
+"""What the tracking flush keeps beside the points: per run and key the final value (at the last step),
+min and max; per block of 50 steps the same, for charts of long histories.
 
-The tracking flush calls `update_summaries` in the transaction that inserts the points, so the
-summary rows never disagree with the history; tables and filters over many runs read only them.
+`update_summaries` runs in the transaction that inserts the points, so neither ever disagrees with
+the history; tables and filters over many runs read the run summaries, reduced charts the blocks.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, case, insert, update
+from sqlalchemy import Connection, bindparam, case, insert, select, update
 
-from db.models import RunSummary
+from db.models import BLOCK_STEPS, MetricBlock, RunSummary
 
-_table = RunSummary.__table__
+_summaries = RunSummary.__table__
+_blocks = MetricBlock.__table__
 
 
-def batch_summaries(rows: Sequence[tuple]) -> dict[str, dict[str, Any]]:
-    """Per key of (run_id, key, step, value, time) rows: last step and its value (the later row where
-    a step repeats), min and max with NaN left out (None where every value was NaN).
+def _merged(group: list[tuple]) -> dict[str, Any]:
+    """(run_id, key, step, value, time) rows of one key -> last step, its value (the later row where a
+    step repeats; None for NaN), min and max with NaN left out (None where every value was NaN).
 
     On the flush path, so the work per point is list building and C builtins, not Python branches.
     """
-    by_key: dict[str, list[tuple]] = {}
+    steps = [row[2] for row in group]
+    last_step = max(steps)
+    last = group[len(steps) - 1 - steps[::-1].index(last_step)][3]
+    finite = [row[3] for row in group if row[3] == row[3]]  # NaN is the one value unequal to itself
+    return {"step": last_step, "last": None if last != last else last,
+            "min": min(finite) if finite else None, "max": max(finite) if finite else None}
+
+
+def _grouped(rows: Sequence[tuple], by) -> dict[Any, list[tuple]]:
+    groups: dict[Any, list[tuple]] = {}
     for row in rows:
-        group = by_key.get(row[1])
+        name = by(row)
+        group = groups.get(name)
         if group is None:
-            by_key[row[1]] = group = []
+            groups[name] = group = []
         group.append(row)
-    out: dict[str, dict[str, Any]] = {}
-    for key, group in by_key.items():
-        steps = [row[2] for row in group]
-        last_step = max(steps)
-        last = group[len(steps) - 1 - steps[::-1].index(last_step)][3]
-        finite = [row[3] for row in group if row[3] == row[3]]  # NaN is the one value unequal to itself
-        out[key] = {"step": last_step, "last": None if last != last else last,
-                    "min": min(finite) if finite else None, "max": max(finite) if finite else None}
-    return out
+    return groups
+
+
+def batch_summaries(rows: Sequence[tuple]) -> dict[str, dict[str, Any]]:
+    """Per key: the batch's last step and value, min and max (see _merged)."""
+    return {key: _merged(group) for key, group in _grouped(rows, lambda row: row[1]).items()}
 
 
 def update_summaries(conn: Connection, run_id: int, rows: list[tuple]) -> None:
-    """Merge a batch of points into the run's summary rows: an UPDATE per key, an INSERT for new keys.
+    """Merge a batch of points into the run's summary rows and its metric blocks."""
+    _update_run_summaries(conn, run_id, rows)
+    _update_blocks(conn, run_id, rows)
 
-    Portable SQL (no dialect upsert); the merge is done by the UPDATE itself, so a concurrent
-    writer of the same run cannot lose the other's min, max or last.
-    """
+
+def _update_run_summaries(conn: Connection, run_id: int, rows: list[tuple]) -> None:
+    """An UPDATE per key, an INSERT for new keys. Portable SQL (no dialect upsert); the merge is
+    done by the UPDATE itself, so a concurrent writer of the same run cannot lose the other's values."""
+    t = _summaries
     for key, new in batch_summaries(rows).items():
-        values: dict[str, Any] = {
-            "last": case((_table.c.step <= new["step"], new["last"]), else_=_table.c.last),
-            "step": case((_table.c.step <= new["step"], new["step"]), else_=_table.c.step),
-        }
+        values: dict[str, Any] = {"last": case((t.c.step <= new["step"], new["last"]), else_=t.c.last),
+                                  "step": case((t.c.step <= new["step"], new["step"]), else_=t.c.step)}
         if new["min"] is not None:
-            values["min"] = case((_table.c.min.is_(None) | (_table.c.min > new["min"]), new["min"]),
-                                 else_=_table.c.min)
-            values["max"] = case((_table.c.max.is_(None) | (_table.c.max < new["max"]), new["max"]),
-                                 else_=_table.c.max)
-        updated = conn.execute(update(_table).where(_table.c.run_id == run_id, _table.c.key == key)
-                               .values(**values))
+            values["min"] = case((t.c.min.is_(None) | (t.c.min > new["min"]), new["min"]), else_=t.c.min)
+            values["max"] = case((t.c.max.is_(None) | (t.c.max < new["max"]), new["max"]), else_=t.c.max)
+        updated = conn.execute(update(t).where(t.c.run_id == run_id, t.c.key == key).values(**values))
         if updated.rowcount == 0:
-            conn.execute(insert(_table).values(run_id=run_id, key=key, **new))
+            conn.execute(insert(t).values(run_id=run_id, key=key, **new))
+
+
+_MERGE_BLOCK = (update(_blocks)
+                .where(_blocks.c.run_id == bindparam("r"), _blocks.c.key == bindparam("k"),
+                       _blocks.c.block == bindparam("b"))
+                .values(last=case((_blocks.c.last_step <= bindparam("s"), bindparam("l")), else_=_blocks.c.last),
+                        last_step=case((_blocks.c.last_step <= bindparam("s"), bindparam("s")),
+                                       else_=_blocks.c.last_step),
+                        min=case((_blocks.c.min.is_(None) | (_blocks.c.min > bindparam("lo")), bindparam("lo")),
+                                 else_=_blocks.c.min),
+                        max=case((_blocks.c.max.is_(None) | (_blocks.c.max < bindparam("hi")), bindparam("hi")),
+                                 else_=_blocks.c.max)))
+
+
+def _update_blocks(conn: Connection, run_id: int, rows: list[tuple]) -> None:
+    """New blocks inserted in one batch, blocks the run already has (a step range continued across
+    flushes) merged in one batched UPDATE: a few statements per flush, however many points."""
+    merged = {name: _merged(group) for name, group in
+              _grouped(rows, lambda row: (row[1], row[2] // BLOCK_STEPS)).items()}
+    existing: set[tuple[str, int]] = set()
+    for key in {key for key, _ in merged}:
+        blocks = [block for k, block in merged if k == key]
+        found = conn.scalars(select(_blocks.c.block).where(_blocks.c.run_id == run_id, _blocks.c.key == key,
+                                                           _blocks.c.block.between(min(blocks), max(blocks))))
+        existing.update((key, block) for block in found)
+    new = [{"run_id": run_id, "key": key, "block": block, "last_step": m["step"], "last": m["last"],
+            "min": m["min"], "max": m["max"]} for (key, block), m in merged.items() if (key, block) not in existing]
+    if new:
+        conn.execute(insert(_blocks), new)
+    old = [{"r": run_id, "k": key, "b": block, "s": m["step"], "l": m["last"], "lo": m["min"], "hi": m["max"]}
+           for (key, block), m in merged.items() if (key, block) in existing]
+    if old:
+        conn.execute(_MERGE_BLOCK, old)

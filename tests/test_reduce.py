@@ -11,10 +11,11 @@ from dlx.errors import DlxError
 from dlx.tracking import Run, create_run
 
 
-def _write(points: list[tuple[int, float]], key: str, run_id: int | None = None) -> int:
-    """Points written in the given order (which decides first and last where a step repeats)."""
+def _write(points: list[tuple[int, float]], key: str, run_id: int | None = None, flush_size: int = 97) -> int:
+    """Points written in the given order (which decides first and last where a step repeats), in many
+    flushes, so blocks are both inserted and merged into."""
     run_id = run_id or create_run({})
-    run = Run(run_id, flush_size=10**9)
+    run = Run(run_id, flush_size=flush_size)
     for step, value in points:
         run.log_metric(key, value, step)
     run.flush()
@@ -27,9 +28,12 @@ def _reference(points: list[tuple[int, float]], buckets: int, lo: int, hi: int) 
     steps = np.array([s for s, _ in points], dtype=np.int64)
     values = np.array([v for _, v in points], dtype=np.float64)
     order = np.arange(len(points))  # write order
+    width = max(1, math.ceil((hi - lo + 1) / buckets))
+    if width >= 50:  # whole 50-step blocks: the range widened to block edges, buckets of whole blocks
+        lo, hi = lo // 50 * 50, hi // 50 * 50 + 49
+        width = math.ceil((hi - lo + 1) // 50 / buckets) * 50
     inside = (steps >= lo) & (steps <= hi)
     steps, values, order = steps[inside], values[inside], order[inside]
-    width = max(1, math.ceil((hi - lo + 1) / buckets))
     bucket = (steps - lo) // width
     out = []
     for b in np.unique(bucket):
@@ -56,7 +60,7 @@ def _same(actual: tuple[list[tuple], tuple], expected: tuple[list[tuple], tuple]
         np.testing.assert_array_equal(np.array(got, dtype=np.float64), np.array(want, dtype=np.float64))
 
 
-@pytest.mark.parametrize("seed, buckets", [(0, 7), (1, 100), (2, 1), (3, 5000)])
+@pytest.mark.parametrize("seed, buckets", [(0, 7), (1, 100), (2, 1), (3, 5000), (4, 30)])
 def test_reduction_equals_numpy_on_random_data(seed, buckets):
     """Random steps with gaps and repeats, written out of order, NaNs and a spike: every bucket equal."""
     rng = np.random.default_rng(seed)
@@ -71,6 +75,7 @@ def test_reduction_equals_numpy_on_random_data(seed, buckets):
     _same(_rows(reduced), _reference(points, buckets, int(steps.min()), int(steps.max())))
     assert np.nanmax(reduced.max) == 1e6
     assert reduced.first_step == steps.min() and reduced.steps[-1] == steps.max()
+    assert len(reduced) <= buckets
 
 
 def test_series_share_buckets_and_a_zoom_reduces_only_the_visible_range():
@@ -84,10 +89,14 @@ def test_series_share_buckets_and_a_zoom_reduces_only_the_visible_range():
     assert len(both[(run_a, "missing")]) == 0
     _same(_rows(both[(run_a, "acc")]), _reference(a, 30, 0, 2999))  # one step range for every series
     _same(_rows(both[(run_b, "acc")]), _reference(b, 30, 0, 2999))
-    zoom = store.reduced_history([run_a, run_b], ["acc"], 50, step_range=(400, 700))
+    zoom = store.reduced_history([run_a, run_b], ["acc"], 50, step_range=(400, 700))  # from the points
     _same(_rows(zoom[(run_a, "acc")]), _reference(a, 50, 400, 700))
     _same(_rows(zoom[(run_b, "acc")]), _reference(b, 50, 400, 700))
     assert zoom[(run_a, "acc")].first_step == 400 and zoom[(run_a, "acc")].steps[-1] == 700
+    wide = store.reduced_history([run_a, run_b], ["acc"], 4, step_range=(420, 2690))  # from blocks, widened
+    _same(_rows(wide[(run_a, "acc")]), _reference(a, 4, 420, 2690))
+    _same(_rows(wide[(run_b, "acc")]), _reference(b, 4, 420, 2690))
+    assert wide[(run_a, "acc")].first_step == 400 and wide[(run_b, "acc")].steps[-1] == 2699
 
 
 def test_all_nan_bucket_and_bad_bucket_count():

@@ -60,13 +60,19 @@ def test_migration_backfills_summaries_and_numeric_params_of_existing_runs():
                           "(1, 'optimizer', 'adam'), (1, 'flag', 'true'), (1, 'layers', '[1, 2]')"))
         conn.execute(text("INSERT INTO metrics (run_id, key, step, value, time) VALUES "
                           "(1, 'loss', 0, 3.0, 0), (1, 'loss', 2, 1.0, 0), (1, 'loss', 2, 2.0, 0), "
-                          "(1, 'loss', 1, NULL, 0), (1, 'loss', 1, 9.0, 0)"))
+                          "(1, 'loss', 1, NULL, 0), (1, 'loss', 1, 9.0, 0), (1, 'loss', -3, 4.0, 0), "
+                          "(1, 'loss', 120, 0.5, 0)"))
     upgrade(engine)
-    assert _summary(1) == {"loss": (2, 2.0, 1.0, 9.0)}
+    assert _summary(1) == {"loss": (120, 0.5, 0.5, 9.0)}
+    with engine.connect() as conn:
+        blocks = conn.execute(text("SELECT block, last_step, last, min, max FROM metric_blocks ORDER BY block")).all()
+    assert blocks == [(-1, -3, 4.0, 4.0, 4.0), (0, 2, 2.0, 1.0, 9.0), (2, 120, 0.5, 0.5, 0.5)]  # floored blocks
     with engine.connect() as conn:
         numbers = dict(conn.execute(text("SELECT key, number FROM params")).all())
     assert numbers == {"lr": 0.01, "optimizer": None, "flag": None, "layers": None}
     assert [r.id for r in store.list_runs(filter="lr = 0.01 and loss < 2.5")] == [1]
+    reduced = store.reduced_history([1], ["loss"], 1)[(1, "loss")]  # one bucket, made from the blocks
+    assert (list(reduced.steps), list(reduced.last), reduced.first_step, reduced.first) == ([120], [0.5], -3, 4.0)
 
 
 @pytest.fixture
