@@ -31,12 +31,12 @@ import plotly.graph_objects as go  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 from sqlalchemy.orm import selectinload  # noqa: E402
 
-from db.engine import get_engine, session  # noqa: E402
+from db.engine import get_engine, session, upgrade  # noqa: E402
 from db.models import Experiment  # noqa: E402
 from db.models import Run as RunRow  # noqa: E402
 from dlx import store  # noqa: E402
 
-CACHE = Path("/tmp/dlx-bench-runs-scale")
+CACHE = Path("/tmp/dlx-bench-runs-scale-v2")  # v2: with metric blocks
 METRICS = ("acc", "loss", "lr", "val_acc", "val_loss")
 OPTIMIZERS = ("adam", "sgd", "adamw")
 FILTER = "lr < 0.01 and val_acc > 0.9"
@@ -50,18 +50,22 @@ def _final(rng: random.Random) -> dict[str, float]:
 
 
 def generate(path: Path, runs: int, steps: int, long_runs: int, long_steps: int) -> str:
-    """A store of `runs` runs with params, summary rows and (when steps > 0) histories; cached by name."""
+    """A store of `runs` runs with params, final metrics and (when steps > 0) histories; cached by name.
+
+    Built as a store from before this work (schema 0002: runs, params, points), then upgraded by the
+    migrations, which backfill the summary rows, metric blocks and numeric params, as on a user's store.
+    """
     url = f"sqlite:///{path}"
     if path.exists():
         return url
     CACHE.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     partial.unlink(missing_ok=True)
-    get_engine(f"sqlite:///{partial}").dispose()  # the schema, by the migrations
+    engine = get_engine(f"sqlite:///{partial}", upgrade_schema=False)
+    upgrade(engine, "0002")
     started = time.perf_counter()
     rng = random.Random(0)
     conn = sqlite3.connect(partial)
-    conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("INSERT INTO experiments (id, name, created_at) VALUES (1, 'bench', '2026-01-01 00:00:00')")
     run_rows, params, summaries = [], [], []
@@ -73,13 +77,12 @@ def generate(path: Path, runs: int, steps: int, long_runs: int, long_steps: int)
         lr = rng.choice((0.1, 0.03, 0.01, 0.003, 0.001))
         for key, value in (("lr", lr), ("batch_size", rng.choice((32, 64, 128))), ("layers", rng.randint(1, 12)),
                            ("optimizer", rng.choice(OPTIMIZERS)), ("seed", i)):
-            text = value if isinstance(value, str) else json.dumps(value)
-            params.append((i, key, text, None if isinstance(value, str) else float(value)))
+            params.append((i, key, value if isinstance(value, str) else json.dumps(value)))
         if not steps:
             summaries.extend((i, key, 0, value, value, value) for key, value in final.items())
     conn.executemany("INSERT INTO runs (id, experiment_id, name, sweep, status, dataset, model, config, summary, "
                      "created_at, cancel_requested) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", run_rows)
-    conn.executemany("INSERT INTO params (run_id, key, value, number) VALUES (?, ?, ?, ?)", params)
+    conn.executemany("INSERT INTO params (run_id, key, value) VALUES (?, ?, ?)", params)
     if steps:
         series = [(i, key, steps) for i in range(1, runs + 1) for key in METRICS]
         series += [(i, LONG_KEY, long_steps) for i in range(1, long_runs + 1)]
@@ -88,14 +91,17 @@ def generate(path: Path, runs: int, steps: int, long_runs: int, long_steps: int)
                          "INSERT INTO metrics (run_id, key, step, value, time) "
                          "SELECT ?, ?, step, 1.0 / (1 + step / 1000.0) + (abs(random()) % 1000) / 10000.0, "
                          "1.7e9 + step FROM s", (count - 1, i, key))
-            if n % 500 == 0:
+            if n % 1000 == 0:
                 print(f"  generating {path.name}: {n}/{len(series)} series, {time.perf_counter() - started:.0f} s",
                       flush=True)
-        conn.execute("""INSERT INTO run_summaries (run_id, key, step, last, min, max)
-            SELECT g.run_id, g.key, g.step, (SELECT m.value FROM metrics m WHERE m.run_id = g.run_id
-                   AND m.key = g.key AND m.step = g.step ORDER BY m.id DESC LIMIT 1), g.low, g.high
-            FROM (SELECT run_id, key, MAX(step) AS step, MIN(value) AS low, MAX(value) AS high
-                  FROM metrics GROUP BY run_id, key) g""")
+    conn.commit()
+    conn.close()
+    upgrading = time.perf_counter()
+    upgrade(engine)  # 0003 backfills run_summaries, metric_blocks and params.number
+    print(f"  migrations to head (backfill): {time.perf_counter() - upgrading:.0f} s", flush=True)
+    engine.dispose()
+    conn = sqlite3.connect(partial)
+    if steps:
         conn.execute("UPDATE runs SET summary = (SELECT json_group_object(key, last) FROM run_summaries "
                      "WHERE run_id = runs.id)")
     else:
@@ -103,6 +109,7 @@ def generate(path: Path, runs: int, steps: int, long_runs: int, long_steps: int)
                          summaries)
     conn.commit()
     conn.execute("ANALYZE")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     partial.rename(path)
     print(f"  generated {path} ({path.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - started:.0f} s",
@@ -141,7 +148,7 @@ def figure(series: dict[int, tuple]) -> go.Figure:
             fig.add_trace(go.Scattergl(x=x, y=high, mode="lines", line={"width": 0}, showlegend=False))
             fig.add_trace(go.Scattergl(x=x, y=low, mode="lines", line={"width": 0}, fill="tonexty", showlegend=False))
         fig.add_trace(go.Scattergl(x=x, y=y, mode="lines", name=f"#{run_id}"))
-    fig.to_plotly_json()  # what Streamlit serialises: part of building it
+    fig.to_json()  # what st.plotly_chart sends to the browser: part of building it
     return fig
 
 
@@ -151,7 +158,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     s = args.scale
-    small_runs, steps, long_runs, long_steps = max(10, int(1000 * s)), max(10, int(10_000 * s)), 20, max(100, int(100_000 * s))
+    small_runs, steps, long_steps = max(20, int(1000 * s)), max(10, int(10_000 * s)), max(100, int(100_000 * s))
+    long_runs = 20
     many_runs = max(100, int(100_000 * s))
     print(machine())
     small = generate(CACHE / f"runs{small_runs}x{steps}.sqlite", small_runs, steps, long_runs, long_steps)
