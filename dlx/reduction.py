@@ -97,21 +97,20 @@ def _point_query(lo: int, hi: int, width: int):
 
 
 def _block_query(lo: int, hi: int, width: int):
-    """The same rows made from one series' blocks: a bucket is `width // BLOCK_STEPS` whole blocks."""
+    """The same rows made from one series' blocks: a bucket is `width // BLOCK_STEPS` whole blocks,
+    its last step the largest of theirs, its last value the last block's (a primary-key lookup)."""
     b = MetricBlock.__table__
     per_bucket = width // BLOCK_STEPS
     bucket = ((b.c.block - lo // BLOCK_STEPS) // per_bucket).label("bucket")
-    groups = (select(bucket, func.max(b.c.block).label("last_block"), func.min(b.c.min).label("low"),
-                     func.max(b.c.max).label("high"))
+    groups = (select(bucket, func.max(b.c.block).label("last_block"), func.max(b.c.last_step).label("last_step"),
+                     func.min(b.c.min).label("low"), func.max(b.c.max).label("high"))
               .where(b.c.run_id == bindparam("run_id"), b.c.key == bindparam("key"),
                      b.c.block.between(lo // BLOCK_STEPS, hi // BLOCK_STEPS))
               .group_by(bucket).subquery())
     last = b.alias("last_block")
-    at_last = (last.c.run_id == bindparam("run_id"), last.c.key == bindparam("key"),
-               last.c.block == groups.c.last_block)
-    return (select(select(last.c.last_step).where(*at_last).scalar_subquery(),
-                   select(last.c.last).where(*at_last).scalar_subquery(), groups.c.low, groups.c.high)
-            .order_by(groups.c.bucket))
+    value = (select(last.c.last).where(last.c.run_id == bindparam("run_id"), last.c.key == bindparam("key"),
+                                       last.c.block == groups.c.last_block).scalar_subquery())
+    return select(groups.c.last_step, value, groups.c.low, groups.c.high).order_by(groups.c.bucket)
 
 
 def _first_point(lo: int, hi: int):
@@ -137,7 +136,8 @@ def _step_range(conn: Connection, series: list[tuple[int, str]]) -> tuple[int, i
 
 
 def _reduced(rows: list, first) -> Reduced:
-    data = np.array(rows, dtype=np.float64).reshape(-1, 4)  # None (NaN stored, or no finite value) -> nan
+    # Plain tuples: numpy probes Row objects by key, at 100x the cost. None (NaN, or no finite value) -> nan.
+    data = np.array([tuple(row) for row in rows], dtype=np.float64).reshape(-1, 4)
     return Reduced(data[:, 0].astype(np.int64), data[:, 1], data[:, 2], data[:, 3],
                    None if first is None else int(first[0]), None if first is None else _number(first[1]))
 
