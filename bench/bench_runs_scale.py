@@ -65,7 +65,10 @@ def generate(path: Path, runs: int, steps: int, long_runs: int, long_steps: int)
     upgrade(engine, "0002")
     started = time.perf_counter()
     rng = random.Random(0)
+    engine.dispose()
     conn = sqlite3.connect(partial)
+    conn.execute("PRAGMA journal_mode=DELETE")  # out of WAL (the engine set it), then no journal at all:
+    conn.execute("PRAGMA journal_mode=OFF")  # a throwaway file, filled once
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("INSERT INTO experiments (id, name, created_at) VALUES (1, 'bench', '2026-01-01 00:00:00')")
     run_rows, params, summaries = [], [], []
