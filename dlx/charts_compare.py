@@ -27,7 +27,8 @@ def overlay(series: dict[int, Reduced], labels: dict[int, str], colors: dict[int
         band_y = np.concatenate([reduced.max, reduced.min[::-1]])
         fig.add_trace(go.Scatter(x=band_x, y=band_y, fill="toself", fillcolor=color, opacity=0.15,
                                  line=dict(width=0), hoverinfo="skip", showlegend=False, legendgroup=str(run_id)))
-        fig.add_trace(go.Scatter(x=x, y=smooth(y, smoothing) if smoothing else y, mode="lines",
+        fig.add_trace(go.Scatter(x=x, y=smooth(y, smoothing) if smoothing else y,
+                                 mode="lines" if len(x) > 30 else "lines+markers",  # a few points: visible
                                  name=labels[run_id], line=dict(color=color, width=2), legendgroup=str(run_id),
                                  hovertemplate="step %{x}: %{y:.4g}"))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), title=key, xaxis_title="step",

@@ -69,7 +69,9 @@ frame = pd.DataFrame({
     "id": [run.id for run in runs], "run": [run.name or f"{run.dataset}/{run.model}" for run in runs],
     "status": [run.status for run in runs], "experiment": [run.experiment for run in runs],
     **{key: [str(v) if v is not None else "" for v in page_table[key]] for key in differing_on_page[:8]},
-    **{key: [run.metrics.get(key) for run in runs] for key in metric_keys},
+    # A metric named like a parameter (lr: the param, and the schedule's last value) gets its own column.
+    **{key if key not in page_table else f"{key} (final)": [run.metrics.get(key) for run in runs]
+       for key in metric_keys},
 })
 st.caption(f"Runs {(page - 1) * page_size + 1}–{(page - 1) * page_size + len(runs)} of {total:,}. "
            "Select rows to compare them; with none selected, the ones in the link or the first ten are compared.")
@@ -111,8 +113,7 @@ if differing:
                                                       for i, run in enumerate(selected)}})
     st.dataframe(params.style.set_properties(**{"background-color": "rgba(255, 189, 69, 0.25)"}),
                  hide_index=True, width="stretch", key="compare.params")
-    st.caption(f"Only the {len(differing)} parameters that differ between these runs "
-               f"(of {len(table)}); the rest are the same.")
+    st.caption(f"{len(differing)} of {len(table)} parameters differ between these runs: only those are shown.")
 else:
     st.caption(f"All {len(table)} parameters are the same in these runs.")
 

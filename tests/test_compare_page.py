@@ -64,7 +64,7 @@ def test_compare_pages_a_thousand_runs_and_compares_the_first_ten(thousand_runs)
     at = open_compare()
     assert "Runs 1–50 of 1,000" in captions(at)
     assert len(at.get("plotly_chart")) >= 1  # the overlaid curves of the default selection
-    assert "parameters that differ" in captions(at)
+    assert "of 3 parameters differ between these runs" in captions(at)
 
 
 def test_the_url_reopens_a_filtered_sorted_view_of_chosen_runs(thousand_runs):
