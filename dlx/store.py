@@ -1,4 +1,4 @@
-"""Reading the run store: lists of runs, one run's details, metric histories in one query."""
+"""Reading the run store: runs filtered, sorted and paged in SQL, one run's details, metric histories in one query."""
 from __future__ import annotations
 
 import json
