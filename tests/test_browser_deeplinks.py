@@ -15,7 +15,7 @@ from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.browser]
 
-PAGE_LINKS = ["Launch", "Runs", "Explain"]
+PAGE_LINKS = ["Launch", "Runs", "Compare", "Explain"]
 
 
 def assert_framed(page, app) -> None:
@@ -30,7 +30,8 @@ def assert_framed(page, app) -> None:
     assert page.get_by_role("button", name="Deploy").count() == 0  # .streamlit/config.toml: viewer toolbar
 
 
-@pytest.mark.parametrize(("path", "heading"), [("/runs", "Runs"), ("/explain", "Explain")])
+@pytest.mark.parametrize(("path", "heading"), [("/runs", "Runs"), ("/compare", "Compare runs"),
+                                               ("/explain", "Explain")])
 def test_first_request_to_a_page_url_gets_the_app_frame(app_server, browser_page, path, heading):
     open_page(browser_page, app_server.url + path, heading)
     assert_framed(browser_page, app_server)
