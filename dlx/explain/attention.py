@@ -103,18 +103,39 @@ def encode(tokenizer: Any, text: str, max_length: int = 128) -> Encoded:
 # -- running the model ---------------------------------------------------------------------------
 def text_forward(model: nn.Module, input_ids: Tensor, attention_mask: Tensor,
                  attentions: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Logits and, if asked, each layer's attention (B, heads, T, T), in the autograd graph."""
-    if hasattr(model, "attentions") and callable(model.attentions) and not hasattr(model, "config"):
-        if not attentions:
-            return model(input_ids, attention_mask), ()
-        return model.attentions(input_ids, attention_mask, with_logits=True)
-    out = model(input_ids=input_ids, attention_mask=attention_mask, output_attentions=attentions)
-    logits = out.logits if hasattr(out, "logits") else out[0]
-    maps = tuple(out.attentions) if attentions else ()
-    if attentions and (not maps or maps[0] is None):
+    """Logits and, if asked, each layer's attention (B, heads, T, T) from the same forward pass.
+
+    dlx's text models (dlx.models.text_base) wrap a transformers encoder as `.encoder`: for this
+    call it is asked for its attentions too, so they are in the graph that gave the logits.
+    A transformers classifier is asked directly.
+    """
+    encoder = getattr(model, "encoder", None)
+    if not attentions:
+        out = model(input_ids=input_ids, attention_mask=attention_mask)
+        return (out.logits if hasattr(out, "logits") else out), ()
+    if hasattr(model, "config") or encoder is None or not hasattr(encoder, "config"):
+        out = model(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True)
+        logits, maps = out.logits, tuple(out.attentions or ())
+    else:
+        captured: list[tuple[Tensor, ...]] = []
+        handles = [encoder.register_forward_pre_hook(
+                       lambda m, args, kwargs: (args, {**kwargs, "output_attentions": True}), with_kwargs=True),
+                   encoder.register_forward_hook(lambda m, args, out: captured.append(tuple(out.attentions)))]
+        try:
+            logits = model(input_ids=input_ids, attention_mask=attention_mask)
+        finally:
+            for handle in handles:
+                handle.remove()
+        maps = captured[-1] if captured else ()
+    if not maps or maps[0] is None:
         raise DlxError("model: it returned no attention maps; load it with attn_implementation='eager'",
                        field="model")
     return logits, maps
+
+
+def pooling_of(model: nn.Module) -> str:
+    """Which rows feed the classifier: "cls" ([CLS] alone) or "mean" (every token's, averaged)."""
+    return getattr(model, "pooling", "cls")
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -175,11 +196,12 @@ def relevance(maps: Tensor, grads: Tensor) -> Tensor:
     return r
 
 
-def cls_scores(matrix: Tensor, encoded: Encoded | None = None, query: int = 0) -> Tensor:
-    """Row `query` (the [CLS] token by default) of a (T, T) map, with special tokens zeroed."""
-    row = matrix[query].clone()
-    if encoded is not None:
-        row[torch.tensor(encoded.special)] = 0.0
+def token_scores(matrix: Tensor, encoded: Encoded, pooling: str = "cls") -> Tensor:
+    """(T,) what the classifier reads from each token in a (T, T) flow: the [CLS] row for a
+    [CLS]-pooled model, the mean of all rows for a mean-pooled one; special tokens zeroed."""
+    row = matrix[0] if pooling == "cls" else matrix.mean(dim=0)
+    row = row.clone()
+    row[torch.tensor(encoded.special)] = 0.0
     return row
 
 
@@ -222,11 +244,12 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def agreement(maps: Tensor, token_attributions: Tensor, encoded: Encoded,
-              source: Literal["cls", "mean"] = "cls", absolute: bool = True) -> tuple[np.ndarray, float]:
+              source: str = "cls", absolute: bool = True) -> tuple[np.ndarray, float]:
     """Rank correlation of each head's attention to the tokens with the token attributions.
 
-    `source` "cls" takes the attention from [CLS] (row 0, what a classifier reads), "mean" the
-    attention each token receives averaged over all queries. Special tokens are left out (they
+    `source` "cls" takes the attention from [CLS] (row 0, what a [CLS]-pooled classifier reads),
+    "mean" the attention each token receives averaged over all queries (what a mean-pooled one
+    reads; pass `pooling_of(model)`). Special tokens are left out (they
     soak up attention and carry no attribution). `absolute` compares with the attributions'
     magnitude, since a head can point at evidence for either class. Returns the (layers, heads)
     matrix and the same for the rollout.
@@ -246,34 +269,26 @@ def agreement(maps: Tensor, token_attributions: Tensor, encoded: Encoded,
 
 # -- vision transformers ----------------------------------------------------------------------------
 def vit_attention(model: nn.Module, images: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Logits and each encoder layer's per-head attention (B, heads, 1 + patches, same), in the graph.
+    """Logits and each encoder layer's per-head attention (B, heads, 1 + patches, same).
 
     torchvision's `VisionTransformer` asks its `nn.MultiheadAttention` for no weights; for this
     call each one is asked for per-head weights instead (same output), then given back as it was.
-    A model with its own `.attentions(x, with_logits=True)` is asked directly.
     """
-    if hasattr(model, "attentions") and callable(model.attentions):
-        return model.attentions(images, with_logits=True)
     layers = [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
     if not layers:
         raise DlxError("model: it has no attention layers to show", field="model")
     captured: list[Tensor] = []
-
-    def asking_for_weights(original):
-        def forward(query, key, value, **kwargs):
-            kwargs.update(need_weights=True, average_attn_weights=False)
-            out, weights = original(query, key, value, **kwargs)
-            captured.append(weights)
-            return out, weights
-        return forward
-
+    handles = []
+    for layer in layers:
+        handles.append(layer.register_forward_pre_hook(
+            lambda m, args, kwargs: (args, {**kwargs, "need_weights": True, "average_attn_weights": False}),
+            with_kwargs=True))
+        handles.append(layer.register_forward_hook(lambda m, args, out: captured.append(out[1])))
     try:
-        for layer in layers:
-            layer.forward = asking_for_weights(layer.forward)
         logits = model(images)
     finally:
-        for layer in layers:
-            del layer.forward  # the instance attribute goes; the class's forward is back
+        for handle in handles:
+            handle.remove()
     return logits, tuple(captured)
 
 
@@ -286,20 +301,18 @@ def patch_grid(scores: Tensor, side: int | None = None) -> Tensor:
     return patches.reshape(side, side)
 
 
-def vit_maps(model: nn.Module, image: Tensor, target: int | None = None) -> dict[str, Tensor]:
-    """For one image (C, H, W): per-head [CLS] attention of every layer and the rollout and
-    relevance of [CLS], all as patch grids, plus the logits.
+def vit_maps(model: nn.Module, image: Tensor) -> dict[str, Tensor]:
+    """For one image (C, H, W): every layer's per-head [CLS] attention and the rollout of [CLS]
+    (what torchvision's ViT classifies from), as patch grids, plus the logits.
 
-    Keys: "heads" (L, H, g, g), "rollout" (g, g), "relevance" (g, g), "logits" (classes,).
+    Keys: "heads" (L, H, g, g), "rollout" (g, g), "logits" (classes,). No gradient-weighted
+    relevance here: nn.MultiheadAttention hands out a reshaped copy of its weights, not the
+    tensor its output was computed from, so their gradient cannot be taken.
     """
     device = _device(model)
-    with torch.enable_grad():
+    with torch.no_grad():
         logits, maps = vit_attention(model, image[None].to(device, torch.float32))
-        target = int(logits[0].argmax()) if target is None else int(target)
-        grads = torch.autograd.grad(logits[0, target], maps)
-    a = torch.stack([m[0] for m in maps]).detach().float().cpu()
-    g = torch.stack([x[0] for x in grads]).float().cpu()
+    a = torch.stack([m[0] for m in maps]).float().cpu()
     side = int(round((a.shape[-1] - 1) ** 0.5))
     heads = a[:, :, 0, 1:].reshape(*a.shape[:2], side, side)
-    return {"heads": heads, "rollout": patch_grid(rollout(a)[0], side),
-            "relevance": patch_grid(relevance(a, g)[0], side), "logits": logits[0].detach().float().cpu()}
+    return {"heads": heads, "rollout": patch_grid(rollout(a)[0], side), "logits": logits[0].float().cpu()}

@@ -20,8 +20,8 @@ from captum.attr import FeatureAblation, LayerGradientXActivation, LayerIntegrat
 from torch import Tensor, nn
 
 from dlx.errors import DlxError
-from dlx.explain.attention import (Encoded, Merge, attention_and_gradients, cls_scores, merge_tokens,
-                                   relevance, rollout, text_forward)
+from dlx.explain.attention import (Encoded, Merge, attention_and_gradients, merge_tokens, pooling_of,
+                                   relevance, rollout, text_forward, token_scores)
 from dlx.explain.methods import Param
 
 # run(model, encoded, target, baseline_ids, params) -> (values per piece (T,), convergence delta or None)
@@ -189,18 +189,18 @@ def _word_ablation(model, encoded, target, baseline, p):
 
 @register_text_method(
     "attention_rollout", "Attention rollout",
-    "attention flowing from [CLS] to each token through all layers (Abnar & Zuidema 2020): heads "
+    "attention flowing from [CLS] (or, for a mean-pooled model, from all tokens) to each token through all layers (Abnar & Zuidema 2020): heads "
     "averaged, identity added for the residual, rows renormalised, layers multiplied; "
     "the same for every class", signed=lambda p: False)
 def _attention_rollout(model, encoded, target, baseline, p):
     maps, _, _ = attention_and_gradients(model, encoded, target)
-    return cls_scores(rollout(maps), encoded), None
+    return token_scores(rollout(maps), encoded, pooling_of(model)), None
 
 
 @register_text_method(
     "attention_relevance", "Attention relevance (Chefer)",
     "attention weighted by its gradient for the target, positive part, averaged over heads and "
-    "accumulated over layers (Chefer et al. 2021); the row of [CLS]", signed=lambda p: False)
+    "accumulated over layers (Chefer et al. 2021); the row of [CLS] (mean of rows for a mean-pooled model)", signed=lambda p: False)
 def _attention_relevance(model, encoded, target, baseline, p):
     maps, grads, _ = attention_and_gradients(model, encoded, target)
-    return cls_scores(relevance(maps, grads), encoded), None
+    return token_scores(relevance(maps, grads), encoded, pooling_of(model)), None
