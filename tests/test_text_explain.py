@@ -1,0 +1,155 @@
+"""Token attributions and their scores for text models (issue 14): Layer IG's completeness, word
+ablation against a by-hand ablation, deletion/insertion by word, rationale scores, and on the
+generated sentiment set a trained model whose rationale words Layer IG puts in its top 3."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dlx.data.registry import DatasetMeta, load_dataset
+from dlx.data.text_tokens import crop, tokenize_split
+from dlx.errors import DlxError
+from dlx.explain.attention import encode
+from dlx.explain.text_methods import TEXT_METHODS, baseline_ids, explain_text
+from dlx.explain.text_scores import (_kept_batch, average_precision, faithfulness, rationale_mask, recall_at_k,
+                                     score_text_methods)
+from dlx.models.text_transformer import transformer
+
+TEXT = DatasetMeta("sentiment", "text", ("negative", "positive"), (16,))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return transformer(TEXT, layers=2, heads=2, hidden=32, max_length=32, dropout=0.0).eval()
+
+
+def logit(model, ids, target):
+    with torch.no_grad():
+        return float(model(ids, torch.ones_like(ids))[0, target])
+
+
+def test_layer_ig_is_complete_within_tolerance(tiny):
+    """Attributions add up to logit(sentence) - logit(padded baseline): |gap| <= 1e-3 + 1% of the change."""
+    e = encode(tiny.tokenizer, "the ending was truly awful on the small screen", tiny.max_length)
+    result = explain_text("layer_integrated_gradients", tiny, e, 0, n_steps=64)
+    change = logit(tiny, e.input_ids, 0) - logit(tiny, baseline_ids(e), 0)
+    assert abs(float(result.values.sum()) - change) <= 1e-3 + 0.01 * abs(change)
+    assert abs(result.delta) <= 1e-3 + 0.01 * abs(change)
+    assert result.values[0] == 0 and result.values[-1] == 0  # [CLS] and [SEP] are in the baseline too
+
+
+def test_baseline_keeps_special_tokens_and_pads_the_rest(tiny):
+    e = encode(tiny.tokenizer, "not good", tiny.max_length)
+    base = baseline_ids(e)[0].tolist()
+    assert base == [e.input_ids[0, 0].item(), e.pad_id, e.pad_id, e.input_ids[0, -1].item()]
+
+
+def test_word_ablation_is_the_drop_when_a_words_pieces_are_padded(tiny):
+    e = encode(tiny.tokenizer, "the soundtrack was unbelievably dreadful", tiny.max_length)
+    words = explain_text("word_ablation", tiny, e, 1).words(e)
+    full = logit(tiny, e.input_ids, 1)
+    for w in range(len(e.words)):
+        ids = e.input_ids.clone()
+        ids[0, [i for i, word in enumerate(e.word_of_token) if word == w]] = e.pad_id
+        assert float(words[w]) == pytest.approx(full - logit(tiny, ids, 1), abs=1e-5)
+
+
+def test_every_method_gives_one_value_per_piece_and_zero_on_specials(tiny):
+    e = encode(tiny.tokenizer, "frankly the cast seemed quite lovely", tiny.max_length)
+    for name in TEXT_METHODS:
+        result = explain_text(name, tiny, e, 1)
+        assert result.values.shape == (len(e.tokens),), name
+        assert result.values[0] == 0 and result.values[-1] == 0, name
+        assert torch.isfinite(result.values).all(), name
+    assert not explain_text("saliency", tiny, e, 1).signed
+    assert explain_text("saliency", tiny, e, 1, mode="grad_dot_input").signed
+
+
+def test_bad_method_parameter_or_target_is_named(tiny):
+    e = encode(tiny.tokenizer, "good", tiny.max_length)
+    for call, field in ((lambda: explain_text("lime", tiny, e, 0), "method"),
+                        (lambda: explain_text("saliency", tiny, e, 0, mode="sq"), "saliency.mode"),
+                        (lambda: explain_text("layer_integrated_gradients", tiny, e, 0, steps=3),
+                         "layer_integrated_gradients.steps"),
+                        (lambda: explain_text("saliency", tiny, e, 2), "target")):
+        with pytest.raises(DlxError) as error:
+            call()
+        assert error.value.field == field
+
+
+def test_removed_words_leave_the_sentence_without_their_pieces(tiny):
+    e = encode(tiny.tokenizer, "not unbelievably good", tiny.max_length)
+    ids, mask = _kept_batch(e, torch.tensor([[True, False, True], [False, False, False]]))
+    expected = tiny.tokenizer("not good", return_tensors="pt")["input_ids"][0]
+    assert ids[0, :len(expected)].tolist() == expected.tolist() and mask[0].sum() == len(expected)
+    assert mask[1].sum() == 2 and ids[1, :2].tolist() == [e.input_ids[0, 0].item(), e.input_ids[0, -1].item()]
+
+
+def test_deletion_and_insertion_run_from_the_sentence_to_nothing(tiny):
+    e = encode(tiny.tokenizer, "the movie was good", tiny.max_length)
+    curves = faithfulness(tiny, e, torch.tensor([0.1, 0.4, 0.2, 0.3]), target=1, signed=True)
+    with torch.no_grad():
+        full = torch.softmax(tiny(e.input_ids, e.attention_mask), -1)[0, 1].item()
+        nothing = torch.softmax(tiny(e.input_ids[:, [0, -1]], torch.ones(1, 2, dtype=torch.long)), -1)[0, 1].item()
+        # deleting the top word ("movie") first
+        no_movie = tiny.tokenizer("the was good", return_tensors="pt")["input_ids"]
+        p_no_movie = torch.softmax(tiny(no_movie, torch.ones_like(no_movie)), -1)[0, 1].item()
+    np.testing.assert_allclose(curves.fractions, [0, 0.25, 0.5, 0.75, 1])
+    assert curves.deletion[0] == pytest.approx(full, abs=1e-5) and curves.deletion[-1] == pytest.approx(nothing, abs=1e-5)
+    assert curves.insertion[0] == pytest.approx(nothing, abs=1e-5) and curves.insertion[-1] == pytest.approx(full, abs=1e-5)
+    assert curves.deletion[1] == pytest.approx(p_no_movie, abs=1e-5)
+    # of four words the 1, 5, 10 and 20% bins remove (keep) the top one, the 50% bin the top two
+    assert curves.comprehensiveness == pytest.approx(full - (4 * p_no_movie + curves.deletion[2]) / 5, abs=1e-5)
+    assert curves.sufficiency == pytest.approx(full - (4 * curves.insertion[1] + curves.insertion[2]) / 5, abs=1e-5)
+
+
+def test_rationale_scores_on_hand_cases(tiny):
+    e = encode(tiny.tokenizer, "honestly the plot was not good", tiny.max_length)
+    mask = rationale_mask(e, [4, 5])
+    assert mask.tolist() == [False, False, False, False, True, True]
+    scores = torch.tensor([0.0, 0.3, 0.1, 0.0, -0.5, 0.2])  # ranked by magnitude: not, the, good, plot...
+    assert recall_at_k(scores, mask, k=3) == 1.0
+    assert recall_at_k(scores, mask, k=1) == 1.0
+    assert recall_at_k(torch.tensor([0.0, 0.3, 0.1, 0.2, -0.5, 0.05]), mask, k=3) == 0.5
+    # hits at ranks 1 and 3: AP = (1/1 + 2/3) / 2
+    assert average_precision(scores, mask) == pytest.approx((1 + 2 / 3) / 2)
+
+
+@pytest.mark.slow
+def test_layer_ig_finds_the_rationale_of_a_trained_model_on_the_generated_set():
+    """A small transformer trained here on `sentiment`: for >= 80% of the correctly classified test
+    sentences both the cue word and its negation (the rationale) are in Layer IG's top 3 words."""
+    bundle = load_dataset("sentiment", seed=0, val_fraction=0.1, test_fraction=0.1)
+    torch.manual_seed(0)
+    model = transformer(bundle.meta, layers=2, heads=2, hidden=32, max_length=24, dropout=0.0)
+    train = tokenize_split(bundle.train, model.tokenizer, 24)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(3):
+        for rows in torch.randperm(len(train.y)).split(64):
+            ids, mask = crop(train.x[rows], train.attention_mask[rows])
+            loss = torch.nn.functional.cross_entropy(model(ids, mask), train.y[rows])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    model.eval()
+    test = bundle.test
+    sentences, targets, rationales = [], [], []
+    for i in range(len(test.y)):
+        e = encode(model.tokenizer, test.texts[i], 24)
+        with torch.no_grad():
+            if int(model(e.input_ids, e.attention_mask).argmax()) == int(test.y[i]):
+                sentences.append(e)
+                targets.append(int(test.y[i]))
+                rationales.append(np.flatnonzero(test.extras["rationale"][i].numpy()).tolist())
+        if len(sentences) == 40:
+            break
+    assert len(sentences) == 40 and i < 50  # trained: at least 80% of the sentences tried are right
+    scores = score_text_methods(model, sentences, targets, ["layer_integrated_gradients", "attention_rollout"],
+                                rationales=rationales, k=3)
+    recall = scores.metrics["layer_integrated_gradients"]["rationale_recall"]
+    assert np.mean(np.array(recall) == 1.0) >= 0.8
+    table = {row["method"]: row for row in scores.table()}
+    assert table["Layer Integrated Gradients"]["Comprehensiveness ↑"] > table["Random"]["Comprehensiveness ↑"]
+    assert table["Layer Integrated Gradients"]["Rationale AUPRC ↑"] > table["Random"]["Rationale AUPRC ↑"]
