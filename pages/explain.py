@@ -17,7 +17,7 @@ from dlx.explain.scoring import METRICS, label, scores_cached
 from dlx.explain.uploads import read_image
 from dlx.jobs import ensure_worker
 from dlx.jobs.queue import ACTIVE, get_job
-from pages import enter_frame
+from pages import enter_frame, explain_text
 
 enter_frame()
 
@@ -161,6 +161,9 @@ except DlxError as err:
     st.error(str(err), icon=":material/error:")
     st.stop()
 meta = loaded.meta
+if meta.kind == "text":  # transformers' views: pages/explain_text.py
+    explain_text.show_text(loaded)
+    st.stop()
 others = [r for r in runs if r.id != run.id and r.id in with_checkpoint and r.dataset == run.dataset]
 compare_run = right.selectbox("Side by side with", [None, *others], key="explain.compare",
                               format_func=lambda r: "nothing" if r is None else run_choice(r, with_checkpoint),
@@ -246,6 +249,8 @@ with tab_views[0]:
             for column, gallery in zip(st.columns(len(galleries)), galleries):
                 with column:
                     show_gallery(gallery, sign, opacity, key=f"explain.grid.{gallery.loaded.run_id}")
+    if explain_text.is_vit(loaded.model):
+        explain_text.show_vit(loaded, inputs, captions)
 
 with tab_views[1]:
     if not methods:

@@ -153,3 +153,57 @@ def test_layer_ig_finds_the_rationale_of_a_trained_model_on_the_generated_set():
     table = {row["method"]: row for row in scores.table()}
     assert table["Layer Integrated Gradients"]["Comprehensiveness ↑"] > table["Random"]["Comprehensiveness ↑"]
     assert table["Layer Integrated Gradients"]["Rationale AUPRC ↑"] > table["Random"]["Rationale AUPRC ↑"]
+
+
+# -- the Explain page for a text run and a ViT run (AppTest) ---------------------------------------
+PAGE = "pages/explain.py"
+
+
+def open_explain(run_id: int):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / PAGE), default_timeout=180)
+    at.query_params["run"] = str(run_id)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_text_run_page_shows_model_view_head_view_and_coloured_words(monkeypatch):
+    import json
+
+    from tests.conftest import train_in_process
+
+    monkeypatch.setenv("DLX_AUTOSTART_WORKER", "0")
+    run_id = train_in_process({"dataset": "sentiment", "model": "transformer", "epochs": 1, "batch_size": 64,
+                               "model_options": {"layers": 2, "heads": 2, "hidden": 16, "max_length": 24},
+                               "device": "cpu"})
+    at = open_explain(run_id)
+    figures = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    assert sum(trace["type"] == "heatmap" for trace in figures[0]["data"]) == 2 * 2  # the model view grid
+    assert any(trace.get("name") == "head 0" for f in figures for trace in f["data"])  # the head view
+    assert any("<span" in str(h.proto.body) for h in at.get("html"))  # coloured words
+    # a sentence of the user's, with markup, is shown escaped
+    at.radio(key="explain.text.source").set_value("my own sentence").run()
+    at.text_input(key="explain.text.own").set_value("not <i>good</i>").run()
+    at.radio(key="explain.text.merge").set_value("merged into words: sum").run()
+    assert not at.exception, [e.value for e in at.exception]
+    bodies = " ".join(str(h.proto.body) for h in at.get("html"))
+    assert "&lt;i&gt;good&lt;/i&gt;" in bodies and "<i>" not in bodies
+
+
+def test_vit_run_page_shows_rollout_over_the_image(monkeypatch):
+    import json
+
+    from tests.conftest import train_in_process
+
+    monkeypatch.setenv("DLX_AUTOSTART_WORKER", "0")
+    run_id = train_in_process({"dataset": "digits", "model": "vit", "epochs": 1, "device": "cpu",
+                               "model_options": {"layers": 2, "heads": 2, "hidden": 16, "mlp": 32}})
+    at = open_explain(run_id)
+    figures = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    overlays = [f for f in figures if any(t["type"] == "image" for t in f["data"])
+                and any(a.get("text") == "rollout" for a in f["layout"].get("annotations", []))]
+    assert overlays  # one per sample: the image under the rollout and each head's [CLS] attention

@@ -172,11 +172,12 @@ class TextScores:
             row["rank"] = position
         return rows
 
-    def mean_curve(self, method: str, which: str = "deletion", points: int = 11) -> tuple[np.ndarray, np.ndarray]:
-        """The curve averaged over sentences of different lengths, on a common grid of fractions."""
+    def grid_curves(self, which: str = "deletion", points: int = 11) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Each sentence's curve on a common grid of fractions (sentences differ in length):
+        the grid and, per method label, an (N, points) array."""
         grid = np.linspace(0, 1, points)
-        curves = getattr(self, which)[method]
-        return grid, np.mean([np.interp(grid, np.linspace(0, 1, len(c)), c) for c in curves], axis=0)
+        return grid, {text_label(m): np.array([np.interp(grid, np.linspace(0, 1, len(c)), c) for c in curves])
+                      for m, curves in getattr(self, which).items()}
 
 
 def text_label(method: str) -> str:
