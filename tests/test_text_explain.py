@@ -97,8 +97,8 @@ def test_deletion_and_insertion_run_from_the_sentence_to_nothing(tiny):
         no_movie = tiny.tokenizer("the was good", return_tensors="pt")["input_ids"]
         p_no_movie = torch.softmax(tiny(no_movie, torch.ones_like(no_movie)), -1)[0, 1].item()
     np.testing.assert_allclose(curves.fractions, [0, 0.25, 0.5, 0.75, 1])
-    assert curves.deletion[0] == pytest.approx(full, abs=1e-5) and curves.deletion[-1] == pytest.approx(nothing, abs=1e-5)
-    assert curves.insertion[0] == pytest.approx(nothing, abs=1e-5) and curves.insertion[-1] == pytest.approx(full, abs=1e-5)
+    np.testing.assert_allclose(curves.deletion[[0, -1]], [full, nothing], atol=1e-5)
+    np.testing.assert_allclose(curves.insertion[[0, -1]], [nothing, full], atol=1e-5)
     assert curves.deletion[1] == pytest.approx(p_no_movie, abs=1e-5)
     # of four words the 1, 5, 10 and 20% bins remove (keep) the top one, the 50% bin the top two
     assert curves.comprehensiveness == pytest.approx(full - (4 * p_no_movie + curves.deletion[2]) / 5, abs=1e-5)

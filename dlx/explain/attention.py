@@ -13,6 +13,7 @@ does with them, and generated rationales (word indices of `text.split()`) line u
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
@@ -85,13 +86,16 @@ def encode(tokenizer: Any, text: str, max_length: int = 128) -> Encoded:
     if special is None:
         special = tokenizer.get_special_tokens_mask(batch["input_ids"][0].tolist(), already_has_special_tokens=True)
     spans = whitespace_words(text)
+    ends = [e for _, e in spans]
     word_of_span: dict[int, int] = {}
     word_of_token: list[int | None] = []
     for (start, end), is_special in zip(offsets, special):
         if is_special or end <= start:
             word_of_token.append(None)
             continue
-        span = next(i for i, (s, e) in enumerate(spans) if s <= start < e)
+        # the first word ending after the piece starts (a piece with its leading space, as in
+        # byte-level tokenizers, belongs to the word after that space)
+        span = bisect.bisect_right(ends, start)
         word_of_token.append(word_of_span.setdefault(span, len(word_of_span)))
     words = [text[slice(*spans[span])] for span in word_of_span]
     ids = batch["input_ids"]

@@ -189,9 +189,9 @@ def _word_ablation(model, encoded, target, baseline, p):
 
 @register_text_method(
     "attention_rollout", "Attention rollout",
-    "attention flowing from [CLS] (or, for a mean-pooled model, from all tokens) to each token through all layers (Abnar & Zuidema 2020): heads "
-    "averaged, identity added for the residual, rows renormalised, layers multiplied; "
-    "the same for every class", signed=lambda p: False)
+    "attention flowing from [CLS] (for a mean-pooled model, from all tokens) to each token through "
+    "all layers (Abnar & Zuidema 2020): heads averaged, identity added for the residual, rows "
+    "renormalised, layers multiplied; the same for every class", signed=lambda p: False)
 def _attention_rollout(model, encoded, target, baseline, p):
     maps, _, _ = attention_and_gradients(model, encoded, target)
     return token_scores(rollout(maps), encoded, pooling_of(model)), None
@@ -200,7 +200,8 @@ def _attention_rollout(model, encoded, target, baseline, p):
 @register_text_method(
     "attention_relevance", "Attention relevance (Chefer)",
     "attention weighted by its gradient for the target, positive part, averaged over heads and "
-    "accumulated over layers (Chefer et al. 2021); the row of [CLS] (mean of rows for a mean-pooled model)", signed=lambda p: False)
+    "accumulated over layers (Chefer et al. 2021); the row of [CLS] (the mean of rows for a "
+    "mean-pooled model)", signed=lambda p: False)
 def _attention_relevance(model, encoded, target, baseline, p):
     maps, grads, _ = attention_and_gradients(model, encoded, target)
     return token_scores(relevance(maps, grads), encoded, pooling_of(model)), None
