@@ -250,7 +250,7 @@ with tab_views[0]:
                 with column:
                     show_gallery(gallery, sign, opacity, key=f"explain.grid.{gallery.loaded.run_id}")
     if explain_text.is_vit(loaded.model):
-        explain_text.show_vit(loaded, inputs, captions)
+        explain_text.show_vit(loaded, inputs, captions, masks, baseline)
 
 with tab_views[1]:
     if not methods:

@@ -12,7 +12,11 @@ from dlx import charts_attention as charts
 from dlx.charts_explain import faithfulness_curves
 from dlx.errors import DlxError
 from dlx.explain.attention import (Encoded, agreement, attention_and_gradients, encode, merge_attention,
-                                   merge_tokens, pooling_of, relevance, rollout, token_scores, vit_maps)
+                                   merge_tokens, pooling_of, relevance, rollout, token_scores, vit_maps,
+                                   vit_rollout_pixels)
+from dlx.explain.baselines import make_baseline
+from dlx.explain.faithfulness import deletion_insertion
+from dlx.explain.localisation import mask_mass, pointing_game
 from dlx.explain.models_cache import LoadedRun
 from dlx.explain.text_methods import TEXT_METHODS, explain_text
 from dlx.explain.text_scores import TEXT_METRICS, score_text_methods
@@ -183,8 +187,10 @@ def _scores(loaded: LoadedRun, has_rationale: bool) -> None:
     st.plotly_chart(faithfulness_curves(grid, deletion, insertion), key="explain.text.curves", config=CHART)
 
 
-def show_vit(loaded: LoadedRun, inputs: torch.Tensor, captions: list[str]) -> None:
-    """Per-head [CLS] attention of a chosen layer and the rollout, over each sample's image."""
+def show_vit(loaded: LoadedRun, inputs: torch.Tensor, captions: list[str], masks: torch.Tensor | None,
+             baseline: str) -> None:
+    """Per-head [CLS] attention of a chosen layer and the rollout over each sample's image, and the
+    rollout scored with the image metrics against a random map."""
     layers = sum(isinstance(m, nn.MultiheadAttention) for m in loaded.model.modules())
     st.markdown("**Attention** — what [CLS] (which the ViT classifies from) looks at, per head, and the "
                 "attention rollout across all layers (Abnar & Zuidema 2020), on the patch grid.")
@@ -198,3 +204,24 @@ def show_vit(loaded: LoadedRun, inputs: torch.Tensor, captions: list[str]) -> No
         picture = image.numpy()
         picture = (picture - picture.min()) / ((picture.max() - picture.min()) or 1.0)
         st.plotly_chart(charts.vit_overlays(picture, grids, cols=len(grids)), key=f"explain.vit.{i}", config=CHART)
+    try:
+        with loaded.lock:
+            pixels = vit_rollout_pixels(loaded.model, inputs)
+            targets = loaded.predict(inputs).argmax(1)
+            base = make_baseline(baseline, inputs, loaded.meta.mean)
+            random = torch.rand(pixels.shape, generator=torch.Generator().manual_seed(0))
+            rows = []
+            for name, values in (("Attention rollout", pixels), ("Random", random)):
+                curves = deletion_insertion(loaded.model, inputs, values, targets, base)
+                row = {"map": name, "Deletion AUC ↓": float(curves.deletion_auc.mean()),
+                       "Insertion AUC ↑": float(curves.insertion_auc.mean())}
+                if masks is not None:
+                    row["Mass in mask ↑"] = float(mask_mass(values, masks).mean())
+                    row["Pointing game ↑"] = float(pointing_game(values, masks).mean())
+                rows.append(row)
+    except DlxError as err:
+        st.error(str(err), icon=":material/error:")
+        return
+    st.markdown("**Rollout scored** on these samples (predicted class; the baseline chosen above), "
+                "against a random map:")
+    st.dataframe(rows, hide_index=True, key="explain.vit.scores")

@@ -174,3 +174,21 @@ def test_charts_draw_every_head_and_escape_the_sentence(tiny):
     snippet = coloured_sentence(e.words, np.array([-1.0, 0.5]))
     assert "&lt;b&gt;good&lt;/b&gt;" in snippet and "<b>" not in snippet
     assert "rgba(33,102,172,0.850)" in snippet  # the strongest word, against the target: full blue
+
+
+def test_vit_rollout_spreads_each_patch_over_its_pixels_for_the_image_metrics():
+    from dlx.explain.faithfulness import deletion_insertion
+    from dlx.explain.localisation import mask_mass
+    from dlx.explain.attention import vit_rollout_pixels
+
+    torch.manual_seed(0)
+    model = vit(DatasetMeta("digits", "image", tuple("0123456789"), (1, 8, 8))).eval()
+    images = torch.rand(3, 1, 8, 8)
+    pixels = vit_rollout_pixels(model, images)
+    assert pixels.shape == (3, 1, 8, 8)
+    grid = vit_maps(model, images[1])["rollout"]
+    torch.testing.assert_close(pixels[1, 0, 2:4, 4:6], grid[1, 2].expand(2, 2))  # patch (1, 2): 2x2 pixels
+    curves = deletion_insertion(model, images, pixels, torch.zeros(3, dtype=torch.long), torch.zeros_like(images),
+                                steps=4)
+    assert curves.deletion.shape == (3, 5)
+    assert mask_mass(pixels, torch.ones(3, 8, 8, dtype=torch.bool)).tolist() == pytest.approx([1.0] * 3)

@@ -207,3 +207,5 @@ def test_vit_run_page_shows_rollout_over_the_image(monkeypatch):
     overlays = [f for f in figures if any(t["type"] == "image" for t in f["data"])
                 and any(a.get("text") == "rollout" for a in f["layout"].get("annotations", []))]
     assert overlays  # one per sample: the image under the rollout and each head's [CLS] attention
+    scored, = [d for d in at.dataframe if "Attention rollout" in d.value.to_string()]
+    assert list(scored.value["map"]) == ["Attention rollout", "Random"]  # scored against a random map

@@ -320,3 +320,16 @@ def vit_maps(model: nn.Module, image: Tensor) -> dict[str, Tensor]:
     side = int(round((a.shape[-1] - 1) ** 0.5))
     heads = a[:, :, 0, 1:].reshape(*a.shape[:2], side, side)
     return {"heads": heads, "rollout": patch_grid(rollout(a)[0], side), "logits": logits[0].float().cpu()}
+
+
+def vit_rollout_pixels(model: nn.Module, images: Tensor) -> Tensor:
+    """(N, 1, H, W): each image's [CLS] rollout with every patch's value spread over its pixels,
+    so the image metrics (deletion/insertion, mask mass, pointing game) score it like a Captum map."""
+    device = _device(model)
+    with torch.no_grad():
+        _, maps = vit_attention(model, images.to(device, torch.float32))
+    stacked = torch.stack(maps, dim=1).float().cpu()  # (N, L, heads, T, T)
+    side = int(round((stacked.shape[-1] - 1) ** 0.5))
+    grids = torch.stack([patch_grid(rollout(one)[0], side) for one in stacked])  # (N, g, g)
+    height, width = images.shape[-2:]
+    return grids.repeat_interleave(height // side, dim=1).repeat_interleave(width // side, dim=2)[:, None]
