@@ -11,7 +11,7 @@ MiniLM-L6 (6 layers x 12 heads = 72 maps), pretrained from the bundled package, 
 Each figure is the best of the repeats after a warm-up (on a shared machine noise only slows a
 call down); the ratio is dlx / direct (1.00 = no overhead).
 
-Run: python bench/bench_attention.py [--repeats 5]
+Run: python bench/bench_attention.py [--repeats 5] [--threads 1]
 """
 from __future__ import annotations
 
@@ -45,7 +45,11 @@ def best(call, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (0: torch's default); 1 gives steadier figures on a busy machine")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from transformers import AutoModelForSequenceClassification
 
     with quiet_transformers():

@@ -179,7 +179,9 @@ def rollout(maps: Tensor, head_fusion: Literal["mean", "max", "min"] = "mean", r
     connection (`residual` times I; 1.0 is the paper's 0.5 A + 0.5 I after renormalising), rows
     are renormalised to sum to 1, and the layers are multiplied, the last one on the left.
     """
-    fused = {"mean": maps.mean(dim=1), "max": maps.amax(dim=1), "min": maps.amin(dim=1)}[head_fusion]
+    if head_fusion not in ("mean", "max", "min"):
+        raise DlxError(f"head_fusion: {head_fusion!r} is not 'mean', 'max' or 'min'", field="head_fusion")
+    fused = getattr(maps, {"mean": "mean", "max": "amax", "min": "amin"}[head_fusion])(dim=1)
     eye = torch.eye(maps.shape[-1], dtype=maps.dtype)
     result = eye
     for layer in fused:
