@@ -192,6 +192,12 @@ def test_text_run_page_shows_model_view_head_view_and_coloured_words(monkeypatch
     assert not at.exception, [e.value for e in at.exception]
     bodies = " ".join(str(h.proto.body) for h in at.get("html"))
     assert "&lt;i&gt;good&lt;/i&gt;" in bodies and "<i>" not in bodies
+    # the methods scored on two test sentences, rationale scores included (the generated set has them)
+    at.number_input(key="explain.text.n").set_value(2).run()
+    at.button(key="explain.text.score").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    table, = [d.value for d in at.dataframe if "Rationale AUPRC ↑" in d.value.columns]
+    assert "Random" in set(table["method"]) and "Layer Integrated Gradients" in set(table["method"])
 
 
 def test_vit_run_page_shows_rollout_over_the_image(monkeypatch):
