@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from dlx import charts_attention as charts
+from dlx import settings
 from dlx.charts_explain import faithfulness_curves
 from dlx.errors import DlxError
 from dlx.explain.attention import (Encoded, agreement, attention_and_gradients, encode, merge_attention,
@@ -19,7 +20,11 @@ from dlx.explain.faithfulness import deletion_insertion
 from dlx.explain.localisation import mask_mass, pointing_game
 from dlx.explain.models_cache import LoadedRun
 from dlx.explain.text_methods import TEXT_METHODS, explain_text
-from dlx.explain.text_scores import TEXT_METRICS, score_text_methods
+from dlx.explain.jobs import failure_reason
+from dlx.explain.text_jobs import TextTask, find_text_job, run_text_task, submit_text_task, text_task_result
+from dlx.explain.text_scores import TEXT_METRICS, TextScores
+from dlx.jobs import ensure_worker
+from dlx.jobs.queue import ACTIVE
 
 CHART = {"displayModeBar": False}
 DEFAULT_METHODS = ["layer_integrated_gradients", "word_ablation", "attention_rollout"]
@@ -157,6 +162,8 @@ def _agreement(e: Encoded, maps: torch.Tensor, attributions: dict[str, torch.Ten
 
 
 def _scores(loaded: LoadedRun, has_rationale: bool) -> None:
+    """Methods scored on the first N test sentences, here or as a job on the worker; the result is
+    stored (a second look, or the worker's result, shows without recomputing)."""
     test = loaded.bundle.test
     st.markdown("**Faithfulness by word** on the first test sentences (each explained for its predicted class): "
                 "deletion and insertion curves, ERASER comprehensiveness and sufficiency"
@@ -166,25 +173,43 @@ def _scores(loaded: LoadedRun, has_rationale: bool) -> None:
     methods = a.multiselect("Methods to score", list(TEXT_METHODS), DEFAULT_METHODS, key="explain.text.score_methods",
                             format_func=lambda m: TEXT_METHODS[m].label)
     n = int(b.number_input("Sentences", 1, max(1, len(test.texts)), min(10, len(test.texts)), key="explain.text.n"))
-    if not methods or not st.button("Score the methods", key="explain.text.score"):
+    if not methods:
         return
-    model = loaded.model
-    max_length = getattr(model, "max_length", 128)
-    sentences = [encode(model.tokenizer, t, max_length) for t in test.texts[:n]]
-    rationale = test.extras.get("rationale")
-    rationales = None if rationale is None else [np.flatnonzero(r.numpy()).tolist() for r in rationale[:n]]
-    with st.spinner("Scoring..."), loaded.lock, torch.no_grad():
-        targets = [int(model(s.input_ids.to(loaded.device), s.attention_mask.to(loaded.device)).argmax())
-                   for s in sentences]
-    with st.spinner("Scoring..."), loaded.lock:
-        scores = score_text_methods(model, sentences, targets, methods, rationales)
+    try:
+        task = TextTask(run_id=loaded.run_id, methods=methods, n_samples=n, checkpoint=loaded.checkpoint)
+        result = text_task_result(loaded, task)
+        if result is None:
+            job = find_text_job(task)
+            if job is not None and job.status in ACTIVE:
+                st.progress(job.progress, text=f"job #{job.id} {job.status}: {job.progress:.0%}")
+                st.button("Refresh", key="explain.text.job_refresh")
+                return
+            if job is not None and job.status in ("failed", "cancelled"):
+                st.error(f"Job #{job.id} {job.status}: {failure_reason(job)}")
+            here, worker = st.columns(2)
+            if here.button("Score the methods here", key="explain.text.score"):
+                with st.spinner("Scoring..."):
+                    result = run_text_task(loaded, task)
+            elif worker.button("Score on the worker (GPU if any)", key="explain.text.job"):
+                submit_text_task(task)
+                if settings.autostart_worker():
+                    ensure_worker()
+                st.rerun()
+    except DlxError as err:
+        st.error(str(err), icon=":material/error:")
+        return
+    if result is not None:
+        _show_scores(result, "explain.text")
+
+
+def _show_scores(scores: TextScores, key: str) -> None:
     titles = [title for title, _ in TEXT_METRICS.values()]
-    st.dataframe(scores.table(), hide_index=True, key="explain.text.table",
+    st.dataframe(scores.table(), hide_index=True, key=f"{key}.table",
                  column_order=["rank", "method", *titles, "mean rank"],
                  column_config={t: st.column_config.NumberColumn(t, format="%.3f") for t in titles})
     grid, deletion = scores.grid_curves("deletion")
     _, insertion = scores.grid_curves("insertion")
-    st.plotly_chart(faithfulness_curves(grid, deletion, insertion), key="explain.text.curves", config=CHART)
+    st.plotly_chart(faithfulness_curves(grid, deletion, insertion), key=f"{key}.curves", config=CHART)
 
 
 def show_vit(loaded: LoadedRun, inputs: torch.Tensor, captions: list[str], masks: torch.Tensor | None,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -172,6 +172,32 @@ class TextScores:
             row["rank"] = position
         return rows
 
+    def to_tensors(self) -> dict[str, Tensor]:
+        """Flat tensors for the cache; curves of sentences of different lengths padded with NaN."""
+        tensors = {}
+        for method, metrics in self.metrics.items():
+            for metric, values in metrics.items():
+                tensors[f"metric/{method}/{metric}"] = torch.tensor(values, dtype=torch.float64)
+            for which in ("deletion", "insertion"):
+                curves = getattr(self, which)[method]
+                padded = torch.full((len(curves), max(len(c) for c in curves)), float("nan"), dtype=torch.float64)
+                for i, c in enumerate(curves):
+                    padded[i, :len(c)] = torch.as_tensor(c)
+                tensors[f"{which}/{method}"] = padded
+        return tensors
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Tensor]) -> "TextScores":
+        scores = cls()
+        for name, values in tensors.items():
+            kind, method, *metric = name.split("/")
+            if kind == "metric":
+                scores.metrics.setdefault(method, {})[metric[0]] = values.tolist()
+            else:
+                rows = values.numpy()
+                getattr(scores, kind)[method] = [row[~np.isnan(row)] for row in rows]
+        return scores
+
     def grid_curves(self, which: str = "deletion", points: int = 11) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Each sentence's curve on a common grid of fractions (sentences differ in length):
         the grid and, per method label, an (N, points) array."""
@@ -186,9 +212,11 @@ def text_label(method: str) -> str:
 
 def score_text_methods(model: nn.Module, sentences: Sequence[Encoded], targets: Sequence[int],
                        methods: Sequence[str], rationales: Sequence[Sequence[int]] | None = None,
-                       k: int = 3, params: dict[str, dict[str, Any]] | None = None, seed: int = 0) -> TextScores:
+                       k: int = 3, params: dict[str, dict[str, Any]] | None = None, seed: int = 0,
+                       progress: Callable[[float], None] | None = None) -> TextScores:
     """Every method (and a random ranking) on every sentence: faithfulness, and rationale scores
-    where rationales (word indices of `text.split()`) are given. Targets are usually the predictions."""
+    where rationales (word indices of `text.split()`) are given. Targets are usually the predictions.
+    `progress` hears the share of sentences done."""
     if rationales is not None and len(rationales) != len(sentences):
         raise DlxError(f"rationales: {len(rationales)} for {len(sentences)} sentences", field="rationales")
     scores = TextScores()
@@ -208,4 +236,6 @@ def score_text_methods(model: nn.Module, sentences: Sequence[Encoded], targets: 
                 mask = rationale_mask(encoded, rationales[i])
                 scores.add(method, "rationale_recall", recall_at_k(words, mask, k))
                 scores.add(method, "rationale_auprc", average_precision(words, mask))
+        if progress is not None:
+            progress((i + 1) / len(sentences))
     return scores
