@@ -19,7 +19,7 @@ from dlx.explain.baselines import make_baseline
 from dlx.explain.faithfulness import deletion_insertion
 from dlx.explain.localisation import mask_mass, pointing_game
 from dlx.explain.models_cache import LoadedRun
-from dlx.explain.text_methods import TEXT_METHODS, explain_text
+from dlx.explain.text_methods import TEXT_METHODS, explain_text_cached
 from dlx.explain.jobs import failure_reason
 from dlx.explain.text_jobs import TextTask, find_text_job, run_text_task, submit_text_task, text_task_result
 from dlx.explain.text_scores import TEXT_METRICS, TextScores
@@ -124,8 +124,7 @@ def _attributions(loaded: LoadedRun, e: Encoded, target: int, how: str | None) -
     out = {}
     for method in methods:
         try:
-            with loaded.lock:
-                result = explain_text(method, loaded.model, e, target)
+            result = explain_text_cached(loaded, e, method, target)
         except DlxError as err:
             st.error(str(err), icon=":material/error:")
             continue

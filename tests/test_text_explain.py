@@ -247,3 +247,22 @@ def test_text_task_is_checked_before_it_is_queued():
     with pytest.raises(DlxError) as error:
         submit_text_task(TextTask(run_id=1, methods=["saliency"], params={"saliency": {"mode": "cube"}}))
     assert error.value.field == "saliency.mode"
+
+
+def test_a_sentence_explained_twice_is_read_back_from_the_cache():
+    from dlx.explain.models_cache import get_loaded_run
+    from dlx.explain.text_methods import explain_text_cached
+    from tests.conftest import train_in_process
+
+    run_id = train_in_process({"dataset": "sentiment", "model": "transformer", "epochs": 1, "batch_size": 64,
+                               "model_options": {"layers": 1, "heads": 2, "hidden": 16, "max_length": 24},
+                               "device": "cpu"})
+    loaded = get_loaded_run(run_id)
+    e = encode(loaded.model.tokenizer, "the plot was never dull", 24)
+    first = explain_text_cached(loaded, e, "layer_integrated_gradients", 1, n_steps=20)
+    loaded.model.head.weight.data.zero_()  # were it recomputed, every attribution would now be 0
+    second = explain_text_cached(loaded, e, "layer_integrated_gradients", 1, n_steps=20)
+    assert torch.equal(first.values, second.values) and first.values.abs().sum() > 0
+    assert second.delta == pytest.approx(first.delta) and second.seconds == pytest.approx(first.seconds)
+    other = explain_text_cached(loaded, e, "layer_integrated_gradients", 0, n_steps=20)  # another target
+    assert other.values.abs().sum() == 0
