@@ -1,11 +1,10 @@
 """Attention of transformer models: every layer x head, rollout, gradient-weighted relevance.
 
 All functions work on one sentence (or one image) at a time, the way the Explain page shows
-them. A text model is anything called as `model(input_ids=..., attention_mask=...,
-output_attentions=True)` that returns `.logits` and `.attentions` (transformers' models with
-`attn_implementation="eager"`), or a model with dlx's text interface (`forward(input_ids,
-attention_mask) -> logits` and `.attentions(...)`); see `text_forward`. The attention maps come
-back in the autograd graph, so the relevance rule can take their gradients.
+them. A text model is dlx's TextClassifier (dlx.models.text_base: a transformers encoder as
+`.encoder`, eager attention) or any transformers classifier; see `text_forward`. The attention
+maps come from the same forward pass as the logits, in the autograd graph, so the relevance rule
+can take their gradients.
 
 Word pieces are merged into words with the tokenizer's character offsets: a word is a
 whitespace-separated run of the text, so "can't" or "good!" stay one word whatever the tokenizer
