@@ -94,24 +94,26 @@ def token_bars(scores_by_name: dict[str, np.ndarray], labels: Sequence[str]) -> 
     return fig
 
 
-def _colour(value: float, top: float, signed: bool) -> str:
-    """Red for evidence for the target, blue against (white at zero); unsigned scores in red."""
-    strength = min(1.0, abs(value) / top) if top > 0 else 0.0
-    if signed and value < 0:
-        return f"rgba(33,102,172,{0.85 * strength:.3f})"
-    return f"rgba(178,24,43,{0.85 * strength:.3f})"
+def _colour(strength: float, against: bool) -> str:
+    """Red for evidence for the target, blue against; `strength` in [0, 1] sets the opacity."""
+    return f"rgba(33,102,172,{0.85 * strength:.3f})" if against else f"rgba(178,24,43,{0.85 * strength:.3f})"
 
 
 def coloured_sentence(words: Sequence[str], values: np.ndarray, signed: bool = True) -> str:
     """The sentence as HTML spans, each word's background coloured by its attribution.
 
-    Words are escaped (a sentence is user input); the scale is symmetric around zero and fixed by
-    the largest magnitude, said in each word's tooltip.
+    Words are escaped (a sentence is user input). A signed map uses a scale symmetric around zero
+    fixed by the largest magnitude; an unsigned one (rollout: all positive, nearly even) runs from
+    its smallest to its largest value, so its differences show. Each word's tooltip has its value.
     """
-    top = float(np.abs(values).max()) if len(values) else 0.0
-    spans = [f'<span title="{float(v):+.4f}" style="background:{_colour(float(v), top, signed)};'
-             f'padding:1px 3px;margin:1px;border-radius:3px;display:inline-block">{html.escape(w)}</span>'
-             for w, v in zip(words, values)]
+    values = np.asarray(values, dtype=float)
+    low = 0.0 if signed or not len(values) else float(values.min())
+    top = float(np.abs(values).max() if signed else values.max() - low) if len(values) else 0.0
+    spans = []
+    for w, v in zip(words, values):
+        strength = min(1.0, (abs(v) if signed else v - low) / top) if top > 0 else 0.0
+        spans.append(f'<span title="{v:+.4f}" style="background:{_colour(strength, signed and v < 0)};'
+                     f'padding:1px 3px;margin:1px;border-radius:3px;display:inline-block">{html.escape(w)}</span>')
     return f'<div style="line-height:2;font-size:1.05em">{" ".join(spans)}</div>'
 
 

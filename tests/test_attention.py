@@ -192,3 +192,9 @@ def test_vit_rollout_spreads_each_patch_over_its_pixels_for_the_image_metrics():
                                 steps=4)
     assert curves.deletion.shape == (3, 5)
     assert mask_mass(pixels, torch.ones(3, 8, 8, dtype=torch.bool)).tolist() == pytest.approx([1.0] * 3)
+
+
+def test_unsigned_scores_are_coloured_from_their_smallest_to_their_largest():
+    snippet = coloured_sentence(["a", "b", "c"], np.array([0.30, 0.31, 0.32]), signed=False)
+    assert "rgba(178,24,43,0.000)" in snippet and "rgba(178,24,43,0.850)" in snippet
+    assert "rgba(33,102,172" not in snippet
