@@ -40,7 +40,8 @@ LABELS = {"dataset": "Data set", "model": "Model", "model_options": "Model optio
           "download": "Download", "experiment": "Experiment", "name": "Run name", "sweep": "Sweep name"}
 
 # Settings that learn each pairing quickly (measured on a 2-core CPU: digits CNN 0.96 test
-# accuracy in 3 epochs, tables above 0.93 in a few seconds). Looked up most specific first:
+# accuracy in 3 epochs, tables above 0.93 in a few seconds; sentiment: MiniLM 0.99 in 1 epoch,
+# the small transformer 0.93 in 3; digits ViT 0.85 in 10). Looked up most specific first:
 # (data set, model), then (data set kind, model); anything else keeps RunConfig's defaults.
 DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("image", "cnn"): {"optimizer": "adam", "lr": 3e-3, "schedule": "onecycle", "batch_size": 32,
