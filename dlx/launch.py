@@ -40,7 +40,8 @@ LABELS = {"dataset": "Data set", "model": "Model", "model_options": "Model optio
           "download": "Download", "experiment": "Experiment", "name": "Run name", "sweep": "Sweep name"}
 
 # Settings that learn each pairing quickly (measured on a 2-core CPU: digits CNN 0.96 test
-# accuracy in 3 epochs, tables above 0.93 in a few seconds). Looked up most specific first:
+# accuracy in 3 epochs, tables above 0.93 in a few seconds; sentiment: MiniLM 0.99 in 1 epoch,
+# the small transformer 0.93 in 3; digits ViT 0.85 in 10). Looked up most specific first:
 # (data set, model), then (data set kind, model); anything else keeps RunConfig's defaults.
 DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("image", "cnn"): {"optimizer": "adam", "lr": 3e-3, "schedule": "onecycle", "batch_size": 32,
@@ -51,6 +52,12 @@ DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
                             "epochs": 2},
     ("table", "mlp"): {"optimizer": "adam", "lr": 1e-2, "schedule": "onecycle", "batch_size": 16,
                        "epochs": 30},
+    ("image", "vit"): {"optimizer": "adam", "lr": 3e-3, "schedule": "onecycle", "batch_size": 32,
+                       "epochs": 10},
+    ("text", "minilm"): {"optimizer": "adamw", "lr": 3e-4, "schedule": "onecycle", "batch_size": 32,
+                         "epochs": 1},
+    ("text", "transformer"): {"optimizer": "adam", "lr": 3e-3, "schedule": "onecycle", "batch_size": 32,
+                              "epochs": 3},
     ("breast_cancer", "mlp"): {"lr": 3e-3, "batch_size": 32, "epochs": 20},
     ("mnist", "cnn"): {"batch_size": 128, "epochs": 3},
     ("fashion_mnist", "cnn"): {"batch_size": 128, "epochs": 5},
