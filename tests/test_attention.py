@@ -149,7 +149,7 @@ def test_agreement_is_one_for_a_head_looking_where_the_attributions_point(tiny):
 
 def test_vit_attention_equals_the_models_own_and_rolls_out_on_the_patch_grid():
     torch.manual_seed(0)
-    model = vit(DatasetMeta("digits", "image", tuple("0123456789"), (1, 8, 8))).eval()
+    model = vit(DatasetMeta("digits", "image", tuple("0123456789"), (1, 8, 8)), layers=4).eval()
     x = torch.rand(1, 1, 8, 8)
     logits, maps = vit_attention(model, x)
     with torch.no_grad():
@@ -182,7 +182,7 @@ def test_vit_rollout_spreads_each_patch_over_its_pixels_for_the_image_metrics():
     from dlx.explain.attention import vit_rollout_pixels
 
     torch.manual_seed(0)
-    model = vit(DatasetMeta("digits", "image", tuple("0123456789"), (1, 8, 8))).eval()
+    model = vit(DatasetMeta("digits", "image", tuple("0123456789"), (1, 8, 8)), layers=4).eval()
     images = torch.rand(3, 1, 8, 8)
     pixels = vit_rollout_pixels(model, images)
     assert pixels.shape == (3, 1, 8, 8)
