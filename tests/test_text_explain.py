@@ -126,7 +126,7 @@ def test_layer_ig_finds_the_rationale_of_a_trained_model_on_the_generated_set():
     model = transformer(bundle.meta, layers=2, heads=2, hidden=32, max_length=24, dropout=0.0)
     train = tokenize_split(bundle.train, model.tokenizer, 24)
     optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(3):
+    for _ in range(4):  # 4 epochs: test accuracy 1.0, rationale in the top 3 for 36 of 40 (3 epochs: 33)
         for rows in torch.randperm(len(train.y)).split(64):
             ids, mask = crop(train.x[rows], train.attention_mask[rows])
             loss = torch.nn.functional.cross_entropy(model(ids, mask), train.y[rows])
