@@ -17,7 +17,7 @@ from dlx.explain.scoring import METRICS, label, scores_cached
 from dlx.explain.uploads import read_image
 from dlx.jobs import ensure_worker
 from dlx.jobs.queue import ACTIVE, get_job
-from pages import enter_frame
+from pages import enter_frame, explain_text
 
 enter_frame()
 
@@ -164,6 +164,9 @@ except DlxError as err:
     st.error(str(err), icon=":material/error:")
     st.stop()
 meta = loaded.meta
+if meta.kind == "text":  # transformers' views: pages/explain_text.py
+    explain_text.show_text(loaded)
+    st.stop()
 available = available_methods(loaded.model, meta.kind)
 methods = top_methods.multiselect("Methods", available, [m for m in DEFAULTS[meta.kind] if m in available],
                                   format_func=lambda m: METHODS[m].label,
@@ -255,6 +258,8 @@ with tab_views[0]:
                 with column:
                     show_gallery(gallery, sign, opacity, key=f"explain.grid.{gallery.loaded.run_id}",
                                  columns=per_line)
+    if explain_text.is_vit(loaded.model):
+        explain_text.show_vit(loaded, inputs, captions, masks, baseline)
 
 with tab_views[1]:
     if not methods:

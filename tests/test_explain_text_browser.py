@@ -1,0 +1,46 @@
+"""The Explain page in a real browser for a text run and a ViT run: model view grid, head view,
+coloured words, and the rollout over the image, with no exception box."""
+from __future__ import annotations
+
+import pytest
+
+from tests.browser import open_page, snapshot
+from tests.conftest import train_in_process
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def open_explain(page, url: str, run_id: int) -> None:
+    open_page(page, url, "Launch a training run")
+    open_page(page, f"{url}/explain?run={run_id}", "Explain")
+
+
+def test_text_run_shows_model_view_head_view_and_coloured_words(dlx_home, app_server, browser_page, artifacts_dir):
+    run_id = train_in_process({"dataset": "sentiment", "model": "transformer", "epochs": 1, "batch_size": 64,
+                               "model_options": {"layers": 2, "heads": 2, "hidden": 16, "max_length": 24},
+                               "device": "cpu"})
+    page = browser_page
+    open_explain(page, app_server.url, run_id)
+    page.get_by_text("Model view").wait_for(timeout=120_000)
+    model_view = page.locator(".js-plotly-plot").first
+    model_view.locator("g.hm").nth(3).wait_for(state="attached")  # 2 layers × 2 heads
+    assert model_view.locator("g.hm").count() == 4
+    page.get_by_text("Head view").wait_for()
+    assert page.locator(".js-plotly-plot").filter(has_text="head 0").count() >= 1
+    page.get_by_role("tab", name="Token attributions").click()
+    page.get_by_text("Layer Integrated Gradients").first.wait_for(timeout=60_000)
+    assert page.locator("span[title]").count() > 3  # the words, each coloured, with its value
+    assert page.get_by_test_id("stException").count() == 0
+    snapshot(page, artifacts_dir / "explain-text-page.png")
+
+
+def test_vit_run_shows_rollout_over_the_image(dlx_home, app_server, browser_page, artifacts_dir):
+    run_id = train_in_process({"dataset": "digits", "model": "vit", "epochs": 1, "device": "cpu",
+                               "model_options": {"layers": 2, "heads": 2, "hidden": 16, "mlp": 32}})
+    page = browser_page
+    open_explain(page, app_server.url, run_id)
+    page.get_by_text("Rollout scored").wait_for(timeout=180_000)
+    overlays = page.locator(".js-plotly-plot").filter(has_text="rollout")
+    assert overlays.count() >= 1 and overlays.first.locator("g.hm").count() >= 1
+    assert page.get_by_test_id("stException").count() == 0
+    snapshot(page, artifacts_dir / "explain-vit-page.png")
