@@ -1,6 +1,8 @@
 """ORM models: experiments, runs and what they log, the job queue, workers, cached explanations."""
 from __future__ import annotations
 
+import json
+import math
 from datetime import datetime, timezone
 from typing import Any
 
@@ -52,12 +54,37 @@ class Run(Base):
     tags: Mapped[list[Tag]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
 
+def param_number(value: str | None) -> float | None:
+    """A parameter's stored text as a number where it is one (JSON int or float), else None.
+
+    Kept in its own column so filters and sorts compare parameters numerically in SQL, with an index.
+    """
+    if value is None:
+        return None
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return None
+    if isinstance(decoded, bool) or not isinstance(decoded, (int, float)):
+        return None
+    number = float(decoded)
+    return number if math.isfinite(number) else None
+
+
+def _param_number_default(context) -> float | None:
+    return param_number(context.get_current_parameters().get("value"))
+
+
 class Param(Base):
+    """A run's parameter; `number` is filled from `value` on insert (parameters are replaced, never updated)."""
+
     __tablename__ = "params"
+    __table_args__ = (Index("ix_params_key_number", "key", "number"),)
 
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+    number: Mapped[float | None] = mapped_column(Float, default=_param_number_default)
 
 
 class Tag(Base):
@@ -80,6 +107,39 @@ class Metric(Base):
     step: Mapped[int] = mapped_column(Integer)
     value: Mapped[float | None] = mapped_column(Float)  # NaN is stored as NULL by SQLite
     time: Mapped[float] = mapped_column(Float)  # unix seconds
+
+
+class RunSummary(Base):
+    """A run's final value of each metric (at its last step) with its min and max, kept up to date
+    by the tracking flush, so tables, filters and sorts over many runs never read histories."""
+
+    __tablename__ = "run_summaries"
+    __table_args__ = (Index("ix_run_summaries_key_last", "key", "last"),)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer)  # the last step logged
+    last: Mapped[float | None] = mapped_column(Float)  # the value at that step (NULL: NaN)
+    min: Mapped[float | None] = mapped_column(Float)  # over the values logged, NaN left out
+    max: Mapped[float | None] = mapped_column(Float)
+
+
+class MetricBlock(Base):
+    """Each metric of a run per block of BLOCK_STEPS steps (block = step // BLOCK_STEPS): its last point,
+    min and max, kept by the tracking flush, so a chart of a long history reads 50x fewer rows."""
+
+    __tablename__ = "metric_blocks"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    block: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_step: Mapped[int] = mapped_column(Integer)
+    last: Mapped[float | None] = mapped_column(Float)
+    min: Mapped[float | None] = mapped_column(Float)
+    max: Mapped[float | None] = mapped_column(Float)
+
+
+BLOCK_STEPS = 50
 
 
 class Artifact(Base):

@@ -50,6 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     runs.add_argument("--json", action="store_true")
     runs.add_argument("--status", action="append", default=None, choices=RUN_STATUSES,
                       help="only runs in this state (repeat for several)")
+    runs.add_argument("--filter", default=None, metavar="EXPR",
+                      help="an expression over run fields, params and final metrics, e.g. "
+                      "'lr < 0.01 and val_acc > 0.9' or 'status = \"failed\" or model in (\"cnn\", \"mlp\")'")
+    runs.add_argument("--sort", default=None, metavar="KEY",
+                      help="a run field, param or metric (its final value); ascending unless --desc")
+    runs.add_argument("--desc", action="store_true", help="sort descending")
+    runs.add_argument("--limit", type=int, default=500, help="at most this many runs (default 500)")
+    runs.add_argument("--offset", type=int, default=0, help="skip this many runs first (paging)")
 
     cancel = sub.add_parser("cancel", help="cancel a run (a job's, or end a script's run)")
     cancel.add_argument("run", type=int)
@@ -237,17 +245,24 @@ def cmd_runs(args) -> int:
     from dlx.jobs.queue import reap_stale
 
     reap_stale()  # runs whose process died are shown failed, not running
-    runs = store.list_runs(status=args.status)
+    chosen = dict(status=args.status, filter=args.filter)
+    runs = store.list_runs(**chosen, sort=args.sort, descending=args.desc if args.sort else True,
+                           limit=args.limit, offset=args.offset)
+    total = store.count_runs(**chosen)
     rows = [{"id": r.id, "status": r.status, "dataset": r.dataset, "model": r.model,
              "sweep": r.sweep, "params": {k: store.decode_param(v) for k, v in r.params.items()},
-             "test_acc": r.summary.get("test_acc"), "val_acc": r.summary.get("val_acc"),
+             "test_acc": r.metrics.get("test_acc", r.summary.get("test_acc")),
+             "val_acc": r.metrics.get("val_acc", r.summary.get("val_acc")), "metrics": r.metrics,
              "error": r.error, "created_at": r.created_at.isoformat()} for r in runs]
     store_line = f"store: {settings.database_label()}"  # ./dlx-data depends on the folder: say which
+    shown = (f"runs {args.offset + 1}-{args.offset + len(rows)} of {total}" if rows
+             else f"no runs here ({total} match)")
     if args.json:
         print(store_line, file=sys.stderr)
         print(json.dumps(rows, indent=2))
         return 0
     print(store_line)
+    print(shown)
     print(f"{'id':>5}  {'status':<10} {'dataset':<14} {'model':<9} {'test_acc':>8}  params")
     for r in rows:
         acc = "" if r["test_acc"] is None else f"{r['test_acc']:.4f}"

@@ -26,6 +26,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from db.engine import get_engine, session
 from db.models import Artifact, Experiment, Metric, Param, Tag, utcnow
+from dlx.summaries import update_summaries
 from db.models import Run as RunRow
 from dlx import settings
 from dlx.errors import DlxError
@@ -181,12 +182,14 @@ class Run:
                 raise
 
     def _insert(self, rows: list[tuple]) -> None:
+        """The points and the run's summary rows they change, in one transaction."""
         with self._engine.begin() as conn:
             if self._positional:
                 conn.exec_driver_sql(self._insert_sql, rows)
             else:
                 conn.execute(self._insert_sql, [dict(run_id=r[0], key=r[1], step=r[2], value=r[3],
                                                      time=r[4]) for r in rows])
+            update_summaries(conn, self.id, rows)
 
     def _split_refused(self, rows: list[tuple], err: Exception) -> list[list[tuple]]:
         """Halves of a refused batch to retry apart, or nothing where it cannot be written at all."""

@@ -24,6 +24,7 @@ def app_pages() -> list[st.Page]:
     return [
         st.Page("pages/launch.py", title="Launch", icon=":material/rocket_launch:", default=True),
         st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page("pages/explain.py", title="Explain", icon=":material/insights:"),
     ]
 

@@ -1,0 +1,67 @@
+"""Figures comparing runs: overlaid reduced curves with their min-max band, parallel coordinates, scatter."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from dlx.charts import smooth
+from dlx.compare import numeric
+from dlx.reduction import Reduced
+from dlx.store import RunInfo
+
+
+def overlay(series: dict[int, Reduced], labels: dict[int, str], colors: dict[int, str], key: str,
+            smoothing: float = 0.0, log_y: bool = False, height: int = 380) -> go.Figure:
+    """One line per run (each bucket's last value, optionally EMA-smoothed) over a faint min-max band,
+    so a spike shows even where the line is smoothed or reduced; the series' first point is drawn too."""
+    fig = go.Figure()
+    for run_id, reduced in series.items():
+        if not len(reduced):
+            continue
+        color = colors[run_id]
+        x = np.concatenate([[reduced.first_step], reduced.steps]) if reduced.first_step < reduced.steps[0] else reduced.steps
+        y = np.concatenate([[reduced.first], reduced.last]) if len(x) > len(reduced.steps) else reduced.last
+        band_x = np.concatenate([reduced.steps, reduced.steps[::-1]])
+        band_y = np.concatenate([reduced.max, reduced.min[::-1]])
+        fig.add_trace(go.Scatter(x=band_x, y=band_y, fill="toself", fillcolor=color, opacity=0.15,
+                                 line=dict(width=0), hoverinfo="skip", showlegend=False, legendgroup=str(run_id)))
+        fig.add_trace(go.Scatter(x=x, y=smooth(y, smoothing) if smoothing else y, mode="lines",
+                                 name=labels[run_id], line=dict(color=color, width=2), legendgroup=str(run_id),
+                                 hovertemplate="step %{x}: %{y:.4g}"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), title=key, xaxis_title="step",
+                      yaxis_type="log" if log_y else "linear", legend=dict(orientation="h"))
+    return fig
+
+
+def parallel_coordinates(runs: Sequence[RunInfo], table: dict[str, list[Any]], params: Sequence[str],
+                         metric: str, height: int = 380) -> go.Figure:
+    """Parameters to a chosen final metric, one line per run coloured by that metric; text values get ticks."""
+    dimensions = []
+    for key in params:
+        values = table[key]
+        if numeric(values):
+            dimensions.append(dict(label=key, values=[np.nan if v is None else v for v in values]))
+        else:
+            names = sorted({str(v) for v in values})
+            codes = [names.index(str(v)) for v in values]
+            dimensions.append(dict(label=key, values=codes, tickvals=list(range(len(names))), ticktext=names))
+    finals = [run.metrics.get(metric) for run in runs]
+    finals = [np.nan if v is None else v for v in finals]
+    dimensions.append(dict(label=metric, values=finals))
+    fig = go.Figure(go.Parcoords(dimensions=dimensions, line=dict(color=finals, colorscale="Viridis",
+                                                                  showscale=True)))
+    fig.update_layout(height=height, margin=dict(l=60, r=60, t=40, b=20))
+    return fig
+
+
+def scatter(runs: Sequence[RunInfo], values: Sequence[Any], param: str, metric: str,
+            colors: dict[int, str], height: int = 340) -> go.Figure:
+    """A parameter against a final metric, one point per run in its colour."""
+    finals = [run.metrics.get(metric) for run in runs]
+    fig = go.Figure(go.Scatter(x=[str(v) if not numeric(values) else v for v in values], y=finals, mode="markers",
+                               marker=dict(size=10, color=[colors.get(run.id, "#888") for run in runs]),
+                               text=[run.label for run in runs], hovertemplate="%{text}<br>%{x}: %{y:.4g}"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=param, yaxis_title=metric)
+    return fig

@@ -1,0 +1,136 @@
+"""Compare: filter, sort and page runs in SQL, pick several, and see their curves, differing parameters and finals.
+
+Everything the view shows is in the URL (?filter=...&sort=...&runs=1,2,3&metric=val_acc), so a link reopens it.
+"""
+import pandas as pd
+import streamlit as st
+
+from dlx import charts_compare, compare, export, store
+from dlx.errors import DlxError
+from pages import enter_frame
+
+enter_frame()
+
+PAGE_SIZES = (25, 50, 100, 500)
+BUCKETS = 800  # about a chart's width in pixels: one bucket per pixel
+DEFAULT_SELECTION = 10
+
+
+def url_value(name: str, default: str = "") -> str:
+    return st.query_params.get(name, default)
+
+
+def keep_in_url(**values: str) -> None:
+    """The view's state in the query string (empty values removed), so the address is shareable."""
+    for name, value in values.items():
+        if value:
+            st.query_params[name] = value
+        else:
+            st.query_params.pop(name, None)
+
+
+def url_runs() -> list[int]:
+    return [int(part) for part in url_value("runs").split(",") if part.strip().isdigit()]
+
+
+st.title("Compare runs")
+left, middle, right, size = st.columns([5, 2, 1, 1], vertical_alignment="bottom")
+expression = left.text_input("Filter", value=url_value("filter"), key="compare.filter",
+                             placeholder='lr < 0.01 and val_acc > 0.9 or status = "failed"',
+                             help="Run fields (status, model, dataset, experiment, sweep, id, created), parameters "
+                             "and final metrics; and, or, not, parentheses, = != < <= > >=, in (...); text in "
+                             "quotes; tag.NAME, param.NAME, metric.NAME to be explicit.")
+sort = middle.text_input("Sort by", value=url_value("sort"), key="compare.sort", placeholder="newest first",
+                         help="A run field, a parameter or a metric (its final value).")
+descending = right.toggle("Descending", value=url_value("desc", "1") == "1", key="compare.desc")
+page_size = size.selectbox("Per page", PAGE_SIZES, index=1, key="compare.page_size")
+keep_in_url(filter=expression.strip(), sort=sort.strip(), desc="" if descending else "0")
+
+try:
+    total = store.count_runs(filter=expression)
+    pages = max(1, -(-total // page_size))
+    page = st.number_input("Page", 1, pages, min(int(url_value("page", "1") or 1), pages), key="compare.page") \
+        if pages > 1 else 1
+    keep_in_url(page="" if page == 1 else str(page))
+    runs = store.list_runs(filter=expression, sort=sort.strip() or None, descending=descending,
+                           limit=page_size, offset=(page - 1) * page_size)
+except DlxError as err:
+    st.error(str(err), icon=":material/filter_alt_off:")
+    st.stop()
+
+if not runs:
+    st.info("No runs match." if total == 0 and expression.strip() else "No runs yet: launch one first.",
+            icon=":material/search_off:")
+    st.stop()
+
+differing_on_page, page_table = compare.param_table(runs)
+metric_keys = compare.shared_metric_keys([run.id for run in runs])[:6]
+frame = pd.DataFrame({
+    "id": [run.id for run in runs], "run": [run.name or f"{run.dataset}/{run.model}" for run in runs],
+    "status": [run.status for run in runs], "experiment": [run.experiment for run in runs],
+    **{key: [str(v) if v is not None else "" for v in page_table[key]] for key in differing_on_page[:8]},
+    **{key: [run.metrics.get(key) for run in runs] for key in metric_keys},
+})
+st.caption(f"Runs {(page - 1) * page_size + 1}–{(page - 1) * page_size + len(runs)} of {total:,}. "
+           "Select rows to compare them; with none selected, the ones in the link or the first ten are compared.")
+event = st.dataframe(frame, hide_index=True, on_select="rerun", selection_mode="multi-row", width="stretch",
+                     key="compare.table", height=min(400, 38 + 35 * len(frame)))
+picked = [int(frame.iloc[row]["id"]) for row in event.selection.rows]
+selected_ids = picked or url_runs() or [run.id for run in runs[:DEFAULT_SELECTION]]
+keep_in_url(runs=",".join(map(str, selected_ids)) if picked or url_runs() else "")
+selected = store.list_runs(ids=selected_ids, limit=None)
+selected.sort(key=lambda run: selected_ids.index(run.id))
+if not selected:
+    st.info("The runs in the link no longer exist.", icon=":material/search_off:")
+    st.stop()
+colors = compare.run_colors([run.id for run in selected])
+labels = {run.id: run.label for run in selected}
+
+st.subheader("Curves")
+keys = compare.shared_metric_keys([run.id for run in selected])
+if keys:
+    chosen = url_value("metric")
+    a, b, c = st.columns([3, 2, 1], vertical_alignment="bottom")
+    metric = a.selectbox("Metric", keys, index=keys.index(chosen) if chosen in keys else 0, key="compare.metric")
+    smoothing = b.slider("Smoothing (EMA)", 0.0, 0.99, float(url_value("smooth", "0") or 0), 0.01,
+                         key="compare.smooth")
+    log_y = c.toggle("Log scale", value=url_value("log") == "1", key="compare.log")
+    keep_in_url(metric=metric, smooth="" if smoothing == 0 else f"{smoothing:g}", log="1" if log_y else "")
+    reduced = store.reduced_history([run.id for run in selected], [metric], BUCKETS)
+    st.plotly_chart(charts_compare.overlay({run_id: r for (run_id, _), r in reduced.items()}, labels, colors,
+                                           metric, smoothing, log_y), key="compare.curves")
+    st.caption(f"Each line is a run's value at the end of each of up to {BUCKETS} step buckets; the band is "
+               "the bucket's min to max, so spikes show at any zoom.")
+else:
+    st.info("These runs have logged no metrics yet.", icon=":material/show_chart:")
+
+st.subheader("Parameters")
+differing, table = compare.param_table(selected)
+if differing:
+    params = pd.DataFrame({"parameter": differing, **{labels[run.id]: [str(table[k][i]) for k in differing]
+                                                      for i, run in enumerate(selected)}})
+    st.dataframe(params.style.set_properties(**{"background-color": "rgba(255, 189, 69, 0.25)"}),
+                 hide_index=True, width="stretch", key="compare.params")
+    st.caption(f"Only the {len(differing)} parameters that differ between these runs "
+               f"(of {len(table)}); the rest are the same.")
+else:
+    st.caption(f"All {len(table)} parameters are the same in these runs.")
+
+if differing and keys:
+    finals = [key for key in keys if any(run.metrics.get(key) is not None for run in selected)]
+    if finals:
+        target = st.selectbox("Final metric", finals, key="compare.final",
+                              index=finals.index(metric) if metric in finals else 0)
+        one, two = st.columns([3, 2])
+        one.plotly_chart(charts_compare.parallel_coordinates(selected, table, differing, target),
+                         key="compare.parallel")
+        param = two.selectbox("Parameter", differing, key="compare.scatter_param")
+        two.plotly_chart(charts_compare.scatter(selected, table[param], param, target, colors),
+                         key="compare.scatter")
+
+st.subheader("Export")
+if st.toggle("Prepare an export of these runs (parameters, final metrics, full histories)", key="compare.export"):
+    data = export.selection([run.id for run in selected])
+    x, y = st.columns(2)
+    x.download_button("Download CSV", export.to_csv(data), "runs.csv", "text/csv", key="compare.csv")
+    y.download_button("Download JSON", export.to_json(data), "runs.json", "application/json", key="compare.json")
