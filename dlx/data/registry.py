@@ -97,13 +97,11 @@ class Registry(dict):
         self._added = added
 
     def __contains__(self, name: object) -> bool:
-        if not dict.__contains__(self, name):
-            self.refresh()
+        self.refresh()
         return dict.__contains__(self, name)
 
     def __getitem__(self, name: str) -> DatasetEntry:
-        if not dict.__contains__(self, name):
-            self.refresh()
+        self.refresh()
         return dict.__getitem__(self, name)
 
     def __iter__(self):

@@ -75,13 +75,22 @@ class FolderSplit:
     y: torch.Tensor
     augmented: ImageFiles | None = None  # the training split's augmenting twin
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    _loaders: dict[tuple, DataLoader] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def loader(self, batch_size: int, device: torch.device, shuffle: bool = False,
                generator: torch.Generator | None = None, workers: int | None = None) -> DataLoader:
+        """One DataLoader per way of reading, kept, so its worker processes live across epochs."""
         workers = loader_workers() if workers is None else workers
+        key = (batch_size, device.type, shuffle, id(generator), workers)
+        if key not in self._loaders:
+            self._loaders[key] = self._new_loader(batch_size, device, shuffle, generator, workers)
+        return self._loaders[key]
+
+    def _new_loader(self, batch_size: int, device: torch.device, shuffle: bool,
+                    generator: torch.Generator | None, workers: int) -> DataLoader:
         return DataLoader(self.augmented if shuffle and self.augmented else self.dataset,
                           batch_size=batch_size, shuffle=shuffle, generator=generator,
                           num_workers=workers, persistent_workers=workers > 0,
