@@ -26,6 +26,7 @@ from dlx.errors import DlxError
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 DEFAULT_SIDE = 32
+AUGMENTATIONS = ("flip", "crop")  # training-only; a set with any of them streams (per-item randomness)
 FOLDER = "user_datasets"
 
 
@@ -62,11 +63,14 @@ def check_name(name: str) -> str:
     return name
 
 
-def import_image_archive(archive: Path, name: str, side: int = DEFAULT_SIDE,
+def import_image_archive(archive: Path, name: str, side: int = DEFAULT_SIDE, augment: tuple[str, ...] = (),
                          source: str | None = None) -> tuple[UserSet, list[str]]:
-    """Check an uploaded zip/tar of class folders and keep it as data set `name`; returns it and notes."""
+    """Check an uploaded zip/tar of class folders and keep it as data set `name`; returns it and notes.
+
+    `side`: the size images are resized to; `augment`: training-only transforms ("flip", "crop").
+    """
     name = check_name(name)
-    side = _check_side(side)
+    side, augment = _check_side(side), _check_augment(augment)
     extracted = extract_archive(archive, scratch())
     try:
         report = scan_image_folder(extracted)
@@ -78,22 +82,23 @@ def import_image_archive(archive: Path, name: str, side: int = DEFAULT_SIDE,
     finally:
         shutil.rmtree(extracted, ignore_errors=True)
     try:
-        user_set = _save_image_set(name, source or archive.name, target, True, report, side)
+        user_set = _save_image_set(name, source or archive.name, target, True, report, side, augment)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
     return user_set, report.notes()
 
 
-def import_image_folder(folder: Path, name: str, side: int = DEFAULT_SIDE) -> tuple[UserSet, list[str]]:
+def import_image_folder(folder: Path, name: str, side: int = DEFAULT_SIDE,
+                        augment: tuple[str, ...] = ()) -> tuple[UserSet, list[str]]:
     """Check a class-per-sub-folder image folder on the server and register it where it is."""
     name = check_name(name)
-    side = _check_side(side)
+    side, augment = _check_side(side), _check_augment(augment)
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DlxError(f"folder: {folder} is not a folder on the server", field="folder")
     report = scan_image_folder(folder.resolve())
-    return _save_image_set(name, str(folder), report.root, False, report, side), report.notes()
+    return _save_image_set(name, str(folder), report.root, False, report, side, augment), report.notes()
 
 
 def _check_side(side: int) -> int:
@@ -102,8 +107,16 @@ def _check_side(side: int) -> int:
     return int(side)
 
 
+def _check_augment(augment: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = set(augment) - set(AUGMENTATIONS)
+    if unknown:
+        raise DlxError(f"augment: unknown augmentation(s) {sorted(unknown)}; choose from {list(AUGMENTATIONS)}",
+                       field="augment")
+    return tuple(a for a in AUGMENTATIONS if a in augment)
+
+
 def _save_image_set(name: str, source: str, root: Path, owned: bool, report: FolderReport,
-                    side: int) -> UserSet:
+                    side: int, augment: tuple[str, ...]) -> UserSet:
     digest = hashlib.sha256()
     for relative, label in report.files:
         digest.update(f"{relative}\0{label}\0".encode())
@@ -112,7 +125,7 @@ def _save_image_set(name: str, source: str, root: Path, owned: bool, report: Fol
                 digest.update(chunk)
     details = {"files": report.files, "channels": report.channels, "side": side,
                "mean": list(report.mean), "std": list(report.std), "skipped": report.skipped,
-               "left_out": report.small_classes}
+               "left_out": report.small_classes, "augment": list(augment)}
     path = str(root.relative_to(settings.home())) if owned else str(root)
     return save_row(name, "image", source, path, owned, len(report.files), report.bytes, report.classes,
                     digest.hexdigest(), details)
