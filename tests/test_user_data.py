@@ -8,9 +8,10 @@ from dlx.data.user_sets import delete_user_set, get_user_set, import_image_archi
 from dlx.errors import DlxError
 from dlx.jobs import submit
 from dlx.launch import models_for
-from tests.conftest import wait_for
+from tests.conftest import train_in_process, wait_for
 from tests.test_archives import image_zip
 
+import numpy as np
 import pytest
 
 
@@ -62,3 +63,43 @@ def test_names_taken_or_malformed_are_refused(tmp_path):
         with pytest.raises(DlxError, match=match) as caught:
             import_image_archive(archive, name)
         assert caught.value.field == "name"
+
+
+def table_csv(rows: int = 60) -> bytes:
+    """Two informative features (one numeric with gaps, one categorical) and a label."""
+    lines = ["size,colour,label"]
+    for i in range(rows):
+        label = ("small", "large")[i % 2]
+        size = "" if i % 10 == 3 else str(1.0 + 5 * (i % 2) + (i % 7) / 10)
+        lines.append(f"{size},{('red', 'blue')[i % 2] if i % 5 else 'green'},{label}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_csv_table_is_encoded_imputed_reported_and_trains(tmp_path):
+    from dlx.data.tables import import_table
+
+    user_set, notes = import_table(table_csv(), "sizes", "label", "sizes.csv")
+    assert user_set.classes == ("large", "small") and user_set.rows == 60
+    present = [1.0 + 5 * (i % 2) + (i % 7) / 10 for i in range(60) if i % 10 != 3]
+    assert notes == [f"size: numeric; 6 missing → median {np.median(present):g}",
+                     "colour: categorical, one-hot over 3 values"]
+    assert DATASETS["sizes"].shape == (4,) and "mlp" in models_for("sizes")
+    run_id = train_in_process({"dataset": "sizes", "model": "mlp", "epochs": 20})
+    assert store.get_run(run_id).summary["test_acc"] >= 0.9
+
+
+@pytest.mark.parametrize("data, label, field, match", [
+    (b"", "label", "file", "is empty"),
+    (b"a,b\n1,x\n2,y\n", "label", "label_column", "no column 'label'; its columns are 'a', 'b'"),
+    (b"a,label\n1,x\n2,x\n3,x\n", "label", "label_column", "only the class 'x'"),
+    (b"a,label\n1,x\n2,y\nthree,x\n4,y\n5,x\n6,y\n", "label", "a", "mixes numbers and text \\(line 4: 'three'\\)"),
+    ("a,label\n1,ü\n".encode("latin-1"), "label", "file", "not UTF-8 text .*line 2"),
+    (b"a,label\n1,x\n2\n", "label", "file", "line 3 of t.csv has 1 fields"),
+    (b"a,label\n1,x\n2,\n", "label", "label_column", "line 3 of t.csv has no value in 'label'"),
+])
+def test_bad_csv_gets_a_message_naming_the_column_or_line(data, label, field, match):
+    from dlx.data.tables import import_table
+
+    with pytest.raises(DlxError, match=match) as caught:
+        import_table(data, "bad", label, "t.csv")
+    assert caught.value.field == field and get_user_set("bad") is None
