@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from dlx import settings
-from dlx.data.archives import extract_archive
+from dlx.data.archives import extract_archive, upload_limits
 from dlx.data.image_folders import FolderReport, scan_image_folder
 from dlx.data.registry import DATASETS, DataBundle, DatasetEntry, DatasetMeta, load_dataset
 from dlx.errors import DlxError
@@ -87,6 +87,22 @@ def import_image_archive(archive: Path, name: str, side: int = DEFAULT_SIDE, aug
         shutil.rmtree(target, ignore_errors=True)
         raise
     return user_set, report.notes()
+
+
+def import_uploaded_images(data: bytes, filename: str, name: str, side: int = DEFAULT_SIDE,
+                           augment: tuple[str, ...] = ()) -> tuple[UserSet, list[str]]:
+    """An archive's bytes (from the Data page) checked and kept; the uploaded file itself is never kept."""
+    limit = upload_limits().max_bytes
+    if len(data) > limit:
+        raise DlxError(f"upload: {filename} is {len(data):,} bytes, above DLX_UPLOAD_MAX_BYTES ({limit:,})",
+                       field="upload")
+    holder = Path(tempfile.mkdtemp(prefix="archive-", dir=_mkdir(scratch())))
+    try:
+        archive = holder / "upload"
+        archive.write_bytes(data)
+        return import_image_archive(archive, name, side, augment, source=Path(filename).name)
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
 
 
 def import_image_folder(folder: Path, name: str, side: int = DEFAULT_SIDE,
