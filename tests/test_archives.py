@@ -152,3 +152,15 @@ def test_not_an_archive_is_refused(dlx_home, tmp_path):
     path = tmp_path / "plain.zip"
     path.write_bytes(b"not a zip at all")
     refused(path, dlx_home, "neither a zip nor a tar")
+
+
+def test_refused_upload_from_the_page_leaves_neither_the_upload_nor_its_files(dlx_home, tmp_path):
+    from dlx.data.user_sets import import_uploaded_images
+
+    data = image_zip(tmp_path / "slip.zip", extra={"../evil.png": b"x"}).read_bytes()
+    with pytest.raises(DlxError, match="climbs out"):
+        import_uploaded_images(data, "slip.zip", "mine")
+    assert left_on_disk(dlx_home) == [] and get_user_set("mine") is None
+    user_set, _ = import_uploaded_images(image_zip(tmp_path / "ok.zip").read_bytes(), "ok.zip", "mine")
+    assert user_set.source == "ok.zip"
+    assert {p.parent.parent for p in left_on_disk(dlx_home)} == {user_set.path}  # only the kept images

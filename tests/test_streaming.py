@@ -50,6 +50,7 @@ def test_streamed_and_in_memory_sets_split_and_normalise_alike(tmp_path, monkeyp
     assert torch.equal(streamed.test.y, held.test.y)
     x = torch.cat([batch for batch, _ in streamed.test.loader(8, torch.device("cpu"), workers=0)])
     assert torch.allclose(x, held.test.x, atol=1e-6)
+    assert torch.equal(streamed.test.x, held.test.x)  # what the Explain page reads as the test samples
 
 
 def test_augmentation_applies_to_the_training_split_only(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,11 @@ class FolderSplit:
 
     def __len__(self) -> int:
         return len(self.dataset)
+
+    @cached_property
+    def x(self) -> torch.Tensor:
+        """The split decoded whole, for readers that want tensors (the Explain page's test samples)."""
+        return _decoded(self.dataset).x
 
     def loader(self, batch_size: int, device: torch.device, shuffle: bool = False,
                generator: torch.Generator | None = None, workers: int | None = None) -> DataLoader:
