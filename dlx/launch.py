@@ -42,7 +42,8 @@ LABELS = {"dataset": "Data set", "model": "Model", "model_options": "Model optio
           "download": "Download", "experiment": "Experiment", "name": "Run name", "sweep": "Sweep name"}
 
 # Settings that learn each pairing quickly (measured on a 2-core CPU: digits CNN 0.96 test
-# accuracy in 3 epochs, tables above 0.93 in a few seconds). Looked up most specific first:
+# accuracy in 3 epochs, tables above 0.93 in a few seconds; sentiment: MiniLM 0.99 in 1 epoch,
+# the small transformer 0.93 in 3; digits ViT 0.85 in 10). Looked up most specific first:
 # (data set, model), then (data set kind, model); anything else keeps RunConfig's defaults.
 DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("image", "cnn"): {"optimizer": "adam", "lr": 3e-3, "schedule": "onecycle", "batch_size": 32,
@@ -53,6 +54,12 @@ DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
                             "epochs": 2},
     ("table", "mlp"): {"optimizer": "adam", "lr": 1e-2, "schedule": "onecycle", "batch_size": 16,
                        "epochs": 30},
+    ("image", "vit"): {"optimizer": "adam", "lr": 3e-3, "schedule": "onecycle", "batch_size": 32,
+                       "epochs": 10},
+    ("text", "minilm"): {"optimizer": "adamw", "lr": 3e-4, "schedule": "onecycle", "batch_size": 32,
+                         "epochs": 1},
+    ("text", "transformer"): {"optimizer": "adam", "lr": 3e-3, "schedule": "onecycle", "batch_size": 32,
+                              "epochs": 3},
     ("breast_cancer", "mlp"): {"lr": 3e-3, "batch_size": 32, "epochs": 20},
     # The CNN sits at chance for two epochs before it finds the pattern: 3 epochs end there (0.37).
     # 8 epochs of batch 64 at 5e-3 reach 0.95-0.99 test accuracy over seeds 0-3 (1,600 images).

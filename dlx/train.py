@@ -7,6 +7,7 @@ read back every `LOG_EVERY` steps, so logging never stalls the GPU.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 
@@ -19,6 +20,7 @@ from dlx.checkpoints import checkpoint_metadata, copy_checkpoint, relative, save
 from dlx.config import RunConfig
 from dlx.data import DataBundle, Split, load_dataset
 from dlx.data.streaming import FolderSplit
+from dlx.data.text_tokens import crop, tokenize_split
 from dlx.devices import resolve_device
 from dlx.errors import DlxError
 from dlx.models import build_model
@@ -34,7 +36,7 @@ def seed_everything(seed: int) -> None:
 
 
 def make_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
-    params = model.parameters()
+    params = [p for p in model.parameters() if p.requires_grad]  # frozen layers (freeze_layers) stay out
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
                                weight_decay=config.weight_decay)
@@ -55,9 +57,30 @@ def place(split: Split | FolderSplit, device: torch.device) -> Split | FolderSpl
     if device.type != "cuda" or isinstance(split, FolderSplit):
         return split
     size = split.x.element_size() * split.x.numel()
+    mask = split.attention_mask
     if size < ON_DEVICE_LIMIT:
-        return Split(split.x.to(device), split.y.to(device), split.extras)
-    return Split(split.x.pin_memory(), split.y.pin_memory(), split.extras)
+        return dataclasses.replace(split, x=split.x.to(device), y=split.y.to(device),
+                                   attention_mask=None if mask is None else mask.to(device))
+    return dataclasses.replace(split, x=split.x.pin_memory(), y=split.y.pin_memory(),
+                               attention_mask=None if mask is None else mask.pin_memory())
+
+
+def batch_inputs(split: Split, index: torch.Tensor | slice, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """The model's inputs for these rows: (x,) for images and tables; (token ids, attention mask)
+    for tokenised text, cropped to the batch's longest sentence (dynamic padding)."""
+    x = split.x[index].to(device, non_blocking=True)
+    if split.attention_mask is None:
+        return (x,)
+    return crop(x, split.attention_mask[index].to(device, non_blocking=True))
+
+
+def tokenize_bundle(bundle: DataBundle, model: nn.Module) -> DataBundle:
+    """Text bundles with every split tokenised by the model's own tokenizer (cached); others as they are."""
+    if bundle.meta.kind != "text":
+        return bundle
+    splits = {name: tokenize_split(getattr(bundle, name), model.tokenizer, model.max_length)
+              for name in ("train", "val", "test")}
+    return dataclasses.replace(bundle, **splits)
 
 
 def autocast(config: RunConfig, device: torch.device):
@@ -75,9 +98,9 @@ def evaluate(model: nn.Module, split: Split | FolderSplit, device: torch.device,
     """
     model.eval()
     total_loss, confusion = 0.0, torch.zeros(classes, classes, dtype=torch.int64, device=device)
-    for x, y in _batches(split, batch, device):
+    for inputs, y in _batches(split, batch, device):
         with autocast(config, device):
-            logits = model(x)
+            logits = model(*inputs)
         total_loss += nn.functional.cross_entropy(logits.float(), y, reduction="sum").item()
         confusion += torch.bincount(y * classes + logits.argmax(1), minlength=classes**2).view(classes, classes)
     model.train()
@@ -94,6 +117,7 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
                                       config.test_fraction, config.download)
     meta = bundle.meta
     model = build_model(config.model, meta, **config.model_options).to(device)
+    bundle = tokenize_bundle(bundle, model)
     train_split, val_split = place(bundle.train, device), place(bundle.val, device)
     steps_per_epoch = math.ceil(len(train_split) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -124,9 +148,9 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
         # device (no sync per step): a second pass over the train split would cost ~30%.
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
-        for batch_number, (x, y) in enumerate(_batches(train_split, config.batch_size, device, generator), 1):
+        for batch_number, (inputs, y) in enumerate(_batches(train_split, config.batch_size, device, generator), 1):
             with autocast(config, device):
-                logits = model(x)
+                logits = model(*inputs)
             loss = loss_fn(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -185,23 +209,17 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
 
 def _batches(split: Split | FolderSplit, batch_size: int, device: torch.device,
              shuffle: torch.Generator | None = None):
-    """(x, y) batches on the device: slices of in-memory tensors (the fast path), or a DataLoader's
-    batches decoded by worker processes for a set read from disk; shuffled when given a generator."""
+    """(model inputs, y) batches on the device: rows of in-memory tensors (the fast path), or a
+    DataLoader's batches decoded by worker processes for a set read from disk; shuffled when given
+    a generator."""
     if isinstance(split, FolderSplit):
         for x, y in split.loader(batch_size, device, shuffle=shuffle is not None, generator=shuffle):
-            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            yield (x.to(device, non_blocking=True),), y.to(device, non_blocking=True)
         return
-    if shuffle is None:
-        order = None
-    else:
-        order = torch.randperm(len(split), generator=shuffle).to(split.x.device)
+    order = None if shuffle is None else torch.randperm(len(split), generator=shuffle).to(split.x.device)
     for start in range(0, len(split), batch_size):
-        if order is None:
-            x, y = split.x[start:start + batch_size], split.y[start:start + batch_size]
-        else:
-            index = order[start:start + batch_size]
-            x, y = split.x[index], split.y[index]
-        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        index = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+        yield batch_inputs(split, index, device), split.y[index].to(device, non_blocking=True)
 
 
 def _log_steps(run: Run, pending: list[torch.Tensor], step: int, optimizer, samples: int,

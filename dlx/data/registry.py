@@ -35,9 +35,15 @@ class DatasetMeta:
 
 @dataclass
 class Split:
+    """One split's inputs and labels. Text splits hold their sentences in `texts` and, until a
+    model's tokenizer has run (dlx.data.text_tokens.tokenize_split), an empty (N, 0) `x`; then `x`
+    is (N, L) int64 token ids, right-padded, with `attention_mask` 1 on real tokens."""
+
     x: torch.Tensor
     y: torch.Tensor
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # e.g. ground-truth masks
+    texts: tuple[str, ...] = ()  # text sets: the sentences, words separated by single spaces
+    attention_mask: torch.Tensor | None = None  # tokenised text: (N, L), 1 on tokens, 0 on padding
 
     def __len__(self) -> int:
         return len(self.y)
@@ -215,6 +221,21 @@ def split_arrays(x: np.ndarray, y: np.ndarray, meta: DatasetMeta, seed: int,
     def part(rows: np.ndarray) -> Split:
         return Split(torch.from_numpy(x[rows]), torch.from_numpy(y[rows].astype(np.int64)),
                      {k: torch.from_numpy(v[rows]) for k, v in extras.items()})
+
+    return DataBundle(meta, part(train), part(val), part(test))
+
+
+def split_texts(texts: list[str], y: np.ndarray, meta: DatasetMeta, seed: int, val_fraction: float,
+                test_fraction: float, extras: dict[str, np.ndarray] | None = None) -> DataBundle:
+    """Stratified, seeded train/val/test split of sentences, with split_arrays' arithmetic; each
+    split's `x` stays empty until a model's tokenizer fills it."""
+    train, val, test = split_indices(y, seed, val_fraction, test_fraction)
+    extras = extras or {}
+
+    def part(rows: np.ndarray) -> Split:
+        return Split(torch.zeros((len(rows), 0), dtype=torch.int64), torch.from_numpy(y[rows].astype(np.int64)),
+                     {k: torch.from_numpy(v[rows]) for k, v in extras.items()},
+                     texts=tuple(texts[i] for i in rows))
 
     return DataBundle(meta, part(train), part(val), part(test))
 
