@@ -7,6 +7,7 @@ from dlx.data import browse
 from dlx.data.registry import files_problem
 from dlx.data.tables import import_table
 from dlx.data.user_sets import AUGMENTATIONS, delete_user_set, import_image_folder, import_uploaded_images
+from dlx.data.user_texts import import_text_csv
 from dlx.errors import DlxError
 from pages import enter_frame
 
@@ -32,7 +33,8 @@ def report(action) -> None:
 
 
 with st.expander("Bring your data", expanded=not browse.user_sets_table().shape[0]):
-    upload, folder, table = st.tabs(["Image archive", "Image folder on the server", "CSV table"])
+    upload, folder, table, texts = st.tabs(["Image archive", "Image folder on the server", "CSV table",
+                                            "CSV of texts"])
     with upload, st.form("data.upload"):
         archive = st.file_uploader("Zip or tar of class folders (one sub-folder per class)",
                                    type=["zip", "tar", "gz", "tgz", "bz2", "xz"], key="data.archive")
@@ -61,6 +63,18 @@ with st.expander("Bring your data", expanded=not browse.user_sets_table().shape[
                 st.error("file: choose a CSV file first")
             else:
                 report(lambda: import_table(csv_file.getvalue(), name, label.strip(), csv_file.name))
+
+    with texts, st.form("data.texts"):
+        texts_file = st.file_uploader("CSV with a text column and a label column", type=["csv"], key="data.texts_csv")
+        text_column = st.text_input("Text column", key="data.text_column")
+        label = st.text_input("Label column", key="data.texts_label_column")
+        name = st.text_input("Name", key="data.texts_name")
+        if st.form_submit_button("Check and add", type="primary"):
+            if texts_file is None:
+                st.error("file: choose a CSV file first")
+            else:
+                report(lambda: import_text_csv(texts_file.getvalue(), name, text_column.strip(), label.strip(),
+                                               texts_file.name))
 
 st.subheader("Your data sets")
 mine = browse.user_sets_table()
@@ -115,6 +129,9 @@ elif entry.kind == "table":
     feature = st.selectbox("Distribution of", list(stats.index), key="data.feature")
     values = browse.feature_values(bundle, list(stats.index).index(feature))
     st.bar_chart(browse.histogram(values))
+elif entry.kind == "text":
+    st.markdown("**Example texts** (training split)")
+    st.dataframe(browse.example_texts(bundle), hide_index=True, width="stretch")
 
 mistakes = browse.mistakes_per_class(chosen)
 if mistakes:

@@ -61,9 +61,20 @@ def test_table_shows_column_choices_stats_and_a_runs_mistakes():
     assert f"Mistakes per class** of run {run_id}" in page
 
 
+def test_text_set_shows_example_texts_with_their_lengths():
+    from tests.test_user_data import texts_csv
+    from dlx.data.user_texts import import_text_csv
+
+    import_text_csv(texts_csv(), "reviews", "review", "mood")
+    at = open_app("pages/data.py")
+    at.selectbox(key="data.browsed").select("reviews").run()
+    examples = at.dataframe[-1].value
+    assert set(examples["class"]) == {"bad", "good"} and (examples["words"] == 4).all()
+
+
 def test_deleting_from_the_page_removes_the_set_and_its_files(tmp_path):
     user_set, _ = import_image_archive(image_zip(tmp_path / "shapes.zip"), "doomed")
     at = open_app("pages/data.py")
     at.selectbox(key="data.delete_name").select("doomed")
-    at.button[3].click().run()  # the delete form's button
+    at.button[4].click().run()  # the delete form's button (after the four forms that add data)
     assert not user_set.path.exists() and "doomed" not in DATASETS

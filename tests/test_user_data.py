@@ -103,3 +103,21 @@ def test_bad_csv_gets_a_message_naming_the_column_or_line(data, label, field, ma
     with pytest.raises(DlxError, match=match) as caught:
         import_table(data, "bad", label, "t.csv")
     assert caught.value.field == field and get_user_set("bad") is None
+
+
+def texts_csv() -> bytes:
+    lines = ["review,mood"] + [f'"a {("good", "bad")[i % 2]} film {i}",{("good", "bad")[i % 2]}' for i in range(20)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_csv_of_texts_is_checked_by_the_text_loader_and_registered():
+    from dlx.data.user_texts import import_text_csv
+
+    user_set, notes = import_text_csv(texts_csv(), "reviews", "review", "mood", "reviews.csv")
+    assert user_set.classes == ("bad", "good") and notes == ["20 texts of 4 to 4 words"]
+    assert DATASETS["reviews"].kind == "text"
+    bundle = load_dataset("reviews")
+    assert len(bundle.train.texts) == len(bundle.train) and "film" in bundle.train.texts[0]
+    with pytest.raises(DlxError, match="no column 'text'") as caught:
+        import_text_csv(texts_csv(), "other", "text", "mood")
+    assert caught.value.field == "text_column" and get_user_set("other") is None

@@ -102,3 +102,13 @@ def histogram(values: np.ndarray, bins: int = 20) -> pd.DataFrame:
     """Counts per bin, indexed by the bin's centre, for a bar chart."""
     counts, edges = np.histogram(values, bins=bins)
     return pd.DataFrame({"count": counts}, index=np.round((edges[:-1] + edges[1:]) / 2, 3))
+
+
+def example_texts(bundle: DataBundle, per_class: int = 3) -> pd.DataFrame:
+    """A few training texts of each class with their lengths in words."""
+    split = bundle.train
+    labels = _labels(split)
+    rows = [{"class": name, "words": len(split.texts[i].split()), "text": split.texts[i]}
+            for index, name in enumerate(bundle.meta.classes)
+            for i in np.flatnonzero(labels == index)[:per_class]]
+    return pd.DataFrame(rows, columns=["class", "words", "text"])

@@ -243,6 +243,10 @@ def _entry(user_set: UserSet) -> DatasetEntry:
         from dlx.data import tables
 
         return tables.entry(user_set)
+    if user_set.kind == "text":
+        from dlx.data import user_texts
+
+        return user_texts.entry(user_set)
     details = user_set.details
     shape = (details["channels"], details["side"], details["side"])
     description = (f"your images from {user_set.source}, {'×'.join(map(str, shape))}, "
