@@ -1,4 +1,4 @@
-"""In Chromium: a zip of class folders uploaded through the real Data page shows its samples and is offered on Launch."""
+"""In Chromium: a zip uploaded through the real Data page shows its samples and is offered on Launch."""
 from __future__ import annotations
 
 import pytest
