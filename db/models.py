@@ -6,7 +6,8 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, false
+from sqlalchemy import (JSON, BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
+                        UniqueConstraint, false)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -198,4 +199,27 @@ class Explanation(Base):
     method: Mapped[str] = mapped_column(String(100))
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     data: Mapped[bytes] = mapped_column(LargeBinary)  # safetensors bytes
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserDataset(Base):
+    """A data set a user brought (an uploaded archive, a folder on the server, a CSV), checked and kept.
+
+    `path` is where its files are: relative to the data directory when dlx owns them (uploads),
+    absolute for a folder the user pointed to (never deleted by dlx).
+    """
+
+    __tablename__ = "user_datasets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # image, table, text
+    source: Mapped[str] = mapped_column(Text)  # the upload's file name or the folder's path
+    path: Mapped[str] = mapped_column(Text)
+    owned: Mapped[bool] = mapped_column(default=True)  # dlx copied the files and may delete them
+    rows: Mapped[int] = mapped_column(Integer)  # samples
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    classes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    checksum: Mapped[str] = mapped_column(String(64))  # sha256 of the kept files
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)  # shape, mean/std, encodings, notes
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

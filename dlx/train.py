@@ -19,6 +19,7 @@ from dlx import settings
 from dlx.checkpoints import checkpoint_metadata, copy_checkpoint, relative, save_checkpoint
 from dlx.config import RunConfig
 from dlx.data import DataBundle, Split, load_dataset
+from dlx.data.streaming import FolderSplit
 from dlx.data.text_tokens import crop, tokenize_split
 from dlx.devices import resolve_device
 from dlx.errors import DlxError
@@ -51,9 +52,9 @@ def make_schedule(config: RunConfig, optimizer, total_steps: int):
     return None
 
 
-def place(split: Split, device: torch.device) -> Split:
+def place(split: Split | FolderSplit, device: torch.device) -> Split | FolderSplit:
     """Move a split to the device when it fits, else pin it for fast asynchronous copies."""
-    if device.type != "cuda":
+    if device.type != "cuda" or isinstance(split, FolderSplit):
         return split
     size = split.x.element_size() * split.x.numel()
     mask = split.attention_mask
@@ -89,7 +90,7 @@ def autocast(config: RunConfig, device: torch.device):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, device: torch.device, config: RunConfig,
+def evaluate(model: nn.Module, split: Split | FolderSplit, device: torch.device, config: RunConfig,
              classes: int, batch: int = 256) -> tuple[float, float, np.ndarray]:
     """Mean loss, accuracy and the confusion matrix (rows: true class, columns: predicted).
 
@@ -97,9 +98,7 @@ def evaluate(model: nn.Module, split: Split, device: torch.device, config: RunCo
     """
     model.eval()
     total_loss, confusion = 0.0, torch.zeros(classes, classes, dtype=torch.int64, device=device)
-    for start in range(0, len(split), batch):
-        inputs = batch_inputs(split, slice(start, start + batch), device)
-        y = split.y[start:start + batch].to(device, non_blocking=True)
+    for inputs, y in _batches(split, batch, device):
         with autocast(config, device):
             logits = model(*inputs)
         total_loss += nn.functional.cross_entropy(logits.float(), y, reduction="sum").item()
@@ -145,15 +144,11 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
     model.train()
     for epoch in range(1, config.epochs + 1):
         window_start = time.perf_counter()  # the last epoch's evaluation is not training time
-        order = torch.randperm(len(train_split), generator=generator).to(train_split.x.device)
         # The epoch's train loss and accuracy are running sums over its batches, kept on the
         # device (no sync per step): a second pass over the train split would cost ~30%.
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
-        for start in range(0, len(order), config.batch_size):
-            index = order[start:start + config.batch_size]
-            inputs = batch_inputs(train_split, index, device)
-            y = train_split.y[index].to(device, non_blocking=True)
+        for batch_number, (inputs, y) in enumerate(_batches(train_split, config.batch_size, device, generator), 1):
             with autocast(config, device):
                 logits = model(*inputs)
             loss = loss_fn(logits.float(), y)
@@ -165,16 +160,16 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
             if schedule is not None:
                 schedule.step()
             step += 1
-            window_samples += len(index)
+            window_samples += len(y)
             detached = loss.detach()
             pending.append(detached)
-            loss_sum += detached * len(index)
+            loss_sum += detached * len(y)
             correct += (logits.argmax(1) == y).sum()
-            if len(pending) == LOG_EVERY or start + config.batch_size >= len(order):
+            if len(pending) == LOG_EVERY or batch_number == steps_per_epoch:
                 window_start = _log_steps(run, pending, step, optimizer, window_samples, window_start)
                 pending, window_samples = [], 0
 
-        train_loss, train_acc = loss_sum.item() / len(order), correct.item() / len(order)
+        train_loss, train_acc = loss_sum.item() / len(train_split), correct.item() / len(train_split)
         val_loss, val_acc, _ = evaluate(model, val_split, device, config, meta.num_classes)
         epoch_metrics = {"epoch": epoch, "train_loss_epoch": train_loss, "train_acc": train_acc,
                          "val_loss": val_loss, "val_acc": val_acc}
@@ -210,6 +205,21 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
     run.update_summary({**final, "confusion_matrix": confusion.tolist()})
     print(f"test: loss {test_loss:.4f} acc {test_acc:.4f} (best epoch {best_epoch})", flush=True)
     return final
+
+
+def _batches(split: Split | FolderSplit, batch_size: int, device: torch.device,
+             shuffle: torch.Generator | None = None):
+    """(model inputs, y) batches on the device: rows of in-memory tensors (the fast path), or a
+    DataLoader's batches decoded by worker processes for a set read from disk; shuffled when given
+    a generator."""
+    if isinstance(split, FolderSplit):
+        for x, y in split.loader(batch_size, device, shuffle=shuffle is not None, generator=shuffle):
+            yield (x.to(device, non_blocking=True),), y.to(device, non_blocking=True)
+        return
+    order = None if shuffle is None else torch.randperm(len(split), generator=shuffle).to(split.x.device)
+    for start in range(0, len(split), batch_size):
+        index = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+        yield batch_inputs(split, index, device), split.y[index].to(device, non_blocking=True)
 
 
 def _log_steps(run: Run, pending: list[torch.Tensor], step: int, optimizer, samples: int,

@@ -26,6 +26,7 @@ def app_pages() -> list[st.Page]:
         st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:"),
         st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page("pages/explain.py", title="Explain", icon=":material/insights:"),
+        st.Page("pages/data.py", title="Data", icon=":material/dataset:"),
     ]
 
 

@@ -15,7 +15,7 @@ from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.browser]
 
-PAGE_LINKS = ["Launch", "Runs", "Compare", "Explain"]
+PAGE_LINKS = ["Launch", "Runs", "Compare", "Explain", "Data"]
 
 
 def assert_framed(page, app) -> None:

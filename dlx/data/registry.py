@@ -77,7 +77,61 @@ class DatasetEntry:
     missing_files: FilesCheck | None = None  # None: the data ships with a package or is generated
 
 
-DATASETS: dict[str, DatasetEntry] = {}
+class Registry(dict):
+    """The built-in entries, plus those sources add (users' data sets, kept in the database).
+
+    Sources are asked again whenever the registry is read, so a data set uploaded by the app
+    appears in a worker's job, and a deleted one disappears, with no import-time work.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[Callable[[], dict[str, DatasetEntry]]] = []
+        self._added: set[str] = set()
+
+    def refresh(self) -> None:
+        fresh: dict[str, DatasetEntry] = {}
+        for source in self.sources:
+            fresh.update(source())
+        for name in self._added - fresh.keys():
+            dict.pop(self, name, None)
+        added = set()
+        for name, entry in fresh.items():
+            if not dict.__contains__(self, name) or name in self._added:  # a built-in name always wins
+                dict.__setitem__(self, name, entry)
+                added.add(name)
+        self._added = added
+
+    def __contains__(self, name: object) -> bool:
+        self.refresh()
+        return dict.__contains__(self, name)
+
+    def __getitem__(self, name: str) -> DatasetEntry:
+        self.refresh()
+        return dict.__getitem__(self, name)
+
+    def __iter__(self):
+        self.refresh()
+        return iter(list(dict.keys(self)))
+
+    def __len__(self) -> int:
+        self.refresh()
+        return dict.__len__(self)
+
+    def keys(self):
+        self.refresh()
+        return dict.keys(self)
+
+    def items(self):
+        self.refresh()
+        return dict.items(self)
+
+    def values(self):
+        self.refresh()
+        return dict.values(self)
+
+
+DATASETS: Registry = Registry()
 
 
 def register_dataset(name: str, kind: Kind, description: str, shape: tuple[int, ...] | None = None,
@@ -155,12 +209,7 @@ def split_arrays(x: np.ndarray, y: np.ndarray, meta: DatasetMeta, seed: int,
                  extras: dict[str, np.ndarray] | None = None,
                  standardize: bool = False) -> DataBundle:
     """Stratified, seeded train/val/test split; tables are standardized with train statistics."""
-    from sklearn.model_selection import train_test_split
-
-    index = np.arange(len(y))
-    rest, test = train_test_split(index, test_size=test_fraction, random_state=seed, stratify=y)
-    val_share = val_fraction / (1.0 - test_fraction)
-    train, val = train_test_split(rest, test_size=val_share, random_state=seed, stratify=y[rest])
+    train, val, test = split_indices(y, seed, val_fraction, test_fraction)
     x = x.astype(np.float32)
     if standardize:
         mu, sd = x[train].mean(axis=0), x[train].std(axis=0)
@@ -180,12 +229,7 @@ def split_texts(texts: list[str], y: np.ndarray, meta: DatasetMeta, seed: int, v
                 test_fraction: float, extras: dict[str, np.ndarray] | None = None) -> DataBundle:
     """Stratified, seeded train/val/test split of sentences, with split_arrays' arithmetic; each
     split's `x` stays empty until a model's tokenizer fills it."""
-    from sklearn.model_selection import train_test_split
-
-    index = np.arange(len(y))
-    rest, test = train_test_split(index, test_size=test_fraction, random_state=seed, stratify=y)
-    val_share = val_fraction / (1.0 - test_fraction)
-    train, val = train_test_split(rest, test_size=val_share, random_state=seed, stratify=y[rest])
+    train, val, test = split_indices(y, seed, val_fraction, test_fraction)
     extras = extras or {}
 
     def part(rows: np.ndarray) -> Split:
@@ -194,3 +238,15 @@ def split_texts(texts: list[str], y: np.ndarray, meta: DatasetMeta, seed: int, v
                      texts=tuple(texts[i] for i in rows))
 
     return DataBundle(meta, part(train), part(val), part(test))
+
+
+def split_indices(y: np.ndarray, seed: int, val_fraction: float,
+                  test_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded, stratified train/val/test row indices; streamed sets split by the same arithmetic."""
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(y))
+    rest, test = train_test_split(index, test_size=test_fraction, random_state=seed, stratify=y)
+    val_share = val_fraction / (1.0 - test_fraction)
+    train, val = train_test_split(rest, test_size=val_share, random_state=seed, stratify=y[rest])
+    return train, val, test

@@ -1,0 +1,140 @@
+"""Data: bring your own data (an image archive, a folder on the server, a CSV table), list and delete it,
+and browse any data set."""
+import streamlit as st
+
+from dlx.data import DATASETS, load_dataset
+from dlx.data import browse
+from dlx.data.registry import files_problem
+from dlx.data.tables import import_table
+from dlx.data.user_sets import AUGMENTATIONS, delete_user_set, import_image_folder, import_uploaded_images
+from dlx.data.user_texts import import_text_csv
+from dlx.errors import DlxError
+from pages import enter_frame
+
+enter_frame()
+
+BROWSED = "data.browsed"  # the data set shown under Browse
+
+st.title("Data")
+
+
+def report(action) -> None:
+    """Run an import; show what was kept and what was skipped, or why it was refused."""
+    try:
+        user_set, notes = action()
+    except DlxError as err:
+        st.error(str(err), icon=":material/block:")
+        return
+    st.success(f"Data set **{user_set.name}** is ready: {user_set.rows:,} samples, "
+               f"{len(user_set.classes)} classes. It is offered on the Launch page.", icon=":material/check:")
+    for note in notes:
+        st.info(note)
+    st.session_state[BROWSED] = user_set.name
+
+
+with st.expander("Bring your data", expanded=not browse.user_sets_table().shape[0]):
+    upload, folder, table, texts = st.tabs(["Image archive", "Image folder on the server", "CSV table",
+                                            "CSV of texts"])
+    with upload, st.form("data.upload"):
+        archive = st.file_uploader("Zip or tar of class folders (one sub-folder per class)",
+                                   type=["zip", "tar", "gz", "tgz", "bz2", "xz"], key="data.archive")
+        name = st.text_input("Name", key="data.archive_name", placeholder="e.g. my-pets")
+        side = st.number_input("Image size (pixels)", 8, 512, 32, key="data.archive_side")
+        augment = st.multiselect("Training augmentation", AUGMENTATIONS, key="data.archive_augment")
+        if st.form_submit_button("Check and add", type="primary"):
+            if archive is None:
+                st.error("upload: choose an archive first")
+            else:
+                report(lambda: import_uploaded_images(archive.getvalue(), archive.name, name, int(side),
+                                                      tuple(augment)))
+    with folder, st.form("data.folder"):
+        path = st.text_input("Folder path on the server", key="data.folder_path")
+        name = st.text_input("Name", key="data.folder_name")
+        side = st.number_input("Image size (pixels)", 8, 512, 32, key="data.folder_side")
+        augment = st.multiselect("Training augmentation", AUGMENTATIONS, key="data.folder_augment")
+        if st.form_submit_button("Check and add", type="primary"):
+            report(lambda: import_image_folder(path, name, int(side), tuple(augment)))
+    with table, st.form("data.table"):
+        csv_file = st.file_uploader("CSV with a header row", type=["csv"], key="data.csv")
+        label = st.text_input("Label column", key="data.label_column")
+        name = st.text_input("Name", key="data.table_name")
+        if st.form_submit_button("Check and add", type="primary"):
+            if csv_file is None:
+                st.error("file: choose a CSV file first")
+            else:
+                report(lambda: import_table(csv_file.getvalue(), name, label.strip(), csv_file.name))
+
+    with texts, st.form("data.texts"):
+        texts_file = st.file_uploader("CSV with a text column and a label column", type=["csv"], key="data.texts_csv")
+        text_column = st.text_input("Text column", key="data.text_column")
+        label = st.text_input("Label column", key="data.texts_label_column")
+        name = st.text_input("Name", key="data.texts_name")
+        if st.form_submit_button("Check and add", type="primary"):
+            if texts_file is None:
+                st.error("file: choose a CSV file first")
+            else:
+                report(lambda: import_text_csv(texts_file.getvalue(), name, text_column.strip(), label.strip(),
+                                               texts_file.name))
+
+st.subheader("Your data sets")
+mine = browse.user_sets_table()
+if mine.empty:
+    st.caption("None yet: add one above.")
+else:
+    st.dataframe(mine, hide_index=True, width="stretch")
+    with st.form("data.delete"):
+        doomed = st.selectbox("Data set", list(mine["name"]), key="data.delete_name")
+        confirm = st.checkbox("Delete even if runs use it", key="data.delete_confirm")
+        if st.form_submit_button("Delete with its files"):
+            try:
+                delete_user_set(doomed, confirm)
+                st.rerun()
+            except DlxError as err:
+                st.error(str(err))
+
+st.subheader("Browse")
+names = list(DATASETS)
+if st.session_state.get(BROWSED) not in names:
+    st.session_state[BROWSED] = names[0]
+chosen = st.selectbox("Data set", names, key=BROWSED)
+entry = DATASETS[chosen]
+st.caption(entry.description)
+problem = files_problem(chosen)
+if problem:
+    st.warning(f"{problem}.", icon=":material/folder_off:")
+    st.stop()
+try:
+    bundle = load_dataset(chosen)
+except DlxError as err:
+    st.error(str(err))
+    st.stop()
+
+balance = browse.class_balance(bundle)
+left, right = st.columns([1, 2])
+left.metric("train / val / test", " / ".join(f"{n:,}" for n in balance.sum()))
+left.dataframe(balance, width="stretch")
+right.bar_chart(balance, stack=True)
+
+if entry.kind == "image":
+    st.markdown("**Samples per class** (training split)")
+    for class_name, images in browse.sample_grid(bundle).items():
+        st.caption(class_name)
+        if images:
+            st.image(images, width=72, clamp=True)
+elif entry.kind == "table":
+    for choice in browse.column_choices(chosen):
+        st.caption(choice)
+    stats = browse.feature_stats(bundle)
+    st.dataframe(stats, width="stretch")
+    feature = st.selectbox("Distribution of", list(stats.index), key="data.feature")
+    values = browse.feature_values(bundle, list(stats.index).index(feature))
+    st.bar_chart(browse.histogram(values))
+elif entry.kind == "text":
+    st.markdown("**Example texts** (training split)")
+    st.dataframe(browse.example_texts(bundle), hide_index=True, width="stretch")
+
+mistakes = browse.mistakes_per_class(chosen)
+if mistakes:
+    run_id, frame = mistakes
+    st.markdown(f"**Mistakes per class** of run {run_id} (test split)")
+    st.dataframe(frame, width="stretch")

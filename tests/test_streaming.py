@@ -1,0 +1,62 @@
+"""Image folders larger than the in-memory limit train through a DataLoader with worker processes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dlx import store
+from dlx.data import load_dataset
+from dlx.data.streaming import FolderSplit
+from dlx.data.user_sets import import_image_folder
+from tests.conftest import train_in_process
+
+
+def png_folder(root: Path, classes: int, per_class: int, side: int = 8) -> Path:
+    """Class folders of small noisy PNGs, one brightness per class."""
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        folder = root / f"class{c}"
+        folder.mkdir(parents=True)
+        for n in range(per_class):
+            pixels = np.clip(rng.normal(30 + 190 * c / max(1, classes - 1), 25, (side, side)), 0, 255)
+            Image.fromarray(pixels.astype(np.uint8), mode="L").save(folder / f"{n}.png")
+    return root
+
+
+def test_two_thousand_pngs_train_through_the_streaming_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLX_IN_MEMORY_BYTES", "0")  # stream whatever the size
+    monkeypatch.setenv("DLX_LOADER_WORKERS", "2")
+    import_image_folder(png_folder(tmp_path / "pngs", classes=4, per_class=500), "many", side=8)
+    bundle = load_dataset("many")
+    assert isinstance(bundle.train, FolderSplit) and len(bundle.train) + len(bundle.val) + len(bundle.test) == 2000
+    x, y = next(iter(bundle.train.loader(64, torch.device("cpu"), shuffle=True, generator=torch.Generator())))
+    assert x.shape == (64, 1, 8, 8) and bundle.train.loader(64, torch.device("cpu")).num_workers == 2
+    run_id = train_in_process({"dataset": "many", "model": "cnn", "epochs": 2, "lr": 3e-3, "batch_size": 64})
+    run = store.get_run(run_id)
+    assert run.status == "succeeded" and run.summary["test_acc"] >= 0.9
+    assert run.summary["train_size"] == len(bundle.train)
+
+
+def test_streamed_and_in_memory_sets_split_and_normalise_alike(tmp_path, monkeypatch):
+    import_image_folder(png_folder(tmp_path / "pngs", classes=2, per_class=20), "alike", side=8)
+    held = load_dataset("alike")
+    load_dataset.cache_clear()
+    monkeypatch.setenv("DLX_IN_MEMORY_BYTES", "0")
+    streamed = load_dataset("alike")
+    assert isinstance(streamed.test, FolderSplit) and not isinstance(held.test, FolderSplit)
+    assert torch.equal(streamed.test.y, held.test.y)
+    x = torch.cat([batch for batch, _ in streamed.test.loader(8, torch.device("cpu"), workers=0)])
+    assert torch.allclose(x, held.test.x, atol=1e-6)
+    assert torch.equal(streamed.test.x, held.test.x)  # what the Explain page reads as the test samples
+
+
+def test_augmentation_applies_to_the_training_split_only(tmp_path, monkeypatch):
+    import_image_folder(png_folder(tmp_path / "pngs", classes=2, per_class=20, side=16), "augmented", side=16,
+                        augment=("crop", "flip"))
+    bundle = load_dataset("augmented")
+    assert isinstance(bundle.train, FolderSplit)  # augmenting sets stream, whatever their size
+    assert bundle.train.augmented is not None and bundle.test.augmented is None
+    assert bundle.train.augmented.augment == ("flip", "crop") and bundle.train.dataset.augment == ()
