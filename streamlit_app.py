@@ -81,7 +81,8 @@ def check_database() -> None:
 def check_settings() -> None:
     """A bad environment variable is named once here, not raised from the sidebar and every page."""
     try:
-        settings.stale_after(), settings.cpu_job_slots(), settings.standby_processes()
+        for check in (settings.stale_after, settings.cpu_job_slots, settings.standby_processes):
+            check()  # a call, not a bare expression: Streamlit's magic would print its value
     except DlxError as err:
         st.error(f"{err} Fix it in the environment and restart the app.", icon=":material/settings:")
         st.stop()

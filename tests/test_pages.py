@@ -123,6 +123,11 @@ def test_a_database_that_cannot_be_opened_gets_a_message_not_a_traceback(monkeyp
     assert "cannot be opened" in at.error[0].value and "DLX_DATABASE_URL" in at.error[0].value
 
 
+def test_the_frame_writes_nothing_of_its_own_above_a_page():
+    at = open_app()  # a bare expression in the frame is written into the page by Streamlit's magic
+    assert not [element.value for element in at.main.get("code")]
+
+
 @pytest.mark.parametrize("variable, value", [("DLX_STALE_AFTER", "abc"), ("DLX_STALE_AFTER", "1"), ("DLX_CPU_JOBS", "two")])
 def test_a_bad_setting_is_named_once_not_raised_from_every_page(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
