@@ -118,3 +118,19 @@ def groups_by(runs: Sequence[RunInfo], param: str) -> dict[str, list[int]]:
         value = decode_param(run.params[param]) if param in run.params else None
         groups.setdefault(f"{param}={value}" if value is not None else f"{param}=(none)", []).append(run.id)
     return groups
+
+
+GLANCE_KEYS = ("val_acc", "train_loss", "val_loss", "train_acc")
+
+
+def glance_keys(run_ids: Sequence[int], count: int = 2) -> list[str]:
+    """The metrics a glance at runs shows: accuracy and loss where trained here, else a script's most logged."""
+    keys = shared_metric_keys(run_ids)
+    preferred = [key for key in GLANCE_KEYS if key in keys]
+    return (preferred + [key for key in keys if key not in preferred])[:count]
+
+
+def stable_colors(run_ids: Sequence[int]) -> dict[int, str]:
+    """A colour per run by its id, so a run keeps its colour while new runs appear above it (a live list);
+    ten consecutive runs get ten different colours."""
+    return {run_id: PALETTE[run_id % len(PALETTE)] for run_id in run_ids}

@@ -5,7 +5,7 @@ from datetime import datetime
 import numpy as np
 import streamlit as st
 
-from dlx import charts, launch, progress, store
+from dlx import charts, charts_compare, compare, launch, progress, store
 from dlx.config import parse_run_id
 from dlx.devices import why_waiting
 from dlx.errors import DlxError
@@ -21,6 +21,9 @@ STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc", "test_loss", "test_acc", "epoch", "samples_per_s")
 TABLE_VERSION = "runs.table_version"  # bumped to clear the table's row selection once it opened a run
 CONFIRM_DELETE = "runs.confirm_delete"
+GLANCE_RUNS = 10  # newest runs overlaid above the table when no sweep is open
+GLANCE_SWEEP_RUNS = 30
+GLANCE_BUCKETS = 300  # about a half-width chart's pixels
 EMPTY = store.History(np.array([], dtype=np.int64), np.array([]), np.array([]))
 
 
@@ -83,6 +86,24 @@ def sweep_banner(sweep: str, runs: list[RunInfo]) -> None:
     right.button("Show all runs", on_click=show_all, key="runs.show_all")
 
 
+def glance(runs: list[RunInfo], sweep: str | None) -> None:
+    """The curves of the runs in view overlaid (a sweep's, else the newest ten), reduced in SQL, one colour
+    per run in every chart; redrawn with the list, so they move while runs train."""
+    shown = runs[:GLANCE_SWEEP_RUNS if sweep else GLANCE_RUNS]
+    ids = [run.id for run in shown]
+    keys = compare.glance_keys(ids)
+    if not keys:
+        return
+    colors, labels = compare.stable_colors(ids), {run.id: run.label for run in shown}
+    reduced = store.reduced_history(ids, keys, GLANCE_BUCKETS)
+    for i, (column, key) in enumerate(zip(st.columns(len(keys)), keys)):
+        column.plotly_chart(charts_compare.overlay({run_id: reduced[(run_id, key)] for run_id in ids}, labels,
+                                                   colors, key, height=280, legend=i == 0),
+                            key=f"runs.glance.{key}")
+    st.caption(f"{'The sweep' if sweep else f'The newest {len(shown)}'} runs' curves, one colour per run. "
+               "Compare them in depth on the Compare page.")
+
+
 @st.fragment(run_every="2s")
 def run_list() -> None:
     sweep = st.query_params.get("sweep")
@@ -93,14 +114,17 @@ def run_list() -> None:
         return
     chosen = st.pills("Status", STATUSES, selection_mode="multi", key="runs.status_filter",
                       format_func=lambda s: f"{s} {counts.get(s, 0)}", label_visibility="collapsed")
+    show_archived = st.toggle("Show archived runs", key="runs.show_archived",
+                              help="Archive runs on the Compare page: kept whole, hidden here unless this is on.")
     if sweep:
         sweep_banner(sweep, swept)
         runs = [r for r in swept if not chosen or r.status in chosen]
     else:
-        runs = store.list_runs(status=chosen or None)
+        runs = store.list_runs(status=chosen or None, archived=None if show_archived else False)
     if not runs:
         st.info("No runs match this filter.", icon=":material/filter_alt_off:")
         return
+    glance(runs, sweep)
     frame = table_rows(runs)
     if sweep:
         frame = frame.drop(columns="sweep", errors="ignore")
