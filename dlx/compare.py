@@ -22,7 +22,12 @@ PALETTE = plotly.colors.qualitative.Plotly + plotly.colors.qualitative.D3[len(pl
 
 
 def run_colors(run_ids: Sequence[int]) -> dict[int, str]:
-    """A colour per run by its position in the selection: the same in every chart of a page."""
+    """A colour per run, the same in every chart of a page: by its id where that gives every run its own
+    colour (ten consecutive runs always do), so a run keeps its colour on the Runs and Compare pages and
+    while new runs appear; else by its position in the selection, so no two runs share one (up to ten)."""
+    by_id = {run_id: PALETTE[run_id % len(PALETTE)] for run_id in run_ids}
+    if len(set(by_id.values())) == len(set(run_ids)):
+        return by_id
     return {run_id: PALETTE[i % len(PALETTE)] for i, run_id in enumerate(run_ids)}
 
 
@@ -129,8 +134,3 @@ def glance_keys(run_ids: Sequence[int], count: int = 2) -> list[str]:
     preferred = [key for key in GLANCE_KEYS if key in keys]
     return (preferred + [key for key in keys if key not in preferred])[:count]
 
-
-def stable_colors(run_ids: Sequence[int]) -> dict[int, str]:
-    """A colour per run by its id, so a run keeps its colour while new runs appear above it (a live list);
-    ten consecutive runs get ten different colours."""
-    return {run_id: PALETTE[run_id % len(PALETTE)] for run_id in run_ids}

@@ -94,7 +94,7 @@ def glance(runs: list[RunInfo], sweep: str | None) -> None:
     keys = compare.glance_keys(ids)
     if not keys:
         return
-    colors, labels = compare.stable_colors(ids), {run.id: run.label for run in shown}
+    colors, labels = compare.run_colors(ids), {run.id: run.label for run in shown}
     reduced = store.reduced_history(ids, keys, GLANCE_BUCKETS)
     for i, (column, key) in enumerate(zip(st.columns(len(keys)), keys)):
         column.plotly_chart(charts_compare.overlay({run_id: reduced[(run_id, key)] for run_id in ids}, labels,

@@ -43,10 +43,12 @@ def open_runs(**query: str) -> AppTest:
 
 
 def lines(at: AppTest) -> dict[str, dict[str, str]]:
-    """{chart title: {run label: line colour}} of the glance charts."""
+    """{chart title: {run label: line colour}} of the titled line charts (the glance, the compare page's curves)."""
     out = {}
     for chart in at.get("plotly_chart"):
         spec = json.loads(chart.proto.spec)
+        if "title" not in spec["layout"] or spec["data"][0].get("type") != "scatter":
+            continue
         out[spec["layout"]["title"]["text"]] = {t["name"]: t["line"]["color"] for t in spec["data"] if "name" in t}
     return out
 
@@ -99,3 +101,14 @@ def glance_y(at: AppTest) -> np.ndarray:
     if isinstance(y, dict):
         return np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"])
     return np.asarray(y)
+
+
+def test_a_run_has_the_same_colour_on_the_runs_and_compare_pages():
+    ids = sweep_of_three()
+    on_runs = lines(open_runs())["val_acc"]
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params.update(runs=",".join(map(str, ids)), metric="val_acc")  # oldest first, the Runs page newest first
+    at.run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    assert lines(at)["val_acc"] == on_runs
