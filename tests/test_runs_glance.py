@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from dlx import store
 from dlx.tracking import create_run, start_run
+from tests.test_compare_page import thousand_runs  # noqa: F401  (a fixture: 1,000 bulk-inserted runs)
 
 APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 
@@ -47,7 +48,7 @@ def lines(at: AppTest) -> dict[str, dict[str, str]]:
     out = {}
     for chart in at.get("plotly_chart"):
         spec = json.loads(chart.proto.spec)
-        if "title" not in spec["layout"] or spec["data"][0].get("type") != "scatter":
+        if "title" not in spec["layout"] or any(t.get("type") != "scatter" for t in spec["data"]):
             continue
         out[spec["layout"]["title"]["text"]] = {t["name"]: t["line"]["color"] for t in spec["data"] if "name" in t}
     return out
@@ -112,3 +113,10 @@ def test_a_run_has_the_same_colour_on_the_runs_and_compare_pages():
     at.switch_page("pages/compare.py").run()
     assert not at.exception
     assert lines(at)["val_acc"] == on_runs
+
+
+def test_the_runs_page_renders_with_a_thousand_runs_and_overlays_the_newest_ten(thousand_runs):  # noqa: F811
+    at = open_runs()
+    assert set(lines(at)) == {"val_acc"}  # the only metric these runs have (their histories were not bulk-made)
+    assert "The newest 10 runs' curves" in "\n".join(c.value for c in at.caption)
+    assert len(at.dataframe[0].value) == 50  # one page of the table
