@@ -120,3 +120,23 @@ def test_the_runs_page_renders_with_a_thousand_runs_and_overlays_the_newest_ten(
     assert set(lines(at)) == {"val_acc"}  # the only metric these runs have (their histories were not bulk-made)
     assert "The newest 10 runs' curves" in "\n".join(c.value for c in at.caption)
     assert len(at.dataframe[0].value) == 50  # one page of the table
+
+
+def test_selected_runs_are_overlaid_tagged_and_archived_after_a_yes():
+    ids = sweep_of_three()
+    at = open_runs()
+    at.toggle(key="runs.select_many").set_value(True).run()
+    at.session_state["runs.table.0.True"] = {"selection": {"rows": [0, 2], "columns": []}}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert set(lines(at)["val_acc"]) == {f"#{ids[2]} lr0.001", f"#{ids[0]} lr0.1"}  # newest first: rows 0 and 2
+    at.text_input(key="runs.add_tags").set_value("baseline, owner=ana").run()
+    at.button(key="runs.add_tags_apply").click().run()
+    assert store.get_run(ids[0]).user_tags == {"baseline": "", "owner": "ana"}
+    assert store.get_run(ids[1]).user_tags == {}
+    at.button(key="runs.archive").click().run()
+    assert store.list_runs(archived=True) == []  # it asks first
+    at.button(key="runs.archive_confirmed").click().run()
+    assert not at.exception
+    assert sorted(r.id for r in store.list_runs(archived=True)) == [ids[0], ids[2]]
+    assert list(at.dataframe[0].value["id"]) == [ids[1]]
