@@ -12,6 +12,7 @@ from dlx.reduction import Reduced
 from dlx.store import RunInfo
 
 
+LEGEND = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1)  # above the plot: clear of the x title
 XPositions = Callable[[int, np.ndarray], "np.ndarray | None"]
 
 
@@ -41,8 +42,8 @@ def overlay(series: dict[int, Reduced], labels: dict[int, str], colors: dict[int
                                  mode="lines" if len(x) > 30 else "lines+markers",  # a few points: visible
                                  name=labels[run_id], line=dict(color=color, width=2), legendgroup=str(run_id),
                                  hovertemplate=f"{x_title} %{{x:.4g}}: %{{y:.4g}}"))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), title=key, xaxis_title=x_title,
-                      yaxis_type="log" if log_y else "linear", legend=dict(orientation="h"), showlegend=legend)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), title=key, xaxis_title=x_title,
+                      yaxis_type="log" if log_y else "linear", legend=LEGEND, showlegend=legend)
     return fig
 
 
@@ -58,8 +59,8 @@ def grouped(curves: dict[str, GroupCurve], key: str, log_y: bool = False, height
         fig.add_trace(go.Scatter(x=curve.steps, y=curve.mean, name=f"{name} ({curve.runs} runs)", legendgroup=name,
                                  mode="lines" if len(curve.steps) > 30 else "lines+markers",
                                  line=dict(color=color, width=2), hovertemplate="step %{x}: mean %{y:.4g}"))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), title=f"{key}: mean and min–max by group",
-                      xaxis_title="step", yaxis_type="log" if log_y else "linear", legend=dict(orientation="h"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), title=f"{key}: mean and min–max by group",
+                      xaxis_title="step", yaxis_type="log" if log_y else "linear", legend=LEGEND)
     return fig
 
 
