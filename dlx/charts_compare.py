@@ -1,4 +1,4 @@
-"""Figures comparing runs: overlaid reduced curves with their min-max band, grouped means, parallel coordinates, scatter."""
+"""Figures comparing runs: overlaid reduced curves with min-max bands, group means, parallel coordinates, scatter."""
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
