@@ -1,38 +1,66 @@
-"""Figures comparing runs: overlaid reduced curves with their min-max band, parallel coordinates, scatter."""
+"""Figures comparing runs: overlaid reduced curves with min-max bands, group means, parallel coordinates, scatter."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
 from dlx.charts import smooth
-from dlx.compare import numeric
+from dlx.compare import PALETTE, GroupCurve, numeric
 from dlx.reduction import Reduced
 from dlx.store import RunInfo
 
 
+LEGEND = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1)  # above the plot: clear of the x title
+XPositions = Callable[[int, np.ndarray], "np.ndarray | None"]
+
+
 def overlay(series: dict[int, Reduced], labels: dict[int, str], colors: dict[int, str], key: str,
-            smoothing: float = 0.0, log_y: bool = False, height: int = 380) -> go.Figure:
+            smoothing: float = 0.0, log_y: bool = False, height: int = 380, x_of: XPositions | None = None,
+            x_title: str = "step", legend: bool = True) -> go.Figure:
     """One line per run (each bucket's last value, optionally EMA-smoothed) over a faint min-max band,
-    so a spike shows even where the line is smoothed or reduced; the series' first point is drawn too."""
+    so a spike shows even where the line is smoothed or reduced; the series' first point is drawn too.
+    `x_of(run_id, steps)` places steps on another x axis (epoch, wall time); a run it gives None for is left out."""
     fig = go.Figure()
     for run_id, reduced in series.items():
         if not len(reduced):
             continue
         color = colors[run_id]
-        x = np.concatenate([[reduced.first_step], reduced.steps]) if reduced.first_step < reduced.steps[0] else reduced.steps
-        y = np.concatenate([[reduced.first], reduced.last]) if len(x) > len(reduced.steps) else reduced.last
-        band_x = np.concatenate([reduced.steps, reduced.steps[::-1]])
+        steps = np.concatenate([[reduced.first_step], reduced.steps]) if reduced.first_step < reduced.steps[0] \
+            else reduced.steps
+        y = np.concatenate([[reduced.first], reduced.last]) if len(steps) > len(reduced.steps) else reduced.last
+        x = steps if x_of is None else x_of(run_id, steps)
+        if x is None:
+            continue
+        band = x[len(x) - len(reduced.steps):]
+        band_x = np.concatenate([band, band[::-1]])
         band_y = np.concatenate([reduced.max, reduced.min[::-1]])
         fig.add_trace(go.Scatter(x=band_x, y=band_y, fill="toself", fillcolor=color, opacity=0.15,
                                  line=dict(width=0), hoverinfo="skip", showlegend=False, legendgroup=str(run_id)))
         fig.add_trace(go.Scatter(x=x, y=smooth(y, smoothing) if smoothing else y,
                                  mode="lines" if len(x) > 30 else "lines+markers",  # a few points: visible
                                  name=labels[run_id], line=dict(color=color, width=2), legendgroup=str(run_id),
-                                 hovertemplate="step %{x}: %{y:.4g}"))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), title=key, xaxis_title="step",
-                      yaxis_type="log" if log_y else "linear", legend=dict(orientation="h"))
+                                 hovertemplate=f"{x_title} %{{x:.4g}}: %{{y:.4g}}"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), title=key, xaxis_title=x_title,
+                      yaxis_type="log" if log_y else "linear", legend=LEGEND, showlegend=legend)
+    return fig
+
+
+def grouped(curves: dict[str, GroupCurve], key: str, log_y: bool = False, height: int = 380) -> go.Figure:
+    """One line per group of runs (their mean) over the band from the lowest to the highest run."""
+    fig = go.Figure()
+    for i, (name, curve) in enumerate(curves.items()):
+        color = PALETTE[i % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=np.concatenate([curve.steps, curve.steps[::-1]]),
+                                 y=np.concatenate([curve.high, curve.low[::-1]]), fill="toself", fillcolor=color,
+                                 opacity=0.2, line=dict(width=0), hoverinfo="skip", showlegend=False,
+                                 legendgroup=name))
+        fig.add_trace(go.Scatter(x=curve.steps, y=curve.mean, name=f"{name} ({curve.runs} runs)", legendgroup=name,
+                                 mode="lines" if len(curve.steps) > 30 else "lines+markers",
+                                 line=dict(color=color, width=2), hovertemplate="step %{x}: mean %{y:.4g}"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), title=f"{key}: mean and min–max by group",
+                      xaxis_title="step", yaxis_type="log" if log_y else "linear", legend=LEGEND)
     return fig
 
 

@@ -22,6 +22,11 @@ from dlx.reduction import Reduced, reduced_history  # noqa: F401  (the store's A
 from dlx.tracking import ACTIVE_STATES
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
+# A run's note and its archived mark are tags under a reserved prefix: no schema change, and a filter
+# (tag.dlx.archived) or export sees them like any tag. People's own tags may not use the prefix.
+RESERVED_TAG_PREFIX = "dlx."
+NOTE_TAG = "dlx.note"
+ARCHIVED_TAG = "dlx.archived"
 
 
 @dataclass
@@ -53,6 +58,19 @@ class RunInfo:
             return None
         end = self.ended_at or utcnow()
         return max(0.0, (end - self.started_at).total_seconds())
+
+    @property
+    def note(self) -> str:
+        return self.tags.get(NOTE_TAG, "")
+
+    @property
+    def archived(self) -> bool:
+        return ARCHIVED_TAG in self.tags
+
+    @property
+    def user_tags(self) -> dict[str, str]:
+        """The tags people set (the reserved dlx.* ones left out)."""
+        return {k: v for k, v in self.tags.items() if not k.startswith(RESERVED_TAG_PREFIX)}
 
     @property
     def label(self) -> str:
@@ -90,11 +108,12 @@ def list_runs(status: list[str] | None = None, sweep: str | None = None, limit: 
               url: str | None = None, *, filter: str | None = None, sort: str | None = None,
               descending: bool = True, offset: int = 0, experiment: str | None = None,
               tag: str | None = None, dataset: str | None = None, model: str | None = None,
-              ids: list[int] | None = None) -> list[RunInfo]:
+              ids: list[int] | None = None, archived: bool | None = None) -> list[RunInfo]:
     """One page of runs, filtered, sorted and paged in SQL; newest first unless `sort` names a key.
 
     `filter` is an expression (see dlx.query), `sort` a run column, parameter or metric (its final
     value; runs without it come last either way), `tag` a tag key or KEY=VALUE, `ids` a selection;
+    `archived` False hides archived runs, True shows only them, None (default) ignores it;
     `count_runs` with the same filters gives the total for paging.
     """
     if limit is not None and limit < 0:
@@ -106,18 +125,27 @@ def list_runs(status: list[str] | None = None, sweep: str | None = None, limit: 
         conditions = _conditions(resolve, status, sweep, filter, experiment, tag, dataset, model)
         if ids is not None:
             conditions.append(RunRow.id.in_(ids))
+        conditions += _archived_condition(archived)
         stmt = _order(_select_runs().where(*conditions), resolve, sort, descending)
     return _fetch(stmt.limit(limit).offset(offset), url)
 
 
 def count_runs(status: list[str] | None = None, sweep: str | None = None, url: str | None = None, *,
                filter: str | None = None, experiment: str | None = None, tag: str | None = None,
-               dataset: str | None = None, model: str | None = None) -> int:
+               dataset: str | None = None, model: str | None = None, archived: bool | None = None) -> int:
     """How many runs `list_runs` with the same filters would page through."""
     with get_engine(url).connect() as conn:
         conditions = _conditions(_resolver(conn), status, sweep, filter, experiment, tag, dataset, model)
+        conditions += _archived_condition(archived)
         stmt = select(func.count()).select_from(RunRow).join(Experiment).where(*conditions)
         return conn.execute(stmt).scalar_one()
+
+
+def _archived_condition(archived: bool | None) -> list:
+    if archived is None:
+        return []
+    marked = RunRow.id.in_(select(Tag.run_id).where(Tag.key == ARCHIVED_TAG))
+    return [marked if archived else ~marked]
 
 
 def _resolver(conn) -> query.Resolver:
@@ -292,6 +320,61 @@ def _still_active(run_id: int, url: str | None) -> bool:
     with session(url) as s:
         job = s.scalar(select(Job.id).where(Job.run_id == run_id, Job.status.in_(ACTIVE_STATES)).limit(1))
         return job is not None or s.scalar(select(RunRow.status).where(RunRow.id == run_id)) in ACTIVE_STATES
+
+
+def parse_tags(text: str) -> dict[str, str]:
+    """'baseline, owner=ana' -> {'baseline': '', 'owner': 'ana'}: what people type into a tags box."""
+    tags: dict[str, str] = {}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        key = key.strip()
+        if not key and not value.strip():
+            continue
+        if not key:
+            raise DlxError(f"tags: {part.strip()!r} has a value but no name before '='", field="tags")
+        _check_tag_name(key)
+        tags[key] = value.strip()
+    return tags
+
+
+def _check_tag_name(key: str) -> None:
+    if not key.strip() or len(key) > 250:
+        raise DlxError(f"tags: a tag name must have 1 to 250 characters, got {key[:20]!r}", field="tags")
+    if key.startswith(RESERVED_TAG_PREFIX):
+        raise DlxError(f"tags: names starting with {RESERVED_TAG_PREFIX!r} are reserved ({key!r})", field="tags")
+
+
+def set_tags(run_id: int, tags: dict[str, str], url: str | None = None) -> None:
+    """Replace a run's own tags with `tags` (its note and archived mark stay)."""
+    for key in tags:
+        _check_tag_name(key)
+    with session(url) as s, s.begin():
+        _require_run(s, run_id)
+        s.execute(delete(Tag).where(Tag.run_id == run_id, ~Tag.key.startswith(RESERVED_TAG_PREFIX)))
+        s.add_all(Tag(run_id=run_id, key=key, value=value) for key, value in tags.items())
+
+
+def set_note(run_id: int, note: str, url: str | None = None) -> None:
+    """A run's free-text note; an empty one removes it."""
+    with session(url) as s, s.begin():
+        _require_run(s, run_id)
+        s.execute(delete(Tag).where(Tag.run_id == run_id, Tag.key == NOTE_TAG))
+        if note.strip():
+            s.add(Tag(run_id=run_id, key=NOTE_TAG, value=note.strip()))
+
+
+def set_archived(run_ids: list[int], archived: bool = True, url: str | None = None) -> None:
+    """Archive runs (hidden from lists by default, kept whole) or bring them back."""
+    with session(url) as s, s.begin():
+        s.execute(delete(Tag).where(Tag.run_id.in_(run_ids), Tag.key == ARCHIVED_TAG))
+        if archived:
+            existing = s.scalars(select(RunRow.id).where(RunRow.id.in_(run_ids)))
+            s.add_all(Tag(run_id=run_id, key=ARCHIVED_TAG, value=utcnow().isoformat()) for run_id in existing)
+
+
+def _require_run(s, run_id: int) -> None:
+    if s.scalar(select(RunRow.id).where(RunRow.id == run_id)) is None:
+        raise DlxError(f"run: there is no run #{run_id}", field="run")
 
 
 def decode_param(value: str) -> Any:

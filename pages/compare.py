@@ -5,7 +5,7 @@ Everything the view shows is in the URL (?filter=...&sort=...&runs=1,2,3&metric=
 import pandas as pd
 import streamlit as st
 
-from dlx import charts_compare, compare, export, store
+from dlx import charts, charts_compare, compare, export, store
 from dlx.errors import DlxError
 from pages import enter_frame
 
@@ -33,6 +33,49 @@ def url_runs() -> list[int]:
     return [int(part) for part in url_value("runs").split(",") if part.strip().isdigit()]
 
 
+CONFIRM = "compare.confirm"  # ("archive" | "delete", run ids) awaiting a yes
+
+
+def manage(selected: list[store.RunInfo]) -> None:
+    """Archive, restore or delete the compared runs; archive and delete ask first, naming how many."""
+    ids = [run.id for run in selected]
+    active = [run.id for run in selected if run.status not in store.FINAL_STATES]
+    a, b, c, _ = st.columns([1, 1, 1, 2])
+    if a.button(f"Archive {len(ids)} runs", icon=":material/archive:", key="compare.archive"):
+        st.session_state[CONFIRM] = ("archive", ids)
+    if b.button("Restore", icon=":material/unarchive:", key="compare.restore",
+                disabled=not any(run.archived for run in selected), help="Un-archive the archived ones."):
+        store.set_archived(ids, archived=False)
+        st.rerun()
+    if c.button(f"Delete {len(ids)} runs", icon=":material/delete:", key="compare.delete", disabled=bool(active),
+                help=f"Cancel the active runs first (#{', #'.join(map(str, active))})." if active else
+                "Delete the runs, their metrics and their files."):
+        st.session_state[CONFIRM] = ("delete", ids)
+    pending = st.session_state.get(CONFIRM)
+    if not pending or pending[1] != ids:
+        return
+    action, _ = pending
+    with st.container(border=True):
+        st.warning(f"Archive {len(ids)} runs? They stay whole, hidden unless \"Show archived runs\" is on."
+                   if action == "archive" else
+                   f"Delete {len(ids)} runs for good? Their metrics, checkpoints and explanations go too.",
+                   icon=":material/warning:")
+        yes, no, _ = st.columns([1, 1, 3])
+        if yes.button(f"Yes, {action} them", type="primary", key="compare.confirmed"):
+            if action == "archive":
+                store.set_archived(ids)
+            else:
+                for run_id in ids:
+                    store.delete_run(run_id)
+            st.session_state.pop(CONFIRM, None)
+            st.query_params.pop("runs", None)
+            st.toast(f"{action.capitalize()}d {len(ids)} runs", icon=":material/check:")
+            st.rerun()
+        if no.button("Keep them", key="compare.kept"):
+            st.session_state.pop(CONFIRM, None)
+            st.rerun()
+
+
 st.title("Compare runs")
 left, middle, right, size = st.columns([5, 2, 1, 1], vertical_alignment="bottom")
 expression = left.text_input("Filter", value=url_value("filter"), key="compare.filter",
@@ -44,16 +87,20 @@ sort = middle.text_input("Sort by", value=url_value("sort"), key="compare.sort",
                          help="A run field, a parameter or a metric (its final value).")
 descending = right.toggle("Descending", value=url_value("desc", "1") == "1", key="compare.desc")
 page_size = size.selectbox("Per page", PAGE_SIZES, index=1, key="compare.page_size")
-keep_in_url(filter=expression.strip(), sort=sort.strip(), desc="" if descending else "0")
+show_archived = st.toggle("Show archived runs", value=url_value("archived") == "1", key="compare.archived",
+                          help="Archived runs are kept whole but hidden from lists unless this is on.")
+archived = None if show_archived else False
+keep_in_url(filter=expression.strip(), sort=sort.strip(), desc="" if descending else "0",
+            archived="1" if show_archived else "")
 
 try:
-    total = store.count_runs(filter=expression)
+    total = store.count_runs(filter=expression, archived=archived)
     pages = max(1, -(-total // page_size))
     page = st.number_input("Page", 1, pages, min(int(url_value("page", "1") or 1), pages), key="compare.page") \
         if pages > 1 else 1
     keep_in_url(page="" if page == 1 else str(page))
     runs = store.list_runs(filter=expression, sort=sort.strip() or None, descending=descending,
-                           limit=page_size, offset=(page - 1) * page_size)
+                           limit=page_size, offset=(page - 1) * page_size, archived=archived)
 except DlxError as err:
     st.error(str(err), icon=":material/filter_alt_off:")
     st.stop()
@@ -68,6 +115,8 @@ metric_keys = compare.shared_metric_keys([run.id for run in runs])[:6]
 frame = pd.DataFrame({
     "id": [run.id for run in runs], "run": [run.name or f"{run.dataset}/{run.model}" for run in runs],
     "status": [run.status for run in runs], "experiment": [run.experiment for run in runs],
+    "tags": [", ".join(k if not v else f"{k}={v}" for k, v in run.user_tags.items()) for run in runs],
+    "note": [run.note for run in runs],
     **{key: [str(v) if v is not None else "" for v in page_table[key]] for key in differing_on_page[:8]},
     # A metric named like a parameter (lr: the param, and the schedule's last value) gets its own column.
     **{key if key not in page_table else f"{key} (final)": [run.metrics.get(key) for run in runs]
@@ -92,17 +141,37 @@ st.subheader("Curves")
 keys = compare.shared_metric_keys([run.id for run in selected])
 if keys:
     chosen = url_value("metric")
-    a, b, c = st.columns([3, 2, 1], vertical_alignment="bottom")
+    a, b, c, d = st.columns([3, 2, 2, 1], vertical_alignment="bottom")
     metric = a.selectbox("Metric", keys, index=keys.index(chosen) if chosen in keys else 0, key="compare.metric")
-    smoothing = b.slider("Smoothing (EMA)", 0.0, 0.99, float(url_value("smooth", "0") or 0), 0.01,
+    x_axis = b.segmented_control("x", compare.X_AXES, key="compare.x",
+                                 default=url_value("x") if url_value("x") in compare.X_AXES else "step")
+    x_axis = x_axis or "step"
+    smoothing = c.slider("Smoothing (EMA)", 0.0, 0.99, float(url_value("smooth", "0") or 0), 0.01,
                          key="compare.smooth")
-    log_y = c.toggle("Log scale", value=url_value("log") == "1", key="compare.log")
-    keep_in_url(metric=metric, smooth="" if smoothing == 0 else f"{smoothing:g}", log="1" if log_y else "")
-    reduced = store.reduced_history([run.id for run in selected], [metric], BUCKETS)
-    st.plotly_chart(charts_compare.overlay({run_id: r for (run_id, _), r in reduced.items()}, labels, colors,
-                                           metric, smoothing, log_y), key="compare.curves")
+    log_y = d.toggle("Log scale", value=url_value("log") == "1", key="compare.log")
+    keep_in_url(metric=metric, smooth="" if smoothing == 0 else f"{smoothing:g}", log="1" if log_y else "",
+                x="" if x_axis == "step" else x_axis)
+    by_id = {run.id: run for run in selected}
+    reduced = {run_id: r for (run_id, _), r in
+               store.reduced_history([run.id for run in selected], [metric], BUCKETS).items()}
+    x_title = {"step": "step", "epoch": "epoch", "wall time": "seconds since the first point"}[x_axis]
+    st.plotly_chart(charts_compare.overlay(reduced, labels, colors, metric, smoothing, log_y, x_title=x_title,
+                                           x_of=lambda run_id, steps: compare.x_positions(by_id[run_id], metric,
+                                                                                          steps, x_axis)),
+                    key="compare.curves")
     st.caption(f"Each line is a run's value at the end of each of up to {BUCKETS} step buckets; the band is "
-               "the bucket's min to max, so spikes show at any zoom.")
+               "the bucket's min to max, so spikes show at any zoom."
+               + (" Runs that logged no epochs are left out." if x_axis == "epoch" else ""))
+    group_params = compare.param_table(selected)[0]
+    if group_params and len(selected) > 2:
+        chosen_group = url_value("group")
+        group = st.selectbox("Group by a parameter (mean and min–max band per value)", ["(none)", *group_params],
+                             index=group_params.index(chosen_group) + 1 if chosen_group in group_params else 0,
+                             key="compare.group")
+        keep_in_url(group="" if group == "(none)" else group)
+        if group != "(none)":
+            curves = compare.group_curves(reduced, compare.groups_by(selected, group))
+            st.plotly_chart(charts_compare.grouped(curves, metric, log_y), key="compare.grouped")
 else:
     st.info("These runs have logged no metrics yet.", icon=":material/show_chart:")
 
@@ -128,6 +197,35 @@ if differing and keys:
         param = two.selectbox("Parameter", differing, key="compare.scatter_param")
         two.plotly_chart(charts_compare.scatter(selected, table[param], param, target, colors),
                          key="compare.scatter")
+
+matrices = [run for run in selected if run.summary.get("confusion_matrix")]
+if matrices:
+    st.subheader("Confusion matrices")
+    for start in range(0, len(matrices), 3):
+        for column, run in zip(st.columns(3), matrices[start:start + 3]):
+            column.text(run.label)
+            column.plotly_chart(charts.confusion_matrix(run.summary["confusion_matrix"], run.summary.get("classes", []),
+                                                        height=320), key=f"compare.confusion.{run.id}")
+    st.caption("On each run's test split; colour is each true class's share, numbers are counts.")
+
+st.subheader("Tags and notes")
+editing = st.selectbox("Run", selected, format_func=lambda run: run.label, key="compare.edit_run")
+with st.form(f"compare.edit.{editing.id}", border=False):
+    tags_text = st.text_input("Tags", value=", ".join(k if not v else f"{k}={v}" for k, v in editing.user_tags.items()),
+                              placeholder="baseline, owner=ana", help="Comma-separated; NAME or NAME=VALUE. "
+                              "Filter on them with tag.NAME.")
+    note_text = st.text_area("Note", value=editing.note, height=80)
+    if st.form_submit_button("Save tags and note", icon=":material/save:"):
+        try:
+            store.set_tags(editing.id, store.parse_tags(tags_text))
+            store.set_note(editing.id, note_text)
+        except DlxError as err:
+            st.error(str(err), icon=":material/error:")
+        else:
+            st.toast(f"Saved tags and note of {editing.label}", icon=":material/save:")
+            st.rerun()
+
+manage(selected)
 
 st.subheader("Export")
 if st.toggle("Prepare an export of these runs (parameters, final metrics, full histories)", key="compare.export"):

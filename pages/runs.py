@@ -5,7 +5,7 @@ from datetime import datetime
 import numpy as np
 import streamlit as st
 
-from dlx import charts, launch, progress, store
+from dlx import charts, charts_compare, compare, launch, progress, store
 from dlx.config import parse_run_id
 from dlx.devices import why_waiting
 from dlx.errors import DlxError
@@ -21,6 +21,10 @@ STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc", "test_loss", "test_acc", "epoch", "samples_per_s")
 TABLE_VERSION = "runs.table_version"  # bumped to clear the table's row selection once it opened a run
 CONFIRM_DELETE = "runs.confirm_delete"
+CONFIRM_ARCHIVE = "runs.confirm_archive"  # the selected run ids awaiting a yes
+GLANCE_RUNS = 10  # newest runs overlaid above the table when no sweep is open
+GLANCE_SWEEP_RUNS = 30
+GLANCE_BUCKETS = 300  # about a half-width chart's pixels
 EMPTY = store.History(np.array([], dtype=np.int64), np.array([]), np.array([]))
 
 
@@ -83,6 +87,24 @@ def sweep_banner(sweep: str, runs: list[RunInfo]) -> None:
     right.button("Show all runs", on_click=show_all, key="runs.show_all")
 
 
+def glance(runs: list[RunInfo], sweep: str | None, chosen: bool = False) -> None:
+    """The curves of the runs in view overlaid (the selected ones, else a sweep's, else the newest ten),
+    reduced in SQL, one colour per run in every chart; redrawn with the list, so they move while runs train."""
+    shown = runs[:GLANCE_SWEEP_RUNS if sweep or chosen else GLANCE_RUNS]
+    ids = [run.id for run in shown]
+    keys = compare.glance_keys(ids)
+    if not keys:
+        return
+    colors, labels = compare.run_colors(ids), {run.id: run.label for run in shown}
+    reduced = store.reduced_history(ids, keys, GLANCE_BUCKETS)
+    for i, (column, key) in enumerate(zip(st.columns(len(keys)), keys)):
+        column.plotly_chart(charts_compare.overlay({run_id: reduced[(run_id, key)] for run_id in ids}, labels,
+                                                   colors, key, height=280, legend=i == 0),
+                            key=f"runs.glance.{key}")
+    whose = f"The {len(shown)} selected" if chosen else "The sweep's" if sweep else f"The newest {len(shown)}"
+    st.caption(f"{whose} runs' curves, one colour per run. Compare them in depth on the Compare page.")
+
+
 @st.fragment(run_every="2s")
 def run_list() -> None:
     sweep = st.query_params.get("sweep")
@@ -93,14 +115,21 @@ def run_list() -> None:
         return
     chosen = st.pills("Status", STATUSES, selection_mode="multi", key="runs.status_filter",
                       format_func=lambda s: f"{s} {counts.get(s, 0)}", label_visibility="collapsed")
+    left, right, _ = st.columns([1, 1, 3])
+    many = left.toggle("Select several", key="runs.select_many",
+                       help="Pick runs to overlay above the table, then compare, tag or archive them. "
+                       "Off, selecting a row opens its run.")
+    show_archived = right.toggle("Show archived runs", key="runs.show_archived",
+                                 help="Archived runs are kept whole, hidden here unless this is on.")
     if sweep:
         sweep_banner(sweep, swept)
         runs = [r for r in swept if not chosen or r.status in chosen]
     else:
-        runs = store.list_runs(status=chosen or None)
+        runs = store.list_runs(status=chosen or None, archived=None if show_archived else False)
     if not runs:
         st.info("No runs match this filter.", icon=":material/filter_alt_off:")
         return
+    curves = st.container()  # drawn once the table says which runs are selected
     frame = table_rows(runs)
     if sweep:
         frame = frame.drop(columns="sweep", errors="ignore")
@@ -112,12 +141,56 @@ def run_list() -> None:
     # As wide as the page, as tall as its rows (no box of ten rows to scroll), blank where a run
     # has no value (a script's run has no data set or accuracy).
     event = st.dataframe(frame, column_config=COLUMNS, hide_index=True, on_select="rerun",
-                         selection_mode="single-row", width="stretch", height="content", placeholder="",
-                         key=f"runs.table.{st.session_state.get(TABLE_VERSION, 0)}")
-    st.caption("Select a row to open the run: live curves, progress, log, confusion matrix and actions. "
-               "Params show where the listed runs differ.")
-    if event.selection.rows:
-        open_run(int(frame.iloc[event.selection.rows[0]]["id"]))
+                         selection_mode="multi-row" if many else "single-row", width="stretch", height="content",
+                         placeholder="", key=f"runs.table.{st.session_state.get(TABLE_VERSION, 0)}.{many}")
+    picked = [int(frame.iloc[row]["id"]) for row in event.selection.rows]
+    if not many:
+        st.caption("Select a row to open the run: live curves, progress, log, confusion matrix and actions. "
+                   "Params show where the listed runs differ.")
+        if picked:
+            open_run(picked[0])
+    with curves:
+        by_id = {run.id: run for run in runs}
+        glance([by_id[run_id] for run_id in picked] if picked else runs, sweep, chosen=bool(picked))
+    if many:
+        selection_actions([by_id[run_id] for run_id in picked])
+
+
+def selection_actions(picked: list[RunInfo]) -> None:
+    """Compare, tag or archive the selected runs; archiving asks first."""
+    if not picked:
+        st.caption("Select runs to overlay their curves above, then compare, tag or archive them.")
+        return
+    ids = [run.id for run in picked]
+    a, b, c = st.columns([1, 3, 1], vertical_alignment="bottom")
+    if a.button(f"Compare {len(ids)}", icon=":material/compare_arrows:", key="runs.compare"):
+        st.switch_page("pages/compare.py", query_params={"runs": ",".join(map(str, ids))})
+    added = b.text_input("Add tags", key="runs.add_tags", placeholder="baseline, owner=ana",
+                         help="Comma-separated NAME or NAME=VALUE, added to every selected run.")
+    if b.button("Add", key="runs.add_tags_apply", disabled=not added.strip()):
+        try:
+            tags = store.parse_tags(added)
+            for run in picked:
+                store.set_tags(run.id, {**run.user_tags, **tags})
+        except DlxError as err:
+            st.error(str(err), icon=":material/error:")
+        else:
+            st.toast(f"Tagged {len(ids)} runs", icon=":material/sell:")
+    if c.button(f"Archive {len(ids)}", icon=":material/archive:", key="runs.archive"):
+        st.session_state[CONFIRM_ARCHIVE] = ids
+    if st.session_state.get(CONFIRM_ARCHIVE) == ids:
+        with st.container(border=True):
+            st.warning(f"Archive {len(ids)} runs? They stay whole, hidden unless \"Show archived runs\" is on.",
+                       icon=":material/warning:")
+            yes, no, _ = st.columns([1, 1, 3])
+            if yes.button("Yes, archive them", type="primary", key="runs.archive_confirmed"):
+                store.set_archived(ids)
+                st.session_state.pop(CONFIRM_ARCHIVE, None)
+                st.session_state[TABLE_VERSION] = st.session_state.get(TABLE_VERSION, 0) + 1  # clear the selection
+                st.rerun()
+            if no.button("Keep them", key="runs.archive_kept"):
+                st.session_state.pop(CONFIRM_ARCHIVE, None)
+                st.rerun()
 
 
 # -- one run -----------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from streamlit.testing.v1 import AppTest
 from db.engine import get_engine
 from db.models import Param, RunSummary
 from db.models import Run as RunRow
+from dlx import store
+from dlx.errors import DlxError
 from dlx.tracking import Run, create_run
 
 APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
@@ -80,3 +82,105 @@ def test_the_url_reopens_a_filtered_sorted_view_of_chosen_runs(thousand_runs):
 def test_a_bad_filter_says_where_without_an_exception(thousand_runs):
     at = open_compare(filter="lr < 0.01 and")
     assert "filter: expected a name (a run field, parameter or metric), found the end at position 14" in captions(at)
+
+
+# -- a small sweep: x axes, groups, confusion matrices, tags, notes, archive, delete ---------------------------
+def small_sweep() -> list[int]:
+    """Four finished runs over lr (two each of 0.1 and 0.01), 2 epochs of 5 steps, with confusion matrices."""
+    from dlx.tracking import start_run
+
+    ids = []
+    for i, lr in enumerate((0.1, 0.1, 0.01, 0.01)):
+        run_id = create_run({"lr": lr, "seed": i}, sweep="grid", name=f"r{i}")
+        with start_run(run_id=run_id, handle_signals=False) as run:
+            run.log_params({"lr": lr, "seed": i})
+            run.update_summary({"steps_per_epoch": 5, "confusion_matrix": [[3, 1], [0, 4]], "classes": ["a", "b"]})
+            run.log_series("val_acc", [i + step / 10 for step in range(10)], 0)
+        ids.append(run_id)
+    return ids
+
+
+def chart(at: AppTest, key: str) -> dict:
+    [found] = [c for c in at.get("plotly_chart") if c.proto.id and key in c.proto.id]
+    return json.loads(found.proto.spec)
+
+
+def axis(trace: dict, name: str) -> list[float]:
+    import base64
+
+    import numpy as np
+    values = trace[name]
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    return list(values)
+
+
+def test_x_as_epoch_or_wall_time_and_a_sweep_grouped_by_a_parameter():
+    ids = small_sweep()
+    at = open_compare(runs=",".join(map(str, ids)), metric="val_acc", x="epoch", group="lr")
+    lines = [t for t in chart(at, "compare.curves")["data"] if "name" in t]
+    assert axis(lines[0], "x") == [step / 5 for step in range(10)]
+    groups = {t["name"]: t for t in chart(at, "compare.grouped")["data"] if "name" in t}
+    assert set(groups) == {"lr=0.1 (2 runs)", "lr=0.01 (2 runs)"}
+    assert axis(groups["lr=0.01 (2 runs)"], "y") == pytest.approx([2.5 + step / 10 for step in range(10)])
+    at.segmented_control(key="compare.x").set_value("wall time").run()
+    assert at.query_params["x"] == "wall time"
+    lines = [t for t in chart(at, "compare.curves")["data"] if "name" in t]
+    wall = axis(lines[0], "x")
+    assert wall[0] == 0 and wall == sorted(wall)  # seconds since the first point, never back in time
+    assert chart(at, "compare.curves")["layout"]["xaxis"]["title"]["text"] == "seconds since the first point"
+
+
+def test_confusion_matrices_side_by_side():
+    ids = small_sweep()
+    at = open_compare(runs=",".join(map(str, ids[:3])))
+    assert len([c for c in at.get("plotly_chart") if "compare.confusion" in c.proto.id]) == 3
+
+
+def test_tags_and_notes_are_saved_from_the_page_and_filterable():
+    ids = small_sweep()
+    at = open_compare(runs=",".join(map(str, ids)))
+    at.text_input[[t.label for t in at.text_input].index("Tags")].set_value("baseline, owner=ana")
+    at.text_area[0].set_value("diverged once; rerun with warmup")
+    at.button[[b.label for b in at.button].index("Save tags and note")].click().run()
+    assert not at.exception
+    run = store.get_run(ids[0])
+    assert run.user_tags == {"baseline": "", "owner": "ana"} and run.note == "diverged once; rerun with warmup"
+    assert [r.id for r in store.list_runs(filter='tag.owner = "ana"')] == [ids[0]]
+
+
+def test_a_reserved_or_nameless_tag_is_refused_naming_the_field():
+    run_id = small_sweep()[0]
+    with pytest.raises(DlxError, match="tags: names starting with 'dlx.' are reserved") as err:
+        store.set_tags(run_id, store.parse_tags("dlx.archived"))
+    assert err.value.field == "tags"
+    with pytest.raises(DlxError, match="has a value but no name"):
+        store.parse_tags("=x")
+    with pytest.raises(DlxError, match="run: there is no run #999999"):
+        store.set_note(999999, "hello")
+
+
+def test_archive_asks_first_hides_the_runs_and_show_archived_brings_them_back():
+    ids = small_sweep()
+    at = open_compare(runs=",".join(map(str, ids[:2])))
+    at.button(key="compare.archive").click().run()
+    assert "Archive 2 runs?" in "\n".join(w.value for w in at.warning)
+    assert store.list_runs(archived=True) == []  # nothing yet: it asked
+    at.button(key="compare.confirmed").click().run()
+    assert not at.exception
+    assert sorted(r.id for r in store.list_runs(archived=True)) == ids[:2]
+    assert "Runs 1–2 of 2" in captions(at)  # hidden from the list by default
+    at.toggle(key="compare.archived").set_value(True).run()
+    assert "Runs 1–4 of 4" in captions(at)
+
+
+def test_delete_asks_first_then_removes_the_selected_runs():
+    ids = small_sweep()
+    at = open_compare(runs=",".join(map(str, ids[2:])))
+    at.button(key="compare.delete").click().run()
+    assert len(store.list_runs()) == 4
+    at.button(key="compare.kept").click().run()
+    at.button(key="compare.delete").click().run()
+    at.button(key="compare.confirmed").click().run()
+    assert not at.exception
+    assert sorted(r.id for r in store.list_runs()) == ids[:2]
