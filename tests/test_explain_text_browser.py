@@ -39,7 +39,7 @@ def test_vit_run_shows_rollout_over_the_image(dlx_home, app_server, browser_page
                                "model_options": {"layers": 2, "heads": 2, "hidden": 16, "mlp": 32}})
     page = browser_page
     open_explain(page, app_server.url, run_id)
-    page.get_by_text("Rollout scored").wait_for(timeout=180_000)
+    page.get_by_text("Layer of the per-head maps").wait_for(timeout=180_000)
     overlays = page.locator(".js-plotly-plot").filter(has_text="rollout")
     assert overlays.count() >= 1 and overlays.first.locator("g.hm").count() >= 1
     assert page.get_by_test_id("stException").count() == 0
