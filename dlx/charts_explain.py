@@ -28,7 +28,7 @@ MAGNITUDE = [[0.0, "rgba(68,1,84,0)"], [0.3, "rgba(59,82,139,0.65)"], [0.6, "rgb
              [1.0, "rgb(253,231,37)"]]
 SEQUENTIAL = {"positive": REDS, "negative": BLUES, "absolute": MAGNITUDE}
 PALETTE = ("#1c83e1", "#f08c00", "#21a354", "#e0393e", "#7d53de", "#00a6a6", "#8c564b",
-           "#e377c2", "#0b3d91", "#bcbd22", "#17becf")
+           "#e377c2", "#0b3d91", "#bcbd22", "#17becf", "#b8860b")
 RANDOM_COLOR = "#808495"  # the random reference, and anything that is not a registered method
 TOP_K_COLOR = "#5c6370"  # the top-k probability bars: not a method
 

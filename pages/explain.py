@@ -21,7 +21,7 @@ from pages import enter_frame, explain_text
 
 enter_frame()
 
-DEFAULTS = {"image": ["saliency", "integrated_gradients", "grad_cam"],
+DEFAULTS = {"image": ["saliency", "integrated_gradients", "grad_cam", "attention_rollout"],
             "table": ["integrated_gradients", "feature_ablation"]}
 MAX_SAMPLES = 16
 GRID_COLUMNS = 5  # cells per line of the map grid across the page (input, top-k, maps), 3 side by side
@@ -259,7 +259,7 @@ with tab_views[0]:
                     show_gallery(gallery, sign, opacity, key=f"explain.grid.{gallery.loaded.run_id}",
                                  columns=per_line)
     if explain_text.is_vit(loaded.model):
-        explain_text.show_vit(loaded, inputs, captions, masks, baseline)
+        explain_text.show_vit(loaded, inputs, captions)
 
 with tab_views[1]:
     if not methods:

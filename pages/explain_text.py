@@ -13,11 +13,7 @@ from dlx import settings
 from dlx.charts_explain import faithfulness_curves
 from dlx.errors import DlxError
 from dlx.explain.attention import (Encoded, agreement, attention_and_gradients, encode, merge_attention,
-                                   merge_tokens, pooling_of, relevance, rollout, token_scores, vit_maps,
-                                   vit_rollout_pixels)
-from dlx.explain.baselines import make_baseline
-from dlx.explain.faithfulness import deletion_insertion
-from dlx.explain.localisation import mask_mass, pointing_game
+                                   merge_tokens, pooling_of, relevance, rollout, token_scores, vit_maps)
 from dlx.explain.models_cache import LoadedRun
 from dlx.explain.text_methods import TEXT_METHODS, explain_text_cached
 from dlx.explain.jobs import failure_reason
@@ -211,13 +207,15 @@ def _show_scores(scores: TextScores, key: str) -> None:
     st.plotly_chart(faithfulness_curves(grid, deletion, insertion), key=f"{key}.curves", config=CHART)
 
 
-def show_vit(loaded: LoadedRun, inputs: torch.Tensor, captions: list[str], masks: torch.Tensor | None,
-             baseline: str) -> None:
-    """Per-head [CLS] attention of a chosen layer and the rollout over each sample's image, and the
-    rollout scored with the image metrics against a random map."""
+def show_vit(loaded: LoadedRun, inputs: torch.Tensor, captions: list[str]) -> None:
+    """Per-head [CLS] attention of a chosen layer and the rollout over each sample's image. The
+    rollout and last-layer [CLS] attention are also image methods (dlx.explain.methods): drawn in
+    the grid above and scored, cached and run as jobs with the Captum maps."""
     layers = sum(isinstance(m, nn.MultiheadAttention) for m in loaded.model.modules())
     st.markdown("**Attention** — what [CLS] (which the ViT classifies from) looks at, per head, and the "
-                "attention rollout across all layers (Abnar & Zuidema 2020), on the patch grid.")
+                "attention rollout across all layers (Abnar & Zuidema 2020), on the patch grid. "
+                "*Attention rollout* and *CLS attention, last layer* are also in the methods above, "
+                "scored with the others on the Faithfulness tab.")
     layer = st.selectbox("Layer of the per-head maps", range(layers), index=layers - 1, key="explain.vit.layer")
     for i, (image, caption) in enumerate(zip(inputs, captions)):
         with loaded.lock:
@@ -228,24 +226,3 @@ def show_vit(loaded: LoadedRun, inputs: torch.Tensor, captions: list[str], masks
         picture = image.numpy()
         picture = (picture - picture.min()) / ((picture.max() - picture.min()) or 1.0)
         st.plotly_chart(charts.vit_overlays(picture, grids, cols=len(grids)), key=f"explain.vit.{i}", config=CHART)
-    try:
-        with loaded.lock:
-            pixels = vit_rollout_pixels(loaded.model, inputs)
-            targets = loaded.predict(inputs).argmax(1)
-            base = make_baseline(baseline, inputs, loaded.meta.mean)
-            random = torch.rand(pixels.shape, generator=torch.Generator().manual_seed(0))
-            rows = []
-            for name, values in (("Attention rollout", pixels), ("Random", random)):
-                curves = deletion_insertion(loaded.model, inputs, values, targets, base)
-                row = {"map": name, "Deletion AUC ↓": float(curves.deletion_auc.mean()),
-                       "Insertion AUC ↑": float(curves.insertion_auc.mean())}
-                if masks is not None:
-                    row["Mass in mask ↑"] = float(mask_mass(values, masks).mean())
-                    row["Pointing game ↑"] = float(pointing_game(values, masks).mean())
-                rows.append(row)
-    except DlxError as err:
-        st.error(str(err), icon=":material/error:")
-        return
-    st.markdown("**Rollout scored** on these samples (predicted class; the baseline chosen above), "
-                "against a random map:")
-    st.dataframe(rows, hide_index=True, key="explain.vit.scores")

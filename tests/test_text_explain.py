@@ -213,8 +213,16 @@ def test_vit_run_page_shows_rollout_over_the_image(monkeypatch):
     overlays = [f for f in figures if any(t["type"] == "image" for t in f["data"])
                 and any(a.get("text") == "rollout" for a in f["layout"].get("annotations", []))]
     assert overlays  # one per sample: the image under the rollout and each head's [CLS] attention
-    scored, = [d for d in at.dataframe if "Attention rollout" in d.value.to_string()]
-    assert list(scored.value["map"]) == ["Attention rollout", "Random"]  # scored against a random map
+    # the rollout is a method of the grid, chosen by default for a ViT, and scored like the others
+    methods = at.multiselect(key=next(w.key for w in at.multiselect if w.key.startswith("explain.methods")))
+    assert "attention_rollout" in methods.value
+    grid_titles = {a["text"].split("<br>")[0] for f in figures for a in f["layout"].get("annotations", [])}
+    assert "Attention rollout" in grid_titles
+    methods.set_value(["attention_rollout"]).run()
+    at.button(key="explain.score").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    scored, = [d.value for d in at.dataframe if "Deletion AUC ↓" in d.value.columns]
+    assert set(scored["method"]) == {"Attention rollout", "Random (reference)"}  # scored against a random map
 
 
 # -- scoring over many sentences as a job on a real worker ------------------------------------------

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from dlx.errors import DlxError
 
@@ -323,14 +324,25 @@ def vit_maps(model: nn.Module, image: Tensor) -> dict[str, Tensor]:
     return {"heads": heads, "rollout": patch_grid(rollout(a)[0], side), "logits": logits[0].float().cpu()}
 
 
-def vit_rollout_pixels(model: nn.Module, images: Tensor) -> Tensor:
-    """(N, 1, H, W): each image's [CLS] rollout with every patch's value spread over its pixels,
-    so the image metrics (deletion/insertion, mask mass, pointing game) score it like a Captum map."""
+def vit_cls_grids(model: nn.Module, images: Tensor, which: Literal["rollout", "last_layer"] = "rollout",
+                  head_fusion: Literal["mean", "max", "min"] = "mean") -> Tensor:
+    """(N, g, g): per image, what [CLS] takes from each patch: the rollout over all layers, or the
+    last layer's attention with its heads fused (`head_fusion`)."""
     device = _device(model)
     with torch.no_grad():
         _, maps = vit_attention(model, images.to(device, torch.float32))
     stacked = torch.stack(maps, dim=1).float().cpu()  # (N, L, heads, T, T)
     side = int(round((stacked.shape[-1] - 1) ** 0.5))
-    grids = torch.stack([patch_grid(rollout(one)[0], side) for one in stacked])  # (N, g, g)
-    height, width = images.shape[-2:]
-    return grids.repeat_interleave(height // side, dim=1).repeat_interleave(width // side, dim=2)[:, None]
+    if which == "rollout":
+        rows = [rollout(one, head_fusion)[0] for one in stacked]
+    else:
+        rows = [rollout(one[-1:], head_fusion, residual=0.0)[0] for one in stacked]  # no residual: the raw heads
+    return torch.stack([patch_grid(row, side) for row in rows])
+
+
+def vit_rollout_pixels(model: nn.Module, images: Tensor, which: Literal["rollout", "last_layer"] = "rollout",
+                       head_fusion: Literal["mean", "max", "min"] = "mean") -> Tensor:
+    """(N, 1, H, W): `vit_cls_grids` upsampled to the image (each patch's value over its pixels),
+    so the image metrics (deletion/insertion, mask mass, pointing game) score it like a Captum map."""
+    grids = vit_cls_grids(model, images, which, head_fusion)
+    return F.interpolate(grids[:, None], size=tuple(images.shape[-2:]), mode="nearest")

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from dlx.data.registry import Kind
 from dlx.errors import DlxError
+from dlx.explain.attention import vit_rollout_pixels
 from dlx.explain.layers import conv_layers, find_layer
 
 Target = int | list[int] | Tensor
@@ -91,6 +92,7 @@ class Method:
     params: tuple[Param, ...] = ()
     uses_baseline: bool = False
     needs_conv: bool = False
+    needs_attention: bool = False  # only for a ViT (a model with `.attentions`): rollout, [CLS] attention
     stochastic: bool = False  # run per sample from the `seed` parameter: results repeat and cache
     signed: Callable[[dict[str, Any]], bool] = lambda params: True
 
@@ -109,12 +111,12 @@ METHODS: dict[str, Method] = {}
 
 def register_method(name: str, label: str, kinds: tuple[Kind, ...], description: str, *,
                     params: tuple[Param, ...] = (), uses_baseline: bool = False,
-                    needs_conv: bool = False, stochastic: bool = False,
+                    needs_conv: bool = False, needs_attention: bool = False, stochastic: bool = False,
                     signed: Callable[[dict[str, Any]], bool] = lambda params: True
                     ) -> Callable[[Runner], Runner]:
     def decorate(run: Runner) -> Runner:
         METHODS[name] = Method(name, label, kinds, description, run, params, uses_baseline,
-                               needs_conv, stochastic, signed)
+                               needs_conv, needs_attention, stochastic, signed)
         return run
 
     return decorate
@@ -141,9 +143,17 @@ def get_method(name: str) -> Method:
 
 
 def available_methods(model: nn.Module, kind: Kind) -> list[str]:
-    """The methods that apply to this model and kind of data (Grad-CAM needs a conv layer)."""
+    """The methods that apply to this model and kind of data (Grad-CAM needs a conv layer,
+    attention rollout a vision transformer)."""
     has_conv = bool(conv_layers(model))
-    return [m.name for m in METHODS.values() if kind in m.kinds and (has_conv or not m.needs_conv)]
+    attends = has_attentions(model)
+    return [m.name for m in METHODS.values() if kind in m.kinds and (has_conv or not m.needs_conv)
+            and (attends or not m.needs_attention)]
+
+
+def has_attentions(model: nn.Module) -> bool:
+    """A ViT (dlx.models.vit) hands out its per-layer attention; only then do the attention methods apply."""
+    return callable(getattr(model, "attentions", None))
 
 
 def as_target(target: Target, n: int, device: torch.device) -> Tensor:
@@ -324,3 +334,31 @@ def _grad_cam(model, inputs, target, baseline, p):
 def _feature_ablation(model, inputs, target, baseline, p):
     return FeatureAblation(model).attribute(inputs, baselines=baseline, target=target,
                                             perturbations_per_eval=p["perturbations_per_eval"]), None
+
+
+# Attention of a ViT, on the patch grid, upsampled to the pixels: no gradients, one forward pass.
+_HEAD_FUSION = Param("head_fusion", "mean", "how each layer's heads are combined", choices=("mean", "max", "min"))
+
+
+def _check_attends(model: nn.Module, method: str) -> None:
+    if not has_attentions(model):
+        raise DlxError(f"method: {method} needs a vision transformer (a model with attention layers); "
+                       f"this is a {type(model).__name__}", field="method")
+
+
+@register_method("attention_rollout", "Attention rollout", ("image",),
+                 "what [CLS] takes from each patch through all layers, attention times the residual "
+                 "connection, layer after layer (Abnar & Zuidema 2020); the same for every class",
+                 params=(_HEAD_FUSION,), needs_attention=True, signed=lambda p: False)
+def _attention_rollout(model, inputs, target, baseline, p):
+    _check_attends(model, "attention_rollout")
+    return vit_rollout_pixels(model, inputs, "rollout", p["head_fusion"]).to(inputs.device), None
+
+
+@register_method("cls_attention", "CLS attention, last layer", ("image",),
+                 "the last layer's attention from [CLS] (which the ViT classifies from) to each patch; "
+                 "the same for every class",
+                 params=(_HEAD_FUSION,), needs_attention=True, signed=lambda p: False)
+def _cls_attention(model, inputs, target, baseline, p):
+    _check_attends(model, "cls_attention")
+    return vit_rollout_pixels(model, inputs, "last_layer", p["head_fusion"]).to(inputs.device), None
