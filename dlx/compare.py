@@ -134,3 +134,26 @@ def glance_keys(run_ids: Sequence[int], count: int = 2) -> list[str]:
     preferred = [key for key in GLANCE_KEYS if key in keys]
     return (preferred + [key for key in keys if key not in preferred])[:count]
 
+
+def parse_zoom(text: str) -> tuple[int, int] | None:
+    """A step range from the URL's `zoom=LO-HI` (None when absent or malformed: the whole history)."""
+    lo, sep, hi = text.partition("-")
+    if not sep or not (lo.isascii() and lo.isdigit() and hi.isascii() and hi.isdigit()) or int(hi) <= int(lo):
+        return None
+    return int(lo), int(hi)
+
+
+def zoom_from_box(boxes: Sequence[dict[str, Any]]) -> tuple[int, int] | None:
+    """The step range a box drawn over a step-axis chart covers, widened to whole steps; None for no box.
+
+    Plotly's own zoom only stretches the points already sent; a box selection asks the database again
+    for the boxed range, reduced to the chart's width, so the zoomed view keeps full fidelity.
+    """
+    for box in boxes:
+        xs = [x for x in box.get("x", ()) if isinstance(x, (int, float)) and np.isfinite(x)]
+        if len(xs) >= 2:
+            lo, hi = int(np.floor(min(xs))), int(np.ceil(max(xs)))
+            if hi > lo:
+                return max(lo, 0), hi
+    return None
+

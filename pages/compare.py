@@ -152,15 +152,30 @@ if keys:
     keep_in_url(metric=metric, smooth="" if smoothing == 0 else f"{smoothing:g}", log="1" if log_y else "",
                 x="" if x_axis == "step" else x_axis)
     by_id = {run.id: run for run in selected}
+    zoom = compare.parse_zoom(url_value("zoom")) if x_axis == "step" else None
     reduced = {run_id: r for (run_id, _), r in
-               store.reduced_history([run.id for run in selected], [metric], BUCKETS).items()}
+               store.reduced_history([run.id for run in selected], [metric], BUCKETS, step_range=zoom).items()}
     x_title = {"step": "step", "epoch": "epoch", "wall time": "seconds since the first point"}[x_axis]
-    st.plotly_chart(charts_compare.overlay(reduced, labels, colors, metric, smoothing, log_y, x_title=x_title,
-                                           x_of=lambda run_id, steps: compare.x_positions(by_id[run_id], metric,
-                                                                                          steps, x_axis)),
-                    key="compare.curves")
+    figure = charts_compare.overlay(reduced, labels, colors, metric, smoothing, log_y, x_title=x_title,
+                                    x_of=lambda run_id, steps: compare.x_positions(by_id[run_id], metric, steps,
+                                                                                   x_axis))
+    if x_axis == "step":  # a box drawn over the chart fetches that range again at full resolution
+        figure.update_layout(dragmode="select", selectdirection="h")
+        event = st.plotly_chart(figure, key="compare.curves", on_select="rerun", selection_mode="box")
+        boxed = compare.zoom_from_box(event.selection.box) if event and event.selection else None
+        if boxed is not None and boxed != zoom:
+            keep_in_url(zoom=f"{boxed[0]}-{boxed[1]}")
+            st.rerun()
+    else:
+        st.plotly_chart(figure, key="compare.curves")
+    if zoom is not None:
+        st.caption(f"Zoomed to steps {zoom[0]:,}–{zoom[1]:,}, read again from the database at full resolution.")
+        if st.button("Show every step", icon=":material/zoom_out_map:", key="compare.unzoom"):
+            keep_in_url(zoom="")
+            st.rerun()
     st.caption(f"Each line is a run's value at the end of each of up to {BUCKETS} step buckets; the band is "
                "the bucket's min to max, so spikes show at any zoom."
+               + (" Draw a box over the chart to zoom into those steps." if x_axis == "step" else "")
                + (" Runs that logged no epochs are left out." if x_axis == "epoch" else ""))
     group_params = compare.param_table(selected)[0]
     if group_params and len(selected) > 2:

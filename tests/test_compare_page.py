@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from db.engine import get_engine
 from db.models import Param, RunSummary
 from db.models import Run as RunRow
-from dlx import store
+from dlx import compare, store
 from dlx.errors import DlxError
 from dlx.tracking import Run, create_run
 
@@ -129,6 +129,36 @@ def test_x_as_epoch_or_wall_time_and_a_sweep_grouped_by_a_parameter():
     wall = axis(lines[0], "x")
     assert wall[0] == 0 and wall == sorted(wall)  # seconds since the first point, never back in time
     assert chart(at, "compare.curves")["layout"]["xaxis"]["title"]["text"] == "seconds since the first point"
+
+
+def test_a_zoom_reads_the_range_again_at_full_resolution_and_the_url_keeps_it():
+    """1,000 steps reduced to the chart's buckets; zoomed to 100-199, every step of that range is drawn."""
+    from dlx.tracking import start_run
+
+    run_id = create_run({"lr": 0.1}, name="long")
+    with start_run(run_id=run_id, handle_signals=False) as run:
+        run.log_series("val_acc", [float(step % 7) for step in range(5000)], 0)
+    at = open_compare(runs=str(run_id), metric="val_acc")
+    whole = [t for t in chart(at, "compare.curves")["data"] if t.get("name")]
+    assert len(axis(whole[0], "x")) <= 800 < 5000
+    at = open_compare(runs=str(run_id), metric="val_acc", zoom="100-199")
+    [line] = [t for t in chart(at, "compare.curves")["data"] if t.get("name")]
+    assert axis(line, "x") == list(range(100, 200)) and axis(line, "y") == [float(s % 7) for s in range(100, 200)]
+    assert "Zoomed to steps 100–199" in captions(at)
+    at.button(key="compare.unzoom").click().run()
+    assert "zoom" not in at.query_params
+
+
+@pytest.mark.parametrize("boxes, expected", [([], None), ([{"x": [10.4, 99.2]}], (10, 100)),
+                                             ([{"x": [5.0, 5.0]}], None), ([{"x": [-3, 40]}], (0, 40))])
+def test_a_box_over_the_chart_becomes_a_step_range(boxes, expected):
+    assert compare.zoom_from_box(boxes) == expected
+
+
+@pytest.mark.parametrize("text, expected", [("100-199", (100, 199)), ("", None), ("9-3", None), ("a-b", None),
+                                            ("1-٣", None)])
+def test_a_zoom_in_the_url_is_read_strictly(text, expected):
+    assert compare.parse_zoom(text) == expected
 
 
 def test_confusion_matrices_side_by_side():
