@@ -22,7 +22,7 @@ from dlx import store
 from dlx.reduction import bucketing, reduced_history
 from dlx.store import History
 
-BUCKETS = 500  # about a chart panel's width in pixels; a series holds up to 2 x BUCKETS buckets
+BUCKETS = 400  # about a chart panel's width in pixels (two panels side by side); a series holds up to 2 x BUCKETS buckets
 TAIL = 256  # raw points kept per key (with times) for the progress estimate and the headline numbers
 
 
