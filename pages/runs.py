@@ -5,7 +5,7 @@ from datetime import datetime
 import numpy as np
 import streamlit as st
 
-from dlx import charts, launch, live, progress, store
+from dlx import charts, live, progress, store
 from dlx.config import parse_run_id
 from dlx.devices import why_waiting
 from dlx.errors import DlxError
@@ -121,6 +121,10 @@ def run_list() -> None:
 
 # -- one run -----------------------------------------------------------------------------------
 def actions(run: RunInfo) -> None:
+    # Re-running needs the data set and model registries, which import torch (hundreds of MB):
+    # imported when a run is opened, not when the list is.
+    from dlx import launch
+
     active = run.status not in FINAL_STATES
     columns = st.columns(5)
     columns[0].button("All runs", icon=":material/arrow_back:", on_click=close_run, key="runs.back")
