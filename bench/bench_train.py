@@ -4,7 +4,9 @@ All run in this process, interleaved, several times; the figures are the median 
 the best. Twice: by wall clock with every core (what a user waits), then by this process's CPU
 time with one torch thread, which other processes on a shared machine cannot inflate.
 The plain loop is the strongest simple baseline: shuffled index into tensors already in memory
-(no DataLoader), Adam, batch 32, the registry's CNN on digits.
+(no DataLoader), Adam, batch 32, the registry's model. Two cases (`--case`): the CNN on digits, and a
+tiny MLP on breast_cancer, where a step is so cheap that any fixed cost per epoch shows.
+The paired figure is the median of each repeat's time ratio, with its spread (min..max over pairs).
 
 Two baselines, because dlx does more than step: the "plain loop" only steps; the "plain loop
 + evaluation" also reports what dlx reports, computed the way a careful hand-written loop
@@ -13,7 +15,7 @@ the validation split evaluated after each epoch and the test split at the end. T
 ratio isolates what tracking, logging, checkpoints and the run bookkeeping cost; the first
 also counts the validation dlx does.
 
-Run: python bench/bench_train.py [--epochs 3 10] [--repeats 9]
+Run: python bench/bench_train.py [--case cnn-digits mlp-breast_cancer] [--epochs 3 10] [--repeats 9]
 """
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ from dlx.tracking import start_run  # noqa: E402
 from dlx.train import train  # noqa: E402
 
 BATCH, EVAL_BATCH, LR, SEED = 32, 256, 3e-3, 0
+CASES = {"cnn-digits": ("digits", "cnn"), "mlp-breast_cancer": ("breast_cancer", "mlp")}
+DATASET, MODEL = CASES["cnn-digits"]  # the case measured now (main sets it)
 
 
 @dataclass
@@ -58,12 +62,12 @@ def plain_loop(epochs: int, evaluate: bool) -> Timing:
     """What a user would write by hand; returns its wall and CPU seconds, setup included, as
     dlx's `train()` builds its model and optimizer inside the timed call too."""
     device = resolve_device("auto")
-    bundle = load_dataset("digits", SEED)  # cached in the process, as dlx's loader is
+    bundle = load_dataset(DATASET, SEED)  # cached in the process, as dlx's loader is
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = Timing.now()
     torch.manual_seed(SEED)
-    model = build_model("cnn", bundle.meta).to(device)
+    model = build_model(MODEL, bundle.meta).to(device)
     x, y = bundle.train.x.to(device), bundle.train.y.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     loss_fn = nn.CrossEntropyLoss()
@@ -106,7 +110,7 @@ def loss_and_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tup
 
 def dlx_loop(epochs: int) -> Timing:
     """dlx's `train()` end to end (tracking, checkpoints, evaluation); its wall and CPU seconds."""
-    config = parse_config({"dataset": "digits", "model": "cnn", "epochs": epochs, "batch_size": BATCH,
+    config = parse_config({"dataset": DATASET, "model": MODEL, "epochs": epochs, "batch_size": BATCH,
                            "lr": LR, "optimizer": "adam", "schedule": "constant", "seed": SEED})
     with start_run(experiment="bench", config=config.model_dump(), handle_signals=False) as run:
         start = Timing.now()
@@ -138,8 +142,9 @@ def paired(results: dict[str, list[Timing]], ours: str, baseline: str, clock: st
     A slow spell of a shared machine hits both halves of a pair alike, so this is steadier than
     the ratio of two medians taken over different moments.
     """
-    ratio = median([getattr(a, clock) / getattr(b, clock) for a, b in zip(results[ours], results[baseline])])
-    return f"{100 * (ratio - 1):+.1f}% time"
+    ratios = [getattr(a, clock) / getattr(b, clock) - 1 for a, b in zip(results[ours], results[baseline])]
+    return (f"{100 * median(ratios):+.1f}% time (pairs {100 * min(ratios):+.1f}% .. "
+            f"{100 * max(ratios):+.1f}%)")
 
 
 def table(results: dict[str, list[Timing]], samples: int, clock: str) -> list[tuple[str, str]]:
@@ -160,17 +165,26 @@ def table(results: dict[str, list[Timing]], samples: int, clock: str) -> list[tu
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--case", nargs="+", choices=list(CASES), default=list(CASES))
     parser.add_argument("--epochs", type=int, nargs="+", default=[3, 10])
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--clock", nargs="+", choices=["wall", "cpu"], default=["wall", "cpu"])
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
-    size = len(load_dataset("digits", SEED).train)
+    for case in args.case:
+        measure_case(case, args)
+
+
+def measure_case(case: str, args: argparse.Namespace) -> None:
+    global DATASET, MODEL
+    DATASET, MODEL = CASES[case]
+    size = len(load_dataset(DATASET, SEED).train)
     threads = torch.get_num_threads()
     # Wall clock with every core, then CPU time on one thread: the second cannot be skewed by
     # other processes taking the CPU (time slicing only delays it), so on a shared machine it is
     # the figure to trust; the first is what a user waits.
-    for clock, count in (("wall", threads), ("cpu", 1)):
+    for clock, count in [(c, n) for c, n in (("wall", threads), ("cpu", 1)) if c in args.clock]:
         torch.set_num_threads(count)
         with contextlib.redirect_stdout(io.StringIO()):  # warm up: allocator, kernels, caches, schema
             plain_loop(1, False), plain_loop(1, True), dlx_loop(1)
@@ -178,7 +192,7 @@ def main() -> None:
             results = measure(epochs, args.repeats)
             steps = epochs * math.ceil(size / BATCH)
             what = "wall-clock" if clock == "wall" else "CPU-time"
-            report(f"{what} training samples/s, {count} torch thread(s), digits CNN, batch {BATCH}, "
+            report(f"{what} training samples/s, {count} torch thread(s), {MODEL} on {DATASET}, batch {BATCH}, "
                    f"Adam {LR}, {epochs} epochs ({steps} steps); median; best of {args.repeats} "
                    "interleaved repeats", table(results, epochs * size, clock))
     torch.set_num_threads(threads)

@@ -3,13 +3,36 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dlx.store import History
+
+
+
+class Series(Protocol):
+    """What a chart draws: a History, or a live series reduced per bucket (each bucket's last value)."""
+
+    steps: np.ndarray
+    values: np.ndarray
+
+    def __len__(self) -> int: ...
+
+
+@runtime_checkable
+class Banded(Protocol):
+    """A series reduced per bucket of `width` steps, with each bucket's min and max."""
+
+    steps: np.ndarray
+    values: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    width: int
+
 
 # Run status -> colour: queued grey, running blue, succeeded green, failed red, cancelled orange.
 STATUS_COLORS = {"queued": "#808495", "running": "#1c83e1", "succeeded": "#21a354",
@@ -27,47 +50,62 @@ _SPLIT = re.compile(r"^(train|training|val|valid|validation|eval|test)[_/.]", re
 
 
 def smooth(values: np.ndarray, weight: float = 0.9) -> np.ndarray:
-    """Exponential moving average with bias correction (TensorBoard's smoothing); NaNs pass through."""
-    out = np.empty_like(values, dtype=np.float64)
-    average, norm = 0.0, 0.0
-    for i, value in enumerate(values):
-        if np.isnan(value):
-            out[i] = np.nan
-            continue
-        average = weight * average + (1 - weight) * value
-        norm = weight * norm + (1 - weight)
-        out[i] = average / norm
+    """Exponential moving average with bias correction (TensorBoard's smoothing); NaNs pass through.
+
+    pandas' adjusted EWM is exactly that average (sum of weight^age * value over sum of weight^age) in
+    compiled code: a Python loop took 1.8 s of the 4.3 s a 20-run x 100,000-step chart cost.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if not 0 <= weight < 1:
+        raise ValueError(f"smoothing weight: must be in [0, 1), got {weight}")
+    missing = np.isnan(values)
+    if missing.all():
+        return values.copy()
+    out = np.full(len(values), np.nan)
+    out[~missing] = pd.Series(values[~missing]).ewm(alpha=1 - weight, adjust=True).mean().to_numpy()
     return out
 
 
-def _epochs(history: History, steps_per_epoch: int | None) -> np.ndarray:
+def envelope(series: Series) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of a line through each bucket's min and max, so a reduced series keeps its spikes;
+    a series of single points (bucket width 1, or a plain History) as it is."""
+    if not isinstance(series, Banded) or series.width == 1:
+        return series.steps, series.values
+    return np.repeat(series.steps, 2), np.column_stack([series.low, series.high]).ravel()
+
+
+def _epochs(steps: np.ndarray, steps_per_epoch: int | None) -> np.ndarray:
     """x positions in epochs when the run says how many steps an epoch has, else in steps."""
-    return history.steps / steps_per_epoch if steps_per_epoch else history.steps.astype(float)
+    return steps / steps_per_epoch if steps_per_epoch else steps.astype(float)
 
 
-def curves(histories: dict[str, History], steps_per_epoch: int | None = None, epochs: int | None = None,
+def curves(histories: Mapping[str, Series], steps_per_epoch: int | None = None, epochs: int | None = None,
            height: int = 340) -> go.Figure:
     """Loss (per step, smoothed, and per epoch) beside accuracy (per epoch), test marked at the end.
 
-    With `epochs` the x axis spans the whole run, so a live run's curves grow across it. With no
-    points yet the empty axes say so: drawing them early means the first points only update a chart.
+    The per-step loss is drawn faint through each bucket's min and max where the series is reduced
+    (`envelope`), its smoothed line through each bucket's last value. With `epochs` the x axis spans
+    the whole run, so a live run's curves grow across it. With no points yet the empty axes say so:
+    drawing them early means the first points only update a chart.
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.08)
     empty = History(np.array([], dtype=np.int64), np.array([]), np.array([]))
     losses = histories.get("train_loss", empty)
     if len(losses):
-        x = _epochs(losses, steps_per_epoch)
-        fig.add_trace(go.Scatter(x=x, y=losses.values, mode="lines", name="train loss (step)",
+        raw_x, raw_y = envelope(losses)
+        fig.add_trace(go.Scatter(x=_epochs(raw_x, steps_per_epoch), y=raw_y, mode="lines",
+                                 name="train loss (step)",
                                  line=dict(color=TRAIN, width=1), opacity=0.25, legendgroup="train",
                                  showlegend=False, hovertemplate="%{y:.4f}"), 1, 1)
-        fig.add_trace(go.Scatter(x=x, y=smooth(losses.values), mode="lines", name="train",
+        fig.add_trace(go.Scatter(x=_epochs(losses.steps, steps_per_epoch), y=smooth(losses.values),
+                                 mode="lines", name="train",
                                  line=dict(color=TRAIN, width=2), legendgroup="train",
                                  hovertemplate="%{y:.4f}"), 1, 1)
     for key, name, color, col in (("val_loss", "validation", VAL, 1), ("train_acc", "train", TRAIN, 2),
                                   ("val_acc", "validation", VAL, 2)):
         history = histories.get(key, empty)
         if len(history):
-            fig.add_trace(go.Scatter(x=_epochs(history, steps_per_epoch), y=history.values,
+            fig.add_trace(go.Scatter(x=_epochs(history.steps, steps_per_epoch), y=history.values,
                                      mode="lines+markers", name=name, legendgroup=name,
                                      showlegend=key == "val_loss" or (key == "train_acc" and not len(losses)),
                                      line=dict(color=color, width=2), marker=dict(size=7),
@@ -75,7 +113,7 @@ def curves(histories: dict[str, History], steps_per_epoch: int | None = None, ep
     for key, col in (("test_loss", 1), ("test_acc", 2)):
         history = histories.get(key, empty)
         if len(history):
-            fig.add_trace(go.Scatter(x=_epochs(history, steps_per_epoch), y=history.values,
+            fig.add_trace(go.Scatter(x=_epochs(history.steps, steps_per_epoch), y=history.values,
                                      mode="markers", name="test", legendgroup="test",
                                      showlegend=key == "test_acc",
                                      marker=dict(color=TEST, size=13, symbol="star"),
@@ -122,11 +160,12 @@ def metric_groups(keys: Iterable[str]) -> dict[str, list[str]]:
     return groups
 
 
-def metrics_figure(groups: dict[str, list[str]], histories: dict[str, History], columns: int = 3,
+def metrics_figure(groups: dict[str, list[str]], histories: Mapping[str, Series], columns: int = 3,
                    row_height: int = 260) -> go.Figure:
     """One small chart per group, in a grid (one figure, so a live page redraws one element).
 
-    Each key is a line over its own steps; a key logged once is a marker, so a final value shows.
+    Each key is a line over its own steps (through each bucket's min and max where the series is
+    reduced); a key logged once is a marker, so a final value shows.
     """
     titles = list(groups)
     columns = max(1, min(columns, len(titles)))
@@ -137,7 +176,8 @@ def metrics_figure(groups: dict[str, list[str]], histories: dict[str, History], 
         row, col = divmod(index, columns)
         for n, key in enumerate(keys):
             history, color = histories[key], PALETTE[n % len(PALETTE)]
-            fig.add_trace(go.Scatter(x=history.steps, y=history.values, name=key, legendgroup=key,
+            x, y = envelope(history)
+            fig.add_trace(go.Scatter(x=x, y=y, name=key, legendgroup=key,
                                      mode="lines" if len(history) > 1 else "markers",
                                      line=dict(color=color, width=2), marker=dict(color=color, size=8),
                                      showlegend=len(keys) > 1, hovertemplate=f"{key} %{{y:.4g}}<extra></extra>"),

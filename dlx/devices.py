@@ -1,18 +1,38 @@
-"""Which device a run uses, and what this machine has."""
+"""Which device a run uses, and what this machine has.
+
+What this machine has is asked without importing torch here (550 MB in every process that does):
+the app and an idle worker only count GPUs. A machine without `nvidia-smi` has no CUDA GPU (an
+instant answer); where it exists, a child process asks torch once per process, so the count is
+torch's own (CUDA_VISIBLE_DEVICES, a CPU-only build) and its memory goes when the child exits.
+"""
 from __future__ import annotations
 
+import functools
+import json
 import os
+import shutil
+import subprocess
+import sys
+from typing import TYPE_CHECKING
 
-import torch
 from sqlalchemy import func, select
 
 from db.engine import session
 from db.models import Job
 from dlx.errors import DlxError
 
+if TYPE_CHECKING:
+    import torch
+
+_ASK_TORCH = ("import json, torch; print(json.dumps([torch.cuda.get_device_name(i) "
+              "for i in range(torch.cuda.device_count())]))")
+
 
 def resolve_device(spec: str) -> torch.device:
-    """auto -> the first visible GPU, else the CPU; cuda:N is checked against what exists."""
+    """auto -> the first visible GPU, else the CPU; cuda:N is checked against what exists.
+    Called where a run computes, so torch is imported here."""
+    import torch
+
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec.startswith("cuda"):
@@ -29,12 +49,28 @@ def resolve_device(spec: str) -> torch.device:
     return torch.device(spec)
 
 
+@functools.cache
+def gpu_names() -> tuple[str, ...]:
+    """The CUDA GPUs this process can use, by name; () without nvidia-smi or when asking fails."""
+    if shutil.which("nvidia-smi") is None:
+        return ()
+    try:
+        done = subprocess.run([sys.executable, "-c", _ASK_TORCH], capture_output=True, text=True, timeout=120)
+        return tuple(json.loads(done.stdout.strip().splitlines()[-1])) if done.returncode == 0 else ()
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
+        return ()
+
+
+def gpu_count() -> int:
+    return len(gpu_names())
+
+
 def describe() -> str:
     """A one-line description for the sidebar: the CPU, or each GPU's name."""
-    if torch.cuda.is_available():
-        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    names = gpu_names()
+    if names:
         return ", ".join(f"cuda:{i} {name}" for i, name in enumerate(names))
-    return f"CPU ({torch.get_num_threads()} threads)"
+    return f"CPU ({os.cpu_count()} cores)"
 
 
 def gpu_index(spec: str) -> int | None:
@@ -46,13 +82,13 @@ def check_launchable(spec: str, url: str | None = None) -> None:
     """Refuse a GPU that neither this machine nor any running worker has: such a job would wait
     in the queue forever, since no worker ever claims it."""
     index = gpu_index(spec)
-    if index is None or index < torch.cuda.device_count():
+    if index is None or index < gpu_count():
         return
     from dlx.jobs.supervisor import alive_workers  # jobs imports this module: imported when called
 
     if any(int(w.info.get("gpus", 0)) > index for w in alive_workers(url)):
         return
-    have = torch.cuda.device_count()
+    have = gpu_count()
     choices = ", ".join(["auto", "cpu", *(f"cuda:{i}" for i in range(have))])
     raise DlxError(f"device: {spec!r} does not exist here: this machine has {have} GPU(s) and no running "
                    f"worker has more; choose {choices}", field="device")

@@ -17,7 +17,7 @@ from dlx import store
 from dlx.config import RunConfig, coerce_value, expand_sweep, parse_config
 from dlx.data import DATASETS
 from dlx.data.registry import DatasetEntry, files_problem
-from dlx.devices import check_launchable
+from dlx.devices import check_launchable, gpu_count
 from dlx.errors import DlxError
 from dlx.jobs import submit
 from dlx.models import MODELS, check_model_fits
@@ -353,6 +353,4 @@ def rerun(run_id: int, url: str | None = None) -> int:
 
 def device_choices() -> list[str]:
     """auto, cpu, and one entry per visible GPU."""
-    import torch
-
-    return ["auto", "cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    return ["auto", "cpu", *(f"cuda:{i}" for i in range(gpu_count()))]

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from dlx import settings
-from dlx.checkpoints import checkpoint_metadata, copy_checkpoint, relative, save_checkpoint
+from dlx.checkpoint_writer import CheckpointWriter, snapshot
+from dlx.checkpoints import checkpoint_metadata
 from dlx.config import RunConfig
 from dlx.data import DataBundle, Split, load_dataset
 from dlx.data.streaming import FolderSplit
@@ -142,57 +143,61 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
     pending: list[torch.Tensor] = []
     window_samples = 0
     model.train()
-    for epoch in range(1, config.epochs + 1):
-        window_start = time.perf_counter()  # the last epoch's evaluation is not training time
-        # The epoch's train loss and accuracy are running sums over its batches, kept on the
-        # device (no sync per step): a second pass over the train split would cost ~30%.
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        for batch_number, (inputs, y) in enumerate(_batches(train_split, config.batch_size, device, generator), 1):
-            with autocast(config, device):
-                logits = model(*inputs)
-            loss = loss_fn(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            if schedule is not None:
-                schedule.step()
-            step += 1
-            window_samples += len(y)
-            detached = loss.detach()
-            pending.append(detached)
-            loss_sum += detached * len(y)
-            correct += (logits.argmax(1) == y).sum()
-            if len(pending) == LOG_EVERY or batch_number == steps_per_epoch:
-                window_start = _log_steps(run, pending, step, optimizer, window_samples, window_start)
-                pending, window_samples = [], 0
+    # Checkpoints are written (and indexed) in the background: see dlx.checkpoint_writer.
+    writer = CheckpointWriter(run, folder)
+    try:
+        for epoch in range(1, config.epochs + 1):
+            window_start = time.perf_counter()  # the last epoch's evaluation is not training time
+            # The epoch's train loss and accuracy are running sums over its batches, kept on the
+            # device (no sync per step): a second pass over the train split would cost ~30%.
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), dtype=torch.int64, device=device)
+            for batch_number, (inputs, y) in enumerate(_batches(train_split, config.batch_size, device, generator), 1):
+                with autocast(config, device):
+                    logits = model(*inputs)
+                loss = loss_fn(logits.float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+                if schedule is not None:
+                    schedule.step()
+                step += 1
+                window_samples += len(y)
+                detached = loss.detach()
+                pending.append(detached)
+                loss_sum += detached * len(y)
+                correct += (logits.argmax(1) == y).sum()
+                if len(pending) == LOG_EVERY or batch_number == steps_per_epoch:
+                    window_start = _log_steps(run, pending, step, optimizer, window_samples, window_start)
+                    pending, window_samples = [], 0
 
-        train_loss, train_acc = loss_sum.item() / len(train_split), correct.item() / len(train_split)
-        val_loss, val_acc, _ = evaluate(model, val_split, device, config, meta.num_classes)
-        epoch_metrics = {"epoch": epoch, "train_loss_epoch": train_loss, "train_acc": train_acc,
-                         "val_loss": val_loss, "val_acc": val_acc}
-        run.log_metrics(epoch_metrics, step=step)
-        print(f"epoch {epoch}/{config.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f}, "
-              f"val loss {val_loss:.4f} acc {val_acc:.4f}", flush=True)
+            train_loss, train_acc = loss_sum.item() / len(train_split), correct.item() / len(train_split)
+            val_loss, val_acc, _ = evaluate(model, val_split, device, config, meta.num_classes)
+            epoch_metrics = {"epoch": epoch, "train_loss_epoch": train_loss, "train_acc": train_acc,
+                             "val_loss": val_loss, "val_acc": val_acc}
+            run.log_metrics(epoch_metrics, step=step)
+            print(f"epoch {epoch}/{config.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f}, "
+                  f"val loss {val_loss:.4f} acc {val_acc:.4f}", flush=True)
 
-        meta_data = checkpoint_metadata(config, epoch, epoch_metrics)
-        save_checkpoint(model, folder / "last.safetensors", meta_data)
-        checkpoints = [("checkpoint", "last", relative(folder / "last.safetensors"), {"epoch": epoch})]
-        value = val_loss if config.early_stopping_metric == "val_loss" else -val_acc
-        if best_value is None or value < best_value:
-            best_value, best_epoch, waited = value, epoch, 0
-            copy_checkpoint(folder / "last.safetensors", folder / "best.safetensors")
-            checkpoints.append(("checkpoint", "best", relative(folder / "best.safetensors"),
-                                {"epoch": epoch, config.early_stopping_metric: abs(value)}))
-        else:
-            waited += 1
-        run.log_artifacts(checkpoints)
-        if config.early_stopping_patience and waited >= config.early_stopping_patience:
-            print(f"early stopping after epoch {epoch}: no better "
-                  f"{config.early_stopping_metric} for {waited} epochs", flush=True)
-            break
+            value = val_loss if config.early_stopping_metric == "val_loss" else -val_acc
+            improved = best_value is None or value < best_value
+            if improved:
+                best_value, best_epoch, waited = value, epoch, 0
+            else:
+                waited += 1
+            writer.submit(snapshot(model, checkpoint_metadata(config, epoch, epoch_metrics)), {"epoch": epoch},
+                          {"epoch": epoch, config.early_stopping_metric: abs(value)} if improved else None)
+            if config.early_stopping_patience and waited >= config.early_stopping_patience:
+                print(f"early stopping after epoch {epoch}: no better "
+                      f"{config.early_stopping_metric} for {waited} epochs", flush=True)
+                break
+    except BaseException:
+        with contextlib.suppress(Exception):
+            writer.close()  # what the finished epochs wrote is kept; the training's error is the one raised
+        raise
+    writer.close()  # the best checkpoint is on disk and indexed before the test split reads it
 
     from safetensors.torch import load_file
 

@@ -5,7 +5,7 @@ from datetime import datetime
 import numpy as np
 import streamlit as st
 
-from dlx import charts, charts_compare, compare, launch, progress, store
+from dlx import charts, charts_compare, compare, live, progress, store
 from dlx.config import parse_run_id
 from dlx.devices import why_waiting
 from dlx.errors import DlxError
@@ -25,7 +25,6 @@ CONFIRM_ARCHIVE = "runs.confirm_archive"  # the selected run ids awaiting a yes
 GLANCE_RUNS = 10  # newest runs overlaid above the table when no sweep is open
 GLANCE_SWEEP_RUNS = 30
 GLANCE_BUCKETS = 300  # about a half-width chart's pixels
-EMPTY = store.History(np.array([], dtype=np.int64), np.array([]), np.array([]))
 
 
 def open_run(run_id: int) -> None:
@@ -195,6 +194,10 @@ def selection_actions(picked: list[RunInfo]) -> None:
 
 # -- one run -----------------------------------------------------------------------------------
 def actions(run: RunInfo) -> None:
+    # Re-running needs the data set and model registries, which import torch (hundreds of MB):
+    # imported when a run is opened, not when the list is.
+    from dlx import launch
+
     active = run.status not in FINAL_STATES
     columns = st.columns(5)
     columns[0].button("All runs", icon=":material/arrow_back:", on_click=close_run, key="runs.back")
@@ -271,26 +274,35 @@ def queued_note(run: RunInfo) -> None:
     st.info(text, icon=":material/hourglass_top:")
 
 
+def live_state(run_id: int) -> live.LiveRun:
+    """The run's curves as drawn so far, kept for this tab: each refresh reads only what is new."""
+    name = f"runs.live.{run_id}"
+    if name not in st.session_state:
+        st.session_state[name] = live.LiveRun(run_id)
+    return st.session_state[name]
+
+
 def live_panel(run_id: int, shown_status: str) -> None:
     """Progress, headline numbers, curves and log; re-drawn every second while the run is active."""
     run = store.get_run(run_id)
     if run is None or run.status != shown_status:
         st.rerun()  # the run ended (or vanished): the whole page changes, not only this panel
-    keys = store.metric_keys(run.id)
-    histories = {key: store.metric_history(run.id, key) if key in keys else EMPTY
-                 for key in dict.fromkeys([*keys, *CURVES])}
+    state = live_state(run.id)
+    state.refresh()
+    keys = state.keys()
+    drawn = {key: state.get(key) for key in dict.fromkeys([*keys, *CURVES])}
+    tails = {key: series.tail for key, series in drawn.items()}
     if run.status == "queued":
         queued_note(run)
     elif run.status == "running":
-        state = progress.estimate(run, histories["train_loss"], histories["epoch"],
-                                  histories["samples_per_s"])
-        st.progress(state.fraction or 0.0, text=state.describe())
-    numbers(run, histories)
+        estimate = progress.estimate(run, tails["train_loss"], tails["epoch"], tails["samples_per_s"])
+        st.progress(estimate.fraction or 0.0, text=estimate.describe())
+    numbers(run, tails)
     launched = run.dataset is not None
     if (launched and run.status in ("queued", "running")) or any(k in keys for k in charts.CURVE_KEYS):
-        figure = charts.curves(histories, run.summary.get("steps_per_epoch"), run.summary.get("epochs"))
+        figure = charts.curves(drawn, run.summary.get("steps_per_epoch"), run.summary.get("epochs"))
         st.plotly_chart(figure, width="stretch", key="runs.curves")
-    other_metrics(keys, histories, launched)
+    other_metrics(keys, drawn, launched)
     try:
         log = progress.log_path(run.id)
     except DlxError as err:  # an index entry pointing outside the data directory is never read
@@ -301,7 +313,7 @@ def live_panel(run_id: int, shown_status: str) -> None:
             st.code(progress.tail(log) or "(empty so far)", language=None)
 
 
-def other_metrics(keys: list[str], histories: dict[str, store.History], launched: bool) -> None:
+def other_metrics(keys: list[str], histories: dict[str, live.LiveSeries], launched: bool) -> None:
     """Every key `curves` does not draw, grouped by name: a script's own metrics, a training's
     learning rate and throughput. A script's metrics are its main charts; a training's come second."""
     groups = charts.metric_groups(keys)
@@ -316,7 +328,7 @@ def other_metrics(keys: list[str], histories: dict[str, store.History], launched
 
 
 def numbers(run: RunInfo, histories: dict[str, store.History]) -> None:
-    """The headline numbers the run has so far, left to right."""
+    """The headline numbers the run has so far, left to right, from each key's last points."""
     shown = []
     loss, val, rate = histories["train_loss"], histories["val_acc"], histories["samples_per_s"]
     if run.summary.get("test_acc") is not None:

@@ -26,6 +26,7 @@ from db.engine import session
 from db.models import Artifact, Job, utcnow
 from db.models import Worker as WorkerRow
 from dlx import settings
+from dlx.devices import gpu_count
 from dlx.jobs import orphans
 from dlx.jobs.executors import Handle, get_executor
 from dlx.jobs.queue import cancel_requested, claim, finish_job, get_job, heartbeat, reap_stale
@@ -47,7 +48,7 @@ class Running:
 @dataclass
 class Worker:
     cpu_slots: int = field(default_factory=settings.cpu_job_slots)
-    gpus: int = -1  # -1: ask torch
+    gpus: int = -1  # -1: count them (dlx.devices, without importing torch in the worker)
     url: str | None = None
     id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     running: dict[int, Running] = field(default_factory=dict)
@@ -55,9 +56,7 @@ class Worker:
 
     def __post_init__(self) -> None:
         if self.gpus < 0:
-            import torch
-
-            self.gpus = torch.cuda.device_count()
+            self.gpus = gpu_count()
         self.executor = get_executor()
 
     def threads_per_job(self) -> int:

@@ -1,0 +1,48 @@
+"""Checkpoints written in the background: on disk and indexed once closed, the newest last and best kept,
+a failed write raised in the training's thread."""
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from dlx import settings, store
+from dlx.checkpoint_writer import CheckpointWriter, snapshot
+from dlx.tracking import Run, create_run
+
+
+def _epoch_of(path) -> str:
+    with safe_open(str(path), framework="pt") as checkpoint:
+        return checkpoint.metadata()["epoch"]
+
+
+def test_close_leaves_the_newest_last_and_best_on_disk_and_indexed():
+    run = Run(create_run({}, status="running"))
+    folder = settings.run_dir(run.id) / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    model = torch.nn.Linear(3, 2)
+    writer = CheckpointWriter(run, folder)
+    for epoch in range(1, 31):  # epochs faster than the writes: older snapshots are replaced, not queued
+        with torch.no_grad():
+            model.weight.fill_(epoch)  # each epoch's weights differ; the snapshot must keep its own
+        improved = epoch <= 20
+        writer.submit(snapshot(model, {"epoch": str(epoch)}), {"epoch": epoch},
+                      {"epoch": epoch} if improved else None)
+    writer.close()
+    last, best = store.checkpoint_path(run.id, "last"), store.checkpoint_path(run.id, "best")
+    assert _epoch_of(last) == "30" and _epoch_of(best) == "20"
+    with safe_open(str(best), framework="pt") as checkpoint:
+        assert checkpoint.get_tensor("weight").eq(20).all()  # epoch 20's weights, not the later ones
+    entries = {a.name: a.meta["epoch"] for a in store.artifacts(run.id, "checkpoint")}
+    assert entries == {"last": 30, "best": 20}
+    run.finish()
+
+
+def test_a_failed_write_is_raised_by_close():
+    run = Run(create_run({}, status="running"))
+    folder = settings.run_dir(run.id) / "missing" / "checkpoints"  # never created: the write fails
+    writer = CheckpointWriter(run, folder)
+    writer.submit(snapshot(torch.nn.Linear(2, 2), {"epoch": "1"}), {"epoch": 1}, {"epoch": 1})
+    with pytest.raises(Exception, match="No such file|not found|os error"):
+        writer.close()
+    run.finish()

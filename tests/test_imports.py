@@ -1,0 +1,63 @@
+"""Memory before any job: the app's pages and an idle worker do not import torch (hundreds of MB each);
+only the pages that compute (Launch counts a model's parameters, Explain runs it) do. Checked in fresh
+processes: the app's pages under streamlit.testing in a subprocess, a real `dlx worker`'s mapped libraries."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dlx.jobs.supervisor import alive_workers
+from dlx.tracking import Run, create_run
+from tests.conftest import start_worker, stop_process, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+OPEN_PAGE = """
+import json, sys
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file(sys.argv[1], default_timeout=60)
+at.switch_page(sys.argv[2])
+at.run()
+print(json.dumps({"errors": [str(e.value) for e in at.exception], "titles": [t.value for t in at.title],
+                  "torch": "torch" in sys.modules}))
+"""
+
+
+def _open_page(home: Path, page: str) -> dict:
+    """A fresh Python that opens `page` in the app's frame (sidebar, login gate, worker check) and says
+    what it imported."""
+    env = {**os.environ, "DLX_HOME": str(home), "DLX_AUTOSTART_WORKER": "0", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", OPEN_PAGE, str(ROOT / "streamlit_app.py"), page],
+                          capture_output=True, text=True, env=env, timeout=180, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("page, title", [("pages/runs.py", "Runs"), ("pages/compare.py", "Compare runs")])
+def test_the_runs_and_compare_pages_do_not_import_torch(dlx_home, page, title):
+    run = Run(create_run({"dataset": "digits", "model": "cnn"}, status="running"))
+    run.log_metric("train_loss", 1.0, 0)
+    run.finish()
+    shown = _open_page(dlx_home, page)
+    assert shown["errors"] == [] and shown["titles"] == [title]
+    assert shown["torch"] is False
+
+
+def test_the_explain_page_imports_torch_where_it_computes(dlx_home):
+    shown = _open_page(dlx_home, "pages/explain.py")
+    assert shown["errors"] == [] and shown["torch"] is True  # the check above sees an import when there is one
+
+
+def test_an_idle_worker_does_not_load_torch(dlx_home):
+    dlx_home.mkdir(parents=True, exist_ok=True)
+    worker = start_worker(dlx_home)
+    try:
+        wait_for(lambda: any(w.id.endswith(f":{worker.pid}") for w in alive_workers()), message="the worker to register")
+        maps = Path(f"/proc/{worker.pid}/maps").read_text()
+        assert "libtorch" not in maps and "libc10" not in maps
+    finally:
+        stop_process(worker)
