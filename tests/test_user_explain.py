@@ -94,7 +94,8 @@ def test_explain_page_shows_and_explains_a_user_image_set_and_says_how_uploads_a
     at.selectbox(key="explain.pick").set_value("index").run()
     at.text_input(key="explain.indices").set_value("1, 3").run()
     grid, = charts(at)
-    assert [a["text"] for a in grid["layout"]["annotations"] if a["text"].startswith("#")][:2][0].startswith("#1 ")
+    shown = [a["text"].split(" ")[0] for a in grid["layout"]["annotations"] if a["text"].startswith("#")]
+    assert shown == ["#1", "#3"] and "x" not in vars(get_loaded_run(run_id).bundle.test)
     at.radio(key="explain.source").set_value("an uploaded image").run()
     assert "normalised with the set's own mean/std, as in training" in at.file_uploader(key="explain.upload").label
     png = archive.read("shapes/class1/0.png")
@@ -115,3 +116,17 @@ def test_explain_page_explains_a_user_csv_table(tmp_path):
     bars = charts(at)
     assert len(bars) == 4 and traces(bars[0], "bar") == 2  # four test rows, IG and Feature Ablation
     assert "size" in str(bars[0]) and "true " in texts(at)
+
+
+def test_pickers_other_than_misclassified_need_no_test_probabilities():
+    from dlx.errors import DlxError
+    from dlx.explain.samples import pick_samples
+
+    labels = torch.tensor([0, 1, 2, 1, 0])
+    assert pick_samples(labels, None, "class", 2, cls=1, num_classes=3) == [1, 3]
+    assert pick_samples(labels, None, "index", 2, indices=[4, 2], num_classes=3) == [4, 2]
+    with pytest.raises(DlxError, match="choose a class between 0 and 2") as caught:
+        pick_samples(labels, None, "class", 2, cls=3, num_classes=3)
+    assert caught.value.field == "samples"
+    with pytest.raises(DlxError, match="misclassified samples needs the model's test probabilities"):
+        pick_samples(labels, None, "misclassified", 2, num_classes=3)
