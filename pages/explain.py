@@ -12,9 +12,9 @@ from dlx.explain.baselines import BASELINES, baselines_for
 from dlx.explain.gallery import Gallery, build_gallery, check_comparable, resolve_targets, sample_captions
 from dlx.explain.jobs import ExplainTask, failure_reason, find_job, submit_task, task_result
 from dlx.explain.models_cache import LoadedRun, checkpointed_run_ids, get_loaded_run
-from dlx.explain.samples import PICKERS, pick_samples
+from dlx.explain.samples import PICKERS, pick_samples, sample_inputs
 from dlx.explain.scoring import METRICS, label, scores_cached
-from dlx.explain.uploads import read_image
+from dlx.explain.uploads import normalisation, read_image
 from dlx.jobs import ensure_worker
 from dlx.jobs.queue import ACTIVE, get_job
 from pages import enter_frame, explain_text
@@ -219,14 +219,16 @@ labels = None
 try:
     if source == "test samples":
         chosen = parse_indices(indices_text) if how == "index" else None
-        indices = pick_samples(test.y, loaded.test_probs(), how, int(count), chosen, cls, int(seed))
-        inputs, labels = test.x[indices], test.y[indices]
-        captions = sample_captions(indices, labels, loaded.test_probs()[indices], meta.classes)
+        every = loaded.test_probs() if how == "misclassified" else None  # the others read only their samples
+        indices = pick_samples(test.y, every, how, int(count), chosen, cls, int(seed), meta.num_classes)
+        inputs, labels = sample_inputs(test, indices), test.y[indices]
+        captions = sample_captions(indices, labels, loaded.predict(inputs), meta.classes)
         if "mask" in test.extras:
             masks = test.extras["mask"][indices]
     else:
+        normalised = " and normalised with the set's own mean/std, as in training" if normalisation(meta) else ""
         upload = st.file_uploader(f"An image (PNG, JPEG, ...); it is resized to "
-                                  f"{'×'.join(map(str, meta.input_shape[1:]))}", key="explain.upload")
+                                  f"{'×'.join(map(str, meta.input_shape[1:]))}{normalised}", key="explain.upload")
         if upload is None:
             st.info("Upload an image to explain it.", icon=":material/upload:")
             st.stop()

@@ -86,6 +86,14 @@ class FolderSplit:
         """The split decoded whole, for readers that want tensors (the Explain page's test samples)."""
         return _decoded(self.dataset).x
 
+    def read(self, indices: list[int]) -> torch.Tensor:
+        """Only the samples at `indices`, decoded (the Explain page shows a few of a big split)."""
+        if "x" in self.__dict__:  # decoded whole already
+            return self.x[indices]
+        if not indices:
+            return torch.zeros(0, self.dataset.channels, self.dataset.side, self.dataset.side)
+        return torch.stack([self.dataset[i][0] for i in indices])
+
     def loader(self, batch_size: int, device: torch.device, shuffle: bool = False,
                generator: torch.Generator | None = None, workers: int | None = None) -> DataLoader:
         """One DataLoader per way of reading, kept, so its worker processes live across epochs."""

@@ -16,6 +16,7 @@ from dlx.explain.cache import explain_cached
 from dlx.explain.localisation import attribution_map
 from dlx.explain.methods import Attribution, get_method
 from dlx.explain.models_cache import LoadedRun
+from dlx.explain.uploads import for_display
 
 TargetChoice = str | int  # "predicted", "true", or a class index
 
@@ -49,7 +50,7 @@ class Gallery:
         """The grid's rows, each map titled with its method, time per sample and whether it was cached."""
         classes = self.loaded.meta.classes
         rows = []
-        for i, x in enumerate(self.inputs):
+        for i, x in enumerate(for_display(self.loaded.meta, self.inputs)):  # the maps stay on the real inputs
             p, order = self.probs[i].sort(descending=True)
             maps = []
             for method, attribution in self.attributions.items():

@@ -22,6 +22,7 @@ from dlx.explain.baselines import BASELINES
 from dlx.explain.importance import GlobalImportance, global_importance
 from dlx.explain.methods import get_method
 from dlx.explain.models_cache import LoadedRun, get_loaded_run
+from dlx.explain.samples import sample_inputs
 from dlx.explain.scoring import Scores, score_methods
 from dlx.jobs.kinds import register_job_kind
 from dlx.jobs.queue import set_progress, submit_job
@@ -102,8 +103,9 @@ def task_samples(loaded: LoadedRun, task: ExplainTask):
     """The first N test samples with the predicted class as target (and masks when the data set has them)."""
     test = loaded.bundle.test
     n = min(task.n_samples, len(test))
-    targets = loaded.test_probs()[:n].argmax(1).tolist()
-    return test.x[:n], targets, test.extras["mask"][:n] if "mask" in test.extras else None
+    inputs = sample_inputs(test, list(range(n)))  # a streamed split decodes these N only
+    targets = loaded.predict(inputs).argmax(1).tolist()
+    return inputs, targets, test.extras["mask"][:n] if "mask" in test.extras else None
 
 
 def run_task(loaded: LoadedRun, task: ExplainTask, progress=None,

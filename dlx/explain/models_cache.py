@@ -62,7 +62,10 @@ class LoadedRun:
     def test_probs(self) -> Tensor:
         """Probabilities on the whole test split, computed once (sample pickers sort by them)."""
         if self._test_probs is None:
-            self._test_probs = self.predict(self.bundle.test.x)
+            from dlx.explain.samples import input_batches
+
+            parts = [self.predict(inputs) for inputs in input_batches(self.bundle.test)]
+            self._test_probs = torch.cat(parts) if parts else torch.empty(0, self.meta.num_classes)
         return self._test_probs
 
 

@@ -1,6 +1,8 @@
 """Choosing which test samples to explain: by index, by class, misclassified first, or at random."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor
 
@@ -14,10 +16,18 @@ PICKERS: dict[str, str] = {
 }
 
 
-def pick_samples(labels: Tensor, probs: Tensor, how: str, count: int, indices: list[int] | None = None,
-                 cls: int | None = None, seed: int = 0) -> list[int]:
-    """Indices into the test split; `probs` are the model's test probabilities (N, classes)."""
+def pick_samples(labels: Tensor, probs: Tensor | None, how: str, count: int, indices: list[int] | None = None,
+                 cls: int | None = None, seed: int = 0, num_classes: int | None = None) -> list[int]:
+    """Indices into the test split; `probs` are the model's test probabilities (N, classes).
+
+    Only "misclassified" needs `probs` (the others take `num_classes`): on a streamed split they
+    cost a pass over every test sample, which showing a few chosen ones must not pay.
+    """
     n = len(labels)
+    if probs is None and how == "misclassified":
+        raise DlxError("samples: picking misclassified samples needs the model's test probabilities",
+                       field="samples")
+    num_classes = probs.shape[1] if probs is not None else num_classes
     if count < 1:
         raise DlxError("samples: choose at least one sample", field="samples")
     if how == "index":
@@ -30,8 +40,8 @@ def pick_samples(labels: Tensor, probs: Tensor, how: str, count: int, indices: l
             raise DlxError("samples: give at least one index", field="samples")
         return chosen[:count]
     if how == "class":
-        if cls is None or not 0 <= cls < probs.shape[1]:
-            raise DlxError(f"samples: choose a class between 0 and {probs.shape[1] - 1}", field="samples")
+        if num_classes is None or cls is None or not 0 <= cls < num_classes:
+            raise DlxError(f"samples: choose a class between 0 and {(num_classes or 1) - 1}", field="samples")
         return torch.nonzero(labels == cls).flatten()[:count].tolist()
     if how == "misclassified":
         confidence, predicted = probs.max(1)
@@ -43,3 +53,15 @@ def pick_samples(labels: Tensor, probs: Tensor, how: str, count: int, indices: l
         generator = torch.Generator().manual_seed(seed)
         return torch.randperm(n, generator=generator)[:count].tolist()
     raise DlxError(f"samples: unknown way to pick {how!r}; choose one of {sorted(PICKERS)}", field="samples")
+
+
+def sample_inputs(split, indices: list[int]) -> Tensor:
+    """The model's inputs at `indices`; a streamed split (FolderSplit) decodes only those files."""
+    read = getattr(split, "read", None)
+    return read(indices) if read is not None else split.x[indices]
+
+
+def input_batches(split, batch: int = 256) -> Iterator[Tensor]:
+    """A split's inputs a batch at a time, so a streamed split is never held decoded whole."""
+    for start in range(0, len(split), batch):
+        yield sample_inputs(split, list(range(start, min(start + batch, len(split)))))

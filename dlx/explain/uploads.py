@@ -23,7 +23,7 @@ GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 class UploadedImage:
     """The model's input made from an upload, and what was done to the file to get there."""
 
-    tensor: Tensor  # (1, C, H, W) in [0, 1] at the model's input size
+    tensor: Tensor  # (1, C, H, W) at the model's input size: [0, 1], or normalised as the set was in training
     changes: list[str] = field(default_factory=list)  # sentences for the user, e.g. a colour conversion
 
 
@@ -73,4 +73,38 @@ def read_image(data: bytes, meta: DatasetMeta, name: str = "upload") -> Uploaded
     image = image.convert("L" if channels == 1 else "RGB").resize((model_w, model_h), Image.BILINEAR)
     array = np.asarray(image, dtype=np.float32) / 255.0
     array = array[None] if channels == 1 else array.transpose(2, 0, 1)
-    return UploadedImage(torch.from_numpy(np.ascontiguousarray(array))[None], changes)
+    tensor = torch.from_numpy(np.ascontiguousarray(array))[None]
+    stats = normalisation(meta)
+    if stats is not None:  # the model never saw raw pixels: same normalisation as its training inputs
+        mean, std = stats
+        tensor = (tensor - mean) / std
+        changes.append(f"{name} was normalised with {meta.name}'s own per-channel mean "
+                       f"({', '.join(f'{m:.3f}' for m in mean.flatten().tolist())}) and std "
+                       f"({', '.join(f'{s:.3f}' for s in std.flatten().tolist())}), as in training.")
+    return UploadedImage(tensor, changes)
+
+
+def normalisation(meta: DatasetMeta) -> tuple[Tensor, Tensor] | None:
+    """The (C, 1, 1) mean and std a user image set's inputs are normalised with, or None for raw pixels.
+
+    Built-in image sets feed [0, 1] pixels; a user's set is normalised with the statistics stored
+    at import (dlx.data.streaming), so uploads and displayed samples must apply or undo them.
+    """
+    if meta.kind != "image":
+        return None
+    from dlx.data.user_sets import get_user_set  # user_sets imports this module's limits
+
+    user_set = get_user_set(meta.name)
+    if user_set is None or user_set.kind != "image":
+        return None
+    mean, std = (torch.tensor(user_set.details[key], dtype=torch.float32).view(-1, 1, 1) for key in ("mean", "std"))
+    return mean, std
+
+
+def for_display(meta: DatasetMeta, inputs: Tensor) -> Tensor:
+    """Model inputs as [0, 1] pixels to show: a normalised user set's samples denormalised."""
+    stats = normalisation(meta)
+    if stats is None:
+        return inputs
+    mean, std = stats
+    return (inputs * std + mean).clamp(0.0, 1.0)
