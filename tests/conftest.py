@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from db.engine import dispose_all
+from dlx.data.registry import load_dataset
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 pytest_plugins = ["tests.browser"]  # the app_server and browser_page fixtures, for every test module
@@ -25,6 +26,7 @@ def dlx_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     yield home
     dispose_all()
+    load_dataset.cache_clear()  # a data set's name means another set in the next test's directory
 
 
 @pytest.fixture
