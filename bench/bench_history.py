@@ -86,7 +86,8 @@ def main() -> None:
     ours, baseline = median(times["dlx store.metric_history"]), median(times["raw sqlite3 fetchall"])
     report(f"one metric history of {args.points:,} points (store: 2 runs x 3 keys x {args.points:,}), "
            f"median of {args.repeats} interleaved repeats",
-           [*((name, f"{median(values):.1f} ms  ({min(values):.1f}-{max(values):.1f})") for name, values in times.items()),
+           [*((name, f"{median(values):.1f} ms  ({min(values):.1f}-{max(values):.1f})")
+             for name, values in times.items()),
             ("dlx first call", f"{first_ms:.1f} ms"),
             ("dlx / raw fetchall (time)", f"{ours / baseline:.2f}; "
              f"{min(times['dlx store.metric_history']) / min(times['raw sqlite3 fetchall']):.2f}  "
