@@ -117,3 +117,26 @@ def test_deleting_a_run_deletes_its_cached_explanations(trained_run):
     delete_run(trained_run)
     with session() as s:
         assert s.scalar(select(func.count()).select_from(Explanation)) == 0
+
+
+def test_a_batch_of_new_explanations_is_stored_in_one_transaction(trained_run):
+    from sqlalchemy import event
+
+    from db.engine import get_engine
+
+    loaded = get_loaded_run(trained_run)
+    x = loaded.bundle.test.x[:6]
+    commits = []
+    engine = get_engine()
+    listener = lambda connection: commits.append(1)  # noqa: E731
+    event.listen(engine, "commit", listener)
+    try:
+        fresh = explain_cached(loaded, x, [0] * 6, "saliency", "zeros")
+    finally:
+        event.remove(engine, "commit", listener)
+    assert not fresh.cached and len(commits) == 1
+    with session() as s:
+        assert s.scalar(select(func.count()).select_from(Explanation).where(Explanation.method == "saliency")) == 6
+    again = explain_cached(loaded, x, [0] * 6, "saliency", "zeros")
+    assert again.cached
+    torch.testing.assert_close(again.values, fresh.values)

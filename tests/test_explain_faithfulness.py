@@ -7,7 +7,12 @@ import torch
 
 from dlx.explain import explain
 from dlx.explain.baselines import make_baseline
-from dlx.explain.faithfulness import deletion_insertion, infidelity_scores, max_sensitivity
+from dlx.explain.faithfulness import (
+    deletion_insertion,
+    deletion_insertion_many,
+    infidelity_scores,
+    max_sensitivity,
+)
 from dlx.explain.scoring import RANDOM, Scores
 from tests.explain_fixtures import trained
 
@@ -44,6 +49,33 @@ def test_attribution_order_beats_its_reverse_on_deletion_and_insertion(cancer):
     reversed_ = deletion_insertion(model, x, -ig, target, baseline)
     assert right.deletion_auc.mean() < reversed_.deletion_auc.mean()
     assert right.insertion_auc.mean() > reversed_.insertion_auc.mean()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    model, bundle = trained("digits", "cnn", epochs=1)
+    x = bundle.test.x[:12]
+    with torch.no_grad():
+        target = model(x).argmax(1)
+    return model, x, target
+
+
+def test_batched_curves_equal_one_sample_at_a_time(digits):
+    """Many samples and methods stacked into few forward passes score exactly what one sample alone scores."""
+    model, x, target = digits
+    baseline = make_baseline("zeros", x)
+    maps = {m: explain(m, model, x, target, baseline).values
+            for m in ("saliency", "integrated_gradients", "occlusion", "grad_cam")}
+    together = deletion_insertion_many(model, x, maps, target, baseline, steps=10)
+    tiny_batches = deletion_insertion(model, x, maps["occlusion"], target, baseline, steps=10, batch=1)
+    for method, values in maps.items():
+        for i in range(len(x)):
+            alone = deletion_insertion(model, x[i:i + 1], values[i:i + 1], target[i:i + 1], baseline[i:i + 1],
+                                       steps=10)
+            np.testing.assert_allclose(together[method].deletion[i], alone.deletion[0], atol=1e-5)
+            np.testing.assert_allclose(together[method].insertion[i], alone.insertion[0], atol=1e-5)
+    np.testing.assert_allclose(tiny_batches.deletion, together["occlusion"].deletion, atol=1e-5)
+    np.testing.assert_allclose(tiny_batches.insertion, together["occlusion"].insertion, atol=1e-5)
 
 
 def test_image_deletion_removes_whole_pixels_across_channels():

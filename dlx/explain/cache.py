@@ -64,12 +64,28 @@ def load(key: str, url: str | None = None) -> Stored | None:
 def save(key: str, run_id: int, method: str, meta: dict[str, Any], tensors: dict[str, Tensor],
          url: str | None = None) -> None:
     """Store an entry; if another process stored the same key first, theirs stays (same content)."""
-    data = save_tensors({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()})
-    try:
-        with session(url) as s, s.begin():
-            s.add(Explanation(key=key, run_id=run_id, method=method, meta=meta, data=data))
-    except IntegrityError:
-        pass
+    save_many(run_id, method, {key: (meta, tensors)}, url)
+
+
+def save_many(run_id: int, method: str, entries: dict[str, Stored], url: str | None = None) -> None:
+    """Store many entries of one method in ONE transaction (a commit per sample cost more than Captum).
+
+    Keys another process stored meanwhile are skipped: theirs stay (same content).
+    """
+    if not entries:
+        return
+    rows = {key: Explanation(key=key, run_id=run_id, method=method, meta=meta,
+                             data=save_tensors({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}))
+            for key, (meta, tensors) in entries.items()}
+    for _ in range(3):  # a concurrent writer can only add keys, so this settles quickly
+        try:
+            with session(url) as s, s.begin():
+                taken = set(s.scalars(select(Explanation.key).where(Explanation.key.in_(list(rows)))))
+                s.add_all(row for key, row in rows.items() if key not in taken)
+            return
+        except IntegrityError:
+            rows = {key: Explanation(key=key, run_id=r.run_id, method=r.method, meta=r.meta, data=r.data)
+                    for key, r in rows.items()}
 
 
 def explain_cached(loaded: LoadedRun, inputs: Tensor, targets: list[int], method: str,
@@ -87,14 +103,15 @@ def explain_cached(loaded: LoadedRun, inputs: Tensor, targets: list[int], method
         with loaded.lock:
             fresh = explain(method, loaded.model, rows, [targets[i] for i in missing], base, **params)
         per_sample = fresh.seconds / len(missing)
+        entries: dict[str, Stored] = {}
         for j, i in enumerate(missing):
             tensors = {"values": fresh.values[j]}
             if fresh.delta is not None:
                 tensors["delta"] = fresh.delta[j:j + 1]
             meta = {"seconds": per_sample, "signed": fresh.signed, "params": params,
                     "baseline": baseline, "target": int(targets[i]), "checkpoint": loaded.checkpoint}
-            save(keys[i], loaded.run_id, method, meta, tensors, url)
-            found[keys[i]] = (meta, tensors)
+            entries[keys[i]] = found[keys[i]] = (meta, tensors)
+        save_many(loaded.run_id, method, entries, url)
     stored = [found[key] for key in keys]
     deltas = [tensors.get("delta") for _, tensors in stored]
     return Attribution(

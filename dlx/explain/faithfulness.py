@@ -37,10 +37,20 @@ class Curves:
         return np.trapezoid(self.insertion, self.fractions, axis=1)
 
 
+# Perturbed copies per forward pass: at most this many, and at most this many input values in all
+# (64-feature digits fill 4,096 copies; a 3×224×224 image about 20).
+MAX_COPIES = 4096
+MAX_VALUES = 1 << 22
+
+
 @torch.no_grad()
 def deletion_insertion(model: nn.Module, inputs: Tensor, values: Tensor, target: Tensor,
-                       baseline: Tensor, steps: int = 20, batch: int = 1024) -> Curves:
-    """Both curves for every sample, many perturbed copies per forward pass."""
+                       baseline: Tensor, steps: int = 20, batch: int | None = None) -> Curves:
+    """Both curves for every sample: all steps of both curves of many samples go through one forward pass.
+
+    `batch` caps the perturbed copies per pass (default: what fits MAX_COPIES and MAX_VALUES).
+    To score several methods at once, stack their maps (and repeat inputs, targets, baseline).
+    """
     device = next(model.parameters()).device
     fractions = np.linspace(0.0, 1.0, steps + 1)
     scores = feature_scores(values).to(device)
@@ -50,8 +60,10 @@ def deletion_insertion(model: nn.Module, inputs: Tensor, values: Tensor, target:
                   torch.arange(p, device=device).expand(n, p))
     counts = torch.as_tensor(np.round(fractions * p), device=device)
     spatial = inputs.shape[2:] if inputs.ndim == 4 else inputs.shape[1:]
-    chunk = max(1, batch // (steps + 1))
-    deletion, insertion = [], []
+    if batch is None:
+        batch = max(1, min(MAX_COPIES, MAX_VALUES // max(1, inputs[0].numel())))
+    chunk = max(1, batch // (2 * (steps + 1)))  # samples per pass; each brings 2 × (S+1) copies
+    curves = []
     for start in range(0, n, chunk):
         x = inputs[start:start + chunk].to(device, torch.float32)
         base = baseline[start:start + chunk].to(device, torch.float32)
@@ -59,12 +71,24 @@ def deletion_insertion(model: nn.Module, inputs: Tensor, values: Tensor, target:
         removed = rank[start:start + chunk, None, :] < counts[None, :, None]  # (n, S+1, P)
         removed = removed.view(len(x), steps + 1, *([1] if inputs.ndim == 4 else []), *spatial)
         xs, bs = x[:, None], base[:, None]
-        for out, perturbed in ((deletion, torch.where(removed, bs, xs)), (insertion, torch.where(removed, xs, bs))):
-            flat = perturbed.reshape(-1, *inputs.shape[1:])
-            probs = torch.softmax(model(flat).float(), dim=1)
-            out.append(probs.view(len(x), steps + 1, -1).gather(2, t.view(-1, 1, 1).expand(-1, steps + 1, 1))
-                       .squeeze(2).cpu())
-    return Curves(fractions, torch.cat(deletion).numpy(), torch.cat(insertion).numpy())
+        perturbed = torch.cat([torch.where(removed, bs, xs), torch.where(removed, xs, bs)], dim=1)
+        probs = torch.softmax(model(perturbed.reshape(-1, *inputs.shape[1:])).float(), dim=1)
+        probs = probs.view(len(x), 2 * (steps + 1), -1)
+        curves.append(probs.gather(2, t.view(-1, 1, 1).expand(-1, 2 * (steps + 1), 1)).squeeze(2).cpu())
+    both = torch.cat(curves).numpy()
+    return Curves(fractions, both[:, :steps + 1], both[:, steps + 1:])
+
+
+def deletion_insertion_many(model: nn.Module, inputs: Tensor, maps: dict[str, Tensor], target: Tensor,
+                            baseline: Tensor, steps: int = 20) -> dict[str, Curves]:
+    """Curves for several methods' maps of the same samples, all in the same few forward passes."""
+    m = len(maps)
+    curves = deletion_insertion(model, inputs.repeat(m, *[1] * (inputs.ndim - 1)),
+                                torch.cat([v.to(inputs.device) for v in maps.values()]),
+                                target.repeat(m), baseline.repeat(m, *[1] * (baseline.ndim - 1)), steps)
+    n = len(inputs)
+    return {name: Curves(curves.fractions, curves.deletion[k * n:(k + 1) * n], curves.insertion[k * n:(k + 1) * n])
+            for k, name in enumerate(maps)}
 
 
 def infidelity_scores(model: nn.Module, inputs: Tensor, values: Tensor, target: Tensor,

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from dlx.explain.baselines import make_baseline
 from dlx.explain.cache import digest, explain_cached, load, save, tensor_digest
-from dlx.explain.faithfulness import Curves, deletion_insertion, infidelity_scores, max_sensitivity
+from dlx.explain.faithfulness import deletion_insertion_many, infidelity_scores, max_sensitivity
 from dlx.explain.localisation import mask_mass, pointing_game
 from dlx.explain.methods import METHODS, explain
 from dlx.explain.models_cache import LoadedRun
@@ -90,7 +90,11 @@ def score_methods(loaded: LoadedRun, inputs: Tensor, targets: list[int], methods
                   baseline: str = "zeros", params: dict[str, dict[str, Any]] | None = None,
                   masks: Tensor | None = None, sensitivity: bool = True, steps: int = 20,
                   progress: Callable[[float], None] | None = None, url: str | None = None) -> Scores:
-    """Score each method (and a random map) on these samples; attributions come through the cache."""
+    """Score each method (and a random map) on these samples; attributions come through the cache.
+
+    Each method explains all samples in one call; the deletion/insertion curves of every method
+    go through the model together, in a few large forward passes.
+    """
     params = params or {}
     model, device = loaded.model, loaded.device
     x = inputs.to(device, torch.float32)
@@ -99,25 +103,32 @@ def score_methods(loaded: LoadedRun, inputs: Tensor, targets: list[int], methods
     scores = Scores(np.linspace(0.0, 1.0, steps + 1))
     generator = torch.Generator().manual_seed(0)
     everything = [*methods, RANDOM]
-    for done, method in enumerate(everything):
+    work = 2 * len(everything) + 1  # maps, one pass of curves, then the per-method metrics
+    maps: dict[str, Tensor] = {}
+    for done, method in enumerate(everything, 1):
         if method == RANDOM:
-            values = torch.rand(inputs.shape, generator=generator)
+            maps[method] = torch.rand(inputs.shape, generator=generator)
         else:
-            values = explain_cached(loaded, inputs, targets, method, baseline, params.get(method), url).values
+            maps[method] = explain_cached(loaded, inputs, targets, method, baseline, params.get(method), url).values
+        if progress is not None:
+            progress(done / work)
+    with loaded.lock:
+        curves = deletion_insertion_many(model, x, maps, target, base, steps)
+    for done, method in enumerate(everything, len(everything) + 1):
+        values = maps[method]
+        found = {"deletion_auc": curves[method].deletion_auc, "insertion_auc": curves[method].insertion_auc}
         with loaded.lock:
-            curves: Curves = deletion_insertion(model, x, values, target, base, steps)
-            found = {"deletion_auc": curves.deletion_auc, "insertion_auc": curves.insertion_auc,
-                     "infidelity": infidelity_scores(model, x, values, target).numpy()}
+            found["infidelity"] = infidelity_scores(model, x, values, target).numpy()
             if sensitivity:
                 found["max_sensitivity"] = max_sensitivity(
                     _recompute(loaded, method, baseline, params.get(method) or {}, generator), x, target).numpy()
-        scores.deletion[method], scores.insertion[method] = curves.deletion, curves.insertion
+        scores.deletion[method], scores.insertion[method] = curves[method].deletion, curves[method].insertion
         if masks is not None:
             found["mask_mass"] = mask_mass(values, masks).numpy()
             found["pointing_game"] = pointing_game(values, masks).numpy()
         scores.metrics[method] = found
         if progress is not None:
-            progress((done + 1) / len(everything))
+            progress((done + 1) / work)
     return scores
 
 
