@@ -97,13 +97,17 @@ class Method:
     signed: Callable[[dict[str, Any]], bool] = lambda params: True
 
     def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Defaults filled in, every value checked; unknown names are refused."""
-        known = {p.name: p for p in self.params}
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            raise DlxError(f"{self.name}: unknown parameter(s) {unknown}; it takes {sorted(known)}",
-                           field=f"{self.name}.{unknown[0]}")
-        return {name: p.coerce(self.name, params.get(name, p.default)) for name, p in known.items()}
+        return resolve_params(self.name, self.params, params)
+
+
+def resolve_params(method: str, declared: tuple[Param, ...], given: dict[str, Any]) -> dict[str, Any]:
+    """A method's parameters with defaults filled in and every value checked; unknown names are refused."""
+    known = {p.name: p for p in declared}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise DlxError(f"{method}: unknown parameter(s) {unknown}; it takes {sorted(known)}",
+                       field=f"{method}.{unknown[0]}")
+    return {name: p.coerce(method, given.get(name, p.default)) for name, p in known.items()}
 
 
 METHODS: dict[str, Method] = {}

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from dlx.errors import DlxError
 from dlx.explain.attention import (Encoded, Merge, attention_and_gradients, merge_tokens, pooling_of,
                                    relevance, rollout, text_forward, token_scores)
-from dlx.explain.methods import Param
+from dlx.explain.methods import Param, resolve_params
 
 # run(model, encoded, target, baseline_ids, params) -> (values per piece (T,), convergence delta or None)
 TextRunner = Callable[[nn.Module, Encoded, int, Tensor, dict[str, Any]], tuple[Tensor, Tensor | None]]
@@ -38,13 +38,7 @@ class TextMethod:
     signed: Callable[[dict[str, Any]], bool] = lambda params: True
 
     def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Defaults filled in, every value checked; unknown names are refused."""
-        known = {p.name: p for p in self.params}
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            raise DlxError(f"{self.name}: unknown parameter(s) {unknown}; it takes {sorted(known)}",
-                           field=f"{self.name}.{unknown[0]}")
-        return {name: p.coerce(self.name, params.get(name, p.default)) for name, p in known.items()}
+        return resolve_params(self.name, self.params, params)
 
 
 TEXT_METHODS: dict[str, TextMethod] = {}
