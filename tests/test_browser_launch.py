@@ -23,6 +23,12 @@ def test_run_launched_from_the_browser_succeeds_on_the_runs_page(app_server, bro
     page.get_by_text("This queues 1 run: digits / cnn.").wait_for()
     expect(page.get_by_role("textbox", name="Learning rate")).to_have_value("0.003")  # the recipe's default
     snapshot(page, artifacts_dir / "launch-page.png")
+    # Three epochs train in about 3 s, less than a cold first load of the Runs page can take: twelve
+    # keep the run going long enough for the live view to be seen on any machine.
+    epochs = page.get_by_role("textbox", name="Epochs")
+    epochs.fill("12")
+    epochs.press("Enter")
+    expect(epochs).to_have_value("12")
 
     page.get_by_role("button", name="Launch").click()
     link = page.get_by_role("link", name=re.compile(r"Follow run #\d+"))
@@ -45,7 +51,7 @@ def test_run_launched_from_the_browser_succeeds_on_the_runs_page(app_server, bro
                 if len(seen) == 1:  # a picture of the live run
                     snapshot(page, artifacts_dir / "runs-page-running.png")
         page.wait_for_timeout(100)
-    assert seen, "no progress bar while the run was running"  # e.g. "Epoch 2 of 3 · step 74 of 111 ·…"
+    assert seen, "no progress bar while the run was running"  # e.g. "Epoch 2 of 12 · step 74 of 444 ·…"
     page.locator(".js-plotly-plot g.trace").first.wait_for()  # the curves
 
     accuracy = float(metric_value(page, "Test accuracy"))
