@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, bindparam, case, insert, select, update
+from sqlalchemy import Connection, case
 
+from db.engine import upsert
 from db.models import BLOCK_STEPS, MetricBlock, RunSummary
 
 _summaries = RunSummary.__table__
@@ -52,49 +53,40 @@ def update_summaries(conn: Connection, run_id: int, rows: list[tuple]) -> None:
     _update_blocks(conn, run_id, rows)
 
 
+def _kept(new, current, better):
+    """`new` where it is better than `current` (or current is NULL), else `current`; NULL new keeps current."""
+    return case((new.is_(None), current), (current.is_(None) | better, new), else_=current)
+
+
+def _merge_set(table, excluded, step: str) -> dict[str, Any]:
+    """The ON CONFLICT merge of a stored row with the incoming one: the later step's last value,
+    the lower min, the higher max. Computed by the database from the stored row itself, so two
+    writers of the same run never lose each other's values."""
+    later = table.c[step] <= excluded[step]
+    return {"last": case((later, excluded.last), else_=table.c.last),
+            step: case((later, excluded[step]), else_=table.c[step]),
+            "min": _kept(excluded.min, table.c.min, table.c.min > excluded.min),
+            "max": _kept(excluded.max, table.c.max, table.c.max < excluded.max)}
+
+
+def _upsert(conn: Connection, table, keys: list[str], step: str, rows: list[dict[str, Any]]) -> None:
+    """Insert-or-merge in one statement per row (batched by the driver), in key order so that
+    two transactions touching the same rows lock them in the same order (no deadlock on PostgreSQL)."""
+    if not rows:
+        return
+    stmt = upsert(conn, table)
+    stmt = stmt.on_conflict_do_update(index_elements=keys, set_=_merge_set(table, stmt.excluded, step))
+    conn.execute(stmt, sorted(rows, key=lambda row: tuple(row[k] for k in keys)))
+
+
 def _update_run_summaries(conn: Connection, run_id: int, rows: list[tuple]) -> None:
-    """An UPDATE per key, an INSERT for new keys. Portable SQL (no dialect upsert); the merge is
-    done by the UPDATE itself, so a concurrent writer of the same run cannot lose the other's values."""
-    t = _summaries
-    for key, new in batch_summaries(rows).items():
-        values: dict[str, Any] = {"last": case((t.c.step <= new["step"], new["last"]), else_=t.c.last),
-                                  "step": case((t.c.step <= new["step"], new["step"]), else_=t.c.step)}
-        if new["min"] is not None:
-            values["min"] = case((t.c.min.is_(None) | (t.c.min > new["min"]), new["min"]), else_=t.c.min)
-            values["max"] = case((t.c.max.is_(None) | (t.c.max < new["max"]), new["max"]), else_=t.c.max)
-        updated = conn.execute(update(t).where(t.c.run_id == run_id, t.c.key == key).values(**values))
-        if updated.rowcount == 0:
-            conn.execute(insert(t).values(run_id=run_id, key=key, **new))
-
-
-_MERGE_BLOCK = (update(_blocks)
-                .where(_blocks.c.run_id == bindparam("r"), _blocks.c.key == bindparam("k"),
-                       _blocks.c.block == bindparam("b"))
-                .values(last=case((_blocks.c.last_step <= bindparam("s"), bindparam("l")), else_=_blocks.c.last),
-                        last_step=case((_blocks.c.last_step <= bindparam("s"), bindparam("s")),
-                                       else_=_blocks.c.last_step),
-                        min=case((_blocks.c.min.is_(None) | (_blocks.c.min > bindparam("lo")), bindparam("lo")),
-                                 else_=_blocks.c.min),
-                        max=case((_blocks.c.max.is_(None) | (_blocks.c.max < bindparam("hi")), bindparam("hi")),
-                                 else_=_blocks.c.max)))
+    _upsert(conn, _summaries, ["run_id", "key"], "step",
+            [{"run_id": run_id, "key": key, **new} for key, new in batch_summaries(rows).items()])
 
 
 def _update_blocks(conn: Connection, run_id: int, rows: list[tuple]) -> None:
-    """New blocks inserted in one batch, blocks the run already has (a step range continued across
-    flushes) merged in one batched UPDATE: a few statements per flush, however many points."""
-    merged = {name: _merged(group) for name, group in
-              _grouped(rows, lambda row: (row[1], row[2] // BLOCK_STEPS)).items()}
-    existing: set[tuple[str, int]] = set()
-    for key in {key for key, _ in merged}:
-        blocks = [block for k, block in merged if k == key]
-        found = conn.scalars(select(_blocks.c.block).where(_blocks.c.run_id == run_id, _blocks.c.key == key,
-                                                           _blocks.c.block.between(min(blocks), max(blocks))))
-        existing.update((key, block) for block in found)
-    new = [{"run_id": run_id, "key": key, "block": block, "last_step": m["step"], "last": m["last"],
-            "min": m["min"], "max": m["max"]} for (key, block), m in merged.items() if (key, block) not in existing]
-    if new:
-        conn.execute(insert(_blocks), new)
-    old = [{"r": run_id, "k": key, "b": block, "s": m["step"], "l": m["last"], "lo": m["min"], "hi": m["max"]}
-           for (key, block), m in merged.items() if (key, block) in existing]
-    if old:
-        conn.execute(_MERGE_BLOCK, old)
+    merged = _grouped(rows, lambda row: (row[1], row[2] // BLOCK_STEPS))
+    _upsert(conn, _blocks, ["run_id", "key", "block"], "last_step",
+            [{"run_id": run_id, "key": key, "block": block, "last_step": m["step"], "last": m["last"],
+              "min": m["min"], "max": m["max"]}
+             for (key, block), m in ((name, _merged(group)) for name, group in merged.items())])

@@ -21,7 +21,7 @@ import weakref
 from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from db.engine import get_engine, session
@@ -276,9 +276,16 @@ class Run:
 
 
 def _unavailable(err: Exception) -> bool:
-    """Whether the database could not be used at all (retry the rows later), rather than refused them."""
+    """Whether the database could not be used at all (retry the rows later), rather than refused them.
+
+    A statement that fails as a whole (on PostgreSQL a ProgrammingError of SQLSTATE class 42, such
+    as a missing table, which SQLite calls OperationalError) fails every row alike: no row of it
+    is to blame. A trigger's RAISE (P0001) is a refusal of rows, though psycopg files it beside them.
+    """
     unreachable = (OperationalError, InterfaceError, PoolTimeout)
-    return isinstance(err, unreachable) or getattr(err, "connection_invalidated", False)
+    whole_statement = (isinstance(err, ProgrammingError)
+                       and str(getattr(err.orig, "sqlstate", None) or "42").startswith("42"))
+    return isinstance(err, unreachable) or whole_statement or getattr(err, "connection_invalidated", False)
 
 
 def _ending(exc: BaseException | None) -> tuple[str, str | None]:

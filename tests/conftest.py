@@ -14,7 +14,7 @@ from db.engine import dispose_all
 from dlx.data.registry import load_dataset
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-pytest_plugins = ["tests.browser"]  # the app_server and browser_page fixtures, for every test module
+pytest_plugins = ["tests.browser", "tests.postgres"]  # app_server/browser_page; pg_cluster/store_url
 
 
 @pytest.fixture(autouse=True)

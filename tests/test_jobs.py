@@ -7,6 +7,7 @@ import socket
 import subprocess
 import threading
 
+import pytest
 from sqlalchemy import func, select
 
 from db.engine import session
@@ -17,6 +18,8 @@ from dlx.jobs import cancel_run, ensure_worker, submit, submit_job
 from dlx.jobs.queue import claim, get_job, latest_job, reap_stale
 from dlx.jobs.supervisor import alive_workers
 from tests.conftest import start_worker, stop_process, wait_for
+
+pytestmark = pytest.mark.usefixtures("store_url")  # every test on SQLite and PostgreSQL
 
 QUICK = {"dataset": "breast_cancer", "model": "mlp", "epochs": 2}
 LONG = {"dataset": "digits", "model": "cnn", "epochs": 500}  # runs until the test stops it

@@ -13,6 +13,8 @@ from dlx.jobs import cancel_run, submit
 from dlx.jobs.queue import cancel_job, claim, finish_job, get_job, reap_stale
 from tests.conftest import start_worker, stop_process, wait_for
 
+pytestmark = pytest.mark.usefixtures("store_url")  # every test on SQLite and PostgreSQL
+
 QUICK = {"dataset": "breast_cancer", "model": "mlp", "epochs": 2}
 LONG = {"dataset": "digits", "model": "cnn", "epochs": 500}  # runs until the test stops it
 

@@ -16,18 +16,22 @@ from dlx.config import parse_config
 from dlx.jobs import submit
 from dlx.tracking import Run, create_run, start_run
 
+pytestmark = pytest.mark.usefixtures("store_url")  # every test on SQLite and PostgreSQL
+
 
 def _count(table, run_id: int) -> int:
     with session() as s:
         return s.scalar(select(func.count()).select_from(table).where(table.run_id == run_id))
 
 
-def test_migrations_from_empty_create_every_table_at_head(dlx_home):
+def test_migrations_from_empty_create_every_table_at_head(dlx_home, store_url):
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
     engine = get_engine()
-    assert (dlx_home / "dlx.sqlite").exists()
+    assert engine.dialect.name == store_url.split(":")[0].split("+")[0]
+    if engine.dialect.name == "sqlite":
+        assert (dlx_home / "dlx.sqlite").exists()
     tables = set(inspect(engine).get_table_names())
     assert set(Base.metadata.tables) <= tables
     assert {"runs", "metrics", "params", "tags", "artifacts", "jobs", "workers", "explanations"} <= tables
@@ -38,7 +42,9 @@ def test_migrations_from_empty_create_every_table_at_head(dlx_home):
     assert "ix_metrics_run_key_step" in indexes
 
 
-def test_sqlite_file_is_in_wal_mode_with_foreign_keys_on(dlx_home):
+def test_sqlite_file_is_in_wal_mode_with_foreign_keys_on(dlx_home, store_url):
+    if not store_url.startswith("sqlite"):
+        pytest.skip("WAL and PRAGMAs are SQLite's")
     engine = get_engine()
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"

@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from db.engine import session
 from db.models import Metric
@@ -18,6 +18,8 @@ from dlx import store
 from dlx.errors import DlxError
 from dlx.tracking import Run, create_run, start_run
 from tests.conftest import wait_for
+
+pytestmark = pytest.mark.usefixtures("store_url")  # every test on SQLite and PostgreSQL
 
 
 def stored_points(run_id: int, key: str | None = None) -> int:
@@ -93,7 +95,7 @@ def test_failed_write_keeps_points_for_the_next_flush():
         run.log_metric("loss", 0.5, step=step)
     with session() as s, s.begin():  # the table is briefly unavailable: the write fails
         s.execute(text("ALTER TABLE metrics RENAME TO metrics_away"))
-    with pytest.raises(OperationalError):
+    with pytest.raises((OperationalError, ProgrammingError)):  # SQLite's and PostgreSQL's "no such table"
         run.flush()
     with session() as s, s.begin():
         s.execute(text("ALTER TABLE metrics_away RENAME TO metrics"))
@@ -223,11 +225,13 @@ def test_numpy_and_tensor_points_are_stored_as_plain_numbers():
         run.log_series("loss", np.array([0.2, 0.1]), first_step=np.int32(5))
         run.log_params({"seed": np.int64(7), "widths": np.array([8, 16]), "name": "cnn"})
     with session() as s:
-        step_types = set(s.scalars(text("SELECT DISTINCT typeof(step) FROM metrics WHERE run_id = :r"),
+        postgres = s.bind.dialect.name == "postgresql"
+        typeof = "pg_typeof" if postgres else "typeof"  # the type of the stored value, not the column's
+        step_types = set(s.scalars(text(f"SELECT DISTINCT CAST({typeof}(step) AS TEXT) FROM metrics WHERE run_id = :r"),
                                    {"r": run.id}))
-        value_types = set(s.scalars(text("SELECT DISTINCT typeof(value) FROM metrics WHERE run_id = :r"),
+        value_types = set(s.scalars(text(f"SELECT DISTINCT CAST({typeof}(value) AS TEXT) FROM metrics WHERE run_id = :r"),
                                     {"r": run.id}))
-    assert step_types == {"integer"} and value_types == {"real"}
+    assert step_types == {"integer"} and value_types == {"double precision" if postgres else "real"}
     assert store.metric_history(run.id, "loss").steps.tolist() == [3, 4, 5, 6]
     assert store.metric_history(run.id, "loss").values.tolist() == [0.5, 0.25, 0.2, 0.1]
     assert store.metric_history(run.id, "done").values.tolist() == [1.0]
@@ -259,8 +263,14 @@ def test_bad_params_are_refused_with_the_key_named(params):
 def refuse_key(key: str) -> None:
     """The database itself refuses one key's rows (as PostgreSQL refuses a value it cannot store)."""
     with session() as s, s.begin():
-        s.execute(text(f"CREATE TRIGGER refuse BEFORE INSERT ON metrics WHEN NEW.key = '{key}' "
-                       "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"))
+        if s.bind.dialect.name == "postgresql":
+            s.execute(text("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                           "$$ BEGIN RAISE EXCEPTION 'refused by the database'; END $$"))
+            s.execute(text(f"CREATE TRIGGER refuse BEFORE INSERT ON metrics FOR EACH ROW "
+                           f"WHEN (NEW.key = '{key}') EXECUTE FUNCTION refuse()"))
+        else:
+            s.execute(text(f"CREATE TRIGGER refuse BEFORE INSERT ON metrics WHEN NEW.key = '{key}' "
+                           "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"))
 
 
 def test_rows_the_database_refuses_are_dropped_and_the_rest_written(caplog):
