@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import Session
 
 from db.engine import session
 from db.models import Job, utcnow
@@ -40,28 +41,37 @@ def submit_job(kind: str, payload: dict[str, Any], run_id: int | None = None,
 
 
 def claim(worker: str, cpu_only: bool, url: str | None = None) -> Job | None:
-    """Take the oldest queued job this worker can run, or None.
-
-    The conditional UPDATE (still queued?) makes the claim atomic on SQLite and PostgreSQL
-    alike: of two workers racing for one job, exactly one sees a row count of 1.
-    """
-    with session(url) as s:
-        stmt = select(Job.id).where(Job.status == "queued").order_by(Job.id).limit(8)
+    """Take the oldest queued job this worker can run, or None; atomic under concurrent workers."""
+    with session(url) as s, s.begin():
+        runnable = [Job.status == "queued"]
         if cpu_only:
-            stmt = stmt.where(Job.device.in_(("cpu", "auto")))
-        candidates = list(s.scalars(stmt))
-    for job_id in candidates:
+            runnable.append(Job.device.in_(("cpu", "auto")))
+        job_id = _take(s, runnable)
+        if job_id is None:
+            return None
         now = utcnow()
-        with session(url) as s, s.begin():
-            claimed = s.execute(update(Job).where(Job.id == job_id, Job.status == "queued")
-                                .values(status="running", worker=worker, started_at=now, heartbeat_at=now))
-            if claimed.rowcount == 1:
-                job = s.get(Job, job_id)
-                if job.run_id is not None and job.kind == "train":
-                    s.execute(update(RunRow).where(RunRow.id == job.run_id, RunRow.status == "queued")
-                              .values(status="running", started_at=now))
-                return job
-    return None
+        s.execute(update(Job).where(Job.id == job_id)
+                  .values(status="running", worker=worker, started_at=now, heartbeat_at=now))
+        job = s.get(Job, job_id)
+        if job.run_id is not None and job.kind == "train":
+            s.execute(update(RunRow).where(RunRow.id == job.run_id, RunRow.status == "queued")
+                      .values(status="running", started_at=now))
+        return job
+
+
+def _take(s: Session, runnable: list) -> int | None:
+    """Mark the oldest runnable job as this transaction's and return its id (the one place that
+    knows how each database does it atomically).
+
+    PostgreSQL: `SELECT ... FOR UPDATE SKIP LOCKED` locks the row and lets racing workers pass over
+    it to the next one. SQLite serialises writers: one UPDATE that picks the job in a subquery
+    runs under the write lock, so the job it picks is still queued and no other writer gets it.
+    """
+    oldest = select(Job.id).where(*runnable).order_by(Job.id).limit(1)
+    if s.bind.dialect.name == "postgresql":
+        return s.scalar(oldest.with_for_update(skip_locked=True))
+    return s.scalar(update(Job).where(Job.id == oldest.scalar_subquery())
+                    .values(status="running").returning(Job.id))
 
 
 def get_job(job_id: int, url: str | None = None) -> Job | None:
