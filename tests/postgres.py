@@ -39,6 +39,7 @@ def store_url(request, dlx_home, monkeypatch) -> Iterator[str]:
         return
     cluster: Cluster = request.getfixturevalue("pg_cluster")
     url = cluster.create_database()
+    dlx_home.mkdir(parents=True, exist_ok=True)  # SQLite's first use makes it; tests start workers there
     monkeypatch.setenv("DLX_DATABASE_URL", url)
     yield url
     dispose_all()  # this process's pooled connections first; DROP ... FORCE ends the rest

@@ -53,11 +53,14 @@ def test_two_workers_and_eight_writers_lose_nothing_and_never_lock():
     home.mkdir(parents=True, exist_ok=True)
     jobs = [submit(parse_config({**QUICK, "seed": seed})) for seed in range(4)]
     shared = create_run({"dataset": "digits"}, name="shared", status="running")
-    workers = [start_worker(home) for _ in range(2)]
-    writers = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(WRITER).replace("STEPS", str(STEPS)),
-                                 str(i), str(shared)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=dict(os.environ)) for i in range(WRITERS)]
+    script = textwrap.dedent(WRITER).replace("STEPS", str(STEPS))
+    workers: list[subprocess.Popen] = []
+    writers: list[subprocess.Popen] = []
     try:
+        workers.extend(start_worker(home) for _ in range(2))
+        writers.extend(subprocess.Popen([sys.executable, "-c", script, str(i), str(shared)], text=True,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+                       for i in range(WRITERS))
         outputs = [process.communicate(timeout=300) for process in writers]
         finished = [wait_for(lambda: (job := get_job(job_id)).status in store.FINAL_STATES and job,
                              timeout=300, message=f"job {job_id} to end") for _, job_id in jobs]

@@ -33,6 +33,7 @@ def python(code: str, **kwargs) -> subprocess.Popen:
 # -- a killed worker takes its job with it ------------------------------------------------------
 
 @pytest.mark.parametrize("prewarm", ["0", "1"], ids=["cold", "standby"])
+@pytest.mark.usefixtures("store_url")
 def test_job_of_a_sigkilled_worker_ends_with_it_and_its_run_stays_failed(dlx_home, monkeypatch, prewarm):
     monkeypatch.setenv("DLX_STALE_AFTER", "6")  # above any floor tied to the 2 s heartbeat
     dlx_home.mkdir(parents=True, exist_ok=True)
@@ -119,6 +120,7 @@ def test_next_worker_ends_a_dead_workers_children_but_never_a_reused_pid(dlx_hom
 
 # -- a run deleted while its job runs -----------------------------------------------------------
 
+@pytest.mark.usefixtures("store_url")
 def test_worker_survives_a_run_deleted_while_its_job_runs_and_runs_the_next_job(worker):
     run_id, job_id = submit(parse_config(LONG))
     job = running_with_metrics(run_id, job_id)

@@ -105,6 +105,7 @@ def assert_failed_as_dead(run_id: int, pid: int) -> None:
 
 
 # -- a dead script's run is failed by whoever notices first ---------------------------------------
+@pytest.mark.usefixtures("store_url")
 def test_a_killed_scripts_run_is_failed_by_a_worker(scripts, dlx_home):
     run_id, pid = killed_script_run(scripts)
     worker = start_worker(dlx_home, env={"DLX_STALE_AFTER": STALE_AFTER})
@@ -149,6 +150,7 @@ def test_a_live_script_keeps_its_run_past_the_stale_window(scripts):
 
 
 # -- ending and deleting a script's run -----------------------------------------------------------
+@pytest.mark.usefixtures("store_url")
 def test_dlx_cancel_ends_a_scripts_run_as_cancelled(scripts):
     process, run_id = start_script(scripts, LOOPING)
     ended = dlx("cancel", str(run_id))
@@ -230,6 +232,7 @@ def test_an_unclosed_run_ends_as_its_script_ended(scripts, ending, status, error
     assert points(run_id) == 20
 
 
+@pytest.mark.usefixtures("store_url")
 def test_a_script_whose_run_is_deleted_under_it_drops_its_points_and_stops(scripts):
     process, run_id = start_script(scripts, """
         import time
