@@ -19,8 +19,6 @@ from dlx.jobs.queue import claim, get_job, latest_job, reap_stale
 from dlx.jobs.supervisor import alive_workers
 from tests.conftest import start_worker, stop_process, wait_for
 
-pytestmark = pytest.mark.usefixtures("store_url")  # every test on SQLite and PostgreSQL
-
 QUICK = {"dataset": "breast_cancer", "model": "mlp", "epochs": 2}
 LONG = {"dataset": "digits", "model": "cnn", "epochs": 500}  # runs until the test stops it
 
@@ -68,6 +66,7 @@ def test_submitted_job_runs_to_success_with_metrics_in_the_store(worker):
     assert f"run {run_id}: breast_cancer/mlp" in log.read_text()
 
 
+@pytest.mark.usefixtures("store_url")  # the queue on SQLite and PostgreSQL
 def test_failing_job_reports_the_runs_reason():
     run_id, job_id = submit(parse_config({**QUICK, "epochs": 5, "optimizer": "sgd", "lr": 10,
                                           "schedule": "constant"}))
@@ -82,6 +81,7 @@ def test_failing_job_reports_the_runs_reason():
     assert process.returncode == 0  # the job's failure never reached its worker
 
 
+@pytest.mark.usefixtures("store_url")  # the queue on SQLite and PostgreSQL
 def test_racing_claims_take_each_job_exactly_once():
     job_ids = [submit_job("train", {}) for _ in range(30)]
     claimed: list[tuple[int, str]] = []
@@ -134,6 +134,7 @@ def test_cancel_running_job_ends_cancelled(worker):
     assert cancel_run(run_id) == "finished"
 
 
+@pytest.mark.usefixtures("store_url")  # the queue on SQLite and PostgreSQL
 def test_cancel_queued_job_ends_cancelled_at_once():
     run_id, job_id = submit(parse_config(QUICK))
     assert cancel_run(run_id) == "cancelled"
@@ -158,6 +159,7 @@ def test_job_killed_by_sigkill_fails_and_keeps_its_flushed_metrics(worker):
     assert worker.poll() is None
 
 
+@pytest.mark.usefixtures("store_url")  # the queue on SQLite and PostgreSQL
 def test_job_of_a_dead_worker_is_failed_as_stale(worker, monkeypatch):
     run_id, job_id = submit(parse_config(LONG))
     job = running_with_metrics(run_id, job_id)
