@@ -21,6 +21,7 @@ from captum.attr import (
 from dlx.data import DatasetMeta
 from dlx.errors import DlxError
 from dlx.explain import METHODS, available_methods, explain
+from dlx.explain import methods as methods_module
 from dlx.explain.baselines import baselines_for, blur, make_baseline
 from dlx.explain.layers import explainable_copy, find_layer
 from dlx.models import build_model
@@ -94,14 +95,60 @@ def test_each_method_equals_a_direct_captum_call(method, digits_cnn, cancer_mlp)
     torch.testing.assert_close(ours.values, direct.expand_as(x), rtol=1e-4, atol=1e-6)
 
 
-def test_a_batch_of_stochastic_maps_equals_one_sample_at_a_time(digits_cnn):
-    """SmoothGrad and GradientSHAP seed per sample: a result never depends on its batch (so it caches)."""
+NOISY = [("smoothgrad", {"nt_type": "smoothgrad"}), ("smoothgrad", {"nt_type": "smoothgrad_sq"}),
+         ("smoothgrad", {"nt_type": "vargrad"}), ("gradient_shap", {})]
+
+
+@pytest.mark.parametrize("method,params", NOISY)
+def test_a_batch_of_noisy_maps_equals_one_sample_at_a_time_whatever_the_batch(method, params, digits_cnn):
+    """SmoothGrad and GradientSHAP draw each sample's noise from its own seed: a map never depends on
+    the batch it was computed in (so it caches), nor on how many samples go in one pass."""
     model, bundle = digits_cnn
-    x = bundle.test.x[:3]
-    for method in ("smoothgrad", "gradient_shap"):
-        batch = explain(method, model, x, 1, make_baseline("zeros", x)).values
-        alone = explain(method, model, x[2:3], 1, make_baseline("zeros", x[2:3])).values
-        torch.testing.assert_close(batch[2:3], alone)
+    x = bundle.test.x[:5]
+    target = model(x).argmax(1)
+    base = make_baseline("mean", x, bundle.meta.mean)
+    batch = explain(method, model, x, target, base, seed=3, **params).values
+    for rows in ([4], [3, 0], [1, 4, 2]):
+        other = explain(method, model, x[rows], target[rows], base[rows], seed=3, **params).values
+        torch.testing.assert_close(other, batch[rows], rtol=1e-5, atol=1e-7)
+    other_seed = explain(method, model, x, target, base, seed=4, **params).values
+    assert not torch.allclose(other_seed, batch)
+
+
+def test_noisy_maps_split_over_several_passes_are_the_same(digits_cnn, monkeypatch):
+    """A large batch is cut into passes by input size; the cut changes no sample's map."""
+    model, bundle = digits_cnn
+    x = bundle.test.x[:7]
+    base = make_baseline("zeros", x)
+    whole = {m: explain(m, model, x, 2, base).values for m in ("smoothgrad", "gradient_shap")}
+    monkeypatch.setattr(methods_module, "_NOISY_ELEMENTS_PER_PASS", 3 * 20 * 64)  # 3 samples a pass
+    for method, values in whole.items():
+        torch.testing.assert_close(explain(method, model, x, 2, base).values, values, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("method,params", NOISY)
+def test_a_batch_of_noisy_maps_equals_captum_on_each_sample_with_the_same_seed(method, params, digits_cnn):
+    """Each row equals NoiseTunnel / GradientShap called by hand on that sample after seeding torch
+    and numpy with the method's seed; the global generators are left as they were."""
+    model, bundle = digits_cnn
+    x = bundle.test.x[:4]
+    target = model(x).argmax(1)
+    base = make_baseline("mean", x, bundle.meta.mean)
+    torch.manual_seed(123)
+    np.random.seed(123)
+    ours = explain(method, model, x, target, base, seed=9, **params).values
+    assert torch.rand(1).item() == torch.rand(1, generator=torch.Generator().manual_seed(123)).item()
+    assert np.random.rand() == np.random.RandomState(123).rand()
+    for i in range(len(x)):
+        torch.manual_seed(9)
+        np.random.seed(9)
+        if method == "smoothgrad":
+            direct = NoiseTunnel(Saliency(model)).attribute(x[i:i + 1], nt_samples=20, stdevs=0.15,
+                                                            target=target[i:i + 1], abs=False, **params)
+        else:
+            direct = GradientShap(model).attribute(x[i:i + 1], baselines=base[i:i + 1], n_samples=20,
+                                                   stdevs=0.1, target=target[i:i + 1])
+        torch.testing.assert_close(ours[i:i + 1], direct.detach(), rtol=1e-5, atol=1e-7)
 
 
 def test_integrated_gradients_are_complete_on_a_trained_mlp(cancer_mlp):

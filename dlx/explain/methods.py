@@ -93,7 +93,6 @@ class Method:
     uses_baseline: bool = False
     needs_conv: bool = False
     needs_attention: bool = False  # only for a ViT (a model with `.attentions`): rollout, [CLS] attention
-    stochastic: bool = False  # run per sample from the `seed` parameter: results repeat and cache
     signed: Callable[[dict[str, Any]], bool] = lambda params: True
 
     def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -115,12 +114,12 @@ METHODS: dict[str, Method] = {}
 
 def register_method(name: str, label: str, kinds: tuple[Kind, ...], description: str, *,
                     params: tuple[Param, ...] = (), uses_baseline: bool = False,
-                    needs_conv: bool = False, needs_attention: bool = False, stochastic: bool = False,
+                    needs_conv: bool = False, needs_attention: bool = False,
                     signed: Callable[[dict[str, Any]], bool] = lambda params: True
                     ) -> Callable[[Runner], Runner]:
     def decorate(run: Runner) -> Runner:
         METHODS[name] = Method(name, label, kinds, description, run, params, uses_baseline,
-                               needs_conv, needs_attention, stochastic, signed)
+                               needs_conv, needs_attention, signed)
         return run
 
     return decorate
@@ -188,10 +187,7 @@ def explain(method: str, model: nn.Module, inputs: Tensor, target: Target, /,
             baseline = torch.zeros_like(inputs)
         baseline = baseline.detach().to(device, torch.float32).expand_as(inputs).contiguous()
     start = time.perf_counter()
-    if entry.stochastic:
-        values, delta = _seeded_per_sample(entry, model, inputs, target_t, baseline, params)
-    else:
-        values, delta = entry.run(model, inputs, target_t, baseline, params)
+    values, delta = entry.run(model, inputs, target_t, baseline, params)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
@@ -200,26 +196,56 @@ def explain(method: str, model: nn.Module, inputs: Tensor, target: Target, /,
                        seconds, entry.signed(params), params)
 
 
-def _seeded_per_sample(entry: Method, model: nn.Module, inputs: Tensor, target: Tensor,
-                       baseline: Tensor | None, params: dict[str, Any]) -> tuple[Tensor, None]:
-    """One sample at a time, each from the same seed: a sample's result never depends on its batch.
+# Noisy copies per forward pass (counted in input elements) for SmoothGrad and GradientSHAP: all
+# 20 copies of 100 digits samples go in one pass, a 224×224 image's 20 copies in one pass each.
+_NOISY_ELEMENTS_PER_PASS = 1 << 22
 
-    Captum draws from both torch and numpy (GradientSHAP picks baselines with numpy), so both
-    are seeded, and both generators are given back as they were.
+
+def _seeded_noise(inputs: Tensor, copies: int, stdev: float, seed: int) -> Tensor:
+    """`copies` noisy versions of each input, sample-major as NoiseTunnel lays them out.
+
+    Each sample's noise comes from its own generator seeded with `seed`, drawn exactly as Captum
+    draws it for a batch of one (`torch.normal` against a per-element deviation), so a sample's map
+    never depends on its batch (it caches) and equals NoiseTunnel called on that sample alone
+    after `torch.manual_seed(seed)`.
     """
-    devices = [inputs.device] if inputs.device.type == "cuda" else []
-    numpy_state = np.random.get_state()
-    values = []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            for i in range(len(inputs)):
-                torch.manual_seed(int(params["seed"]))
-                np.random.seed(int(params["seed"]))
-                one_baseline = None if baseline is None else baseline[i:i + 1]
-                values.append(entry.run(model, inputs[i:i + 1], target[i:i + 1], one_baseline, params)[0])
-    finally:
-        np.random.set_state(numpy_state)
-    return torch.cat(values), None
+    deviation = torch.tensor(stdev, device=inputs.device).repeat((copies, *inputs.shape[1:]))
+    noise = []
+    for _ in range(len(inputs)):
+        generator = torch.Generator(device=inputs.device).manual_seed(seed)
+        noise.append(torch.normal(0, deviation, generator=generator))
+    return inputs.repeat_interleave(copies, dim=0) + torch.cat(noise)
+
+
+def _seeded_alphas(n: int, copies: int, seed: int, like: Tensor) -> Tensor:
+    """GradientSHAP's points between baseline and noisy input: per sample, numpy's uniform draw from
+    `seed`, as Captum's InputBaselineXGradient makes it after `np.random.seed(seed)`. (Captum first
+    draws the baseline indices with `np.random.choice(1, copies)`, which takes nothing from the
+    generator for a single baseline, so it is not repeated here.)"""
+    draws = np.concatenate([np.random.RandomState(seed).uniform(0.0, 1.0, copies) for _ in range(n)])
+    return torch.tensor(draws, device=like.device, dtype=like.dtype).view(-1, *[1] * (like.dim() - 1))
+
+
+def _noisy_gradients(inputs: Tensor, copies: int, stdev: float, seed: int,
+                     mix: Callable[[Tensor, int, int], Tensor]) -> Tensor:
+    """Gradients at `copies` seeded noisy points per sample, in as few passes as memory allows.
+
+    `mix(noisy, start, stop)` turns the noisy copies of samples start..stop into the per-copy
+    attributions (SmoothGrad: the gradient itself; GradientSHAP: (input - baseline) × gradient at a
+    random point between them); the result is (samples, copies, *input shape).
+    """
+    per_pass = max(1, _NOISY_ELEMENTS_PER_PASS // (copies * inputs[0].numel()))
+    parts = []
+    for start in range(0, len(inputs), per_pass):
+        stop = min(start + per_pass, len(inputs))
+        noisy = _seeded_noise(inputs[start:stop], copies, stdev, seed)
+        parts.append(mix(noisy, start, stop).view(stop - start, copies, *inputs.shape[1:]))
+    return torch.cat(parts)
+
+
+def _gradients(model: nn.Module, points: Tensor, target: Tensor) -> Tensor:
+    """Captum's own gradient of the target's score (what Saliency and GradientShap compute)."""
+    return Saliency(model).attribute(points, target=target, abs=False)
 
 
 # -- the entries ---------------------------------------------------------------------------------
@@ -262,11 +288,21 @@ def _integrated_gradients(model, inputs, target, baseline, p):
                          Param("nt_type", "smoothgrad", "how the copies are combined",
                                choices=("smoothgrad", "smoothgrad_sq", "vargrad")),
                          _SEED),
-                 stochastic=True, signed=lambda p: p["nt_type"] == "smoothgrad")
+                 signed=lambda p: p["nt_type"] == "smoothgrad")
 def _smoothgrad(model, inputs, target, baseline, p):
-    tunnel = NoiseTunnel(Saliency(model))
-    return tunnel.attribute(inputs, nt_type=p["nt_type"], nt_samples=p["nt_samples"],
-                            stdevs=p["stdevs"], target=target, abs=False), None
+    # NoiseTunnel over Saliency, on the whole batch at once with each sample's noise from its own seed.
+    copies = p["nt_samples"]
+
+    def gradients(noisy, start, stop):
+        return _gradients(model, noisy, target[start:stop].repeat_interleave(copies))
+
+    grads = _noisy_gradients(inputs, copies, p["stdevs"], int(p["seed"]), gradients)
+    with torch.no_grad():
+        mean = grads.sum(1) / copies
+        if p["nt_type"] == "smoothgrad":
+            return mean, None
+        mean_sq = grads.pow(2).sum(1) / copies
+        return (mean_sq if p["nt_type"] == "smoothgrad_sq" else mean_sq - mean * mean), None
 
 
 @register_method("gradient_shap", "GradientSHAP", ("image", "table"),
@@ -275,11 +311,21 @@ def _smoothgrad(model, inputs, target, baseline, p):
                  params=(Param("n_samples", 20, "random points per input", 1, 1000),
                          Param("stdevs", 0.1, "standard deviation of the noise on the input", 0.0, 10.0),
                          _SEED),
-                 uses_baseline=True, stochastic=True)
+                 uses_baseline=True)
 def _gradient_shap(model, inputs, target, baseline, p):
-    # Called one sample at a time: each input draws from its own baseline, not another's blur.
-    return GradientShap(model).attribute(inputs, baselines=baseline, n_samples=p["n_samples"],
-                                         stdevs=p["stdevs"], target=target), None
+    # GradientShap with one baseline per input (not another input's blur), on the whole batch at
+    # once, each sample's noise and alphas from its own seed.
+    copies, seed = p["n_samples"], int(p["seed"])
+
+    def shap(noisy, start, stop):
+        base = baseline[start:stop].repeat_interleave(copies, dim=0)
+        alpha = _seeded_alphas(stop - start, copies, seed, noisy)
+        points = (alpha * noisy + (1.0 - alpha) * base).requires_grad_()
+        grads = _gradients(model, points, target[start:stop].repeat_interleave(copies))
+        return ((noisy - base) * grads).detach()
+
+    with torch.no_grad():
+        return _noisy_gradients(inputs, copies, p["stdevs"], seed, shap).sum(1) / copies, None
 
 
 @register_method("deeplift", "DeepLift", ("image", "table"),
