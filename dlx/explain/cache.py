@@ -40,11 +40,14 @@ def tensor_digest(x: Tensor) -> str:
 
 def explanation_key(loaded: LoadedRun, sample: Tensor, method: str, params: dict[str, Any],
                     baseline: str, target: int) -> str:
-    entry = get_method(method)
-    return digest({"run": loaded.run_id, "checkpoint": loaded.checkpoint_id,
-                   "sample": tensor_digest(sample), "method": method,
-                   "params": entry.resolve(params),
-                   "baseline": baseline if entry.uses_baseline else None, "target": int(target)})
+    return _key(loaded, tensor_digest(sample), method, get_method(method).resolve(params), baseline, target)
+
+
+def _key(loaded: LoadedRun, sample_digest: str, method: str, resolved: dict[str, Any], baseline: str,
+         target: int) -> str:
+    return digest({"run": loaded.run_id, "checkpoint": loaded.checkpoint_id, "sample": sample_digest,
+                   "method": method, "params": resolved,
+                   "baseline": baseline if get_method(method).uses_baseline else None, "target": int(target)})
 
 
 def load_many(keys: list[str], url: str | None = None) -> dict[str, Stored]:
@@ -64,19 +67,20 @@ def load(key: str, url: str | None = None) -> Stored | None:
 def save(key: str, run_id: int, method: str, meta: dict[str, Any], tensors: dict[str, Tensor],
          url: str | None = None) -> None:
     """Store an entry; if another process stored the same key first, theirs stays (same content)."""
-    save_many(run_id, method, {key: (meta, tensors)}, url)
+    save_many(run_id, {method: {key: (meta, tensors)}}, url)
 
 
-def save_many(run_id: int, method: str, entries: dict[str, Stored], url: str | None = None) -> None:
-    """Store many entries of one method in ONE transaction (a commit per sample cost more than Captum).
+def save_many(run_id: int, entries: dict[str, dict[str, Stored]], url: str | None = None) -> None:
+    """Store many entries, per method, in ONE transaction (a commit per sample, or per method of a
+    page's gallery, cost more than Captum).
 
     Keys another process stored meanwhile are skipped: theirs stay (same content).
     """
-    if not entries:
-        return
     rows = {key: Explanation(key=key, run_id=run_id, method=method, meta=meta,
                              data=save_tensors({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}))
-            for key, (meta, tensors) in entries.items()}
+            for method, stored in entries.items() for key, (meta, tensors) in stored.items()}
+    if not rows:
+        return
     for _ in range(3):  # a concurrent writer can only add keys, so this settles quickly
         try:
             with session(url) as s, s.begin():
@@ -92,29 +96,53 @@ def explain_cached(loaded: LoadedRun, inputs: Tensor, targets: list[int], method
                    baseline: str = "zeros", params: dict[str, Any] | None = None,
                    url: str | None = None) -> Attribution:
     """Explain a batch with one method: stored samples are read back, only the others computed."""
+    return explain_cached_many(loaded, inputs, targets, [method], baseline, {method: params or {}}, url)[method]
+
+
+def explain_cached_many(loaded: LoadedRun, inputs: Tensor, targets: list[int], methods: list[str],
+                        baseline: str = "zeros", params: dict[str, dict[str, Any]] | None = None,
+                        url: str | None = None) -> dict[str, Attribution]:
+    """Explain a batch with several methods through the cache: one lookup for every method's
+    samples, Captum for the missing ones, one transaction to store them."""
+    resolved = {method: get_method(method).resolve((params or {}).get(method) or {}) for method in methods}
+    digests = [tensor_digest(x) for x in inputs]
+    keys = {method: [_key(loaded, sample, method, resolved[method], baseline, t) for sample, t in zip(digests, targets)]
+            for method in methods}
+    found = load_many([key for method_keys in keys.values() for key in method_keys], url)
+    fresh: dict[str, dict[str, Stored]] = {}
+    result = {}
+    for method in methods:
+        missing = [i for i, key in enumerate(keys[method]) if key not in found]
+        if missing:
+            fresh[method] = _compute(loaded, inputs, targets, method, resolved[method], baseline, missing,
+                                     keys[method])
+            found.update(fresh[method])
+        stored = [found[key] for key in keys[method]]
+        deltas = [tensors.get("delta") for _, tensors in stored]
+        result[method] = Attribution(
+            method, torch.stack([tensors["values"] for _, tensors in stored]),
+            torch.cat(deltas) if all(d is not None for d in deltas) else None,
+            sum(meta["seconds"] for meta, _ in stored), get_method(method).signed(resolved[method]),
+            resolved[method], cached=not missing)
+    save_many(loaded.run_id, fresh, url)
+    return result
+
+
+def _compute(loaded: LoadedRun, inputs: Tensor, targets: list[int], method: str, params: dict[str, Any],
+             baseline: str, missing: list[int], keys: list[str]) -> dict[str, Stored]:
+    """The missing samples' maps with one Captum call, as cache entries."""
     entry = get_method(method)
-    params = entry.resolve(params or {})
-    keys = [explanation_key(loaded, x, method, params, baseline, t) for x, t in zip(inputs, targets)]
-    found = load_many(keys, url)
-    missing = [i for i, key in enumerate(keys) if key not in found]
-    if missing:
-        rows = inputs[missing]
-        base = make_baseline(baseline, rows, loaded.meta.mean) if entry.uses_baseline else None
-        with loaded.lock:
-            fresh = explain(method, loaded.model, rows, [targets[i] for i in missing], base, **params)
-        per_sample = fresh.seconds / len(missing)
-        entries: dict[str, Stored] = {}
-        for j, i in enumerate(missing):
-            tensors = {"values": fresh.values[j]}
-            if fresh.delta is not None:
-                tensors["delta"] = fresh.delta[j:j + 1]
-            meta = {"seconds": per_sample, "signed": fresh.signed, "params": params,
-                    "baseline": baseline, "target": int(targets[i]), "checkpoint": loaded.checkpoint}
-            entries[keys[i]] = found[keys[i]] = (meta, tensors)
-        save_many(loaded.run_id, method, entries, url)
-    stored = [found[key] for key in keys]
-    deltas = [tensors.get("delta") for _, tensors in stored]
-    return Attribution(
-        method, torch.stack([tensors["values"] for _, tensors in stored]),
-        torch.cat(deltas) if all(d is not None for d in deltas) else None,
-        sum(meta["seconds"] for meta, _ in stored), entry.signed(params), params, cached=not missing)
+    rows = inputs[missing]
+    base = make_baseline(baseline, rows, loaded.meta.mean) if entry.uses_baseline else None
+    with loaded.lock:
+        fresh = explain(method, loaded.model, rows, [targets[i] for i in missing], base, **params)
+    per_sample = fresh.seconds / len(missing)
+    entries: dict[str, Stored] = {}
+    for j, i in enumerate(missing):
+        tensors = {"values": fresh.values[j]}
+        if fresh.delta is not None:
+            tensors["delta"] = fresh.delta[j:j + 1]
+        meta = {"seconds": per_sample, "signed": fresh.signed, "params": params,
+                "baseline": baseline, "target": int(targets[i]), "checkpoint": loaded.checkpoint}
+        entries[keys[i]] = (meta, tensors)
+    return entries

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from dlx.charts_explain import MapCell, SampleRow
 from dlx.errors import DlxError
-from dlx.explain.cache import explain_cached
+from dlx.explain.cache import explain_cached_many
 from dlx.explain.localisation import attribution_map
 from dlx.explain.methods import Attribution, get_method
 from dlx.explain.models_cache import LoadedRun
@@ -77,9 +77,7 @@ def build_gallery(loaded: LoadedRun, inputs: Tensor, captions: list[str], method
     probs = loaded.predict(inputs)
     targets = resolve_targets(probs, target, labels)
     gallery = Gallery(loaded, inputs, captions, probs, targets, labels=labels, masks=masks)
-    for method in methods:
-        gallery.attributions[method] = explain_cached(loaded, inputs, targets, method, baseline,
-                                                      (params or {}).get(method), url)
+    gallery.attributions.update(explain_cached_many(loaded, inputs, targets, methods, baseline, params, url))
     return gallery
 
 
