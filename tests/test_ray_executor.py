@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dlx import store
+from dlx import settings, store
 from dlx.config import parse_config
 from dlx.jobs import cancel_run, submit
 from dlx.jobs.supervisor import alive_workers
@@ -80,15 +80,19 @@ def ray_worker(dlx_home, ray_head):
 
 
 def job_process(job_id: int) -> int | None:
-    """The pid of the job's entry process on this machine (the Ray task's child), if it runs."""
+    """The pid of this test's job's entry process (the Ray task's child), if it runs: the job id and
+    DLX_HOME both match, since other tests on this machine may run a job with the same id."""
+    home = f"DLX_HOME={settings.home()}".encode()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 args = (entry / "cmdline").read_bytes().split(b"\0")
+                if args[-2:] != [str(job_id).encode(), b""] or b"dlx.jobs.entry" not in args:
+                    continue
+                if home in (entry / "environ").read_bytes().split(b"\0"):
+                    return int(entry.name)
             except OSError:
                 continue
-            if b"dlx.jobs.entry" in args and str(job_id).encode() in args:
-                return int(entry.name)
     return None
 
 
