@@ -17,7 +17,9 @@ import pytest
 
 from dlx import settings, store
 from dlx.config import parse_config
+from dlx.errors import DlxError
 from dlx.jobs import cancel_run, submit
+from dlx.jobs.executors import get_executor
 from dlx.jobs.supervisor import alive_workers
 from tests.conftest import start_worker, stop_process, wait_for
 from tests.test_jobs import LONG, ended, points
@@ -154,3 +156,10 @@ def test_a_ray_task_killed_from_outside_fails_its_run_with_rays_reason(ray_worke
     assert run.status == "failed" and "Ray lost" in run.error
     wait_for(lambda: job_process(job_id) is None, timeout=30, message="the job process to end with its task")
     assert ray_worker.poll() is None
+
+
+def test_the_ray_executor_without_an_address_names_the_variable(monkeypatch):
+    monkeypatch.delenv("DLX_RAY_ADDRESS", raising=False)
+    with pytest.raises(DlxError, match="DLX_RAY_ADDRESS") as raised:
+        get_executor("ray")  # never a private cluster started behind the user's back
+    assert raised.value.field == "DLX_RAY_ADDRESS"
