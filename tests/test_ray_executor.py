@@ -20,6 +20,7 @@ from dlx.config import parse_config
 from dlx.errors import DlxError
 from dlx.jobs import cancel_run, submit
 from dlx.jobs.executors import get_executor
+from dlx.jobs.queue import reap_stale
 from dlx.jobs.supervisor import alive_workers
 from tests.conftest import start_worker, stop_process, wait_for
 from tests.test_jobs import LONG, ended, points
@@ -163,3 +164,16 @@ def test_the_ray_executor_without_an_address_names_the_variable(monkeypatch):
     with pytest.raises(DlxError, match="DLX_RAY_ADDRESS") as raised:
         get_executor("ray")  # never a private cluster started behind the user's back
     assert raised.value.field == "DLX_RAY_ADDRESS"
+
+
+def test_a_ray_job_ends_with_its_worker_and_its_run_fails_as_stale(ray_worker, monkeypatch):
+    """No PR_SET_PDEATHSIG across Ray: Ray kills a dead driver's tasks, the lifeline the task's child."""
+    run_id, job_id = submit(parse_config(LONG))
+    wait_for(lambda: points(run_id) > 0, timeout=120, message="the job's first metrics")
+    wait_for(lambda: job_process(job_id), message="the job's process")
+    os.killpg(ray_worker.pid, signal.SIGKILL)
+    ray_worker.wait()
+    wait_for(lambda: job_process(job_id) is None, timeout=60, message="the job to end with its worker")
+    monkeypatch.setenv("DLX_STALE_AFTER", "6")
+    wait_for(lambda: job_id in reap_stale(), timeout=60, message="the reaper to fail the job")
+    assert store.get_run(run_id).status == "failed" and "no heartbeat" in store.get_run(run_id).error
