@@ -13,6 +13,8 @@ from db.engine import get_engine
 from dlx import devices, settings
 from dlx.errors import DlxError
 from dlx.jobs import ensure_worker, status
+from dlx.jobs.capacity import capacity
+from dlx.jobs.capacity import describe as describe_capacity
 from pages import FRAMED, app_pages, logged_in, require_login
 
 st.set_page_config(page_title="dlx", page_icon=":material/science:", layout="wide")
@@ -49,6 +51,8 @@ def worker_panel() -> None:
     st.markdown(f"**Worker** :{color}[●] {meaning}")
     st.caption(f"{current.running} running · {current.queued} queued"
                + (f" · {current.workers} workers" if current.workers > 1 else ""))
+    if offered := describe_capacity(capacity()):
+        st.caption(f"Executor {offered}")
     if current.state == "down":
         if st.button("Start a worker", icon=":material/play_arrow:", key="sidebar.start_worker"):
             ensure_worker(stop_with_parent=True)

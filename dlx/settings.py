@@ -116,6 +116,17 @@ def autostart_worker() -> bool:
     return os.environ.get("DLX_AUTOSTART_WORKER", "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
+def ray_address() -> str:
+    """The Ray cluster the `ray` executor submits jobs to (`DLX_RAY_ADDRESS`: `host:port` of the head, or
+    `auto`). Required: without it Ray would silently start a private cluster on this machine."""
+    address = os.environ.get("DLX_RAY_ADDRESS", "").strip()
+    if not address:
+        raise DlxError("DLX_RAY_ADDRESS: the ray executor needs the address of a running Ray cluster, e.g. "
+                       "127.0.0.1:6379 from `ray start --head` (or auto to find one started on this machine)",
+                       field="DLX_RAY_ADDRESS")
+    return address
+
+
 def database_label() -> str:
     """The store's URL as shown to users (`dlx runs`, the sidebar): any password in it hidden."""
     from sqlalchemy.engine import make_url

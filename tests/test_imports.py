@@ -1,5 +1,6 @@
 """Memory before any job: the app's pages and an idle worker do not import torch (hundreds of MB each);
-only the pages that compute (Launch counts a model's parameters, Explain runs it) do. Checked in fresh
+only the pages that compute (Launch counts a model's parameters, Explain runs it) do. Nor do they import
+Ray: only the ray executor does. Checked in fresh
 processes: the app's pages under streamlit.testing in a subprocess, a real `dlx worker`'s mapped libraries."""
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ at = AppTest.from_file(sys.argv[1], default_timeout=60)
 at.switch_page(sys.argv[2])
 at.run()
 print(json.dumps({"errors": [str(e.value) for e in at.exception], "titles": [t.value for t in at.title],
-                  "torch": "torch" in sys.modules}))
+                  "torch": "torch" in sys.modules, "ray": "ray" in sys.modules}))
 """
 
 
@@ -45,6 +46,7 @@ def test_the_runs_and_compare_pages_do_not_import_torch(dlx_home, page, title):
     shown = _open_page(dlx_home, page)
     assert shown["errors"] == [] and shown["titles"] == [title]
     assert shown["torch"] is False
+    assert shown["ray"] is False  # the sidebar's executor line comes from the workers table, not from Ray
 
 
 def test_the_explain_page_imports_torch_where_it_computes(dlx_home):
@@ -59,5 +61,6 @@ def test_an_idle_worker_does_not_load_torch(dlx_home):
         wait_for(lambda: any(w.id.endswith(f":{worker.pid}") for w in alive_workers()), message="the worker to register")
         maps = Path(f"/proc/{worker.pid}/maps").read_text()
         assert "libtorch" not in maps and "libc10" not in maps
+        assert "_raylet" not in maps  # only the ray executor imports Ray
     finally:
         stop_process(worker)

@@ -12,7 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from db.engine import dispose_all, session
-from db.models import Artifact
+from db.models import Artifact, utcnow
+from db.models import Worker as WorkerRow
 from dlx import launch, settings, store
 from dlx.config import parse_config
 from dlx.jobs import cancel_run, submit
@@ -114,6 +115,25 @@ def test_sidebar_shows_data_directory_database_worker_and_device():
     assert "not running" in sidebar and "0 running · 0 queued" in sidebar
     assert "CPU" in sidebar or "cuda" in sidebar
     assert at.sidebar.button(key="sidebar.start_worker")
+
+
+def test_sidebar_says_which_executor_and_how_many_nodes_and_gpus_the_workers_offer():
+    """Heartbeat rows as two Ray workers on one 3-node, 4-GPU cluster and a local worker write them."""
+    beats = {"head:11": {"executor": "ray", "nodes": 3, "gpus": 4, "cpu_slots": 24},
+             "head:12": {"executor": "ray", "nodes": 3, "gpus": 4, "cpu_slots": 24},
+             "laptop:13": {"executor": "local", "gpus": 0, "cpu_slots": 1}}
+    with session() as s, s.begin():
+        s.add_all(WorkerRow(id=worker_id, heartbeat_at=utcnow(), info=info) for worker_id, info in beats.items())
+    at = open_app()
+    sidebar = "\n".join(str(e.value) for e in at.sidebar.caption)
+    assert "3 workers" in sidebar
+    assert "Executor local, ray · 4 nodes · 4 GPUs" in sidebar  # the cluster counted once, the laptop once
+    assert "dlx.sqlite" in "\n".join(str(e.value) for e in at.sidebar.code)
+
+
+def test_sidebar_shows_no_executor_line_without_a_live_worker():
+    at = open_app()
+    assert not any("Executor" in str(e.value) for e in at.sidebar.caption)
 
 
 def test_a_database_that_cannot_be_opened_gets_a_message_not_a_traceback(monkeypatch, tmp_path):

@@ -4,8 +4,8 @@
 job code before the job existed (see `dlx.jobs.standby`), or a fresh `python -m dlx.jobs.entry
 <job_id>` when prewarming is off or no standby is alive. Each child is bound to the worker
 (`dlx.jobs.lifeline`: it ends when the worker does) and recorded under DLX_HOME
-(`dlx.jobs.orphans`: a later worker ends any that outlived theirs). A Ray executor would submit
-the same entry point to a cluster; nothing else changes.
+(`dlx.jobs.orphans`: a later worker ends any that outlived theirs). `ray` (`dlx.jobs.ray_executor`)
+submits the same entry point to a Ray cluster as a task; nothing else changes.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from typing import BinaryIO, Protocol
 
 from dlx import settings
 from dlx.jobs import lifeline, orphans
+from dlx.jobs.ray_executor import RayExecutor
 
 STANDBY_RETRY = 30.0  # seconds before replacing a standby that died without a job
 STANDBY_STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for standbys at shutdown
@@ -161,7 +162,7 @@ def _signal_group(process: subprocess.Popen, sig: int) -> None:
         pass
 
 
-EXECUTORS = {LocalExecutor.name: LocalExecutor}
+EXECUTORS = {LocalExecutor.name: LocalExecutor, RayExecutor.name: RayExecutor}
 
 
 def get_executor(name: str | None = None) -> Executor:

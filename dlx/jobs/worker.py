@@ -55,9 +55,13 @@ class Worker:
     _stop: bool = False
 
     def __post_init__(self) -> None:
-        if self.gpus < 0:
-            self.gpus = gpu_count()
         self.executor = get_executor()
+        self.cores = os.cpu_count() or 1
+        self.nodes = 1
+        if hasattr(self.executor, "capacity"):  # a cluster (ray): its CPUs and GPUs are the slots
+            self._count_cluster()
+        elif self.gpus < 0:
+            self.gpus = gpu_count()
 
     def threads_per_job(self) -> int:
         """CPU threads each job may use: the cores shared by every slot, unless OMP_NUM_THREADS says.
@@ -67,7 +71,13 @@ class Worker:
         """
         if os.environ.get("OMP_NUM_THREADS", "").isdigit():
             return max(1, int(os.environ["OMP_NUM_THREADS"]))
-        return max(1, (os.cpu_count() or 1) // (self.cpu_slots + self.gpus))
+        return max(1, self.cores // (self.cpu_slots + self.gpus))
+
+    def _count_cluster(self) -> None:
+        """Slots from the cluster's resources, not this machine's: one CPU job per CPU, one job per GPU."""
+        cluster = self.executor.capacity()
+        self.nodes, self.cores, self.gpus = cluster.nodes, cluster.cpus, cluster.gpus
+        self.cpu_slots = max(1, cluster.cpus)
 
     # -- the loop ----------------------------------------------------------------------------
     def serve(self, idle_exit: float | None = None) -> None:
@@ -163,14 +173,16 @@ class Worker:
                 finish_job(job_id, "cancelled", "cancelled by request", self.url)
             elif code == 0:
                 finish_job(job_id, "succeeded", None, self.url)
-            else:
-                finish_job(job_id, "failed", _exit_reason(code), self.url)
+            else:  # the executor's own reason (Ray lost the task) before the exit code's
+                finish_job(job_id, "failed", getattr(item.handle, "failure", None) or _exit_reason(code), self.url)
             print(f"job {job_id} exited with {code}", flush=True)
 
     def _heartbeat(self) -> None:
         heartbeat(list(self.running), self.url)
+        if hasattr(self.executor, "capacity"):
+            self._count_cluster()
         info = {"cpu_slots": self.cpu_slots, "gpus": self.gpus, "running": sorted(self.running),
-                "executor": self.executor.name, "pid": os.getpid()}
+                "executor": self.executor.name, "nodes": self.nodes, "pid": os.getpid()}
         with session(self.url) as s, s.begin():
             row = s.get(WorkerRow, self.id) or WorkerRow(id=self.id)
             row.heartbeat_at, row.info = utcnow(), json.loads(json.dumps(info))
@@ -206,7 +218,6 @@ class Worker:
                 item.handle.kill()
 
     def _shutdown(self) -> None:
-        self.executor.shutdown()
         for item in self.running.values():
             item.handle.terminate()
         deadline = time.monotonic() + CANCEL_GRACE
@@ -219,6 +230,7 @@ class Worker:
         for item in self.running.values():
             item.handle.kill()
             self._fail_shut_down(item)
+        self.executor.shutdown()  # after the jobs: a Ray executor's handles need its connection
         with session(self.url) as s, s.begin():
             s.execute(delete(WorkerRow).where(WorkerRow.id == self.id))
 
