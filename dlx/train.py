@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from dlx import settings
-from dlx.checkpoint_writer import CheckpointWriter, snapshot
+from dlx.checkpoint_writer import CheckpointWriter, Snapshot, snapshot
 from dlx.checkpoints import checkpoint_metadata
 from dlx.config import RunConfig
 from dlx.data import DataBundle, Split, load_dataset
@@ -139,12 +139,15 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
 
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     best_value, best_epoch, waited = None, 0, 0
+    best_checkpoint: Snapshot | None = None
     step = 0
     pending: list[torch.Tensor] = []
     window_samples = 0
     model.train()
     # Checkpoints are written (and indexed) in the background: see dlx.checkpoint_writer.
     writer = CheckpointWriter(run, folder)
+    config_json = config.model_dump_json()  # every checkpoint carries it: serialised once
+    amp = autocast(config, device)  # one context manager, entered each step
     try:
         for epoch in range(1, config.epochs + 1):
             window_start = time.perf_counter()  # the last epoch's evaluation is not training time
@@ -153,7 +156,7 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), dtype=torch.int64, device=device)
             for batch_number, (inputs, y) in enumerate(_batches(train_split, config.batch_size, device, generator), 1):
-                with autocast(config, device):
+                with amp:
                     logits = model(*inputs)
                 loss = loss_fn(logits.float(), y)
                 optimizer.zero_grad(set_to_none=True)
@@ -187,9 +190,16 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
                 best_value, best_epoch, waited = value, epoch, 0
             else:
                 waited += 1
-            writer.submit(snapshot(model, checkpoint_metadata(config, epoch, epoch_metrics)), {"epoch": epoch},
-                          {"epoch": epoch, config.early_stopping_metric: abs(value)} if improved else None)
-            if config.early_stopping_patience and waited >= config.early_stopping_patience:
+            stopping = bool(config.early_stopping_patience) and waited >= config.early_stopping_patience
+            # Weights are copied only for a checkpoint that will be written: the best when it
+            # improves (it waits in memory), the last when a write is due and after the final epoch.
+            last = epoch == config.epochs or stopping or writer.due()
+            if improved or last:
+                checkpoint = snapshot(model, checkpoint_metadata(config_json, epoch, epoch_metrics))
+                best_checkpoint = checkpoint if improved else best_checkpoint
+                writer.submit(checkpoint, {"epoch": epoch} if last else None,
+                              {"epoch": epoch, config.early_stopping_metric: abs(value)} if improved else None)
+            if stopping:
                 print(f"early stopping after epoch {epoch}: no better "
                       f"{config.early_stopping_metric} for {waited} epochs", flush=True)
                 break
@@ -197,11 +207,9 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
         with contextlib.suppress(Exception):
             writer.close()  # what the finished epochs wrote is kept; the training's error is the one raised
         raise
-    writer.close()  # the best checkpoint is on disk and indexed before the test split reads it
+    writer.close()  # the best and last checkpoints are on disk and indexed before the run ends
 
-    from safetensors.torch import load_file
-
-    model.load_state_dict(load_file(str(folder / "best.safetensors"), device=str(device)))
+    model.load_state_dict(best_checkpoint.tensors)  # the best file's own tensors, not read back
     test_loss, test_acc, confusion = evaluate(model, place(bundle.test, device), device, config,
                                               meta.num_classes)
     final = {"test_loss": test_loss, "test_acc": test_acc, "val_loss": val_loss, "val_acc": val_acc,
@@ -222,9 +230,15 @@ def _batches(split: Split | FolderSplit, batch_size: int, device: torch.device,
             yield (x.to(device, non_blocking=True),), y.to(device, non_blocking=True)
         return
     order = None if shuffle is None else torch.randperm(len(split), generator=shuffle).to(split.x.device)
+    # Rows already on the device (every CPU run, small sets on a GPU) are only indexed: no copy
+    # calls per step, as in a plain loop.
+    resident = split.attention_mask is None and split.x.device == device and split.y.device == device
     for start in range(0, len(split), batch_size):
         index = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
-        yield batch_inputs(split, index, device), split.y[index].to(device, non_blocking=True)
+        if resident:
+            yield (split.x[index],), split.y[index]
+        else:
+            yield batch_inputs(split, index, device), split.y[index].to(device, non_blocking=True)
 
 
 def _log_steps(run: Run, pending: list[torch.Tensor], step: int, optimizer, samples: int,
