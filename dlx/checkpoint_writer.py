@@ -2,9 +2,9 @@
 and at most once every `WRITE_EVERY` seconds.
 
 A checkpoint save plus its index commit costs about 2.5 ms of CPU: a small MLP's epoch (8 ms) paid
-that every epoch, in a thread or not. So the writer writes when a write is due (the first at once,
-then at most every `WRITE_EVERY` s) and the training asks `due()` before it even copies the weights
-for 'last'; a 'best' is copied when it improves (the weights go on changing) and waits in memory.
+that every epoch, in a thread or not. So the writer writes when a write is due (every `WRITE_EVERY`
+s, the first `WRITE_EVERY` s after the start: a shorter run writes once, at its end) and the training
+asks `due()` before it even copies the weights for 'last'; a 'best' is copied when it improves (the weights go on changing) and waits in memory.
 What waits is at most one 'last' and one 'best' snapshot: a newer one replaces an older one not yet
 written (only the newest of each is ever read), so memory stays bounded however fast the epochs.
 `close()` writes what waits and returns once both are on disk and indexed: a run that ends, fails or
@@ -51,7 +51,9 @@ class CheckpointWriter:
 
     def __init__(self, run: Run, folder: Path, every: float = WRITE_EVERY) -> None:
         self._run, self._folder, self._every = run, folder, every
-        self._due = 0.0  # monotonic time from which the next write may start; the first is due at once
+        # Monotonic time from which the next write may start: a run shorter than `every` writes
+        # once, when it closes.
+        self._due = time.monotonic() + every
         self._last: Pending | None = None
         self._best: Pending | None = None
         self._closed = False
