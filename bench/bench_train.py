@@ -4,9 +4,13 @@ All run in this process, interleaved, several times; the figures are the median 
 the best. Twice: by wall clock with every core (what a user waits), then by this process's CPU
 time with one torch thread, which other processes on a shared machine cannot inflate.
 The plain loop is the strongest simple baseline: shuffled index into tensors already in memory
-(no DataLoader), Adam, batch 32, the registry's model. Two cases (`--case`): the CNN on digits, and a
-tiny MLP on breast_cancer, where a step is so cheap that any fixed cost per epoch shows.
+(no DataLoader), Adam, batch 32, the registry's model. Three cases (`--case`): a tiny MLP on
+breast_cancer, where a step is so cheap that any cost per epoch or per run shows; the CNN on
+digits; ResNet-18 on digits (small images), where a step is heavy.
 The paired figure is the median of each repeat's time ratio, with its spread (min..max over pairs).
+Given two or more `--epochs`, dlx's extra time over "plain + evaluation" (the median of the
+paired differences at each epoch count) is split into a fixed cost per run and a cost per epoch
+by a least-squares line through those medians.
 
 Two baselines, because dlx does more than step: the "plain loop" only steps; the "plain loop
 + evaluation" also reports what dlx reports, computed the way a careful hand-written loop
@@ -15,7 +19,8 @@ the validation split evaluated after each epoch and the test split at the end. T
 ratio isolates what tracking, logging, checkpoints and the run bookkeeping cost; the first
 also counts the validation dlx does.
 
-Run: python bench/bench_train.py [--case cnn-digits mlp-breast_cancer] [--epochs 3 10] [--repeats 9]
+Run: python bench/bench_train.py [--case mlp-breast_cancer cnn-digits resnet18-digits]
+        [--epochs 3 10] [--repeats 9] [--clock wall cpu]
 """
 from __future__ import annotations
 
@@ -41,7 +46,8 @@ from dlx.tracking import start_run  # noqa: E402
 from dlx.train import train  # noqa: E402
 
 BATCH, EVAL_BATCH, LR, SEED = 32, 256, 3e-3, 0
-CASES = {"cnn-digits": ("digits", "cnn"), "mlp-breast_cancer": ("breast_cancer", "mlp")}
+CASES = {"cnn-digits": ("digits", "cnn"), "mlp-breast_cancer": ("breast_cancer", "mlp"),
+         "resnet18-digits": ("digits", "resnet18")}
 DATASET, MODEL = CASES["cnn-digits"]  # the case measured now (main sets it)
 
 
@@ -165,7 +171,7 @@ def table(results: dict[str, list[Timing]], samples: int, clock: str) -> list[tu
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--case", nargs="+", choices=list(CASES), default=list(CASES))
+    parser.add_argument("--case", nargs="+", choices=list(CASES), default=["mlp-breast_cancer", "cnn-digits"])
     parser.add_argument("--epochs", type=int, nargs="+", default=[3, 10])
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--clock", nargs="+", choices=["wall", "cpu"], default=["wall", "cpu"])
@@ -188,14 +194,33 @@ def measure_case(case: str, args: argparse.Namespace) -> None:
         torch.set_num_threads(count)
         with contextlib.redirect_stdout(io.StringIO()):  # warm up: allocator, kernels, caches, schema
             plain_loop(1, False), plain_loop(1, True), dlx_loop(1)
+        extra: dict[int, float] = {}  # epochs -> median paired extra seconds of dlx over plain+eval
+        epoch_time: dict[int, float] = {}  # epochs -> median seconds per epoch of plain+eval
+        what = "wall-clock" if clock == "wall" else "CPU-time"
         for epochs in args.epochs:
             results = measure(epochs, args.repeats)
             steps = epochs * math.ceil(size / BATCH)
-            what = "wall-clock" if clock == "wall" else "CPU-time"
             report(f"{what} training samples/s, {count} torch thread(s), {MODEL} on {DATASET}, batch {BATCH}, "
                    f"Adam {LR}, {epochs} epochs ({steps} steps); median; best of {args.repeats} "
                    "interleaved repeats", table(results, epochs * size, clock))
+            extra[epochs] = median([getattr(a, clock) - getattr(b, clock)
+                                    for a, b in zip(results["dlx"], results["plain+eval"])])
+            epoch_time[epochs] = median([getattr(t, clock) for t in results["plain+eval"]]) / epochs
+        if len(extra) > 1:
+            fixed, per_epoch = split_cost(extra)
+            print(f"  dlx's extra {what} over plain + evaluation: {1000 * fixed:+.1f} ms fixed per run, "
+                  f"{1000 * per_epoch:+.3f} ms per epoch ({100 * per_epoch / median(list(epoch_time.values())):+.1f}% "
+                  f"of a plain + evaluation epoch); medians of paired differences "
+                  + ", ".join(f"{e} epochs {1000 * d:+.1f} ms" for e, d in extra.items()))
     torch.set_num_threads(threads)
+
+
+def split_cost(extra: dict[int, float]) -> tuple[float, float]:
+    """(fixed seconds per run, seconds per epoch): the least-squares line through (epochs, extra)."""
+    xs, ys = list(extra), list(extra.values())
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return my - slope * mx, slope
 
 
 if __name__ == "__main__":

@@ -75,5 +75,6 @@ def relative(path: Path) -> str:
     return str(path.resolve().relative_to(settings.home()))
 
 
-def checkpoint_metadata(config: RunConfig, epoch: int, metrics: dict[str, float]) -> dict[str, str]:
-    return {"config": config.model_dump_json(), "epoch": str(epoch), "metrics": json.dumps(metrics)}
+def checkpoint_metadata(config_json: str, epoch: int, metrics: dict[str, float]) -> dict[str, str]:
+    """What a checkpoint file carries: its run's config (`RunConfig.model_dump_json()`), epoch and metrics."""
+    return {"config": config_json, "epoch": str(epoch), "metrics": json.dumps(metrics)}

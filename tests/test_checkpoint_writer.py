@@ -46,3 +46,24 @@ def test_a_failed_write_is_raised_by_close():
     with pytest.raises(Exception, match="No such file|not found|os error"):
         writer.close()
     run.finish()
+
+
+def test_nothing_is_written_before_a_write_is_due_and_close_writes_what_waits():
+    """Epochs faster than `every` cost no write each: the newest last and best wait in memory until
+    the writer is due or closed (as when a run ends, fails or is cancelled)."""
+    run = Run(create_run({}, status="running"))
+    folder = settings.run_dir(run.id) / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    model = torch.nn.Linear(3, 2)
+    writer = CheckpointWriter(run, folder, every=3600)
+    assert not writer.due()
+    for epoch in (1, 2, 3):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        writer.submit(snapshot(model, {"epoch": str(epoch)}), {"epoch": epoch} if epoch != 2 else None,
+                      {"epoch": epoch} if epoch <= 2 else None)  # epoch 2: a new best only
+    assert not list(folder.iterdir()) and store.checkpoint_path(run.id, "last") is None
+    writer.close()
+    assert _epoch_of(store.checkpoint_path(run.id, "last")) == "3"
+    assert _epoch_of(store.checkpoint_path(run.id, "best")) == "2"
+    run.finish()
