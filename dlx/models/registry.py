@@ -150,10 +150,25 @@ def count_parameters(name: str, meta: DatasetMeta, options: dict[str, Any]) -> i
     """The model's parameter count, built on the meta device: shapes only, no memory, so a huge
     width is measured without allocating it. A process that has not imported torch (the app's
     pages) asks a child process, so torch's hundreds of MB never enter it."""
-    key = (name, meta.kind, tuple(meta.input_shape), meta.num_classes, tuple(sorted(options.items())))
+    key = _count_key(name, meta, options)
     if "torch" in sys.modules:
         return _count(*key)
-    return _count_in_child(key)
+    if key not in _CHILD_COUNTS:
+        # One child for this config and every model's defaults on the same data: its start
+        # (importing torch) is most of the cost, and the form's next model choice is then known.
+        others = [_count_key(model, meta, {}) for model, entry in MODELS.items() if meta.kind in entry.kinds]
+        _count_in_child([key, *(other for other in others if other not in _CHILD_COUNTS)])
+    answer = _CHILD_COUNTS[key]
+    if isinstance(answer, DlxError):
+        raise answer
+    return answer
+
+
+def _count_key(name: str, meta: DatasetMeta, options: dict[str, Any]) -> tuple:
+    """What a count depends on, options completed with the builder's defaults (given or not, same model)."""
+    defaults = {o.name: o.default for o in MODELS[name].options if o.default is not inspect.Parameter.empty}
+    return (name, meta.kind, tuple(meta.input_shape), meta.num_classes,
+            tuple(sorted({**defaults, **options}.items())))
 
 
 @functools.lru_cache(maxsize=256)
@@ -172,18 +187,19 @@ def _count(name: str, kind: Kind, shape: tuple[int, ...], classes: int,
     return sum(p.numel() for p in model.parameters())
 
 
-@functools.lru_cache(maxsize=256)
-def _count_in_child(key: tuple) -> int:
-    """`_count` in `python -m dlx.models.size` (cached per config: the Launch page asks on every rerun)."""
-    done = subprocess.run([sys.executable, "-m", "dlx.models.size"], input=json.dumps([key]),
+_CHILD_COUNTS: dict[tuple, int | DlxError] = {}  # per config, in processes without torch
+
+
+def _count_in_child(keys: list[tuple]) -> None:
+    """`_count` for each key in `python -m dlx.models.size`; the answers go to _CHILD_COUNTS."""
+    done = subprocess.run([sys.executable, "-m", "dlx.models.size"], input=json.dumps(keys),
                           capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
-        raise DlxError(f"model_options: counting {key[0]!r}'s parameters failed ({done.stderr.strip()[-300:]})",
-                       field="model_options")
-    answer = json.loads(done.stdout)[0]
-    if "error" in answer:
-        raise DlxError(answer["error"], field=answer["field"])
-    return answer["count"]
+        raise DlxError(f"model_options: counting {keys[0][0]!r}'s parameters failed "
+                       f"({done.stderr.strip()[-300:]})", field="model_options")
+    for key, answer in zip(keys, json.loads(done.stdout)):
+        _CHILD_COUNTS[key] = (answer["count"] if "count" in answer
+                              else DlxError(answer["error"], field=answer["field"]))
 
 
 def check_size(name: str, meta: DatasetMeta, options: dict[str, Any]) -> None:

@@ -19,6 +19,8 @@ def main() -> None:
             answers.append({"count": count})
         except DlxError as err:
             answers.append({"error": str(err), "field": err.field})
+        except Exception as err:  # noqa: BLE001 (one model that cannot be built must not hide the others' counts)
+            answers.append({"error": f"model_options: {name!r} cannot be built ({err})", "field": "model_options"})
     json.dump(answers, sys.stdout)
 
 
