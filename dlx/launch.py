@@ -6,7 +6,6 @@ validated RunConfig per combination before anything is queued, so a bad value qu
 """
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from dataclasses import dataclass
@@ -109,9 +108,8 @@ def models_for(dataset: str) -> list[str]:
 
 def model_option_defaults(model: str) -> dict[str, Any]:
     """A model's options and their defaults, read from its builder's signature (after `meta`)."""
-    parameters = list(inspect.signature(MODELS[model].builder).parameters.values())[1:]
-    return {p.name: p.default for p in parameters
-            if p.default is not inspect.Parameter.empty and isinstance(p.default, (int, float))}
+    return {option.name: option.default for option in MODELS[model].options
+            if isinstance(option.default, (int, float))}
 
 
 def defaults_for(dataset: str, model: str) -> dict[str, Any]:

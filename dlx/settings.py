@@ -61,6 +61,11 @@ def standby_processes() -> int:
     return _count("DLX_PREWARM", 2)
 
 
+def standby_idle() -> int:
+    """Seconds a worker keeps standbys with no job and no request (`DLX_STANDBY_IDLE`, default 600)."""
+    return _count("DLX_STANDBY_IDLE", 600)
+
+
 HEARTBEAT_INTERVAL = 2.0  # seconds between heartbeats of workers and of runs tracked from scripts
 DEFAULT_STALE_AFTER = 30.0
 

@@ -7,7 +7,7 @@ from dlx import launch, settings, store
 from dlx.data import DATASETS
 from dlx.data.registry import files_problem, missing_files
 from dlx.errors import DlxError
-from dlx.jobs import ensure_worker
+from dlx.jobs import ensure_worker, standby
 from dlx.models import MODELS
 from pages import enter_frame
 
@@ -214,6 +214,7 @@ def last_launch() -> None:
                      query_params={"run": str(runs[0])})
 
 
+standby.request()  # whoever fills this form launches soon: the workers get a job process ready
 st.title("Launch a training run")
 st.caption("Several values in a field (or several choices) make a sweep: one run per combination, "
            "queued together.")

@@ -194,8 +194,8 @@ def selection_actions(picked: list[RunInfo]) -> None:
 
 # -- one run -----------------------------------------------------------------------------------
 def actions(run: RunInfo) -> None:
-    # Re-running needs the data set and model registries, which import torch (hundreds of MB):
-    # imported when a run is opened, not when the list is.
+    # The Re-run check reads the data set and model registries; they import no torch (issue 18),
+    # and a model's size is counted in a child process (dlx.models.size).
     from dlx import launch
 
     active = run.status not in FINAL_STATES

@@ -1,13 +1,20 @@
 """The Launch page's logic without Streamlit: defaults that fit, sweep fields, plans, submission, progress."""
 from __future__ import annotations
 
+import inspect
+import typing
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torchvision.datasets
 
 from dlx import launch, progress, store
 from dlx.config import parse_config
 from dlx.errors import DlxError
+from dlx.data import torchvision_sets
 from dlx.jobs import submit
+from dlx.models import MODELS
 from dlx.store import History
 
 
@@ -208,3 +215,25 @@ def test_command_line_text_sweeps_like_the_form():
         launch.plan(launch.form_from_text("iris", "mlp", {"lr": "fast"}), name=launch.config_key)
     with pytest.raises(DlxError, match="model: 'cnn' does not take table data"):
         launch.form_from_text("iris", "cnn", {})
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_options_read_from_the_source_are_the_builders_signature(model):
+    """The registry reads options without importing the builder (issue 18); they must be its own."""
+    builder = MODELS[model].builder
+    parameters = list(inspect.signature(builder).parameters.values())[1:]
+    hints = typing.get_type_hints(builder)
+    assert [(o.name, o.default, o.annotation) for o in MODELS[model].options] == \
+        [(p.name, p.default, hints[p.name]) for p in parameters]
+
+
+def test_torchvision_file_lists_are_the_classes_own():
+    """Written out so checking for the files needs no torchvision; they must be what it reads."""
+    for cls_name, (folder, names) in torchvision_sets.FILES.items():
+        cls = getattr(torchvision.datasets, cls_name)
+        if hasattr(cls, "resources"):
+            assert folder == f"{cls.__name__}/raw"
+            assert names == tuple(Path(url).name.removesuffix(".gz") for url, _ in cls.resources)
+        else:
+            assert folder == cls.base_folder
+            assert names == tuple(name for name, _ in cls.train_list + cls.test_list)

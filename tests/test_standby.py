@@ -1,4 +1,5 @@
-"""Prewarmed job processes, with real workers: jobs run in standbys started before them."""
+"""Prewarmed job processes, with real workers: jobs run in standbys started before them, which a
+worker keeps only after a job or a request (the Launch page's), and stops when left unused."""
 from __future__ import annotations
 
 import os
@@ -12,8 +13,9 @@ import pytest
 from dlx import settings, store
 from dlx.config import parse_config
 from dlx.errors import DlxError
-from dlx.jobs import cancel_run, submit
+from dlx.jobs import cancel_run, standby, submit
 from dlx.jobs.executors import LocalExecutor
+from dlx.jobs.supervisor import alive_workers
 from tests.conftest import start_worker, stop_process, wait_for
 from tests.test_jobs import LONG, ended, running, running_with_metrics
 
@@ -30,8 +32,25 @@ def ready_standbys(home: Path) -> list[int]:
 
 
 def wait_ready(home: Path, count: int = 1) -> list[int]:
+    standby.request()  # as the Launch page does when opened
     return wait_for(lambda: len(pids := ready_standbys(home)) >= count and pids, timeout=120,
                     message=f"{count} standby process(es) to be ready")
+
+
+def children(process: subprocess.Popen) -> list[int]:
+    found = subprocess.run(["ps", "-o", "pid=", "--ppid", str(process.pid)], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split() if running(int(pid))]
+
+
+def looped(process: subprocess.Popen, times: int = 2) -> None:
+    """Wait until the worker has gone round its loop (heartbeat, standbys, queue) `times` more times."""
+    seen: set = set()
+
+    def beaten() -> bool:
+        seen.update(w.heartbeat_at for w in alive_workers() if w.id.endswith(f":{process.pid}"))
+        return len(seen) > times
+
+    wait_for(beaten, timeout=60, message="the worker's heartbeats")
 
 
 def job_log(job) -> str:
@@ -137,3 +156,53 @@ def test_prewarm_setting_caps_standbys_and_a_bad_value_names_the_variable(monkey
     with pytest.raises(DlxError, match=r"DLX_PREWARM: expected a whole number .* got 'off'") as caught:
         settings.standby_processes()
     assert caught.value.field == "DLX_PREWARM"
+
+
+def test_an_idle_worker_starts_a_standby_only_when_one_is_requested(dlx_home):
+    dlx_home.mkdir(parents=True, exist_ok=True)
+    process = start_worker(dlx_home, env={"DLX_PREWARM": "1"})
+    try:
+        looped(process)
+        assert children(process) == [] and ready_standbys(dlx_home) == []
+        first = wait_ready(dlx_home)[0]
+        assert children(process) == [first]
+    finally:
+        stop_process(process)
+
+
+def test_a_job_leaves_a_standby_ready_for_the_next_one(dlx_home):
+    dlx_home.mkdir(parents=True, exist_ok=True)
+    process = start_worker(dlx_home, env={"DLX_PREWARM": "1"})
+    try:
+        run_id, job_id = submit(parse_config(DIGITS))
+        job = ended(job_id)
+        assert job.status == "succeeded", job.error
+        assert f"job {job_id} starts cold" in worker_output(dlx_home)  # none was requested before it
+        after = wait_for(lambda: ready_standbys(dlx_home), timeout=120, message="a standby after the job")
+        assert after[0] != job.pid and children(process) == after
+    finally:
+        stop_process(process)
+
+
+def test_a_standby_left_unused_is_stopped_and_not_replaced(dlx_home):
+    dlx_home.mkdir(parents=True, exist_ok=True)
+    process = start_worker(dlx_home, env={"DLX_PREWARM": "1", "DLX_STANDBY_IDLE": "5"})
+    try:
+        looped(process, 1)
+        standby.request()
+        first = wait_for(lambda: children(process), timeout=30, message="a requested standby")[0]
+        wait_for(lambda: not running(first), timeout=60, message=f"unused standby {first} to stop")
+        assert f"standby pids [{first}] stopped: unused for 5 s" in worker_output(dlx_home)
+        looped(process)
+        assert children(process) == []
+    finally:
+        stop_process(process)
+
+
+def test_standby_idle_setting_names_the_variable(monkeypatch):
+    monkeypatch.delenv("DLX_STANDBY_IDLE", raising=False)
+    assert settings.standby_idle() == 600
+    monkeypatch.setenv("DLX_STANDBY_IDLE", "soon")
+    with pytest.raises(DlxError, match="DLX_STANDBY_IDLE: expected a whole number") as caught:
+        settings.standby_idle()
+    assert caught.value.field == "DLX_STANDBY_IDLE"

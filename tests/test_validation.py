@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,6 +31,7 @@ from dlx.errors import DlxError
 from dlx.jobs import submit, submit_job
 from dlx.jobs.queue import get_job
 from dlx.jobs.supervisor import alive_workers
+from dlx.models import registry
 from dlx.tracking import create_run, start_run
 from tests.conftest import start_worker, stop_process, train_in_process, wait_for
 
@@ -137,6 +141,38 @@ def test_model_options_are_checked_against_the_builder(options, words):
 def test_model_options_are_converted_to_the_builders_types():
     config = parse_config({"dataset": "digits", "model": "cnn", "model_options": {"width": 16.0}})
     assert config.model_options == {"width": 16} and isinstance(config.model_options["width"], int)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+TORCHLESS_CHECK = """
+import json, sys
+from dlx.config import parse_config
+from dlx.errors import DlxError
+answers = []
+for options in ({"width": 8}, {"width": 100_000}, {"dropout": 1.5}):
+    try:
+        answers.append(["ok", parse_config({"dataset": "digits", "model": "cnn", "model_options": options}).model_options])
+    except DlxError as err:
+        answers.append([err.field, str(err)])
+print(json.dumps({"answers": answers, "torch": "torch" in sys.modules}))
+"""
+
+
+def test_a_process_without_torch_counts_in_a_child_and_refuses_as_one_with_torch(tmp_path):
+    """The app's server validates configs without importing torch (issue 18): same counts, same refusals."""
+    env = {**os.environ, "DLX_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", TORCHLESS_CHECK], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout.strip().splitlines()[-1])
+    assert shown["torch"] is False
+    (ok, options), (field, oversize), (field_2, unbuildable) = shown["answers"]
+    assert ok == "ok" and options == {"width": 8}
+    assert field == "model_options" and "parameters, more than the 50,000,000 allowed (DLX_MAX_PARAMS)" in oversize
+    assert field_2 == "model_options" and "model_options: 'cnn' cannot be built" in unbuildable
+    key = ("cnn", "image", (1, 8, 8), 10, (("width", 8),))
+    registry._count_in_child([key])
+    assert registry._CHILD_COUNTS.pop(key) == registry._count(*key)
 
 
 def test_the_parameter_cap_comes_from_the_environment(monkeypatch):

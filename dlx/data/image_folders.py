@@ -15,8 +15,10 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from dlx.errors import DlxError
-from dlx.explain.uploads import GREY_MODES, MAX_PIXELS
 
+# Shared with the Explain page's uploads; kept here, on the torch-free data side (issue 18).
+MAX_PIXELS = 40_000_000  # refuse decompression bombs before decoding
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 MIN_PER_CLASS = 5  # fewer samples than this in a class is reported: it cannot be split and learnt well
 STATS_SIDE = 32  # images are shrunk to this side for the mean/std pass (statistics, not training)
 

@@ -1,16 +1,21 @@
-"""The data set registry: a name maps to a loader that returns seeded train/val/test splits."""
+"""The data set registry: a name maps to a loader that returns seeded train/val/test splits.
+
+Listing entries and their metadata imports neither torch nor scikit-learn (pages that only list
+them stay light, issue 18): the loaders and split functions import them when they run."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
 import numpy as np
-import torch
 
 from dlx.errors import DlxError
+
+if TYPE_CHECKING:
+    import torch
 
 Kind = Literal["image", "table", "text"]
 MIN_TRAIN_SHARE = 0.1  # of a data set kept for training, whatever the validation and test fractions
@@ -209,6 +214,8 @@ def split_arrays(x: np.ndarray, y: np.ndarray, meta: DatasetMeta, seed: int,
                  extras: dict[str, np.ndarray] | None = None,
                  standardize: bool = False) -> DataBundle:
     """Stratified, seeded train/val/test split; tables are standardized with train statistics."""
+    import torch
+
     train, val, test = split_indices(y, seed, val_fraction, test_fraction)
     x = x.astype(np.float32)
     if standardize:
@@ -229,6 +236,8 @@ def split_texts(texts: list[str], y: np.ndarray, meta: DatasetMeta, seed: int, v
                 test_fraction: float, extras: dict[str, np.ndarray] | None = None) -> DataBundle:
     """Stratified, seeded train/val/test split of sentences, with split_arrays' arithmetic; each
     split's `x` stays empty until a model's tokenizer fills it."""
+    import torch
+
     train, val, test = split_indices(y, seed, val_fraction, test_fraction)
     extras = extras or {}
 

@@ -1,10 +1,12 @@
-"""MNIST, FashionMNIST and CIFAR-10 through torchvision's own loaders, from a local root."""
+"""MNIST, FashionMNIST and CIFAR-10 through torchvision's own loaders, from a local root.
+
+torch and torchvision are imported by the loader only: the Launch page lists these entries and
+checks their files without them (issue 18)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from dlx import settings
 from dlx.data.registry import DataBundle, DatasetMeta, Split, register_dataset
@@ -12,6 +14,7 @@ from dlx.errors import DlxError
 
 
 def _load(name: str, cls_name: str, seed: int, val_fraction: float, download: bool) -> DataBundle:
+    import torch
     import torchvision
 
     cls = getattr(torchvision.datasets, cls_name)
@@ -45,23 +48,23 @@ def _load(name: str, cls_name: str, seed: int, val_fraction: float, download: bo
                       Split(xt, yt))
 
 
+# The files torchvision's classes read under the data set root (MNIST's `resources` without .gz,
+# CIFAR's `base_folder` and lists), written out so checking them needs no torchvision;
+# tests/test_launch.py checks they are still what the classes say.
+_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                "t10k-labels-idx1-ubyte")
+FILES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "MNIST": ("MNIST/raw", _MNIST_FILES),
+    "FashionMNIST": ("FashionMNIST/raw", _MNIST_FILES),
+    "CIFAR10": ("cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)),
+}
+
+
 def _missing(cls_name: str) -> list[Path]:
-    """The files torchvision's class reads under the data set root that are absent.
-
-    The names come from the class itself (MNIST's `resources`, CIFAR's `base_folder` and lists),
-    so this agrees with what the loader opens without loading anything.
-    """
-    import torchvision
-
-    cls = getattr(torchvision.datasets, cls_name)
-    root = settings.datasets_root().absolute()
-    if hasattr(cls, "resources"):  # MNIST and FashionMNIST: root/<Class>/raw/<file without .gz>
-        folder = root / cls.__name__ / "raw"
-        names = [Path(url).name.removesuffix(".gz") for url, _ in cls.resources]
-    else:  # CIFAR-10: root/cifar-10-batches-py/<batches>
-        folder = root / cls.base_folder
-        names = [name for name, _ in cls.train_list + cls.test_list]
-    return [folder / name for name in names if not (folder / name).is_file()]
+    """The files torchvision's class reads under the data set root that are absent."""
+    folder, names = FILES[cls_name]
+    folder_path = settings.datasets_root().absolute() / folder
+    return [folder_path / name for name in names if not (folder_path / name).is_file()]
 
 
 for _name, _cls, _text, _shape in [

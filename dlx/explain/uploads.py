@@ -9,14 +9,13 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from dlx.data.image_folders import GREY_MODES, MAX_PIXELS
 from dlx.data.registry import DatasetMeta
 from dlx.errors import DlxError
 
 MAX_BYTES = 10 * 1024 * 1024
-MAX_PIXELS = 40_000_000  # refuse decompression bombs before decoding
 MAX_ASPECT_CHANGE = 2.0  # resizing may stretch an image by at most this factor
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
-GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import BinaryIO, Protocol
 from dlx import settings
 from dlx.jobs import lifeline, orphans
 from dlx.jobs.ray_executor import RayExecutor
+from dlx.jobs.standby import requested_at
 
 STANDBY_RETRY = 30.0  # seconds before replacing a standby that died without a job
 STANDBY_STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for standbys at shutdown
@@ -73,6 +74,9 @@ class LocalExecutor:
 
     `keep_ready(n)` keeps n standbys alive (at most `max_standbys`, `DLX_PREWARM`) and `start`
     hands a job to one of them; with none ready, or a standby that died, the job starts cold.
+    Standbys are kept only while one is likely to be used (each holds ~0.9 GB, issue 18): from a
+    job's start until `DLX_STANDBY_IDLE` seconds after the last job ended, and for as long after
+    a request (`standby.request()`: the Launch page, when opened); an idle worker holds none.
     """
 
     name = "local"
@@ -81,10 +85,19 @@ class LocalExecutor:
         self.max_standbys = settings.standby_processes() if max_standbys is None else max_standbys
         self._standbys: list[subprocess.Popen] = []
         self._not_before = 0.0  # no new standby before this time (monotonic seconds)
+        self._jobs: list[subprocess.Popen] = []  # the job processes started here that may still run
+        self._wanted_at = 0.0  # wall-clock time a standby was last likely to be used
 
     def keep_ready(self, slots: int) -> None:
-        """Have `slots` standbys started, or as many as allowed (none with DLX_PREWARM=0)."""
+        """Have `slots` standbys started, or as many as allowed (none with DLX_PREWARM=0), while
+        one is wanted; stop them once none has been for `DLX_STANDBY_IDLE` seconds."""
         self._standbys = [p for p in self._standbys if self._alive(p)]
+        if not self._wanted():
+            if self._standbys:
+                print(f"standby pids {[p.pid for p in self._standbys]} stopped: unused for "
+                      f"{settings.standby_idle()} s", flush=True)
+                self.shutdown()
+            return
         while len(self._standbys) < min(slots, self.max_standbys) and time.monotonic() >= self._not_before:
             # Until it gets a job, a standby writes to the worker's output; its own session and
             # group, like a cold job's, so cancelling a job signals exactly its processes.
@@ -94,7 +107,21 @@ class LocalExecutor:
             orphans.record(standby.pid)
             self._standbys.append(standby)
 
+    def _wanted(self) -> bool:
+        """Whether a job ran, or a standby was requested, within the last `DLX_STANDBY_IDLE` seconds."""
+        now = time.time()
+        self._jobs = [p for p in self._jobs if p.poll() is None]
+        if self._jobs:  # the idle time counts from the last job's end
+            self._wanted_at = now
+        self._wanted_at = max(self._wanted_at, requested_at())
+        return now - self._wanted_at < settings.standby_idle()
+
     def start(self, job_id: int, log_path: Path, env: dict[str, str]) -> Handle:
+        handle = self._start(job_id, log_path, env)
+        self._jobs.append(handle._process)
+        return handle
+
+    def _start(self, job_id: int, log_path: Path, env: dict[str, str]) -> LocalHandle:
         self._not_before = max(self._not_before, time.monotonic() + STANDBY_AFTER_START)
         order = json.dumps({"job_id": job_id, "log_path": str(log_path), "env": env}).encode() + b"\n"
         while self._standbys:

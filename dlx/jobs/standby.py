@@ -6,6 +6,9 @@ on one JSON line on stdin, `{"job_id", "log_path", "env"}`, then becomes that jo
 same environment, output appended to the job's log, same `main(job_id)` as `dlx.jobs.entry`.
 Stdin ending with no line (the worker stopped, or died) ends it; once it runs a job, the
 lifeline (`dlx.jobs.lifeline`) ends it with the worker.
+
+A worker keeps standbys only when one is likely to be used (see LocalExecutor): after a job, or
+after `request()`, which the Launch page calls when opened so its user's launch starts warm.
 """
 from __future__ import annotations
 
@@ -15,7 +18,26 @@ import sys
 import time
 import traceback
 
+from dlx import settings
 from dlx.jobs import lifeline
+
+REQUEST_FILE = "standby.request"  # under DLX_HOME; its modification time is the latest request
+
+
+def request() -> None:
+    """Ask this machine's workers to have a standby ready (a launch is likely soon)."""
+    path = settings.home() / REQUEST_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    os.utime(path)
+
+
+def requested_at() -> float:
+    """When a standby was last requested (epoch seconds; 0.0 when never)."""
+    try:
+        return (settings.home() / REQUEST_FILE).stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def warm_up() -> None:
@@ -38,8 +60,11 @@ def warm_up() -> None:
     import db.engine  # noqa: F401  (imported, not connected)
     import dlx.data  # noqa: F401  (the data set registry, every entry)
     import dlx.jobs.entry  # noqa: F401  (the job kinds: train, explain with captum)
-    import dlx.models  # noqa: F401
     import dlx.train  # noqa: F401
+    from dlx.models import MODELS
+
+    for entry in MODELS.values():  # the registry imports its builders' modules only when asked
+        entry.builder  # noqa: B018
 
     if torch.cuda.is_initialized():
         raise RuntimeError("CUDA was initialised before the job's CUDA_VISIBLE_DEVICES was known")

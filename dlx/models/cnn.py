@@ -4,7 +4,6 @@ from __future__ import annotations
 from torch import nn
 
 from dlx.data.registry import DatasetMeta
-from dlx.models.registry import register_model
 
 
 class SmallCNN(nn.Module):
@@ -27,6 +26,5 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register_model("cnn", ("image",), "small CNN: Conv 32-64, max-pool, FC 128")
 def cnn(meta: DatasetMeta, width: int = 32, hidden: int = 128, dropout: float = 0.25) -> nn.Module:
     return SmallCNN(meta.input_shape[0], meta.num_classes, width, hidden, dropout)

@@ -6,10 +6,8 @@ import math
 from torch import nn
 
 from dlx.data.registry import DatasetMeta
-from dlx.models.registry import register_model
 
 
-@register_model("mlp", ("table", "image"), "multi-layer perceptron: Linear-ReLU-Dropout blocks")
 def mlp(meta: DatasetMeta, hidden: int = 64, layers: int = 2, dropout: float = 0.1) -> nn.Module:
     blocks: list[nn.Module] = [nn.Flatten()]
     width = math.prod(meta.input_shape)

@@ -1,21 +1,43 @@
-"""The model registry: a name maps to a builder(meta, **options) -> nn.Module."""
+"""The model registry: a name maps to a builder(meta, **options) -> nn.Module.
+
+An entry names its builder as "module:function" and imports it only when a model is built, so
+pages that list models, their options and defaults, or validate a config import no torch (issue
+18): the options are read from the builder's signature in its source, and a process without torch
+counts parameters in a child process (dlx.models.size).
+"""
 from __future__ import annotations
 
+import ast
 import functools
+import importlib
+import importlib.util
 import inspect
-import typing
+import json
+import subprocess
+import sys
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
 
-import torch
 from pydantic import TypeAdapter, ValidationError
-from torch import nn
 
 from dlx import settings
 from dlx.data.registry import DatasetMeta, Kind
 from dlx.errors import DlxError
 
-Builder = Callable[..., nn.Module]
+if TYPE_CHECKING:
+    from torch import nn
+
+Builder = Callable[..., "nn.Module"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One builder option (a parameter after `meta`): its default and declared type."""
+
+    name: str
+    default: Any  # inspect.Parameter.empty when it has none
+    annotation: Any  # a type pydantic validates against; Any when the signature names none
 
 
 @dataclass(frozen=True)
@@ -23,18 +45,76 @@ class ModelEntry:
     name: str
     kinds: tuple[Kind, ...]  # the data set kinds this model accepts
     description: str
-    builder: Builder
+    target: str  # "package.module:function", imported when a model is built
+
+    @property
+    def builder(self) -> Builder:
+        module, _, function = self.target.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+    @property
+    def options(self) -> tuple[Option, ...]:
+        return _options(self.target)
 
 
 MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, kinds: tuple[Kind, ...], description: str) -> Callable[[Builder], Builder]:
-    def decorate(builder: Builder) -> Builder:
-        MODELS[name] = ModelEntry(name, kinds, description, builder)
-        return builder
+def register_model(name: str, kinds: tuple[Kind, ...], description: str, target: str) -> None:
+    """Add a model: `target` is its builder, "module:function", taking (meta, **options)."""
+    MODELS[name] = ModelEntry(name, kinds, description, target)
 
-    return decorate
+
+@functools.lru_cache(maxsize=64)
+def _options(target: str) -> tuple[Option, ...]:
+    """The builder's parameters after `meta`, read from its module's source without importing it.
+
+    Type names a signature uses besides builtins (e.g. `Pooling = Literal[...]`) are looked up
+    among the top-level assignments of the module and of the dlx modules it imports from."""
+    module, _, function = target.partition(":")
+    tree = _source_tree(module)
+    node = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function), None)
+    if node is None:
+        raise DlxError(f"model: {target} names no function in {module}", field="model")
+    names = _type_names(module, tree)
+    args = node.args.args
+    defaults = [None] * (len(args) - len(node.args.defaults)) + list(node.args.defaults)
+    return tuple(Option(arg.arg, ast.literal_eval(default) if default is not None else inspect.Parameter.empty,
+                        _annotation(arg.annotation, names))
+                 for arg, default in list(zip(args, defaults))[1:])
+
+
+def _source_tree(module: str) -> ast.Module:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise DlxError(f"model: module {module} is not installed", field="model")
+    return ast.parse(Path(spec.origin).read_text())
+
+
+def _type_names(module: str, tree: ast.Module) -> dict[str, ast.expr]:
+    """Top-level `Name = <expr>` of this module, and of the dlx modules it imports names from."""
+    names: dict[str, ast.expr] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dlx."):
+            imported = {alias.name for alias in node.names}
+            theirs = _type_names(node.module, _source_tree(node.module))
+            names.update({key: value for key, value in theirs.items() if key in imported})
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            names[node.targets[0].id] = node.value
+    return names
+
+
+def _annotation(node: ast.expr | None, names: dict[str, ast.expr]) -> Any:
+    """The annotation as a type, or Any where it cannot be evaluated without importing the module."""
+    if node is None:
+        return Any
+    scope: dict[str, Any] = {"Literal": Literal, "Optional": Optional, "Any": Any}
+    for name in {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} & names.keys():
+        scope[name] = _annotation(names[name], names)
+    try:
+        return eval(compile(ast.Expression(node), "<signature>", "eval"), scope)  # noqa: S307 (our own source)
+    except Exception:  # noqa: BLE001 (a type only the module knows: accept any value here)
+        return Any
 
 
 def check_model_fits(model: str, kind: Kind) -> None:
@@ -50,8 +130,8 @@ def check_model_fits(model: str, kind: Kind) -> None:
 def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     """The options converted to the types the builder's signature declares; an unknown name or a
     value of the wrong type is a DlxError naming `model_options.<name>`."""
-    hints = typing.get_type_hints(MODELS[name].builder)
-    accepted = list(inspect.signature(MODELS[name].builder).parameters)[1:]  # after `meta`
+    declared = {option.name: option for option in MODELS[name].options}
+    accepted = list(declared)
     checked = {}
     for key, value in options.items():
         if key not in accepted:
@@ -59,7 +139,7 @@ def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
             raise DlxError(f"model_options.{key}: model {name!r} has no option {key!r}; {takes}",
                            field="model_options")
         try:
-            checked[key] = TypeAdapter(hints.get(key, Any)).validate_python(value)
+            checked[key] = TypeAdapter(declared[key].annotation).validate_python(value)
         except ValidationError as err:
             raise DlxError(f"model_options.{key}: {value!r} is not valid for {name!r} "
                            f"({err.errors()[0]['msg'].lower()})", field="model_options") from None
@@ -68,14 +148,35 @@ def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
 
 def count_parameters(name: str, meta: DatasetMeta, options: dict[str, Any]) -> int:
     """The model's parameter count, built on the meta device: shapes only, no memory, so a huge
-    width is measured without allocating it."""
-    return _count(name, meta.kind, meta.input_shape, meta.num_classes, tuple(sorted(options.items())))
+    width is measured without allocating it. A process that has not imported torch (the app's
+    pages) asks a child process, so torch's hundreds of MB never enter it."""
+    key = _count_key(name, meta, options)
+    if "torch" in sys.modules:
+        return _count(*key)
+    if key not in _CHILD_COUNTS:
+        # One child for this config and every model's defaults on the same data: its start
+        # (importing torch) is most of the cost, and the form's next model choice is then known.
+        others = [_count_key(model, meta, {}) for model, entry in MODELS.items() if meta.kind in entry.kinds]
+        _count_in_child([key, *(other for other in others if other not in _CHILD_COUNTS)])
+    answer = _CHILD_COUNTS[key]
+    if isinstance(answer, DlxError):
+        raise answer
+    return answer
+
+
+def _count_key(name: str, meta: DatasetMeta, options: dict[str, Any]) -> tuple:
+    """What a count depends on, options completed with the builder's defaults (given or not, same model)."""
+    defaults = {o.name: o.default for o in MODELS[name].options if o.default is not inspect.Parameter.empty}
+    return (name, meta.kind, tuple(meta.input_shape), meta.num_classes,
+            tuple(sorted({**defaults, **options}.items())))
 
 
 @functools.lru_cache(maxsize=256)
 def _count(name: str, kind: Kind, shape: tuple[int, ...], classes: int,
            options: tuple[tuple[str, Any], ...]) -> int:
     """Cached: a meta build of ResNet-18 takes 0.3 s, and a sweep checks every config."""
+    import torch
+
     meta = DatasetMeta(name, kind, tuple(map(str, range(classes))), shape)
     try:
         with torch.device("meta"):
@@ -84,6 +185,21 @@ def _count(name: str, kind: Kind, shape: tuple[int, ...], classes: int,
         raise DlxError(f"model_options: {name!r} cannot be built with {dict(options)} ({err})",
                        field="model_options") from None
     return sum(p.numel() for p in model.parameters())
+
+
+_CHILD_COUNTS: dict[tuple, int | DlxError] = {}  # per config, in processes without torch
+
+
+def _count_in_child(keys: list[tuple]) -> None:
+    """`_count` for each key in `python -m dlx.models.size`; the answers go to _CHILD_COUNTS."""
+    done = subprocess.run([sys.executable, "-m", "dlx.models.size"], input=json.dumps(keys),
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise DlxError(f"model_options: counting {keys[0][0]!r}'s parameters failed "
+                       f"({done.stderr.strip()[-300:]})", field="model_options")
+    for key, answer in zip(keys, json.loads(done.stdout)):
+        _CHILD_COUNTS[key] = (answer["count"] if "count" in answer
+                              else DlxError(answer["error"], field=answer["field"]))
 
 
 def check_size(name: str, meta: DatasetMeta, options: dict[str, Any]) -> None:

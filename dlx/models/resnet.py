@@ -4,10 +4,8 @@ from __future__ import annotations
 from torch import nn
 
 from dlx.data.registry import DatasetMeta
-from dlx.models.registry import register_model
 
 
-@register_model("resnet18", ("image",), "torchvision ResNet-18, stem adapted to small images")
 def resnet18(meta: DatasetMeta) -> nn.Module:
     from torchvision.models import resnet18 as tv_resnet18
 

@@ -6,15 +6,12 @@ from torch import nn
 
 from dlx.data.registry import DatasetMeta
 from dlx.errors import DlxError
-from dlx.models.registry import register_model
 from dlx.models.text_base import Pooling, TextClassifier
 from dlx.models.text_pretrained import minilm_config, minilm_dir, quiet_transformers, tokenizer
 
 LAYERS = 6
 
 
-@register_model("minilm", ("text",), "pretrained MiniLM-L6 (6 layers, 12 heads, 384 wide) fine-tuned "
-                "with a classification head; freeze_layers keeps the lower layers fixed")
 def minilm(meta: DatasetMeta, freeze_layers: int = 4, max_length: int = 64,
            pooling: Pooling = "mean", dropout: float = 0.1) -> nn.Module:
     """`freeze_layers` keeps the embeddings and that many lower encoder layers fixed (0 trains all):

@@ -5,13 +5,10 @@ from torch import nn
 
 from dlx.data.registry import DatasetMeta
 from dlx.errors import DlxError
-from dlx.models.registry import register_model
 from dlx.models.text_base import Pooling, TextClassifier
 from dlx.models.text_pretrained import tokenizer
 
 
-@register_model("transformer", ("text",), "small transformer trained from scratch (BERT layout, "
-                "MiniLM's word pieces): 2 layers, 4 heads, 64 wide by default")
 def transformer(meta: DatasetMeta, layers: int = 2, heads: int = 4, hidden: int = 64, max_length: int = 64,
                 pooling: Pooling = "mean", dropout: float = 0.1) -> nn.Module:
     from transformers import BertConfig, BertModel

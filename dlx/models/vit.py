@@ -8,7 +8,6 @@ from torchvision.models.vision_transformer import VisionTransformer
 
 from dlx.data.registry import DatasetMeta
 from dlx.errors import DlxError
-from dlx.models.registry import register_model
 
 MAX_GRID = 8  # patches per side chosen automatically: at most 8×8 = 64 tokens plus CLS
 
@@ -61,8 +60,6 @@ class SmallViT(VisionTransformer):
         return tuple(captured)
 
 
-@register_model("vit", ("image",), "small vision transformer: patches to fit the image "
-                "(8×8 digits: 2×2 patches), 2 layers, 4 heads, 64 wide")
 def vit(meta: DatasetMeta, patch_size: int = 0, layers: int = 2, heads: int = 4, hidden: int = 64,
         mlp: int = 128, dropout: float = 0.0) -> nn.Module:
     """`patch_size` 0 picks one to fit (see auto_patch). Two layers by default: on digits' 1,257
