@@ -186,11 +186,13 @@ def test_ui_listens_on_loopback_by_default_and_prints_one_line(dlx_home):
 
 
 def test_ctrl_c_on_ui_stops_the_worker_it_started_and_its_standby(dlx_home):
+    from dlx.jobs.standby import request as standby_request
     from tests.browser import free_port
 
     process = start_ui("--port", str(free_port()), env={"DLX_PREWARM": "1"})
     assert first_line(process).endswith("(Ctrl-C stops the app and its worker)")
     worker = int((dlx_home / "worker.spawn").read_text().split()[0])
+    standby_request()  # as the Launch page does when opened: the worker starts a standby
     standby = wait_for(lambda: children(worker), message="the worker's standby job process")
     assert running(worker) and all(running(pid) for pid in standby)
     assert ctrl_c(process) == 0
