@@ -101,7 +101,7 @@ def _lock_schema(connection: Connection) -> None:
 
 
 def upsert(bind: Connection | Engine, table: Table):
-    """An INSERT with the dialect's `.on_conflict_do_update` (PostgreSQL and SQLite spell it alike)."""
+    """An INSERT with the dialect's `.on_conflict_do_update`/`_do_nothing` (PostgreSQL and SQLite spell them alike)."""
     if bind.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif bind.dialect.name == "sqlite":

@@ -15,11 +15,10 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from torch import Tensor
 
-from db.engine import session
-from db.models import Explanation
+from db.engine import get_engine, upsert
+from db.models import Explanation, utcnow
 from dlx.explain.baselines import make_baseline
 from dlx.explain.methods import Attribution, explain, get_method
 from dlx.explain.models_cache import LoadedRun
@@ -54,9 +53,9 @@ def load_many(keys: list[str], url: str | None = None) -> dict[str, Stored]:
     """Every stored entry among these keys, in one query."""
     if not keys:
         return {}
-    with session(url) as s:
-        rows = s.execute(select(Explanation.key, Explanation.meta, Explanation.data)
-                         .where(Explanation.key.in_(keys))).all()
+    with get_engine(url).connect() as conn:
+        rows = conn.execute(select(Explanation.key, Explanation.meta, Explanation.data)
+                            .where(Explanation.key.in_(keys))).all()
     return {key: (meta, load_tensors(data)) for key, meta, data in rows}
 
 
@@ -71,25 +70,16 @@ def save(key: str, run_id: int, method: str, meta: dict[str, Any], tensors: dict
 
 
 def save_many(run_id: int, entries: dict[str, dict[str, Stored]], url: str | None = None) -> None:
-    """Store many entries, per method, in ONE transaction (a commit per sample, or per method of a
-    page's gallery, cost more than Captum).
-
-    Keys another process stored meanwhile are skipped: theirs stay (same content).
-    """
-    rows = {key: Explanation(key=key, run_id=run_id, method=method, meta=meta,
-                             data=save_tensors({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}))
-            for method, stored in entries.items() for key, (meta, tensors) in stored.items()}
+    """Store many entries, per method, in ONE statement (a commit per sample, or per method of a
+    page's gallery, cost more than Captum). A key another process stored meanwhile keeps theirs
+    (same content): the insert skips it."""
+    rows = [{"key": key, "run_id": run_id, "method": method, "meta": meta, "created_at": utcnow(),
+             "data": save_tensors({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()})}
+            for method, stored in entries.items() for key, (meta, tensors) in stored.items()]
     if not rows:
         return
-    for _ in range(3):  # a concurrent writer can only add keys, so this settles quickly
-        try:
-            with session(url) as s, s.begin():
-                taken = set(s.scalars(select(Explanation.key).where(Explanation.key.in_(list(rows)))))
-                s.add_all(row for key, row in rows.items() if key not in taken)
-            return
-        except IntegrityError:
-            rows = {key: Explanation(key=key, run_id=r.run_id, method=r.method, meta=r.meta, data=r.data)
-                    for key, r in rows.items()}
+    with get_engine(url).begin() as conn:
+        conn.execute(upsert(conn, Explanation.__table__).on_conflict_do_nothing(index_elements=["key"]), rows)
 
 
 def explain_cached(loaded: LoadedRun, inputs: Tensor, targets: list[int], method: str,
