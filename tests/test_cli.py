@@ -114,14 +114,28 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
+STARTED_UIS: list[subprocess.Popen] = []  # stopped after each test, also one that failed midway
+
+
+@pytest.fixture(autouse=True)
+def _stop_started_uis():
+    yield
+    while STARTED_UIS:
+        process = STARTED_UIS.pop()
+        if process.poll() is None:
+            ctrl_c(process)
+
+
 def start_ui(*args: str, env: dict[str, str | None] | None = None) -> subprocess.Popen:
     """`dlx ui` as a terminal starts it: its own process group, so a Ctrl-C can go to the group.
 
     `env` adds variables to this process's environment; a None value removes one.
     """
     merged = {key: value for key, value in {**os.environ, **(env or {})}.items() if value is not None}
-    return subprocess.Popen([sys.executable, "-m", "dlx.cli", "ui", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=merged, start_new_session=True)
+    process = subprocess.Popen([sys.executable, "-m", "dlx.cli", "ui", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=merged, start_new_session=True)
+    STARTED_UIS.append(process)
+    return process
 
 
 def first_line(process: subprocess.Popen) -> str:
