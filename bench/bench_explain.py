@@ -165,15 +165,21 @@ def page_vs_captum_rows(run_id: int, repeats: int, samples: int = 16) -> list[tu
             internal_batch_size=256, return_convergence_delta=True)
         return time.perf_counter() - start
 
+    ours, theirs = interleaved(page, direct, repeats)
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    return [("page path: explain_cached, cache emptied", f"{spread(ours)} ms"),
+            ("direct Captum IntegratedGradients.attribute", f"{spread(theirs)} ms"),
+            ("page / direct (medians)", f"{ratio:.2f}  (target <= 1.10: {'met' if ratio <= 1.10 else 'NOT met'})")]
+
+
+def interleaved(page, direct, repeats: int) -> tuple[list[float], list[float]]:
+    """Each path's seconds over `repeats`, after one warm-up each, alternating which goes first."""
     page(), direct()
     ours, theirs = [], []
     for repeat in range(repeats):
         for which in ((page, ours), (direct, theirs)) if repeat % 2 == 0 else ((direct, theirs), (page, ours)):
             which[1].append(which[0]())
-    ratio = statistics.median(ours) / statistics.median(theirs)
-    return [("page path: explain_cached, cache emptied", f"{spread(ours)} ms"),
-            ("direct Captum IntegratedGradients.attribute", f"{spread(theirs)} ms"),
-            ("page / direct (medians)", f"{ratio:.2f}  (target <= 1.10: {'met' if ratio <= 1.10 else 'NOT met'})")]
+    return ours, theirs
 
 
 def one_picture_rows(run_id: int, repeats: int) -> list[tuple[str, str]]:
@@ -201,11 +207,7 @@ def one_picture_rows(run_id: int, repeats: int) -> list[tuple[str, str]]:
         LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
         return time.perf_counter() - start
 
-    page(), direct()
-    ours, theirs = [], []
-    for repeat in range(repeats):
-        for which in ((page, ours), (direct, theirs)) if repeat % 2 == 0 else ((direct, theirs), (page, ours)):
-            which[1].append(which[0]())
+    ours, theirs = interleaved(page, direct, repeats)
     ratio = statistics.median(ours) / statistics.median(theirs)
     return [("page path: build_gallery, cache emptied", f"{spread(ours)} ms"),
             ("direct: forward + Saliency + IG + Grad-CAM", f"{spread(theirs)} ms"),
