@@ -26,7 +26,8 @@ from sqlalchemy import select  # noqa: E402
 
 from db.engine import get_engine  # noqa: E402
 from db.models import Metric  # noqa: E402
-from dlx import settings, store  # noqa: E402
+from dlx import settings  # noqa: E402
+from dlx.store import default_store
 from dlx.tracking import Run, create_run  # noqa: E402
 
 QUERY = "SELECT step, value, time FROM metrics WHERE run_id = ? AND key = ? ORDER BY step"
@@ -67,6 +68,7 @@ def main() -> None:
     core = (select(table.c.step, table.c.value, table.c.time)
             .where(table.c.run_id == run_id, table.c.key == "train_loss").order_by(table.c.step))
 
+    store = default_store()
     readers = {
         "dlx store.metric_history": lambda: store.metric_history(run_id, "train_loss"),
         "raw sqlite3 fetchall": lambda: raw.execute(QUERY, (run_id, "train_loss")).fetchall(),

@@ -31,17 +31,19 @@ from common import machine, median, report, setup
 
 home = setup()
 
-from dlx import settings, store  # noqa: E402
+from dlx import settings  # noqa: E402
+
 from dlx.config import parse_config  # noqa: E402
 from dlx.jobs import status, submit  # noqa: E402
 from dlx.jobs.queue import latest_job  # noqa: E402
 from dlx.launch import defaults_for, first_choice  # noqa: E402
+from dlx.store import FINAL_STATES, default_store
 from tests.browser import chromium_page, open_page, running_app  # noqa: E402
 from tests.conftest import wait_for  # noqa: E402
 
 
 def first_point_time(run_id: int) -> float | None:
-    history = store.metric_history(run_id, "train_loss")
+    history = default_store().metric_history(run_id, "train_loss")
     return float(history.times[0]) if len(history) else None
 
 
@@ -53,7 +55,7 @@ def standby_ready() -> bool:
 
 def wait_finished(run_id: int) -> None:
     """Until the worker has collected the job's process and has a standby ready for the next trial."""
-    wait_for(lambda: latest_job(run_id).status in store.FINAL_STATES, timeout=120, interval=0.1,
+    wait_for(lambda: latest_job(run_id).status in FINAL_STATES, timeout=120, interval=0.1,
              message=f"run {run_id} to end")
     if settings.standby_processes():
         wait_for(standby_ready, timeout=120, interval=0.1, message="a standby to be ready")
@@ -75,7 +77,7 @@ def browser_trial(page, url: str) -> dict[str, float]:
     heading = page.get_by_role("heading", name=re.compile("Run #")).inner_text()
     run_id = int(re.search(r"#(\d+)", heading).group(1))
     logged = wait_for(lambda: first_point_time(run_id), timeout=120, interval=0.01, message="the first point")
-    run = store.get_run(run_id)
+    run = default_store().get_run(run_id)
     claimed, queued = unix(latest_job(run_id).started_at), unix(run.created_at)
     wait_finished(run_id)
     return {"total": drawn, "press to queued": queued - pressed_wall, "queue": claimed - queued,

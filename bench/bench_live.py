@@ -22,12 +22,14 @@ from common import machine, median, report, setup
 
 setup()
 
-from dlx import charts, live, store  # noqa: E402
+from dlx import charts, live  # noqa: E402
+
+from dlx.store import History, default_store
 from dlx.tracking import Run, create_run  # noqa: E402
 
 STEPS_PER_EPOCH = 1000
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc", "test_loss", "test_acc", "epoch", "samples_per_s")
-EMPTY = store.History(np.array([], dtype=np.int64), np.array([]), np.array([]))
+EMPTY = History(np.array([], dtype=np.int64), np.array([]), np.array([]))
 
 
 def log_steps(run: Run, start: int, stop: int) -> None:
@@ -52,8 +54,8 @@ def figures_json(histories: dict) -> int:
 
 
 def old_refresh(run_id: int) -> int:
-    keys = store.metric_keys(run_id)
-    histories = {key: store.metric_history(run_id, key) if key in keys else EMPTY
+    keys = default_store().metric_keys(run_id)
+    histories = {key: default_store().metric_history(run_id, key) if key in keys else EMPTY
                  for key in dict.fromkeys([*keys, *CURVES])}
     return figures_json(histories)
 
@@ -95,7 +97,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     run = Run(create_run({"dataset": "digits"}, status="running"), flush_size=10_000)
     log_steps(run, 0, args.steps)
-    state = live.LiveRun(run.id)
+    state = live.LiveRun(default_store(), run.id)
     first_ms, first_bytes = timed(lambda: new_refresh(state))
     old_ms, new_ms, old_bytes, new_bytes = [], [], [], []
     step = args.steps
@@ -109,7 +111,7 @@ def main() -> None:
         new_ms.append(ms)
         new_bytes.append(size)
     run.finish()
-    losses = store.metric_history(run.id, "train_loss").values
+    losses = default_store().metric_history(run.id, "train_loss").values
     loop_ms = timed(lambda: loop_smooth(losses))[0]
     vector_ms = timed(lambda: charts.smooth(losses))[0]
     report(f"one refresh of a live run's page at {args.steps:,} steps (+100 steps between refreshes), "

@@ -18,7 +18,7 @@ from common import ROOT, machine, median, report, setup
 home = setup()
 
 from db.engine import dispose_all, get_engine  # noqa: E402
-from dlx import store  # noqa: E402
+from dlx.store import Store  # noqa: E402
 from dlx.tracking import Run, create_run  # noqa: E402
 from tests.pg_cluster import Cluster, bin_dir  # noqa: E402
 
@@ -113,16 +113,17 @@ def main() -> None:
             (name, f"{spread(values, 'pts/s')}  = {median(values) / copy:.2f}x raw COPY")
             for name, values in rates.items()])
 
-        history = {name: timed(lambda: store.metric_history(history_run[name], "train_loss", url), args.repeats * 3)
-                   for name, url in urls.items()}
+        stores = {name: Store(url) for name, url in urls.items()}
+        history = {name: timed(lambda: store.metric_history(history_run[name], "train_loss"), args.repeats * 3)
+                   for name, store in stores.items()}
         report(f"History read, {args.steps:,} points of one key (store.metric_history), ms", [
             (name, spread(values, "ms", 1e3)) for name, values in history.items()])
 
         for url in urls.values():
             populate(url, args.runs)
-        listing = {name: timed(lambda: store.list_runs(url=url, filter="val_acc > 0.5 and lr < 0.006",
+        listing = {name: timed(lambda: store.list_runs(filter="val_acc > 0.5 and lr < 0.006",
                                                        sort="val_acc", limit=50), args.repeats * 3)
-                   for name, url in urls.items()}
+                   for name, store in stores.items()}
         report(f"List/filter over {args.runs} runs and the ingest runs "
                "(val_acc > 0.5 and lr < 0.006, sorted by val_acc, page of 50), ms", [
                    (name, spread(values, "ms", 1e3)) for name, values in listing.items()])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
@@ -14,6 +14,7 @@ from dlx import settings
 _engines: dict[str, Engine] = {}
 _upgraded: set[str] = set()
 _lock = threading.Lock()
+_disposers: list[Callable[[], None]] = []  # caches holding engines (dlx.store's stores), cleared with them
 # Key of the PostgreSQL advisory lock held while upgrading the schema (any constant of our own).
 SCHEMA_LOCK_KEY = 0x646C78  # "dlx"
 
@@ -118,3 +119,10 @@ def dispose_all() -> None:
             engine.dispose()
         _engines.clear()
         _upgraded.clear()
+        for forget in _disposers:
+            forget()
+
+
+def on_dispose(forget: Callable[[], None]) -> None:
+    """Call `forget` whenever `dispose_all` runs (a cache of objects bound to the engines)."""
+    _disposers.append(forget)

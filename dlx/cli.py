@@ -8,8 +8,12 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dlx.errors import DlxError
+
+if TYPE_CHECKING:
+    from dlx.store import Store
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
@@ -192,9 +196,11 @@ def cmd_worker(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from dlx import launch, store
+    from dlx import launch
     from dlx.jobs import ensure_worker
+    from dlx.store import default_store
 
+    store = default_store()
     model = args.model or launch.default_model(args.dataset)
     settings: dict[str, str] = {}
     for item in args.set:
@@ -207,7 +213,7 @@ def cmd_run(args) -> int:
     form = launch.form_from_text(args.dataset, model, settings)
     sweep = form.pop("sweep", None)
     planned = launch.plan(form, name=launch.config_key)
-    run_ids = launch.submit_plan(planned, sweep)
+    run_ids = launch.submit_plan(store, planned, sweep)
     first = store.get_run(run_ids[0])
     if len(run_ids) == 1:
         print(f"queued run {first.id} (job {first.job_id}): {first.dataset}/{first.model}", flush=True)
@@ -218,11 +224,10 @@ def cmd_run(args) -> int:
         ensure_worker()
     if not args.wait:
         return 0
-    return max([_wait(run_id) for run_id in run_ids])  # a list: wait for every run, even after a failure
+    return max([_wait(store, run_id) for run_id in run_ids])  # a list: wait for every run, even after a failure
 
 
-def _wait(run_id: int) -> int:
-    from dlx import store
+def _wait(store: Store, run_id: int) -> int:
     from dlx.store import FINAL_STATES
 
     last_status = None
@@ -241,16 +246,18 @@ def _wait(run_id: int) -> int:
 
 
 def cmd_runs(args) -> int:
-    from dlx import settings, store
+    from dlx import settings
     from dlx.jobs.queue import reap_stale
+    from dlx.store import decode_param, default_store
 
     reap_stale()  # runs whose process died are shown failed, not running
     chosen = dict(status=args.status, filter=args.filter)
+    store = default_store()
     runs = store.list_runs(**chosen, sort=args.sort, descending=args.desc if args.sort else True,
                            limit=args.limit, offset=args.offset)
     total = store.count_runs(**chosen)
     rows = [{"id": r.id, "status": r.status, "dataset": r.dataset, "model": r.model,
-             "sweep": r.sweep, "params": {k: store.decode_param(v) for k, v in r.params.items()},
+             "sweep": r.sweep, "params": {k: decode_param(v) for k, v in r.params.items()},
              "test_acc": r.metrics.get("test_acc", r.summary.get("test_acc")),
              "val_acc": r.metrics.get("val_acc", r.summary.get("val_acc")), "metrics": r.metrics,
              "error": r.error, "created_at": r.created_at.isoformat()} for r in runs]
@@ -280,13 +287,14 @@ def cmd_cancel(args) -> int:
 
 
 def cmd_delete(args) -> int:
-    from dlx import store
+    from dlx.store import FINAL_STATES, default_store
 
+    store = default_store()
     run = store.get_run(args.run)
     if run is None:
         raise DlxError(f"run: there is no run #{args.run}", field="run")
     if not args.yes:
-        note = " It is still active: it is stopped first." if run.status not in store.FINAL_STATES else ""
+        note = " It is still active: it is stopped first." if run.status not in FINAL_STATES else ""
         try:
             answer = input(f"Delete run {run.label} ({run.status}), its metrics and its files?{note} [y/N] ")
         except EOFError:
@@ -294,7 +302,7 @@ def cmd_delete(args) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("kept it (pass --yes to delete without asking)")
             return 1
-    if run.status not in store.FINAL_STATES:
+    if run.status not in FINAL_STATES:
         print(f"stopping run {run.id} first...", flush=True)
     store.delete_run(run.id)
     print(f"deleted run {run.id}")
@@ -310,8 +318,9 @@ def cmd_db(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from dlx import store
+    from dlx.store import default_store
 
+    store = default_store()
     if store.get_run(args.run) is None:
         raise DlxError(f"run: there is no run #{args.run}", field="run")
     histories = {key: store.metric_history(args.run, key) for key in store.metric_keys(args.run)}

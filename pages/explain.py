@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dlx import charts_explain as charts
-from dlx import settings, store
+from dlx import settings
 from dlx.devices import resolve_device
 from dlx.errors import DlxError
 from dlx.explain import METHODS, available_methods
@@ -17,9 +17,11 @@ from dlx.explain.scoring import METRICS, label, scores_cached
 from dlx.explain.uploads import normalisation, read_image
 from dlx.jobs import ensure_worker
 from dlx.jobs.queue import ACTIVE, get_job
+from dlx.store import default_store
 from pages import enter_frame, explain_text
 
 enter_frame()
+store = default_store()
 
 DEFAULTS = {"image": ["saliency", "integrated_gradients", "grad_cam", "attention_rollout"],
             "table": ["integrated_gradients", "feature_ablation"]}
@@ -33,7 +35,7 @@ def run_choice(run, with_checkpoint: set[int]) -> str:
 
 
 def load(run_id: int) -> LoadedRun:
-    return get_loaded_run(run_id, device=resolve_device("auto"))
+    return get_loaded_run(store, run_id, device=resolve_device("auto"))
 
 
 def method_params(methods: list[str]) -> dict[str, dict]:
@@ -148,7 +150,7 @@ if not runs:
     st.info("No runs yet: launch one (digits with the small CNN trains in seconds), then come back here.",
             icon=":material/lightbulb:")
     st.stop()
-with_checkpoint = checkpointed_run_ids()
+with_checkpoint = checkpointed_run_ids(store)
 wanted = st.query_params.get("run")
 first = next((i for i, r in enumerate(runs) if str(r.id) == wanted), None)
 if first is None:

@@ -3,15 +3,17 @@ from typing import Any
 
 import streamlit as st
 
-from dlx import launch, settings, store
+from dlx import launch, settings
 from dlx.data import DATASETS
 from dlx.data.registry import files_problem, missing_files
 from dlx.errors import DlxError
 from dlx.jobs import ensure_worker, standby
 from dlx.models import MODELS
+from dlx.store import default_store
 from pages import enter_frame
 
 enter_frame()
+store = default_store()
 
 SAVED = "launch.saved"  # the last form, kept while other pages are open (widget state is not)
 PREFILLED = "launch.prefilled"  # the run id the form was last filled from
@@ -189,7 +191,7 @@ def submit_button(form: dict[str, Any]) -> None:
     pressed = st.button(f"Launch {count} runs" if count > 1 else "Launch", type="primary",
                         icon=":material/rocket_launch:", disabled=planned is None, key="launch.submit")
     if pressed and planned is not None:
-        run_ids = launch.submit_plan(planned, sweep_name)
+        run_ids = launch.submit_plan(store, planned, sweep_name)
         if settings.autostart_worker():
             ensure_worker(stop_with_parent=True)  # it stops with the app
         sweep = store.get_run(run_ids[0]).sweep if len(run_ids) > 1 else None

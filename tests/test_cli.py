@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from dlx import store
 from dlx.cli import main
+from dlx.store import default_store
 from tests.conftest import wait_for
 
 
@@ -43,7 +43,7 @@ def test_run_wait_trains_on_an_auto_started_worker(dlx_home, spawned_workers):
     exported = dlx("export", "1", "--format", "json")
     assert exported.returncode == 0, exported.stderr
     metrics = json.loads(exported.stdout)
-    total_steps = store.get_run(1).summary["total_steps"]
+    total_steps = default_store().get_run(1).summary["total_steps"]
     assert metrics["train_loss"]["step"] == list(range(1, total_steps + 1))
     assert len(metrics["val_acc"]["value"]) == 3
     assert metrics["test_acc"]["value"] == [final["test_acc"]]
@@ -54,7 +54,7 @@ def test_run_rejects_a_bad_value_naming_the_field():
     assert result.returncode != 0
     assert "lr: Input should be greater than 0" in result.stderr
     assert result.stdout == ""
-    assert store.list_runs() == []  # nothing was queued
+    assert default_store().list_runs() == []  # nothing was queued
 
 
 def test_run_rejects_a_setting_without_a_value(capsys):
@@ -65,10 +65,10 @@ def test_run_rejects_a_setting_without_a_value(capsys):
 def test_run_without_worker_queues_and_cancel_ends_it(capsys):
     assert main(["run", "--dataset", "iris", "--model", "mlp", "--set", "lr=0.01", "--no-worker"]) == 0
     assert capsys.readouterr().out == "queued run 1 (job 1): iris/mlp\n"
-    assert store.get_run(1).config["lr"] == 0.01
+    assert default_store().get_run(1).config["lr"] == 0.01
     assert main(["cancel", "1"]) == 0
     assert capsys.readouterr().out == "run 1: cancelled\n"
-    assert store.get_run(1).status == "cancelled"
+    assert default_store().get_run(1).status == "cancelled"
 
 
 def test_export_writes_csv_rows(capsys):
@@ -248,7 +248,7 @@ def test_worker_stop_ends_the_running_worker_and_its_job(dlx_home, capsys):
         assert process.poll() is not None  # --stop waited for it
         assert not running(job.pid)
         assert get_job(job_id).status == "failed"
-        assert store.get_run(run_id).status == "failed"
+        assert default_store().get_run(run_id).status == "failed"
     finally:
         stop_process(process)
 
@@ -286,7 +286,7 @@ def test_run_sweeps_comma_separated_values_as_the_form_does():
                  "--set", "sweep=lr-seed", "--no-worker")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "queued sweep lr-seed: runs 1-4 (4 runs: Learning rate (2) × Seed (2))\n"
-    runs = store.list_runs()
+    runs = default_store().list_runs()
     assert {r.sweep for r in runs} == {"lr-seed"} and {r.model for r in runs} == {"mlp"}
     assert sorted((r.config["lr"], r.config["seed"]) for r in runs) == \
         [(1e-3, 0), (1e-3, 1), (3e-3, 0), (3e-3, 1)]
@@ -309,9 +309,9 @@ def test_run_without_settings_uses_the_launch_forms_defaults_for_every_data_set_
     assert ("patterns", "cnn") in pairs and ("mnist", "resnet18") in pairs
     for dataset, model in pairs:
         assert main(["run", "--dataset", dataset, "--model", model, "--no-worker"]) == 0, capsys.readouterr()
-        queued = store.list_runs(limit=1)[0].config
+        queued = default_store().list_runs(limit=1)[0].config
         assert queued == parse_config(launch.defaults_for(dataset, model)).model_dump(), (dataset, model)
-    assert store.list_runs(limit=1000)[-1].config["epochs"] == launch.defaults_for("digits", "cnn")["epochs"]
+    assert default_store().list_runs(limit=1000)[-1].config["epochs"] == launch.defaults_for("digits", "cnn")["epochs"]
 
 
 def test_run_picks_a_model_that_fits_when_none_is_given(capsys):
@@ -324,4 +324,4 @@ def test_run_refuses_a_data_set_whose_files_are_missing_naming_the_folder(tmp_pa
     assert main(["run", "--dataset", "fashion_mnist", "--no-worker"]) == 2
     err = capsys.readouterr().err
     assert f"error: dataset: fashion_mnist files are missing: looked in {tmp_path}/FashionMNIST/raw" in err
-    assert store.list_runs() == []
+    assert default_store().list_runs() == []

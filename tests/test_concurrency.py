@@ -12,10 +12,11 @@ from sqlalchemy import func, select
 
 from db.engine import session
 from db.models import Metric, RunSummary
-from dlx import settings, store
+from dlx import settings
 from dlx.config import parse_config
 from dlx.jobs import submit
 from dlx.jobs.queue import get_job
+from dlx.store import FINAL_STATES, default_store
 from dlx.tracking import create_run
 from tests.conftest import start_worker, stop_process, wait_for
 
@@ -62,7 +63,7 @@ def test_two_workers_and_eight_writers_lose_nothing_and_never_lock():
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
                        for i in range(WRITERS))
         outputs = [process.communicate(timeout=300) for process in writers]
-        finished = [wait_for(lambda: (job := get_job(job_id)).status in store.FINAL_STATES and job,
+        finished = [wait_for(lambda: (job := get_job(job_id)).status in FINAL_STATES and job,
                              timeout=300, message=f"job {job_id} to end") for _, job_id in jobs]
     finally:
         for process in writers:
@@ -75,9 +76,9 @@ def test_two_workers_and_eight_writers_lose_nothing_and_never_lock():
         assert process.returncode == 0, err
         assert not any(word in err for word in TROUBLE), err
         run_id = int(out.split()[0])
-        assert store.get_run(run_id).status == "succeeded"
+        assert default_store().get_run(run_id).status == "succeeded"
         assert count(run_id, "loss") == count(run_id, "acc") == STEPS
-        assert store.latest_metrics(run_id)["loss"] == (STEPS - 1, 1.0 / STEPS)
+        assert default_store().latest_metrics(run_id)["loss"] == (STEPS - 1, 1.0 / STEPS)
     for index in range(WRITERS):
         key = f"w{index}/loss"
         assert count(shared, key) == STEPS
@@ -86,8 +87,8 @@ def test_two_workers_and_eight_writers_lose_nothing_and_never_lock():
         assert (summary.step, summary.last, summary.min, summary.max) == (STEPS - 1, STEPS - 1, 0, STEPS - 1)
     for (run_id, _), job in zip(jobs, finished):
         assert job.status == "succeeded", job.error
-        losses = store.metric_history(run_id, "train_loss")
-        assert len(losses) == store.get_run(run_id).summary["total_steps"]  # each job ran once
+        losses = default_store().metric_history(run_id, "train_loss")
+        assert len(losses) == default_store().get_run(run_id).summary["total_steps"]  # each job ran once
         assert len(set(losses.steps.tolist())) == len(losses)
     for log in home.glob("worker-*.log"):
         text = log.read_text(errors="replace")

@@ -4,18 +4,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dlx import settings, store
+from dlx import settings
+
 from dlx.errors import DlxError
 from dlx.explain.jobs import ExplainTask, failure_reason, find_job, run_task, submit_task, task_result
 from dlx.explain.models_cache import get_loaded_run
 from dlx.explain.scoring import Scores
 from dlx.jobs import submit_job
 from dlx.jobs.queue import get_job
+from dlx.store import FINAL_STATES, default_store
 from tests.conftest import train_in_process, wait_for
 
 
 def ended(job_id: int):
-    return wait_for(lambda: (job := get_job(job_id)).status in store.FINAL_STATES and job,
+    return wait_for(lambda: (job := get_job(job_id)).status in FINAL_STATES and job,
                     timeout=180, message=f"explain job {job_id} to end")
 
 
@@ -28,8 +30,8 @@ def test_global_importance_job_runs_on_the_worker_and_stores_its_result(worker):
     job = ended(job_id)
     assert job.status == "succeeded", (settings.logs_dir() / f"job-{job_id}.log").read_text()
     assert job.progress == 1.0
-    assert store.get_run(run_id).status == "succeeded"  # an explain job leaves its run as it was
-    result = task_result(get_loaded_run(run_id), task)
+    assert default_store().get_run(run_id).status == "succeeded"  # an explain job leaves its run as it was
+    result = task_result(get_loaded_run(default_store(), run_id), task)
     assert result.features.shape == (80, 30)
     for method in task.methods:
         assert result.attributions[method].shape == (80, 30)
@@ -45,7 +47,7 @@ def test_explain_job_with_a_bad_task_fails_with_the_reason_in_its_log(worker, tr
 
 
 def test_faithfulness_task_scores_methods_and_a_random_reference(trained_run):
-    loaded = get_loaded_run(trained_run)
+    loaded = get_loaded_run(default_store(), trained_run)
     task = ExplainTask(run_id=trained_run, task="faithfulness", methods=["saliency", "grad_cam"], n_samples=12,
                        sensitivity=False)
     assert task_result(loaded, task) is None

@@ -12,11 +12,12 @@ from sqlalchemy import func, select
 
 from db.engine import session
 from db.models import Metric
-from dlx import settings, store
+from dlx import settings
 from dlx.config import parse_config
 from dlx.jobs import cancel_run, ensure_worker, submit, submit_job
 from dlx.jobs.queue import claim, get_job, latest_job, reap_stale
 from dlx.jobs.supervisor import alive_workers
+from dlx.store import FINAL_STATES, default_store
 from tests.conftest import start_worker, stop_process, wait_for
 
 QUICK = {"dataset": "breast_cancer", "model": "mlp", "epochs": 2}
@@ -31,7 +32,7 @@ def points(run_id: int, key: str = "train_loss") -> int:
 
 def ended(job_id: int, timeout: float = 120):
     """Wait until a job reaches a final state; return it."""
-    return wait_for(lambda: (job := get_job(job_id)).status in store.FINAL_STATES and job,
+    return wait_for(lambda: (job := get_job(job_id)).status in FINAL_STATES and job,
                     timeout=timeout, message=f"job {job_id} to end")
 
 
@@ -57,11 +58,11 @@ def test_submitted_job_runs_to_success_with_metrics_in_the_store(worker):
     assert job.status == "succeeded", job.error
     assert job.worker == worker_id(worker)
     assert job.run_id == run_id
-    run = store.get_run(run_id)
+    run = default_store().get_run(run_id)
     assert run.status == "succeeded" and run.job_id == job_id
     assert run.summary["test_acc"] > 0.9
     assert points(run_id) == run.summary["total_steps"]
-    assert store.checkpoint_path(run_id, "best") is not None
+    assert default_store().checkpoint_path(run_id, "best") is not None
     log = settings.home() / job.log_path
     assert f"run {run_id}: breast_cancer/mlp" in log.read_text()
 
@@ -77,7 +78,7 @@ def test_failing_job_reports_the_runs_reason():
         stop_process(process)
     assert job.status == "failed"
     assert job.error.startswith("loss diverged at step")
-    assert store.get_run(run_id).error == job.error
+    assert default_store().get_run(run_id).error == job.error
     assert process.returncode == 0  # the job's failure never reached its worker
 
 
@@ -112,11 +113,11 @@ def test_two_workers_run_each_job_exactly_once():
     for (run_id, job_id), job in zip(jobs, finished):
         assert job.status == "succeeded", job.error
         assert job.worker in ids
-        run = store.get_run(run_id)
-        losses = store.metric_history(run_id, "train_loss")
+        run = default_store().get_run(run_id)
+        losses = default_store().metric_history(run_id, "train_loss")
         assert len(losses) == run.summary["total_steps"]  # not logged twice
         assert len(set(losses.steps.tolist())) == len(losses)
-        assert len(store.artifacts(run_id, "log")) == 1  # started once
+        assert len(default_store().artifacts(run_id, "log")) == 1  # started once
         assert (settings.home() / job.log_path).read_text().count(f"run {run_id}: ") == 1
 
 
@@ -126,7 +127,7 @@ def test_cancel_running_job_ends_cancelled(worker):
     assert cancel_run(run_id) == "cancelling"
     job = ended(job_id)
     assert job.status == "cancelled"
-    run = store.get_run(run_id)
+    run = default_store().get_run(run_id)
     assert run.status == "cancelled"
     assert run.error == "cancelled by request"
     assert points(run_id) > 0
@@ -139,7 +140,7 @@ def test_cancel_queued_job_ends_cancelled_at_once():
     run_id, job_id = submit(parse_config(QUICK))
     assert cancel_run(run_id) == "cancelled"
     assert get_job(job_id).status == "cancelled"
-    run = store.get_run(run_id)
+    run = default_store().get_run(run_id)
     assert run.status == "cancelled"
     assert run.error == "cancelled before it started"
     assert claim("late-worker", cpu_only=True) is None
@@ -153,7 +154,7 @@ def test_job_killed_by_sigkill_fails_and_keeps_its_flushed_metrics(worker):
     job = ended(job_id)
     assert job.status == "failed"
     assert "SIGKILL" in job.error
-    run = store.get_run(run_id)
+    run = default_store().get_run(run_id)
     assert run.status == "failed" and "SIGKILL" in run.error
     assert points(run_id) >= seen
     assert worker.poll() is None
@@ -176,7 +177,7 @@ def test_job_of_a_dead_worker_is_failed_as_stale(worker, monkeypatch):
     job = get_job(job_id)
     assert job.status == "failed"
     assert job.error.startswith("no heartbeat for 6 s")
-    run = store.get_run(run_id)
+    run = default_store().get_run(run_id)
     assert run.status == "failed" and run.error == job.error
     assert points(run_id) == seen
     assert reap_stale() == []  # reaped once

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlx import charts, live, store
+from dlx import charts, live
+
+from dlx.store import default_store
 from dlx.tracking import Run, create_run
 
 
@@ -17,7 +19,7 @@ def test_a_refresh_reads_only_the_points_after_the_last_step_drawn():
     run = Run(create_run({}, status="running"), flush_size=1000)
     _log(run, "train_loss", range(100), np.linspace(2, 1, 100))
     _log(run, "val_acc", [99], [0.5])
-    state = live.LiveRun(run.id)
+    state = live.LiveRun(default_store(), run.id)
     first = state.refresh()
     assert first["train_loss"].steps.tolist() == list(range(100))
     _log(run, "train_loss", range(100, 110), np.linspace(1, 0.9, 10))
@@ -34,7 +36,7 @@ def test_a_long_series_stays_a_chart_wide_and_keeps_each_buckets_min_and_max():
     values = rng.normal(size=30_000)
     values[12_345] = 50.0  # a spike in the middle of a bucket
     run = Run(create_run({}, status="running"), flush_size=5000)
-    state = live.LiveRun(run.id)
+    state = live.LiveRun(default_store(), run.id)
     _log(run, "loss", range(10_000), values[:10_000])
     state.refresh()
     for start in range(10_000, 30_000, 2_500):  # grown by refreshes: buckets fold and widen
@@ -56,10 +58,10 @@ def test_a_reopened_page_reads_the_same_buckets_in_sql():
     values = np.sin(np.arange(20_000) / 300.0)
     run = Run(create_run({}, status="running"), flush_size=5000)
     _log(run, "loss", range(20_000), values)
-    series = live.LiveRun(run.id)
+    series = live.LiveRun(default_store(), run.id)
     series.refresh()
     loaded = series.get("loss")
-    reduced = store.reduced_history([run.id], ["loss"], live.BUCKETS)[(run.id, "loss")]
+    reduced = default_store().reduced_history([run.id], ["loss"], live.BUCKETS)[(run.id, "loss")]
     assert np.array_equal(loaded.high, reduced.max) and np.array_equal(loaded.low, reduced.min)
     assert loaded.tail.steps.tolist() == list(range(20_000 - live.TAIL, 20_000))
     run.finish()

@@ -14,10 +14,11 @@ from streamlit.testing.v1 import AppTest
 from db.engine import dispose_all, session
 from db.models import Artifact, utcnow
 from db.models import Worker as WorkerRow
-from dlx import launch, settings, store
+from dlx import launch, settings
 from dlx.config import parse_config
 from dlx.jobs import cancel_run, submit
 from dlx.jobs.queue import claim, finish_job
+from dlx.store import default_store
 from dlx.tracking import Run
 from tests.browser import stop_spawned_workers
 from tests.conftest import train_in_process
@@ -51,7 +52,7 @@ def texts(at: AppTest) -> str:
 
 
 def queued_configs() -> list[dict]:
-    return [run.config for run in store.list_runs(status=["queued"])]
+    return [run.config for run in default_store().list_runs(status=["queued"])]
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,7 @@ def every_status_home(tmp_path_factory) -> tuple[Path, dict[str, int]]:
         ids["cancelled"], _ = submit(config)
         cancel_run(ids["cancelled"])
         ids["queued"], _ = submit(config)
-        assert {s: store.get_run(i).status for s, i in ids.items()} == {s: s for s in ids}
+        assert {s: default_store().get_run(i).status for s, i in ids.items()} == {s: s for s in ids}
         dispose_all()
     return home, ids
 
@@ -210,7 +211,7 @@ def test_succeeded_run_shows_test_accuracy_curves_and_confusion_matrix(every_sta
 
 def test_sweep_link_lists_only_that_sweeps_runs():
     form = {**launch.to_form(launch.defaults_for("digits", "cnn")), "seed": "0, 1"}
-    swept = launch.submit_plan(launch.plan(form), sweep="seeds")
+    swept = launch.submit_plan(default_store(), launch.plan(form), sweep="seeds")
     submit(parse_config({}))  # outside the sweep
     at = open_app("pages/runs.py", sweep="seeds")
     assert sorted(at.dataframe[0].value["id"]) == sorted(swept)
@@ -240,7 +241,7 @@ def test_launch_queues_one_run_with_the_form_values_and_links_to_it():
     assert len(configs) == 1
     assert (configs[0]["dataset"], configs[0]["model"], configs[0]["lr"], configs[0]["epochs"]) == \
         ("digits", "cnn", 0.01, 2)
-    run_id = store.list_runs()[0].id
+    run_id = default_store().list_runs()[0].id
     assert f"Queued run #{run_id}" in at.success[0].value
     link = at.get("page_link")[-1].proto
     assert link.page.endswith("runs") and f"run={run_id}" in link.query_string
@@ -254,7 +255,7 @@ def test_sweep_of_two_by_three_values_shows_the_count_and_queues_six_runs():
     assert at.button(key="launch.submit").label == "Launch 6 runs"
     at.text_input(key="launch.sweep").set_value("lr-vs-batch").run()
     at.button(key="launch.submit").click().run()
-    runs = store.list_runs(status=["queued"])
+    runs = default_store().list_runs(status=["queued"])
     assert len(runs) == 6
     assert {r.sweep for r in runs} == {"lr-vs-batch"}
     assert sorted((r.config["lr"], r.config["batch_size"]) for r in runs) == \
@@ -282,7 +283,7 @@ def test_invalid_value_names_the_field_and_queues_nothing(field, value, message)
     at.text_input(key=field).set_value(value).run()
     assert message in at.error[0].value
     assert at.button(key="launch.submit").disabled  # a browser cannot press it
-    assert store.list_runs() == []
+    assert default_store().list_runs() == []
 
 
 def test_choosing_a_table_data_set_switches_to_a_model_and_defaults_that_fit():
@@ -318,7 +319,7 @@ def test_starting_from_a_missing_run_says_so_and_shows_the_defaults():
 def test_cancel_button_cancels_a_queued_run(every_status):
     at = open_app("pages/runs.py", run=str(every_status["queued"]))
     at.button(key="runs.cancel").click().run()
-    assert store.get_run(every_status["queued"]).status == "cancelled"
+    assert default_store().get_run(every_status["queued"]).status == "cancelled"
     assert "cancelled" in at.title[0].value
 
 
@@ -332,10 +333,10 @@ def test_delete_asks_first_then_removes_the_run_and_its_files(every_status):
     assert folder.exists()
     at = open_app("pages/runs.py", run=str(run_id))
     at.button(key="runs.delete").click().run()
-    assert store.get_run(run_id) is not None  # only asked so far
+    assert default_store().get_run(run_id) is not None  # only asked so far
     assert "Delete run" in at.warning[0].value
     at.button(key="runs.delete_confirmed").click().run()
-    assert store.get_run(run_id) is None and not folder.exists() and not log.exists()
+    assert default_store().get_run(run_id) is None and not folder.exists() and not log.exists()
     assert at.title[0].value == "Runs" and "run" not in at.query_params
 
 
@@ -347,9 +348,9 @@ def test_delete_is_refused_while_a_run_is_active(every_status):
 def test_rerun_queues_the_same_config_and_opens_it(every_status):
     at = open_app("pages/runs.py", run=str(every_status["succeeded"]))
     at.button(key="runs.rerun").click().run()
-    new = store.list_runs()[0]
+    new = default_store().list_runs()[0]
     assert new.status == "queued" and new.id not in every_status.values()
-    assert new.config == {**store.get_run(every_status["succeeded"]).config, "sweep": None}
+    assert new.config == {**default_store().get_run(every_status["succeeded"]).config, "sweep": None}
     assert at.title[0].value.startswith(f"Run #{new.id}")
 
 
@@ -390,12 +391,12 @@ def test_rerun_is_not_offered_for_a_script_run_and_the_page_says_why():
     at = open_app("pages/runs.py", run=str(run_id))
     assert at.button(key="runs.rerun").disabled and at.button(key="runs.edit").disabled
     assert "Re-run is not offered: run #1 was tracked from a script" in texts(at)
-    assert store.list_runs() != [] and len(store.list_runs()) == 1
+    assert default_store().list_runs() != [] and len(default_store().list_runs()) == 1
 
 
 def test_runs_table_shows_what_varies_and_leaves_missing_values_blank():
     script = readme_example()
-    swept = launch.submit_plan(launch.plan({**launch.to_form(launch.defaults_for("digits", "cnn")),
+    swept = launch.submit_plan(default_store(), launch.plan({**launch.to_form(launch.defaults_for("digits", "cnn")),
                                             "seed": "0, 1"}), sweep="seeds")
     at = open_app("pages/runs.py")
     table = at.dataframe[0].value
@@ -428,7 +429,7 @@ def test_launch_marks_a_data_set_without_files_and_refuses_it_naming_the_folder(
     assert f"looked in {tmp_path}/MNIST/raw" in at.warning[0].value
     assert "Data set: mnist files are missing" in at.error[0].value
     assert at.button(key="launch.submit").disabled
-    assert store.list_runs() == []
+    assert default_store().list_runs() == []
 
 
 def test_the_form_and_the_command_line_queue_the_same_patterns_defaults(capsys):
@@ -439,7 +440,7 @@ def test_the_form_and_the_command_line_queue_the_same_patterns_defaults(capsys):
     assert (at.text_input(key="launch.lr").value, at.text_input(key="launch.epochs").value) == ("0.005", "8")
     at.button(key="launch.submit").click().run()
     assert main(["run", "--dataset", "patterns", "--no-worker"]) == 0
-    form_run, cli_run = sorted(store.list_runs(), key=lambda r: r.id)
+    form_run, cli_run = sorted(default_store().list_runs(), key=lambda r: r.id)
     assert form_run.config == cli_run.config
 
 

@@ -6,9 +6,9 @@ from sqlalchemy import func, select
 
 from db.engine import session
 from db.models import Run as RunRow
-from dlx import store
 from dlx.errors import DlxError
 from dlx.query import BoolOp, Comparison, FilterError, Not, parse
+from dlx.store import default_store
 from dlx.tracking import Run, create_run
 
 
@@ -42,7 +42,7 @@ def runs() -> dict[str, int]:
 
 def _ids(runs: dict[str, int], expr: str) -> set[str]:
     names = {v: k for k, v in runs.items()}
-    return {names[r.id] for r in store.list_runs(filter=expr)}
+    return {names[r.id] for r in default_store().list_runs(filter=expr)}
 
 
 def test_parse_builds_the_tree_with_precedence_and_over_or():
@@ -103,12 +103,12 @@ def test_invalid_expressions_name_the_position(expr, position, reason):
 
 def test_unknown_names_and_type_mistakes_are_refused_with_their_position(runs):
     with pytest.raises(FilterError, match="no run field, parameter or metric is named 'lrr'") as caught:
-        store.list_runs(filter="val_acc > 0.5 and lrr < 0.1")
+        default_store().list_runs(filter="val_acc > 0.5 and lrr < 0.1")
     assert caught.value.position == 19
     with pytest.raises(FilterError, match="metric 'val_acc' is a number"):
-        store.list_runs(filter="val_acc = 'high'")
+        default_store().list_runs(filter="val_acc = 'high'")
     with pytest.raises(FilterError, match="created is compared with a date"):
-        store.list_runs(filter="created > 'yesterday'")
+        default_store().list_runs(filter="created > 'yesterday'")
     with pytest.raises(FilterError, match="nested more than"):
         parse("(" * 60 + "lr < 1" + ")" * 60)
 
@@ -121,7 +121,7 @@ def test_unknown_names_and_type_mistakes_are_refused_with_their_position(runs):
 ])
 def test_sql_punctuation_is_a_syntax_error(runs, expr):
     with pytest.raises(DlxError):
-        store.list_runs(filter=expr)
+        default_store().list_runs(filter=expr)
 
 
 @pytest.mark.parametrize("expr, expected", [
@@ -141,7 +141,7 @@ def test_sql_keywords_as_names_are_only_names(runs):
     """`select`, `drop` or `union` are looked up as params or metrics, never spliced into SQL."""
     for word in ("select", "drop", "union", "runs", "1=1"):
         with pytest.raises(DlxError):
-            store.list_runs(filter=f"{word} = 1")
+            default_store().list_runs(filter=f"{word} = 1")
     run = Run(runs["a"])
     run.log_params({"select": "* from runs"})
     run._stop.set()

@@ -6,11 +6,12 @@ from sqlalchemy import select
 
 from db.engine import session
 from db.models import Job, utcnow
-from dlx import settings, store
+from dlx import settings
 from dlx.config import parse_config
 from dlx.errors import DlxError
 from dlx.jobs import cancel_run, submit
 from dlx.jobs.queue import cancel_job, claim, finish_job, get_job, reap_stale
+from dlx.store import FINAL_STATES, default_store
 from tests.conftest import start_worker, stop_process, wait_for
 
 pytestmark = pytest.mark.usefixtures("store_url")  # every test on SQLite and PostgreSQL
@@ -25,7 +26,7 @@ def test_a_finished_job_and_its_run_keep_their_final_status():
     claim("test-worker", cpu_only=True)
     finish_job(job_id, "failed", "no heartbeat: reaped")
     finish_job(job_id, "succeeded")  # the orphaned process ending late changes nothing
-    job, run = get_job(job_id), store.get_run(run_id)
+    job, run = get_job(job_id), default_store().get_run(run_id)
     assert (job.status, job.error) == ("failed", "no heartbeat: reaped")
     assert (run.status, run.error) == ("failed", "no heartbeat: reaped")
     assert cancel_job(job_id) == "finished" and cancel_run(run_id) == "finished"
@@ -43,22 +44,22 @@ def test_a_late_heartbeat_saves_a_job_from_the_reaper():
 
 def test_finishing_a_job_whose_row_was_deleted_is_no_error():
     run_id, job_id = submit(parse_config(QUICK))
-    store.delete_run(run_id)
+    default_store().delete_run(run_id)
     assert not finish_job(job_id, "cancelled", "cancelled by request")
 
 
 # -- deleting a run whose job runs ----------------------------------------------------------------
 def test_deleting_a_run_while_its_job_runs_stops_the_job_and_the_worker_carries_on(worker):
     run_id, job_id = submit(parse_config(LONG))
-    job = wait_for(lambda: (j := get_job(job_id)).pid and store.latest_metrics(run_id) and j,
+    job = wait_for(lambda: (j := get_job(job_id)).pid and default_store().latest_metrics(run_id) and j,
                    timeout=120, message="the job to log metrics")
-    store.delete_run(run_id)
-    assert store.get_run(run_id) is None and get_job(job_id) is None
+    default_store().delete_run(run_id)
+    assert default_store().get_run(run_id) is None and get_job(job_id) is None
     with session() as s:
         assert s.scalar(select(Job.id).where(Job.run_id == run_id)) is None
     # the job was cancelled before its rows went: the worker ended it and is still serving
     next_run, next_job = submit(parse_config(QUICK))
-    done = wait_for(lambda: (j := get_job(next_job)).status in store.FINAL_STATES and j, timeout=120,
+    done = wait_for(lambda: (j := get_job(next_job)).status in FINAL_STATES and j, timeout=120,
                     message="the worker to run the next job")
     assert done.status == "succeeded", done.error
     assert worker.poll() is None

@@ -15,13 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from dlx import settings, store
+from dlx import settings
+
 from dlx.config import parse_config
 from dlx.errors import DlxError
 from dlx.jobs import cancel_run, submit
 from dlx.jobs.executors import get_executor
 from dlx.jobs.queue import reap_stale
 from dlx.jobs.supervisor import alive_workers
+from dlx.store import default_store
 from tests.conftest import start_worker, stop_process, wait_for
 from tests.test_jobs import LONG, ended, points
 
@@ -105,14 +107,14 @@ def parent_of(pid: int) -> int:
 
 def assert_complete_series(run_id: int, epochs: int | None) -> None:
     """Every step's loss and every epoch's metrics once each, with nothing missing in between."""
-    losses = store.metric_history(run_id, "train_loss")
+    losses = default_store().metric_history(run_id, "train_loss")
     assert losses.steps.tolist() == list(range(1, len(losses) + 1))
     for key in ("epoch", "train_loss_epoch", "train_acc", "val_loss", "val_acc"):
-        history = store.metric_history(run_id, key)
+        history = default_store().metric_history(run_id, key)
         assert len(set(history.steps.tolist())) == len(history), key
         if epochs is not None:
             assert len(history) == epochs, key
-    epoch_numbers = store.metric_history(run_id, "epoch").values.tolist()
+    epoch_numbers = default_store().metric_history(run_id, "epoch").values.tolist()
     assert epoch_numbers == list(range(1, len(epoch_numbers) + 1))
 
 
@@ -124,19 +126,19 @@ def test_ray_runs_two_jobs_to_success_and_cancels_a_third(ray_worker):
     for (run_id, job_id), epochs in jobs:
         job = ended(job_id, timeout=180)
         assert job.status == "succeeded", job.error
-        run = store.get_run(run_id)
+        run = default_store().get_run(run_id)
         assert run.status == "succeeded"
-        assert len(store.metric_history(run_id, "train_loss")) == run.summary["total_steps"]
+        assert len(default_store().metric_history(run_id, "train_loss")) == run.summary["total_steps"]
         assert_complete_series(run_id, epochs)
-        assert len(store.metric_history(run_id, "test_acc")) == 1
-        assert store.checkpoint_path(run_id, "best") is not None  # written by the task, on the shared home
+        assert len(default_store().metric_history(run_id, "test_acc")) == 1
+        assert default_store().checkpoint_path(run_id, "best") is not None  # written by the task, on the shared home
     wait_for(lambda: points(long_run) > 0, timeout=120, message="the long job's first metrics")
     task = job_process(long_job)
     assert task is not None  # the single-node cluster runs it here
     assert cancel_run(long_run) == "cancelling"
     job = ended(long_job)
     assert job.status == "cancelled"
-    assert store.get_run(long_run).status == "cancelled"
+    assert default_store().get_run(long_run).status == "cancelled"
     wait_for(lambda: job_process(long_job) is None, timeout=30, message="the cancelled task's process to end")
     assert points(long_run) > 0
     assert_complete_series(long_run, None)
@@ -153,7 +155,7 @@ def test_a_ray_task_killed_from_outside_fails_its_run_with_rays_reason(ray_worke
     job = ended(job_id, timeout=120)
     assert job.status == "failed"
     assert "Ray lost the job's task" in job.error, job.error
-    run = store.get_run(run_id)
+    run = default_store().get_run(run_id)
     assert run.status == "failed" and "Ray lost" in run.error
     wait_for(lambda: job_process(job_id) is None, timeout=30, message="the job process to end with its task")
     assert ray_worker.poll() is None
@@ -176,4 +178,4 @@ def test_a_ray_job_ends_with_its_worker_and_its_run_fails_as_stale(ray_worker, m
     wait_for(lambda: job_process(job_id) is None, timeout=60, message="the job to end with its worker")
     monkeypatch.setenv("DLX_STALE_AFTER", "6")
     wait_for(lambda: job_id in reap_stale(), timeout=60, message="the reaper to fail the job")
-    assert store.get_run(run_id).status == "failed" and "no heartbeat" in store.get_run(run_id).error
+    assert default_store().get_run(run_id).status == "failed" and "no heartbeat" in default_store().get_run(run_id).error

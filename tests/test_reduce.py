@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from dlx import store
 from dlx.errors import DlxError
+from dlx.store import Reduced, default_store
 from dlx.tracking import Run, create_run
 
 
@@ -48,7 +48,7 @@ def _reference(points: list[tuple[int, float]], buckets: int, lo: int, hi: int) 
     return out, (steps.min(), values[at_first][np.argmin(order[at_first])])
 
 
-def _rows(reduced: store.Reduced) -> tuple[list[tuple], tuple]:
+def _rows(reduced: Reduced) -> tuple[list[tuple], tuple]:
     return list(zip(reduced.steps, reduced.last, reduced.min, reduced.max)), (reduced.first_step, reduced.first)
 
 
@@ -71,7 +71,7 @@ def test_reduction_equals_numpy_on_random_data(seed, buckets):
     points = [(int(s), float(v)) for s, v in zip(steps, values)]
     rng.shuffle(points)
     run_id = _write(points, "loss")
-    reduced = store.reduced_history([run_id], ["loss"], buckets)[(run_id, "loss")]
+    reduced = default_store().reduced_history([run_id], ["loss"], buckets)[(run_id, "loss")]
     _same(_rows(reduced), _reference(points, buckets, int(steps.min()), int(steps.max())))
     assert np.nanmax(reduced.max) == 1e6
     assert reduced.first_step == steps.min() and reduced.steps[-1] == steps.max()
@@ -84,16 +84,16 @@ def test_series_share_buckets_and_a_zoom_reduces_only_the_visible_range():
     b = [(s, float(v)) for s, v in zip(range(500, 3000, 3), rng.normal(size=834))]
     run_a, run_b = _write(a, "acc"), _write(b, "acc")
     _write([(s, 1.0) for s in range(10)], "other", run_a)
-    both = store.reduced_history([run_a, run_b], ["acc", "missing"], 30)
+    both = default_store().reduced_history([run_a, run_b], ["acc", "missing"], 30)
     assert set(both) == {(run_a, "acc"), (run_a, "missing"), (run_b, "acc"), (run_b, "missing")}
     assert len(both[(run_a, "missing")]) == 0
     _same(_rows(both[(run_a, "acc")]), _reference(a, 30, 0, 2999))  # one step range for every series
     _same(_rows(both[(run_b, "acc")]), _reference(b, 30, 0, 2999))
-    zoom = store.reduced_history([run_a, run_b], ["acc"], 50, step_range=(400, 700))  # from the points
+    zoom = default_store().reduced_history([run_a, run_b], ["acc"], 50, step_range=(400, 700))  # from the points
     _same(_rows(zoom[(run_a, "acc")]), _reference(a, 50, 400, 700))
     _same(_rows(zoom[(run_b, "acc")]), _reference(b, 50, 400, 700))
     assert zoom[(run_a, "acc")].first_step == 400 and zoom[(run_a, "acc")].steps[-1] == 700
-    wide = store.reduced_history([run_a, run_b], ["acc"], 4, step_range=(420, 2690))  # from blocks, widened
+    wide = default_store().reduced_history([run_a, run_b], ["acc"], 4, step_range=(420, 2690))  # from blocks, widened
     _same(_rows(wide[(run_a, "acc")]), _reference(a, 4, 420, 2690))
     _same(_rows(wide[(run_b, "acc")]), _reference(b, 4, 420, 2690))
     assert wide[(run_a, "acc")].first_step == 400 and wide[(run_b, "acc")].steps[-1] == 2699
@@ -101,8 +101,8 @@ def test_series_share_buckets_and_a_zoom_reduces_only_the_visible_range():
 
 def test_all_nan_bucket_and_bad_bucket_count():
     run_id = _write([(0, float("nan")), (1, float("nan")), (2, 3.0)], "x")
-    reduced = store.reduced_history([run_id], ["x"], 2)[(run_id, "x")]
+    reduced = default_store().reduced_history([run_id], ["x"], 2)[(run_id, "x")]
     assert list(reduced.steps) == [1, 2]
     assert np.isnan(reduced.min[0]) and np.isnan(reduced.last[0]) and np.isnan(reduced.first) and reduced.last[1] == 3.0
     with pytest.raises(DlxError, match="buckets: must be 1 or more"):
-        store.reduced_history([run_id], ["x"], 0)
+        default_store().reduced_history([run_id], ["x"], 0)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dlx import store
+from dlx.store import default_store
 from dlx.tracking import create_run, start_run
 from tests.test_compare_page import thousand_runs  # noqa: F401  (a fixture: 1,000 bulk-inserted runs)
 
@@ -73,7 +73,7 @@ def test_the_glance_shows_the_newest_ten_and_hides_archived_runs():
             run.log_metrics({"val_acc": 0.5}, step=0)
     drawn = lines(open_runs())["val_acc"]
     assert len(drawn) == 10 and not any(label.startswith(f"#{ids[-1]} ") for label in drawn)
-    store.set_archived(list(range(ids[-1] + 1, ids[-1] + 11)))
+    default_store().set_archived(list(range(ids[-1] + 1, ids[-1] + 11)))
     at = open_runs()
     assert set(lines(at)["val_acc"]) == {f"#{run_id} lr{lr}" for run_id, lr in zip(ids, (0.1, 0.01, 0.001))}
     assert sorted(at.dataframe[0].value["id"]) == ids
@@ -132,11 +132,11 @@ def test_selected_runs_are_overlaid_tagged_and_archived_after_a_yes():
     assert set(lines(at)["val_acc"]) == {f"#{ids[2]} lr0.001", f"#{ids[0]} lr0.1"}  # newest first: rows 0 and 2
     at.text_input(key="runs.add_tags").set_value("baseline, owner=ana").run()
     at.button(key="runs.add_tags_apply").click().run()
-    assert store.get_run(ids[0]).user_tags == {"baseline": "", "owner": "ana"}
-    assert store.get_run(ids[1]).user_tags == {}
+    assert default_store().get_run(ids[0]).user_tags == {"baseline": "", "owner": "ana"}
+    assert default_store().get_run(ids[1]).user_tags == {}
     at.button(key="runs.archive").click().run()
-    assert store.list_runs(archived=True) == []  # it asks first
+    assert default_store().list_runs(archived=True) == []  # it asks first
     at.button(key="runs.archive_confirmed").click().run()
     assert not at.exception
-    assert sorted(r.id for r in store.list_runs(archived=True)) == [ids[0], ids[2]]
+    assert sorted(r.id for r in default_store().list_runs(archived=True)) == [ids[0], ids[2]]
     assert list(at.dataframe[0].value["id"]) == [ids[1]]

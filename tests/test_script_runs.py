@@ -17,9 +17,9 @@ from streamlit.testing.v1 import AppTest
 from db.engine import session
 from db.models import Metric, utcnow
 from db.models import Run as RunRow
-from dlx import store
 from dlx.jobs import cancel_run
 from dlx.jobs.queue import reap_stale
+from dlx.store import default_store
 from tests.conftest import start_worker, stop_process, wait_for
 
 APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
@@ -70,7 +70,7 @@ def killed_script_run(scripts: list) -> tuple[int, int]:
     process, run_id = start_script(scripts, LOOPING)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    assert store.get_run(run_id).status == "running"  # nobody has noticed yet
+    assert default_store().get_run(run_id).status == "running"  # nobody has noticed yet
     return run_id, process.pid
 
 
@@ -97,7 +97,7 @@ def dlx(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
 
 
 def assert_failed_as_dead(run_id: int, pid: int) -> None:
-    info = store.get_run(run_id)
+    info = default_store().get_run(run_id)
     assert info.status == "failed"
     assert f"its process ({pid}@" in info.error and "stopped heartbeating at" in info.error
     assert info.ended_at is not None
@@ -110,7 +110,7 @@ def test_a_killed_scripts_run_is_failed_by_a_worker(scripts, dlx_home):
     run_id, pid = killed_script_run(scripts)
     worker = start_worker(dlx_home, env={"DLX_STALE_AFTER": STALE_AFTER})
     try:
-        wait_for(lambda: store.get_run(run_id).status != "running", timeout=90,
+        wait_for(lambda: default_store().get_run(run_id).status != "running", timeout=90,
                  message="the worker to fail the dead script's run")
         assert worker.poll() is None
     finally:
@@ -145,7 +145,7 @@ def test_a_live_script_keeps_its_run_past_the_stale_window(scripts):
     wait_for(lambda: utcnow() - started > timedelta(seconds=float(STALE_AFTER) + 1), timeout=30,
              message="the stale window to pass")
     reap_stale()
-    assert store.get_run(run_id).status == "running"
+    assert default_store().get_run(run_id).status == "running"
     assert run_row(run_id).owner == f"{process.pid}@{os.uname().nodename}"
 
 
@@ -158,7 +158,7 @@ def test_dlx_cancel_ends_a_scripts_run_as_cancelled(scripts):
     assert f"run {run_id}: cancelling" in ended.stdout
     _, err = process.communicate(timeout=60)
     assert "Cancelled" in err
-    info = store.get_run(run_id)
+    info = default_store().get_run(run_id)
     assert (info.status, info.error) == ("cancelled", "cancelled by request")
     assert points(run_id) == 50
     assert dlx("cancel", str(run_id)).stdout.strip() == f"run {run_id}: finished"
@@ -184,7 +184,7 @@ def test_the_end_button_stops_a_script_that_never_closes_its_run(scripts):
     button.click().run()
     assert not at.exception, [e.value for e in at.exception]
     process.communicate(timeout=60)
-    info = store.get_run(run_id)
+    info = default_store().get_run(run_id)
     assert (info.status, info.error) == ("cancelled", "cancelled by request")
     assert points(run_id) == 1
 
@@ -200,13 +200,13 @@ def test_dlx_delete_asks_then_deletes_a_scripts_run(scripts):
     process, run_id = start_script(scripts, LOOPING)
     kept = dlx("delete", str(run_id), stdin="n\n")
     assert kept.returncode == 1 and "still active" in kept.stdout
-    assert store.get_run(run_id).status == "running"
+    assert default_store().get_run(run_id).status == "running"
     deleted = dlx("delete", str(run_id), "--yes")
     assert deleted.returncode == 0, deleted.stderr
     assert f"deleted run {run_id}" in deleted.stdout
     process.communicate(timeout=60)  # asked to stop before its rows went
     assert process.returncode != 0
-    assert store.get_run(run_id) is None and points(run_id) == 0
+    assert default_store().get_run(run_id) is None and points(run_id) == 0
     missing = dlx("delete", str(run_id), "--yes")
     assert missing.returncode == 2 and f"no run #{run_id}" in missing.stderr
 
@@ -227,7 +227,7 @@ def test_an_unclosed_run_ends_as_its_script_ended(scripts, ending, status, error
         {ending}
     """)
     process.communicate(timeout=60)
-    info = store.get_run(run_id)
+    info = default_store().get_run(run_id)
     assert (info.status, info.error) == (status, error)
     assert points(run_id) == 20
 
@@ -245,7 +245,7 @@ def test_a_script_whose_run_is_deleted_under_it_drops_its_points_and_stops(scrip
                 run.log_metric("loss", 1.0 / step, step=step)
                 time.sleep(0.01)
     """)
-    store.delete_run(run_id, wait=0)  # gone before the script could react to the stop request
+    default_store().delete_run(run_id, wait=0)  # gone before the script could react to the stop request
     _, err = process.communicate(timeout=60)  # its flushes are refused, its heartbeat finds no run
     assert "Cancelled" in err
-    assert store.get_run(run_id) is None and points(run_id) == 0
+    assert default_store().get_run(run_id) is None and points(run_id) == 0

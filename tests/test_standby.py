@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from dlx import settings, store
+from dlx import settings
+
 from dlx.config import parse_config
 from dlx.errors import DlxError
 from dlx.jobs import cancel_run, standby, submit
 from dlx.jobs.executors import LocalExecutor
 from dlx.jobs.supervisor import alive_workers
+from dlx.store import default_store
 from tests.conftest import start_worker, stop_process, wait_for
 from tests.test_jobs import LONG, ended, running, running_with_metrics
 
@@ -74,7 +76,7 @@ def test_job_runs_in_a_standby_started_before_it_was_submitted_and_logs_only_its
     assert f"run {run_b}: digits/cnn on cpu" in log_b and "test: loss" in log_b
     assert f"run {run_b}:" not in log_a and f"run {run_a}:" not in log_b
     assert "standby" not in log_a + log_b  # a standby's own output goes to the worker's
-    assert store.get_run(run_a).summary["test_acc"] > 0.5
+    assert default_store().get_run(run_a).summary["test_acc"] > 0.5
 
 
 def test_cancel_running_job_in_a_standby_ends_cancelled(worker, dlx_home):
@@ -85,7 +87,7 @@ def test_cancel_running_job_in_a_standby_ends_cancelled(worker, dlx_home):
     assert cancel_run(run_id) == "cancelling"
     job = ended(job_id)
     assert job.status == "cancelled"
-    assert store.get_run(run_id).status == "cancelled"
+    assert default_store().get_run(run_id).status == "cancelled"
     assert not running(standby)
     assert worker.poll() is None
 
@@ -140,7 +142,7 @@ def test_cores_are_split_between_cpu_slots_in_standbys_and_cold_processes(dlx_ho
     assert job.status == "succeeded", job.error
     threads = max(1, (os.cpu_count() or 1) // 2)
     assert f"run {run_id}: digits/cnn on cpu ({threads} thread" in job_log(job)
-    assert store.get_run(run_id).device.startswith(f"cpu ({threads} thread")
+    assert default_store().get_run(run_id).device.startswith(f"cpu ({threads} thread")
     if prewarm == "2":
         assert job.pid in ready_standbys(dlx_home)
     else:

@@ -11,9 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from db.engine import alembic_config, get_engine, session
 from db.models import Artifact, Base, Job, Metric, Param, Tag
 from db.models import Run as RunRow
-from dlx import settings, store
+from dlx import settings
 from dlx.config import parse_config
 from dlx.jobs import submit
+from dlx.store import Store, decode_param, default_store
 from dlx.tracking import Run, create_run, start_run
 
 pytestmark = pytest.mark.usefixtures("store_url")  # every test on SQLite and PostgreSQL
@@ -70,16 +71,16 @@ def test_params_tags_and_metrics_round_trip():
         run.set_tags({"note": "second"})  # a tag set twice keeps the last value
         run.log_metrics({"loss": 0.5, "acc": 0.75}, step=1)
         run.log_metrics({"loss": 0.25, "acc": 0.875}, step=2)
-    info = store.get_run(run.id)
+    info = default_store().get_run(run.id)
     assert info.status == "succeeded"
     assert info.experiment == "store" and info.name == "round trip" and info.dataset == "digits"
-    params = {key: store.decode_param(value) for key, value in info.params.items()}
+    params = {key: decode_param(value) for key, value in info.params.items()}
     assert params == {"lr": 0.003, "optimizer": "adam", "layers": [64, 32], "amp": True}
     assert info.tags == {"owner": "ada", "note": "second"}
-    assert store.metric_keys(run.id) == ["acc", "loss"]
-    assert store.latest_metrics(run.id) == {"loss": (2, 0.25), "acc": (2, 0.875)}
-    assert [r.id for r in store.list_runs()] == [run.id]
-    assert store.list_runs(status=["failed"]) == []
+    assert default_store().metric_keys(run.id) == ["acc", "loss"]
+    assert default_store().latest_metrics(run.id) == {"loss": (2, 0.25), "acc": (2, 0.875)}
+    assert [r.id for r in default_store().list_runs()] == [run.id]
+    assert default_store().list_runs(status=["failed"]) == []
 
 
 def test_metric_history_comes_back_in_step_order():
@@ -90,22 +91,22 @@ def test_metric_history_comes_back_in_step_order():
     run.log_metric("loss", float("nan"), step=10)
     run.log_metric("other", 1.0, step=0)
     run.finish()
-    history = store.metric_history(run.id, "loss")
+    history = default_store().metric_history(run.id, "loss")
     assert len(history) == 11
     assert history.steps.tolist() == list(range(11))
     assert history.values[:10].tolist() == [s / 10 for s in range(10)]
     assert math.isnan(history.values[10])  # NaN survives as NaN, not as an error
     assert (history.times > 0).all()
-    assert len(store.metric_history(run.id, "missing")) == 0
+    assert len(default_store().metric_history(run.id, "missing")) == 0
 
 
 def test_list_runs_filters_by_status_and_sweep():
     first = create_run({"dataset": "digits"}, sweep="grid-a")
     second = create_run({"dataset": "iris"}, sweep="grid-b", status="succeeded")
-    assert [r.id for r in store.list_runs()] == [second, first]
-    assert [r.id for r in store.list_runs(sweep="grid-a")] == [first]
-    assert [r.id for r in store.list_runs(status=["succeeded"])] == [second]
-    assert store.status_counts() == {"queued": 1, "succeeded": 1}
+    assert [r.id for r in default_store().list_runs()] == [second, first]
+    assert [r.id for r in default_store().list_runs(sweep="grid-a")] == [first]
+    assert [r.id for r in default_store().list_runs(status=["succeeded"])] == [second]
+    assert default_store().status_counts() == {"queued": 1, "succeeded": 1}
 
 
 def test_delete_run_removes_its_rows_and_files():
@@ -123,15 +124,28 @@ def test_delete_run_removes_its_rows_and_files():
     other.log_metrics({"loss": 2.0}, step=0)
     other.finish()
     run.finish()
-    assert store.checkpoint_path(run_id) == checkpoint
+    assert default_store().checkpoint_path(run_id) == checkpoint
 
-    store.delete_run(run_id)
+    default_store().delete_run(run_id)
 
-    assert store.get_run(run_id) is None
+    assert default_store().get_run(run_id) is None
     for table in (Metric, Param, Tag, Artifact, Job):
         assert _count(table, run_id) == 0, table.__tablename__
     assert not (settings.home() / "runs" / str(run_id)).exists()
-    assert store.get_run(keep) is not None
+    assert default_store().get_run(keep) is not None
     assert _count(Metric, keep) == 1
     with session() as s:
         assert s.get(RunRow, keep) is not None
+
+
+def test_two_stores_at_once_are_two_databases(store_url, tmp_path):
+    """A store is bound to its own engine: what one holds, the other does not see."""
+    here, there = Store(store_url), Store(f"sqlite:///{tmp_path / 'other.sqlite'}")
+    assert here.engine is not there.engine and default_store().url == store_url
+    mine = create_run({"dataset": "digits"}, experiment="here", url=here.url)
+    theirs = create_run({"dataset": "iris"}, experiment="there", url=there.url)
+    there.set_tags(theirs, {"owner": "ana"})
+    assert [r.experiment for r in here.list_runs()] == ["here"]
+    assert [(r.experiment, r.user_tags) for r in there.list_runs()] == [("there", {"owner": "ana"})]
+    here.delete_run(mine)
+    assert here.count_runs() == 0 and there.count_runs() == 1

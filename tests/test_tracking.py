@@ -14,8 +14,8 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from db.engine import session
 from db.models import Metric
-from dlx import store
 from dlx.errors import DlxError
+from dlx.store import default_store
 from dlx.tracking import Run, create_run, start_run
 from tests.conftest import wait_for
 
@@ -42,8 +42,8 @@ def test_first_points_are_written_at_once_so_pages_draw_them():
         assert stored_points(run.id) == 2  # no wait for the (hour-long) timer
         run.log_series("loss", [2.2, 2.1, 2.0], first_step=1)
         assert stored_points(run.id) == 2  # later points are buffered
-    assert store.metric_history(run.id, "loss").steps.tolist() == [0, 1, 2, 3]
-    assert store.metric_history(run.id, "loss").values.tolist() == [2.3, 2.2, 2.1, 2.0]
+    assert default_store().metric_history(run.id, "loss").steps.tolist() == [0, 1, 2, 3]
+    assert default_store().metric_history(run.id, "loss").values.tolist() == [2.3, 2.2, 2.1, 2.0]
 
 
 def test_points_are_buffered_and_written_when_the_block_ends():
@@ -53,8 +53,8 @@ def test_points_are_buffered_and_written_when_the_block_ends():
             run.log_metrics({"loss": 1 / (step + 1), "acc": step / 300, "lr": 0.1}, step=step)
         assert stored_points(run.id) == 3  # only the first step's points: no round trip per point
     assert stored_points(run.id) == 900
-    assert store.get_run(run.id).status == "succeeded"
-    assert store.metric_history(run.id, "acc").steps.tolist() == list(range(300))
+    assert default_store().get_run(run.id).status == "succeeded"
+    assert default_store().metric_history(run.id, "acc").steps.tolist() == list(range(300))
 
 
 def test_full_buffer_is_written_without_waiting():
@@ -72,7 +72,7 @@ def test_exception_fails_the_run_with_its_text_and_keeps_metrics():
         for step in range(50):
             run.log_metric("loss", 0.5, step=step)
         raise ValueError("shapes do not match: 3 vs 4")
-    info = store.get_run(run.id)
+    info = default_store().get_run(run.id)
     assert info.status == "failed"
     assert info.error == "ValueError: shapes do not match: 3 vs 4"
     assert info.ended_at is not None
@@ -85,7 +85,7 @@ def test_timer_writes_points_before_the_block_ends():
         for step in range(40):
             run.log_metric("loss", 0.1, step=step)
         wait_for(lambda: stored_points(run.id) == 40, timeout=30, message="the timer's flush")
-        assert store.get_run(run.id).status == "running"
+        assert default_store().get_run(run.id).status == "running"
     assert stored_points(run.id) == 40
 
 
@@ -101,7 +101,7 @@ def test_failed_write_keeps_points_for_the_next_flush():
         s.execute(text("ALTER TABLE metrics_away RENAME TO metrics"))
     run.log_metric("loss", 0.25, step=30)
     run.finish()
-    assert store.metric_history(run.id, "loss").steps.tolist() == list(range(31))
+    assert default_store().metric_history(run.id, "loss").steps.tolist() == list(range(31))
 
 
 def run_script(body: str) -> subprocess.Popen:
@@ -124,7 +124,7 @@ def test_script_that_raises_fails_its_run_and_keeps_points():
     assert script.returncode == 1, err
     assert "RuntimeError: the script crashed" in err
     run_id = int(out.split()[0])
-    info = store.get_run(run_id)
+    info = default_store().get_run(run_id)
     assert info.status == "failed"
     assert info.error == "RuntimeError: the script crashed"
     assert stored_points(run_id) == 2000
@@ -147,11 +147,11 @@ def test_sigterm_cancels_a_script_run_and_keeps_points():
     _, err = script.communicate(timeout=60)
     assert script.returncode != 0
     assert "Cancelled" in err
-    info = store.get_run(run_id)
+    info = default_store().get_run(run_id)
     assert info.status == "cancelled"
     assert info.error == "cancelled by request"
     assert stored_points(run_id) == 500
-    assert store.metric_history(run_id, "loss").steps.tolist() == list(range(500))
+    assert default_store().metric_history(run_id, "loss").steps.tolist() == list(range(500))
 
 
 def test_script_that_never_closes_its_run_keeps_points_at_exit():
@@ -200,11 +200,11 @@ def test_a_bad_point_is_refused_in_the_callers_line_and_later_points_are_kept(ke
             run.log_series(key, [value, value], first_step=step)
         for later in range(2, 6):
             run.log_metrics({"loss": 1.0 / later, "acc": 0.9}, step=later)
-    info = store.get_run(run.id)
+    info = default_store().get_run(run.id)
     assert info.status == "succeeded", info.error
-    assert store.metric_keys(run.id) == ["acc", "loss"]
-    assert store.metric_history(run.id, "loss").steps.tolist() == [0, 2, 3, 4, 5]
-    assert store.metric_history(run.id, "acc").steps.tolist() == [2, 3, 4, 5]
+    assert default_store().metric_keys(run.id) == ["acc", "loss"]
+    assert default_store().metric_history(run.id, "loss").steps.tolist() == [0, 2, 3, 4, 5]
+    assert default_store().metric_history(run.id, "acc").steps.tolist() == [2, 3, 4, 5]
 
 
 def test_a_series_running_past_64_bits_is_refused_whole():
@@ -232,10 +232,10 @@ def test_numpy_and_tensor_points_are_stored_as_plain_numbers():
         value_types = set(s.scalars(text(f"SELECT DISTINCT CAST({typeof}(value) AS TEXT) FROM metrics WHERE run_id = :r"),
                                     {"r": run.id}))
     assert step_types == {"integer"} and value_types == {"double precision" if postgres else "real"}
-    assert store.metric_history(run.id, "loss").steps.tolist() == [3, 4, 5, 6]
-    assert store.metric_history(run.id, "loss").values.tolist() == [0.5, 0.25, 0.2, 0.1]
-    assert store.metric_history(run.id, "done").values.tolist() == [1.0]
-    params = store.get_run(run.id).params
+    assert default_store().metric_history(run.id, "loss").steps.tolist() == [3, 4, 5, 6]
+    assert default_store().metric_history(run.id, "loss").values.tolist() == [0.5, 0.25, 0.2, 0.1]
+    assert default_store().metric_history(run.id, "done").values.tolist() == [1.0]
+    params = default_store().get_run(run.id).params
     assert params == {"seed": "7", "widths": "[8, 16]", "name": "cnn"}
 
 
@@ -257,7 +257,7 @@ def test_bad_params_are_refused_with_the_key_named(params):
         run.log_params(params)
     run.log_params({"lr": 0.1})
     run.finish()
-    assert store.get_run(run.id).params == {"lr": "0.1"}
+    assert default_store().get_run(run.id).params == {"lr": "0.1"}
 
 
 def refuse_key(key: str) -> None:
@@ -283,8 +283,8 @@ def test_rows_the_database_refuses_are_dropped_and_the_rest_written(caplog):
         run.flush()  # refused rows dropped; the good ones around them written
         assert stored_points(run.id) == 40
         run.log_metric("loss", 0.01, step=40)
-    assert store.get_run(run.id).status == "succeeded"
-    assert store.metric_history(run.id, "loss").steps.tolist() == list(range(41))
+    assert default_store().get_run(run.id).status == "succeeded"
+    assert default_store().metric_history(run.id, "loss").steps.tolist() == list(range(41))
     assert stored_points(run.id, "bad") == 0
     assert caplog.text.count("dropped the metric point") == 2
 
@@ -297,7 +297,7 @@ def test_finish_records_a_final_status_even_when_the_points_cannot_be_written():
     with session() as s, s.begin():  # the metrics table is gone for good
         s.execute(text("ALTER TABLE metrics RENAME TO metrics_away"))
     run.finish()
-    info = store.get_run(run.id)
+    info = default_store().get_run(run.id)
     assert info.status == "failed"
     assert "9 metric points could not be written" in info.error
     assert info.ended_at is not None
@@ -309,7 +309,7 @@ def test_a_final_status_is_never_overwritten_by_a_late_finish():
         s.execute(text("UPDATE runs SET status = 'failed', error = 'reaped' WHERE id = :r"), {"r": run.id})
     run.log_metric("loss", 0.5, step=0)
     run.finish("succeeded")
-    info = store.get_run(run.id)
+    info = default_store().get_run(run.id)
     assert (info.status, info.error) == ("failed", "reaped")
     assert stored_points(run.id) == 1  # its points still count
 
@@ -318,4 +318,4 @@ def test_start_run_refuses_a_run_that_already_ended():
     run_id = create_run({"dataset": "digits"}, status="cancelled")
     with pytest.raises(DlxError, match="already ended"):
         start_run(run_id=run_id, handle_signals=False)
-    assert store.get_run(run_id).status == "cancelled"
+    assert default_store().get_run(run_id).status == "cancelled"

@@ -1,13 +1,13 @@
 """Users' own image sets: registered from their database row, trained by a real worker, deleted safely."""
 from __future__ import annotations
 
-from dlx import store
 from dlx.config import parse_config
 from dlx.data import DATASETS, load_dataset
 from dlx.data.user_sets import delete_user_set, get_user_set, import_image_archive, import_image_folder
 from dlx.errors import DlxError
 from dlx.jobs import submit
 from dlx.launch import models_for
+from dlx.store import default_store
 from tests.conftest import train_in_process, wait_for
 from tests.test_archives import image_zip
 
@@ -21,7 +21,7 @@ def test_uploaded_zip_trains_a_cnn_to_success_through_a_real_worker(worker, tmp_
     assert "cnn" in models_for("shapes")
     run_id, _ = submit(parse_config({"dataset": "shapes", "model": "cnn", "epochs": 4, "lr": 3e-3,
                                      "batch_size": 16}))
-    run = wait_for(lambda: (r := store.get_run(run_id)).status in ("succeeded", "failed") and r,
+    run = wait_for(lambda: (r := default_store().get_run(run_id)).status in ("succeeded", "failed") and r,
                    timeout=180, message="the run on the uploaded set to end")
     assert run.status == "succeeded", run.error
     assert run.summary["test_acc"] >= 0.9
@@ -85,7 +85,7 @@ def test_csv_table_is_encoded_imputed_reported_and_trains(tmp_path):
                      "colour: categorical, one-hot over 3 values"]
     assert DATASETS["sizes"].shape == (4,) and "mlp" in models_for("sizes")
     run_id = train_in_process({"dataset": "sizes", "model": "mlp", "epochs": 20})
-    assert store.get_run(run_id).summary["test_acc"] >= 0.9
+    assert default_store().get_run(run_id).summary["test_acc"] >= 0.9
 
 
 @pytest.mark.parametrize("data, label, field, match", [

@@ -21,7 +21,7 @@ from db.engine import session
 from db.models import Artifact
 from db.models import Run as RunRow
 from db.models import Worker as WorkerRow
-from dlx import launch, settings, store
+from dlx import launch, settings
 from dlx.checkpoints import load_run_model
 from dlx.cli import main
 from dlx.config import MAX_SEED, parse_config
@@ -32,6 +32,7 @@ from dlx.jobs import submit, submit_job
 from dlx.jobs.queue import get_job
 from dlx.jobs.supervisor import alive_workers
 from dlx.models import registry
+from dlx.store import default_store
 from dlx.tracking import create_run, start_run
 from tests.conftest import start_worker, stop_process, train_in_process, wait_for
 
@@ -82,7 +83,7 @@ def test_logging_an_artifact_outside_the_data_directory_is_refused(dlx_home):
         with pytest.raises(DlxError, match="outside the data directory"):
             run.log_artifact("log", "stolen", "../secret.txt")
         run.log_artifact("log", "own", "logs/own.log")
-    assert [a.path for a in store.artifacts(run.id)] == ["logs/own.log"]
+    assert [a.path for a in default_store().artifacts(run.id)] == ["logs/own.log"]
 
 
 def test_runs_page_never_shows_a_log_from_outside_the_data_directory(dlx_home):
@@ -101,7 +102,7 @@ def test_runs_page_never_shows_a_log_from_outside_the_data_directory(dlx_home):
 def corrupt_run(dlx_home) -> tuple[int, Path]:
     """A trained run whose best checkpoint was then cut short (a full disk, a killed copy)."""
     run_id = train_in_process({"dataset": "digits", "model": "mlp", "epochs": 1})
-    path = store.checkpoint_path(run_id, "best")
+    path = default_store().checkpoint_path(run_id, "best")
     path.write_bytes(path.read_bytes()[:100])
     return run_id, path
 
@@ -109,12 +110,12 @@ def corrupt_run(dlx_home) -> tuple[int, Path]:
 def test_a_corrupt_checkpoint_is_a_clear_error_naming_the_file(corrupt_run):
     run_id, path = corrupt_run
     with pytest.raises(DlxError) as err:
-        load_run_model(run_id)
+        load_run_model(default_store(), run_id)
     assert err.value.field == "checkpoint"
     assert path.name in str(err.value) and f"run #{run_id}" in str(err.value)
     path.write_bytes(b"not a safetensors file at all")
     with pytest.raises(DlxError, match=path.name):
-        load_run_model(run_id)
+        load_run_model(default_store(), run_id)
 
 
 def test_explain_page_shows_a_corrupt_checkpoint_as_an_error(corrupt_run):
@@ -247,7 +248,7 @@ def test_a_gpu_a_running_worker_has_is_accepted(dlx_home):
     with session() as s, s.begin():
         s.add(WorkerRow(id="gpu-host:1", info={"gpus": missing + 1, "cpu_slots": 1}))
     run_id, _ = submit(parse_config({"dataset": "digits", "device": f"cuda:{missing}"}))
-    assert store.get_run(run_id).status == "queued"
+    assert default_store().get_run(run_id).status == "queued"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine whose workers have no GPU")

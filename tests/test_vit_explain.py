@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from dlx import settings, store
+from dlx import settings
+
 from dlx.charts_explain import method_colour
 from dlx.data.registry import DatasetMeta
 from dlx.errors import DlxError
@@ -18,6 +19,7 @@ from dlx.explain.models_cache import get_loaded_run
 from dlx.jobs.queue import get_job
 from dlx.models.cnn import cnn
 from dlx.models.vit import vit
+from dlx.store import FINAL_STATES, default_store
 from tests.conftest import train_in_process, wait_for
 
 DIGITS = DatasetMeta("digits", "image", tuple("0123456789"), (1, 8, 8))
@@ -64,11 +66,11 @@ def test_an_explain_job_on_a_real_worker_scores_and_caches_rollout_with_the_othe
     run_id = train_in_process({"dataset": "patterns", "model": "vit", "epochs": 1})
     task = ExplainTask(run_id=run_id, task="faithfulness", methods=["saliency", *ATTENTION], n_samples=6)
     job_id = submit_task(task)
-    job = wait_for(lambda: (j := get_job(job_id)).status in store.FINAL_STATES and j, timeout=180,
+    job = wait_for(lambda: (j := get_job(job_id)).status in FINAL_STATES and j, timeout=180,
                    message=f"explain job {job_id} to end")
     assert job.status == "succeeded", (settings.logs_dir() / f"job-{job_id}.log").read_text()
 
-    loaded = get_loaded_run(run_id)
+    loaded = get_loaded_run(default_store(), run_id)
     scores = task_result(loaded, task)
     assert {row["method"] for row in scores.table()} == {"Saliency", "Attention rollout", "CLS attention, last layer",
                                                          "Random (reference)"}

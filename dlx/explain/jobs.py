@@ -26,6 +26,7 @@ from dlx.explain.samples import sample_inputs
 from dlx.explain.scoring import Scores, score_methods
 from dlx.jobs.kinds import register_job_kind
 from dlx.jobs.queue import set_progress, submit_job
+from dlx.store import default_store
 
 
 class ExplainTask(BaseModel):
@@ -135,7 +136,7 @@ def task_result(loaded: LoadedRun, task: ExplainTask, url: str | None = None) ->
 @register_job_kind("explain")
 def explain_job(job: Job) -> None:
     task = parse_task(job.payload)
-    loaded = get_loaded_run(task.run_id, task.checkpoint, resolve_device(job.device))
+    loaded = get_loaded_run(default_store(), task.run_id, task.checkpoint, resolve_device(job.device))
     print(f"explain job {job.id}: {task.task} of run #{task.run_id} with {task.methods} "
           f"on {loaded.device}", flush=True)
     run_task(loaded, task, lambda fraction: set_progress(job.id, fraction))

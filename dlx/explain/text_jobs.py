@@ -24,6 +24,7 @@ from dlx.explain.text_methods import get_text_method
 from dlx.explain.text_scores import TextScores, score_text_methods
 from dlx.jobs.kinds import register_job_kind
 from dlx.jobs.queue import set_progress, submit_job
+from dlx.store import default_store
 
 KIND = "explain_text"
 
@@ -102,7 +103,7 @@ def text_task_result(loaded: LoadedRun, task: TextTask, url: str | None = None) 
 @register_job_kind(KIND)
 def explain_text_job(job: Job) -> None:
     task = parse_text_task(job.payload)
-    loaded = get_loaded_run(task.run_id, task.checkpoint, resolve_device(job.device))
+    loaded = get_loaded_run(default_store(), task.run_id, task.checkpoint, resolve_device(job.device))
     print(f"explain_text job {job.id}: {task.methods} on {task.n_samples} sentences of run #{task.run_id} "
           f"on {loaded.device}", flush=True)
     run_text_task(loaded, task, lambda fraction: set_progress(job.id, fraction))

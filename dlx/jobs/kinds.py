@@ -20,11 +20,12 @@ def register_job_kind(name: str) -> Callable[[JobFunction], JobFunction]:
 @register_job_kind("train")
 def train_job(job: Job) -> None:
     """Train the job's run with the config stored on it."""
-    from dlx import store
     from dlx.config import RunConfig
     from dlx.tracking import start_run
     from dlx.train import train
 
-    config = RunConfig(**store.get_run(job.run_id).config)
+    from dlx.store import default_store
+
+    config = RunConfig(**default_store().get_run(job.run_id).config)
     with start_run(run_id=job.run_id) as run:
         train(config, run)
