@@ -54,8 +54,9 @@ def figures_json(histories: dict) -> int:
 
 
 def old_refresh(run_id: int) -> int:
-    keys = default_store().metric_keys(run_id)
-    histories = {key: default_store().metric_history(run_id, key) if key in keys else EMPTY
+    store = default_store()
+    keys = store.metric_keys(run_id)
+    histories = {key: store.metric_history(run_id, key) if key in keys else EMPTY
                  for key in dict.fromkeys([*keys, *CURVES])}
     return figures_json(histories)
 
@@ -90,6 +91,7 @@ def spread(values: list[float]) -> str:
 
 
 def main() -> None:
+    store = default_store()
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--refreshes", type=int, default=15)
@@ -97,7 +99,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     run = Run(create_run({"dataset": "digits"}, status="running"), flush_size=10_000)
     log_steps(run, 0, args.steps)
-    state = live.LiveRun(default_store(), run.id)
+    state = live.LiveRun(store, run.id)
     first_ms, first_bytes = timed(lambda: new_refresh(state))
     old_ms, new_ms, old_bytes, new_bytes = [], [], [], []
     step = args.steps
@@ -111,7 +113,7 @@ def main() -> None:
         new_ms.append(ms)
         new_bytes.append(size)
     run.finish()
-    losses = default_store().metric_history(run.id, "train_loss").values
+    losses = store.metric_history(run.id, "train_loss").values
     loop_ms = timed(lambda: loop_smooth(losses))[0]
     vector_ms = timed(lambda: charts.smooth(losses))[0]
     report(f"one refresh of a live run's page at {args.steps:,} steps (+100 steps between refreshes), "

@@ -95,6 +95,7 @@ def cmd_ui(args) -> int:
 
     from dlx import auth, settings
     from dlx.jobs.supervisor import ensure_worker, stop_workers
+    from dlx.store import default_store
 
     secrets = auth.secrets_for(args.host)  # refuses an exposed address without a secret, before anything starts
     env = dict(os.environ)
@@ -110,7 +111,7 @@ def cmd_ui(args) -> int:
     owned: list[int] = []
     if settings.autostart_worker():
         try:
-            started = ensure_worker(stop_with_parent=True)  # warms up while the browser opens
+            started = ensure_worker(default_store(), stop_with_parent=True)  # warms up while the browser opens
             owned = [started.pid] if started.pid else []
         except SQLAlchemyError:
             pass  # the app names the database it cannot open, on its first page
@@ -173,12 +174,12 @@ def _stop_app(process, grace: float) -> None:
 
 
 def cmd_worker(args) -> int:
-    from db.engine import get_engine
     from dlx import settings
     from dlx.jobs.supervisor import stop_with, stop_workers, worker_pids
+    from dlx.store import default_store
 
     if args.stop:
-        pids = worker_pids()
+        pids = worker_pids(default_store())
         if not pids:
             print(f"no worker is running for store {settings.database_label()}")
             return 0
@@ -190,8 +191,8 @@ def cmd_worker(args) -> int:
         stop_with(args.stop_with)
     from dlx.jobs.worker import Worker
 
-    get_engine()
-    Worker(cpu_slots=args.cpu_jobs or settings.cpu_job_slots()).serve(idle_exit=args.idle_exit)
+    store = default_store()  # the schema brought up to date before the first claim
+    Worker(cpu_slots=args.cpu_jobs or settings.cpu_job_slots(), store=store).serve(idle_exit=args.idle_exit)
     return 0
 
 
@@ -221,7 +222,7 @@ def cmd_run(args) -> int:
         print(f"queued sweep {first.sweep}: runs {run_ids[0]}-{run_ids[-1]} ({planned.count} runs: "
               f"{planned.describe()})", flush=True)
     if not args.no_worker:
-        ensure_worker()
+        ensure_worker(store)
     if not args.wait:
         return 0
     return max([_wait(store, run_id) for run_id in run_ids])  # a list: wait for every run, even after a failure
@@ -247,12 +248,11 @@ def _wait(store: Store, run_id: int) -> int:
 
 def cmd_runs(args) -> int:
     from dlx import settings
-    from dlx.jobs.queue import reap_stale
     from dlx.store import decode_param, default_store
 
-    reap_stale()  # runs whose process died are shown failed, not running
-    chosen = dict(status=args.status, filter=args.filter)
     store = default_store()
+    store.queue.reap_stale()  # runs whose process died are shown failed, not running
+    chosen = dict(status=args.status, filter=args.filter)
     runs = store.list_runs(**chosen, sort=args.sort, descending=args.desc if args.sort else True,
                            limit=args.limit, offset=args.offset)
     total = store.count_runs(**chosen)
@@ -280,9 +280,9 @@ def cmd_runs(args) -> int:
 
 
 def cmd_cancel(args) -> int:
-    from dlx.jobs import cancel_run
+    from dlx.store import default_store
 
-    print(f"run {args.run}: {cancel_run(args.run)}")
+    print(f"run {args.run}: {default_store().queue.cancel_run(args.run)}")
     return 0
 
 
@@ -310,9 +310,9 @@ def cmd_delete(args) -> int:
 
 
 def cmd_db(args) -> int:
-    from db.engine import get_engine
+    from dlx.store import default_store
 
-    get_engine()
+    default_store()  # built on the engine, which upgrades the schema on first use
     print("database is at the latest revision")
     return 0
 

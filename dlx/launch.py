@@ -17,9 +17,8 @@ from dlx.data import DATASETS
 from dlx.data.registry import DatasetEntry, files_problem
 from dlx.devices import check_launchable, gpu_count
 from dlx.errors import DlxError
-from dlx.jobs import submit
 from dlx.models import MODELS, check_model_fits
-from dlx.store import RunInfo, Store
+from dlx.store import RunInfo, Store, default_store
 
 MAX_RUNS = 100  # one press of Launch queues at most this many runs
 
@@ -290,7 +289,7 @@ def plan(form: dict[str, Any], name: Callable[[str], str] = label) -> Plan:
     try:
         configs = expand_sweep(base, grid)
         for device in dict.fromkeys(config.device for config in configs):
-            check_launchable(device)  # before Launch is pressed, not when the first run is queued
+            check_launchable(device, default_store())  # before Launch is pressed, not when the first run is queued
     except DlxError as err:
         message = _with_labels(str(err)) if name is label else str(err)
         raise DlxError(message, field=err.field) from None
@@ -328,7 +327,7 @@ def submit_plan(store: Store, planned: Plan, sweep: str | None = None) -> list[i
         if planned.grid:
             varied = " ".join(f"{key}={_show(getattr(config, key))}" for key in planned.grid)
             updates["name"] = f"{config.name} {varied}" if config.name else varied
-        run_id, _ = submit(config.model_copy(update=updates), store.url)
+        run_id, _ = store.queue.submit(config.model_copy(update=updates))
         run_ids.append(run_id)
     return run_ids
 
@@ -344,7 +343,7 @@ def rerun(store: Store, run_id: int) -> int:
         raise DlxError(f"run: there is no run #{run_id}", field="run")
     _launchable(run)
     config = parse_config({**run.config, "sweep": None})
-    new_id, _ = submit(config, store.url)
+    new_id, _ = store.queue.submit(config)
     return new_id
 
 

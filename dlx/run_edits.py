@@ -14,7 +14,11 @@ from dlx.errors import DlxError
 from dlx.tracking import ACTIVE_STATES
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.orm import Session
+
+    from dlx.jobs.queue import Queue
 
 # A run's note and its archived mark are tags under a reserved prefix: no schema change, and a filter
 # (tag.dlx.archived) or export sees them like any tag. People's own tags may not use the prefix.
@@ -48,8 +52,9 @@ def _check_tag_name(key: str) -> None:
 class RunEdits:
     """Methods of `dlx.store.Store` that change runs; they need only its `session()` and `queue`."""
 
-    def session(self) -> Session:
-        raise NotImplementedError
+    session: Callable[[], Session]
+    queue: Queue
+
 
     def set_tags(self, run_id: int, tags: dict[str, str]) -> None:
         """Replace a run's own tags with `tags` (its note and archived mark stay)."""
@@ -102,15 +107,13 @@ class RunEdits:
 
     def _stop_before_delete(self, run_id: int) -> bool:
         """Cancel the run's active jobs (training and explanations), or ask its script to end; whether any was active."""
-        from dlx.jobs.queue import cancel_job, cancel_run
-
         with self.session() as s:
             jobs = list(s.scalars(select(Job.id).where(Job.run_id == run_id, Job.status.in_(ACTIVE_STATES))))
             status = s.scalar(select(RunRow.status).where(RunRow.id == run_id))
         for job_id in jobs:
-            cancel_job(job_id, self.url)
+            self.queue.cancel_job(job_id)
         if status in ACTIVE_STATES and not jobs:
-            cancel_run(run_id, self.url)
+            self.queue.cancel_run(run_id)
         return bool(jobs) or status in ACTIVE_STATES
 
     def _still_active(self, run_id: int) -> bool:

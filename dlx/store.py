@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import Connection, Engine, func, select
@@ -24,6 +25,9 @@ from dlx import query, reduction, settings
 from dlx.errors import DlxError
 from dlx.reduction import Reduced
 from dlx.run_edits import ARCHIVED_TAG, NOTE_TAG, RESERVED_TAG_PREFIX, RunEdits
+
+if TYPE_CHECKING:
+    from dlx.jobs.queue import Queue
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 
@@ -118,6 +122,13 @@ class Store(RunEdits):
 
     def connect(self) -> Connection:
         return self.engine.connect()
+
+    @cached_property
+    def queue(self) -> Queue:
+        """Its jobs: submit, claim, cancel, finish, heartbeat, reap (dlx.jobs.queue)."""
+        from dlx.jobs.queue import Queue  # the queue's module imports the store's callers: built when used
+
+        return Queue(self)
 
     # Runs
 

@@ -16,7 +16,7 @@ from dlx.explain.samples import PICKERS, pick_samples, sample_inputs
 from dlx.explain.scoring import METRICS, label, scores_cached
 from dlx.explain.uploads import normalisation, read_image
 from dlx.jobs import ensure_worker
-from dlx.jobs.queue import ACTIVE, get_job
+from dlx.jobs.queue import ACTIVE
 from dlx.store import default_store
 from pages import enter_frame, explain_text
 
@@ -99,7 +99,7 @@ def follow_job(job_id: int) -> None:
     """A progress bar that refreshes itself each second; the page reruns when the job ends."""
     @st.fragment(run_every="1s")
     def progress() -> None:
-        job = get_job(job_id)
+        job = store.queue.get_job(job_id)
         if job is None or job.status not in ACTIVE:
             st.rerun()
         st.progress(job.progress, text=f"job #{job.id} {job.status}: {job.progress:.0%}")
@@ -113,16 +113,16 @@ def job_section(task: ExplainTask, loaded: LoadedRun, button: str):
         result = task_result(loaded, task)
         if result is not None:
             return result
-        job = find_job(task)
+        job = find_job(store, task)
         if job is not None and job.status in ACTIVE:
             follow_job(job.id)
             return None
         if job is not None and job.status in ("failed", "cancelled"):
             st.error(f"Job #{job.id} {job.status}: {failure_reason(job)}")
         if st.button(button, key=f"explain.job.{task.task}"):
-            submit_task(task)
+            submit_task(store, task)
             if settings.autostart_worker():
-                ensure_worker()
+                ensure_worker(store)
             st.rerun()
     except DlxError as err:
         st.error(str(err), icon=":material/error:")

@@ -193,7 +193,7 @@ def submit_button(form: dict[str, Any]) -> None:
     if pressed and planned is not None:
         run_ids = launch.submit_plan(store, planned, sweep_name)
         if settings.autostart_worker():
-            ensure_worker(stop_with_parent=True)  # it stops with the app
+            ensure_worker(store, stop_with_parent=True)  # it stops with the app
         sweep = store.get_run(run_ids[0]).sweep if len(run_ids) > 1 else None
         st.session_state[LAST] = {"runs": run_ids, "sweep": sweep}
         st.toast(f"Queued {len(run_ids)} run{'s' if len(run_ids) > 1 else ''}", icon=":material/check:")

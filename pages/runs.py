@@ -9,8 +9,6 @@ from dlx import charts, charts_compare, compare, live, progress
 from dlx.config import parse_run_id
 from dlx.devices import why_waiting
 from dlx.errors import DlxError
-from dlx.jobs import cancel_run
-from dlx.jobs.queue import latest_job
 from dlx.run_edits import parse_tags
 from dlx.run_table import PAGE_ROWS, table_rows
 from dlx.store import FINAL_STATES, History, RunInfo, default_store
@@ -208,7 +206,7 @@ def actions(run: RunInfo) -> None:
                          key="runs.cancel", help="Ask the script to stop on its next heartbeat; what it logged "
                          "stays." if scripted else "Stop this run; what it logged stays."):
         try:
-            outcome = cancel_run(run.id)
+            outcome = store.queue.cancel_run(run.id)
         except DlxError as err:
             st.error(str(err), icon=":material/error:")
         else:
@@ -271,8 +269,8 @@ def headline(run: RunInfo) -> None:
 
 
 def queued_note(run: RunInfo) -> None:
-    job = latest_job(run.id)
-    text = why_waiting(job) if job is not None else "Queued, with no job to run it."
+    job = store.queue.latest_job(run.id)
+    text = why_waiting(store, job) if job is not None else "Queued, with no job to run it."
     st.info(text, icon=":material/hourglass_top:")
 
 

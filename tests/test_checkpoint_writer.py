@@ -19,6 +19,7 @@ def _epoch_of(path) -> str:
 
 
 def test_close_leaves_the_newest_last_and_best_on_disk_and_indexed():
+    store = default_store()
     run = Run(create_run({}, status="running"))
     folder = settings.run_dir(run.id) / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
@@ -31,11 +32,11 @@ def test_close_leaves_the_newest_last_and_best_on_disk_and_indexed():
         writer.submit(snapshot(model, {"epoch": str(epoch)}), {"epoch": epoch},
                       {"epoch": epoch} if improved else None)
     writer.close()
-    last, best = default_store().checkpoint_path(run.id, "last"), default_store().checkpoint_path(run.id, "best")
+    last, best = store.checkpoint_path(run.id, "last"), store.checkpoint_path(run.id, "best")
     assert _epoch_of(last) == "30" and _epoch_of(best) == "20"
     with safe_open(str(best), framework="pt") as checkpoint:
         assert checkpoint.get_tensor("weight").eq(20).all()  # epoch 20's weights, not the later ones
-    entries = {a.name: a.meta["epoch"] for a in default_store().artifacts(run.id, "checkpoint")}
+    entries = {a.name: a.meta["epoch"] for a in store.artifacts(run.id, "checkpoint")}
     assert entries == {"last": 30, "best": 20}
     run.finish()
 
@@ -53,6 +54,7 @@ def test_a_failed_write_is_raised_by_close():
 def test_nothing_is_written_before_a_write_is_due_and_close_writes_what_waits():
     """Epochs faster than `every` cost no write each: the newest last and best wait in memory until
     the writer is due or closed (as when a run ends, fails or is cancelled)."""
+    store = default_store()
     run = Run(create_run({}, status="running"))
     folder = settings.run_dir(run.id) / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
@@ -64,8 +66,8 @@ def test_nothing_is_written_before_a_write_is_due_and_close_writes_what_waits():
             model.weight.fill_(epoch)
         writer.submit(snapshot(model, {"epoch": str(epoch)}), {"epoch": epoch} if epoch != 2 else None,
                       {"epoch": epoch} if epoch <= 2 else None)  # epoch 2: a new best only
-    assert not list(folder.iterdir()) and default_store().checkpoint_path(run.id, "last") is None
+    assert not list(folder.iterdir()) and store.checkpoint_path(run.id, "last") is None
     writer.close()
-    assert _epoch_of(default_store().checkpoint_path(run.id, "last")) == "3"
-    assert _epoch_of(default_store().checkpoint_path(run.id, "best")) == "2"
+    assert _epoch_of(store.checkpoint_path(run.id, "last")) == "3"
+    assert _epoch_of(store.checkpoint_path(run.id, "best")) == "2"
     run.finish()

@@ -63,12 +63,13 @@ def test_run_rejects_a_setting_without_a_value(capsys):
 
 
 def test_run_without_worker_queues_and_cancel_ends_it(capsys):
+    store = default_store()
     assert main(["run", "--dataset", "iris", "--model", "mlp", "--set", "lr=0.01", "--no-worker"]) == 0
     assert capsys.readouterr().out == "queued run 1 (job 1): iris/mlp\n"
-    assert default_store().get_run(1).config["lr"] == 0.01
+    assert store.get_run(1).config["lr"] == 0.01
     assert main(["cancel", "1"]) == 0
     assert capsys.readouterr().out == "run 1: cancelled\n"
-    assert default_store().get_run(1).status == "cancelled"
+    assert store.get_run(1).status == "cancelled"
 
 
 def test_export_writes_csv_rows(capsys):
@@ -204,7 +205,9 @@ def test_a_worker_started_to_stop_with_its_parent_stops_when_the_parent_is_kille
     import signal
 
     parent = subprocess.Popen([sys.executable, "-c", "import time\nfrom dlx.jobs import ensure_worker\n"
-                               "print(ensure_worker(stop_with_parent=True).pid, flush=True)\ntime.sleep(600)"],
+                               "from dlx.store import default_store\n"
+                               "print(ensure_worker(default_store(), stop_with_parent=True).pid, flush=True)\n"
+                               "time.sleep(600)"],
                               stdout=subprocess.PIPE, text=True, env={**os.environ, "DLX_PREWARM": "0"})
     worker = int(parent.stdout.readline())
     try:
@@ -231,23 +234,21 @@ def store_workers() -> list[str]:
 
 def test_worker_stop_ends_the_running_worker_and_its_job(dlx_home, capsys):
     from dlx.config import parse_config
-    from dlx.jobs import submit
-    from dlx.jobs.queue import get_job
     from tests.conftest import start_worker, stop_process
 
     assert main(["worker", "--stop"]) == 0
     assert capsys.readouterr().out == f"no worker is running for store sqlite:///{dlx_home / 'dlx.sqlite'}\n"
 
-    run_id, job_id = submit(parse_config({"dataset": "digits", "model": "cnn", "epochs": 200}))
+    run_id, job_id = default_store().queue.submit(parse_config({"dataset": "digits", "model": "cnn", "epochs": 200}))
     process = start_worker(dlx_home, env={"DLX_PREWARM": "0"})
     try:
-        job = wait_for(lambda: (j := get_job(job_id)) and j.status == "running" and j.pid and j,
+        job = wait_for(lambda: (j := default_store().queue.get_job(job_id)) and j.status == "running" and j.pid and j,
                        message="the job to run")
         assert main(["worker", "--stop"]) == 0
         assert capsys.readouterr().out == f"stopped worker {process.pid}\n"
         assert process.poll() is not None  # --stop waited for it
         assert not running(job.pid)
-        assert get_job(job_id).status == "failed"
+        assert default_store().queue.get_job(job_id).status == "failed"
         assert default_store().get_run(run_id).status == "failed"
     finally:
         stop_process(process)

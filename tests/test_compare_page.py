@@ -170,49 +170,53 @@ def test_confusion_matrices_side_by_side():
 
 
 def test_tags_and_notes_are_saved_from_the_page_and_filterable():
+    store = default_store()
     ids = small_sweep()
     at = open_compare(runs=",".join(map(str, ids)))
     at.text_input[[t.label for t in at.text_input].index("Tags")].set_value("baseline, owner=ana")
     at.text_area[0].set_value("diverged once; rerun with warmup")
     at.button[[b.label for b in at.button].index("Save tags and note")].click().run()
     assert not at.exception
-    run = default_store().get_run(ids[0])
+    run = store.get_run(ids[0])
     assert run.user_tags == {"baseline": "", "owner": "ana"} and run.note == "diverged once; rerun with warmup"
-    assert [r.id for r in default_store().list_runs(filter='tag.owner = "ana"')] == [ids[0]]
+    assert [r.id for r in store.list_runs(filter='tag.owner = "ana"')] == [ids[0]]
 
 
 def test_a_reserved_or_nameless_tag_is_refused_naming_the_field():
+    store = default_store()
     run_id = small_sweep()[0]
     with pytest.raises(DlxError, match="tags: names starting with 'dlx.' are reserved") as err:
-        default_store().set_tags(run_id, parse_tags("dlx.archived"))
+        store.set_tags(run_id, parse_tags("dlx.archived"))
     assert err.value.field == "tags"
     with pytest.raises(DlxError, match="has a value but no name"):
         parse_tags("=x")
     with pytest.raises(DlxError, match="run: there is no run #999999"):
-        default_store().set_note(999999, "hello")
+        store.set_note(999999, "hello")
 
 
 def test_archive_asks_first_hides_the_runs_and_show_archived_brings_them_back():
+    store = default_store()
     ids = small_sweep()
     at = open_compare(runs=",".join(map(str, ids[:2])))
     at.button(key="compare.archive").click().run()
     assert "Archive 2 runs?" in "\n".join(w.value for w in at.warning)
-    assert default_store().list_runs(archived=True) == []  # nothing yet: it asked
+    assert store.list_runs(archived=True) == []  # nothing yet: it asked
     at.button(key="compare.confirmed").click().run()
     assert not at.exception
-    assert sorted(r.id for r in default_store().list_runs(archived=True)) == ids[:2]
+    assert sorted(r.id for r in store.list_runs(archived=True)) == ids[:2]
     assert "Runs 1–2 of 2" in captions(at)  # hidden from the list by default
     at.toggle(key="compare.archived").set_value(True).run()
     assert "Runs 1–4 of 4" in captions(at)
 
 
 def test_delete_asks_first_then_removes_the_selected_runs():
+    store = default_store()
     ids = small_sweep()
     at = open_compare(runs=",".join(map(str, ids[2:])))
     at.button(key="compare.delete").click().run()
-    assert len(default_store().list_runs()) == 4
+    assert len(store.list_runs()) == 4
     at.button(key="compare.kept").click().run()
     at.button(key="compare.delete").click().run()
     at.button(key="compare.confirmed").click().run()
     assert not at.exception
-    assert sorted(r.id for r in default_store().list_runs()) == ids[:2]
+    assert sorted(r.id for r in store.list_runs()) == ids[:2]

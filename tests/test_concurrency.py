@@ -14,8 +14,6 @@ from db.engine import session
 from db.models import Metric, RunSummary
 from dlx import settings
 from dlx.config import parse_config
-from dlx.jobs import submit
-from dlx.jobs.queue import get_job
 from dlx.store import FINAL_STATES, default_store
 from dlx.tracking import create_run
 from tests.conftest import start_worker, stop_process, wait_for
@@ -52,7 +50,7 @@ def count(run_id: int, key: str | None = None) -> int:
 def test_two_workers_and_eight_writers_lose_nothing_and_never_lock():
     home = settings.home()
     home.mkdir(parents=True, exist_ok=True)
-    jobs = [submit(parse_config({**QUICK, "seed": seed})) for seed in range(4)]
+    jobs = [default_store().queue.submit(parse_config({**QUICK, "seed": seed})) for seed in range(4)]
     shared = create_run({"dataset": "digits"}, name="shared", status="running")
     script = textwrap.dedent(WRITER).replace("STEPS", str(STEPS))
     workers: list[subprocess.Popen] = []
@@ -63,7 +61,7 @@ def test_two_workers_and_eight_writers_lose_nothing_and_never_lock():
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
                        for i in range(WRITERS))
         outputs = [process.communicate(timeout=300) for process in writers]
-        finished = [wait_for(lambda: (job := get_job(job_id)).status in FINAL_STATES and job,
+        finished = [wait_for(lambda: (job := default_store().queue.get_job(job_id)).status in FINAL_STATES and job,
                              timeout=300, message=f"job {job_id} to end") for _, job_id in jobs]
     finally:
         for process in writers:

@@ -79,24 +79,26 @@ def test_explanations_are_stored_as_safetensors_rows_per_sample(trained_run):
 
 
 def test_loaded_model_is_kept_until_its_checkpoint_changes(trained_run):
-    first = get_loaded_run(default_store(), trained_run)
-    assert get_loaded_run(default_store(), trained_run) is first
-    assert trained_run in checkpointed_run_ids(default_store())
-    path = default_store().checkpoint_path(trained_run)
+    store = default_store()
+    first = get_loaded_run(store, trained_run)
+    assert get_loaded_run(store, trained_run) is first
+    assert trained_run in checkpointed_run_ids(store)
+    path = store.checkpoint_path(trained_run)
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-    reloaded = get_loaded_run(default_store(), trained_run)
+    reloaded = get_loaded_run(store, trained_run)
     assert reloaded is not first
     assert reloaded.checkpoint_id == first.checkpoint_id  # same bytes, same cache keys
 
 
 def test_run_without_a_checkpoint_gives_a_clear_message():
+    store = default_store()
     run_id = create_run({"dataset": "digits", "model": "cnn"}, status="queued")
     with pytest.raises(DlxError, match="has no 'best' checkpoint.*status queued.*finished at least one epoch"):
-        get_loaded_run(default_store(), run_id)
+        get_loaded_run(store, run_id)
     with pytest.raises(DlxError, match="there is no run #999"):
-        get_loaded_run(default_store(), 999)
-    assert run_id not in checkpointed_run_ids(default_store())
+        get_loaded_run(store, 999)
+    assert run_id not in checkpointed_run_ids(store)
 
 
 def test_scores_of_the_same_samples_are_computed_once(trained_run):
@@ -112,9 +114,10 @@ def test_scores_of_the_same_samples_are_computed_once(trained_run):
 
 
 def test_deleting_a_run_deletes_its_cached_explanations(trained_run):
-    loaded = get_loaded_run(default_store(), trained_run)
+    store = default_store()
+    loaded = get_loaded_run(store, trained_run)
     explain_cached(loaded, loaded.bundle.test.x[:2], [0, 0], "saliency")
-    default_store().delete_run(trained_run)
+    store.delete_run(trained_run)
     with session() as s:
         assert s.scalar(select(func.count()).select_from(Explanation)) == 0
 

@@ -14,6 +14,7 @@ import pytest
 
 from dlx.jobs import standby
 from dlx.jobs.supervisor import alive_workers
+from dlx.store import default_store
 from dlx.tracking import Run, create_run
 from tests.conftest import start_worker, stop_process, wait_for
 from tests.test_standby import children, looped
@@ -62,7 +63,8 @@ def test_an_idle_worker_does_not_load_torch(dlx_home):
     dlx_home.mkdir(parents=True, exist_ok=True)
     worker = start_worker(dlx_home)
     try:
-        wait_for(lambda: any(w.id.endswith(f":{worker.pid}") for w in alive_workers()), message="the worker to register")
+        wait_for(lambda: any(w.id.endswith(f":{worker.pid}") for w in alive_workers(default_store())),
+                 message="the worker to register")
         maps = Path(f"/proc/{worker.pid}/maps").read_text()
         assert "libtorch" not in maps and "libc10" not in maps
         assert "_raylet" not in maps  # only the ray executor imports Ray

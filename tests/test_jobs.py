@@ -14,8 +14,7 @@ from db.engine import session
 from db.models import Metric
 from dlx import settings
 from dlx.config import parse_config
-from dlx.jobs import cancel_run, ensure_worker, submit, submit_job
-from dlx.jobs.queue import claim, get_job, latest_job, reap_stale
+from dlx.jobs import ensure_worker
 from dlx.jobs.supervisor import alive_workers
 from dlx.store import FINAL_STATES, default_store
 from tests.conftest import start_worker, stop_process, wait_for
@@ -32,7 +31,7 @@ def points(run_id: int, key: str = "train_loss") -> int:
 
 def ended(job_id: int, timeout: float = 120):
     """Wait until a job reaches a final state; return it."""
-    return wait_for(lambda: (job := get_job(job_id)).status in FINAL_STATES and job,
+    return wait_for(lambda: (job := default_store().queue.get_job(job_id)).status in FINAL_STATES and job,
                     timeout=timeout, message=f"job {job_id} to end")
 
 
@@ -44,7 +43,7 @@ def running(pid: int) -> bool:
 
 def running_with_metrics(run_id: int, job_id: int):
     """Wait until a job's process is recorded and its first metrics are in the store."""
-    return wait_for(lambda: (job := get_job(job_id)).pid and points(run_id) > 0 and job,
+    return wait_for(lambda: (job := default_store().queue.get_job(job_id)).pid and points(run_id) > 0 and job,
                     timeout=120, message=f"job {job_id} to log metrics")
 
 
@@ -53,23 +52,25 @@ def worker_id(process) -> str:
 
 
 def test_submitted_job_runs_to_success_with_metrics_in_the_store(worker):
-    run_id, job_id = submit(parse_config(QUICK))
+    store = default_store()
+    run_id, job_id = store.queue.submit(parse_config(QUICK))
     job = ended(job_id)
     assert job.status == "succeeded", job.error
     assert job.worker == worker_id(worker)
     assert job.run_id == run_id
-    run = default_store().get_run(run_id)
+    run = store.get_run(run_id)
     assert run.status == "succeeded" and run.job_id == job_id
     assert run.summary["test_acc"] > 0.9
     assert points(run_id) == run.summary["total_steps"]
-    assert default_store().checkpoint_path(run_id, "best") is not None
+    assert store.checkpoint_path(run_id, "best") is not None
     log = settings.home() / job.log_path
     assert f"run {run_id}: breast_cancer/mlp" in log.read_text()
 
 
 @pytest.mark.usefixtures("store_url")  # the queue on SQLite and PostgreSQL
 def test_failing_job_reports_the_runs_reason():
-    run_id, job_id = submit(parse_config({**QUICK, "epochs": 5, "optimizer": "sgd", "lr": 10,
+    store = default_store()
+    run_id, job_id = store.queue.submit(parse_config({**QUICK, "epochs": 5, "optimizer": "sgd", "lr": 10,
                                           "schedule": "constant"}))
     process = start_worker(settings.home())
     try:
@@ -78,17 +79,18 @@ def test_failing_job_reports_the_runs_reason():
         stop_process(process)
     assert job.status == "failed"
     assert job.error.startswith("loss diverged at step")
-    assert default_store().get_run(run_id).error == job.error
+    assert store.get_run(run_id).error == job.error
     assert process.returncode == 0  # the job's failure never reached its worker
 
 
 @pytest.mark.usefixtures("store_url")  # the queue on SQLite and PostgreSQL
 def test_racing_claims_take_each_job_exactly_once():
-    job_ids = [submit_job("train", {}) for _ in range(30)]
+    store = default_store()
+    job_ids = [store.queue.submit_job("train", {}) for _ in range(30)]
     claimed: list[tuple[int, str]] = []
 
     def claim_all(name: str) -> None:
-        while (job := claim(name, cpu_only=True)) is not None:
+        while (job := store.queue.claim(name, cpu_only=True)) is not None:
             claimed.append((job.id, name))
 
     threads = [threading.Thread(target=claim_all, args=(f"worker-{i}",)) for i in range(4)]
@@ -98,11 +100,12 @@ def test_racing_claims_take_each_job_exactly_once():
         thread.join()
     assert sorted(job_id for job_id, _ in claimed) == job_ids
     for job_id, name in claimed:
-        assert get_job(job_id).worker == name
+        assert store.queue.get_job(job_id).worker == name
 
 
 def test_two_workers_run_each_job_exactly_once():
-    jobs = [submit(parse_config({**QUICK, "seed": seed})) for seed in range(4)]
+    store = default_store()
+    jobs = [store.queue.submit(parse_config({**QUICK, "seed": seed})) for seed in range(4)]
     workers = [start_worker(settings.home()) for _ in range(2)]
     try:
         finished = [ended(job_id, timeout=240) for _, job_id in jobs]
@@ -113,48 +116,51 @@ def test_two_workers_run_each_job_exactly_once():
     for (run_id, job_id), job in zip(jobs, finished):
         assert job.status == "succeeded", job.error
         assert job.worker in ids
-        run = default_store().get_run(run_id)
-        losses = default_store().metric_history(run_id, "train_loss")
+        run = store.get_run(run_id)
+        losses = store.metric_history(run_id, "train_loss")
         assert len(losses) == run.summary["total_steps"]  # not logged twice
         assert len(set(losses.steps.tolist())) == len(losses)
-        assert len(default_store().artifacts(run_id, "log")) == 1  # started once
+        assert len(store.artifacts(run_id, "log")) == 1  # started once
         assert (settings.home() / job.log_path).read_text().count(f"run {run_id}: ") == 1
 
 
 def test_cancel_running_job_ends_cancelled(worker):
-    run_id, job_id = submit(parse_config(LONG))
+    store = default_store()
+    run_id, job_id = store.queue.submit(parse_config(LONG))
     running_with_metrics(run_id, job_id)
-    assert cancel_run(run_id) == "cancelling"
+    assert store.queue.cancel_run(run_id) == "cancelling"
     job = ended(job_id)
     assert job.status == "cancelled"
-    run = default_store().get_run(run_id)
+    run = store.get_run(run_id)
     assert run.status == "cancelled"
     assert run.error == "cancelled by request"
     assert points(run_id) > 0
     assert worker.poll() is None  # the worker carries on
-    assert cancel_run(run_id) == "finished"
+    assert store.queue.cancel_run(run_id) == "finished"
 
 
 @pytest.mark.usefixtures("store_url")  # the queue on SQLite and PostgreSQL
 def test_cancel_queued_job_ends_cancelled_at_once():
-    run_id, job_id = submit(parse_config(QUICK))
-    assert cancel_run(run_id) == "cancelled"
-    assert get_job(job_id).status == "cancelled"
-    run = default_store().get_run(run_id)
+    store = default_store()
+    run_id, job_id = store.queue.submit(parse_config(QUICK))
+    assert store.queue.cancel_run(run_id) == "cancelled"
+    assert store.queue.get_job(job_id).status == "cancelled"
+    run = store.get_run(run_id)
     assert run.status == "cancelled"
     assert run.error == "cancelled before it started"
-    assert claim("late-worker", cpu_only=True) is None
+    assert store.queue.claim("late-worker", cpu_only=True) is None
 
 
 def test_job_killed_by_sigkill_fails_and_keeps_its_flushed_metrics(worker):
-    run_id, job_id = submit(parse_config(LONG))
+    store = default_store()
+    run_id, job_id = store.queue.submit(parse_config(LONG))
     job = running_with_metrics(run_id, job_id)
     seen = points(run_id)
     os.kill(job.pid, signal.SIGKILL)
     job = ended(job_id)
     assert job.status == "failed"
     assert "SIGKILL" in job.error
-    run = default_store().get_run(run_id)
+    run = store.get_run(run_id)
     assert run.status == "failed" and "SIGKILL" in run.error
     assert points(run_id) >= seen
     assert worker.poll() is None
@@ -162,41 +168,43 @@ def test_job_killed_by_sigkill_fails_and_keeps_its_flushed_metrics(worker):
 
 @pytest.mark.usefixtures("store_url")  # the queue on SQLite and PostgreSQL
 def test_job_of_a_dead_worker_is_failed_as_stale(worker, monkeypatch):
-    run_id, job_id = submit(parse_config(LONG))
+    run_id, job_id = default_store().queue.submit(parse_config(LONG))
     job = running_with_metrics(run_id, job_id)
     # The machine goes away: the worker dies, and its job with it (dlx.jobs.lifeline).
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()
     wait_for(lambda: not running(job.pid), timeout=15, message=f"job process {job.pid} to end")
     seen = points(run_id)
-    assert get_job(job_id).status == "running"  # nobody has noticed yet
+    assert default_store().queue.get_job(job_id).status == "running"  # nobody has noticed yet
 
     monkeypatch.setenv("DLX_STALE_AFTER", "6")
-    wait_for(lambda: job_id in reap_stale() or get_job(job_id).status != "running",
+    queue = default_store().queue
+    wait_for(lambda: job_id in queue.reap_stale() or queue.get_job(job_id).status != "running",
              timeout=60, message="the stale job to be reaped")
-    job = get_job(job_id)
+    job = default_store().queue.get_job(job_id)
     assert job.status == "failed"
     assert job.error.startswith("no heartbeat for 6 s")
     run = default_store().get_run(run_id)
     assert run.status == "failed" and run.error == job.error
     assert points(run_id) == seen
-    assert reap_stale() == []  # reaped once
+    assert default_store().queue.reap_stale() == []  # reaped once
 
 
 def test_ensure_worker_starts_one_worker_and_only_one(spawned_workers):
-    assert ensure_worker().state == "started"
+    store = default_store()
+    assert ensure_worker(store).state == "started"
     marker = settings.home() / "worker.spawn"
     pid = int(marker.read_text().split()[0])
     spawned_workers.append(pid)
     spawn_record = marker.read_text()
 
-    assert ensure_worker().state in ("starting", "alive")  # the first one has not registered yet
-    workers = wait_for(alive_workers, timeout=60, message="the spawned worker to heartbeat")
+    assert ensure_worker(store).state in ("starting", "alive")  # the first one has not registered yet
+    workers = wait_for(lambda: alive_workers(store), timeout=60, message="the spawned worker to heartbeat")
     assert [w.info["pid"] for w in workers] == [pid]
-    assert ensure_worker().state == "alive"
+    assert ensure_worker(store).state == "alive"
     assert marker.read_text() == spawn_record  # nothing else was spawned
 
-    run_id, job_id = submit(parse_config(QUICK))
+    run_id, job_id = store.queue.submit(parse_config(QUICK))
     assert ended(job_id).status == "succeeded"
-    assert latest_job(run_id).worker.endswith(f":{pid}")
-    assert len(alive_workers()) == 1
+    assert store.queue.latest_job(run_id).worker.endswith(f":{pid}")
+    assert len(alive_workers(store)) == 1

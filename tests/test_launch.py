@@ -14,7 +14,6 @@ from dlx import launch, progress
 from dlx.config import parse_config
 from dlx.data import torchvision_sets
 from dlx.errors import DlxError
-from dlx.jobs import submit
 from dlx.models import MODELS
 from dlx.store import History, default_store
 
@@ -77,28 +76,32 @@ def test_plan_rejects_bad_values_with_the_field_label():
 
 
 def test_submitting_a_sweep_groups_and_names_its_runs():
-    run_ids = launch.submit_plan(default_store(), launch.plan(form(lr="1e-3, 3e-3", name="probe")), sweep="lr-probe")
-    runs = [default_store().get_run(i) for i in run_ids]
+    store = default_store()
+    run_ids = launch.submit_plan(store, launch.plan(form(lr="1e-3, 3e-3", name="probe")), sweep="lr-probe")
+    runs = [store.get_run(i) for i in run_ids]
     assert [(r.sweep, r.name, r.config["lr"]) for r in runs] == \
         [("lr-probe", "probe lr=0.001", 1e-3), ("lr-probe", "probe lr=0.003", 3e-3)]
 
 
 def test_a_single_run_is_not_a_sweep():
-    (run_id,) = launch.submit_plan(default_store(), launch.plan(form()), sweep="ignored")
-    assert default_store().get_run(run_id).sweep is None
+    store = default_store()
+    (run_id,) = launch.submit_plan(store, launch.plan(form()), sweep="ignored")
+    assert store.get_run(run_id).sweep is None
 
 
 def test_rerun_and_edit_start_from_the_run_outside_its_sweep():
-    run_id = launch.submit_plan(default_store(), launch.plan(form(seed="0, 1")))[0]
-    values = launch.from_run(default_store().get_run(run_id))
+    store = default_store()
+    run_id = launch.submit_plan(store, launch.plan(form(seed="0, 1")))[0]
+    values = launch.from_run(store.get_run(run_id))
     assert values["sweep"] is None and values["name"] is None and values["seed"] == "0"
-    again = default_store().get_run(launch.rerun(default_store(), run_id))
+    again = store.get_run(launch.rerun(store, run_id))
     assert again.sweep is None and again.config["seed"] == 0 and again.status == "queued"
 
 
 def test_progress_estimates_fraction_rate_and_time_left():
-    run_id, _ = submit(parse_config({"epochs": 2}))
-    run = default_store().get_run(run_id)
+    store = default_store()
+    run_id, _ = store.queue.submit(parse_config({"epochs": 2}))
+    run = store.get_run(run_id)
     run.summary = {"total_steps": 100, "epochs": 2}
     losses = History(np.arange(10, 51, 10), np.ones(5), np.array([0.0, 1.0, 2.0, 3.0, 4.0]))
     epochs = History(np.array([50]), np.array([1.0]), np.array([4.0]))
@@ -110,9 +113,10 @@ def test_progress_estimates_fraction_rate_and_time_left():
 
 
 def test_progress_before_training_starts_says_so():
-    run_id, _ = submit(parse_config({}))
+    store = default_store()
+    run_id, _ = store.queue.submit(parse_config({}))
     empty = History(np.array([], dtype=np.int64), np.array([]), np.array([]))
-    state = progress.estimate(default_store().get_run(run_id), empty, empty, empty)
+    state = progress.estimate(store.get_run(run_id), empty, empty, empty)
     assert state.fraction is None and state.describe().startswith("Starting")
 
 
@@ -130,8 +134,9 @@ def test_log_tail_reads_the_last_lines_of_a_big_log(tmp_path):
 
 
 def test_progress_once_training_starts_but_before_the_first_window():
-    run_id, _ = submit(parse_config({}))
-    run = default_store().get_run(run_id)
+    store = default_store()
+    run_id, _ = store.queue.submit(parse_config({}))
+    run = store.get_run(run_id)
     run.summary = {"total_steps": 111, "epochs": 3}
     empty = History(np.array([], dtype=np.int64), np.array([]), np.array([]))
     state = progress.estimate(run, empty, empty, empty)
@@ -149,23 +154,25 @@ def test_the_patterns_defaults_learn_the_data_set():
 
 
 def test_a_script_run_is_not_relaunched_and_says_why():
+    store = default_store()
     from dlx.tracking import start_run
 
     with start_run(experiment="mine", config={"lr": 0.1}, handle_signals=False) as run:
         run.log_metrics({"loss": 1.0}, step=0)
-    reason = launch.why_not_rerun(default_store().get_run(run.id))
+    reason = launch.why_not_rerun(store.get_run(run.id))
     assert reason and "tracked from a script" in reason and "no data set" in reason
     with pytest.raises(DlxError, match="tracked from a script") as caught:
-        launch.rerun(default_store(), run.id)
+        launch.rerun(store, run.id)
     assert caught.value.field == "run"
     with pytest.raises(DlxError, match="tracked from a script"):
-        launch.from_run(default_store().get_run(run.id))
-    assert [r.id for r in default_store().list_runs()] == [run.id]  # no digits training was queued
+        launch.from_run(store.get_run(run.id))
+    assert [r.id for r in store.list_runs()] == [run.id]  # no digits training was queued
 
 
 def test_a_launched_run_can_be_relaunched():
-    (run_id,) = launch.submit_plan(default_store(), launch.plan(form()))
-    assert launch.why_not_rerun(default_store().get_run(run_id)) is None
+    store = default_store()
+    (run_id,) = launch.submit_plan(store, launch.plan(form()))
+    assert launch.why_not_rerun(store.get_run(run_id)) is None
 
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -185,7 +192,8 @@ def test_a_data_set_without_its_files_is_refused_before_queueing_naming_where_it
     assert default_store().list_runs() == []
     (run_id,) = launch.submit_plan(default_store(), launch.plan(form(dataset="mnist", model="cnn", download=True)))
     assert launch.why_not_rerun(default_store().get_run(run_id)) is None  # it may fetch them
-    run_id, _ = submit(parse_config({"dataset": "mnist", "model": "cnn"}))  # queued before they went
+    queued = parse_config({"dataset": "mnist", "model": "cnn"})
+    run_id, _ = default_store().queue.submit(queued)  # queued before they went
     assert launch.why_not_rerun(default_store().get_run(run_id)).startswith("mnist files are missing")
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)

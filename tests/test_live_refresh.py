@@ -55,13 +55,14 @@ def test_a_long_series_stays_a_chart_wide_and_keeps_each_buckets_min_and_max():
 
 
 def test_a_reopened_page_reads_the_same_buckets_in_sql():
+    store = default_store()
     values = np.sin(np.arange(20_000) / 300.0)
     run = Run(create_run({}, status="running"), flush_size=5000)
     _log(run, "loss", range(20_000), values)
-    series = live.LiveRun(default_store(), run.id)
+    series = live.LiveRun(store, run.id)
     series.refresh()
     loaded = series.get("loss")
-    reduced = default_store().reduced_history([run.id], ["loss"], live.BUCKETS)[(run.id, "loss")]
+    reduced = store.reduced_history([run.id], ["loss"], live.BUCKETS)[(run.id, "loss")]
     assert np.array_equal(loaded.high, reduced.max) and np.array_equal(loaded.low, reduced.min)
     assert loaded.tail.steps.tolist() == list(range(20_000 - live.TAIL, 20_000))
     run.finish()

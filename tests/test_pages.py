@@ -16,8 +16,6 @@ from db.models import Artifact, utcnow
 from db.models import Worker as WorkerRow
 from dlx import launch, settings
 from dlx.config import parse_config
-from dlx.jobs import cancel_run, submit
-from dlx.jobs.queue import claim, finish_job
 from dlx.store import default_store
 from dlx.tracking import Run
 from tests.browser import stop_spawned_workers
@@ -63,20 +61,20 @@ def every_status_home(tmp_path_factory) -> tuple[Path, dict[str, int]]:
         patch.setenv("DLX_HOME", str(home))
         ids = {"succeeded": train_in_process({"dataset": "digits", "model": "cnn", "epochs": 1})}
         config = parse_config({"dataset": "digits", "model": "cnn", "epochs": 2})
-        ids["running"], _ = submit(config)
-        claim("test-worker", cpu_only=True)
+        ids["running"], _ = default_store().queue.submit(config)
+        default_store().queue.claim("test-worker", cpu_only=True)
         run = Run(ids["running"])
         run.update_summary({"total_steps": 68, "steps_per_epoch": 34, "epochs": 2})
         for step in range(1, 21):
             run.log_metrics({"train_loss": 2.3 / step}, step)
         run.log_metrics({"samples_per_s": 5000.0}, 20)
         run.finish("running")
-        ids["failed"], job = submit(config)
-        claim("test-worker", cpu_only=True)
-        finish_job(job, "failed", DIVERGED)
-        ids["cancelled"], _ = submit(config)
-        cancel_run(ids["cancelled"])
-        ids["queued"], _ = submit(config)
+        ids["failed"], job = default_store().queue.submit(config)
+        default_store().queue.claim("test-worker", cpu_only=True)
+        default_store().queue.finish_job(job, "failed", DIVERGED)
+        ids["cancelled"], _ = default_store().queue.submit(config)
+        default_store().queue.cancel_run(ids["cancelled"])
+        ids["queued"], _ = default_store().queue.submit(config)
         assert {s: default_store().get_run(i).status for s, i in ids.items()} == {s: s for s in ids}
         dispose_all()
     return home, ids
@@ -210,9 +208,10 @@ def test_succeeded_run_shows_test_accuracy_curves_and_confusion_matrix(every_sta
 
 
 def test_sweep_link_lists_only_that_sweeps_runs():
+    store = default_store()
     form = {**launch.to_form(launch.defaults_for("digits", "cnn")), "seed": "0, 1"}
-    swept = launch.submit_plan(default_store(), launch.plan(form), sweep="seeds")
-    submit(parse_config({}))  # outside the sweep
+    swept = launch.submit_plan(store, launch.plan(form), sweep="seeds")
+    store.queue.submit(parse_config({}))  # outside the sweep
     at = open_app("pages/runs.py", sweep="seeds")
     assert sorted(at.dataframe[0].value["id"]) == sorted(swept)
     assert "Sweep **seeds**: 2 runs, 0 finished." in at.info[0].value
@@ -295,7 +294,7 @@ def test_choosing_a_table_data_set_switches_to_a_model_and_defaults_that_fit():
 
 
 def test_edit_and_rerun_opens_launch_filled_from_the_run(every_status):
-    run_id = submit(parse_config({"dataset": "wine", "model": "mlp", "lr": 0.02, "epochs": 7,
+    run_id = default_store().queue.submit(parse_config({"dataset": "wine", "model": "mlp", "lr": 0.02, "epochs": 7,
                                   "optimizer": "sgd", "name": "tuned"}))[0]
     at = open_app("pages/runs.py", run=str(run_id))
     at.button(key="runs.edit").click().run()
@@ -324,6 +323,7 @@ def test_cancel_button_cancels_a_queued_run(every_status):
 
 
 def test_delete_asks_first_then_removes_the_run_and_its_files(every_status):
+    store = default_store()
     run_id = every_status["succeeded"]
     folder = settings.home() / "runs" / str(run_id)
     log = settings.logs_dir() / "job-7.log"
@@ -333,10 +333,10 @@ def test_delete_asks_first_then_removes_the_run_and_its_files(every_status):
     assert folder.exists()
     at = open_app("pages/runs.py", run=str(run_id))
     at.button(key="runs.delete").click().run()
-    assert default_store().get_run(run_id) is not None  # only asked so far
+    assert store.get_run(run_id) is not None  # only asked so far
     assert "Delete run" in at.warning[0].value
     at.button(key="runs.delete_confirmed").click().run()
-    assert default_store().get_run(run_id) is None and not folder.exists() and not log.exists()
+    assert store.get_run(run_id) is None and not folder.exists() and not log.exists()
     assert at.title[0].value == "Runs" and "run" not in at.query_params
 
 
@@ -346,11 +346,12 @@ def test_delete_is_refused_while_a_run_is_active(every_status):
 
 
 def test_rerun_queues_the_same_config_and_opens_it(every_status):
+    store = default_store()
     at = open_app("pages/runs.py", run=str(every_status["succeeded"]))
     at.button(key="runs.rerun").click().run()
-    new = default_store().list_runs()[0]
+    new = store.list_runs()[0]
     assert new.status == "queued" and new.id not in every_status.values()
-    assert new.config == {**default_store().get_run(every_status["succeeded"]).config, "sweep": None}
+    assert new.config == {**store.get_run(every_status["succeeded"]).config, "sweep": None}
     assert at.title[0].value.startswith(f"Run #{new.id}")
 
 
@@ -387,11 +388,12 @@ def test_a_script_runs_page_draws_every_metric_it_logs_under_a_header_that_fits(
 
 
 def test_rerun_is_not_offered_for_a_script_run_and_the_page_says_why():
+    store = default_store()
     run_id = readme_example()
     at = open_app("pages/runs.py", run=str(run_id))
     assert at.button(key="runs.rerun").disabled and at.button(key="runs.edit").disabled
     assert "Re-run is not offered: run #1 was tracked from a script" in texts(at)
-    assert default_store().list_runs() != [] and len(default_store().list_runs()) == 1
+    assert store.list_runs() != [] and len(store.list_runs()) == 1
 
 
 def test_runs_table_shows_what_varies_and_leaves_missing_values_blank():
@@ -413,7 +415,7 @@ def test_runs_table_pages_past_fifty_runs_newest_first():
     from dlx.run_table import PAGE_ROWS
 
     config = parse_config({})
-    ids = [submit(config)[0] for _ in range(PAGE_ROWS + 1)]
+    ids = [default_store().queue.submit(config)[0] for _ in range(PAGE_ROWS + 1)]
     at = open_app("pages/runs.py")
     assert list(at.dataframe[0].value["id"]) == ids[:0:-1]  # the newest 50
     at.number_input(key="runs.page").set_value(2).run()

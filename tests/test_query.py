@@ -102,13 +102,14 @@ def test_invalid_expressions_name_the_position(expr, position, reason):
 
 
 def test_unknown_names_and_type_mistakes_are_refused_with_their_position(runs):
+    store = default_store()
     with pytest.raises(FilterError, match="no run field, parameter or metric is named 'lrr'") as caught:
-        default_store().list_runs(filter="val_acc > 0.5 and lrr < 0.1")
+        store.list_runs(filter="val_acc > 0.5 and lrr < 0.1")
     assert caught.value.position == 19
     with pytest.raises(FilterError, match="metric 'val_acc' is a number"):
-        default_store().list_runs(filter="val_acc = 'high'")
+        store.list_runs(filter="val_acc = 'high'")
     with pytest.raises(FilterError, match="created is compared with a date"):
-        default_store().list_runs(filter="created > 'yesterday'")
+        store.list_runs(filter="created > 'yesterday'")
     with pytest.raises(FilterError, match="nested more than"):
         parse("(" * 60 + "lr < 1" + ")" * 60)
 

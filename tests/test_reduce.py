@@ -79,30 +79,32 @@ def test_reduction_equals_numpy_on_random_data(seed, buckets):
 
 
 def test_series_share_buckets_and_a_zoom_reduces_only_the_visible_range():
+    store = default_store()
     rng = np.random.default_rng(7)
     a = [(s, float(v)) for s, v in enumerate(rng.normal(size=1000))]
     b = [(s, float(v)) for s, v in zip(range(500, 3000, 3), rng.normal(size=834))]
     run_a, run_b = _write(a, "acc"), _write(b, "acc")
     _write([(s, 1.0) for s in range(10)], "other", run_a)
-    both = default_store().reduced_history([run_a, run_b], ["acc", "missing"], 30)
+    both = store.reduced_history([run_a, run_b], ["acc", "missing"], 30)
     assert set(both) == {(run_a, "acc"), (run_a, "missing"), (run_b, "acc"), (run_b, "missing")}
     assert len(both[(run_a, "missing")]) == 0
     _same(_rows(both[(run_a, "acc")]), _reference(a, 30, 0, 2999))  # one step range for every series
     _same(_rows(both[(run_b, "acc")]), _reference(b, 30, 0, 2999))
-    zoom = default_store().reduced_history([run_a, run_b], ["acc"], 50, step_range=(400, 700))  # from the points
+    zoom = store.reduced_history([run_a, run_b], ["acc"], 50, step_range=(400, 700))  # from the points
     _same(_rows(zoom[(run_a, "acc")]), _reference(a, 50, 400, 700))
     _same(_rows(zoom[(run_b, "acc")]), _reference(b, 50, 400, 700))
     assert zoom[(run_a, "acc")].first_step == 400 and zoom[(run_a, "acc")].steps[-1] == 700
-    wide = default_store().reduced_history([run_a, run_b], ["acc"], 4, step_range=(420, 2690))  # from blocks, widened
+    wide = store.reduced_history([run_a, run_b], ["acc"], 4, step_range=(420, 2690))  # from blocks, widened
     _same(_rows(wide[(run_a, "acc")]), _reference(a, 4, 420, 2690))
     _same(_rows(wide[(run_b, "acc")]), _reference(b, 4, 420, 2690))
     assert wide[(run_a, "acc")].first_step == 400 and wide[(run_b, "acc")].steps[-1] == 2699
 
 
 def test_all_nan_bucket_and_bad_bucket_count():
+    store = default_store()
     run_id = _write([(0, float("nan")), (1, float("nan")), (2, 3.0)], "x")
-    reduced = default_store().reduced_history([run_id], ["x"], 2)[(run_id, "x")]
+    reduced = store.reduced_history([run_id], ["x"], 2)[(run_id, "x")]
     assert list(reduced.steps) == [1, 2]
     assert np.isnan(reduced.min[0]) and np.isnan(reduced.last[0]) and np.isnan(reduced.first) and reduced.last[1] == 3.0
     with pytest.raises(DlxError, match="buckets: must be 1 or more"):
-        default_store().reduced_history([run_id], ["x"], 0)
+        store.reduced_history([run_id], ["x"], 0)

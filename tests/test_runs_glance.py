@@ -123,6 +123,7 @@ def test_the_runs_page_renders_with_a_thousand_runs_and_overlays_the_newest_ten(
 
 
 def test_selected_runs_are_overlaid_tagged_and_archived_after_a_yes():
+    store = default_store()
     ids = sweep_of_three()
     at = open_runs()
     at.toggle(key="runs.select_many").set_value(True).run()
@@ -132,11 +133,11 @@ def test_selected_runs_are_overlaid_tagged_and_archived_after_a_yes():
     assert set(lines(at)["val_acc"]) == {f"#{ids[2]} lr0.001", f"#{ids[0]} lr0.1"}  # newest first: rows 0 and 2
     at.text_input(key="runs.add_tags").set_value("baseline, owner=ana").run()
     at.button(key="runs.add_tags_apply").click().run()
-    assert default_store().get_run(ids[0]).user_tags == {"baseline": "", "owner": "ana"}
-    assert default_store().get_run(ids[1]).user_tags == {}
+    assert store.get_run(ids[0]).user_tags == {"baseline": "", "owner": "ana"}
+    assert store.get_run(ids[1]).user_tags == {}
     at.button(key="runs.archive").click().run()
-    assert default_store().list_runs(archived=True) == []  # it asks first
+    assert store.list_runs(archived=True) == []  # it asks first
     at.button(key="runs.archive_confirmed").click().run()
     assert not at.exception
-    assert sorted(r.id for r in default_store().list_runs(archived=True)) == [ids[0], ids[2]]
+    assert sorted(r.id for r in store.list_runs(archived=True)) == [ids[0], ids[2]]
     assert list(at.dataframe[0].value["id"]) == [ids[1]]

@@ -17,8 +17,6 @@ from streamlit.testing.v1 import AppTest
 from db.engine import session
 from db.models import Metric, utcnow
 from db.models import Run as RunRow
-from dlx.jobs import cancel_run
-from dlx.jobs.queue import reap_stale
 from dlx.store import default_store
 from tests.conftest import start_worker, stop_process, wait_for
 
@@ -140,12 +138,13 @@ def test_a_killed_scripts_run_is_failed_when_the_app_loads(scripts):
 
 
 def test_a_live_script_keeps_its_run_past_the_stale_window(scripts):
+    store = default_store()
     process, run_id = start_script(scripts, LOOPING)
     started = run_row(run_id).started_at
     wait_for(lambda: utcnow() - started > timedelta(seconds=float(STALE_AFTER) + 1), timeout=30,
              message="the stale window to pass")
-    reap_stale()
-    assert default_store().get_run(run_id).status == "running"
+    store.queue.reap_stale()
+    assert store.get_run(run_id).status == "running"
     assert run_row(run_id).owner == f"{process.pid}@{os.uname().nodename}"
 
 
@@ -193,20 +192,21 @@ def test_cancel_of_a_run_that_does_not_exist_names_it():
     from dlx.errors import DlxError
 
     with pytest.raises(DlxError, match="no run #404"):
-        cancel_run(404)
+        default_store().queue.cancel_run(404)
 
 
 def test_dlx_delete_asks_then_deletes_a_scripts_run(scripts):
+    store = default_store()
     process, run_id = start_script(scripts, LOOPING)
     kept = dlx("delete", str(run_id), stdin="n\n")
     assert kept.returncode == 1 and "still active" in kept.stdout
-    assert default_store().get_run(run_id).status == "running"
+    assert store.get_run(run_id).status == "running"
     deleted = dlx("delete", str(run_id), "--yes")
     assert deleted.returncode == 0, deleted.stderr
     assert f"deleted run {run_id}" in deleted.stdout
     process.communicate(timeout=60)  # asked to stop before its rows went
     assert process.returncode != 0
-    assert default_store().get_run(run_id) is None and points(run_id) == 0
+    assert store.get_run(run_id) is None and points(run_id) == 0
     missing = dlx("delete", str(run_id), "--yes")
     assert missing.returncode == 2 and f"no run #{run_id}" in missing.stderr
 
@@ -234,6 +234,7 @@ def test_an_unclosed_run_ends_as_its_script_ended(scripts, ending, status, error
 
 @pytest.mark.usefixtures("store_url")
 def test_a_script_whose_run_is_deleted_under_it_drops_its_points_and_stops(scripts):
+    store = default_store()
     process, run_id = start_script(scripts, """
         import time
         from dlx.tracking import start_run
@@ -245,7 +246,7 @@ def test_a_script_whose_run_is_deleted_under_it_drops_its_points_and_stops(scrip
                 run.log_metric("loss", 1.0 / step, step=step)
                 time.sleep(0.01)
     """)
-    default_store().delete_run(run_id, wait=0)  # gone before the script could react to the stop request
+    store.delete_run(run_id, wait=0)  # gone before the script could react to the stop request
     _, err = process.communicate(timeout=60)  # its flushes are refused, its heartbeat finds no run
     assert "Cancelled" in err
-    assert default_store().get_run(run_id) is None and points(run_id) == 0
+    assert store.get_run(run_id) is None and points(run_id) == 0

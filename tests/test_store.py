@@ -13,7 +13,6 @@ from db.models import Artifact, Base, Job, Metric, Param, Tag
 from db.models import Run as RunRow
 from dlx import settings
 from dlx.config import parse_config
-from dlx.jobs import submit
 from dlx.store import Store, decode_param, default_store
 from dlx.tracking import Run, create_run, start_run
 
@@ -84,6 +83,7 @@ def test_params_tags_and_metrics_round_trip():
 
 
 def test_metric_history_comes_back_in_step_order():
+    store = default_store()
     run = Run(create_run({"dataset": "digits"}, status="running"))
     steps = [7, 2, 9, 0, 5, 1, 8, 3, 6, 4]
     for step in steps:
@@ -91,26 +91,28 @@ def test_metric_history_comes_back_in_step_order():
     run.log_metric("loss", float("nan"), step=10)
     run.log_metric("other", 1.0, step=0)
     run.finish()
-    history = default_store().metric_history(run.id, "loss")
+    history = store.metric_history(run.id, "loss")
     assert len(history) == 11
     assert history.steps.tolist() == list(range(11))
     assert history.values[:10].tolist() == [s / 10 for s in range(10)]
     assert math.isnan(history.values[10])  # NaN survives as NaN, not as an error
     assert (history.times > 0).all()
-    assert len(default_store().metric_history(run.id, "missing")) == 0
+    assert len(store.metric_history(run.id, "missing")) == 0
 
 
 def test_list_runs_filters_by_status_and_sweep():
+    store = default_store()
     first = create_run({"dataset": "digits"}, sweep="grid-a")
     second = create_run({"dataset": "iris"}, sweep="grid-b", status="succeeded")
-    assert [r.id for r in default_store().list_runs()] == [second, first]
-    assert [r.id for r in default_store().list_runs(sweep="grid-a")] == [first]
-    assert [r.id for r in default_store().list_runs(status=["succeeded"])] == [second]
-    assert default_store().status_counts() == {"queued": 1, "succeeded": 1}
+    assert [r.id for r in store.list_runs()] == [second, first]
+    assert [r.id for r in store.list_runs(sweep="grid-a")] == [first]
+    assert [r.id for r in store.list_runs(status=["succeeded"])] == [second]
+    assert store.status_counts() == {"queued": 1, "succeeded": 1}
 
 
 def test_delete_run_removes_its_rows_and_files():
-    run_id, _job_id = submit(parse_config({"dataset": "iris", "model": "mlp"}))
+    store = default_store()
+    run_id, _job_id = store.queue.submit(parse_config({"dataset": "iris", "model": "mlp"}))
     keep = create_run({"dataset": "wine"})
     run = Run(run_id)
     run.log_params({"lr": 0.1})
@@ -124,15 +126,15 @@ def test_delete_run_removes_its_rows_and_files():
     other.log_metrics({"loss": 2.0}, step=0)
     other.finish()
     run.finish()
-    assert default_store().checkpoint_path(run_id) == checkpoint
+    assert store.checkpoint_path(run_id) == checkpoint
 
-    default_store().delete_run(run_id)
+    store.delete_run(run_id)
 
-    assert default_store().get_run(run_id) is None
+    assert store.get_run(run_id) is None
     for table in (Metric, Param, Tag, Artifact, Job):
         assert _count(table, run_id) == 0, table.__tablename__
     assert not (settings.home() / "runs" / str(run_id)).exists()
-    assert default_store().get_run(keep) is not None
+    assert store.get_run(keep) is not None
     assert _count(Metric, keep) == 1
     with session() as s:
         assert s.get(RunRow, keep) is not None

@@ -35,22 +35,24 @@ def _summary(run_id: int) -> dict[str, tuple]:
 
 
 def test_summary_rows_follow_every_flush_and_match_the_history():
+    store = default_store()
     nan = math.nan
     run_id = _run({}, {"loss": [(0, 5.0), (1, nan), (2, 1.0), (5, 7.0), (3, -2.0), (5, 4.0), (4, nan)],
                        "acc": [(0, nan), (1, nan)]})
     assert _summary(run_id) == {"loss": (5, 4.0, -2.0, 7.0), "acc": (1, None, None, None)}
-    assert default_store().latest_metrics(run_id) == {"loss": (5, 4.0), "acc": (1, None)}
+    assert store.latest_metrics(run_id) == {"loss": (5, 4.0), "acc": (1, None)}
     run = Run(run_id)
     run.log_metrics({"acc": 0.5, "loss": 9.0}, step=2)  # an earlier step than loss's last: min/max only
     run.flush()
     run._stop.set()
     assert _summary(run_id) == {"loss": (5, 4.0, -2.0, 9.0), "acc": (2, 0.5, 0.5, 0.5)}
-    history = default_store().metric_history(run_id, "loss")
+    history = store.metric_history(run_id, "loss")
     assert (np.nanmin(history.values), np.nanmax(history.values)) == (-2.0, 9.0)
-    assert [r.metrics for r in default_store().list_runs()] == [{"loss": 4.0, "acc": 0.5}]
+    assert [r.metrics for r in store.list_runs()] == [{"loss": 4.0, "acc": 0.5}]
 
 
 def test_migration_backfills_summaries_and_numeric_params_of_existing_runs():
+    store = default_store()
     engine = get_engine(settings.database_url(), upgrade_schema=False)
     upgrade(engine, "0002")
     with engine.begin() as conn:
@@ -71,8 +73,8 @@ def test_migration_backfills_summaries_and_numeric_params_of_existing_runs():
     with engine.connect() as conn:
         numbers = dict(conn.execute(text("SELECT key, number FROM params")).all())
     assert numbers == {"lr": 0.01, "optimizer": None, "flag": None, "layers": None}
-    assert [r.id for r in default_store().list_runs(filter="lr = 0.01 and loss < 2.5")] == [1]
-    reduced = default_store().reduced_history([1], ["loss"], 1)[(1, "loss")]  # one bucket, made from the blocks
+    assert [r.id for r in store.list_runs(filter="lr = 0.01 and loss < 2.5")] == [1]
+    reduced = store.reduced_history([1], ["loss"], 1)[(1, "loss")]  # one bucket, made from the blocks
     assert (list(reduced.steps), list(reduced.last), reduced.first_step, reduced.first) == ([120], [0.5], -3, 4.0)
 
 
@@ -94,43 +96,47 @@ def grid() -> list[int]:
 
 
 def test_sort_by_param_numerically_by_metric_and_by_column(grid):
-    by_layers = [r.params["layers"] for r in default_store().list_runs(sort="layers", descending=False)]
+    store = default_store()
+    by_layers = [r.params["layers"] for r in store.list_runs(sort="layers", descending=False)]
     assert by_layers == ["1", "2", "3", "4", "10", "30"]
-    by_acc = [r.id for r in default_store().list_runs(sort="val_acc")]
+    by_acc = [r.id for r in store.list_runs(sort="val_acc")]
     assert by_acc == [grid[5], grid[4], grid[3], grid[1], grid[0], grid[2]]  # without the metric: last
-    assert [r.id for r in default_store().list_runs(sort="val_acc", descending=False)][-1] == grid[2]
-    assert [r.experiment for r in default_store().list_runs(sort="experiment", descending=False)] == ["exp-a"] * 4 + ["exp-b"] * 2
-    assert [r.id for r in default_store().list_runs(sort="optimizer", descending=False)] == [grid[1], grid[3], grid[5],
+    assert [r.id for r in store.list_runs(sort="val_acc", descending=False)][-1] == grid[2]
+    assert [r.experiment for r in store.list_runs(sort="experiment", descending=False)] == ["exp-a"] * 4 + ["exp-b"] * 2
+    assert [r.id for r in store.list_runs(sort="optimizer", descending=False)] == [grid[1], grid[3], grid[5],
                                                                                 grid[0], grid[2], grid[4]]
     with pytest.raises(DlxError, match="sort: no run field, parameter or metric is named 'nope'"):
-        default_store().list_runs(sort="nope")
+        store.list_runs(sort="nope")
 
 
 def test_pages_in_sql_add_up_to_the_filtered_list(grid):
+    store = default_store()
     expr = "layers >= 2"
-    full = [r.id for r in default_store().list_runs(filter=expr, sort="layers")]
-    assert default_store().count_runs(filter=expr) == len(full) == 5
-    pages = [default_store().list_runs(filter=expr, sort="layers", limit=2, offset=o) for o in (0, 2, 4, 6)]
+    full = [r.id for r in store.list_runs(filter=expr, sort="layers")]
+    assert store.count_runs(filter=expr) == len(full) == 5
+    pages = [store.list_runs(filter=expr, sort="layers", limit=2, offset=o) for o in (0, 2, 4, 6)]
     assert [r.id for page in pages for r in page] == full
     assert [len(page) for page in pages] == [2, 2, 1, 0]
     with pytest.raises(DlxError, match="offset: must be 0 or more"):
-        default_store().list_runs(offset=-1)
+        store.list_runs(offset=-1)
 
 
 def test_column_and_tag_filters_combine_with_an_expression(grid):
-    assert {r.id for r in default_store().list_runs(experiment="exp-b")} == {grid[4], grid[5]}
-    assert {r.id for r in default_store().list_runs(tag="keep")} == {grid[1], grid[4]}
-    assert {r.id for r in default_store().list_runs(tag="keep=yes")} == {grid[1]}
-    assert {r.id for r in default_store().list_runs(dataset="wine", status=["succeeded"])} == {grid[3], grid[4]}
-    assert {r.id for r in default_store().list_runs(sweep="s", model="cnn", filter="val_acc > 0.52")} == {grid[1]}
-    assert default_store().count_runs(experiment="exp-a", filter="optimizer = 'sgd'") == 2
-    assert default_store().list_runs(model="mlp") == []
+    store = default_store()
+    assert {r.id for r in store.list_runs(experiment="exp-b")} == {grid[4], grid[5]}
+    assert {r.id for r in store.list_runs(tag="keep")} == {grid[1], grid[4]}
+    assert {r.id for r in store.list_runs(tag="keep=yes")} == {grid[1]}
+    assert {r.id for r in store.list_runs(dataset="wine", status=["succeeded"])} == {grid[3], grid[4]}
+    assert {r.id for r in store.list_runs(sweep="s", model="cnn", filter="val_acc > 0.52")} == {grid[1]}
+    assert store.count_runs(experiment="exp-a", filter="optimizer = 'sgd'") == 2
+    assert store.list_runs(model="mlp") == []
 
 
 def test_delete_removes_the_summary_rows(grid):
-    default_store().delete_run(grid[0])
+    store = default_store()
+    store.delete_run(grid[0])
     assert _summary(grid[0]) == {}
-    assert default_store().count_runs() == 5
+    assert store.count_runs() == 5
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv"])

@@ -36,25 +36,27 @@ def buffered_run(**options) -> Run:
 
 
 def test_first_points_are_written_at_once_so_pages_draw_them():
+    store = default_store()
     run = buffered_run()
     with run:
         run.log_metrics({"loss": 2.3, "acc": 0.1}, step=0)
         assert stored_points(run.id) == 2  # no wait for the (hour-long) timer
         run.log_series("loss", [2.2, 2.1, 2.0], first_step=1)
         assert stored_points(run.id) == 2  # later points are buffered
-    assert default_store().metric_history(run.id, "loss").steps.tolist() == [0, 1, 2, 3]
-    assert default_store().metric_history(run.id, "loss").values.tolist() == [2.3, 2.2, 2.1, 2.0]
+    assert store.metric_history(run.id, "loss").steps.tolist() == [0, 1, 2, 3]
+    assert store.metric_history(run.id, "loss").values.tolist() == [2.3, 2.2, 2.1, 2.0]
 
 
 def test_points_are_buffered_and_written_when_the_block_ends():
+    store = default_store()
     run = buffered_run()
     with run:
         for step in range(300):
             run.log_metrics({"loss": 1 / (step + 1), "acc": step / 300, "lr": 0.1}, step=step)
         assert stored_points(run.id) == 3  # only the first step's points: no round trip per point
     assert stored_points(run.id) == 900
-    assert default_store().get_run(run.id).status == "succeeded"
-    assert default_store().metric_history(run.id, "acc").steps.tolist() == list(range(300))
+    assert store.get_run(run.id).status == "succeeded"
+    assert store.metric_history(run.id, "acc").steps.tolist() == list(range(300))
 
 
 def test_full_buffer_is_written_without_waiting():
@@ -131,6 +133,7 @@ def test_script_that_raises_fails_its_run_and_keeps_points():
 
 
 def test_sigterm_cancels_a_script_run_and_keeps_points():
+    store = default_store()
     script = run_script("""
         import time
         from dlx.tracking import start_run
@@ -147,11 +150,11 @@ def test_sigterm_cancels_a_script_run_and_keeps_points():
     _, err = script.communicate(timeout=60)
     assert script.returncode != 0
     assert "Cancelled" in err
-    info = default_store().get_run(run_id)
+    info = store.get_run(run_id)
     assert info.status == "cancelled"
     assert info.error == "cancelled by request"
     assert stored_points(run_id) == 500
-    assert default_store().metric_history(run_id, "loss").steps.tolist() == list(range(500))
+    assert store.metric_history(run_id, "loss").steps.tolist() == list(range(500))
 
 
 def test_script_that_never_closes_its_run_keeps_points_at_exit():
@@ -189,6 +192,7 @@ BAD_POINTS = {
 
 @pytest.mark.parametrize("key, value, step", list(BAD_POINTS.values()), ids=list(BAD_POINTS))
 def test_a_bad_point_is_refused_in_the_callers_line_and_later_points_are_kept(key, value, step):
+    store = default_store()
     run = buffered_run()
     with run:
         run.log_metric("loss", 1.0, step=0)  # written at once: what follows is buffered
@@ -200,11 +204,11 @@ def test_a_bad_point_is_refused_in_the_callers_line_and_later_points_are_kept(ke
             run.log_series(key, [value, value], first_step=step)
         for later in range(2, 6):
             run.log_metrics({"loss": 1.0 / later, "acc": 0.9}, step=later)
-    info = default_store().get_run(run.id)
+    info = store.get_run(run.id)
     assert info.status == "succeeded", info.error
-    assert default_store().metric_keys(run.id) == ["acc", "loss"]
-    assert default_store().metric_history(run.id, "loss").steps.tolist() == [0, 2, 3, 4, 5]
-    assert default_store().metric_history(run.id, "acc").steps.tolist() == [2, 3, 4, 5]
+    assert store.metric_keys(run.id) == ["acc", "loss"]
+    assert store.metric_history(run.id, "loss").steps.tolist() == [0, 2, 3, 4, 5]
+    assert store.metric_history(run.id, "acc").steps.tolist() == [2, 3, 4, 5]
 
 
 def test_a_series_running_past_64_bits_is_refused_whole():
@@ -216,6 +220,7 @@ def test_a_series_running_past_64_bits_is_refused_whole():
 
 
 def test_numpy_and_tensor_points_are_stored_as_plain_numbers():
+    store = default_store()
     import torch
 
     run = buffered_run()
@@ -232,10 +237,10 @@ def test_numpy_and_tensor_points_are_stored_as_plain_numbers():
         value_types = set(s.scalars(text(f"SELECT DISTINCT CAST({typeof}(value) AS TEXT) FROM metrics WHERE run_id = :r"),
                                     {"r": run.id}))
     assert step_types == {"integer"} and value_types == {"double precision" if postgres else "real"}
-    assert default_store().metric_history(run.id, "loss").steps.tolist() == [3, 4, 5, 6]
-    assert default_store().metric_history(run.id, "loss").values.tolist() == [0.5, 0.25, 0.2, 0.1]
-    assert default_store().metric_history(run.id, "done").values.tolist() == [1.0]
-    params = default_store().get_run(run.id).params
+    assert store.metric_history(run.id, "loss").steps.tolist() == [3, 4, 5, 6]
+    assert store.metric_history(run.id, "loss").values.tolist() == [0.5, 0.25, 0.2, 0.1]
+    assert store.metric_history(run.id, "done").values.tolist() == [1.0]
+    params = store.get_run(run.id).params
     assert params == {"seed": "7", "widths": "[8, 16]", "name": "cnn"}
 
 
@@ -274,6 +279,7 @@ def refuse_key(key: str) -> None:
 
 
 def test_rows_the_database_refuses_are_dropped_and_the_rest_written(caplog):
+    store = default_store()
     refuse_key("bad")
     run = buffered_run()
     with run:
@@ -283,8 +289,8 @@ def test_rows_the_database_refuses_are_dropped_and_the_rest_written(caplog):
         run.flush()  # refused rows dropped; the good ones around them written
         assert stored_points(run.id) == 40
         run.log_metric("loss", 0.01, step=40)
-    assert default_store().get_run(run.id).status == "succeeded"
-    assert default_store().metric_history(run.id, "loss").steps.tolist() == list(range(41))
+    assert store.get_run(run.id).status == "succeeded"
+    assert store.metric_history(run.id, "loss").steps.tolist() == list(range(41))
     assert stored_points(run.id, "bad") == 0
     assert caplog.text.count("dropped the metric point") == 2
 

@@ -56,18 +56,19 @@ def test_same_seed_trains_the_same_model():
 
 
 def test_checkpoints_are_safetensors_and_reload_to_the_same_accuracy(trained_run):
+    store = default_store()
     for name in ("best", "last"):
-        path = default_store().checkpoint_path(trained_run, name)
+        path = store.checkpoint_path(trained_run, name)
         assert path is not None and path.suffix == ".safetensors"
         with safe_open(str(path), framework="pt") as checkpoint:
             assert checkpoint.metadata()["epoch"] in ("1", "2")
             assert any(key.startswith("features.") for key in checkpoint.keys())
-    model, config = load_run_model(default_store(), trained_run)
+    model, config = load_run_model(store, trained_run)
     assert not model.training
     test = load_dataset(config.dataset, config.seed, config.val_fraction, config.test_fraction).test
     with torch.no_grad():
         accuracy = (model(test.x).argmax(1) == test.y).float().mean().item()
-    assert accuracy == pytest.approx(default_store().get_run(trained_run).summary["test_acc"], abs=1e-6)
+    assert accuracy == pytest.approx(store.get_run(trained_run).summary["test_acc"], abs=1e-6)
 
 
 def test_best_checkpoint_keeps_its_weights_when_last_is_rewritten(tmp_path):
@@ -89,30 +90,32 @@ def test_best_checkpoint_keeps_its_weights_when_last_is_rewritten(tmp_path):
 
 def test_early_stopping_stops_when_validation_stops_improving():
     # An lr far below float32 resolution leaves the weights unchanged, so val_acc never improves.
+    store = default_store()
     run_id = train_in_process({"dataset": "breast_cancer", "model": "mlp", "epochs": 20, "optimizer": "sgd",
                                "lr": 1e-12, "schedule": "constant", "early_stopping_patience": 2,
                                "early_stopping_metric": "val_acc"})
-    run = default_store().get_run(run_id)
+    run = store.get_run(run_id)
     assert run.status == "succeeded"
     assert run.summary["epochs_run"] == 3
     assert run.summary["best_epoch"] == 1
-    assert default_store().metric_history(run_id, "epoch").values.tolist() == [1, 2, 3]
-    best = {a.name: a.meta["epoch"] for a in default_store().artifacts(run_id, "checkpoint")}
+    assert store.metric_history(run_id, "epoch").values.tolist() == [1, 2, 3]
+    best = {a.name: a.meta["epoch"] for a in store.artifacts(run_id, "checkpoint")}
     assert best == {"best": 1, "last": 3}
 
 
 def test_diverging_run_fails_naming_the_step():
+    store = default_store()
     with pytest.raises(DlxError, match=r"loss diverged at step \d+ ") as caught:
         train_in_process({"dataset": "breast_cancer", "model": "mlp", "epochs": 5, "optimizer": "sgd",
                           "lr": 10, "schedule": "constant"})
     assert caught.value.field == "lr"
-    run = default_store().list_runs()[0]
+    run = store.list_runs()[0]
     assert run.status == "failed"
     assert run.error == str(caught.value)
     assert "lower learning rate" in run.error
     step = int(re.search(r"step (\d+)", run.error).group(1))
     assert 1 <= step <= run.summary["total_steps"]
     # the losses logged before it are kept, and they are all finite
-    losses = default_store().metric_history(run.id, "train_loss")
+    losses = store.metric_history(run.id, "train_loss")
     assert all(s < step for s in losses.steps.tolist())
     assert all(math.isfinite(v) for v in losses.values.tolist())

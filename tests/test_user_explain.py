@@ -86,17 +86,18 @@ def test_an_upload_is_resized_and_normalised_as_in_training(streamed_run):
 
 
 def test_explain_page_shows_and_explains_a_user_image_set_and_says_how_uploads_are_preprocessed(streamed_run):
+    store = default_store()
     run_id, archive = streamed_run
     at = open_page(run=str(run_id))
     assert not at.error
     grid, = charts(at)
     assert traces(grid, "heatmap") == 4 * 3  # four samples, three image methods for a CNN
-    assert "x" not in vars(get_loaded_run(default_store(), run_id).bundle.test)
+    assert "x" not in vars(get_loaded_run(store, run_id).bundle.test)
     at.selectbox(key="explain.pick").set_value("index").run()
     at.text_input(key="explain.indices").set_value("1, 3").run()
     grid, = charts(at)
     shown = [a["text"].split(" ")[0] for a in grid["layout"]["annotations"] if a["text"].startswith("#")]
-    assert shown == ["#1", "#3"] and "x" not in vars(get_loaded_run(default_store(), run_id).bundle.test)
+    assert shown == ["#1", "#3"] and "x" not in vars(get_loaded_run(store, run_id).bundle.test)
     at.radio(key="explain.source").set_value("an uploaded image").run()
     assert "normalised with the set's own mean/std, as in training" in at.file_uploader(key="explain.upload").label
     png = archive.read("shapes/class1/0.png")

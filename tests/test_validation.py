@@ -28,8 +28,6 @@ from dlx.config import MAX_SEED, parse_config
 from dlx.data import load_dataset
 from dlx.devices import why_waiting
 from dlx.errors import DlxError
-from dlx.jobs import submit, submit_job
-from dlx.jobs.queue import get_job
 from dlx.jobs.supervisor import alive_workers
 from dlx.models import registry
 from dlx.store import default_store
@@ -108,14 +106,15 @@ def corrupt_run(dlx_home) -> tuple[int, Path]:
 
 
 def test_a_corrupt_checkpoint_is_a_clear_error_naming_the_file(corrupt_run):
+    store = default_store()
     run_id, path = corrupt_run
     with pytest.raises(DlxError) as err:
-        load_run_model(default_store(), run_id)
+        load_run_model(store, run_id)
     assert err.value.field == "checkpoint"
     assert path.name in str(err.value) and f"run #{run_id}" in str(err.value)
     path.write_bytes(b"not a safetensors file at all")
     with pytest.raises(DlxError, match=path.name):
-        load_run_model(default_store(), run_id)
+        load_run_model(store, run_id)
 
 
 def test_explain_page_shows_a_corrupt_checkpoint_as_an_error(corrupt_run):
@@ -234,7 +233,7 @@ def test_a_gpu_this_machine_lacks_is_refused_at_launch(dlx_home):
     missing = f"cuda:{torch.cuda.device_count()}"
     config = parse_config({"dataset": "digits", "device": missing})  # a config is machine-independent
     with pytest.raises(DlxError) as err:
-        submit(config)
+        default_store().queue.submit(config)
     assert err.value.field == "device" and missing in str(err.value)
     form = launch.to_form({**launch.defaults_for("digits", "cnn"), "device": missing})
     with pytest.raises(DlxError, match="Device: "):
@@ -244,25 +243,27 @@ def test_a_gpu_this_machine_lacks_is_refused_at_launch(dlx_home):
 
 def test_a_gpu_a_running_worker_has_is_accepted(dlx_home):
     """Workers elsewhere (another machine on the same database) register what they have."""
+    store = default_store()
     missing = torch.cuda.device_count()
     with session() as s, s.begin():
         s.add(WorkerRow(id="gpu-host:1", info={"gpus": missing + 1, "cpu_slots": 1}))
-    run_id, _ = submit(parse_config({"dataset": "digits", "device": f"cuda:{missing}"}))
-    assert default_store().get_run(run_id).status == "queued"
+    run_id, _ = store.queue.submit(parse_config({"dataset": "digits", "device": f"cuda:{missing}"}))
+    assert store.get_run(run_id).status == "queued"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine whose workers have no GPU")
 def test_runs_page_says_why_a_gpu_job_waits(dlx_home):
+    store = default_store()
     run_id = create_run({"dataset": "digits", "model": "cnn", "device": "cuda:0"}, status="queued")
-    job_id = submit_job("train", {}, run_id, "cuda:0")  # queued before this machine lost its GPU
-    assert "No worker is running" in why_waiting(get_job(job_id))
+    job_id = store.queue.submit_job("train", {}, run_id, "cuda:0")  # queued before this machine lost its GPU
+    assert "No worker is running" in why_waiting(store, store.queue.get_job(job_id))
     worker = start_worker(dlx_home)
     try:
-        wait_for(alive_workers, message="the worker to register")
-        assert "no running worker has a GPU" in why_waiting(get_job(job_id))
+        wait_for(lambda: alive_workers(store), message="the worker to register")
+        assert "no running worker has a GPU" in why_waiting(store, store.queue.get_job(job_id))
         at = open_app("pages/runs.py", run=str(run_id))
         assert any("cuda:0" in i.value and "no running worker has a GPU" in i.value for i in at.info)
-        assert get_job(job_id).status == "queued"
+        assert store.queue.get_job(job_id).status == "queued"
     finally:
         stop_process(worker)
 

@@ -11,9 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
 
-from db.engine import session
 from db.models import Job
 from dlx.devices import resolve_device
 from dlx.errors import DlxError
@@ -23,8 +21,7 @@ from dlx.explain.models_cache import LoadedRun, get_loaded_run
 from dlx.explain.text_methods import get_text_method
 from dlx.explain.text_scores import TextScores, score_text_methods
 from dlx.jobs.kinds import register_job_kind
-from dlx.jobs.queue import set_progress, submit_job
-from dlx.store import default_store
+from dlx.store import Store
 
 KIND = "explain_text"
 
@@ -60,17 +57,14 @@ def text_task_key(loaded: LoadedRun, task: TextTask) -> str:
     return cache.digest({"job": KIND, "task": task.check().model_dump(), "checkpoint_id": loaded.checkpoint_id})
 
 
-def submit_text_task(task: TextTask, url: str | None = None) -> int:
+def submit_text_task(store: Store, task: TextTask) -> int:
     task = task.check()
-    return submit_job(KIND, task.model_dump(), task.run_id, "auto", url)
+    return store.queue.submit_job(KIND, task.model_dump(), task.run_id, "auto")
 
 
-def find_text_job(task: TextTask, url: str | None = None) -> Job | None:
+def find_text_job(store: Store, task: TextTask) -> Job | None:
     """The latest job (any status) computing exactly this task."""
-    payload = task.check().model_dump()
-    with session(url) as s:
-        jobs = s.scalars(select(Job).where(Job.kind == KIND, Job.run_id == task.run_id).order_by(Job.id.desc()))
-        return next((job for job in jobs if job.payload == payload), None)
+    return store.queue.find_job(KIND, task.run_id, task.check().model_dump())
 
 
 @torch.no_grad()
@@ -101,10 +95,10 @@ def text_task_result(loaded: LoadedRun, task: TextTask, url: str | None = None) 
 
 
 @register_job_kind(KIND)
-def explain_text_job(job: Job) -> None:
+def explain_text_job(store: Store, job: Job) -> None:
     task = parse_text_task(job.payload)
-    loaded = get_loaded_run(default_store(), task.run_id, task.checkpoint, resolve_device(job.device))
+    loaded = get_loaded_run(store, task.run_id, task.checkpoint, resolve_device(job.device))
     print(f"explain_text job {job.id}: {task.methods} on {task.n_samples} sentences of run #{task.run_id} "
           f"on {loaded.device}", flush=True)
-    run_text_task(loaded, task, lambda fraction: set_progress(job.id, fraction))
-    set_progress(job.id, 1.0)
+    run_text_task(loaded, task, lambda fraction: store.queue.set_progress(job.id, fraction))
+    store.queue.set_progress(job.id, 1.0)
