@@ -23,9 +23,8 @@ from common import machine, median, report, setup
 setup()
 
 from dlx import charts, live  # noqa: E402
-
-from dlx.store import History, default_store
-from dlx.tracking import Run, create_run  # noqa: E402
+from dlx.store import History, default_store  # noqa: E402
+from dlx.tracking import Run  # noqa: E402
 
 STEPS_PER_EPOCH = 1000
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc", "test_loss", "test_acc", "epoch", "samples_per_s")
@@ -97,7 +96,7 @@ def main() -> None:
     parser.add_argument("--refreshes", type=int, default=15)
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    run = Run(create_run({"dataset": "digits"}, status="running"), flush_size=10_000)
+    run = Run(default_store(), default_store().create_run({"dataset": "digits"}, status="running"), flush_size=10_000)
     log_steps(run, 0, args.steps)
     state = live.LiveRun(store, run.id)
     first_ms, first_bytes = timed(lambda: new_refresh(state))

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from dlx import settings
@@ -99,17 +99,6 @@ def _lock_schema(connection: Connection) -> None:
     """On PostgreSQL, an advisory lock held until this transaction ends; other databases lock by file."""
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-
-
-def upsert(bind: Connection | Engine, table: Table):
-    """An INSERT with the dialect's `.on_conflict_do_update` (PostgreSQL and SQLite spell it alike)."""
-    if bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif bind.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        raise NotImplementedError(f"database: dlx supports SQLite and PostgreSQL, not {bind.dialect.name}")
-    return insert(table)
 
 
 def dispose_all() -> None:

@@ -1,13 +1,13 @@
-"""Editing runs in the store: tags, a note, the archived mark, deletion (the Store's mixin for them)."""
+"""Editing runs in the store: creating, tags, a note, the archived mark, deletion (the Store's mixin for them)."""
 from __future__ import annotations
 
 import shutil
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping
 
 from sqlalchemy import delete, select
 
-from db.models import Artifact, Job, Metric, Param, RunSummary, Tag, utcnow
+from db.models import Artifact, Experiment, Job, Metric, Param, RunSummary, Tag, utcnow
 from db.models import Run as RunRow
 from dlx import settings
 from dlx.errors import DlxError
@@ -55,6 +55,22 @@ class RunEdits:
     session: Callable[[], Session]
     queue: Queue
 
+
+    def create_run(self, config: Mapping[str, Any] | None = None, experiment: str = "default",
+                   name: str | None = None, sweep: str | None = None, status: str = "queued") -> int:
+        """Insert a run row (and its experiment if new); returns the run id."""
+        config = dict(config or {})
+        with self.session() as s, s.begin():
+            exp = s.scalars(select(Experiment).where(Experiment.name == experiment)).first()
+            if exp is None:
+                exp = Experiment(name=experiment)
+                s.add(exp)
+                s.flush()
+            row = RunRow(experiment_id=exp.id, name=name, sweep=sweep, status=status, config=config,
+                         dataset=config.get("dataset"), model=config.get("model"))
+            s.add(row)
+            s.flush()
+            return row.id
 
     def set_tags(self, run_id: int, tags: dict[str, str]) -> None:
         """Replace a run's own tags with `tags` (its note and archived mark stay)."""

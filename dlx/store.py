@@ -15,7 +15,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, Table, func, select
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from db.engine import get_engine, on_dispose
@@ -122,6 +122,16 @@ class Store(RunEdits):
 
     def connect(self) -> Connection:
         return self.engine.connect()
+
+    def upsert(self, table: Table):
+        """An INSERT with the dialect's `.on_conflict_do_update` (PostgreSQL and SQLite spell it alike)."""
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            raise NotImplementedError(f"database: dlx supports SQLite and PostgreSQL, not {self.dialect}")
+        return insert(table)
 
     @cached_property
     def queue(self) -> Queue:

@@ -7,10 +7,9 @@ import torch
 from safetensors import safe_open
 
 from dlx import settings
-
 from dlx.checkpoint_writer import CheckpointWriter, snapshot
 from dlx.store import default_store
-from dlx.tracking import Run, create_run
+from dlx.tracking import Run
 
 
 def _epoch_of(path) -> str:
@@ -20,7 +19,7 @@ def _epoch_of(path) -> str:
 
 def test_close_leaves_the_newest_last_and_best_on_disk_and_indexed():
     store = default_store()
-    run = Run(create_run({}, status="running"))
+    run = Run(default_store(), default_store().create_run({}, status="running"))
     folder = settings.run_dir(run.id) / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     model = torch.nn.Linear(3, 2)
@@ -42,7 +41,8 @@ def test_close_leaves_the_newest_last_and_best_on_disk_and_indexed():
 
 
 def test_a_failed_write_is_raised_by_close():
-    run = Run(create_run({}, status="running"))
+    store = default_store()
+    run = Run(store, store.create_run({}, status="running"))
     folder = settings.run_dir(run.id) / "missing" / "checkpoints"  # never created: the write fails
     writer = CheckpointWriter(run, folder)
     writer.submit(snapshot(torch.nn.Linear(2, 2), {"epoch": "1"}), {"epoch": 1}, {"epoch": 1})
@@ -55,7 +55,7 @@ def test_nothing_is_written_before_a_write_is_due_and_close_writes_what_waits():
     """Epochs faster than `every` cost no write each: the newest last and best wait in memory until
     the writer is due or closed (as when a run ends, fails or is cancelled)."""
     store = default_store()
-    run = Run(create_run({}, status="running"))
+    run = Run(default_store(), default_store().create_run({}, status="running"))
     folder = settings.run_dir(run.id) / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     model = torch.nn.Linear(3, 2)

@@ -15,7 +15,6 @@ from db.models import Metric, RunSummary
 from dlx import settings
 from dlx.config import parse_config
 from dlx.store import FINAL_STATES, default_store
-from dlx.tracking import create_run
 from tests.conftest import start_worker, stop_process, wait_for
 
 pytestmark = [pytest.mark.usefixtures("store_url"), pytest.mark.slow]  # about a minute per store on 2 cores
@@ -27,11 +26,11 @@ QUICK = {"dataset": "breast_cancer", "model": "mlp", "epochs": 2}
 # size makes many transactions.
 WRITER = """
     import sys
-    from dlx.tracking import Run, create_run
+    from dlx.tracking import Run
 
     index, shared_id = int(sys.argv[1]), int(sys.argv[2])
-    shared = Run(shared_id, flush_size=37)
-    with Run(create_run(status="running"), flush_size=37) as run:
+    shared = Run(default_store(), shared_id, flush_size=37)
+    with Run(default_store(), default_store().create_run(status="running"), flush_size=37) as run:
         print(run.id, flush=True)
         for step in range(STEPS):
             run.log_metrics({"loss": 1.0 / (step + 1), "acc": step / STEPS}, step=step)
@@ -51,7 +50,7 @@ def test_two_workers_and_eight_writers_lose_nothing_and_never_lock():
     home = settings.home()
     home.mkdir(parents=True, exist_ok=True)
     jobs = [default_store().queue.submit(parse_config({**QUICK, "seed": seed})) for seed in range(4)]
-    shared = create_run({"dataset": "digits"}, name="shared", status="running")
+    shared = default_store().create_run({"dataset": "digits"}, name="shared", status="running")
     script = textwrap.dedent(WRITER).replace("STEPS", str(STEPS))
     workers: list[subprocess.Popen] = []
     writers: list[subprocess.Popen] = []

@@ -15,7 +15,6 @@ from dlx.explain.methods import explain
 from dlx.explain.models_cache import checkpointed_run_ids, get_loaded_run
 from dlx.explain.scoring import scores_cached
 from dlx.store import default_store
-from dlx.tracking import create_run
 
 
 def forward_calls(model) -> list[int]:
@@ -93,7 +92,7 @@ def test_loaded_model_is_kept_until_its_checkpoint_changes(trained_run):
 
 def test_run_without_a_checkpoint_gives_a_clear_message():
     store = default_store()
-    run_id = create_run({"dataset": "digits", "model": "cnn"}, status="queued")
+    run_id = default_store().create_run({"dataset": "digits", "model": "cnn"}, status="queued")
     with pytest.raises(DlxError, match="has no 'best' checkpoint.*status queued.*finished at least one epoch"):
         get_loaded_run(store, run_id)
     with pytest.raises(DlxError, match="there is no run #999"):

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from dlx import settings
-
 from dlx.errors import DlxError
 from dlx.explain.jobs import ExplainTask, failure_reason, find_job, run_task, submit_task, task_result
 from dlx.explain.models_cache import get_loaded_run

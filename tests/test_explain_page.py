@@ -15,7 +15,6 @@ from dlx.explain import METHODS
 from dlx.explain.jobs import ExplainTask, find_job, run_task
 from dlx.explain.models_cache import get_loaded_run
 from dlx.store import default_store
-from dlx.tracking import create_run
 from tests.conftest import train_in_process
 
 PAGE = Path(__file__).resolve().parent.parent / "pages" / "explain.py"
@@ -76,7 +75,7 @@ def test_changing_a_method_parameter_recomputes_only_that_method(trained_run):
 
 
 def test_picking_a_run_without_a_checkpoint_gives_a_clear_message(trained_run):
-    create_run({"dataset": "digits", "model": "cnn"}, name="waiting", status="queued")
+    default_store().create_run({"dataset": "digits", "model": "cnn"}, name="waiting", status="queued")
     at = open_page()
     at.selectbox(key="explain.run").select_index(0).run()  # the newest: the queued run
     assert "no checkpoint" in at.selectbox(key="explain.run").format_func(at.selectbox(key="explain.run").value)

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from dlx import settings
-
 from dlx.config import parse_config
 from dlx.store import default_store
 from tests.conftest import start_worker, stop_process, wait_for

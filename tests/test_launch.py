@@ -10,7 +10,6 @@ import pytest
 import torchvision.datasets
 
 from dlx import launch, progress
-
 from dlx.config import parse_config
 from dlx.data import torchvision_sets
 from dlx.errors import DlxError

@@ -63,7 +63,7 @@ def every_status_home(tmp_path_factory) -> tuple[Path, dict[str, int]]:
         config = parse_config({"dataset": "digits", "model": "cnn", "epochs": 2})
         ids["running"], _ = default_store().queue.submit(config)
         default_store().queue.claim("test-worker", cpu_only=True)
-        run = Run(ids["running"])
+        run = Run(default_store(), ids["running"])
         run.update_summary({"total_steps": 68, "steps_per_epoch": 34, "epochs": 2})
         for step in range(1, 21):
             run.log_metrics({"train_loss": 2.3 / step}, step)

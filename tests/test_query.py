@@ -9,13 +9,14 @@ from db.models import Run as RunRow
 from dlx.errors import DlxError
 from dlx.query import BoolOp, Comparison, FilterError, Not, parse
 from dlx.store import default_store
-from dlx.tracking import Run, create_run
+from dlx.tracking import Run
 
 
 def _run(params: dict, metrics: dict, *, status: str = "succeeded", config: dict | None = None,
          tags: dict | None = None, sweep: str | None = None, experiment: str = "default") -> int:
-    run_id = create_run(config or {}, experiment=experiment, sweep=sweep, status=status)
-    run = Run(run_id)
+    store = default_store()
+    run_id = store.create_run(config or {}, experiment=experiment, sweep=sweep, status=status)
+    run = Run(store, run_id)
     run.log_params(params)
     if tags:
         run.set_tags(tags)
@@ -140,10 +141,11 @@ def test_injection_attempts_are_data(runs, expr, expected):
 
 def test_sql_keywords_as_names_are_only_names(runs):
     """`select`, `drop` or `union` are looked up as params or metrics, never spliced into SQL."""
+    store = default_store()
     for word in ("select", "drop", "union", "runs", "1=1"):
         with pytest.raises(DlxError):
-            default_store().list_runs(filter=f"{word} = 1")
-    run = Run(runs["a"])
+            store.list_runs(filter=f"{word} = 1")
+    run = Run(store, runs["a"])
     run.log_params({"select": "* from runs"})
     run._stop.set()
     assert _ids(runs, "select = '* from runs'") == {"a"}

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from dlx import settings
-
 from dlx.config import parse_config
 from dlx.errors import DlxError
 from dlx.jobs.executors import get_executor

@@ -8,14 +8,15 @@ import pytest
 
 from dlx.errors import DlxError
 from dlx.store import Reduced, default_store
-from dlx.tracking import Run, create_run
+from dlx.tracking import Run
 
 
 def _write(points: list[tuple[int, float]], key: str, run_id: int | None = None, flush_size: int = 97) -> int:
     """Points written in the given order (which decides first and last where a step repeats), in many
     flushes, so blocks are both inserted and merged into."""
-    run_id = run_id or create_run({})
-    run = Run(run_id, flush_size=flush_size)
+    store = default_store()
+    run_id = run_id or store.create_run({})
+    run = Run(store, run_id, flush_size=flush_size)
     for step, value in points:
         run.log_metric(key, value, step)
     run.flush()

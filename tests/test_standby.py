@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from dlx import settings
-
 from dlx.config import parse_config
 from dlx.errors import DlxError
 from dlx.jobs import standby

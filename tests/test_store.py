@@ -14,7 +14,7 @@ from db.models import Run as RunRow
 from dlx import settings
 from dlx.config import parse_config
 from dlx.store import Store, decode_param, default_store
-from dlx.tracking import Run, create_run, start_run
+from dlx.tracking import Run, start_run
 
 pytestmark = pytest.mark.usefixtures("store_url")  # every test on SQLite and PostgreSQL
 
@@ -84,7 +84,7 @@ def test_params_tags_and_metrics_round_trip():
 
 def test_metric_history_comes_back_in_step_order():
     store = default_store()
-    run = Run(create_run({"dataset": "digits"}, status="running"))
+    run = Run(default_store(), default_store().create_run({"dataset": "digits"}, status="running"))
     steps = [7, 2, 9, 0, 5, 1, 8, 3, 6, 4]
     for step in steps:
         run.log_metric("loss", step / 10, step=step)
@@ -102,8 +102,8 @@ def test_metric_history_comes_back_in_step_order():
 
 def test_list_runs_filters_by_status_and_sweep():
     store = default_store()
-    first = create_run({"dataset": "digits"}, sweep="grid-a")
-    second = create_run({"dataset": "iris"}, sweep="grid-b", status="succeeded")
+    first = default_store().create_run({"dataset": "digits"}, sweep="grid-a")
+    second = default_store().create_run({"dataset": "iris"}, sweep="grid-b", status="succeeded")
     assert [r.id for r in store.list_runs()] == [second, first]
     assert [r.id for r in store.list_runs(sweep="grid-a")] == [first]
     assert [r.id for r in store.list_runs(status=["succeeded"])] == [second]
@@ -113,8 +113,8 @@ def test_list_runs_filters_by_status_and_sweep():
 def test_delete_run_removes_its_rows_and_files():
     store = default_store()
     run_id, _job_id = store.queue.submit(parse_config({"dataset": "iris", "model": "mlp"}))
-    keep = create_run({"dataset": "wine"})
-    run = Run(run_id)
+    keep = default_store().create_run({"dataset": "wine"})
+    run = Run(default_store(), run_id)
     run.log_params({"lr": 0.1})
     run.set_tags({"owner": "ada"})
     run.log_metrics({"loss": 1.0}, step=0)
@@ -122,7 +122,7 @@ def test_delete_run_removes_its_rows_and_files():
     checkpoint.parent.mkdir()
     checkpoint.write_bytes(b"weights")
     run.log_artifact("checkpoint", "best", str(checkpoint.relative_to(settings.home())))
-    other = Run(keep)
+    other = Run(default_store(), keep)
     other.log_metrics({"loss": 2.0}, step=0)
     other.finish()
     run.finish()
@@ -144,8 +144,8 @@ def test_two_stores_at_once_are_two_databases(store_url, tmp_path):
     """A store is bound to its own engine: what one holds, the other does not see."""
     here, there = Store(store_url), Store(f"sqlite:///{tmp_path / 'other.sqlite'}")
     assert here.engine is not there.engine and default_store().url == store_url
-    mine = create_run({"dataset": "digits"}, experiment="here", url=here.url)
-    theirs = create_run({"dataset": "iris"}, experiment="there", url=there.url)
+    mine = here.create_run({"dataset": "digits"}, experiment="here")
+    theirs = there.create_run({"dataset": "iris"}, experiment="there")
     there.set_tags(theirs, {"owner": "ana"})
     assert [r.experiment for r in here.list_runs()] == ["here"]
     assert [(r.experiment, r.user_tags) for r in there.list_runs()] == [("there", {"owner": "ana"})]

@@ -13,12 +13,13 @@ from db.models import RunSummary
 from dlx import export, settings
 from dlx.errors import DlxError
 from dlx.store import default_store
-from dlx.tracking import Run, create_run
+from dlx.tracking import Run
 
 
 def _run(params: dict, metrics: dict[str, list[tuple[int, float]]], **run_args) -> int:
-    run_id = create_run(run_args.pop("config", {}), **run_args)
-    run = Run(run_id, flush_size=3)  # small batches: the summary is merged across flushes
+    store = default_store()
+    run_id = store.create_run(run_args.pop("config", {}), **run_args)
+    run = Run(store, run_id, flush_size=3)  # small batches: the summary is merged across flushes
     run.log_params(params)
     for key, points in metrics.items():
         for step, value in points:
@@ -41,7 +42,7 @@ def test_summary_rows_follow_every_flush_and_match_the_history():
                        "acc": [(0, nan), (1, nan)]})
     assert _summary(run_id) == {"loss": (5, 4.0, -2.0, 7.0), "acc": (1, None, None, None)}
     assert store.latest_metrics(run_id) == {"loss": (5, 4.0), "acc": (1, None)}
-    run = Run(run_id)
+    run = Run(default_store(), run_id)
     run.log_metrics({"acc": 0.5, "loss": 9.0}, step=2)  # an earlier step than loss's last: min/max only
     run.flush()
     run._stop.set()
@@ -52,7 +53,6 @@ def test_summary_rows_follow_every_flush_and_match_the_history():
 
 
 def test_migration_backfills_summaries_and_numeric_params_of_existing_runs():
-    store = default_store()
     engine = get_engine(settings.database_url(), upgrade_schema=False)
     upgrade(engine, "0002")
     with engine.begin() as conn:
@@ -66,6 +66,7 @@ def test_migration_backfills_summaries_and_numeric_params_of_existing_runs():
                           "(1, 'loss', 1, NULL, 0), (1, 'loss', 1, 9.0, 0), (1, 'loss', -3, 4.0, 0), "
                           "(1, 'loss', 120, 0.5, 0)"))
     upgrade(engine)
+    store = default_store()
     assert _summary(1) == {"loss": (120, 0.5, 0.5, 9.0)}
     with engine.connect() as conn:
         blocks = conn.execute(text("SELECT block, last_step, last, min, max FROM metric_blocks ORDER BY block")).all()
@@ -89,7 +90,7 @@ def grid() -> list[int]:
                         status="failed" if i == 5 else "succeeded",
                         config={"dataset": "digits" if i < 3 else "wine", "model": "cnn"}))
     for run_id, keep in ((ids[1], "yes"), (ids[4], "no")):
-        run = Run(run_id)
+        run = Run(default_store(), run_id)
         run.set_tags({"keep": keep})
         run._stop.set()
     return ids
@@ -141,13 +142,14 @@ def test_delete_removes_the_summary_rows(grid):
 
 @pytest.mark.parametrize("fmt", ["json", "csv"])
 def test_export_then_read_back_gives_the_same_values(grid, fmt):
-    run = Run(grid[0])
+    store = default_store()
+    run = Run(store, grid[0])
     run.log_params({"name": "one", "nested": {"a": [1, 2.5]}, "none": None})
     run.log_metrics({"val_acc": math.nan, "weird": 1 / 3}, step=7)
     run.flush()
     run._stop.set()
     chosen = [grid[0], grid[2], grid[5]]
-    selected = export.selection(default_store(), chosen)
+    selected = export.selection(store, chosen)
     assert list(selected) == chosen
     assert selected[grid[0]]["params"]["name"] == "one" and selected[grid[0]]["params"]["none"] is None
     assert math.isnan(selected[grid[0]]["final"]["val_acc"])

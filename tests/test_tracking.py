@@ -16,7 +16,7 @@ from db.engine import session
 from db.models import Metric
 from dlx.errors import DlxError
 from dlx.store import default_store
-from dlx.tracking import Run, create_run, start_run
+from dlx.tracking import Run, start_run
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.usefixtures("store_url")  # every test on SQLite and PostgreSQL
@@ -32,7 +32,9 @@ def stored_points(run_id: int, key: str | None = None) -> int:
 
 def buffered_run(**options) -> Run:
     """A running run whose timer effectively never fires, so only the other flush paths write."""
-    return Run(create_run({"dataset": "digits"}, status="running"), **{"flush_interval": 3600.0, **options})
+    store = default_store()
+    run_id = store.create_run({"dataset": "digits"}, status="running")
+    return Run(store, run_id, **{"flush_interval": 3600.0, **options})
 
 
 def test_first_points_are_written_at_once_so_pages_draw_them():
@@ -82,12 +84,13 @@ def test_exception_fails_the_run_with_its_text_and_keeps_metrics():
 
 
 def test_timer_writes_points_before_the_block_ends():
-    run = Run(create_run({"dataset": "digits"}, status="running"), flush_interval=0.2)
+    store = default_store()
+    run = Run(store, store.create_run({"dataset": "digits"}, status="running"), flush_interval=0.2)
     with run:
         for step in range(40):
             run.log_metric("loss", 0.1, step=step)
         wait_for(lambda: stored_points(run.id) == 40, timeout=30, message="the timer's flush")
-        assert default_store().get_run(run.id).status == "running"
+        assert store.get_run(run.id).status == "running"
     assert stored_points(run.id) == 40
 
 
@@ -321,7 +324,8 @@ def test_a_final_status_is_never_overwritten_by_a_late_finish():
 
 
 def test_start_run_refuses_a_run_that_already_ended():
-    run_id = create_run({"dataset": "digits"}, status="cancelled")
+    store = default_store()
+    run_id = store.create_run({"dataset": "digits"}, status="cancelled")
     with pytest.raises(DlxError, match="already ended"):
         start_run(run_id=run_id, handle_signals=False)
-    assert default_store().get_run(run_id).status == "cancelled"
+    assert store.get_run(run_id).status == "cancelled"

@@ -31,7 +31,7 @@ from dlx.errors import DlxError
 from dlx.jobs.supervisor import alive_workers
 from dlx.models import registry
 from dlx.store import default_store
-from dlx.tracking import create_run, start_run
+from dlx.tracking import start_run
 from tests.conftest import start_worker, stop_process, train_in_process, wait_for
 
 APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
@@ -86,7 +86,7 @@ def test_logging_an_artifact_outside_the_data_directory_is_refused(dlx_home):
 
 def test_runs_page_never_shows_a_log_from_outside_the_data_directory(dlx_home):
     outside_file(settings.home())
-    run_id = create_run({"dataset": "digits", "model": "cnn"}, status="failed")
+    run_id = default_store().create_run({"dataset": "digits", "model": "cnn"}, status="failed")
     with session() as s, s.begin():  # a row as a crafted script (or an edited database) leaves it
         s.add(Artifact(run_id=run_id, kind="log", name="job-1", path="../secret.txt"))
     at = open_app("pages/runs.py", run=str(run_id))
@@ -254,7 +254,7 @@ def test_a_gpu_a_running_worker_has_is_accepted(dlx_home):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine whose workers have no GPU")
 def test_runs_page_says_why_a_gpu_job_waits(dlx_home):
     store = default_store()
-    run_id = create_run({"dataset": "digits", "model": "cnn", "device": "cuda:0"}, status="queued")
+    run_id = default_store().create_run({"dataset": "digits", "model": "cnn", "device": "cuda:0"}, status="queued")
     job_id = store.queue.submit_job("train", {}, run_id, "cuda:0")  # queued before this machine lost its GPU
     assert "No worker is running" in why_waiting(store, store.queue.get_job(job_id))
     worker = start_worker(dlx_home)
@@ -272,7 +272,7 @@ def test_runs_page_says_why_a_gpu_job_waits(dlx_home):
 @pytest.mark.parametrize("typed", ["٣", "²", "99999999999999999999", "3 ; drop"])
 def test_runs_page_takes_only_ascii_digits_in_the_url(dlx_home, typed):
     for _ in range(3):
-        create_run({"dataset": "digits", "model": "cnn"}, status="succeeded")
+        default_store().create_run({"dataset": "digits", "model": "cnn"}, status="succeeded")
     at = open_app("pages/runs.py", run=typed)
     assert any("is not a run number" in w.value for w in at.warning)
     assert at.title[0].value == "Runs"  # the list, not run #3

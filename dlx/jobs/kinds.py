@@ -28,5 +28,5 @@ def train_job(store: Store, job: Job) -> None:
     from dlx.train import train
 
     config = RunConfig(**store.get_run(job.run_id).config)
-    with start_run(run_id=job.run_id, url=store.url) as run:
+    with start_run(run_id=job.run_id, store=store) as run:
         train(config, run)

@@ -21,7 +21,6 @@ from dlx.devices import check_launchable
 from dlx.errors import DlxError
 from dlx.settings import stale_after
 from dlx.tracking import ACTIVE_STATES as ACTIVE
-from dlx.tracking import create_run
 
 if TYPE_CHECKING:
     from dlx.store import Store
@@ -37,7 +36,7 @@ class Queue:
         """Create a queued run and its training job; returns (run_id, job_id)."""
         check_launchable(config.device, self.store)
         values = config.model_dump()
-        run_id = create_run(values, config.experiment, config.name, config.sweep, "queued", self.store.url)
+        run_id = self.store.create_run(values, config.experiment, config.name, config.sweep, "queued")
         return run_id, self.submit_job("train", {}, run_id, config.device)
 
     def submit_job(self, kind: str, payload: dict[str, Any], run_id: int | None = None,
