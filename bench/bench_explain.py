@@ -49,7 +49,7 @@ from dlx.data import DatasetMeta  # noqa: E402
 from dlx.devices import resolve_device  # noqa: E402
 from dlx.explain import METHODS, available_methods, explain  # noqa: E402
 from dlx.explain.baselines import make_baseline  # noqa: E402
-from dlx.explain.cache import explain_cached, explanation_key, save  # noqa: E402
+from dlx.explain.cache import explain_cached, explanation_key  # noqa: E402
 from dlx.explain.faithfulness import deletion_insertion, deletion_insertion_many  # noqa: E402
 from dlx.explain.gallery import build_gallery  # noqa: E402
 from dlx.explain.layers import explainable_copy, find_layer  # noqa: E402
@@ -221,7 +221,8 @@ def per_sample_path(loaded, x, targets, methods, base) -> None:
         for i in range(len(x)):
             got = explain(method, loaded.model, x[i:i + 1], targets[i:i + 1], base[i:i + 1] if uses else None)
             key = explanation_key(loaded, x[i], method, {}, "zeros", targets[i])
-            save(key, loaded.run_id, method, {"seconds": got.seconds}, {"values": got.values[0]})
+            loaded.store.explanations.save(key, loaded.run_id, method, {"seconds": got.seconds},
+                                           {"values": got.values[0]})
             deletion_insertion(loaded.model, x[i:i + 1], got.values, target[i:i + 1], base[i:i + 1], batch=1024)
 
 

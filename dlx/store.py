@@ -27,6 +27,7 @@ from dlx.reduction import Reduced
 from dlx.run_edits import ARCHIVED_TAG, NOTE_TAG, RESERVED_TAG_PREFIX, RunEdits
 
 if TYPE_CHECKING:
+    from dlx.explain.stored import Explanations
     from dlx.jobs.queue import Queue
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
@@ -132,6 +133,13 @@ class Store(RunEdits):
         else:
             raise NotImplementedError(f"database: dlx supports SQLite and PostgreSQL, not {self.dialect}")
         return insert(table)
+
+    @cached_property
+    def explanations(self) -> Explanations:
+        """Its explanation cache: stored attributions and explain jobs' results (dlx.explain.stored)."""
+        from dlx.explain.stored import Explanations  # torch and safetensors: imported only where explained
+
+        return Explanations(self)
 
     @cached_property
     def queue(self) -> Queue:

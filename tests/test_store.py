@@ -5,6 +5,7 @@ import math
 import sqlite3
 
 import pytest
+import torch
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
@@ -141,13 +142,18 @@ def test_delete_run_removes_its_rows_and_files():
 
 
 def test_two_stores_at_once_are_two_databases(store_url, tmp_path):
-    """A store is bound to its own engine: what one holds, the other does not see."""
+    """A store is bound to its own engine, and so are its queue and explanation cache: what one holds,
+    the other does not see."""
     here, there = Store(store_url), Store(f"sqlite:///{tmp_path / 'other.sqlite'}")
     assert here.engine is not there.engine and default_store().url == store_url
     mine = here.create_run({"dataset": "digits"}, experiment="here")
     theirs = there.create_run({"dataset": "iris"}, experiment="there")
     there.set_tags(theirs, {"owner": "ana"})
+    there.queue.submit_job("train", {}, theirs)
+    there.explanations.save("key", theirs, "saliency", {"seconds": 0.1}, {"values": torch.ones(2)})
     assert [r.experiment for r in here.list_runs()] == ["here"]
     assert [(r.experiment, r.user_tags) for r in there.list_runs()] == [("there", {"owner": "ana"})]
+    assert here.queue.counts() == {} and there.queue.counts() == {"queued": 1}
+    assert here.explanations.load("key") is None and there.explanations.load("key")[1]["values"].tolist() == [1, 1]
     here.delete_run(mine)
     assert here.count_runs() == 0 and there.count_runs() == 1

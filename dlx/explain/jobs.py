@@ -102,24 +102,22 @@ def task_samples(loaded: LoadedRun, task: ExplainTask):
     return inputs, targets, test.extras["mask"][:n] if "mask" in test.extras else None
 
 
-def run_task(loaded: LoadedRun, task: ExplainTask, progress=None,
-             url: str | None = None) -> GlobalImportance | Scores:
-    """Compute the task and store its result under its key."""
+def run_task(loaded: LoadedRun, task: ExplainTask, progress=None) -> GlobalImportance | Scores:
+    """Compute the task and store its result under its key, in the run's store."""
     inputs, targets, masks = task_samples(loaded, task)
     if task.task == "global_importance":
-        result = global_importance(loaded, inputs, targets, task.methods, task.baseline, task.params,
-                                   progress, url)
+        result = global_importance(loaded, inputs, targets, task.methods, task.baseline, task.params, progress)
     else:
         result = score_methods(loaded, inputs, targets, task.methods, task.baseline, task.params, masks,
-                               task.sensitivity, progress=progress, url=url)
-    cache.save(task_key(loaded, task), loaded.run_id, f"job:{task.task}",
-               {"task": task.model_dump(), "n": len(inputs)}, result.to_tensors(), url)
+                               task.sensitivity, progress=progress)
+    loaded.store.explanations.save(task_key(loaded, task), loaded.run_id, f"job:{task.task}",
+                                   {"task": task.model_dump(), "n": len(inputs)}, result.to_tensors())
     return result
 
 
-def task_result(loaded: LoadedRun, task: ExplainTask, url: str | None = None) -> GlobalImportance | Scores | None:
+def task_result(loaded: LoadedRun, task: ExplainTask) -> GlobalImportance | Scores | None:
     """The stored result of this task, or None when it has not been computed."""
-    stored = cache.load(task_key(loaded, task), url)
+    stored = loaded.store.explanations.load(task_key(loaded, task))
     if stored is None:
         return None
     kind = GlobalImportance if task.task == "global_importance" else Scores

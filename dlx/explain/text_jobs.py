@@ -73,7 +73,7 @@ def _predictions(loaded: LoadedRun, sentences) -> list[int]:
     return [int(loaded.model(s.input_ids.to(device), s.attention_mask.to(device)).argmax()) for s in sentences]
 
 
-def run_text_task(loaded: LoadedRun, task: TextTask, progress=None, url: str | None = None) -> TextScores:
+def run_text_task(loaded: LoadedRun, task: TextTask, progress=None) -> TextScores:
     """Score the methods on the first N test sentences (predicted class as target) and store the result."""
     test = loaded.bundle.test
     n = min(task.n_samples, len(test.texts))
@@ -84,13 +84,13 @@ def run_text_task(loaded: LoadedRun, task: TextTask, progress=None, url: str | N
     with loaded.lock:
         scores = score_text_methods(model, sentences, _predictions(loaded, sentences), task.methods, rationales,
                                     task.k, task.params, progress=progress)
-    cache.save(text_task_key(loaded, task), loaded.run_id, f"job:{KIND}", {"task": task.model_dump(), "n": n},
-               scores.to_tensors(), url)
+    loaded.store.explanations.save(text_task_key(loaded, task), loaded.run_id, f"job:{KIND}",
+                                   {"task": task.model_dump(), "n": n}, scores.to_tensors())
     return scores
 
 
-def text_task_result(loaded: LoadedRun, task: TextTask, url: str | None = None) -> TextScores | None:
-    stored = cache.load(text_task_key(loaded, task), url)
+def text_task_result(loaded: LoadedRun, task: TextTask) -> TextScores | None:
+    stored = loaded.store.explanations.load(text_task_key(loaded, task))
     return None if stored is None else TextScores.from_tensors(stored[1])
 
 
