@@ -42,7 +42,6 @@ import torch  # noqa: E402
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Saliency  # noqa: E402
 from sqlalchemy import delete  # noqa: E402
 
-from db.engine import session  # noqa: E402
 from db.models import Explanation  # noqa: E402
 from dlx.config import parse_config  # noqa: E402
 from dlx.data import DatasetMeta  # noqa: E402
@@ -115,7 +114,7 @@ def trained_run(values: dict) -> int:
 
 
 def forget(run_id: int) -> None:
-    with session() as s, s.begin():
+    with default_store().session() as s, s.begin():
         s.execute(delete(Explanation).where(Explanation.run_id == run_id))
 
 

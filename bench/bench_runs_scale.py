@@ -31,7 +31,7 @@ import plotly.graph_objects as go  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 from sqlalchemy.orm import selectinload  # noqa: E402
 
-from db.engine import get_engine, session, upgrade  # noqa: E402
+from db.engine import get_engine, upgrade  # noqa: E402
 from db.models import Experiment  # noqa: E402
 from db.models import Run as RunRow  # noqa: E402
 from dlx.store import Store, decode_param  # noqa: E402
@@ -120,11 +120,11 @@ def generate(path: Path, runs: int, steps: int, long_runs: int, long_steps: int)
     return url
 
 
-def load_everything(url: str) -> list[tuple]:
+def load_everything(store: Store) -> list[tuple]:
     """The baseline: every run into Python (ORM rows, experiment, params, tags), as the store did before."""
     stmt = (select(RunRow, Experiment.name).join(Experiment)
             .options(selectinload(RunRow.params), selectinload(RunRow.tags)).order_by(RunRow.id.desc()))
-    with session(url) as s:
+    with store.session() as s:
         return [(row, {p.key: decode_param(p.value) for p in row.params}, name)
                 for row, name in s.execute(stmt)]
 
@@ -168,14 +168,14 @@ def main() -> None:
     small = generate(CACHE / f"runs{small_runs}x{steps}.sqlite", small_runs, steps, long_runs, long_steps)
     many = generate(CACHE / f"runs{many_runs}.sqlite", many_runs, 0, 0, 0)
     small_store, many_store = Store(small), Store(many)
-    for url, store in ((small, small_store), (many, many_store)):  # warm: engine, migrations check, page cache
+    for store in (small_store, many_store):  # warm: engine, migrations check, page cache
         store.list_runs(limit=1)
-        load_everything(url)
+        load_everything(store)
 
     # 1. every run, listed and filtered
     sql_all, listed = timed(lambda: small_store.list_runs(limit=None), args.repeats)
     sql_filtered, chosen = timed(lambda: small_store.list_runs(filter=FILTER_HISTORIES, limit=None), args.repeats)
-    py_filtered, baseline = timed(lambda: python_filter(load_everything(small), 0.14), args.repeats)
+    py_filtered, baseline = timed(lambda: python_filter(load_everything(small_store), 0.14), args.repeats)
     assert sorted(r.id for r in chosen) == sorted(r[0].id for r in baseline), "the SQL filter disagrees with Python"
     report(f"1. {small_runs:,} runs x {len(METRICS)} metrics x {steps:,} steps: list and filter every run "
            f"(median of {args.repeats})", [
@@ -197,7 +197,7 @@ def main() -> None:
     sql_page, (first, total) = timed(page, args.repeats)
     sql_param_page, _ = timed(page_by_param, args.repeats)
     start = time.perf_counter()
-    rows = sorted(python_filter(load_everything(many)), key=lambda r: -(r[0].summary or {})["val_acc"])
+    rows = sorted(python_filter(load_everything(many_store)), key=lambda r: -(r[0].summary or {})["val_acc"])
     py_page = time.perf_counter() - start
     assert [r.id for r in first] == [r[0].id for r in rows[:50]] and total == len(rows), "the SQL page disagrees"
     report(f"2. {many_runs:,} runs: one sorted, filtered page of 50", [

@@ -1,4 +1,4 @@
-"""Engines and sessions for any SQLAlchemy URL; SQLite gets WAL, a busy timeout and foreign keys."""
+"""Engines for any SQLAlchemy URL, one per URL per process; SQLite gets WAL, a busy timeout and foreign keys."""
 from __future__ import annotations
 
 import contextlib
@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.orm import Session, sessionmaker
 
 from dlx import settings
 
@@ -44,11 +43,6 @@ def get_engine(url: str | None = None, upgrade_schema: bool = True) -> Engine:
             upgrade(engine)
             _upgraded.add(url)
     return engine
-
-
-def session(url: str | None = None) -> Session:
-    """A new session; use it as a context manager (`with session() as s, s.begin(): ...`)."""
-    return sessionmaker(get_engine(url), expire_on_commit=False)()
 
 
 def alembic_config(engine: Engine):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime
+from functools import cached_property
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
@@ -103,7 +103,8 @@ class History:
 
 
 class Store(RunEdits):
-    """Runs, metrics, artifacts (and, through collaborators, the queue) in one database."""
+    """Runs, metrics and artifacts of one database, and its collaborators bound to the same engine:
+    `queue` (jobs) and `explanations` (the explanation cache)."""
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or settings.database_url()

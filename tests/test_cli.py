@@ -225,10 +225,9 @@ def test_a_worker_started_to_stop_with_its_parent_stops_when_the_parent_is_kille
 def store_workers() -> list[str]:
     from sqlalchemy import select
 
-    from db.engine import session
     from db.models import Worker
 
-    with session() as s:
+    with default_store().session() as s:
         return list(s.scalars(select(Worker.id)))
 
 

@@ -10,7 +10,6 @@ import textwrap
 import pytest
 from sqlalchemy import func, select
 
-from db.engine import session
 from db.models import Metric, RunSummary
 from dlx import settings
 from dlx.config import parse_config
@@ -41,7 +40,7 @@ TROUBLE = ("database is locked", "deadlock", "Traceback")
 
 
 def count(run_id: int, key: str | None = None) -> int:
-    with session() as s:
+    with default_store().session() as s:
         query = select(func.count()).select_from(Metric).where(Metric.run_id == run_id)
         return s.scalar(query.where(Metric.key == key) if key else query)
 
@@ -79,7 +78,7 @@ def test_two_workers_and_eight_writers_lose_nothing_and_never_lock():
     for index in range(WRITERS):
         key = f"w{index}/loss"
         assert count(shared, key) == STEPS
-        with session() as s:
+        with default_store().session() as s:
             summary = s.get(RunSummary, (shared, key))
         assert (summary.step, summary.last, summary.min, summary.max) == (STEPS - 1, STEPS - 1, 0, STEPS - 1)
     for (run_id, _), job in zip(jobs, finished):

@@ -7,7 +7,6 @@ import pytest
 import torch
 from sqlalchemy import func, select
 
-from db.engine import session
 from db.models import Explanation
 from dlx.errors import DlxError
 from dlx.explain.cache import explain_cached, explanation_key
@@ -68,9 +67,10 @@ def test_cache_key_covers_what_changes_the_result(trained_run):
 
 
 def test_explanations_are_stored_as_safetensors_rows_per_sample(trained_run):
-    loaded = get_loaded_run(default_store(), trained_run)
+    store = default_store()
+    loaded = get_loaded_run(store, trained_run)
     explain_cached(loaded, loaded.bundle.test.x[:5], [0] * 5, "saliency")
-    with session() as s:
+    with store.session() as s:
         rows = s.scalars(select(Explanation).where(Explanation.run_id == trained_run)).all()
     assert len(rows) == 5 and all(row.method == "saliency" for row in rows)
     assert all(row.data[8:9] == b"{" for row in rows)  # safetensors: an 8-byte length, then a JSON header
@@ -101,14 +101,15 @@ def test_run_without_a_checkpoint_gives_a_clear_message():
 
 
 def test_scores_of_the_same_samples_are_computed_once(trained_run):
-    loaded = get_loaded_run(default_store(), trained_run)
+    store = default_store()
+    loaded = get_loaded_run(store, trained_run)
     x = loaded.bundle.test.x[:3]
     assert scores_cached(loaded, x, [0, 1, 2], ["saliency"], compute=False) is None
     scores = scores_cached(loaded, x, [0, 1, 2], ["saliency"], sensitivity=False)
     calls = forward_calls(loaded.model)
     again = scores_cached(loaded, x, [0, 1, 2], ["saliency"], sensitivity=False, compute=False)
     assert calls[0] == 0 and again.table() == scores.table()
-    with session() as s:
+    with store.session() as s:
         assert s.scalar(select(func.count()).select_from(Explanation).where(Explanation.method == "scores")) == 1
 
 
@@ -117,7 +118,7 @@ def test_deleting_a_run_deletes_its_cached_explanations(trained_run):
     loaded = get_loaded_run(store, trained_run)
     explain_cached(loaded, loaded.bundle.test.x[:2], [0, 0], "saliency")
     store.delete_run(trained_run)
-    with session() as s:
+    with default_store().session() as s:
         assert s.scalar(select(func.count()).select_from(Explanation)) == 0
 
 
@@ -126,7 +127,8 @@ def test_a_batch_of_new_explanations_is_stored_in_one_transaction(trained_run):
 
     from db.engine import get_engine
 
-    loaded = get_loaded_run(default_store(), trained_run)
+    store = default_store()
+    loaded = get_loaded_run(store, trained_run)
     x = loaded.bundle.test.x[:6]
     commits = []
     engine = get_engine()
@@ -137,7 +139,7 @@ def test_a_batch_of_new_explanations_is_stored_in_one_transaction(trained_run):
     finally:
         event.remove(engine, "commit", listener)
     assert not fresh.cached and len(commits) == 1
-    with session() as s:
+    with store.session() as s:
         assert s.scalar(select(func.count()).select_from(Explanation).where(Explanation.method == "saliency")) == 6
     again = explain_cached(loaded, x, [0] * 6, "saliency", "zeros")
     assert again.cached

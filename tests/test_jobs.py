@@ -10,7 +10,6 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from db.engine import session
 from db.models import Metric
 from dlx import settings
 from dlx.config import parse_config
@@ -24,7 +23,7 @@ LONG = {"dataset": "digits", "model": "cnn", "epochs": 500}  # runs until the te
 
 
 def points(run_id: int, key: str = "train_loss") -> int:
-    with session() as s:
+    with default_store().session() as s:
         return s.scalar(select(func.count()).select_from(Metric)
                         .where(Metric.run_id == run_id, Metric.key == key))
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from db.engine import dispose_all, session
+from db.engine import dispose_all
 from db.models import Artifact, utcnow
 from db.models import Worker as WorkerRow
 from dlx import launch, settings
@@ -121,7 +121,7 @@ def test_sidebar_says_which_executor_and_how_many_nodes_and_gpus_the_workers_off
     beats = {"head:11": {"executor": "ray", "nodes": 3, "gpus": 4, "cpu_slots": 24},
              "head:12": {"executor": "ray", "nodes": 3, "gpus": 4, "cpu_slots": 24},
              "laptop:13": {"executor": "local", "gpus": 0, "cpu_slots": 1}}
-    with session() as s, s.begin():
+    with default_store().session() as s, s.begin():
         s.add_all(WorkerRow(id=worker_id, heartbeat_at=utcnow(), info=info) for worker_id, info in beats.items())
     at = open_app()
     sidebar = "\n".join(str(e.value) for e in at.sidebar.caption)
@@ -328,7 +328,7 @@ def test_delete_asks_first_then_removes_the_run_and_its_files(every_status):
     folder = settings.home() / "runs" / str(run_id)
     log = settings.logs_dir() / "job-7.log"
     log.write_text("epoch 1/1: ...\n")
-    with session() as s, s.begin():
+    with default_store().session() as s, s.begin():
         s.add(Artifact(run_id=run_id, kind="log", name="job-7", path="logs/job-7.log"))
     assert folder.exists()
     at = open_app("pages/runs.py", run=str(run_id))

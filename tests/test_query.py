@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from db.engine import session
 from db.models import Run as RunRow
 from dlx.errors import DlxError
 from dlx.query import BoolOp, Comparison, FilterError, Not, parse
@@ -135,7 +134,7 @@ def test_sql_punctuation_is_a_syntax_error(runs, expr):
 ])
 def test_injection_attempts_are_data(runs, expr, expected):
     assert _ids(runs, expr) == expected
-    with session() as s:
+    with default_store().session() as s:
         assert s.scalar(select(func.count()).select_from(RunRow)) == 4
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from db.engine import session
 from db.models import Job, utcnow
 from dlx import settings
 from dlx.config import parse_config
@@ -57,7 +56,7 @@ def test_deleting_a_run_while_its_job_runs_stops_the_job_and_the_worker_carries_
                    timeout=120, message="the job to log metrics")
     store.delete_run(run_id)
     assert store.get_run(run_id) is None and store.queue.get_job(job_id) is None
-    with session() as s:
+    with default_store().session() as s:
         assert s.scalar(select(Job.id).where(Job.run_id == run_id)) is None
     # the job was cancelled before its rows went: the worker ended it and is still serving
     next_run, next_job = store.queue.submit(parse_config(QUICK))

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from db.engine import session
 from db.models import Metric, utcnow
 from db.models import Run as RunRow
 from dlx.store import default_store
@@ -73,7 +72,7 @@ def killed_script_run(scripts: list) -> tuple[int, int]:
 
 
 def run_row(run_id: int) -> RunRow:
-    with session() as s:
+    with default_store().session() as s:
         return s.get(RunRow, run_id)
 
 
@@ -85,7 +84,7 @@ def wait_until_stale(run_id: int) -> None:
 
 
 def points(run_id: int) -> int:
-    with session() as s:
+    with default_store().session() as s:
         return s.scalar(select(func.count()).select_from(Metric).where(Metric.run_id == run_id))
 
 

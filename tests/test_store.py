@@ -9,7 +9,7 @@ import torch
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from db.engine import alembic_config, get_engine, session
+from db.engine import alembic_config, get_engine
 from db.models import Artifact, Base, Job, Metric, Param, Tag
 from db.models import Run as RunRow
 from dlx import settings
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("store_url")  # every test on SQLite and Po
 
 
 def _count(table, run_id: int) -> int:
-    with session() as s:
+    with default_store().session() as s:
         return s.scalar(select(func.count()).select_from(table).where(table.run_id == run_id))
 
 
@@ -59,7 +59,7 @@ def test_sqlite_file_is_in_wal_mode_with_foreign_keys_on(dlx_home, store_url):
 
 
 def test_foreign_keys_reject_metrics_of_a_missing_run():
-    with pytest.raises(IntegrityError), session() as s, s.begin():
+    with pytest.raises(IntegrityError), default_store().session() as s, s.begin():
         s.add(Metric(run_id=12345, key="loss", step=0, value=1.0, time=0.0))
 
 
@@ -137,7 +137,7 @@ def test_delete_run_removes_its_rows_and_files():
     assert not (settings.home() / "runs" / str(run_id)).exists()
     assert store.get_run(keep) is not None
     assert _count(Metric, keep) == 1
-    with session() as s:
+    with default_store().session() as s:
         assert s.get(RunRow, keep) is not None
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select, text
 
-from db.engine import get_engine, session, upgrade
+from db.engine import get_engine, upgrade
 from db.models import RunSummary
 from dlx import export, settings
 from dlx.errors import DlxError
@@ -30,7 +30,7 @@ def _run(params: dict, metrics: dict[str, list[tuple[int, float]]], **run_args) 
 
 
 def _summary(run_id: int) -> dict[str, tuple]:
-    with session() as s:
+    with default_store().session() as s:
         return {r.key: (r.step, r.last, r.min, r.max)
                 for r in s.scalars(select(RunSummary).where(RunSummary.run_id == run_id))}
 

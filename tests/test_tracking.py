@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from db.engine import session
 from db.models import Metric
 from dlx.errors import DlxError
 from dlx.store import default_store
@@ -26,7 +25,7 @@ def stored_points(run_id: int, key: str | None = None) -> int:
     stmt = select(func.count()).select_from(Metric).where(Metric.run_id == run_id)
     if key is not None:
         stmt = stmt.where(Metric.key == key)
-    with session() as s:
+    with default_store().session() as s:
         return s.scalar(stmt)
 
 
@@ -95,18 +94,19 @@ def test_timer_writes_points_before_the_block_ends():
 
 
 def test_failed_write_keeps_points_for_the_next_flush():
+    store = default_store()
     run = buffered_run()
     for step in range(30):
         run.log_metric("loss", 0.5, step=step)
-    with session() as s, s.begin():  # the table is briefly unavailable: the write fails
+    with store.session() as s, s.begin():  # the table is briefly unavailable: the write fails
         s.execute(text("ALTER TABLE metrics RENAME TO metrics_away"))
     with pytest.raises((OperationalError, ProgrammingError)):  # SQLite's and PostgreSQL's "no such table"
         run.flush()
-    with session() as s, s.begin():
+    with store.session() as s, s.begin():
         s.execute(text("ALTER TABLE metrics_away RENAME TO metrics"))
     run.log_metric("loss", 0.25, step=30)
     run.finish()
-    assert default_store().metric_history(run.id, "loss").steps.tolist() == list(range(31))
+    assert store.metric_history(run.id, "loss").steps.tolist() == list(range(31))
 
 
 def run_script(body: str) -> subprocess.Popen:
@@ -232,7 +232,7 @@ def test_numpy_and_tensor_points_are_stored_as_plain_numbers():
         run.log_metrics({"loss": torch.tensor(0.25), "acc": np.float64(0.75), "done": True}, step=torch.tensor(4))
         run.log_series("loss", np.array([0.2, 0.1]), first_step=np.int32(5))
         run.log_params({"seed": np.int64(7), "widths": np.array([8, 16]), "name": "cnn"})
-    with session() as s:
+    with default_store().session() as s:
         postgres = s.bind.dialect.name == "postgresql"
         typeof = "pg_typeof" if postgres else "typeof"  # the type of the stored value, not the column's
         step_types = set(s.scalars(text(f"SELECT DISTINCT CAST({typeof}(step) AS TEXT) FROM metrics WHERE run_id = :r"),
@@ -270,7 +270,7 @@ def test_bad_params_are_refused_with_the_key_named(params):
 
 def refuse_key(key: str) -> None:
     """The database itself refuses one key's rows (as PostgreSQL refuses a value it cannot store)."""
-    with session() as s, s.begin():
+    with default_store().session() as s, s.begin():
         if s.bind.dialect.name == "postgresql":
             s.execute(text("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
                            "$$ BEGIN RAISE EXCEPTION 'refused by the database'; END $$"))
@@ -299,26 +299,28 @@ def test_rows_the_database_refuses_are_dropped_and_the_rest_written(caplog):
 
 
 def test_finish_records_a_final_status_even_when_the_points_cannot_be_written():
+    store = default_store()
     run = buffered_run()
     run.log_metric("loss", 0.5, step=0)
     for step in range(1, 10):
         run.log_metric("loss", 0.5, step=step)
-    with session() as s, s.begin():  # the metrics table is gone for good
+    with store.session() as s, s.begin():  # the metrics table is gone for good
         s.execute(text("ALTER TABLE metrics RENAME TO metrics_away"))
     run.finish()
-    info = default_store().get_run(run.id)
+    info = store.get_run(run.id)
     assert info.status == "failed"
     assert "9 metric points could not be written" in info.error
     assert info.ended_at is not None
 
 
 def test_a_final_status_is_never_overwritten_by_a_late_finish():
+    store = default_store()
     run = start_run(name="late", handle_signals=False)
-    with session() as s, s.begin():  # someone (a reaper) ended it first
+    with store.session() as s, s.begin():  # someone (a reaper) ended it first
         s.execute(text("UPDATE runs SET status = 'failed', error = 'reaped' WHERE id = :r"), {"r": run.id})
     run.log_metric("loss", 0.5, step=0)
     run.finish("succeeded")
-    info = default_store().get_run(run.id)
+    info = store.get_run(run.id)
     assert (info.status, info.error) == ("failed", "reaped")
     assert stored_points(run.id) == 1  # its points still count
 

@@ -17,7 +17,6 @@ import torch
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from db.engine import session
 from db.models import Artifact
 from db.models import Run as RunRow
 from db.models import Worker as WorkerRow
@@ -85,9 +84,10 @@ def test_logging_an_artifact_outside_the_data_directory_is_refused(dlx_home):
 
 
 def test_runs_page_never_shows_a_log_from_outside_the_data_directory(dlx_home):
+    store = default_store()
     outside_file(settings.home())
-    run_id = default_store().create_run({"dataset": "digits", "model": "cnn"}, status="failed")
-    with session() as s, s.begin():  # a row as a crafted script (or an edited database) leaves it
+    run_id = store.create_run({"dataset": "digits", "model": "cnn"}, status="failed")
+    with store.session() as s, s.begin():  # a row as a crafted script (or an edited database) leaves it
         s.add(Artifact(run_id=run_id, kind="log", name="job-1", path="../secret.txt"))
     at = open_app("pages/runs.py", run=str(run_id))
     assert SECRET not in shown(at)
@@ -225,7 +225,7 @@ def test_a_learning_rate_that_is_not_finite_says_so(lr):
 
 # -- devices ----------------------------------------------------------------------------------------
 def runs_in_database() -> int:
-    with session() as s:
+    with default_store().session() as s:
         return s.scalar(select(func.count()).select_from(RunRow))
 
 
@@ -245,7 +245,7 @@ def test_a_gpu_a_running_worker_has_is_accepted(dlx_home):
     """Workers elsewhere (another machine on the same database) register what they have."""
     store = default_store()
     missing = torch.cuda.device_count()
-    with session() as s, s.begin():
+    with default_store().session() as s, s.begin():
         s.add(WorkerRow(id="gpu-host:1", info={"gpus": missing + 1, "cpu_slots": 1}))
     run_id, _ = store.queue.submit(parse_config({"dataset": "digits", "device": f"cuda:{missing}"}))
     assert store.get_run(run_id).status == "queued"
