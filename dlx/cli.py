@@ -213,7 +213,7 @@ def cmd_run(args) -> int:
         settings["epochs"] = args.epochs
     form = launch.form_from_text(args.dataset, model, settings)
     sweep = form.pop("sweep", None)
-    planned = launch.plan(form, name=launch.config_key)
+    planned = launch.plan(store, form, name=launch.config_key)
     run_ids = launch.submit_plan(store, planned, sweep)
     first = store.get_run(run_ids[0])
     if len(run_ids) == 1:

@@ -18,7 +18,7 @@ from dlx.data.registry import DatasetEntry, files_problem
 from dlx.devices import check_launchable, gpu_count
 from dlx.errors import DlxError
 from dlx.models import MODELS, check_model_fits
-from dlx.store import RunInfo, Store, default_store
+from dlx.store import RunInfo, Store
 
 MAX_RUNS = 100  # one press of Launch queues at most this many runs
 
@@ -260,8 +260,8 @@ def grid_size(grid: dict[str, list[Any]]) -> int:
     return math.prod(len(values) for values in grid.values()) if grid else 1
 
 
-def plan(form: dict[str, Any], name: Callable[[str], str] = label) -> Plan:
-    """Validate a form into one config per combination; raises DlxError naming the field.
+def plan(store: Store, form: dict[str, Any], name: Callable[[str], str] = label) -> Plan:
+    """Validate a form into one config per combination for `store`'s queue; raises DlxError naming the field.
 
     Refuses a data set whose local files are missing (unless downloading is allowed), so a run
     that could only fail at its start is never queued. `name` as for `parse_values`.
@@ -289,7 +289,7 @@ def plan(form: dict[str, Any], name: Callable[[str], str] = label) -> Plan:
     try:
         configs = expand_sweep(base, grid)
         for device in dict.fromkeys(config.device for config in configs):
-            check_launchable(device, default_store())  # before Launch is pressed, not when the first run is queued
+            check_launchable(device, store)  # before Launch is pressed, not when the first run is queued
     except DlxError as err:
         message = _with_labels(str(err)) if name is label else str(err)
         raise DlxError(message, field=err.field) from None

@@ -168,7 +168,7 @@ def submit_button(form: dict[str, Any]) -> None:
     """The count (and any problem) right above the button, so nothing is queued by surprise."""
     st.subheader("Launch", divider="gray")
     try:
-        planned, error = launch.plan(form), None
+        planned, error = launch.plan(store, form), None
     except DlxError as err:
         planned, error = None, err
     sweep_name = None

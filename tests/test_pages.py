@@ -210,7 +210,7 @@ def test_succeeded_run_shows_test_accuracy_curves_and_confusion_matrix(every_sta
 def test_sweep_link_lists_only_that_sweeps_runs():
     store = default_store()
     form = {**launch.to_form(launch.defaults_for("digits", "cnn")), "seed": "0, 1"}
-    swept = launch.submit_plan(store, launch.plan(form), sweep="seeds")
+    swept = launch.submit_plan(store, launch.plan(default_store(), form), sweep="seeds")
     store.queue.submit(parse_config({}))  # outside the sweep
     at = open_app("pages/runs.py", sweep="seeds")
     assert sorted(at.dataframe[0].value["id"]) == sorted(swept)
@@ -398,8 +398,9 @@ def test_rerun_is_not_offered_for_a_script_run_and_the_page_says_why():
 
 def test_runs_table_shows_what_varies_and_leaves_missing_values_blank():
     script = readme_example()
-    swept = launch.submit_plan(default_store(), launch.plan({**launch.to_form(launch.defaults_for("digits", "cnn")),
-                                            "seed": "0, 1"}), sweep="seeds")
+    store = default_store()
+    form = {**launch.to_form(launch.defaults_for("digits", "cnn")), "seed": "0, 1"}
+    swept = launch.submit_plan(store, launch.plan(store, form), sweep="seeds")
     at = open_app("pages/runs.py")
     table = at.dataframe[0].value
     assert list(table["id"]) == [*reversed(swept), script]

@@ -237,7 +237,7 @@ def test_a_gpu_this_machine_lacks_is_refused_at_launch(dlx_home):
     assert err.value.field == "device" and missing in str(err.value)
     form = launch.to_form({**launch.defaults_for("digits", "cnn"), "device": missing})
     with pytest.raises(DlxError, match="Device: "):
-        launch.plan(form)
+        launch.plan(default_store(), form)
     assert runs_in_database() == 0
 
 
