@@ -9,12 +9,12 @@ first request of a fresh server opens a page URL (see pages/__init__.py).
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from db.engine import get_engine
 from dlx import devices, settings
 from dlx.errors import DlxError
 from dlx.jobs import ensure_worker, status
 from dlx.jobs.capacity import capacity
 from dlx.jobs.capacity import describe as describe_capacity
+from dlx.store import default_store
 from pages import FRAMED, app_pages, logged_in, require_login
 
 st.set_page_config(page_title="dlx", page_icon=":material/science:", layout="wide")
@@ -41,21 +41,22 @@ def start_worker_once() -> None:
     if "worker_checked" not in st.session_state:
         st.session_state.worker_checked = True
         if settings.autostart_worker():
-            ensure_worker(stop_with_parent=True)
+            ensure_worker(default_store(), stop_with_parent=True)
 
 
 @st.fragment(run_every="3s")
 def worker_panel() -> None:
-    current = status()
+    store = default_store()
+    current = status(store)
     color, meaning = WORKER_STATES[current.state]
     st.markdown(f"**Worker** :{color}[●] {meaning}")
     st.caption(f"{current.running} running · {current.queued} queued"
                + (f" · {current.workers} workers" if current.workers > 1 else ""))
-    if offered := describe_capacity(capacity()):
+    if offered := describe_capacity(capacity(store)):
         st.caption(f"Executor {offered}")
     if current.state == "down":
         if st.button("Start a worker", icon=":material/play_arrow:", key="sidebar.start_worker"):
-            ensure_worker(stop_with_parent=True)
+            ensure_worker(default_store(), stop_with_parent=True)
             st.rerun(scope="fragment")
         st.caption("or run `dlx worker` in a terminal")
 
@@ -73,7 +74,7 @@ def sidebar() -> None:
 def check_database() -> None:
     """Stop with a message, not a traceback on every page, when the database cannot be opened."""
     try:
-        with get_engine().connect():
+        with default_store().connect():
             pass
     except SQLAlchemyError as err:
         reason = getattr(err, "orig", None) or err

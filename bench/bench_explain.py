@@ -42,20 +42,20 @@ import torch  # noqa: E402
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Saliency  # noqa: E402
 from sqlalchemy import delete  # noqa: E402
 
-from db.engine import session  # noqa: E402
 from db.models import Explanation  # noqa: E402
 from dlx.config import parse_config  # noqa: E402
 from dlx.data import DatasetMeta  # noqa: E402
 from dlx.devices import resolve_device  # noqa: E402
 from dlx.explain import METHODS, available_methods, explain  # noqa: E402
 from dlx.explain.baselines import make_baseline  # noqa: E402
-from dlx.explain.cache import explain_cached, explanation_key, save  # noqa: E402
+from dlx.explain.cache import explain_cached, explanation_key  # noqa: E402
 from dlx.explain.faithfulness import deletion_insertion, deletion_insertion_many  # noqa: E402
 from dlx.explain.gallery import build_gallery  # noqa: E402
 from dlx.explain.layers import explainable_copy, find_layer  # noqa: E402
 from dlx.explain.localisation import mask_mass, pointing_game  # noqa: E402
 from dlx.explain.models_cache import get_loaded_run  # noqa: E402
 from dlx.models import build_model  # noqa: E402
+from dlx.store import default_store  # noqa: E402
 from dlx.tracking import start_run  # noqa: E402
 from dlx.train import train  # noqa: E402
 
@@ -114,14 +114,14 @@ def trained_run(values: dict) -> int:
 
 
 def forget(run_id: int) -> None:
-    with session() as s, s.begin():
+    with default_store().session() as s, s.begin():
         s.execute(delete(Explanation).where(Explanation.run_id == run_id))
 
 
 def cache_rows(run_id: int, load_first: float, repeats: int) -> list[tuple[str, str]]:
     """The page's first and second look at four samples with its three default methods."""
-    loaded = get_loaded_run(run_id, device=resolve_device("auto"))
-    load_again = timed(lambda: get_loaded_run(run_id, device=resolve_device("auto")), repeats)
+    loaded = get_loaded_run(default_store(), run_id, device=resolve_device("auto"))
+    load_again = timed(lambda: get_loaded_run(default_store(), run_id, device=resolve_device("auto")), repeats)
     x = loaded.bundle.test.x[:4]
     targets = loaded.predict(x).argmax(1).tolist()
 
@@ -147,7 +147,7 @@ def page_vs_captum_rows(run_id: int, repeats: int, samples: int = 16) -> list[tu
     Same samples, targets, zeros baseline, 50 Gauss-Legendre steps and 256 path points per pass on
     both sides (Captum's own default runs all 50 × N points in one pass). Interleaved repeats.
     """
-    loaded = get_loaded_run(run_id, device=resolve_device("auto"))
+    loaded = get_loaded_run(default_store(), run_id, device=resolve_device("auto"))
     x = loaded.bundle.test.x[:samples].to(loaded.device)
     targets = loaded.predict(x).argmax(1).tolist()
     target = torch.as_tensor(targets, device=loaded.device)
@@ -185,7 +185,7 @@ def interleaved(page, direct, repeats: int) -> tuple[list[float], list[float]]:
 def one_picture_rows(run_id: int, repeats: int) -> list[tuple[str, str]]:
     """What the Explain page runs for one picture (`build_gallery`: predict, then each default method
     through the cache) against the same work written with Captum alone, equal settings, interleaved."""
-    loaded = get_loaded_run(run_id, device=resolve_device("auto"))
+    loaded = get_loaded_run(default_store(), run_id, device=resolve_device("auto"))
     x = loaded.bundle.test.x[:1].to(loaded.device)
     layer = find_layer(loaded.model, "auto")
 
@@ -222,7 +222,8 @@ def per_sample_path(loaded, x, targets, methods, base) -> None:
         for i in range(len(x)):
             got = explain(method, loaded.model, x[i:i + 1], targets[i:i + 1], base[i:i + 1] if uses else None)
             key = explanation_key(loaded, x[i], method, {}, "zeros", targets[i])
-            save(key, loaded.run_id, method, {"seconds": got.seconds}, {"values": got.values[0]})
+            loaded.store.explanations.save(key, loaded.run_id, method, {"seconds": got.seconds},
+                                           {"values": got.values[0]})
             deletion_insertion(loaded.model, x[i:i + 1], got.values, target[i:i + 1], base[i:i + 1], batch=1024)
 
 
@@ -248,7 +249,7 @@ def many_samples_rows(run_id: int, repeats: int, samples: int = 100) -> list[tup
     Wall seconds and this process's CPU seconds (all its threads): on a host shared with other
     work the wall time is inflated, the CPU time much less so.
     """
-    loaded = get_loaded_run(run_id, device=resolve_device("auto"))
+    loaded = get_loaded_run(default_store(), run_id, device=resolve_device("auto"))
     x = loaded.bundle.test.x[:samples].to(loaded.device)
     targets = loaded.predict(x).argmax(1).tolist()
     base = make_baseline("zeros", x)
@@ -296,7 +297,7 @@ def resnet224_rows(repeats: int, device) -> list[tuple[str, str]]:
 def known_answer_rows(samples: int) -> list[tuple[str, str]]:
     """Localisation and deletion on the patterns data set, against a random map."""
     run_id = trained_run({"dataset": "patterns", "model": "cnn", "epochs": 6, "batch_size": 64, "lr": 5e-3})
-    loaded = get_loaded_run(run_id, device=resolve_device("auto"))
+    loaded = get_loaded_run(default_store(), run_id, device=resolve_device("auto"))
     test = loaded.bundle.test
     x, masks = test.x[:samples], test.extras["mask"][:samples]
     target = loaded.predict(x).argmax(1)
@@ -333,7 +334,7 @@ def main() -> None:
 
     run_id = trained_run({"dataset": "digits", "model": "cnn", "epochs": 2})
     start = time.perf_counter()
-    loaded = get_loaded_run(run_id, device=device)  # safetensors, registry model, explainable copy
+    loaded = get_loaded_run(default_store(), run_id, device=device)  # safetensors, registry model, explainable copy
     load_first = time.perf_counter() - start
     x = loaded.bundle.test.x[:1].to(device)
     if "digits" in args.only:

@@ -26,16 +26,18 @@ from sqlalchemy import select  # noqa: E402
 
 from db.engine import get_engine  # noqa: E402
 from db.models import Metric  # noqa: E402
-from dlx import settings, store  # noqa: E402
-from dlx.tracking import Run, create_run  # noqa: E402
+from dlx import settings  # noqa: E402
+from dlx.store import default_store  # noqa: E402
+from dlx.tracking import Run  # noqa: E402
 
 QUERY = "SELECT step, value, time FROM metrics WHERE run_id = ? AND key = ? ORDER BY step"
 
 
 def fill(points: int) -> int:
     """Two runs with three keys of `points` points each; returns the run whose history is read."""
+    store = default_store()
     for _ in range(2):
-        run = Run(create_run({"dataset": "digits"}, status="running"))
+        run = Run(store, store.create_run({"dataset": "digits"}, status="running"))
         for step in range(points):
             run.log_metrics({"train_loss": 1.0 / (step + 1), "lr": 0.003, "samples_per_s": 8000.0}, step)
         run.finish()
@@ -67,6 +69,7 @@ def main() -> None:
     core = (select(table.c.step, table.c.value, table.c.time)
             .where(table.c.run_id == run_id, table.c.key == "train_loss").order_by(table.c.step))
 
+    store = default_store()
     readers = {
         "dlx store.metric_history": lambda: store.metric_history(run_id, "train_loss"),
         "raw sqlite3 fetchall": lambda: raw.execute(QUERY, (run_id, "train_loss")).fetchall(),

@@ -22,23 +22,22 @@ from mlflow_peer import SKIPPED, measure, mlflow_python
 
 home = setup()
 
-from db.engine import get_engine  # noqa: E402
-from dlx.tracking import Run, create_run  # noqa: E402
+from dlx.store import Store  # noqa: E402
+from dlx.tracking import Run  # noqa: E402
 
 KEYS = ("train_loss", "lr", "samples_per_s")
 
 
-def fresh_database(name: str) -> tuple[str, int]:
-    """A new SQLite file at the latest schema revision with one running run; (url, run id)."""
-    url = f"sqlite:///{home / name}.sqlite"
-    get_engine(url)
-    return url, create_run({"dataset": "digits"}, status="running", url=url)
+def fresh_database(name: str) -> tuple[Store, int]:
+    """A new SQLite file at the latest schema revision with one running run; (its store, run id)."""
+    store = Store(f"sqlite:///{home / name}.sqlite")
+    return store, store.create_run({"dataset": "digits"}, status="running")
 
 
 def through_dlx(steps: int, name: str) -> tuple[float, float]:
     """(points/s end to end, microseconds per point spent in the logging calls)."""
-    url, run_id = fresh_database(name)
-    run = Run(run_id, url)
+    store, run_id = fresh_database(name)
+    run = Run(store, run_id)
     start = time.perf_counter()
     for step in range(steps):
         value = 1.0 / (step + 1)
@@ -51,11 +50,11 @@ def through_dlx(steps: int, name: str) -> tuple[float, float]:
 
 
 def through_raw_sqlite(steps: int, name: str) -> float:
-    url, run_id = fresh_database(name)
+    store, run_id = fresh_database(name)
     now = time.time()
     rows = [(run_id, key, step, value, now) for step in range(steps)
             for key, value in zip(KEYS, (1.0 / (step + 1), 0.003, 8000.0 + 1.0 / (step + 1)))]
-    connection = sqlite3.connect(url.removeprefix("sqlite:///"))
+    connection = sqlite3.connect(store.engine.url.database)
     try:
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
             connection.execute(f"PRAGMA {pragma}")

@@ -31,17 +31,17 @@ from common import machine, median, report, setup
 
 home = setup()
 
-from dlx import settings, store  # noqa: E402
+from dlx import settings  # noqa: E402
 from dlx.config import parse_config  # noqa: E402
-from dlx.jobs import status, submit  # noqa: E402
-from dlx.jobs.queue import latest_job  # noqa: E402
+from dlx.jobs import status  # noqa: E402
 from dlx.launch import defaults_for, first_choice  # noqa: E402
+from dlx.store import FINAL_STATES, default_store  # noqa: E402
 from tests.browser import chromium_page, open_page, running_app  # noqa: E402
 from tests.conftest import wait_for  # noqa: E402
 
 
 def first_point_time(run_id: int) -> float | None:
-    history = store.metric_history(run_id, "train_loss")
+    history = default_store().metric_history(run_id, "train_loss")
     return float(history.times[0]) if len(history) else None
 
 
@@ -53,7 +53,7 @@ def standby_ready() -> bool:
 
 def wait_finished(run_id: int) -> None:
     """Until the worker has collected the job's process and has a standby ready for the next trial."""
-    wait_for(lambda: latest_job(run_id).status in store.FINAL_STATES, timeout=120, interval=0.1,
+    wait_for(lambda: default_store().queue.latest_job(run_id).status in FINAL_STATES, timeout=120, interval=0.1,
              message=f"run {run_id} to end")
     if settings.standby_processes():
         wait_for(standby_ready, timeout=120, interval=0.1, message="a standby to be ready")
@@ -64,6 +64,7 @@ def unix(moment) -> float:
 
 
 def browser_trial(page, url: str) -> dict[str, float]:
+    store = default_store()
     open_page(page, url, "Launch a training run")
     page.get_by_text("This queues 1 run").wait_for()
     pressed_wall, pressed = time.time(), time.perf_counter()
@@ -76,7 +77,7 @@ def browser_trial(page, url: str) -> dict[str, float]:
     run_id = int(re.search(r"#(\d+)", heading).group(1))
     logged = wait_for(lambda: first_point_time(run_id), timeout=120, interval=0.01, message="the first point")
     run = store.get_run(run_id)
-    claimed, queued = unix(latest_job(run_id).started_at), unix(run.created_at)
+    claimed, queued = unix(store.queue.latest_job(run_id).started_at), unix(run.created_at)
     wait_finished(run_id)
     return {"total": drawn, "press to queued": queued - pressed_wall, "queue": claimed - queued,
             "process start": unix(run.started_at) - claimed, "first window": logged - unix(run.started_at),
@@ -85,7 +86,7 @@ def browser_trial(page, url: str) -> dict[str, float]:
 
 def api_trial() -> float:
     start = time.perf_counter()
-    run_id, _ = submit(parse_config(defaults_for(*first_choice())))
+    run_id, _ = default_store().queue.submit(parse_config(defaults_for(*first_choice())))
     wait_for(lambda: first_point_time(run_id), timeout=120, interval=0.01, message="the first point")
     elapsed = time.perf_counter() - start
     wait_finished(run_id)
@@ -98,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     with running_app(home) as app, chromium_page() as page:
         open_page(page, app.url, "Launch a training run")  # this session starts the worker
-        wait_for(lambda: status().state == "alive", message="the worker")
+        wait_for(lambda: status(default_store()).state == "alive", message="the worker")
         browser_trial(page, app.url)  # warm-up: file caches, the page's first drawing
         trials, baseline = [], []
         for _ in range(args.repeats):  # interleaved, so both see the same machine state
@@ -114,7 +115,7 @@ def main() -> None:
         (f"  claimed -> job process running ({start})", f"{parts['process start']:.2f} s"),
         ("  running -> first point logged (data, model, 10 steps)", f"{parts['first window']:.2f} s"),
         ("  logged -> drawn (flush, page refresh)", f"{parts['flush and refresh']:.2f} s"),
-        ("baseline: submit() -> first point in the store", f"{api:.2f} s"),
+        ("baseline: default_store().queue.submit() -> first point in the store", f"{api:.2f} s"),
         ("browser / baseline", f"{browser / api:.2f}x"),
         ("all browser trials", ", ".join(f"{t['total']:.2f}" for t in trials) + " s"),
     ])

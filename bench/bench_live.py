@@ -22,12 +22,13 @@ from common import machine, median, report, setup
 
 setup()
 
-from dlx import charts, live, store  # noqa: E402
-from dlx.tracking import Run, create_run  # noqa: E402
+from dlx import charts, live  # noqa: E402
+from dlx.store import History, default_store  # noqa: E402
+from dlx.tracking import Run  # noqa: E402
 
 STEPS_PER_EPOCH = 1000
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc", "test_loss", "test_acc", "epoch", "samples_per_s")
-EMPTY = store.History(np.array([], dtype=np.int64), np.array([]), np.array([]))
+EMPTY = History(np.array([], dtype=np.int64), np.array([]), np.array([]))
 
 
 def log_steps(run: Run, start: int, stop: int) -> None:
@@ -52,6 +53,7 @@ def figures_json(histories: dict) -> int:
 
 
 def old_refresh(run_id: int) -> int:
+    store = default_store()
     keys = store.metric_keys(run_id)
     histories = {key: store.metric_history(run_id, key) if key in keys else EMPTY
                  for key in dict.fromkeys([*keys, *CURVES])}
@@ -88,14 +90,15 @@ def spread(values: list[float]) -> str:
 
 
 def main() -> None:
+    store = default_store()
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--refreshes", type=int, default=15)
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    run = Run(create_run({"dataset": "digits"}, status="running"), flush_size=10_000)
+    run = Run(default_store(), default_store().create_run({"dataset": "digits"}, status="running"), flush_size=10_000)
     log_steps(run, 0, args.steps)
-    state = live.LiveRun(run.id)
+    state = live.LiveRun(store, run.id)
     first_ms, first_bytes = timed(lambda: new_refresh(state))
     old_ms, new_ms, old_bytes, new_bytes = [], [], [], []
     step = args.steps

@@ -18,8 +18,8 @@ from common import ROOT, machine, median, report, setup
 home = setup()
 
 from db.engine import dispose_all, get_engine  # noqa: E402
-from dlx import store  # noqa: E402
-from dlx.tracking import Run, create_run  # noqa: E402
+from dlx.store import Store  # noqa: E402
+from dlx.tracking import Run  # noqa: E402
 from tests.pg_cluster import Cluster, bin_dir  # noqa: E402
 
 KEYS = ("train_loss", "lr", "samples_per_s")
@@ -34,7 +34,8 @@ def rows_for(run_id: int, steps: int) -> list[tuple]:
 
 def ingest_dlx(url: str, steps: int) -> tuple[float, int]:
     """Points/s from the first log call to the end of finish(); returns (rate, run id)."""
-    run = Run(create_run({"dataset": "digits"}, status="running", url=url), url)
+    store = Store(url)
+    run = Run(store, store.create_run({"dataset": "digits"}, status="running"))
     start = time.perf_counter()
     for step in range(steps):
         value = 1.0 / (step + 1)
@@ -47,7 +48,7 @@ def ingest_raw(url: str, steps: int, how: str) -> float:
     """Raw psycopg into the same metrics table, rows prebuilt, one transaction: the ceiling."""
     import psycopg
 
-    run_id = create_run({"dataset": "digits"}, status="running", url=url)
+    run_id = Store(url).create_run({"dataset": "digits"}, status="running")
     rows = rows_for(run_id, steps)
     with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
         start = time.perf_counter()
@@ -65,8 +66,9 @@ def ingest_raw(url: str, steps: int, how: str) -> float:
 
 def populate(url: str, runs: int) -> None:
     """Runs with a final loss and a learning-rate param, for the list/filter query."""
+    store = Store(url)
     for index in range(runs):
-        run = Run(create_run({"dataset": "digits", "model": "mlp"}, status="running", url=url), url)
+        run = Run(store, store.create_run({"dataset": "digits", "model": "mlp"}, status="running"))
         run.log_params({"lr": 0.001 * (1 + index % 10)})
         run.log_metrics({"val_acc": (index % 100) / 100}, step=0)
         run.finish()
@@ -113,16 +115,17 @@ def main() -> None:
             (name, f"{spread(values, 'pts/s')}  = {median(values) / copy:.2f}x raw COPY")
             for name, values in rates.items()])
 
-        history = {name: timed(lambda: store.metric_history(history_run[name], "train_loss", url), args.repeats * 3)
-                   for name, url in urls.items()}
+        stores = {name: Store(url) for name, url in urls.items()}
+        history = {name: timed(lambda: store.metric_history(history_run[name], "train_loss"), args.repeats * 3)
+                   for name, store in stores.items()}
         report(f"History read, {args.steps:,} points of one key (store.metric_history), ms", [
             (name, spread(values, "ms", 1e3)) for name, values in history.items()])
 
         for url in urls.values():
             populate(url, args.runs)
-        listing = {name: timed(lambda: store.list_runs(url=url, filter="val_acc > 0.5 and lr < 0.006",
+        listing = {name: timed(lambda: store.list_runs(filter="val_acc > 0.5 and lr < 0.006",
                                                        sort="val_acc", limit=50), args.repeats * 3)
-                   for name, url in urls.items()}
+                   for name, store in stores.items()}
         report(f"List/filter over {args.runs} runs and the ingest runs "
                "(val_acc > 0.5 and lr < 0.006, sorted by val_acc, page of 50), ms", [
                    (name, spread(values, "ms", 1e3)) for name, values in listing.items()])

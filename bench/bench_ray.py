@@ -24,11 +24,9 @@ from common import machine, median, report, setup
 
 home = setup()
 
-from dlx import store  # noqa: E402
 from dlx.config import parse_config  # noqa: E402
-from dlx.jobs import submit  # noqa: E402
-from dlx.jobs.queue import get_job  # noqa: E402
 from dlx.jobs.supervisor import alive_workers  # noqa: E402
+from dlx.store import FINAL_STATES, default_store  # noqa: E402
 from tests.conftest import start_worker, stop_process, wait_for  # noqa: E402
 
 JOB = {"dataset": "iris", "model": "mlp", "epochs": 1}
@@ -67,16 +65,17 @@ def stop_head(head: subprocess.Popen) -> None:
 
 def trials(env: dict[str, str], repeats: int) -> tuple[list[float], list[float]]:
     """Seconds from submit to the first metric point and to the job's end, one pair per trial."""
+    store = default_store()
     worker = start_worker(home, env=env)
     try:
-        wait_for(lambda: any(w.id.endswith(f":{worker.pid}") for w in alive_workers()), timeout=120,
+        wait_for(lambda: any(w.id.endswith(f":{worker.pid}") for w in alive_workers(store)), timeout=120,
                  message="the worker")
         firsts, ends = [], []
         for _ in range(repeats + 1):
             time.sleep(6)  # as an idle worker: its standby (local) is ready again
             start = time.time()
-            run_id, job_id = submit(parse_config(JOB))
-            job = wait_for(lambda: (j := get_job(job_id)).status in store.FINAL_STATES and j, timeout=180,
+            run_id, job_id = store.queue.submit(parse_config(JOB))
+            job = wait_for(lambda: (j := store.queue.get_job(job_id)).status in FINAL_STATES and j, timeout=180,
                            interval=0.05, message=f"job {job_id}")
             assert job.status == "succeeded", job.error
             firsts.append(float(store.metric_history(run_id, "train_loss").times[0]) - start)

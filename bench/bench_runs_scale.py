@@ -1,7 +1,7 @@
 """Runs at scale: list, filter, sort and page in SQL, and charts of long histories reduced in SQL.
 
 Three measures, each against a baseline in the same process:
-  1. 1,000 runs x 5 metrics x 10,000 steps: list and filter every run with `store.list_runs(filter=...)`
+  1. 1,000 runs x 5 metrics x 10,000 steps: list and filter every run with `Store.list_runs(filter=...)`
      vs loading every run into Python (ORM rows, params, summary JSON) and filtering there.
      Target: under 100 ms (MLflow's search_runs: about 740 ms here).
   2. 100,000 runs: one sorted, filtered page of 50 (and its count) vs the same done in Python.
@@ -31,10 +31,10 @@ import plotly.graph_objects as go  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 from sqlalchemy.orm import selectinload  # noqa: E402
 
-from db.engine import get_engine, session, upgrade  # noqa: E402
+from db.engine import get_engine, upgrade  # noqa: E402
 from db.models import Experiment  # noqa: E402
 from db.models import Run as RunRow  # noqa: E402
-from dlx import store  # noqa: E402
+from dlx.store import Store, decode_param  # noqa: E402
 
 CACHE = Path("/tmp/dlx-bench-runs-scale-v2")  # v2: with metric blocks
 METRICS = ("acc", "loss", "lr", "val_acc", "val_loss")
@@ -120,12 +120,12 @@ def generate(path: Path, runs: int, steps: int, long_runs: int, long_steps: int)
     return url
 
 
-def load_everything(url: str) -> list[tuple]:
+def load_everything(store: Store) -> list[tuple]:
     """The baseline: every run into Python (ORM rows, experiment, params, tags), as the store did before."""
     stmt = (select(RunRow, Experiment.name).join(Experiment)
             .options(selectinload(RunRow.params), selectinload(RunRow.tags)).order_by(RunRow.id.desc()))
-    with session(url) as s:
-        return [(row, {p.key: store.decode_param(p.value) for p in row.params}, name)
+    with store.session() as s:
+        return [(row, {p.key: decode_param(p.value) for p in row.params}, name)
                 for row, name in s.execute(stmt)]
 
 
@@ -167,14 +167,15 @@ def main() -> None:
     print(machine())
     small = generate(CACHE / f"runs{small_runs}x{steps}.sqlite", small_runs, steps, long_runs, long_steps)
     many = generate(CACHE / f"runs{many_runs}.sqlite", many_runs, 0, 0, 0)
-    for url in (small, many):  # warm: engine, migrations check, page cache
-        store.list_runs(limit=1, url=url)
-        load_everything(url)
+    small_store, many_store = Store(small), Store(many)
+    for store in (small_store, many_store):  # warm: engine, migrations check, page cache
+        store.list_runs(limit=1)
+        load_everything(store)
 
     # 1. every run, listed and filtered
-    sql_all, listed = timed(lambda: store.list_runs(limit=None, url=small), args.repeats)
-    sql_filtered, chosen = timed(lambda: store.list_runs(filter=FILTER_HISTORIES, limit=None, url=small), args.repeats)
-    py_filtered, baseline = timed(lambda: python_filter(load_everything(small), 0.14), args.repeats)
+    sql_all, listed = timed(lambda: small_store.list_runs(limit=None), args.repeats)
+    sql_filtered, chosen = timed(lambda: small_store.list_runs(filter=FILTER_HISTORIES, limit=None), args.repeats)
+    py_filtered, baseline = timed(lambda: python_filter(load_everything(small_store), 0.14), args.repeats)
     assert sorted(r.id for r in chosen) == sorted(r[0].id for r in baseline), "the SQL filter disagrees with Python"
     report(f"1. {small_runs:,} runs x {len(METRICS)} metrics x {steps:,} steps: list and filter every run "
            f"(median of {args.repeats})", [
@@ -187,17 +188,16 @@ def main() -> None:
 
     # 2. one sorted, filtered page among many runs
     def page():
-        return (store.list_runs(filter=FILTER, sort="val_acc", descending=True, limit=50, url=many),
-                store.count_runs(filter=FILTER, url=many))
+        return (many_store.list_runs(filter=FILTER, sort="val_acc", descending=True, limit=50),
+                many_store.count_runs(filter=FILTER))
 
     def page_by_param():
-        return store.list_runs(filter="optimizer = 'adam' and val_loss < 1", sort="layers", limit=50, offset=1000,
-                               url=many)
+        return many_store.list_runs(filter="optimizer = 'adam' and val_loss < 1", sort="layers", limit=50, offset=1000)
 
     sql_page, (first, total) = timed(page, args.repeats)
     sql_param_page, _ = timed(page_by_param, args.repeats)
     start = time.perf_counter()
-    rows = sorted(python_filter(load_everything(many)), key=lambda r: -(r[0].summary or {})["val_acc"])
+    rows = sorted(python_filter(load_everything(many_store)), key=lambda r: -(r[0].summary or {})["val_acc"])
     py_page = time.perf_counter() - start
     assert [r.id for r in first] == [r[0].id for r in rows[:50]] and total == len(rows), "the SQL page disagrees"
     report(f"2. {many_runs:,} runs: one sorted, filtered page of 50", [
@@ -210,11 +210,11 @@ def main() -> None:
     ids = list(range(1, long_runs + 1))
 
     def reduced_chart():
-        reduced = store.reduced_history(ids, [LONG_KEY], buckets=1000, url=small)
+        reduced = small_store.reduced_history(ids, [LONG_KEY], buckets=1000)
         return figure({i: (r.steps, r.last, r.min, r.max) for (i, _), r in reduced.items()}), reduced
 
     def full_chart():
-        histories = {i: store.metric_history(i, LONG_KEY, url=small) for i in ids}
+        histories = {i: small_store.metric_history(i, LONG_KEY) for i in ids}
         return figure({i: (h.steps, h.values, None, None) for i, h in histories.items()}), histories
 
     reduced_s, (_, reduced) = timed(reduced_chart, args.repeats)

@@ -1,19 +1,19 @@
-"""Engines and sessions for any SQLAlchemy URL; SQLite gets WAL, a busy timeout and foreign keys."""
+"""Engines for any SQLAlchemy URL, one per URL per process; SQLite gets WAL, a busy timeout and foreign keys."""
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine, create_engine, event, text
 
 from dlx import settings
 
 _engines: dict[str, Engine] = {}
 _upgraded: set[str] = set()
 _lock = threading.Lock()
+_disposers: list[Callable[[], None]] = []  # caches holding engines (dlx.store's stores), cleared with them
 # Key of the PostgreSQL advisory lock held while upgrading the schema (any constant of our own).
 SCHEMA_LOCK_KEY = 0x646C78  # "dlx"
 
@@ -43,11 +43,6 @@ def get_engine(url: str | None = None, upgrade_schema: bool = True) -> Engine:
             upgrade(engine)
             _upgraded.add(url)
     return engine
-
-
-def session(url: str | None = None) -> Session:
-    """A new session; use it as a context manager (`with session() as s, s.begin(): ...`)."""
-    return sessionmaker(get_engine(url), expire_on_commit=False)()
 
 
 def alembic_config(engine: Engine):
@@ -100,17 +95,6 @@ def _lock_schema(connection: Connection) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
 
 
-def upsert(bind: Connection | Engine, table: Table):
-    """An INSERT with the dialect's `.on_conflict_do_update`/`_do_nothing` (PostgreSQL and SQLite spell them alike)."""
-    if bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif bind.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        raise NotImplementedError(f"database: dlx supports SQLite and PostgreSQL, not {bind.dialect.name}")
-    return insert(table)
-
-
 def dispose_all() -> None:
     """Close pooled connections (a forked or finished process must not reuse them)."""
     with _lock:
@@ -118,3 +102,10 @@ def dispose_all() -> None:
             engine.dispose()
         _engines.clear()
         _upgraded.clear()
+        for forget in _disposers:
+            forget()
+
+
+def on_dispose(forget: Callable[[], None]) -> None:
+    """Call `forget` whenever `dispose_all` runs (a cache of objects bound to the engines)."""
+    _disposers.append(forget)

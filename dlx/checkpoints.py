@@ -5,15 +5,19 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from dlx import settings, store
+from dlx import settings
 from dlx.config import RunConfig
 from dlx.errors import DlxError
+
+if TYPE_CHECKING:
+    from dlx.store import Store
 
 
 def save_checkpoint(model: nn.Module, path: Path, metadata: dict[str, str]) -> None:
@@ -37,16 +41,16 @@ def copy_checkpoint(source: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def load_run_model(run_id: int, checkpoint: str = "best", device: str | torch.device = "cpu",
-                   url: str | None = None) -> tuple[nn.Module, RunConfig]:
+def load_run_model(store: Store, run_id: int, checkpoint: str = "best",
+                   device: str | torch.device = "cpu") -> tuple[nn.Module, RunConfig]:
     """Rebuild a run's model from the registry and its config, and load its weights (eval mode)."""
     from dlx.data import load_dataset
     from dlx.models import build_model
 
-    run = store.get_run(run_id, url)
+    run = store.get_run(run_id)
     if run is None:
         raise DlxError(f"run: there is no run #{run_id}", field="run")
-    path = store.checkpoint_path(run_id, checkpoint, url)
+    path = store.checkpoint_path(run_id, checkpoint)
     if path is None:
         raise DlxError(f"run: run #{run_id} has no {checkpoint!r} checkpoint yet "
                        f"(status {run.status}); pick a run that finished at least one epoch", field="run")

@@ -8,8 +8,12 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dlx.errors import DlxError
+
+if TYPE_CHECKING:
+    from dlx.store import Store
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
@@ -91,6 +95,7 @@ def cmd_ui(args) -> int:
 
     from dlx import auth, settings
     from dlx.jobs.supervisor import ensure_worker, stop_workers
+    from dlx.store import default_store
 
     secrets = auth.secrets_for(args.host)  # refuses an exposed address without a secret, before anything starts
     env = dict(os.environ)
@@ -106,7 +111,7 @@ def cmd_ui(args) -> int:
     owned: list[int] = []
     if settings.autostart_worker():
         try:
-            started = ensure_worker(stop_with_parent=True)  # warms up while the browser opens
+            started = ensure_worker(default_store(), stop_with_parent=True)  # warms up while the browser opens
             owned = [started.pid] if started.pid else []
         except SQLAlchemyError:
             pass  # the app names the database it cannot open, on its first page
@@ -169,12 +174,12 @@ def _stop_app(process, grace: float) -> None:
 
 
 def cmd_worker(args) -> int:
-    from db.engine import get_engine
     from dlx import settings
     from dlx.jobs.supervisor import stop_with, stop_workers, worker_pids
+    from dlx.store import default_store
 
     if args.stop:
-        pids = worker_pids()
+        pids = worker_pids(default_store())
         if not pids:
             print(f"no worker is running for store {settings.database_label()}")
             return 0
@@ -186,15 +191,17 @@ def cmd_worker(args) -> int:
         stop_with(args.stop_with)
     from dlx.jobs.worker import Worker
 
-    get_engine()
-    Worker(cpu_slots=args.cpu_jobs or settings.cpu_job_slots()).serve(idle_exit=args.idle_exit)
+    store = default_store()  # the schema brought up to date before the first claim
+    Worker(cpu_slots=args.cpu_jobs or settings.cpu_job_slots(), store=store).serve(idle_exit=args.idle_exit)
     return 0
 
 
 def cmd_run(args) -> int:
-    from dlx import launch, store
+    from dlx import launch
     from dlx.jobs import ensure_worker
+    from dlx.store import default_store
 
+    store = default_store()
     model = args.model or launch.default_model(args.dataset)
     settings: dict[str, str] = {}
     for item in args.set:
@@ -206,8 +213,8 @@ def cmd_run(args) -> int:
         settings["epochs"] = args.epochs
     form = launch.form_from_text(args.dataset, model, settings)
     sweep = form.pop("sweep", None)
-    planned = launch.plan(form, name=launch.config_key)
-    run_ids = launch.submit_plan(planned, sweep)
+    planned = launch.plan(store, form, name=launch.config_key)
+    run_ids = launch.submit_plan(store, planned, sweep)
     first = store.get_run(run_ids[0])
     if len(run_ids) == 1:
         print(f"queued run {first.id} (job {first.job_id}): {first.dataset}/{first.model}", flush=True)
@@ -215,14 +222,13 @@ def cmd_run(args) -> int:
         print(f"queued sweep {first.sweep}: runs {run_ids[0]}-{run_ids[-1]} ({planned.count} runs: "
               f"{planned.describe()})", flush=True)
     if not args.no_worker:
-        ensure_worker()
+        ensure_worker(store)
     if not args.wait:
         return 0
-    return max([_wait(run_id) for run_id in run_ids])  # a list: wait for every run, even after a failure
+    return max([_wait(store, run_id) for run_id in run_ids])  # a list: wait for every run, even after a failure
 
 
-def _wait(run_id: int) -> int:
-    from dlx import store
+def _wait(store: Store, run_id: int) -> int:
     from dlx.store import FINAL_STATES
 
     last_status = None
@@ -241,16 +247,17 @@ def _wait(run_id: int) -> int:
 
 
 def cmd_runs(args) -> int:
-    from dlx import settings, store
-    from dlx.jobs.queue import reap_stale
+    from dlx import settings
+    from dlx.store import decode_param, default_store
 
-    reap_stale()  # runs whose process died are shown failed, not running
+    store = default_store()
+    store.queue.reap_stale()  # runs whose process died are shown failed, not running
     chosen = dict(status=args.status, filter=args.filter)
     runs = store.list_runs(**chosen, sort=args.sort, descending=args.desc if args.sort else True,
                            limit=args.limit, offset=args.offset)
     total = store.count_runs(**chosen)
     rows = [{"id": r.id, "status": r.status, "dataset": r.dataset, "model": r.model,
-             "sweep": r.sweep, "params": {k: store.decode_param(v) for k, v in r.params.items()},
+             "sweep": r.sweep, "params": {k: decode_param(v) for k, v in r.params.items()},
              "test_acc": r.metrics.get("test_acc", r.summary.get("test_acc")),
              "val_acc": r.metrics.get("val_acc", r.summary.get("val_acc")), "metrics": r.metrics,
              "error": r.error, "created_at": r.created_at.isoformat()} for r in runs]
@@ -273,20 +280,21 @@ def cmd_runs(args) -> int:
 
 
 def cmd_cancel(args) -> int:
-    from dlx.jobs import cancel_run
+    from dlx.store import default_store
 
-    print(f"run {args.run}: {cancel_run(args.run)}")
+    print(f"run {args.run}: {default_store().queue.cancel_run(args.run)}")
     return 0
 
 
 def cmd_delete(args) -> int:
-    from dlx import store
+    from dlx.store import FINAL_STATES, default_store
 
+    store = default_store()
     run = store.get_run(args.run)
     if run is None:
         raise DlxError(f"run: there is no run #{args.run}", field="run")
     if not args.yes:
-        note = " It is still active: it is stopped first." if run.status not in store.FINAL_STATES else ""
+        note = " It is still active: it is stopped first." if run.status not in FINAL_STATES else ""
         try:
             answer = input(f"Delete run {run.label} ({run.status}), its metrics and its files?{note} [y/N] ")
         except EOFError:
@@ -294,7 +302,7 @@ def cmd_delete(args) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("kept it (pass --yes to delete without asking)")
             return 1
-    if run.status not in store.FINAL_STATES:
+    if run.status not in FINAL_STATES:
         print(f"stopping run {run.id} first...", flush=True)
     store.delete_run(run.id)
     print(f"deleted run {run.id}")
@@ -302,16 +310,17 @@ def cmd_delete(args) -> int:
 
 
 def cmd_db(args) -> int:
-    from db.engine import get_engine
+    from dlx.store import default_store
 
-    get_engine()
+    default_store()  # built on the engine, which upgrades the schema on first use
     print("database is at the latest revision")
     return 0
 
 
 def cmd_export(args) -> int:
-    from dlx import store
+    from dlx.store import default_store
 
+    store = default_store()
     if store.get_run(args.run) is None:
         raise DlxError(f"run: there is no run #{args.run}", field="run")
     histories = {key: store.metric_history(args.run, key) for key in store.metric_keys(args.run)}

@@ -12,11 +12,10 @@ import numpy as np
 import plotly.colors
 from sqlalchemy import func, select
 
-from db.engine import get_engine
 from db.models import Metric, RunSummary
 from dlx.errors import DlxError
 from dlx.reduction import Reduced
-from dlx.store import RunInfo, decode_param
+from dlx.store import RunInfo, Store, decode_param
 
 PALETTE = plotly.colors.qualitative.Plotly + plotly.colors.qualitative.D3[len(plotly.colors.qualitative.Plotly):]
 
@@ -40,13 +39,13 @@ def param_table(runs: Sequence[RunInfo]) -> tuple[list[str], dict[str, list[Any]
     return differing, table
 
 
-def shared_metric_keys(run_ids: Sequence[int], url: str | None = None) -> list[str]:
+def shared_metric_keys(store: Store, run_ids: Sequence[int]) -> list[str]:
     """Metric keys logged by any of the runs (from their summary rows: no history read), most common first."""
     if not run_ids:
         return []
     table = RunSummary.__table__
     counts: dict[str, int] = {}
-    with get_engine(url).connect() as conn:
+    with store.connect() as conn:
         for key in conn.scalars(select(table.c.key).where(table.c.run_id.in_(list(run_ids)))):
             counts[key] = counts.get(key, 0) + 1
     return sorted(counts, key=lambda k: (-counts[k], k))
@@ -61,7 +60,7 @@ def numeric(values: Sequence[Any]) -> bool:
 X_AXES = ("step", "epoch", "wall time")
 
 
-def x_positions(run: RunInfo, key: str, steps: np.ndarray, axis: str, url: str | None = None) -> np.ndarray | None:
+def x_positions(store: Store, run: RunInfo, key: str, steps: np.ndarray, axis: str) -> np.ndarray | None:
     """Where a run's points at `steps` sit on the chosen x axis: the step, the epoch (steps over the run's
     steps per epoch) or seconds since the series' first point (read from the points at those steps only:
     a reduced chart never fetches the whole history). None where the run cannot say (no epochs logged)."""
@@ -76,7 +75,7 @@ def x_positions(run: RunInfo, key: str, steps: np.ndarray, axis: str, url: str |
     table = Metric.__table__
     times: dict[int, float] = {}
     wanted = sorted({int(s) for s in steps})
-    with get_engine(url).connect() as conn:
+    with store.connect() as conn:
         first = conn.scalar(select(func.min(table.c.time)).where(table.c.run_id == run.id, table.c.key == key))
         for start in range(0, len(wanted), 900):  # SQLite's limit on bound parameters
             stmt = select(table.c.step, table.c.time).where(table.c.run_id == run.id, table.c.key == key,
@@ -128,9 +127,9 @@ def groups_by(runs: Sequence[RunInfo], param: str) -> dict[str, list[int]]:
 GLANCE_KEYS = ("val_acc", "train_loss", "val_loss", "train_acc")
 
 
-def glance_keys(run_ids: Sequence[int], count: int = 2) -> list[str]:
+def glance_keys(store: Store, run_ids: Sequence[int], count: int = 2) -> list[str]:
     """The metrics a glance at runs shows: accuracy and loss where trained here, else a script's most logged."""
-    keys = shared_metric_keys(run_ids)
+    keys = shared_metric_keys(store, run_ids)
     preferred = [key for key in GLANCE_KEYS if key in keys]
     return (preferred + [key for key in keys if key not in preferred])[:count]
 

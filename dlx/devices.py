@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from db.engine import session
 from db.models import Job
 from dlx.errors import DlxError
 
 if TYPE_CHECKING:
     import torch
+
+    from dlx.store import Store
 
 _ASK_TORCH = ("import json, torch; print(json.dumps([torch.cuda.get_device_name(i) "
               "for i in range(torch.cuda.device_count())]))")
@@ -78,7 +79,7 @@ def gpu_index(spec: str) -> int | None:
     return int(spec.partition(":")[2] or 0) if spec.startswith("cuda") else None
 
 
-def check_launchable(spec: str, url: str | None = None) -> None:
+def check_launchable(spec: str, store: Store) -> None:
     """Refuse a GPU that neither this machine nor any running worker has: such a job would wait
     in the queue forever, since no worker ever claims it."""
     index = gpu_index(spec)
@@ -86,7 +87,7 @@ def check_launchable(spec: str, url: str | None = None) -> None:
         return
     from dlx.jobs.supervisor import alive_workers  # jobs imports this module: imported when called
 
-    if any(int(w.info.get("gpus", 0)) > index for w in alive_workers(url)):
+    if any(int(w.info.get("gpus", 0)) > index for w in alive_workers(store)):
         return
     have = gpu_count()
     choices = ", ".join(["auto", "cpu", *(f"cuda:{i}" for i in range(have))])
@@ -94,18 +95,18 @@ def check_launchable(spec: str, url: str | None = None) -> None:
                    f"worker has more; choose {choices}", field="device")
 
 
-def why_waiting(job: Job, url: str | None = None) -> str:
+def why_waiting(store: Store, job: Job) -> str:
     """Why a queued job has not started, in words the Runs page shows: its place in the queue, and
     what stops it when waiting alone will not help (no worker, or no worker with a GPU)."""
     from dlx.jobs.supervisor import alive_workers, status  # jobs imports this module: imported when called
 
-    with session(url) as s:
+    with store.session() as s:
         ahead = s.scalar(select(func.count()).select_from(Job).where(Job.status == "queued", Job.id < job.id))
         running = s.scalar(select(func.count()).select_from(Job).where(Job.status == "running"))
     text = f"Waiting for a worker: {ahead} job{'s' if ahead != 1 else ''} ahead in the queue, {running} running."
-    workers = alive_workers(url)
+    workers = alive_workers(store)
     if not workers:
-        if status(url).state == "starting":
+        if status(store).state == "starting":
             return text + " A worker is starting."
         return text + " No worker is running: start one from the sidebar, or run `dlx worker`."
     if gpu_index(job.device) is not None and all(int(w.info.get("gpus", 0)) == 0 for w in workers):

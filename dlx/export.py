@@ -13,15 +13,15 @@ import json
 import math
 from typing import Any
 
-from dlx import store
+from dlx.store import Store, decode_param
 
 RUN_FIELDS = ("experiment", "name", "sweep", "status", "dataset", "model", "created_at")
 CSV_HEADER = ["run_id", "section", "key", "step", "value", "time"]
 
 
-def selection(run_ids: list[int], url: str | None = None) -> dict[int, dict[str, Any]]:
+def selection(store: Store, run_ids: list[int]) -> dict[int, dict[str, Any]]:
     """{run id: {"run": fields, "params": decoded values, "final": last values, "history": {key: columns}}}."""
-    runs = {r.id: r for r in store.list_runs(limit=None, url=url, ids=run_ids)}
+    runs = {r.id: r for r in store.list_runs(limit=None, ids=run_ids)}
     out: dict[int, dict[str, Any]] = {}
     for run_id in run_ids:
         run = runs.get(run_id)
@@ -30,10 +30,10 @@ def selection(run_ids: list[int], url: str | None = None) -> dict[int, dict[str,
         fields = {name: getattr(run, name) for name in RUN_FIELDS}
         fields["created_at"] = run.created_at.isoformat()
         history = {}
-        for key in store.metric_keys(run_id, url):
-            h = store.metric_history(run_id, key, url)
+        for key in store.metric_keys(run_id):
+            h = store.metric_history(run_id, key)
             history[key] = {"step": h.steps.tolist(), "value": h.values.tolist(), "time": h.times.tolist()}
-        out[run_id] = {"run": fields, "params": {k: store.decode_param(v) for k, v in run.params.items()},
+        out[run_id] = {"run": fields, "params": {k: decode_param(v) for k, v in run.params.items()},
                        "final": {k: _number(v) for k, v in run.metrics.items()}, "history": history}
     return out
 

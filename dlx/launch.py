@@ -12,15 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, get_args
 
-from dlx import store
 from dlx.config import RunConfig, coerce_value, expand_sweep, parse_config
 from dlx.data import DATASETS
 from dlx.data.registry import DatasetEntry, files_problem
 from dlx.devices import check_launchable, gpu_count
 from dlx.errors import DlxError
-from dlx.jobs import submit
 from dlx.models import MODELS, check_model_fits
-from dlx.store import RunInfo
+from dlx.store import RunInfo, Store
 
 MAX_RUNS = 100  # one press of Launch queues at most this many runs
 
@@ -262,8 +260,8 @@ def grid_size(grid: dict[str, list[Any]]) -> int:
     return math.prod(len(values) for values in grid.values()) if grid else 1
 
 
-def plan(form: dict[str, Any], name: Callable[[str], str] = label) -> Plan:
-    """Validate a form into one config per combination; raises DlxError naming the field.
+def plan(store: Store, form: dict[str, Any], name: Callable[[str], str] = label) -> Plan:
+    """Validate a form into one config per combination for `store`'s queue; raises DlxError naming the field.
 
     Refuses a data set whose local files are missing (unless downloading is allowed), so a run
     that could only fail at its start is never queued. `name` as for `parse_values`.
@@ -291,7 +289,7 @@ def plan(form: dict[str, Any], name: Callable[[str], str] = label) -> Plan:
     try:
         configs = expand_sweep(base, grid)
         for device in dict.fromkeys(config.device for config in configs):
-            check_launchable(device)  # before Launch is pressed, not when the first run is queued
+            check_launchable(device, store)  # before Launch is pressed, not when the first run is queued
     except DlxError as err:
         message = _with_labels(str(err)) if name is label else str(err)
         raise DlxError(message, field=err.field) from None
@@ -320,7 +318,7 @@ def default_sweep_name(base: dict[str, Any]) -> str:
     return f"{base.get('dataset')}-{base.get('model')}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def submit_plan(planned: Plan, sweep: str | None = None, url: str | None = None) -> list[int]:
+def submit_plan(store: Store, planned: Plan, sweep: str | None = None) -> list[int]:
     """Queue every run of the plan; a sweep's runs share its name and are named by what varies."""
     sweep = (sweep or default_sweep_name(planned.base)) if planned.count > 1 else None
     run_ids = []
@@ -329,7 +327,7 @@ def submit_plan(planned: Plan, sweep: str | None = None, url: str | None = None)
         if planned.grid:
             varied = " ".join(f"{key}={_show(getattr(config, key))}" for key in planned.grid)
             updates["name"] = f"{config.name} {varied}" if config.name else varied
-        run_id, _ = submit(config.model_copy(update=updates), url)
+        run_id, _ = store.queue.submit(config.model_copy(update=updates))
         run_ids.append(run_id)
     return run_ids
 
@@ -338,14 +336,14 @@ def _show(value: Any) -> str:
     return format_number(value) if isinstance(value, (int, float)) else str(value)
 
 
-def rerun(run_id: int, url: str | None = None) -> int:
+def rerun(store: Store, run_id: int) -> int:
     """Queue a new run with the same config as an existing one (outside its sweep)."""
-    run = store.get_run(run_id, url)
+    run = store.get_run(run_id)
     if run is None:
         raise DlxError(f"run: there is no run #{run_id}", field="run")
     _launchable(run)
     config = parse_config({**run.config, "sweep": None})
-    new_id, _ = submit(config, url)
+    new_id, _ = store.queue.submit(config)
     return new_id
 
 

@@ -16,11 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy import func, select
 
-from db.engine import get_engine
 from db.models import Metric
-from dlx import store
 from dlx.reduction import bucketing, reduced_history
-from dlx.store import History
+from dlx.store import History, Store
 
 BUCKETS = 400  # about a chart panel's width in pixels (two panels side by side); a series holds up to 2 x BUCKETS buckets
 TAIL = 256  # raw points kept per key (with times) for the progress estimate and the headline numbers
@@ -74,22 +72,23 @@ class LiveSeries:
 
 @dataclass
 class LiveRun:
-    """Every key of one run, as drawn so far."""
+    """Every key of one run of `store`, as drawn so far."""
 
+    store: Store
     run_id: int
     series: dict[str, LiveSeries] = field(default_factory=dict)
 
-    def refresh(self, url: str | None = None) -> dict[str, History]:
+    def refresh(self) -> dict[str, History]:
         """Read what the run logged since the last refresh; returns the new points per key (empty when none).
 
         The run's summary rows (one per key, with its last step) say which keys moved; only those are read.
         """
-        latest = store.latest_metrics(self.run_id, url)
+        latest = self.store.latest_metrics(self.run_id)
         new = {}
-        with get_engine(url).connect() as conn:
+        with self.store.connect() as conn:
             for key, (last_step, _) in sorted(latest.items()):
                 if key not in self.series:
-                    self.series[key] = _first_read(conn, self.run_id, key, url)
+                    self.series[key] = _first_read(conn, self.run_id, key)
                     new[key] = self.series[key].tail
                 elif last_step is not None and last_step > self.series[key].cursor:
                     new[key] = _points_after(conn, self.run_id, key, self.series[key].cursor)
@@ -103,7 +102,7 @@ class LiveRun:
         return sorted(key for key, series in self.series.items() if len(series))
 
 
-def _first_read(conn, run_id: int, key: str, url: str | None) -> LiveSeries:
+def _first_read(conn, run_id: int, key: str) -> LiveSeries:
     """The key's history so far, reduced to BUCKETS buckets in SQL, and its last raw points."""
     m = Metric.__table__
     where = (m.c.run_id == run_id) & (m.c.key == key)
@@ -111,7 +110,7 @@ def _first_read(conn, run_id: int, key: str, url: str | None) -> LiveSeries:
     if first is None:
         return LiveSeries()
     lo, _, width, _ = bucketing(int(first), int(last), BUCKETS)
-    reduced = reduced_history([run_id], [key], BUCKETS, (int(first), int(last)), url)[(run_id, key)]
+    reduced = reduced_history(conn, [run_id], [key], BUCKETS, (int(first), int(last)))[(run_id, key)]
     if not len(reduced):
         return LiveSeries()
     cursor = int(reduced.steps[-1])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlx.store import History, RunInfo
+from dlx.store import History, RunInfo, Store
 
 
 @dataclass
@@ -117,11 +117,11 @@ def tail(path: Path, lines: int = 40, max_bytes: int = 64 * 1024) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def log_path(run_id: int, url: str | None = None) -> Path | None:
+def log_path(store: Store, run_id: int) -> Path | None:
     """The newest log file of a run's jobs, or None before any job started."""
-    from dlx import settings, store
+    from dlx import settings
 
-    logs = store.artifacts(run_id, "log", url)
+    logs = store.artifacts(run_id, "log")
     return settings.stored_path(logs[-1].path) if logs else None
 
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import Connection, bindparam, func, select
 
-from db.engine import get_engine
 from db.models import BLOCK_STEPS, Metric, MetricBlock
 from dlx.errors import DlxError
 
@@ -40,8 +39,8 @@ class Reduced:
         return len(self.steps)
 
 
-def reduced_history(run_ids: list[int], keys: list[str], buckets: int = 1000,
-                    step_range: tuple[int, int] | None = None, url: str | None = None) -> dict[tuple[int, str], Reduced]:
+def reduced_history(conn: Connection, run_ids: list[int], keys: list[str], buckets: int = 1000,
+                    step_range: tuple[int, int] | None = None) -> dict[tuple[int, str], Reduced]:
     """Histories of `keys` for `run_ids`, reduced in SQL to at most `buckets` buckets over `step_range`
     (inclusive; default: from the smallest first step to the largest last step of all the series).
 
@@ -50,20 +49,19 @@ def reduced_history(run_ids: list[int], keys: list[str], buckets: int = 1000,
     if buckets < 1:
         raise DlxError(f"buckets: must be 1 or more, got {buckets}", field="buckets")
     series = [(run_id, key) for run_id in dict.fromkeys(run_ids) for key in dict.fromkeys(keys)]
-    with get_engine(url).connect() as conn:
-        if step_range is None:
-            step_range = _step_range(conn, series)
-        lo, hi = (int(step) for step in step_range) if step_range else (0, -1)
-        if hi < lo:
-            return {pair: _reduced([], None) for pair in series}
-        lo, hi, width, from_blocks = bucketing(lo, hi, buckets)
-        stmt = (_block_query if from_blocks else _point_query)(lo, hi, width)
-        first = _first_point(lo, hi)
-        out = {}
-        for run_id, key in series:
-            where = {"run_id": run_id, "key": key}
-            out[(run_id, key)] = _reduced(conn.execute(stmt, where).all(), conn.execute(first, where).first())
-        return out
+    if step_range is None:
+        step_range = _step_range(conn, series)
+    lo, hi = (int(step) for step in step_range) if step_range else (0, -1)
+    if hi < lo:
+        return {pair: _reduced([], None) for pair in series}
+    lo, hi, width, from_blocks = bucketing(lo, hi, buckets)
+    stmt = (_block_query if from_blocks else _point_query)(lo, hi, width)
+    first = _first_point(lo, hi)
+    out = {}
+    for run_id, key in series:
+        where = {"run_id": run_id, "key": key}
+        out[(run_id, key)] = _reduced(conn.execute(stmt, where).all(), conn.execute(first, where).first())
+    return out
 
 
 def bucketing(lo: int, hi: int, buckets: int) -> tuple[int, int, int, bool]:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from dlx import progress, store
-from dlx.store import RunInfo
+from dlx import progress
+from dlx.store import RunInfo, Store
 
 # Config keys shown in their own fixed columns (or not at all), never as a varying param.
 OWN_COLUMNS = {"dataset", "model", "name", "sweep", "experiment"}
@@ -53,7 +53,7 @@ def _column(values: list[Any]) -> list[Any]:
     return [None if v is None else str(v) for v in values]
 
 
-def table_rows(runs: list[RunInfo]) -> pd.DataFrame:
+def table_rows(store: Store, runs: list[RunInfo]) -> pd.DataFrame:
     """One row per run: id, status, progress and results, then who it is and what differs.
 
     Name, experiment, data set, model and sweep appear only where some run has a value (the

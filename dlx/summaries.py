@@ -6,12 +6,14 @@ the history; tables and filters over many runs read the run summaries, reduced c
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from sqlalchemy import Connection, case
 
-from db.engine import upsert
 from db.models import BLOCK_STEPS, MetricBlock, RunSummary
+
+if TYPE_CHECKING:
+    from dlx.store import Store
 
 _summaries = RunSummary.__table__
 _blocks = MetricBlock.__table__
@@ -47,10 +49,11 @@ def batch_summaries(rows: Sequence[tuple]) -> dict[str, dict[str, Any]]:
     return {key: _merged(group) for key, group in _grouped(rows, lambda row: row[1]).items()}
 
 
-def update_summaries(conn: Connection, run_id: int, rows: list[tuple]) -> None:
-    """Merge a batch of points into the run's summary rows and its metric blocks."""
-    _update_run_summaries(conn, run_id, rows)
-    _update_blocks(conn, run_id, rows)
+def update_summaries(store: Store, conn: Connection, run_id: int, rows: list[tuple]) -> None:
+    """Merge a batch of points into the run's summary rows and its metric blocks (on `conn`, a
+    transaction of `store`, which builds the dialect's upsert)."""
+    _update_run_summaries(store, conn, run_id, rows)
+    _update_blocks(store, conn, run_id, rows)
 
 
 def _kept(new, current, better):
@@ -69,24 +72,24 @@ def _merge_set(table, excluded, step: str) -> dict[str, Any]:
             "max": _kept(excluded.max, table.c.max, table.c.max < excluded.max)}
 
 
-def _upsert(conn: Connection, table, keys: list[str], step: str, rows: list[dict[str, Any]]) -> None:
+def _upsert(store: Store, conn: Connection, table, keys: list[str], step: str, rows: list[dict[str, Any]]) -> None:
     """Insert-or-merge in one statement per row (batched by the driver), in key order so that
     two transactions touching the same rows lock them in the same order (no deadlock on PostgreSQL)."""
     if not rows:
         return
-    stmt = upsert(conn, table)
+    stmt = store.upsert(table)
     stmt = stmt.on_conflict_do_update(index_elements=keys, set_=_merge_set(table, stmt.excluded, step))
     conn.execute(stmt, sorted(rows, key=lambda row: tuple(row[k] for k in keys)))
 
 
-def _update_run_summaries(conn: Connection, run_id: int, rows: list[tuple]) -> None:
-    _upsert(conn, _summaries, ["run_id", "key"], "step",
+def _update_run_summaries(store: Store, conn: Connection, run_id: int, rows: list[tuple]) -> None:
+    _upsert(store, conn, _summaries, ["run_id", "key"], "step",
             [{"run_id": run_id, "key": key, **new} for key, new in batch_summaries(rows).items()])
 
 
-def _update_blocks(conn: Connection, run_id: int, rows: list[tuple]) -> None:
+def _update_blocks(store: Store, conn: Connection, run_id: int, rows: list[tuple]) -> None:
     merged = _grouped(rows, lambda row: (row[1], row[2] // BLOCK_STEPS))
-    _upsert(conn, _blocks, ["run_id", "key", "block"], "last_step",
+    _upsert(store, conn, _blocks, ["run_id", "key", "block"], "last_step",
             [{"run_id": run_id, "key": key, "block": block, "last_step": m["step"], "last": m["last"],
               "min": m["min"], "max": m["max"]}
              for (key, block), m in ((name, _merged(group)) for name, group in merged.items())])

@@ -18,20 +18,22 @@ import threading
 import time
 import traceback
 import weakref
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from db.engine import get_engine, session
-from db.models import Artifact, Experiment, Metric, Param, Tag, utcnow
-from dlx.summaries import update_summaries
+from db.models import Artifact, Metric, Param, Tag, utcnow
 from db.models import Run as RunRow
 from dlx import settings
 from dlx.errors import DlxError
 from dlx.logged_values import checked_key, checked_param, checked_step, checked_text, checked_value
 from dlx.settings import HEARTBEAT_INTERVAL
+from dlx.summaries import update_summaries
+
+if TYPE_CHECKING:
+    from dlx.store import Store
 
 ACTIVE_STATES = ("queued", "running")  # the only states a status may be changed from
 logger = logging.getLogger(__name__)
@@ -46,13 +48,13 @@ OWNER = f"{os.getpid()}@{socket.gethostname()}"
 
 
 class Run:
-    """A handle on one run row; everything logged through it lands in the store."""
+    """A handle on one run row of `store`; everything logged through it lands there."""
 
-    def __init__(self, run_id: int, url: str | None = None, flush_size: int = 5000,
+    def __init__(self, store: Store, run_id: int, flush_size: int = 5000,
                  flush_interval: float = 1.0, stop_signal: int = signal.SIGINT):
         self.id = run_id
-        self.url = url
-        self._engine = get_engine(url)
+        self.store = store
+        self._engine = store.engine
         self._buffer: list[tuple] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -194,7 +196,7 @@ class Run:
             else:
                 conn.execute(self._insert_sql, [dict(run_id=r[0], key=r[1], step=r[2], value=r[3],
                                                      time=r[4]) for r in rows])
-            update_summaries(conn, self.id, rows)
+            update_summaries(self.store, conn, self.id, rows)
 
     def _copy(self, conn: Connection, rows: list[tuple]) -> None:
         """COPY the rows on the transaction's own psycopg connection; a driver error is raised as
@@ -264,7 +266,7 @@ class Run:
             values["ended_at"] = now
         if error is not None:
             values["error"] = error
-        with session(self.url) as s, s.begin():
+        with self.store.session() as s, s.begin():
             moved = s.execute(update(RunRow).where(RunRow.id == self.id, RunRow.status.in_(ACTIVE_STATES))
                               .values(**values))
             return moved.rowcount == 1
@@ -317,43 +319,30 @@ def _ending(exc: BaseException | None) -> tuple[str, str | None]:
     return "failed", f"{name}: {exc}" if str(exc) else name
 
 
-def create_run(config: Mapping[str, Any] | None = None, experiment: str = "default",
-               name: str | None = None, sweep: str | None = None, status: str = "queued",
-               url: str | None = None) -> int:
-    """Insert a run row (and its experiment if new); returns the run id."""
-    config = dict(config or {})
-    with session(url) as s, s.begin():
-        exp = s.scalars(select(Experiment).where(Experiment.name == experiment)).first()
-        if exp is None:
-            exp = Experiment(name=experiment)
-            s.add(exp)
-            s.flush()
-        row = RunRow(experiment_id=exp.id, name=name, sweep=sweep, status=status, config=config,
-                     dataset=config.get("dataset"), model=config.get("model"))
-        s.add(row)
-        s.flush()
-        return row.id
-
-
 def _raise_cancelled(signum, frame) -> None:
     raise Cancelled(f"received signal {signum}")
 
 
 def start_run(experiment: str = "default", name: str | None = None,
               config: Mapping[str, Any] | None = None, run_id: int | None = None,
-              url: str | None = None, handle_signals: bool = True) -> Run:
-    """Open a run (a new one, or an existing queued one by id) and mark it running.
+              store: Store | None = None, handle_signals: bool = True) -> Run:
+    """Open a run of `store` (default: `default_store()`, the configured one; a new run, or an
+    existing queued one by id) and mark it running.
 
     Use it as a context manager: the block's end flushes and records success, an exception
     records failure with its text, SIGTERM (or End on the Runs page, `dlx cancel`) records
     cancellation. A run this call creates that the script never closes is ended when the
     script exits, as the script ended.
     """
+    if store is None:
+        from dlx.store import default_store  # the store's module imports this one
+
+        store = default_store()
     created = run_id is None
     if created:
-        run_id = create_run(config, experiment, name, status="running", url=url)
+        run_id = store.create_run(config, experiment, name, status="running")
     in_main = threading.current_thread() is threading.main_thread()
-    run = Run(run_id, url, stop_signal=signal.SIGTERM if handle_signals and in_main else signal.SIGINT)
+    run = Run(store, run_id, stop_signal=signal.SIGTERM if handle_signals and in_main else signal.SIGINT)
     run.ends_itself_at_exit = created
     if not run.set_status("running"):
         run._stop.set()

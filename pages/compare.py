@@ -5,11 +5,14 @@ Everything the view shows is in the URL (?filter=...&sort=...&runs=1,2,3&metric=
 import pandas as pd
 import streamlit as st
 
-from dlx import charts, charts_compare, compare, export, store
+from dlx import charts, charts_compare, compare, export
 from dlx.errors import DlxError
+from dlx.run_edits import parse_tags
+from dlx.store import FINAL_STATES, RunInfo, default_store
 from pages import enter_frame
 
 enter_frame()
+store = default_store()
 
 PAGE_SIZES = (25, 50, 100, 500)
 BUCKETS = 800  # about a chart's width in pixels: one bucket per pixel
@@ -36,10 +39,10 @@ def url_runs() -> list[int]:
 CONFIRM = "compare.confirm"  # ("archive" | "delete", run ids) awaiting a yes
 
 
-def manage(selected: list[store.RunInfo]) -> None:
+def manage(selected: list[RunInfo]) -> None:
     """Archive, restore or delete the compared runs; archive and delete ask first, naming how many."""
     ids = [run.id for run in selected]
-    active = [run.id for run in selected if run.status not in store.FINAL_STATES]
+    active = [run.id for run in selected if run.status not in FINAL_STATES]
     a, b, c, _ = st.columns([1, 1, 1, 2])
     if a.button(f"Archive {len(ids)} runs", icon=":material/archive:", key="compare.archive"):
         st.session_state[CONFIRM] = ("archive", ids)
@@ -111,7 +114,7 @@ if not runs:
     st.stop()
 
 differing_on_page, page_table = compare.param_table(runs)
-metric_keys = compare.shared_metric_keys([run.id for run in runs])[:6]
+metric_keys = compare.shared_metric_keys(store, [run.id for run in runs])[:6]
 frame = pd.DataFrame({
     "id": [run.id for run in runs], "run": [run.name or f"{run.dataset}/{run.model}" for run in runs],
     "status": [run.status for run in runs], "experiment": [run.experiment for run in runs],
@@ -138,7 +141,7 @@ colors = compare.run_colors([run.id for run in selected])
 labels = {run.id: run.label for run in selected}
 
 st.subheader("Curves")
-keys = compare.shared_metric_keys([run.id for run in selected])
+keys = compare.shared_metric_keys(store, [run.id for run in selected])
 if keys:
     chosen = url_value("metric")
     a, b, c, d = st.columns([3, 2, 2, 1], vertical_alignment="bottom")
@@ -157,7 +160,7 @@ if keys:
                store.reduced_history([run.id for run in selected], [metric], BUCKETS, step_range=zoom).items()}
     x_title = {"step": "step", "epoch": "epoch", "wall time": "seconds since the first point"}[x_axis]
     figure = charts_compare.overlay(reduced, labels, colors, metric, smoothing, log_y, x_title=x_title,
-                                    x_of=lambda run_id, steps: compare.x_positions(by_id[run_id], metric, steps,
+                                    x_of=lambda run_id, steps: compare.x_positions(store, by_id[run_id], metric, steps,
                                                                                    x_axis))
     if x_axis == "step":  # a box drawn over the chart fetches that range again at full resolution
         figure.update_layout(dragmode="select", selectdirection="h")
@@ -232,7 +235,7 @@ with st.form(f"compare.edit.{editing.id}", border=False):
     note_text = st.text_area("Note", value=editing.note, height=80)
     if st.form_submit_button("Save tags and note", icon=":material/save:"):
         try:
-            store.set_tags(editing.id, store.parse_tags(tags_text))
+            store.set_tags(editing.id, parse_tags(tags_text))
             store.set_note(editing.id, note_text)
         except DlxError as err:
             st.error(str(err), icon=":material/error:")
@@ -244,7 +247,7 @@ manage(selected)
 
 st.subheader("Export")
 if st.toggle("Prepare an export of these runs (parameters, final metrics, full histories)", key="compare.export"):
-    data = export.selection([run.id for run in selected])
+    data = export.selection(store, [run.id for run in selected])
     x, y = st.columns(2)
     x.download_button("Download CSV", export.to_csv(data), "runs.csv", "text/csv", key="compare.csv")
     y.download_button("Download JSON", export.to_json(data), "runs.json", "application/json", key="compare.json")

@@ -9,6 +9,7 @@ from dlx.data.tables import import_table
 from dlx.data.user_sets import AUGMENTATIONS, delete_user_set, import_image_folder, import_uploaded_images
 from dlx.data.user_texts import import_text_csv
 from dlx.errors import DlxError
+from dlx.store import default_store
 from pages import enter_frame
 
 enter_frame()
@@ -133,7 +134,7 @@ elif entry.kind == "text":
     st.markdown("**Example texts** (training split)")
     st.dataframe(browse.example_texts(bundle), hide_index=True, width="stretch")
 
-mistakes = browse.mistakes_per_class(chosen)
+mistakes = browse.mistakes_per_class(default_store(), chosen)
 if mistakes:
     run_id, frame = mistakes
     st.markdown(f"**Mistakes per class** of run {run_id} (test split)")

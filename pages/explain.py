@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dlx import charts_explain as charts
-from dlx import settings, store
+from dlx import settings
 from dlx.devices import resolve_device
 from dlx.errors import DlxError
 from dlx.explain import METHODS, available_methods
@@ -16,10 +16,12 @@ from dlx.explain.samples import PICKERS, pick_samples, sample_inputs
 from dlx.explain.scoring import METRICS, label, scores_cached
 from dlx.explain.uploads import normalisation, read_image
 from dlx.jobs import ensure_worker
-from dlx.jobs.queue import ACTIVE, get_job
+from dlx.jobs.queue import ACTIVE
+from dlx.store import default_store
 from pages import enter_frame, explain_text
 
 enter_frame()
+store = default_store()
 
 DEFAULTS = {"image": ["saliency", "integrated_gradients", "grad_cam", "attention_rollout"],
             "table": ["integrated_gradients", "feature_ablation"]}
@@ -33,7 +35,7 @@ def run_choice(run, with_checkpoint: set[int]) -> str:
 
 
 def load(run_id: int) -> LoadedRun:
-    return get_loaded_run(run_id, device=resolve_device("auto"))
+    return get_loaded_run(store, run_id, device=resolve_device("auto"))
 
 
 def method_params(methods: list[str]) -> dict[str, dict]:
@@ -97,7 +99,7 @@ def follow_job(job_id: int) -> None:
     """A progress bar that refreshes itself each second; the page reruns when the job ends."""
     @st.fragment(run_every="1s")
     def progress() -> None:
-        job = get_job(job_id)
+        job = store.queue.get_job(job_id)
         if job is None or job.status not in ACTIVE:
             st.rerun()
         st.progress(job.progress, text=f"job #{job.id} {job.status}: {job.progress:.0%}")
@@ -111,16 +113,16 @@ def job_section(task: ExplainTask, loaded: LoadedRun, button: str):
         result = task_result(loaded, task)
         if result is not None:
             return result
-        job = find_job(task)
+        job = find_job(store, task)
         if job is not None and job.status in ACTIVE:
             follow_job(job.id)
             return None
         if job is not None and job.status in ("failed", "cancelled"):
             st.error(f"Job #{job.id} {job.status}: {failure_reason(job)}")
         if st.button(button, key=f"explain.job.{task.task}"):
-            submit_task(task)
+            submit_task(store, task)
             if settings.autostart_worker():
-                ensure_worker()
+                ensure_worker(store)
             st.rerun()
     except DlxError as err:
         st.error(str(err), icon=":material/error:")
@@ -148,7 +150,7 @@ if not runs:
     st.info("No runs yet: launch one (digits with the small CNN trains in seconds), then come back here.",
             icon=":material/lightbulb:")
     st.stop()
-with_checkpoint = checkpointed_run_ids()
+with_checkpoint = checkpointed_run_ids(store)
 wanted = st.query_params.get("run")
 first = next((i for i, r in enumerate(runs) if str(r.id) == wanted), None)
 if first is None:

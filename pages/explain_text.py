@@ -14,10 +14,10 @@ from dlx.charts_explain import faithfulness_curves
 from dlx.errors import DlxError
 from dlx.explain.attention import (Encoded, agreement, attention_and_gradients, encode, merge_attention,
                                    merge_tokens, pooling_of, relevance, rollout, token_scores, vit_maps)
-from dlx.explain.models_cache import LoadedRun
-from dlx.explain.text_methods import TEXT_METHODS, explain_text_cached
 from dlx.explain.jobs import failure_reason
+from dlx.explain.models_cache import LoadedRun
 from dlx.explain.text_jobs import TextTask, find_text_job, run_text_task, submit_text_task, text_task_result
+from dlx.explain.text_methods import TEXT_METHODS, explain_text_cached
 from dlx.explain.text_scores import TEXT_METRICS, TextScores
 from dlx.jobs import ensure_worker
 from dlx.jobs.queue import ACTIVE
@@ -174,7 +174,7 @@ def _scores(loaded: LoadedRun, has_rationale: bool) -> None:
         task = TextTask(run_id=loaded.run_id, methods=methods, n_samples=n, checkpoint=loaded.checkpoint)
         result = text_task_result(loaded, task)
         if result is None:
-            job = find_text_job(task)
+            job = find_text_job(loaded.store, task)
             if job is not None and job.status in ACTIVE:
                 st.progress(job.progress, text=f"job #{job.id} {job.status}: {job.progress:.0%}")
                 st.button("Refresh", key="explain.text.job_refresh")
@@ -186,9 +186,9 @@ def _scores(loaded: LoadedRun, has_rationale: bool) -> None:
                 with st.spinner("Scoring..."):
                     result = run_text_task(loaded, task)
             elif worker.button("Score on the worker (GPU if any)", key="explain.text.job"):
-                submit_text_task(task)
+                submit_text_task(loaded.store, task)
                 if settings.autostart_worker():
-                    ensure_worker()
+                    ensure_worker(loaded.store)
                 st.rerun()
     except DlxError as err:
         st.error(str(err), icon=":material/error:")

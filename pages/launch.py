@@ -3,15 +3,17 @@ from typing import Any
 
 import streamlit as st
 
-from dlx import launch, settings, store
+from dlx import launch, settings
 from dlx.data import DATASETS
 from dlx.data.registry import files_problem, missing_files
 from dlx.errors import DlxError
 from dlx.jobs import ensure_worker, standby
 from dlx.models import MODELS
+from dlx.store import default_store
 from pages import enter_frame
 
 enter_frame()
+store = default_store()
 
 SAVED = "launch.saved"  # the last form, kept while other pages are open (widget state is not)
 PREFILLED = "launch.prefilled"  # the run id the form was last filled from
@@ -166,7 +168,7 @@ def submit_button(form: dict[str, Any]) -> None:
     """The count (and any problem) right above the button, so nothing is queued by surprise."""
     st.subheader("Launch", divider="gray")
     try:
-        planned, error = launch.plan(form), None
+        planned, error = launch.plan(store, form), None
     except DlxError as err:
         planned, error = None, err
     sweep_name = None
@@ -189,9 +191,9 @@ def submit_button(form: dict[str, Any]) -> None:
     pressed = st.button(f"Launch {count} runs" if count > 1 else "Launch", type="primary",
                         icon=":material/rocket_launch:", disabled=planned is None, key="launch.submit")
     if pressed and planned is not None:
-        run_ids = launch.submit_plan(planned, sweep_name)
+        run_ids = launch.submit_plan(store, planned, sweep_name)
         if settings.autostart_worker():
-            ensure_worker(stop_with_parent=True)  # it stops with the app
+            ensure_worker(store, stop_with_parent=True)  # it stops with the app
         sweep = store.get_run(run_ids[0]).sweep if len(run_ids) > 1 else None
         st.session_state[LAST] = {"runs": run_ids, "sweep": sweep}
         st.toast(f"Queued {len(run_ids)} run{'s' if len(run_ids) > 1 else ''}", icon=":material/check:")

@@ -5,17 +5,17 @@ from datetime import datetime
 import numpy as np
 import streamlit as st
 
-from dlx import charts, charts_compare, compare, live, progress, store
+from dlx import charts, charts_compare, compare, live, progress
 from dlx.config import parse_run_id
 from dlx.devices import why_waiting
 from dlx.errors import DlxError
-from dlx.jobs import cancel_run
-from dlx.jobs.queue import latest_job
+from dlx.run_edits import parse_tags
 from dlx.run_table import PAGE_ROWS, table_rows
-from dlx.store import FINAL_STATES, RunInfo
+from dlx.store import FINAL_STATES, History, RunInfo, default_store
 from pages import enter_frame
 
 enter_frame()
+store = default_store()
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc", "test_loss", "test_acc", "epoch", "samples_per_s")
@@ -91,7 +91,7 @@ def glance(runs: list[RunInfo], sweep: str | None, chosen: bool = False) -> None
     reduced in SQL, one colour per run in every chart; redrawn with the list, so they move while runs train."""
     shown = runs[:GLANCE_SWEEP_RUNS if sweep or chosen else GLANCE_RUNS]
     ids = [run.id for run in shown]
-    keys = compare.glance_keys(ids)
+    keys = compare.glance_keys(store, ids)
     if not keys:
         return
     colors, labels = compare.run_colors(ids), {run.id: run.label for run in shown}
@@ -129,7 +129,7 @@ def run_list() -> None:
         st.info("No runs match this filter.", icon=":material/filter_alt_off:")
         return
     curves = st.container()  # drawn once the table says which runs are selected
-    frame = table_rows(runs)
+    frame = table_rows(store, runs)
     if sweep:
         frame = frame.drop(columns="sweep", errors="ignore")
     pages = -(-len(frame) // PAGE_ROWS)
@@ -168,7 +168,7 @@ def selection_actions(picked: list[RunInfo]) -> None:
                          help="Comma-separated NAME or NAME=VALUE, added to every selected run.")
     if b.button("Add", key="runs.add_tags_apply", disabled=not added.strip()):
         try:
-            tags = store.parse_tags(added)
+            tags = parse_tags(added)
             for run in picked:
                 store.set_tags(run.id, {**run.user_tags, **tags})
         except DlxError as err:
@@ -206,7 +206,7 @@ def actions(run: RunInfo) -> None:
                          key="runs.cancel", help="Ask the script to stop on its next heartbeat; what it logged "
                          "stays." if scripted else "Stop this run; what it logged stays."):
         try:
-            outcome = cancel_run(run.id)
+            outcome = store.queue.cancel_run(run.id)
         except DlxError as err:
             st.error(str(err), icon=":material/error:")
         else:
@@ -217,7 +217,7 @@ def actions(run: RunInfo) -> None:
     if columns[2].button("Re-run", icon=":material/replay:", key="runs.rerun",
                          disabled=blocked is not None, help=blocked or "Queue a new run with exactly this config."):
         try:
-            new_id = launch.rerun(run.id)
+            new_id = launch.rerun(store, run.id)
         except DlxError as err:
             st.error(str(err), icon=":material/error:")
         else:
@@ -269,8 +269,8 @@ def headline(run: RunInfo) -> None:
 
 
 def queued_note(run: RunInfo) -> None:
-    job = latest_job(run.id)
-    text = why_waiting(job) if job is not None else "Queued, with no job to run it."
+    job = store.queue.latest_job(run.id)
+    text = why_waiting(store, job) if job is not None else "Queued, with no job to run it."
     st.info(text, icon=":material/hourglass_top:")
 
 
@@ -278,7 +278,7 @@ def live_state(run_id: int) -> live.LiveRun:
     """The run's curves as drawn so far, kept for this tab: each refresh reads only what is new."""
     name = f"runs.live.{run_id}"
     if name not in st.session_state:
-        st.session_state[name] = live.LiveRun(run_id)
+        st.session_state[name] = live.LiveRun(store, run_id)
     return st.session_state[name]
 
 
@@ -304,7 +304,7 @@ def live_panel(run_id: int, shown_status: str) -> None:
         st.plotly_chart(figure, width="stretch", key="runs.curves")
     other_metrics(keys, drawn, launched)
     try:
-        log = progress.log_path(run.id)
+        log = progress.log_path(store, run.id)
     except DlxError as err:  # an index entry pointing outside the data directory is never read
         st.warning(str(err), icon=":material/gpp_bad:")
         log = None
@@ -327,7 +327,7 @@ def other_metrics(keys: list[str], histories: dict[str, live.LiveSeries], launch
         st.plotly_chart(figure, width="stretch", key="runs.metrics")
 
 
-def numbers(run: RunInfo, histories: dict[str, store.History]) -> None:
+def numbers(run: RunInfo, histories: dict[str, History]) -> None:
     """The headline numbers the run has so far, left to right, from each key's last points."""
     shown = []
     loss, val, rate = histories["train_loss"], histories["val_acc"], histories["samples_per_s"]

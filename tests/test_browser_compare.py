@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from dlx import export
+from dlx.store import default_store
 from tests.browser import open_page, snapshot
 from tests.conftest import train_in_process
 
@@ -62,5 +63,5 @@ def test_compare_shows_the_sweeps_curves_differing_params_and_parallel_coordinat
         page.get_by_role("button", name="Download CSV").click()
     saved = tmp_path / "runs.csv"
     download.value.save_as(saved)
-    assert export.from_csv(saved.read_text()) == export.from_csv(export.to_csv(export.selection(ids)))
+    assert export.from_csv(saved.read_text()) == export.from_csv(export.to_csv(export.selection(default_store(), ids)))
     assert page.get_by_test_id("stException").count() == 0

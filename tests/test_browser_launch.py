@@ -7,7 +7,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from dlx import store
+from dlx.store import default_store
 from tests.browser import open_page, reopen, snapshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -56,7 +56,7 @@ def test_run_launched_from_the_browser_succeeds_on_the_runs_page(app_server, bro
 
     accuracy = float(metric_value(page, "Test accuracy"))
     assert accuracy >= 0.95
-    assert accuracy == pytest.approx(store.get_run(run_id).summary["test_acc"], abs=1e-4)
+    assert accuracy == pytest.approx(default_store().get_run(run_id).summary["test_acc"], abs=1e-4)
     page.get_by_text("Confusion matrix").wait_for()
     snapshot(page, artifacts_dir / "runs-page-succeeded.png")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from dlx import launch
+from dlx.store import default_store
 from dlx.tracking import start_run
 from tests.browser import open_page, running_app
 
@@ -13,7 +14,8 @@ pytestmark = [pytest.mark.browser]
 def finished_seed_sweep(seeds: int) -> None:
     """A sweep over seeds as the form queues it, each run then finished with results (no training)."""
     form = {**launch.to_form(launch.defaults_for("digits", "cnn")), "seed": ",".join(map(str, range(seeds)))}
-    for n, run_id in enumerate(launch.submit_plan(launch.plan(form), sweep="seeds")):
+    store = default_store()
+    for n, run_id in enumerate(launch.submit_plan(store, launch.plan(store, form), sweep="seeds")):
         with start_run(run_id=run_id, handle_signals=False) as run:
             run.update_summary({"test_acc": 0.95 + n / 1000, "val_acc": 0.96, "total_steps": 135})
 

@@ -6,9 +6,10 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from dlx import settings, store
+from dlx import settings
 from dlx.checkpoint_writer import CheckpointWriter, snapshot
-from dlx.tracking import Run, create_run
+from dlx.store import default_store
+from dlx.tracking import Run
 
 
 def _epoch_of(path) -> str:
@@ -17,7 +18,8 @@ def _epoch_of(path) -> str:
 
 
 def test_close_leaves_the_newest_last_and_best_on_disk_and_indexed():
-    run = Run(create_run({}, status="running"))
+    store = default_store()
+    run = Run(default_store(), default_store().create_run({}, status="running"))
     folder = settings.run_dir(run.id) / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     model = torch.nn.Linear(3, 2)
@@ -39,7 +41,8 @@ def test_close_leaves_the_newest_last_and_best_on_disk_and_indexed():
 
 
 def test_a_failed_write_is_raised_by_close():
-    run = Run(create_run({}, status="running"))
+    store = default_store()
+    run = Run(store, store.create_run({}, status="running"))
     folder = settings.run_dir(run.id) / "missing" / "checkpoints"  # never created: the write fails
     writer = CheckpointWriter(run, folder)
     writer.submit(snapshot(torch.nn.Linear(2, 2), {"epoch": "1"}), {"epoch": 1}, {"epoch": 1})
@@ -51,7 +54,8 @@ def test_a_failed_write_is_raised_by_close():
 def test_nothing_is_written_before_a_write_is_due_and_close_writes_what_waits():
     """Epochs faster than `every` cost no write each: the newest last and best wait in memory until
     the writer is due or closed (as when a run ends, fails or is cancelled)."""
-    run = Run(create_run({}, status="running"))
+    store = default_store()
+    run = Run(default_store(), default_store().create_run({}, status="running"))
     folder = settings.run_dir(run.id) / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     model = torch.nn.Linear(3, 2)

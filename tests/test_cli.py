@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from dlx import store
 from dlx.cli import main
+from dlx.store import default_store
 from tests.conftest import wait_for
 
 
@@ -43,7 +43,7 @@ def test_run_wait_trains_on_an_auto_started_worker(dlx_home, spawned_workers):
     exported = dlx("export", "1", "--format", "json")
     assert exported.returncode == 0, exported.stderr
     metrics = json.loads(exported.stdout)
-    total_steps = store.get_run(1).summary["total_steps"]
+    total_steps = default_store().get_run(1).summary["total_steps"]
     assert metrics["train_loss"]["step"] == list(range(1, total_steps + 1))
     assert len(metrics["val_acc"]["value"]) == 3
     assert metrics["test_acc"]["value"] == [final["test_acc"]]
@@ -54,7 +54,7 @@ def test_run_rejects_a_bad_value_naming_the_field():
     assert result.returncode != 0
     assert "lr: Input should be greater than 0" in result.stderr
     assert result.stdout == ""
-    assert store.list_runs() == []  # nothing was queued
+    assert default_store().list_runs() == []  # nothing was queued
 
 
 def test_run_rejects_a_setting_without_a_value(capsys):
@@ -63,6 +63,7 @@ def test_run_rejects_a_setting_without_a_value(capsys):
 
 
 def test_run_without_worker_queues_and_cancel_ends_it(capsys):
+    store = default_store()
     assert main(["run", "--dataset", "iris", "--model", "mlp", "--set", "lr=0.01", "--no-worker"]) == 0
     assert capsys.readouterr().out == "queued run 1 (job 1): iris/mlp\n"
     assert store.get_run(1).config["lr"] == 0.01
@@ -218,7 +219,9 @@ def test_a_worker_started_to_stop_with_its_parent_stops_when_the_parent_is_kille
     import signal
 
     parent = subprocess.Popen([sys.executable, "-c", "import time\nfrom dlx.jobs import ensure_worker\n"
-                               "print(ensure_worker(stop_with_parent=True).pid, flush=True)\ntime.sleep(600)"],
+                               "from dlx.store import default_store\n"
+                               "print(ensure_worker(default_store(), stop_with_parent=True).pid, flush=True)\n"
+                               "time.sleep(600)"],
                               stdout=subprocess.PIPE, text=True, env={**os.environ, "DLX_PREWARM": "0"})
     worker = int(parent.stdout.readline())
     try:
@@ -236,33 +239,30 @@ def test_a_worker_started_to_stop_with_its_parent_stops_when_the_parent_is_kille
 def store_workers() -> list[str]:
     from sqlalchemy import select
 
-    from db.engine import session
     from db.models import Worker
 
-    with session() as s:
+    with default_store().session() as s:
         return list(s.scalars(select(Worker.id)))
 
 
 def test_worker_stop_ends_the_running_worker_and_its_job(dlx_home, capsys):
     from dlx.config import parse_config
-    from dlx.jobs import submit
-    from dlx.jobs.queue import get_job
     from tests.conftest import start_worker, stop_process
 
     assert main(["worker", "--stop"]) == 0
     assert capsys.readouterr().out == f"no worker is running for store sqlite:///{dlx_home / 'dlx.sqlite'}\n"
 
-    run_id, job_id = submit(parse_config({"dataset": "digits", "model": "cnn", "epochs": 200}))
+    run_id, job_id = default_store().queue.submit(parse_config({"dataset": "digits", "model": "cnn", "epochs": 200}))
     process = start_worker(dlx_home, env={"DLX_PREWARM": "0"})
     try:
-        job = wait_for(lambda: (j := get_job(job_id)) and j.status == "running" and j.pid and j,
+        job = wait_for(lambda: (j := default_store().queue.get_job(job_id)) and j.status == "running" and j.pid and j,
                        message="the job to run")
         assert main(["worker", "--stop"]) == 0
         assert capsys.readouterr().out == f"stopped worker {process.pid}\n"
         assert process.poll() is not None  # --stop waited for it
         assert not running(job.pid)
-        assert get_job(job_id).status == "failed"
-        assert store.get_run(run_id).status == "failed"
+        assert default_store().queue.get_job(job_id).status == "failed"
+        assert default_store().get_run(run_id).status == "failed"
     finally:
         stop_process(process)
 
@@ -300,7 +300,7 @@ def test_run_sweeps_comma_separated_values_as_the_form_does():
                  "--set", "sweep=lr-seed", "--no-worker")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "queued sweep lr-seed: runs 1-4 (4 runs: Learning rate (2) × Seed (2))\n"
-    runs = store.list_runs()
+    runs = default_store().list_runs()
     assert {r.sweep for r in runs} == {"lr-seed"} and {r.model for r in runs} == {"mlp"}
     assert sorted((r.config["lr"], r.config["seed"]) for r in runs) == \
         [(1e-3, 0), (1e-3, 1), (3e-3, 0), (3e-3, 1)]
@@ -323,9 +323,9 @@ def test_run_without_settings_uses_the_launch_forms_defaults_for_every_data_set_
     assert ("patterns", "cnn") in pairs and ("mnist", "resnet18") in pairs
     for dataset, model in pairs:
         assert main(["run", "--dataset", dataset, "--model", model, "--no-worker"]) == 0, capsys.readouterr()
-        queued = store.list_runs(limit=1)[0].config
+        queued = default_store().list_runs(limit=1)[0].config
         assert queued == parse_config(launch.defaults_for(dataset, model)).model_dump(), (dataset, model)
-    assert store.list_runs(limit=1000)[-1].config["epochs"] == launch.defaults_for("digits", "cnn")["epochs"]
+    assert default_store().list_runs(limit=1000)[-1].config["epochs"] == launch.defaults_for("digits", "cnn")["epochs"]
 
 
 def test_run_picks_a_model_that_fits_when_none_is_given(capsys):
@@ -338,4 +338,4 @@ def test_run_refuses_a_data_set_whose_files_are_missing_naming_the_folder(tmp_pa
     assert main(["run", "--dataset", "fashion_mnist", "--no-worker"]) == 2
     err = capsys.readouterr().err
     assert f"error: dataset: fashion_mnist files are missing: looked in {tmp_path}/FashionMNIST/raw" in err
-    assert store.list_runs() == []
+    assert default_store().list_runs() == []

@@ -12,9 +12,11 @@ from streamlit.testing.v1 import AppTest
 from db.engine import get_engine
 from db.models import Param, RunSummary
 from db.models import Run as RunRow
-from dlx import compare, store
+from dlx import compare
 from dlx.errors import DlxError
-from dlx.tracking import Run, create_run
+from dlx.run_edits import parse_tags
+from dlx.store import default_store
+from dlx.tracking import Run
 
 APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 
@@ -28,7 +30,8 @@ def no_worker(monkeypatch):
 @pytest.fixture
 def thousand_runs() -> list[int]:
     """1,000 finished runs (bulk inserted) with lr, optimizer and final metrics; the first three have curves."""
-    first = create_run({"dataset": "digits", "model": "cnn"}, status="succeeded")
+    store = default_store()
+    first = store.create_run({"dataset": "digits", "model": "cnn"}, status="succeeded")
     rng = random.Random(1)
     table = RunRow.__table__
     with get_engine().begin() as conn:
@@ -42,7 +45,7 @@ def thousand_runs() -> list[int]:
         conn.execute(insert(RunSummary), [{"run_id": i, "key": "val_acc", "step": 3, "last": v, "min": v, "max": v}
                                           for i in ids for v in [rng.random()]])
     for run_id in ids[:3]:
-        run = Run(run_id)
+        run = Run(store, run_id)
         run.log_series("val_acc", [0.1 * run_id, 0.5, 1.0 - 0.1 * run_id], 0)
         run.flush()
         run._stop.set()
@@ -91,7 +94,7 @@ def small_sweep() -> list[int]:
 
     ids = []
     for i, lr in enumerate((0.1, 0.1, 0.01, 0.01)):
-        run_id = create_run({"lr": lr, "seed": i}, sweep="grid", name=f"r{i}")
+        run_id = default_store().create_run({"lr": lr, "seed": i}, sweep="grid", name=f"r{i}")
         with start_run(run_id=run_id, handle_signals=False) as run:
             run.log_params({"lr": lr, "seed": i})
             run.update_summary({"steps_per_epoch": 5, "confusion_matrix": [[3, 1], [0, 4]], "classes": ["a", "b"]})
@@ -135,7 +138,7 @@ def test_a_zoom_reads_the_range_again_at_full_resolution_and_the_url_keeps_it():
     """1,000 steps reduced to the chart's buckets; zoomed to 100-199, every step of that range is drawn."""
     from dlx.tracking import start_run
 
-    run_id = create_run({"lr": 0.1}, name="long")
+    run_id = default_store().create_run({"lr": 0.1}, name="long")
     with start_run(run_id=run_id, handle_signals=False) as run:
         run.log_series("val_acc", [float(step % 7) for step in range(5000)], 0)
     at = open_compare(runs=str(run_id), metric="val_acc")
@@ -168,6 +171,7 @@ def test_confusion_matrices_side_by_side():
 
 
 def test_tags_and_notes_are_saved_from_the_page_and_filterable():
+    store = default_store()
     ids = small_sweep()
     at = open_compare(runs=",".join(map(str, ids)))
     at.text_input[[t.label for t in at.text_input].index("Tags")].set_value("baseline, owner=ana")
@@ -180,17 +184,19 @@ def test_tags_and_notes_are_saved_from_the_page_and_filterable():
 
 
 def test_a_reserved_or_nameless_tag_is_refused_naming_the_field():
+    store = default_store()
     run_id = small_sweep()[0]
     with pytest.raises(DlxError, match="tags: names starting with 'dlx.' are reserved") as err:
-        store.set_tags(run_id, store.parse_tags("dlx.archived"))
+        store.set_tags(run_id, parse_tags("dlx.archived"))
     assert err.value.field == "tags"
     with pytest.raises(DlxError, match="has a value but no name"):
-        store.parse_tags("=x")
+        parse_tags("=x")
     with pytest.raises(DlxError, match="run: there is no run #999999"):
         store.set_note(999999, "hello")
 
 
 def test_archive_asks_first_hides_the_runs_and_show_archived_brings_them_back():
+    store = default_store()
     ids = small_sweep()
     at = open_compare(runs=",".join(map(str, ids[:2])))
     at.button(key="compare.archive").click().run()
@@ -205,6 +211,7 @@ def test_archive_asks_first_hides_the_runs_and_show_archived_brings_them_back():
 
 
 def test_delete_asks_first_then_removes_the_selected_runs():
+    store = default_store()
     ids = small_sweep()
     at = open_compare(runs=",".join(map(str, ids[2:])))
     at.button(key="compare.delete").click().run()

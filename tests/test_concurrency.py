@@ -10,13 +10,10 @@ import textwrap
 import pytest
 from sqlalchemy import func, select
 
-from db.engine import session
 from db.models import Metric, RunSummary
-from dlx import settings, store
+from dlx import settings
 from dlx.config import parse_config
-from dlx.jobs import submit
-from dlx.jobs.queue import get_job
-from dlx.tracking import create_run
+from dlx.store import FINAL_STATES, default_store
 from tests.conftest import start_worker, stop_process, wait_for
 
 pytestmark = [pytest.mark.usefixtures("store_url"), pytest.mark.slow]  # about a minute per store on 2 cores
@@ -28,11 +25,11 @@ QUICK = {"dataset": "breast_cancer", "model": "mlp", "epochs": 2}
 # size makes many transactions.
 WRITER = """
     import sys
-    from dlx.tracking import Run, create_run
+    from dlx.tracking import Run
 
     index, shared_id = int(sys.argv[1]), int(sys.argv[2])
-    shared = Run(shared_id, flush_size=37)
-    with Run(create_run(status="running"), flush_size=37) as run:
+    shared = Run(default_store(), shared_id, flush_size=37)
+    with Run(default_store(), default_store().create_run(status="running"), flush_size=37) as run:
         print(run.id, flush=True)
         for step in range(STEPS):
             run.log_metrics({"loss": 1.0 / (step + 1), "acc": step / STEPS}, step=step)
@@ -43,7 +40,7 @@ TROUBLE = ("database is locked", "deadlock", "Traceback")
 
 
 def count(run_id: int, key: str | None = None) -> int:
-    with session() as s:
+    with default_store().session() as s:
         query = select(func.count()).select_from(Metric).where(Metric.run_id == run_id)
         return s.scalar(query.where(Metric.key == key) if key else query)
 
@@ -51,8 +48,8 @@ def count(run_id: int, key: str | None = None) -> int:
 def test_two_workers_and_eight_writers_lose_nothing_and_never_lock():
     home = settings.home()
     home.mkdir(parents=True, exist_ok=True)
-    jobs = [submit(parse_config({**QUICK, "seed": seed})) for seed in range(4)]
-    shared = create_run({"dataset": "digits"}, name="shared", status="running")
+    jobs = [default_store().queue.submit(parse_config({**QUICK, "seed": seed})) for seed in range(4)]
+    shared = default_store().create_run({"dataset": "digits"}, name="shared", status="running")
     script = textwrap.dedent(WRITER).replace("STEPS", str(STEPS))
     workers: list[subprocess.Popen] = []
     writers: list[subprocess.Popen] = []
@@ -62,7 +59,7 @@ def test_two_workers_and_eight_writers_lose_nothing_and_never_lock():
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
                        for i in range(WRITERS))
         outputs = [process.communicate(timeout=300) for process in writers]
-        finished = [wait_for(lambda: (job := get_job(job_id)).status in store.FINAL_STATES and job,
+        finished = [wait_for(lambda: (job := default_store().queue.get_job(job_id)).status in FINAL_STATES and job,
                              timeout=300, message=f"job {job_id} to end") for _, job_id in jobs]
     finally:
         for process in writers:
@@ -75,19 +72,19 @@ def test_two_workers_and_eight_writers_lose_nothing_and_never_lock():
         assert process.returncode == 0, err
         assert not any(word in err for word in TROUBLE), err
         run_id = int(out.split()[0])
-        assert store.get_run(run_id).status == "succeeded"
+        assert default_store().get_run(run_id).status == "succeeded"
         assert count(run_id, "loss") == count(run_id, "acc") == STEPS
-        assert store.latest_metrics(run_id)["loss"] == (STEPS - 1, 1.0 / STEPS)
+        assert default_store().latest_metrics(run_id)["loss"] == (STEPS - 1, 1.0 / STEPS)
     for index in range(WRITERS):
         key = f"w{index}/loss"
         assert count(shared, key) == STEPS
-        with session() as s:
+        with default_store().session() as s:
             summary = s.get(RunSummary, (shared, key))
         assert (summary.step, summary.last, summary.min, summary.max) == (STEPS - 1, STEPS - 1, 0, STEPS - 1)
     for (run_id, _), job in zip(jobs, finished):
         assert job.status == "succeeded", job.error
-        losses = store.metric_history(run_id, "train_loss")
-        assert len(losses) == store.get_run(run_id).summary["total_steps"]  # each job ran once
+        losses = default_store().metric_history(run_id, "train_loss")
+        assert len(losses) == default_store().get_run(run_id).summary["total_steps"]  # each job ran once
         assert len(set(losses.steps.tolist())) == len(losses)
     for log in home.glob("worker-*.log"):
         text = log.read_text(errors="replace")

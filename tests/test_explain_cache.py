@@ -7,15 +7,13 @@ import pytest
 import torch
 from sqlalchemy import func, select
 
-from db.engine import session
 from db.models import Explanation
 from dlx.errors import DlxError
 from dlx.explain.cache import explain_cached, explanation_key
 from dlx.explain.methods import explain
 from dlx.explain.models_cache import checkpointed_run_ids, get_loaded_run
 from dlx.explain.scoring import scores_cached
-from dlx.store import checkpoint_path, delete_run
-from dlx.tracking import create_run
+from dlx.store import default_store
 
 
 def forward_calls(model) -> list[int]:
@@ -26,7 +24,7 @@ def forward_calls(model) -> list[int]:
 
 
 def test_cached_explanation_is_returned_without_calling_captum_again(trained_run):
-    loaded = get_loaded_run(trained_run)
+    loaded = get_loaded_run(default_store(), trained_run)
     x = loaded.bundle.test.x[:4]
     targets = [0, 1, 2, 3]
     first = explain_cached(loaded, x, targets, "integrated_gradients", "blur", {"n_steps": 20})
@@ -45,7 +43,7 @@ def test_cached_explanation_is_returned_without_calling_captum_again(trained_run
 
 
 def test_cached_values_equal_a_direct_explanation(trained_run):
-    loaded = get_loaded_run(trained_run)
+    loaded = get_loaded_run(default_store(), trained_run)
     x = loaded.bundle.test.x[:3]
     explain_cached(loaded, x, [1, 1, 1], "occlusion", "zeros")
     stored = explain_cached(loaded, x, [1, 1, 1], "occlusion", "zeros")
@@ -54,7 +52,7 @@ def test_cached_values_equal_a_direct_explanation(trained_run):
 
 
 def test_cache_key_covers_what_changes_the_result(trained_run):
-    loaded = get_loaded_run(trained_run)
+    loaded = get_loaded_run(default_store(), trained_run)
     x = loaded.bundle.test.x[0]
     key = explanation_key(loaded, x, "integrated_gradients", {}, "zeros", 3)
     assert key == explanation_key(loaded, x, "integrated_gradients", {"n_steps": 50}, "zeros", 3)  # a default
@@ -69,9 +67,10 @@ def test_cache_key_covers_what_changes_the_result(trained_run):
 
 
 def test_explanations_are_stored_as_safetensors_rows_per_sample(trained_run):
-    loaded = get_loaded_run(trained_run)
+    store = default_store()
+    loaded = get_loaded_run(store, trained_run)
     explain_cached(loaded, loaded.bundle.test.x[:5], [0] * 5, "saliency")
-    with session() as s:
+    with store.session() as s:
         rows = s.scalars(select(Explanation).where(Explanation.run_id == trained_run)).all()
     assert len(rows) == 5 and all(row.method == "saliency" for row in rows)
     assert all(row.data[8:9] == b"{" for row in rows)  # safetensors: an 8-byte length, then a JSON header
@@ -79,43 +78,47 @@ def test_explanations_are_stored_as_safetensors_rows_per_sample(trained_run):
 
 
 def test_loaded_model_is_kept_until_its_checkpoint_changes(trained_run):
-    first = get_loaded_run(trained_run)
-    assert get_loaded_run(trained_run) is first
-    assert trained_run in checkpointed_run_ids()
-    path = checkpoint_path(trained_run)
+    store = default_store()
+    first = get_loaded_run(store, trained_run)
+    assert get_loaded_run(store, trained_run) is first
+    assert trained_run in checkpointed_run_ids(store)
+    path = store.checkpoint_path(trained_run)
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-    reloaded = get_loaded_run(trained_run)
+    reloaded = get_loaded_run(store, trained_run)
     assert reloaded is not first
     assert reloaded.checkpoint_id == first.checkpoint_id  # same bytes, same cache keys
 
 
 def test_run_without_a_checkpoint_gives_a_clear_message():
-    run_id = create_run({"dataset": "digits", "model": "cnn"}, status="queued")
+    store = default_store()
+    run_id = default_store().create_run({"dataset": "digits", "model": "cnn"}, status="queued")
     with pytest.raises(DlxError, match="has no 'best' checkpoint.*status queued.*finished at least one epoch"):
-        get_loaded_run(run_id)
+        get_loaded_run(store, run_id)
     with pytest.raises(DlxError, match="there is no run #999"):
-        get_loaded_run(999)
-    assert run_id not in checkpointed_run_ids()
+        get_loaded_run(store, 999)
+    assert run_id not in checkpointed_run_ids(store)
 
 
 def test_scores_of_the_same_samples_are_computed_once(trained_run):
-    loaded = get_loaded_run(trained_run)
+    store = default_store()
+    loaded = get_loaded_run(store, trained_run)
     x = loaded.bundle.test.x[:3]
     assert scores_cached(loaded, x, [0, 1, 2], ["saliency"], compute=False) is None
     scores = scores_cached(loaded, x, [0, 1, 2], ["saliency"], sensitivity=False)
     calls = forward_calls(loaded.model)
     again = scores_cached(loaded, x, [0, 1, 2], ["saliency"], sensitivity=False, compute=False)
     assert calls[0] == 0 and again.table() == scores.table()
-    with session() as s:
+    with store.session() as s:
         assert s.scalar(select(func.count()).select_from(Explanation).where(Explanation.method == "scores")) == 1
 
 
 def test_deleting_a_run_deletes_its_cached_explanations(trained_run):
-    loaded = get_loaded_run(trained_run)
+    store = default_store()
+    loaded = get_loaded_run(store, trained_run)
     explain_cached(loaded, loaded.bundle.test.x[:2], [0, 0], "saliency")
-    delete_run(trained_run)
-    with session() as s:
+    store.delete_run(trained_run)
+    with default_store().session() as s:
         assert s.scalar(select(func.count()).select_from(Explanation)) == 0
 
 
@@ -124,7 +127,8 @@ def test_a_batch_of_new_explanations_is_stored_in_one_transaction(trained_run):
 
     from db.engine import get_engine
 
-    loaded = get_loaded_run(trained_run)
+    store = default_store()
+    loaded = get_loaded_run(store, trained_run)
     x = loaded.bundle.test.x[:6]
     commits = []
     engine = get_engine()
@@ -135,7 +139,7 @@ def test_a_batch_of_new_explanations_is_stored_in_one_transaction(trained_run):
     finally:
         event.remove(engine, "commit", listener)
     assert not fresh.cached and len(commits) == 1
-    with session() as s:
+    with store.session() as s:
         assert s.scalar(select(func.count()).select_from(Explanation).where(Explanation.method == "saliency")) == 6
     again = explain_cached(loaded, x, [0] * 6, "saliency", "zeros")
     assert again.cached

@@ -10,13 +10,11 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from dlx import store
 from dlx.charts_explain import method_colour
 from dlx.explain import METHODS
 from dlx.explain.jobs import ExplainTask, find_job, run_task
 from dlx.explain.models_cache import get_loaded_run
-from dlx.jobs.queue import finish_job
-from dlx.tracking import create_run
+from dlx.store import default_store
 from tests.conftest import train_in_process
 
 PAGE = Path(__file__).resolve().parent.parent / "pages" / "explain.py"
@@ -77,7 +75,7 @@ def test_changing_a_method_parameter_recomputes_only_that_method(trained_run):
 
 
 def test_picking_a_run_without_a_checkpoint_gives_a_clear_message(trained_run):
-    create_run({"dataset": "digits", "model": "cnn"}, name="waiting", status="queued")
+    default_store().create_run({"dataset": "digits", "model": "cnn"}, name="waiting", status="queued")
     at = open_page()
     at.selectbox(key="explain.run").select_index(0).run()  # the newest: the queued run
     assert "no checkpoint" in at.selectbox(key="explain.run").format_func(at.selectbox(key="explain.run").value)
@@ -203,6 +201,7 @@ def test_two_runs_side_by_side_explain_the_same_samples(trained_run):
 
 
 def test_table_run_shows_feature_bars_and_global_importance_from_a_job():
+    store = default_store()
     run_id = train_in_process({"dataset": "breast_cancer", "model": "mlp", "epochs": 2})
     at = open_page()
     bars = charts(at)
@@ -210,12 +209,12 @@ def test_table_run_shows_feature_bars_and_global_importance_from_a_job():
     assert "mean radius" in str(bars[0]) or "worst" in str(bars[0])
     at.button(key="explain.job.global_importance").click().run()
     task = ExplainTask(run_id=run_id, task="global_importance", methods=["integrated_gradients", "feature_ablation"],
-                       n_samples=len(get_loaded_run(run_id).bundle.test))
-    job = find_job(task)
+                       n_samples=len(get_loaded_run(store, run_id).bundle.test))
+    job = find_job(store, task)
     assert job is not None and job.status == "queued"
     assert any(p.proto.text.startswith(f"job #{job.id} queued") for p in at.get("progress"))
-    run_task(get_loaded_run(run_id), task)  # what the worker would do
-    finish_job(job.id, "succeeded")
+    run_task(get_loaded_run(store, run_id), task)  # what the worker would do
+    store.queue.finish_job(job.id, "succeeded")
     at.run()
     figures = charts(at)
     assert any(traces(f, "scattergl") == 1 for f in figures)  # the beeswarm

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from dlx import settings, store
+from dlx import settings
 from dlx.config import parse_config
-from dlx.jobs import submit
-from dlx.jobs.queue import get_job, reap_stale
+from dlx.store import default_store
 from tests.conftest import start_worker, stop_process, wait_for
 from tests.test_jobs import LONG, QUICK, ended, running, running_with_metrics
 from tests.test_standby import wait_ready
@@ -40,7 +39,7 @@ def test_job_of_a_sigkilled_worker_ends_with_it_and_its_run_stays_failed(dlx_hom
     process = start_worker(dlx_home, env={"DLX_PREWARM": prewarm})
     try:
         standby = wait_ready(dlx_home)[0] if prewarm != "0" else None
-        run_id, job_id = submit(parse_config(LONG))
+        run_id, job_id = default_store().queue.submit(parse_config(LONG))
         job = running_with_metrics(run_id, job_id)
         if standby is not None:
             assert job.pid == standby
@@ -49,9 +48,10 @@ def test_job_of_a_sigkilled_worker_ends_with_it_and_its_run_stays_failed(dlx_hom
         wait_for(lambda: not running(job.pid), timeout=15, message=f"job process {job.pid} to end")
     finally:
         stop_process(process)
-    wait_for(lambda: job_id in reap_stale() or get_job(job_id).status != "running",
+    queue = default_store().queue
+    wait_for(lambda: job_id in queue.reap_stale() or queue.get_job(job_id).status != "running",
              timeout=60, message="the dead worker's job to be reaped")
-    run = store.get_run(run_id)
+    run = default_store().get_run(run_id)
     assert run.status == "failed" and run.error.startswith("no heartbeat")
     assert "test: loss" not in (settings.home() / job.log_path).read_text()  # it never got to finish
 
@@ -122,12 +122,13 @@ def test_next_worker_ends_a_dead_workers_children_but_never_a_reused_pid(dlx_hom
 
 @pytest.mark.usefixtures("store_url")
 def test_worker_survives_a_run_deleted_while_its_job_runs_and_runs_the_next_job(worker):
-    run_id, job_id = submit(parse_config(LONG))
+    store = default_store()
+    run_id, job_id = store.queue.submit(parse_config(LONG))
     job = running_with_metrics(run_id, job_id)
     store.delete_run(run_id)
-    assert get_job(job_id) is None
+    assert store.queue.get_job(job_id) is None
     wait_for(lambda: not running(job.pid), timeout=60, message="the deleted run's job process to end")
-    next_run, next_job = submit(parse_config(QUICK))
+    next_run, next_job = store.queue.submit(parse_config(QUICK))
     assert ended(next_job).status == "succeeded"
     assert worker.poll() is None
 

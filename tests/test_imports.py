@@ -14,7 +14,8 @@ import pytest
 
 from dlx.jobs import standby
 from dlx.jobs.supervisor import alive_workers
-from dlx.tracking import Run, create_run
+from dlx.store import default_store
+from dlx.tracking import Run
 from tests.conftest import start_worker, stop_process, wait_for
 from tests.test_standby import children, looped
 
@@ -44,7 +45,8 @@ def _open_page(home: Path, page: str, query: dict[str, str] | None = None) -> di
 
 @pytest.mark.parametrize("page, title", [("pages/runs.py", "Runs"), ("pages/compare.py", "Compare runs")])
 def test_the_runs_and_compare_pages_do_not_import_torch(dlx_home, page, title):
-    run = Run(create_run({"dataset": "digits", "model": "cnn"}, status="running"))
+    store = default_store()
+    run = Run(store, store.create_run({"dataset": "digits", "model": "cnn"}, status="running"))
     run.log_metric("train_loss", 1.0, 0)
     run.finish()
     shown = _open_page(dlx_home, page)
@@ -62,7 +64,8 @@ def test_an_idle_worker_does_not_load_torch(dlx_home):
     dlx_home.mkdir(parents=True, exist_ok=True)
     worker = start_worker(dlx_home)
     try:
-        wait_for(lambda: any(w.id.endswith(f":{worker.pid}") for w in alive_workers()), message="the worker to register")
+        wait_for(lambda: any(w.id.endswith(f":{worker.pid}") for w in alive_workers(default_store())),
+                 message="the worker to register")
         maps = Path(f"/proc/{worker.pid}/maps").read_text()
         assert "libtorch" not in maps and "libc10" not in maps
         assert "_raylet" not in maps  # only the ray executor imports Ray
@@ -79,7 +82,8 @@ def test_the_launch_page_does_not_import_torch_and_still_refuses_an_oversize_mod
 
 def test_the_runs_page_with_a_run_opened_does_not_import_torch(dlx_home):
     """Its Re-run check reads the data set and model registries."""
-    run = Run(create_run({"dataset": "digits", "model": "cnn", "epochs": 1}, status="running"))
+    store = default_store()
+    run = Run(store, store.create_run({"dataset": "digits", "model": "cnn", "epochs": 1}, status="running"))
     run.log_metric("train_loss", 1.0, 0)
     run.finish()
     shown = _open_page(dlx_home, "pages/runs.py", {"run": str(run.id)})

@@ -10,13 +10,12 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from db.engine import session
 from db.models import Metric
-from dlx import settings, store
+from dlx import settings
 from dlx.config import parse_config
-from dlx.jobs import cancel_run, ensure_worker, submit, submit_job
-from dlx.jobs.queue import claim, get_job, latest_job, reap_stale
+from dlx.jobs import ensure_worker
 from dlx.jobs.supervisor import alive_workers
+from dlx.store import FINAL_STATES, default_store
 from tests.conftest import start_worker, stop_process, wait_for
 
 QUICK = {"dataset": "breast_cancer", "model": "mlp", "epochs": 2}
@@ -24,14 +23,14 @@ LONG = {"dataset": "digits", "model": "cnn", "epochs": 500}  # runs until the te
 
 
 def points(run_id: int, key: str = "train_loss") -> int:
-    with session() as s:
+    with default_store().session() as s:
         return s.scalar(select(func.count()).select_from(Metric)
                         .where(Metric.run_id == run_id, Metric.key == key))
 
 
 def ended(job_id: int, timeout: float = 120):
     """Wait until a job reaches a final state; return it."""
-    return wait_for(lambda: (job := get_job(job_id)).status in store.FINAL_STATES and job,
+    return wait_for(lambda: (job := default_store().queue.get_job(job_id)).status in FINAL_STATES and job,
                     timeout=timeout, message=f"job {job_id} to end")
 
 
@@ -43,7 +42,7 @@ def running(pid: int) -> bool:
 
 def running_with_metrics(run_id: int, job_id: int):
     """Wait until a job's process is recorded and its first metrics are in the store."""
-    return wait_for(lambda: (job := get_job(job_id)).pid and points(run_id) > 0 and job,
+    return wait_for(lambda: (job := default_store().queue.get_job(job_id)).pid and points(run_id) > 0 and job,
                     timeout=120, message=f"job {job_id} to log metrics")
 
 
@@ -52,7 +51,8 @@ def worker_id(process) -> str:
 
 
 def test_submitted_job_runs_to_success_with_metrics_in_the_store(worker):
-    run_id, job_id = submit(parse_config(QUICK))
+    store = default_store()
+    run_id, job_id = store.queue.submit(parse_config(QUICK))
     job = ended(job_id)
     assert job.status == "succeeded", job.error
     assert job.worker == worker_id(worker)
@@ -68,7 +68,8 @@ def test_submitted_job_runs_to_success_with_metrics_in_the_store(worker):
 
 @pytest.mark.usefixtures("store_url")  # the queue on SQLite and PostgreSQL
 def test_failing_job_reports_the_runs_reason():
-    run_id, job_id = submit(parse_config({**QUICK, "epochs": 5, "optimizer": "sgd", "lr": 10,
+    store = default_store()
+    run_id, job_id = store.queue.submit(parse_config({**QUICK, "epochs": 5, "optimizer": "sgd", "lr": 10,
                                           "schedule": "constant"}))
     process = start_worker(settings.home())
     try:
@@ -83,11 +84,12 @@ def test_failing_job_reports_the_runs_reason():
 
 @pytest.mark.usefixtures("store_url")  # the queue on SQLite and PostgreSQL
 def test_racing_claims_take_each_job_exactly_once():
-    job_ids = [submit_job("train", {}) for _ in range(30)]
+    store = default_store()
+    job_ids = [store.queue.submit_job("train", {}) for _ in range(30)]
     claimed: list[tuple[int, str]] = []
 
     def claim_all(name: str) -> None:
-        while (job := claim(name, cpu_only=True)) is not None:
+        while (job := store.queue.claim(name, cpu_only=True)) is not None:
             claimed.append((job.id, name))
 
     threads = [threading.Thread(target=claim_all, args=(f"worker-{i}",)) for i in range(4)]
@@ -97,11 +99,12 @@ def test_racing_claims_take_each_job_exactly_once():
         thread.join()
     assert sorted(job_id for job_id, _ in claimed) == job_ids
     for job_id, name in claimed:
-        assert get_job(job_id).worker == name
+        assert store.queue.get_job(job_id).worker == name
 
 
 def test_two_workers_run_each_job_exactly_once():
-    jobs = [submit(parse_config({**QUICK, "seed": seed})) for seed in range(4)]
+    store = default_store()
+    jobs = [store.queue.submit(parse_config({**QUICK, "seed": seed})) for seed in range(4)]
     workers = [start_worker(settings.home()) for _ in range(2)]
     try:
         finished = [ended(job_id, timeout=240) for _, job_id in jobs]
@@ -121,9 +124,10 @@ def test_two_workers_run_each_job_exactly_once():
 
 
 def test_cancel_running_job_ends_cancelled(worker):
-    run_id, job_id = submit(parse_config(LONG))
+    store = default_store()
+    run_id, job_id = store.queue.submit(parse_config(LONG))
     running_with_metrics(run_id, job_id)
-    assert cancel_run(run_id) == "cancelling"
+    assert store.queue.cancel_run(run_id) == "cancelling"
     job = ended(job_id)
     assert job.status == "cancelled"
     run = store.get_run(run_id)
@@ -131,22 +135,24 @@ def test_cancel_running_job_ends_cancelled(worker):
     assert run.error == "cancelled by request"
     assert points(run_id) > 0
     assert worker.poll() is None  # the worker carries on
-    assert cancel_run(run_id) == "finished"
+    assert store.queue.cancel_run(run_id) == "finished"
 
 
 @pytest.mark.usefixtures("store_url")  # the queue on SQLite and PostgreSQL
 def test_cancel_queued_job_ends_cancelled_at_once():
-    run_id, job_id = submit(parse_config(QUICK))
-    assert cancel_run(run_id) == "cancelled"
-    assert get_job(job_id).status == "cancelled"
+    store = default_store()
+    run_id, job_id = store.queue.submit(parse_config(QUICK))
+    assert store.queue.cancel_run(run_id) == "cancelled"
+    assert store.queue.get_job(job_id).status == "cancelled"
     run = store.get_run(run_id)
     assert run.status == "cancelled"
     assert run.error == "cancelled before it started"
-    assert claim("late-worker", cpu_only=True) is None
+    assert store.queue.claim("late-worker", cpu_only=True) is None
 
 
 def test_job_killed_by_sigkill_fails_and_keeps_its_flushed_metrics(worker):
-    run_id, job_id = submit(parse_config(LONG))
+    store = default_store()
+    run_id, job_id = store.queue.submit(parse_config(LONG))
     job = running_with_metrics(run_id, job_id)
     seen = points(run_id)
     os.kill(job.pid, signal.SIGKILL)
@@ -161,41 +167,43 @@ def test_job_killed_by_sigkill_fails_and_keeps_its_flushed_metrics(worker):
 
 @pytest.mark.usefixtures("store_url")  # the queue on SQLite and PostgreSQL
 def test_job_of_a_dead_worker_is_failed_as_stale(worker, monkeypatch):
-    run_id, job_id = submit(parse_config(LONG))
+    run_id, job_id = default_store().queue.submit(parse_config(LONG))
     job = running_with_metrics(run_id, job_id)
     # The machine goes away: the worker dies, and its job with it (dlx.jobs.lifeline).
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()
     wait_for(lambda: not running(job.pid), timeout=15, message=f"job process {job.pid} to end")
     seen = points(run_id)
-    assert get_job(job_id).status == "running"  # nobody has noticed yet
+    assert default_store().queue.get_job(job_id).status == "running"  # nobody has noticed yet
 
     monkeypatch.setenv("DLX_STALE_AFTER", "6")
-    wait_for(lambda: job_id in reap_stale() or get_job(job_id).status != "running",
+    queue = default_store().queue
+    wait_for(lambda: job_id in queue.reap_stale() or queue.get_job(job_id).status != "running",
              timeout=60, message="the stale job to be reaped")
-    job = get_job(job_id)
+    job = default_store().queue.get_job(job_id)
     assert job.status == "failed"
     assert job.error.startswith("no heartbeat for 6 s")
-    run = store.get_run(run_id)
+    run = default_store().get_run(run_id)
     assert run.status == "failed" and run.error == job.error
     assert points(run_id) == seen
-    assert reap_stale() == []  # reaped once
+    assert default_store().queue.reap_stale() == []  # reaped once
 
 
 def test_ensure_worker_starts_one_worker_and_only_one(spawned_workers):
-    assert ensure_worker().state == "started"
+    store = default_store()
+    assert ensure_worker(store).state == "started"
     marker = settings.home() / "worker.spawn"
     pid = int(marker.read_text().split()[0])
     spawned_workers.append(pid)
     spawn_record = marker.read_text()
 
-    assert ensure_worker().state in ("starting", "alive")  # the first one has not registered yet
-    workers = wait_for(alive_workers, timeout=60, message="the spawned worker to heartbeat")
+    assert ensure_worker(store).state in ("starting", "alive")  # the first one has not registered yet
+    workers = wait_for(lambda: alive_workers(store), timeout=60, message="the spawned worker to heartbeat")
     assert [w.info["pid"] for w in workers] == [pid]
-    assert ensure_worker().state == "alive"
+    assert ensure_worker(store).state == "alive"
     assert marker.read_text() == spawn_record  # nothing else was spawned
 
-    run_id, job_id = submit(parse_config(QUICK))
+    run_id, job_id = store.queue.submit(parse_config(QUICK))
     assert ended(job_id).status == "succeeded"
-    assert latest_job(run_id).worker.endswith(f":{pid}")
-    assert len(alive_workers()) == 1
+    assert store.queue.latest_job(run_id).worker.endswith(f":{pid}")
+    assert len(alive_workers(store)) == 1

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 import torchvision.datasets
 
-from dlx import launch, progress, store
+from dlx import launch, progress
 from dlx.config import parse_config
-from dlx.errors import DlxError
 from dlx.data import torchvision_sets
-from dlx.jobs import submit
+from dlx.errors import DlxError
 from dlx.models import MODELS
-from dlx.store import History
+from dlx.store import History, default_store
 
 
 def form(**changes) -> dict:
@@ -60,43 +59,47 @@ def test_bad_sweep_values_name_the_field(field, text, message):
 
 
 def test_plan_counts_every_combination_and_says_where_it_comes_from():
-    planned = launch.plan(form(lr="1e-3, 3e-3", batch_size="16, 32, 64", optimizer=["adam", "sgd"]))
+    planned = launch.plan(default_store(), form(lr="1e-3, 3e-3", batch_size="16, 32, 64", optimizer=["adam", "sgd"]))
     assert planned.count == 12
     assert planned.describe() == "Optimizer (2) × Learning rate (2) × Batch size (3)"
-    assert launch.plan(form()).count == 1
+    assert launch.plan(default_store(), form()).count == 1
 
 
 def test_plan_rejects_bad_values_with_the_field_label():
     with pytest.raises(DlxError, match="Learning rate: input should be greater than 0"):
-        launch.plan(form(lr="0.01, -1"))
+        launch.plan(default_store(), form(lr="0.01, -1"))
     with pytest.raises(DlxError, match="Optimizer: choose at least one"):
-        launch.plan(form(optimizer=[]))
+        launch.plan(default_store(), form(optimizer=[]))
     with pytest.raises(DlxError, match=r"sweep: 125 runs is more than 100"):
-        launch.plan(form(lr="1,2,3,4,5", seed="1,2,3,4,5", epochs="1,2,3,4,5"))
+        launch.plan(default_store(), form(lr="1,2,3,4,5", seed="1,2,3,4,5", epochs="1,2,3,4,5"))
 
 
 def test_submitting_a_sweep_groups_and_names_its_runs():
-    run_ids = launch.submit_plan(launch.plan(form(lr="1e-3, 3e-3", name="probe")), sweep="lr-probe")
+    store = default_store()
+    run_ids = launch.submit_plan(store, launch.plan(store, form(lr="1e-3, 3e-3", name="probe")), sweep="lr-probe")
     runs = [store.get_run(i) for i in run_ids]
     assert [(r.sweep, r.name, r.config["lr"]) for r in runs] == \
         [("lr-probe", "probe lr=0.001", 1e-3), ("lr-probe", "probe lr=0.003", 3e-3)]
 
 
 def test_a_single_run_is_not_a_sweep():
-    (run_id,) = launch.submit_plan(launch.plan(form()), sweep="ignored")
+    store = default_store()
+    (run_id,) = launch.submit_plan(store, launch.plan(store, form()), sweep="ignored")
     assert store.get_run(run_id).sweep is None
 
 
 def test_rerun_and_edit_start_from_the_run_outside_its_sweep():
-    run_id = launch.submit_plan(launch.plan(form(seed="0, 1")))[0]
+    store = default_store()
+    run_id = launch.submit_plan(store, launch.plan(store, form(seed="0, 1")))[0]
     values = launch.from_run(store.get_run(run_id))
     assert values["sweep"] is None and values["name"] is None and values["seed"] == "0"
-    again = store.get_run(launch.rerun(run_id))
+    again = store.get_run(launch.rerun(store, run_id))
     assert again.sweep is None and again.config["seed"] == 0 and again.status == "queued"
 
 
 def test_progress_estimates_fraction_rate_and_time_left():
-    run_id, _ = submit(parse_config({"epochs": 2}))
+    store = default_store()
+    run_id, _ = store.queue.submit(parse_config({"epochs": 2}))
     run = store.get_run(run_id)
     run.summary = {"total_steps": 100, "epochs": 2}
     losses = History(np.arange(10, 51, 10), np.ones(5), np.array([0.0, 1.0, 2.0, 3.0, 4.0]))
@@ -109,7 +112,8 @@ def test_progress_estimates_fraction_rate_and_time_left():
 
 
 def test_progress_before_training_starts_says_so():
-    run_id, _ = submit(parse_config({}))
+    store = default_store()
+    run_id, _ = store.queue.submit(parse_config({}))
     empty = History(np.array([], dtype=np.int64), np.array([]), np.array([]))
     state = progress.estimate(store.get_run(run_id), empty, empty, empty)
     assert state.fraction is None and state.describe().startswith("Starting")
@@ -129,7 +133,8 @@ def test_log_tail_reads_the_last_lines_of_a_big_log(tmp_path):
 
 
 def test_progress_once_training_starts_but_before_the_first_window():
-    run_id, _ = submit(parse_config({}))
+    store = default_store()
+    run_id, _ = store.queue.submit(parse_config({}))
     run = store.get_run(run_id)
     run.summary = {"total_steps": 111, "epochs": 3}
     empty = History(np.array([], dtype=np.int64), np.array([]), np.array([]))
@@ -144,10 +149,11 @@ def test_the_patterns_defaults_learn_the_data_set():
     from tests.conftest import train_in_process
 
     run_id = train_in_process(launch.defaults_for("patterns", "cnn"))
-    assert store.get_run(run_id).summary["test_acc"] >= 0.9
+    assert default_store().get_run(run_id).summary["test_acc"] >= 0.9
 
 
 def test_a_script_run_is_not_relaunched_and_says_why():
+    store = default_store()
     from dlx.tracking import start_run
 
     with start_run(experiment="mine", config={"lr": 0.1}, handle_signals=False) as run:
@@ -155,7 +161,7 @@ def test_a_script_run_is_not_relaunched_and_says_why():
     reason = launch.why_not_rerun(store.get_run(run.id))
     assert reason and "tracked from a script" in reason and "no data set" in reason
     with pytest.raises(DlxError, match="tracked from a script") as caught:
-        launch.rerun(run.id)
+        launch.rerun(store, run.id)
     assert caught.value.field == "run"
     with pytest.raises(DlxError, match="tracked from a script"):
         launch.from_run(store.get_run(run.id))
@@ -163,7 +169,8 @@ def test_a_script_run_is_not_relaunched_and_says_why():
 
 
 def test_a_launched_run_can_be_relaunched():
-    (run_id,) = launch.submit_plan(launch.plan(form()))
+    store = default_store()
+    (run_id,) = launch.submit_plan(store, launch.plan(store, form()))
     assert launch.why_not_rerun(store.get_run(run_id)) is None
 
 
@@ -179,19 +186,21 @@ def test_a_data_set_without_its_files_is_refused_before_queueing_naming_where_it
     assert missing_files("digits") == [] and missing_files("patterns") == []
     with pytest.raises(DlxError, match=f"Data set: mnist files are missing: looked in {tmp_path}/MNIST/raw "
                        "for train-images-idx3-ubyte") as caught:
-        launch.plan(form(dataset="mnist", model="cnn"))
+        launch.plan(default_store(), form(dataset="mnist", model="cnn"))
     assert caught.value.field == "dataset"
-    assert store.list_runs() == []
-    (run_id,) = launch.submit_plan(launch.plan(form(dataset="mnist", model="cnn", download=True)))
-    assert launch.why_not_rerun(store.get_run(run_id)) is None  # it may fetch them
-    run_id, _ = submit(parse_config({"dataset": "mnist", "model": "cnn"}))  # queued before they went
-    assert launch.why_not_rerun(store.get_run(run_id)).startswith("mnist files are missing")
+    assert default_store().list_runs() == []
+    store = default_store()
+    (run_id,) = launch.submit_plan(store, launch.plan(store, form(dataset="mnist", model="cnn", download=True)))
+    assert launch.why_not_rerun(default_store().get_run(run_id)) is None  # it may fetch them
+    queued = parse_config({"dataset": "mnist", "model": "cnn"})
+    run_id, _ = default_store().queue.submit(queued)  # queued before they went
+    assert launch.why_not_rerun(default_store().get_run(run_id)).startswith("mnist files are missing")
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in MNIST_FILES:
         (raw / name).write_bytes(b"")
     assert missing_files("mnist") == []
-    assert launch.plan(form(dataset="mnist", model="cnn")).count == 1
+    assert launch.plan(default_store(), form(dataset="mnist", model="cnn")).count == 1
 
 
 def test_cifar_files_are_checked_by_torchvision_names(tmp_path, monkeypatch):
@@ -205,14 +214,14 @@ def test_cifar_files_are_checked_by_torchvision_names(tmp_path, monkeypatch):
 
 def test_command_line_text_sweeps_like_the_form():
     text = launch.form_from_text("iris", "mlp", {"lr": "1e-3,3e-3", "optimizer": "adam,sgd", "seed": "7"})
-    planned = launch.plan(text, name=launch.config_key)
+    planned = launch.plan(default_store(), text, name=launch.config_key)
     assert planned.count == 4 and planned.describe() == "Optimizer (2) × Learning rate (2)"
     expected = {**launch.defaults_for("iris", "mlp"), "seed": 7}
     for config in planned.configs:
         assert {k: v for k, v in config.model_dump().items() if k not in ("lr", "optimizer")} == \
             {k: v for k, v in parse_config(expected).model_dump().items() if k not in ("lr", "optimizer")}
     with pytest.raises(DlxError, match="^lr: 'fast' is not a number"):
-        launch.plan(launch.form_from_text("iris", "mlp", {"lr": "fast"}), name=launch.config_key)
+        launch.plan(default_store(), launch.form_from_text("iris", "mlp", {"lr": "fast"}), name=launch.config_key)
     with pytest.raises(DlxError, match="model: 'cnn' does not take table data"):
         launch.form_from_text("iris", "cnn", {})
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlx import charts, live, store
-from dlx.tracking import Run, create_run
+from dlx import charts, live
+from dlx.store import default_store
+from dlx.tracking import Run
 
 
 def _log(run: Run, key: str, steps, values) -> None:
@@ -14,10 +15,11 @@ def _log(run: Run, key: str, steps, values) -> None:
 
 
 def test_a_refresh_reads_only_the_points_after_the_last_step_drawn():
-    run = Run(create_run({}, status="running"), flush_size=1000)
+    store = default_store()
+    run = Run(store, store.create_run({}, status="running"), flush_size=1000)
     _log(run, "train_loss", range(100), np.linspace(2, 1, 100))
     _log(run, "val_acc", [99], [0.5])
-    state = live.LiveRun(run.id)
+    state = live.LiveRun(store, run.id)
     first = state.refresh()
     assert first["train_loss"].steps.tolist() == list(range(100))
     _log(run, "train_loss", range(100, 110), np.linspace(1, 0.9, 10))
@@ -30,11 +32,12 @@ def test_a_refresh_reads_only_the_points_after_the_last_step_drawn():
 
 
 def test_a_long_series_stays_a_chart_wide_and_keeps_each_buckets_min_and_max():
+    store = default_store()
     rng = np.random.default_rng(0)
     values = rng.normal(size=30_000)
     values[12_345] = 50.0  # a spike in the middle of a bucket
-    run = Run(create_run({}, status="running"), flush_size=5000)
-    state = live.LiveRun(run.id)
+    run = Run(store, store.create_run({}, status="running"), flush_size=5000)
+    state = live.LiveRun(store, run.id)
     _log(run, "loss", range(10_000), values[:10_000])
     state.refresh()
     for start in range(10_000, 30_000, 2_500):  # grown by refreshes: buckets fold and widen
@@ -53,10 +56,11 @@ def test_a_long_series_stays_a_chart_wide_and_keeps_each_buckets_min_and_max():
 
 
 def test_a_reopened_page_reads_the_same_buckets_in_sql():
+    store = default_store()
     values = np.sin(np.arange(20_000) / 300.0)
-    run = Run(create_run({}, status="running"), flush_size=5000)
+    run = Run(default_store(), default_store().create_run({}, status="running"), flush_size=5000)
     _log(run, "loss", range(20_000), values)
-    series = live.LiveRun(run.id)
+    series = live.LiveRun(store, run.id)
     series.refresh()
     loaded = series.get("loss")
     reduced = store.reduced_history([run.id], ["loss"], live.BUCKETS)[(run.id, "loss")]

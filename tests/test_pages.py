@@ -11,13 +11,12 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from db.engine import dispose_all, session
+from db.engine import dispose_all
 from db.models import Artifact, utcnow
 from db.models import Worker as WorkerRow
-from dlx import launch, settings, store
+from dlx import launch, settings
 from dlx.config import parse_config
-from dlx.jobs import cancel_run, submit
-from dlx.jobs.queue import claim, finish_job
+from dlx.store import default_store
 from dlx.tracking import Run
 from tests.browser import stop_spawned_workers
 from tests.conftest import train_in_process
@@ -51,7 +50,7 @@ def texts(at: AppTest) -> str:
 
 
 def queued_configs() -> list[dict]:
-    return [run.config for run in store.list_runs(status=["queued"])]
+    return [run.config for run in default_store().list_runs(status=["queued"])]
 
 
 @pytest.fixture(scope="module")
@@ -62,21 +61,21 @@ def every_status_home(tmp_path_factory) -> tuple[Path, dict[str, int]]:
         patch.setenv("DLX_HOME", str(home))
         ids = {"succeeded": train_in_process({"dataset": "digits", "model": "cnn", "epochs": 1})}
         config = parse_config({"dataset": "digits", "model": "cnn", "epochs": 2})
-        ids["running"], _ = submit(config)
-        claim("test-worker", cpu_only=True)
-        run = Run(ids["running"])
+        ids["running"], _ = default_store().queue.submit(config)
+        default_store().queue.claim("test-worker", cpu_only=True)
+        run = Run(default_store(), ids["running"])
         run.update_summary({"total_steps": 68, "steps_per_epoch": 34, "epochs": 2})
         for step in range(1, 21):
             run.log_metrics({"train_loss": 2.3 / step}, step)
         run.log_metrics({"samples_per_s": 5000.0}, 20)
         run.finish("running")
-        ids["failed"], job = submit(config)
-        claim("test-worker", cpu_only=True)
-        finish_job(job, "failed", DIVERGED)
-        ids["cancelled"], _ = submit(config)
-        cancel_run(ids["cancelled"])
-        ids["queued"], _ = submit(config)
-        assert {s: store.get_run(i).status for s, i in ids.items()} == {s: s for s in ids}
+        ids["failed"], job = default_store().queue.submit(config)
+        default_store().queue.claim("test-worker", cpu_only=True)
+        default_store().queue.finish_job(job, "failed", DIVERGED)
+        ids["cancelled"], _ = default_store().queue.submit(config)
+        default_store().queue.cancel_run(ids["cancelled"])
+        ids["queued"], _ = default_store().queue.submit(config)
+        assert {s: default_store().get_run(i).status for s, i in ids.items()} == {s: s for s in ids}
         dispose_all()
     return home, ids
 
@@ -122,7 +121,7 @@ def test_sidebar_says_which_executor_and_how_many_nodes_and_gpus_the_workers_off
     beats = {"head:11": {"executor": "ray", "nodes": 3, "gpus": 4, "cpu_slots": 24},
              "head:12": {"executor": "ray", "nodes": 3, "gpus": 4, "cpu_slots": 24},
              "laptop:13": {"executor": "local", "gpus": 0, "cpu_slots": 1}}
-    with session() as s, s.begin():
+    with default_store().session() as s, s.begin():
         s.add_all(WorkerRow(id=worker_id, heartbeat_at=utcnow(), info=info) for worker_id, info in beats.items())
     at = open_app()
     sidebar = "\n".join(str(e.value) for e in at.sidebar.caption)
@@ -209,9 +208,10 @@ def test_succeeded_run_shows_test_accuracy_curves_and_confusion_matrix(every_sta
 
 
 def test_sweep_link_lists_only_that_sweeps_runs():
+    store = default_store()
     form = {**launch.to_form(launch.defaults_for("digits", "cnn")), "seed": "0, 1"}
-    swept = launch.submit_plan(launch.plan(form), sweep="seeds")
-    submit(parse_config({}))  # outside the sweep
+    swept = launch.submit_plan(store, launch.plan(default_store(), form), sweep="seeds")
+    store.queue.submit(parse_config({}))  # outside the sweep
     at = open_app("pages/runs.py", sweep="seeds")
     assert sorted(at.dataframe[0].value["id"]) == sorted(swept)
     assert "Sweep **seeds**: 2 runs, 0 finished." in at.info[0].value
@@ -240,7 +240,7 @@ def test_launch_queues_one_run_with_the_form_values_and_links_to_it():
     assert len(configs) == 1
     assert (configs[0]["dataset"], configs[0]["model"], configs[0]["lr"], configs[0]["epochs"]) == \
         ("digits", "cnn", 0.01, 2)
-    run_id = store.list_runs()[0].id
+    run_id = default_store().list_runs()[0].id
     assert f"Queued run #{run_id}" in at.success[0].value
     link = at.get("page_link")[-1].proto
     assert link.page.endswith("runs") and f"run={run_id}" in link.query_string
@@ -254,7 +254,7 @@ def test_sweep_of_two_by_three_values_shows_the_count_and_queues_six_runs():
     assert at.button(key="launch.submit").label == "Launch 6 runs"
     at.text_input(key="launch.sweep").set_value("lr-vs-batch").run()
     at.button(key="launch.submit").click().run()
-    runs = store.list_runs(status=["queued"])
+    runs = default_store().list_runs(status=["queued"])
     assert len(runs) == 6
     assert {r.sweep for r in runs} == {"lr-vs-batch"}
     assert sorted((r.config["lr"], r.config["batch_size"]) for r in runs) == \
@@ -282,7 +282,7 @@ def test_invalid_value_names_the_field_and_queues_nothing(field, value, message)
     at.text_input(key=field).set_value(value).run()
     assert message in at.error[0].value
     assert at.button(key="launch.submit").disabled  # a browser cannot press it
-    assert store.list_runs() == []
+    assert default_store().list_runs() == []
 
 
 def test_choosing_a_table_data_set_switches_to_a_model_and_defaults_that_fit():
@@ -294,7 +294,7 @@ def test_choosing_a_table_data_set_switches_to_a_model_and_defaults_that_fit():
 
 
 def test_edit_and_rerun_opens_launch_filled_from_the_run(every_status):
-    run_id = submit(parse_config({"dataset": "wine", "model": "mlp", "lr": 0.02, "epochs": 7,
+    run_id = default_store().queue.submit(parse_config({"dataset": "wine", "model": "mlp", "lr": 0.02, "epochs": 7,
                                   "optimizer": "sgd", "name": "tuned"}))[0]
     at = open_app("pages/runs.py", run=str(run_id))
     at.button(key="runs.edit").click().run()
@@ -318,16 +318,17 @@ def test_starting_from_a_missing_run_says_so_and_shows_the_defaults():
 def test_cancel_button_cancels_a_queued_run(every_status):
     at = open_app("pages/runs.py", run=str(every_status["queued"]))
     at.button(key="runs.cancel").click().run()
-    assert store.get_run(every_status["queued"]).status == "cancelled"
+    assert default_store().get_run(every_status["queued"]).status == "cancelled"
     assert "cancelled" in at.title[0].value
 
 
 def test_delete_asks_first_then_removes_the_run_and_its_files(every_status):
+    store = default_store()
     run_id = every_status["succeeded"]
     folder = settings.home() / "runs" / str(run_id)
     log = settings.logs_dir() / "job-7.log"
     log.write_text("epoch 1/1: ...\n")
-    with session() as s, s.begin():
+    with default_store().session() as s, s.begin():
         s.add(Artifact(run_id=run_id, kind="log", name="job-7", path="logs/job-7.log"))
     assert folder.exists()
     at = open_app("pages/runs.py", run=str(run_id))
@@ -345,6 +346,7 @@ def test_delete_is_refused_while_a_run_is_active(every_status):
 
 
 def test_rerun_queues_the_same_config_and_opens_it(every_status):
+    store = default_store()
     at = open_app("pages/runs.py", run=str(every_status["succeeded"]))
     at.button(key="runs.rerun").click().run()
     new = store.list_runs()[0]
@@ -386,6 +388,7 @@ def test_a_script_runs_page_draws_every_metric_it_logs_under_a_header_that_fits(
 
 
 def test_rerun_is_not_offered_for_a_script_run_and_the_page_says_why():
+    store = default_store()
     run_id = readme_example()
     at = open_app("pages/runs.py", run=str(run_id))
     assert at.button(key="runs.rerun").disabled and at.button(key="runs.edit").disabled
@@ -395,8 +398,9 @@ def test_rerun_is_not_offered_for_a_script_run_and_the_page_says_why():
 
 def test_runs_table_shows_what_varies_and_leaves_missing_values_blank():
     script = readme_example()
-    swept = launch.submit_plan(launch.plan({**launch.to_form(launch.defaults_for("digits", "cnn")),
-                                            "seed": "0, 1"}), sweep="seeds")
+    store = default_store()
+    form = {**launch.to_form(launch.defaults_for("digits", "cnn")), "seed": "0, 1"}
+    swept = launch.submit_plan(store, launch.plan(store, form), sweep="seeds")
     at = open_app("pages/runs.py")
     table = at.dataframe[0].value
     assert list(table["id"]) == [*reversed(swept), script]
@@ -412,7 +416,7 @@ def test_runs_table_pages_past_fifty_runs_newest_first():
     from dlx.run_table import PAGE_ROWS
 
     config = parse_config({})
-    ids = [submit(config)[0] for _ in range(PAGE_ROWS + 1)]
+    ids = [default_store().queue.submit(config)[0] for _ in range(PAGE_ROWS + 1)]
     at = open_app("pages/runs.py")
     assert list(at.dataframe[0].value["id"]) == ids[:0:-1]  # the newest 50
     at.number_input(key="runs.page").set_value(2).run()
@@ -428,7 +432,7 @@ def test_launch_marks_a_data_set_without_files_and_refuses_it_naming_the_folder(
     assert f"looked in {tmp_path}/MNIST/raw" in at.warning[0].value
     assert "Data set: mnist files are missing" in at.error[0].value
     assert at.button(key="launch.submit").disabled
-    assert store.list_runs() == []
+    assert default_store().list_runs() == []
 
 
 def test_the_form_and_the_command_line_queue_the_same_patterns_defaults(capsys):
@@ -439,7 +443,7 @@ def test_the_form_and_the_command_line_queue_the_same_patterns_defaults(capsys):
     assert (at.text_input(key="launch.lr").value, at.text_input(key="launch.epochs").value) == ("0.005", "8")
     at.button(key="launch.submit").click().run()
     assert main(["run", "--dataset", "patterns", "--no-worker"]) == 0
-    form_run, cli_run = sorted(store.list_runs(), key=lambda r: r.id)
+    form_run, cli_run = sorted(default_store().list_runs(), key=lambda r: r.id)
     assert form_run.config == cli_run.config
 
 

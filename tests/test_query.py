@@ -4,18 +4,18 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from db.engine import session
 from db.models import Run as RunRow
-from dlx import store
 from dlx.errors import DlxError
 from dlx.query import BoolOp, Comparison, FilterError, Not, parse
-from dlx.tracking import Run, create_run
+from dlx.store import default_store
+from dlx.tracking import Run
 
 
 def _run(params: dict, metrics: dict, *, status: str = "succeeded", config: dict | None = None,
          tags: dict | None = None, sweep: str | None = None, experiment: str = "default") -> int:
-    run_id = create_run(config or {}, experiment=experiment, sweep=sweep, status=status)
-    run = Run(run_id)
+    store = default_store()
+    run_id = store.create_run(config or {}, experiment=experiment, sweep=sweep, status=status)
+    run = Run(store, run_id)
     run.log_params(params)
     if tags:
         run.set_tags(tags)
@@ -42,7 +42,7 @@ def runs() -> dict[str, int]:
 
 def _ids(runs: dict[str, int], expr: str) -> set[str]:
     names = {v: k for k, v in runs.items()}
-    return {names[r.id] for r in store.list_runs(filter=expr)}
+    return {names[r.id] for r in default_store().list_runs(filter=expr)}
 
 
 def test_parse_builds_the_tree_with_precedence_and_over_or():
@@ -102,6 +102,7 @@ def test_invalid_expressions_name_the_position(expr, position, reason):
 
 
 def test_unknown_names_and_type_mistakes_are_refused_with_their_position(runs):
+    store = default_store()
     with pytest.raises(FilterError, match="no run field, parameter or metric is named 'lrr'") as caught:
         store.list_runs(filter="val_acc > 0.5 and lrr < 0.1")
     assert caught.value.position == 19
@@ -121,7 +122,7 @@ def test_unknown_names_and_type_mistakes_are_refused_with_their_position(runs):
 ])
 def test_sql_punctuation_is_a_syntax_error(runs, expr):
     with pytest.raises(DlxError):
-        store.list_runs(filter=expr)
+        default_store().list_runs(filter=expr)
 
 
 @pytest.mark.parametrize("expr, expected", [
@@ -133,16 +134,17 @@ def test_sql_punctuation_is_a_syntax_error(runs, expr):
 ])
 def test_injection_attempts_are_data(runs, expr, expected):
     assert _ids(runs, expr) == expected
-    with session() as s:
+    with default_store().session() as s:
         assert s.scalar(select(func.count()).select_from(RunRow)) == 4
 
 
 def test_sql_keywords_as_names_are_only_names(runs):
     """`select`, `drop` or `union` are looked up as params or metrics, never spliced into SQL."""
+    store = default_store()
     for word in ("select", "drop", "union", "runs", "1=1"):
         with pytest.raises(DlxError):
             store.list_runs(filter=f"{word} = 1")
-    run = Run(runs["a"])
+    run = Run(store, runs["a"])
     run.log_params({"select": "* from runs"})
     run._stop.set()
     assert _ids(runs, "select = '* from runs'") == {"a"}

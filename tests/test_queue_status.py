@@ -4,13 +4,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from db.engine import session
 from db.models import Job, utcnow
-from dlx import settings, store
+from dlx import settings
 from dlx.config import parse_config
 from dlx.errors import DlxError
-from dlx.jobs import cancel_run, submit
-from dlx.jobs.queue import cancel_job, claim, finish_job, get_job, reap_stale
+from dlx.store import FINAL_STATES, default_store
 from tests.conftest import start_worker, stop_process, wait_for
 
 pytestmark = pytest.mark.usefixtures("store_url")  # every test on SQLite and PostgreSQL
@@ -21,44 +19,48 @@ LONG = {"dataset": "digits", "model": "cnn", "epochs": 500}  # runs until the te
 
 # -- forward only ---------------------------------------------------------------------------------
 def test_a_finished_job_and_its_run_keep_their_final_status():
-    run_id, job_id = submit(parse_config(QUICK))
-    claim("test-worker", cpu_only=True)
-    finish_job(job_id, "failed", "no heartbeat: reaped")
-    finish_job(job_id, "succeeded")  # the orphaned process ending late changes nothing
-    job, run = get_job(job_id), store.get_run(run_id)
+    store = default_store()
+    run_id, job_id = store.queue.submit(parse_config(QUICK))
+    store.queue.claim("test-worker", cpu_only=True)
+    store.queue.finish_job(job_id, "failed", "no heartbeat: reaped")
+    store.queue.finish_job(job_id, "succeeded")  # the orphaned process ending late changes nothing
+    job, run = store.queue.get_job(job_id), store.get_run(run_id)
     assert (job.status, job.error) == ("failed", "no heartbeat: reaped")
     assert (run.status, run.error) == ("failed", "no heartbeat: reaped")
-    assert cancel_job(job_id) == "finished" and cancel_run(run_id) == "finished"
-    assert not get_job(job_id).cancel_requested
+    assert store.queue.cancel_job(job_id) == "finished" and store.queue.cancel_run(run_id) == "finished"
+    assert not store.queue.get_job(job_id).cancel_requested
 
 
 def test_a_late_heartbeat_saves_a_job_from_the_reaper():
     """The reaper's UPDATE re-checks the heartbeat: a job that beat since the cut-off is not failed."""
-    _, job_id = submit(parse_config(QUICK))
-    claim("test-worker", cpu_only=True)
+    store = default_store()
+    _, job_id = store.queue.submit(parse_config(QUICK))
+    store.queue.claim("test-worker", cpu_only=True)
     long_ago = utcnow().replace(year=2000)
-    assert not finish_job(job_id, "failed", "stale", silent_since=long_ago)
-    assert get_job(job_id).status == "running"
+    assert not store.queue.finish_job(job_id, "failed", "stale", silent_since=long_ago)
+    assert store.queue.get_job(job_id).status == "running"
 
 
 def test_finishing_a_job_whose_row_was_deleted_is_no_error():
-    run_id, job_id = submit(parse_config(QUICK))
+    store = default_store()
+    run_id, job_id = store.queue.submit(parse_config(QUICK))
     store.delete_run(run_id)
-    assert not finish_job(job_id, "cancelled", "cancelled by request")
+    assert not store.queue.finish_job(job_id, "cancelled", "cancelled by request")
 
 
 # -- deleting a run whose job runs ----------------------------------------------------------------
 def test_deleting_a_run_while_its_job_runs_stops_the_job_and_the_worker_carries_on(worker):
-    run_id, job_id = submit(parse_config(LONG))
-    job = wait_for(lambda: (j := get_job(job_id)).pid and store.latest_metrics(run_id) and j,
+    store = default_store()
+    run_id, job_id = store.queue.submit(parse_config(LONG))
+    job = wait_for(lambda: (j := store.queue.get_job(job_id)).pid and store.latest_metrics(run_id) and j,
                    timeout=120, message="the job to log metrics")
     store.delete_run(run_id)
-    assert store.get_run(run_id) is None and get_job(job_id) is None
-    with session() as s:
+    assert store.get_run(run_id) is None and store.queue.get_job(job_id) is None
+    with default_store().session() as s:
         assert s.scalar(select(Job.id).where(Job.run_id == run_id)) is None
     # the job was cancelled before its rows went: the worker ended it and is still serving
-    next_run, next_job = submit(parse_config(QUICK))
-    done = wait_for(lambda: (j := get_job(next_job)).status in store.FINAL_STATES and j, timeout=120,
+    next_run, next_job = store.queue.submit(parse_config(QUICK))
+    done = wait_for(lambda: (j := store.queue.get_job(next_job)).status in FINAL_STATES and j, timeout=120,
                     message="the worker to run the next job")
     assert done.status == "succeeded", done.error
     assert worker.poll() is None
@@ -83,18 +85,18 @@ def test_stale_after_refuses_bad_values_naming_the_variable(monkeypatch, raw, re
 
 
 def test_a_stale_window_shorter_than_the_heartbeat_never_fails_a_healthy_job(monkeypatch):
-    _, job_id = submit(parse_config(QUICK))
-    beat = claim("test-worker", cpu_only=True).heartbeat_at
+    _, job_id = default_store().queue.submit(parse_config(QUICK))
+    beat = default_store().queue.claim("test-worker", cpu_only=True).heartbeat_at
     monkeypatch.setenv("DLX_STALE_AFTER", "1")
     wait_for(lambda: (utcnow() - beat).total_seconds() > 1.5, timeout=10, message="1.5 s to pass")
     with pytest.raises(DlxError, match="DLX_STALE_AFTER"):
-        reap_stale()
-    assert get_job(job_id).status == "running"
+        default_store().queue.reap_stale()
+    assert default_store().queue.get_job(job_id).status == "running"
 
 
 def test_a_worker_refuses_a_bad_stale_window_with_a_clear_message(dlx_home):
     dlx_home.mkdir(parents=True, exist_ok=True)
-    _, job_id = submit(parse_config(QUICK))
+    _, job_id = default_store().queue.submit(parse_config(QUICK))
     process = start_worker(dlx_home, env={"DLX_STALE_AFTER": "abc"})
     try:
         code = process.wait(timeout=120)
@@ -104,4 +106,4 @@ def test_a_worker_refuses_a_bad_stale_window_with_a_clear_message(dlx_home):
     assert code == 2, log
     assert "error: DLX_STALE_AFTER: expected a number of seconds, got 'abc'" in log
     assert "Traceback" not in log
-    assert get_job(job_id).status == "queued"  # nothing was claimed and left behind
+    assert default_store().queue.get_job(job_id).status == "queued"  # nothing was claimed and left behind

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from dlx import settings, store
+from dlx import settings
 from dlx.config import parse_config
 from dlx.errors import DlxError
-from dlx.jobs import cancel_run, submit
 from dlx.jobs.executors import get_executor
-from dlx.jobs.queue import reap_stale
 from dlx.jobs.supervisor import alive_workers
+from dlx.store import default_store
 from tests.conftest import start_worker, stop_process, wait_for
 from tests.test_jobs import LONG, ended, points
 
@@ -75,7 +74,8 @@ def ray_worker(dlx_home, ray_head):
     dlx_home.mkdir(parents=True, exist_ok=True)
     process = start_worker(dlx_home, env={"DLX_EXECUTOR": "ray", "DLX_RAY_ADDRESS": ray_head,
                                           "DLX_PREWARM": "0"})
-    wait_for(lambda: any(w.id.endswith(f":{process.pid}") for w in alive_workers()) or process.poll() is not None,
+    store = default_store()
+    wait_for(lambda: any(w.id.endswith(f":{process.pid}") for w in alive_workers(store)) or process.poll() is not None,
              timeout=120, message="the ray worker to register")
     assert process.poll() is None, "the worker exited; see its log under DLX_HOME"
     yield process
@@ -105,6 +105,7 @@ def parent_of(pid: int) -> int:
 
 def assert_complete_series(run_id: int, epochs: int | None) -> None:
     """Every step's loss and every epoch's metrics once each, with nothing missing in between."""
+    store = default_store()
     losses = store.metric_history(run_id, "train_loss")
     assert losses.steps.tolist() == list(range(1, len(losses) + 1))
     for key in ("epoch", "train_loss_epoch", "train_acc", "val_loss", "val_acc"):
@@ -117,10 +118,11 @@ def assert_complete_series(run_id: int, epochs: int | None) -> None:
 
 
 def test_ray_runs_two_jobs_to_success_and_cancels_a_third(ray_worker):
+    store = default_store()
     quick = [({"dataset": "iris", "model": "mlp", "epochs": 3}, 3),
              ({"dataset": "breast_cancer", "model": "mlp", "epochs": 2}, 2)]
-    jobs = [(submit(parse_config(values)), epochs) for values, epochs in quick]
-    long_run, long_job = submit(parse_config(LONG))
+    jobs = [(store.queue.submit(parse_config(values)), epochs) for values, epochs in quick]
+    long_run, long_job = store.queue.submit(parse_config(LONG))
     for (run_id, job_id), epochs in jobs:
         job = ended(job_id, timeout=180)
         assert job.status == "succeeded", job.error
@@ -133,20 +135,21 @@ def test_ray_runs_two_jobs_to_success_and_cancels_a_third(ray_worker):
     wait_for(lambda: points(long_run) > 0, timeout=120, message="the long job's first metrics")
     task = job_process(long_job)
     assert task is not None  # the single-node cluster runs it here
-    assert cancel_run(long_run) == "cancelling"
+    assert store.queue.cancel_run(long_run) == "cancelling"
     job = ended(long_job)
     assert job.status == "cancelled"
     assert store.get_run(long_run).status == "cancelled"
     wait_for(lambda: job_process(long_job) is None, timeout=30, message="the cancelled task's process to end")
     assert points(long_run) > 0
     assert_complete_series(long_run, None)
-    info = next(w.info for w in alive_workers() if w.id.endswith(f":{ray_worker.pid}"))
+    info = next(w.info for w in alive_workers(store) if w.id.endswith(f":{ray_worker.pid}"))
     assert info["executor"] == "ray" and info["nodes"] == 1 and info["cpu_slots"] == 2 and info["gpus"] == 0
     assert ray_worker.poll() is None
 
 
 def test_a_ray_task_killed_from_outside_fails_its_run_with_rays_reason(ray_worker):
-    run_id, job_id = submit(parse_config(LONG))
+    store = default_store()
+    run_id, job_id = store.queue.submit(parse_config(LONG))
     wait_for(lambda: points(run_id) > 0, timeout=120, message="the job's first metrics")
     task = wait_for(lambda: job_process(job_id), message="the job's process")
     os.kill(parent_of(task), signal.SIGKILL)  # the Ray worker process that runs the task
@@ -168,12 +171,12 @@ def test_the_ray_executor_without_an_address_names_the_variable(monkeypatch):
 
 def test_a_ray_job_ends_with_its_worker_and_its_run_fails_as_stale(ray_worker, monkeypatch):
     """No PR_SET_PDEATHSIG across Ray: Ray kills a dead driver's tasks, the lifeline the task's child."""
-    run_id, job_id = submit(parse_config(LONG))
+    run_id, job_id = default_store().queue.submit(parse_config(LONG))
     wait_for(lambda: points(run_id) > 0, timeout=120, message="the job's first metrics")
     wait_for(lambda: job_process(job_id), message="the job's process")
     os.killpg(ray_worker.pid, signal.SIGKILL)
     ray_worker.wait()
     wait_for(lambda: job_process(job_id) is None, timeout=60, message="the job to end with its worker")
     monkeypatch.setenv("DLX_STALE_AFTER", "6")
-    wait_for(lambda: job_id in reap_stale(), timeout=60, message="the reaper to fail the job")
-    assert store.get_run(run_id).status == "failed" and "no heartbeat" in store.get_run(run_id).error
+    wait_for(lambda: job_id in default_store().queue.reap_stale(), timeout=60, message="the reaper to fail the job")
+    assert default_store().get_run(run_id).status == "failed" and "no heartbeat" in default_store().get_run(run_id).error

@@ -6,16 +6,17 @@ import math
 import numpy as np
 import pytest
 
-from dlx import store
 from dlx.errors import DlxError
-from dlx.tracking import Run, create_run
+from dlx.store import Reduced, default_store
+from dlx.tracking import Run
 
 
 def _write(points: list[tuple[int, float]], key: str, run_id: int | None = None, flush_size: int = 97) -> int:
     """Points written in the given order (which decides first and last where a step repeats), in many
     flushes, so blocks are both inserted and merged into."""
-    run_id = run_id or create_run({})
-    run = Run(run_id, flush_size=flush_size)
+    store = default_store()
+    run_id = run_id or store.create_run({})
+    run = Run(store, run_id, flush_size=flush_size)
     for step, value in points:
         run.log_metric(key, value, step)
     run.flush()
@@ -48,7 +49,7 @@ def _reference(points: list[tuple[int, float]], buckets: int, lo: int, hi: int) 
     return out, (steps.min(), values[at_first][np.argmin(order[at_first])])
 
 
-def _rows(reduced: store.Reduced) -> tuple[list[tuple], tuple]:
+def _rows(reduced: Reduced) -> tuple[list[tuple], tuple]:
     return list(zip(reduced.steps, reduced.last, reduced.min, reduced.max)), (reduced.first_step, reduced.first)
 
 
@@ -71,7 +72,7 @@ def test_reduction_equals_numpy_on_random_data(seed, buckets):
     points = [(int(s), float(v)) for s, v in zip(steps, values)]
     rng.shuffle(points)
     run_id = _write(points, "loss")
-    reduced = store.reduced_history([run_id], ["loss"], buckets)[(run_id, "loss")]
+    reduced = default_store().reduced_history([run_id], ["loss"], buckets)[(run_id, "loss")]
     _same(_rows(reduced), _reference(points, buckets, int(steps.min()), int(steps.max())))
     assert np.nanmax(reduced.max) == 1e6
     assert reduced.first_step == steps.min() and reduced.steps[-1] == steps.max()
@@ -79,6 +80,7 @@ def test_reduction_equals_numpy_on_random_data(seed, buckets):
 
 
 def test_series_share_buckets_and_a_zoom_reduces_only_the_visible_range():
+    store = default_store()
     rng = np.random.default_rng(7)
     a = [(s, float(v)) for s, v in enumerate(rng.normal(size=1000))]
     b = [(s, float(v)) for s, v in zip(range(500, 3000, 3), rng.normal(size=834))]
@@ -100,6 +102,7 @@ def test_series_share_buckets_and_a_zoom_reduces_only_the_visible_range():
 
 
 def test_all_nan_bucket_and_bad_bucket_count():
+    store = default_store()
     run_id = _write([(0, float("nan")), (1, float("nan")), (2, 3.0)], "x")
     reduced = store.reduced_history([run_id], ["x"], 2)[(run_id, "x")]
     assert list(reduced.steps) == [1, 2]

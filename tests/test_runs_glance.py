@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dlx import store
-from dlx.tracking import create_run, start_run
+from dlx.store import default_store
+from dlx.tracking import start_run
 from tests.test_compare_page import thousand_runs  # noqa: F401  (a fixture: 1,000 bulk-inserted runs)
 
 APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
@@ -25,7 +25,7 @@ def no_worker(monkeypatch):
 def sweep_of_three() -> list[int]:
     ids = []
     for i, lr in enumerate((0.1, 0.01, 0.001)):
-        run_id = create_run({"lr": lr}, sweep="grid", name=f"lr{lr}")
+        run_id = default_store().create_run({"lr": lr}, sweep="grid", name=f"lr{lr}")
         with start_run(run_id=run_id, handle_signals=False) as run:
             run.log_params({"lr": lr})
             for step in range(20):
@@ -66,9 +66,10 @@ def test_the_runs_page_overlays_the_sweeps_curves_without_opening_a_run(query):
 
 
 def test_the_glance_shows_the_newest_ten_and_hides_archived_runs():
+    store = default_store()
     ids = sweep_of_three()
     for _ in range(10):
-        newer = create_run({}, status="running")
+        newer = store.create_run({}, status="running")
         with start_run(run_id=newer, handle_signals=False) as run:
             run.log_metrics({"val_acc": 0.5}, step=0)
     drawn = lines(open_runs())["val_acc"]
@@ -82,7 +83,7 @@ def test_the_glance_shows_the_newest_ten_and_hides_archived_runs():
 
 
 def test_the_glance_redraws_as_a_running_run_logs_more():
-    run_id = create_run({}, name="live", status="queued")
+    run_id = default_store().create_run({}, name="live", status="queued")
     run = start_run(run_id=run_id, handle_signals=False)
     run.log_series("val_acc", [0.1, 0.2], 0)
     run.flush()
@@ -123,6 +124,7 @@ def test_the_runs_page_renders_with_a_thousand_runs_and_overlays_the_newest_ten(
 
 
 def test_selected_runs_are_overlaid_tagged_and_archived_after_a_yes():
+    store = default_store()
     ids = sweep_of_three()
     at = open_runs()
     at.toggle(key="runs.select_many").set_value(True).run()

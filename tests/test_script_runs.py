@@ -14,12 +14,9 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from db.engine import session
 from db.models import Metric, utcnow
 from db.models import Run as RunRow
-from dlx import store
-from dlx.jobs import cancel_run
-from dlx.jobs.queue import reap_stale
+from dlx.store import default_store
 from tests.conftest import start_worker, stop_process, wait_for
 
 APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
@@ -70,12 +67,12 @@ def killed_script_run(scripts: list) -> tuple[int, int]:
     process, run_id = start_script(scripts, LOOPING)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    assert store.get_run(run_id).status == "running"  # nobody has noticed yet
+    assert default_store().get_run(run_id).status == "running"  # nobody has noticed yet
     return run_id, process.pid
 
 
 def run_row(run_id: int) -> RunRow:
-    with session() as s:
+    with default_store().session() as s:
         return s.get(RunRow, run_id)
 
 
@@ -87,7 +84,7 @@ def wait_until_stale(run_id: int) -> None:
 
 
 def points(run_id: int) -> int:
-    with session() as s:
+    with default_store().session() as s:
         return s.scalar(select(func.count()).select_from(Metric).where(Metric.run_id == run_id))
 
 
@@ -97,7 +94,7 @@ def dlx(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
 
 
 def assert_failed_as_dead(run_id: int, pid: int) -> None:
-    info = store.get_run(run_id)
+    info = default_store().get_run(run_id)
     assert info.status == "failed"
     assert f"its process ({pid}@" in info.error and "stopped heartbeating at" in info.error
     assert info.ended_at is not None
@@ -110,7 +107,7 @@ def test_a_killed_scripts_run_is_failed_by_a_worker(scripts, dlx_home):
     run_id, pid = killed_script_run(scripts)
     worker = start_worker(dlx_home, env={"DLX_STALE_AFTER": STALE_AFTER})
     try:
-        wait_for(lambda: store.get_run(run_id).status != "running", timeout=90,
+        wait_for(lambda: default_store().get_run(run_id).status != "running", timeout=90,
                  message="the worker to fail the dead script's run")
         assert worker.poll() is None
     finally:
@@ -140,11 +137,12 @@ def test_a_killed_scripts_run_is_failed_when_the_app_loads(scripts):
 
 
 def test_a_live_script_keeps_its_run_past_the_stale_window(scripts):
+    store = default_store()
     process, run_id = start_script(scripts, LOOPING)
     started = run_row(run_id).started_at
     wait_for(lambda: utcnow() - started > timedelta(seconds=float(STALE_AFTER) + 1), timeout=30,
              message="the stale window to pass")
-    reap_stale()
+    store.queue.reap_stale()
     assert store.get_run(run_id).status == "running"
     assert run_row(run_id).owner == f"{process.pid}@{os.uname().nodename}"
 
@@ -158,7 +156,7 @@ def test_dlx_cancel_ends_a_scripts_run_as_cancelled(scripts):
     assert f"run {run_id}: cancelling" in ended.stdout
     _, err = process.communicate(timeout=60)
     assert "Cancelled" in err
-    info = store.get_run(run_id)
+    info = default_store().get_run(run_id)
     assert (info.status, info.error) == ("cancelled", "cancelled by request")
     assert points(run_id) == 50
     assert dlx("cancel", str(run_id)).stdout.strip() == f"run {run_id}: finished"
@@ -184,7 +182,7 @@ def test_the_end_button_stops_a_script_that_never_closes_its_run(scripts):
     button.click().run()
     assert not at.exception, [e.value for e in at.exception]
     process.communicate(timeout=60)
-    info = store.get_run(run_id)
+    info = default_store().get_run(run_id)
     assert (info.status, info.error) == ("cancelled", "cancelled by request")
     assert points(run_id) == 1
 
@@ -193,10 +191,11 @@ def test_cancel_of_a_run_that_does_not_exist_names_it():
     from dlx.errors import DlxError
 
     with pytest.raises(DlxError, match="no run #404"):
-        cancel_run(404)
+        default_store().queue.cancel_run(404)
 
 
 def test_dlx_delete_asks_then_deletes_a_scripts_run(scripts):
+    store = default_store()
     process, run_id = start_script(scripts, LOOPING)
     kept = dlx("delete", str(run_id), stdin="n\n")
     assert kept.returncode == 1 and "still active" in kept.stdout
@@ -227,13 +226,14 @@ def test_an_unclosed_run_ends_as_its_script_ended(scripts, ending, status, error
         {ending}
     """)
     process.communicate(timeout=60)
-    info = store.get_run(run_id)
+    info = default_store().get_run(run_id)
     assert (info.status, info.error) == (status, error)
     assert points(run_id) == 20
 
 
 @pytest.mark.usefixtures("store_url")
 def test_a_script_whose_run_is_deleted_under_it_drops_its_points_and_stops(scripts):
+    store = default_store()
     process, run_id = start_script(scripts, """
         import time
         from dlx.tracking import start_run

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from dlx import settings, store
+from dlx import settings
 from dlx.config import parse_config
 from dlx.errors import DlxError
-from dlx.jobs import cancel_run, standby, submit
+from dlx.jobs import standby
 from dlx.jobs.executors import LocalExecutor
 from dlx.jobs.supervisor import alive_workers
+from dlx.store import default_store
 from tests.conftest import start_worker, stop_process, wait_for
 from tests.test_jobs import LONG, ended, running, running_with_metrics
 
@@ -47,7 +48,7 @@ def looped(process: subprocess.Popen, times: int = 2) -> None:
     seen: set = set()
 
     def beaten() -> bool:
-        seen.update(w.heartbeat_at for w in alive_workers() if w.id.endswith(f":{process.pid}"))
+        seen.update(w.heartbeat_at for w in alive_workers(default_store()) if w.id.endswith(f":{process.pid}"))
         return len(seen) > times
 
     wait_for(beaten, timeout=60, message="the worker's heartbeats")
@@ -58,13 +59,14 @@ def job_log(job) -> str:
 
 
 def test_job_runs_in_a_standby_started_before_it_was_submitted_and_logs_only_its_output(worker, dlx_home):
+    store = default_store()
     first_standby = wait_ready(dlx_home)[0]
-    run_a, job_a = submit(parse_config(DIGITS))
+    run_a, job_a = store.queue.submit(parse_config(DIGITS))
     job = ended(job_a)
     assert job.status == "succeeded", job.error
     assert job.pid == first_standby
     replacement = wait_ready(dlx_home, 2)[1]  # started when the first standby took its job
-    run_b, job_b = submit(parse_config(DIGITS))
+    run_b, job_b = store.queue.submit(parse_config(DIGITS))
     job_after = ended(job_b)
     assert job_after.status == "succeeded", job_after.error
     assert job_after.pid == replacement
@@ -78,11 +80,12 @@ def test_job_runs_in_a_standby_started_before_it_was_submitted_and_logs_only_its
 
 
 def test_cancel_running_job_in_a_standby_ends_cancelled(worker, dlx_home):
+    store = default_store()
     standby = wait_ready(dlx_home)[0]
-    run_id, job_id = submit(parse_config(LONG))
+    run_id, job_id = store.queue.submit(parse_config(LONG))
     job = running_with_metrics(run_id, job_id)
     assert job.pid == standby
-    assert cancel_run(run_id) == "cancelling"
+    assert store.queue.cancel_run(run_id) == "cancelling"
     job = ended(job_id)
     assert job.status == "cancelled"
     assert store.get_run(run_id).status == "cancelled"
@@ -118,7 +121,7 @@ def test_standby_that_died_is_reported_and_the_next_job_starts_cold(worker, dlx_
     os.kill(standby, signal.SIGKILL)
     wait_for(lambda: f"standby pid {standby} exited with code -9" in worker_output(dlx_home),
              timeout=30, message="the worker to notice the dead standby")
-    run_id, job_id = submit(parse_config(DIGITS))
+    run_id, job_id = default_store().queue.submit(parse_config(DIGITS))
     job = ended(job_id)
     assert job.status == "succeeded", job.error
     assert job.pid != standby
@@ -133,14 +136,14 @@ def test_cores_are_split_between_cpu_slots_in_standbys_and_cold_processes(dlx_ho
     try:
         if prewarm == "2":
             wait_ready(dlx_home, 2)  # one per slot
-        run_id, job_id = submit(parse_config(DIGITS))
+        run_id, job_id = default_store().queue.submit(parse_config(DIGITS))
         job = ended(job_id)
     finally:
         stop_process(process)
     assert job.status == "succeeded", job.error
     threads = max(1, (os.cpu_count() or 1) // 2)
     assert f"run {run_id}: digits/cnn on cpu ({threads} thread" in job_log(job)
-    assert store.get_run(run_id).device.startswith(f"cpu ({threads} thread")
+    assert default_store().get_run(run_id).device.startswith(f"cpu ({threads} thread")
     if prewarm == "2":
         assert job.pid in ready_standbys(dlx_home)
     else:
@@ -174,7 +177,7 @@ def test_a_job_leaves_a_standby_ready_for_the_next_one(dlx_home):
     dlx_home.mkdir(parents=True, exist_ok=True)
     process = start_worker(dlx_home, env={"DLX_PREWARM": "1"})
     try:
-        run_id, job_id = submit(parse_config(DIGITS))
+        run_id, job_id = default_store().queue.submit(parse_config(DIGITS))
         job = ended(job_id)
         assert job.status == "succeeded", job.error
         assert f"job {job_id} starts cold" in worker_output(dlx_home)  # none was requested before it

@@ -5,22 +5,23 @@ import math
 import sqlite3
 
 import pytest
+import torch
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from db.engine import alembic_config, get_engine, session
+from db.engine import alembic_config, get_engine
 from db.models import Artifact, Base, Job, Metric, Param, Tag
 from db.models import Run as RunRow
-from dlx import settings, store
+from dlx import settings
 from dlx.config import parse_config
-from dlx.jobs import submit
-from dlx.tracking import Run, create_run, start_run
+from dlx.store import Store, decode_param, default_store
+from dlx.tracking import Run, start_run
 
 pytestmark = pytest.mark.usefixtures("store_url")  # every test on SQLite and PostgreSQL
 
 
 def _count(table, run_id: int) -> int:
-    with session() as s:
+    with default_store().session() as s:
         return s.scalar(select(func.count()).select_from(table).where(table.run_id == run_id))
 
 
@@ -58,7 +59,7 @@ def test_sqlite_file_is_in_wal_mode_with_foreign_keys_on(dlx_home, store_url):
 
 
 def test_foreign_keys_reject_metrics_of_a_missing_run():
-    with pytest.raises(IntegrityError), session() as s, s.begin():
+    with pytest.raises(IntegrityError), default_store().session() as s, s.begin():
         s.add(Metric(run_id=12345, key="loss", step=0, value=1.0, time=0.0))
 
 
@@ -70,20 +71,21 @@ def test_params_tags_and_metrics_round_trip():
         run.set_tags({"note": "second"})  # a tag set twice keeps the last value
         run.log_metrics({"loss": 0.5, "acc": 0.75}, step=1)
         run.log_metrics({"loss": 0.25, "acc": 0.875}, step=2)
-    info = store.get_run(run.id)
+    info = default_store().get_run(run.id)
     assert info.status == "succeeded"
     assert info.experiment == "store" and info.name == "round trip" and info.dataset == "digits"
-    params = {key: store.decode_param(value) for key, value in info.params.items()}
+    params = {key: decode_param(value) for key, value in info.params.items()}
     assert params == {"lr": 0.003, "optimizer": "adam", "layers": [64, 32], "amp": True}
     assert info.tags == {"owner": "ada", "note": "second"}
-    assert store.metric_keys(run.id) == ["acc", "loss"]
-    assert store.latest_metrics(run.id) == {"loss": (2, 0.25), "acc": (2, 0.875)}
-    assert [r.id for r in store.list_runs()] == [run.id]
-    assert store.list_runs(status=["failed"]) == []
+    assert default_store().metric_keys(run.id) == ["acc", "loss"]
+    assert default_store().latest_metrics(run.id) == {"loss": (2, 0.25), "acc": (2, 0.875)}
+    assert [r.id for r in default_store().list_runs()] == [run.id]
+    assert default_store().list_runs(status=["failed"]) == []
 
 
 def test_metric_history_comes_back_in_step_order():
-    run = Run(create_run({"dataset": "digits"}, status="running"))
+    store = default_store()
+    run = Run(default_store(), default_store().create_run({"dataset": "digits"}, status="running"))
     steps = [7, 2, 9, 0, 5, 1, 8, 3, 6, 4]
     for step in steps:
         run.log_metric("loss", step / 10, step=step)
@@ -100,8 +102,9 @@ def test_metric_history_comes_back_in_step_order():
 
 
 def test_list_runs_filters_by_status_and_sweep():
-    first = create_run({"dataset": "digits"}, sweep="grid-a")
-    second = create_run({"dataset": "iris"}, sweep="grid-b", status="succeeded")
+    store = default_store()
+    first = default_store().create_run({"dataset": "digits"}, sweep="grid-a")
+    second = default_store().create_run({"dataset": "iris"}, sweep="grid-b", status="succeeded")
     assert [r.id for r in store.list_runs()] == [second, first]
     assert [r.id for r in store.list_runs(sweep="grid-a")] == [first]
     assert [r.id for r in store.list_runs(status=["succeeded"])] == [second]
@@ -109,9 +112,10 @@ def test_list_runs_filters_by_status_and_sweep():
 
 
 def test_delete_run_removes_its_rows_and_files():
-    run_id, _job_id = submit(parse_config({"dataset": "iris", "model": "mlp"}))
-    keep = create_run({"dataset": "wine"})
-    run = Run(run_id)
+    store = default_store()
+    run_id, _job_id = store.queue.submit(parse_config({"dataset": "iris", "model": "mlp"}))
+    keep = default_store().create_run({"dataset": "wine"})
+    run = Run(default_store(), run_id)
     run.log_params({"lr": 0.1})
     run.set_tags({"owner": "ada"})
     run.log_metrics({"loss": 1.0}, step=0)
@@ -119,7 +123,7 @@ def test_delete_run_removes_its_rows_and_files():
     checkpoint.parent.mkdir()
     checkpoint.write_bytes(b"weights")
     run.log_artifact("checkpoint", "best", str(checkpoint.relative_to(settings.home())))
-    other = Run(keep)
+    other = Run(default_store(), keep)
     other.log_metrics({"loss": 2.0}, step=0)
     other.finish()
     run.finish()
@@ -133,5 +137,23 @@ def test_delete_run_removes_its_rows_and_files():
     assert not (settings.home() / "runs" / str(run_id)).exists()
     assert store.get_run(keep) is not None
     assert _count(Metric, keep) == 1
-    with session() as s:
+    with default_store().session() as s:
         assert s.get(RunRow, keep) is not None
+
+
+def test_two_stores_at_once_are_two_databases(store_url, tmp_path):
+    """A store is bound to its own engine, and so are its queue and explanation cache: what one holds,
+    the other does not see."""
+    here, there = Store(store_url), Store(f"sqlite:///{tmp_path / 'other.sqlite'}")
+    assert here.engine is not there.engine and default_store().url == store_url
+    mine = here.create_run({"dataset": "digits"}, experiment="here")
+    theirs = there.create_run({"dataset": "iris"}, experiment="there")
+    there.set_tags(theirs, {"owner": "ana"})
+    there.queue.submit_job("train", {}, theirs)
+    there.explanations.save("key", theirs, "saliency", {"seconds": 0.1}, {"values": torch.ones(2)})
+    assert [r.experiment for r in here.list_runs()] == ["here"]
+    assert [(r.experiment, r.user_tags) for r in there.list_runs()] == [("there", {"owner": "ana"})]
+    assert here.queue.counts() == {} and there.queue.counts() == {"queued": 1}
+    assert here.explanations.load("key") is None and there.explanations.load("key")[1]["values"].tolist() == [1, 1]
+    here.delete_run(mine)
+    assert here.count_runs() == 0 and there.count_runs() == 1

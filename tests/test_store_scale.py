@@ -8,16 +8,18 @@ import numpy as np
 import pytest
 from sqlalchemy import select, text
 
-from db.engine import get_engine, session, upgrade
+from db.engine import get_engine, upgrade
 from db.models import RunSummary
-from dlx import export, settings, store
+from dlx import export, settings
 from dlx.errors import DlxError
-from dlx.tracking import Run, create_run
+from dlx.store import default_store
+from dlx.tracking import Run
 
 
 def _run(params: dict, metrics: dict[str, list[tuple[int, float]]], **run_args) -> int:
-    run_id = create_run(run_args.pop("config", {}), **run_args)
-    run = Run(run_id, flush_size=3)  # small batches: the summary is merged across flushes
+    store = default_store()
+    run_id = store.create_run(run_args.pop("config", {}), **run_args)
+    run = Run(store, run_id, flush_size=3)  # small batches: the summary is merged across flushes
     run.log_params(params)
     for key, points in metrics.items():
         for step, value in points:
@@ -28,18 +30,19 @@ def _run(params: dict, metrics: dict[str, list[tuple[int, float]]], **run_args) 
 
 
 def _summary(run_id: int) -> dict[str, tuple]:
-    with session() as s:
+    with default_store().session() as s:
         return {r.key: (r.step, r.last, r.min, r.max)
                 for r in s.scalars(select(RunSummary).where(RunSummary.run_id == run_id))}
 
 
 def test_summary_rows_follow_every_flush_and_match_the_history():
+    store = default_store()
     nan = math.nan
     run_id = _run({}, {"loss": [(0, 5.0), (1, nan), (2, 1.0), (5, 7.0), (3, -2.0), (5, 4.0), (4, nan)],
                        "acc": [(0, nan), (1, nan)]})
     assert _summary(run_id) == {"loss": (5, 4.0, -2.0, 7.0), "acc": (1, None, None, None)}
     assert store.latest_metrics(run_id) == {"loss": (5, 4.0), "acc": (1, None)}
-    run = Run(run_id)
+    run = Run(default_store(), run_id)
     run.log_metrics({"acc": 0.5, "loss": 9.0}, step=2)  # an earlier step than loss's last: min/max only
     run.flush()
     run._stop.set()
@@ -63,6 +66,7 @@ def test_migration_backfills_summaries_and_numeric_params_of_existing_runs():
                           "(1, 'loss', 1, NULL, 0), (1, 'loss', 1, 9.0, 0), (1, 'loss', -3, 4.0, 0), "
                           "(1, 'loss', 120, 0.5, 0)"))
     upgrade(engine)
+    store = default_store()
     assert _summary(1) == {"loss": (120, 0.5, 0.5, 9.0)}
     with engine.connect() as conn:
         blocks = conn.execute(text("SELECT block, last_step, last, min, max FROM metric_blocks ORDER BY block")).all()
@@ -86,13 +90,14 @@ def grid() -> list[int]:
                         status="failed" if i == 5 else "succeeded",
                         config={"dataset": "digits" if i < 3 else "wine", "model": "cnn"}))
     for run_id, keep in ((ids[1], "yes"), (ids[4], "no")):
-        run = Run(run_id)
+        run = Run(default_store(), run_id)
         run.set_tags({"keep": keep})
         run._stop.set()
     return ids
 
 
 def test_sort_by_param_numerically_by_metric_and_by_column(grid):
+    store = default_store()
     by_layers = [r.params["layers"] for r in store.list_runs(sort="layers", descending=False)]
     assert by_layers == ["1", "2", "3", "4", "10", "30"]
     by_acc = [r.id for r in store.list_runs(sort="val_acc")]
@@ -106,6 +111,7 @@ def test_sort_by_param_numerically_by_metric_and_by_column(grid):
 
 
 def test_pages_in_sql_add_up_to_the_filtered_list(grid):
+    store = default_store()
     expr = "layers >= 2"
     full = [r.id for r in store.list_runs(filter=expr, sort="layers")]
     assert store.count_runs(filter=expr) == len(full) == 5
@@ -117,6 +123,7 @@ def test_pages_in_sql_add_up_to_the_filtered_list(grid):
 
 
 def test_column_and_tag_filters_combine_with_an_expression(grid):
+    store = default_store()
     assert {r.id for r in store.list_runs(experiment="exp-b")} == {grid[4], grid[5]}
     assert {r.id for r in store.list_runs(tag="keep")} == {grid[1], grid[4]}
     assert {r.id for r in store.list_runs(tag="keep=yes")} == {grid[1]}
@@ -127,6 +134,7 @@ def test_column_and_tag_filters_combine_with_an_expression(grid):
 
 
 def test_delete_removes_the_summary_rows(grid):
+    store = default_store()
     store.delete_run(grid[0])
     assert _summary(grid[0]) == {}
     assert store.count_runs() == 5
@@ -134,13 +142,14 @@ def test_delete_removes_the_summary_rows(grid):
 
 @pytest.mark.parametrize("fmt", ["json", "csv"])
 def test_export_then_read_back_gives_the_same_values(grid, fmt):
-    run = Run(grid[0])
+    store = default_store()
+    run = Run(store, grid[0])
     run.log_params({"name": "one", "nested": {"a": [1, 2.5]}, "none": None})
     run.log_metrics({"val_acc": math.nan, "weird": 1 / 3}, step=7)
     run.flush()
     run._stop.set()
     chosen = [grid[0], grid[2], grid[5]]
-    selected = export.selection(chosen)
+    selected = export.selection(store, chosen)
     assert list(selected) == chosen
     assert selected[grid[0]]["params"]["name"] == "one" and selected[grid[0]]["params"]["none"] is None
     assert math.isnan(selected[grid[0]]["final"]["val_acc"])

@@ -7,10 +7,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dlx import store
 from dlx.data import load_dataset
 from dlx.data.streaming import FolderSplit
 from dlx.data.user_sets import import_image_folder
+from dlx.store import default_store
 from tests.conftest import train_in_process
 
 
@@ -35,7 +35,7 @@ def test_two_thousand_pngs_train_through_the_streaming_path(tmp_path, monkeypatc
     x, y = next(iter(bundle.train.loader(64, torch.device("cpu"), shuffle=True, generator=torch.Generator())))
     assert x.shape == (64, 1, 8, 8) and bundle.train.loader(64, torch.device("cpu")).num_workers == 2
     run_id = train_in_process({"dataset": "many", "model": "cnn", "epochs": 2, "lr": 3e-3, "batch_size": 64})
-    run = store.get_run(run_id)
+    run = default_store().get_run(run_id)
     assert run.status == "succeeded" and run.summary["test_acc"] >= 0.9
     assert run.summary["train_size"] == len(bundle.train)
 

@@ -15,6 +15,7 @@ from dlx.explain.text_methods import TEXT_METHODS, baseline_ids, explain_text
 from dlx.explain.text_scores import (_kept_batch, average_precision, faithfulness, rationale_mask, recall_at_k,
                                      score_text_methods)
 from dlx.models.text_transformer import transformer
+from dlx.store import default_store
 
 TEXT = DatasetMeta("sentiment", "text", ("negative", "positive"), (16,))
 
@@ -227,22 +228,21 @@ def test_vit_run_page_shows_rollout_over_the_image(monkeypatch):
 
 # -- scoring over many sentences as a job on a real worker ------------------------------------------
 def test_text_scoring_job_runs_on_the_worker_and_stores_its_result(worker):
-    from dlx import store
+    from dlx.store import FINAL_STATES
     from dlx.explain.models_cache import get_loaded_run
     from dlx.explain.text_jobs import TextTask, find_text_job, submit_text_task, text_task_result
-    from dlx.jobs.queue import get_job
     from tests.conftest import train_in_process, wait_for
 
     run_id = train_in_process({"dataset": "sentiment", "model": "transformer", "epochs": 1, "batch_size": 64,
                                "model_options": {"layers": 1, "heads": 2, "hidden": 16, "max_length": 24},
                                "device": "cpu"})
     task = TextTask(run_id=run_id, methods=["word_ablation", "attention_rollout"], n_samples=3)
-    job_id = submit_text_task(task)
-    job = wait_for(lambda: (j := get_job(job_id)).status in store.FINAL_STATES and j, timeout=180,
+    job_id = submit_text_task(default_store(), task)
+    job = wait_for(lambda: (j := default_store().queue.get_job(job_id)).status in FINAL_STATES and j, timeout=180,
                    message="the explain_text job to end")
     assert job.status == "succeeded" and job.progress == 1.0
-    assert find_text_job(task).id == job_id
-    scores = text_task_result(get_loaded_run(run_id), task)
+    assert find_text_job(default_store(), task).id == job_id
+    scores = text_task_result(get_loaded_run(default_store(), run_id), task)
     assert set(scores.metrics) == {"word_ablation", "attention_rollout", "random"}
     assert all(len(values) == 3 for values in scores.metrics["word_ablation"].values())
     assert len(scores.deletion["word_ablation"]) == 3  # one curve per sentence, lengths kept
@@ -253,7 +253,8 @@ def test_text_task_is_checked_before_it_is_queued():
     from dlx.explain.text_jobs import TextTask, submit_text_task
 
     with pytest.raises(DlxError) as error:
-        submit_text_task(TextTask(run_id=1, methods=["saliency"], params={"saliency": {"mode": "cube"}}))
+        submit_text_task(default_store(),
+                         TextTask(run_id=1, methods=["saliency"], params={"saliency": {"mode": "cube"}}))
     assert error.value.field == "saliency.mode"
 
 
@@ -265,7 +266,7 @@ def test_a_sentence_explained_twice_is_read_back_from_the_cache():
     run_id = train_in_process({"dataset": "sentiment", "model": "transformer", "epochs": 1, "batch_size": 64,
                                "model_options": {"layers": 1, "heads": 2, "hidden": 16, "max_length": 24},
                                "device": "cpu"})
-    loaded = get_loaded_run(run_id)
+    loaded = get_loaded_run(default_store(), run_id)
     e = encode(loaded.model.tokenizer, "the plot was never dull", 24)
     first = explain_text_cached(loaded, e, "layer_integrated_gradients", 1, n_steps=20)
     loaded.model.head.weight.data.zero_()  # were it recomputed, every attribution would now be 0

@@ -5,13 +5,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dlx import store
 from dlx.checkpoints import load_run_model
 from dlx.config import parse_config
 from dlx.data import DatasetMeta, load_dataset
 from dlx.errors import DlxError
-from dlx.jobs import submit
 from dlx.models import build_model
+from dlx.store import FINAL_STATES, default_store
 from dlx.train import evaluate, tokenize_bundle
 from tests.conftest import train_in_process, wait_for
 
@@ -78,14 +77,15 @@ def test_frozen_minilm_layers_do_not_train_and_bad_options_name_the_field(minilm
 
 
 def test_small_transformer_trains_through_the_worker_and_reloads_from_safetensors(worker):
+    store = default_store()
     config = parse_config({"dataset": "sentiment", "model": "transformer", "model_options": TINY,
                            "epochs": 1, "batch_size": 64, "lr": 3e-3})
-    run_id, _ = submit(config)
-    run = wait_for(lambda: (r := store.get_run(run_id)).status in store.FINAL_STATES and r,
+    run_id, _ = store.queue.submit(config)
+    run = wait_for(lambda: (r := store.get_run(run_id)).status in FINAL_STATES and r,
                    timeout=300, message=f"run {run_id} to end")
     assert run.status == "succeeded", run.error
     assert run.summary["train_size"] == 1950 and run.summary["epochs_run"] == 1
-    model, config = load_run_model(run_id)  # rebuilt from the registry, weights from safetensors
+    model, config = load_run_model(store, run_id)  # rebuilt from the registry, weights from safetensors
     torch.testing.assert_close(model.head.weight, load_file(str(store.checkpoint_path(run_id, "best")))["head.weight"])
     bundle = tokenize_bundle(load_dataset("sentiment", 0), model)
     _, accuracy, _ = evaluate(model, bundle.test, torch.device("cpu"), config, 2)
@@ -98,4 +98,4 @@ def test_minilm_fine_tune_reaches_90_percent_on_sentiment():
     from dlx.launch import defaults_for
 
     run_id = train_in_process(defaults_for("sentiment", "minilm"))
-    assert store.get_run(run_id).summary["test_acc"] >= 0.9
+    assert default_store().get_run(run_id).summary["test_acc"] >= 0.9

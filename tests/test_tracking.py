@@ -12,11 +12,10 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from db.engine import session
 from db.models import Metric
-from dlx import store
 from dlx.errors import DlxError
-from dlx.tracking import Run, create_run, start_run
+from dlx.store import default_store
+from dlx.tracking import Run, start_run
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.usefixtures("store_url")  # every test on SQLite and PostgreSQL
@@ -26,16 +25,19 @@ def stored_points(run_id: int, key: str | None = None) -> int:
     stmt = select(func.count()).select_from(Metric).where(Metric.run_id == run_id)
     if key is not None:
         stmt = stmt.where(Metric.key == key)
-    with session() as s:
+    with default_store().session() as s:
         return s.scalar(stmt)
 
 
 def buffered_run(**options) -> Run:
     """A running run whose timer effectively never fires, so only the other flush paths write."""
-    return Run(create_run({"dataset": "digits"}, status="running"), **{"flush_interval": 3600.0, **options})
+    store = default_store()
+    run_id = store.create_run({"dataset": "digits"}, status="running")
+    return Run(store, run_id, **{"flush_interval": 3600.0, **options})
 
 
 def test_first_points_are_written_at_once_so_pages_draw_them():
+    store = default_store()
     run = buffered_run()
     with run:
         run.log_metrics({"loss": 2.3, "acc": 0.1}, step=0)
@@ -47,6 +49,7 @@ def test_first_points_are_written_at_once_so_pages_draw_them():
 
 
 def test_points_are_buffered_and_written_when_the_block_ends():
+    store = default_store()
     run = buffered_run()
     with run:
         for step in range(300):
@@ -72,7 +75,7 @@ def test_exception_fails_the_run_with_its_text_and_keeps_metrics():
         for step in range(50):
             run.log_metric("loss", 0.5, step=step)
         raise ValueError("shapes do not match: 3 vs 4")
-    info = store.get_run(run.id)
+    info = default_store().get_run(run.id)
     assert info.status == "failed"
     assert info.error == "ValueError: shapes do not match: 3 vs 4"
     assert info.ended_at is not None
@@ -80,7 +83,8 @@ def test_exception_fails_the_run_with_its_text_and_keeps_metrics():
 
 
 def test_timer_writes_points_before_the_block_ends():
-    run = Run(create_run({"dataset": "digits"}, status="running"), flush_interval=0.2)
+    store = default_store()
+    run = Run(store, store.create_run({"dataset": "digits"}, status="running"), flush_interval=0.2)
     with run:
         for step in range(40):
             run.log_metric("loss", 0.1, step=step)
@@ -90,14 +94,15 @@ def test_timer_writes_points_before_the_block_ends():
 
 
 def test_failed_write_keeps_points_for_the_next_flush():
+    store = default_store()
     run = buffered_run()
     for step in range(30):
         run.log_metric("loss", 0.5, step=step)
-    with session() as s, s.begin():  # the table is briefly unavailable: the write fails
+    with store.session() as s, s.begin():  # the table is briefly unavailable: the write fails
         s.execute(text("ALTER TABLE metrics RENAME TO metrics_away"))
     with pytest.raises((OperationalError, ProgrammingError)):  # SQLite's and PostgreSQL's "no such table"
         run.flush()
-    with session() as s, s.begin():
+    with store.session() as s, s.begin():
         s.execute(text("ALTER TABLE metrics_away RENAME TO metrics"))
     run.log_metric("loss", 0.25, step=30)
     run.finish()
@@ -124,13 +129,14 @@ def test_script_that_raises_fails_its_run_and_keeps_points():
     assert script.returncode == 1, err
     assert "RuntimeError: the script crashed" in err
     run_id = int(out.split()[0])
-    info = store.get_run(run_id)
+    info = default_store().get_run(run_id)
     assert info.status == "failed"
     assert info.error == "RuntimeError: the script crashed"
     assert stored_points(run_id) == 2000
 
 
 def test_sigterm_cancels_a_script_run_and_keeps_points():
+    store = default_store()
     script = run_script("""
         import time
         from dlx.tracking import start_run
@@ -189,6 +195,7 @@ BAD_POINTS = {
 
 @pytest.mark.parametrize("key, value, step", list(BAD_POINTS.values()), ids=list(BAD_POINTS))
 def test_a_bad_point_is_refused_in_the_callers_line_and_later_points_are_kept(key, value, step):
+    store = default_store()
     run = buffered_run()
     with run:
         run.log_metric("loss", 1.0, step=0)  # written at once: what follows is buffered
@@ -216,6 +223,7 @@ def test_a_series_running_past_64_bits_is_refused_whole():
 
 
 def test_numpy_and_tensor_points_are_stored_as_plain_numbers():
+    store = default_store()
     import torch
 
     run = buffered_run()
@@ -224,7 +232,7 @@ def test_numpy_and_tensor_points_are_stored_as_plain_numbers():
         run.log_metrics({"loss": torch.tensor(0.25), "acc": np.float64(0.75), "done": True}, step=torch.tensor(4))
         run.log_series("loss", np.array([0.2, 0.1]), first_step=np.int32(5))
         run.log_params({"seed": np.int64(7), "widths": np.array([8, 16]), "name": "cnn"})
-    with session() as s:
+    with default_store().session() as s:
         postgres = s.bind.dialect.name == "postgresql"
         typeof = "pg_typeof" if postgres else "typeof"  # the type of the stored value, not the column's
         step_types = set(s.scalars(text(f"SELECT DISTINCT CAST({typeof}(step) AS TEXT) FROM metrics WHERE run_id = :r"),
@@ -257,12 +265,12 @@ def test_bad_params_are_refused_with_the_key_named(params):
         run.log_params(params)
     run.log_params({"lr": 0.1})
     run.finish()
-    assert store.get_run(run.id).params == {"lr": "0.1"}
+    assert default_store().get_run(run.id).params == {"lr": "0.1"}
 
 
 def refuse_key(key: str) -> None:
     """The database itself refuses one key's rows (as PostgreSQL refuses a value it cannot store)."""
-    with session() as s, s.begin():
+    with default_store().session() as s, s.begin():
         if s.bind.dialect.name == "postgresql":
             s.execute(text("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
                            "$$ BEGIN RAISE EXCEPTION 'refused by the database'; END $$"))
@@ -274,6 +282,7 @@ def refuse_key(key: str) -> None:
 
 
 def test_rows_the_database_refuses_are_dropped_and_the_rest_written(caplog):
+    store = default_store()
     refuse_key("bad")
     run = buffered_run()
     with run:
@@ -290,11 +299,12 @@ def test_rows_the_database_refuses_are_dropped_and_the_rest_written(caplog):
 
 
 def test_finish_records_a_final_status_even_when_the_points_cannot_be_written():
+    store = default_store()
     run = buffered_run()
     run.log_metric("loss", 0.5, step=0)
     for step in range(1, 10):
         run.log_metric("loss", 0.5, step=step)
-    with session() as s, s.begin():  # the metrics table is gone for good
+    with store.session() as s, s.begin():  # the metrics table is gone for good
         s.execute(text("ALTER TABLE metrics RENAME TO metrics_away"))
     run.finish()
     info = store.get_run(run.id)
@@ -304,8 +314,9 @@ def test_finish_records_a_final_status_even_when_the_points_cannot_be_written():
 
 
 def test_a_final_status_is_never_overwritten_by_a_late_finish():
+    store = default_store()
     run = start_run(name="late", handle_signals=False)
-    with session() as s, s.begin():  # someone (a reaper) ended it first
+    with store.session() as s, s.begin():  # someone (a reaper) ended it first
         s.execute(text("UPDATE runs SET status = 'failed', error = 'reaped' WHERE id = :r"), {"r": run.id})
     run.log_metric("loss", 0.5, step=0)
     run.finish("succeeded")
@@ -315,7 +326,8 @@ def test_a_final_status_is_never_overwritten_by_a_late_finish():
 
 
 def test_start_run_refuses_a_run_that_already_ended():
-    run_id = create_run({"dataset": "digits"}, status="cancelled")
+    store = default_store()
+    run_id = store.create_run({"dataset": "digits"}, status="cancelled")
     with pytest.raises(DlxError, match="already ended"):
         start_run(run_id=run_id, handle_signals=False)
     assert store.get_run(run_id).status == "cancelled"

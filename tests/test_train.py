@@ -8,30 +8,30 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from dlx import store
 from dlx.checkpoints import copy_checkpoint, load_run_model, save_checkpoint
 from dlx.data import load_dataset
 from dlx.errors import DlxError
+from dlx.store import default_store
 from tests.conftest import train_in_process
 
 
 @pytest.mark.slow
 def test_digits_cnn_reaches_95_percent_in_three_epochs():
     run_id = train_in_process({"dataset": "digits", "model": "cnn", "epochs": 3})
-    run = store.get_run(run_id)
+    run = default_store().get_run(run_id)
     assert run.status == "succeeded" and run.error is None
     assert run.summary["test_acc"] >= 0.95
     assert run.device.startswith("cuda" if torch.cuda.is_available() else "cpu")
     # every step's loss and every epoch's evaluation are in the store
-    steps = store.metric_history(run_id, "train_loss").steps.tolist()
+    steps = default_store().metric_history(run_id, "train_loss").steps.tolist()
     assert steps == list(range(1, run.summary["total_steps"] + 1))
-    assert len(store.metric_history(run_id, "val_acc")) == 3
+    assert len(default_store().metric_history(run_id, "val_acc")) == 3
     # an epoch's train loss is the mean over its samples of the losses its steps logged
-    losses = store.metric_history(run_id, "train_loss").values[:run.summary["steps_per_epoch"]]
+    losses = default_store().metric_history(run_id, "train_loss").values[:run.summary["steps_per_epoch"]]
     sizes = [32] * (len(losses) - 1) + [run.summary["train_size"] - 32 * (len(losses) - 1)]
-    epoch_loss = store.metric_history(run_id, "train_loss_epoch").values[0]
+    epoch_loss = default_store().metric_history(run_id, "train_loss_epoch").values[0]
     assert epoch_loss == pytest.approx(float((losses * sizes).sum()) / run.summary["train_size"], rel=1e-5)
-    assert 0.5 < store.metric_history(run_id, "train_acc").values[-1] <= 1.0
+    assert 0.5 < default_store().metric_history(run_id, "train_acc").values[-1] <= 1.0
     # the confusion matrix covers the whole test split
     test_size = len(load_dataset("digits").test)
     confusion = torch.tensor(run.summary["confusion_matrix"])
@@ -42,7 +42,7 @@ def test_digits_cnn_reaches_95_percent_in_three_epochs():
 
 def test_breast_cancer_mlp_reaches_95_percent():
     run_id = train_in_process({"dataset": "breast_cancer", "model": "mlp", "epochs": 3})
-    run = store.get_run(run_id)
+    run = default_store().get_run(run_id)
     assert run.status == "succeeded"
     assert run.summary["test_acc"] >= 0.95
     assert int(torch.tensor(run.summary["confusion_matrix"]).sum()) == len(load_dataset("breast_cancer").test)
@@ -50,19 +50,20 @@ def test_breast_cancer_mlp_reaches_95_percent():
 
 def test_same_seed_trains_the_same_model():
     values = {"dataset": "breast_cancer", "model": "mlp", "epochs": 2, "seed": 7}
-    first, second = (store.get_run(train_in_process(values)).summary for _ in range(2))
+    first, second = (default_store().get_run(train_in_process(values)).summary for _ in range(2))
     assert first["test_loss"] == second["test_loss"]
     assert first["confusion_matrix"] == second["confusion_matrix"]
 
 
 def test_checkpoints_are_safetensors_and_reload_to_the_same_accuracy(trained_run):
+    store = default_store()
     for name in ("best", "last"):
         path = store.checkpoint_path(trained_run, name)
         assert path is not None and path.suffix == ".safetensors"
         with safe_open(str(path), framework="pt") as checkpoint:
             assert checkpoint.metadata()["epoch"] in ("1", "2")
             assert any(key.startswith("features.") for key in checkpoint.keys())
-    model, config = load_run_model(trained_run)
+    model, config = load_run_model(store, trained_run)
     assert not model.training
     test = load_dataset(config.dataset, config.seed, config.val_fraction, config.test_fraction).test
     with torch.no_grad():
@@ -89,6 +90,7 @@ def test_best_checkpoint_keeps_its_weights_when_last_is_rewritten(tmp_path):
 
 def test_early_stopping_stops_when_validation_stops_improving():
     # An lr far below float32 resolution leaves the weights unchanged, so val_acc never improves.
+    store = default_store()
     run_id = train_in_process({"dataset": "breast_cancer", "model": "mlp", "epochs": 20, "optimizer": "sgd",
                                "lr": 1e-12, "schedule": "constant", "early_stopping_patience": 2,
                                "early_stopping_metric": "val_acc"})
@@ -102,6 +104,7 @@ def test_early_stopping_stops_when_validation_stops_improving():
 
 
 def test_diverging_run_fails_naming_the_step():
+    store = default_store()
     with pytest.raises(DlxError, match=r"loss diverged at step \d+ ") as caught:
         train_in_process({"dataset": "breast_cancer", "model": "mlp", "epochs": 5, "optimizer": "sgd",
                           "lr": 10, "schedule": "constant"})

@@ -1,13 +1,12 @@
 """Users' own image sets: registered from their database row, trained by a real worker, deleted safely."""
 from __future__ import annotations
 
-from dlx import store
 from dlx.config import parse_config
 from dlx.data import DATASETS, load_dataset
 from dlx.data.user_sets import delete_user_set, get_user_set, import_image_archive, import_image_folder
 from dlx.errors import DlxError
-from dlx.jobs import submit
 from dlx.launch import models_for
+from dlx.store import default_store
 from tests.conftest import train_in_process, wait_for
 from tests.test_archives import image_zip
 
@@ -16,10 +15,11 @@ import pytest
 
 
 def test_uploaded_zip_trains_a_cnn_to_success_through_a_real_worker(worker, tmp_path):
+    store = default_store()
     import_image_archive(image_zip(tmp_path / "shapes.zip", classes=3, per_class=20), "shapes")
     assert "shapes" in DATASETS and DATASETS["shapes"].shape == (3, 32, 32)
     assert "cnn" in models_for("shapes")
-    run_id, _ = submit(parse_config({"dataset": "shapes", "model": "cnn", "epochs": 4, "lr": 3e-3,
+    run_id, _ = store.queue.submit(parse_config({"dataset": "shapes", "model": "cnn", "epochs": 4, "lr": 3e-3,
                                      "batch_size": 16}))
     run = wait_for(lambda: (r := store.get_run(run_id)).status in ("succeeded", "failed") and r,
                    timeout=180, message="the run on the uploaded set to end")
@@ -38,7 +38,7 @@ def test_user_set_loads_normalised_with_its_own_statistics(tmp_path):
 
 def test_deleting_a_set_a_run_uses_needs_confirmation(tmp_path):
     user_set, _ = import_image_archive(image_zip(tmp_path / "shapes.zip"), "used")
-    submit(parse_config({"dataset": "used", "model": "cnn", "epochs": 1}))
+    default_store().queue.submit(parse_config({"dataset": "used", "model": "cnn", "epochs": 1}))
     with pytest.raises(DlxError, match="1 run\\(s\\) use 'used'; confirm") as caught:
         delete_user_set("used")
     assert caught.value.field == "dataset" and user_set.path.is_dir()
@@ -85,7 +85,7 @@ def test_csv_table_is_encoded_imputed_reported_and_trains(tmp_path):
                      "colour: categorical, one-hot over 3 values"]
     assert DATASETS["sizes"].shape == (4,) and "mlp" in models_for("sizes")
     run_id = train_in_process({"dataset": "sizes", "model": "mlp", "epochs": 20})
-    assert store.get_run(run_id).summary["test_acc"] >= 0.9
+    assert default_store().get_run(run_id).summary["test_acc"] >= 0.9
 
 
 @pytest.mark.parametrize("data, label, field, match", [

@@ -17,6 +17,7 @@ from dlx.explain.jobs import ExplainTask, task_samples
 from dlx.explain.models_cache import get_loaded_run
 from dlx.explain.samples import sample_inputs
 from dlx.explain.uploads import read_image
+from dlx.store import default_store
 from tests.conftest import train_in_process
 from tests.test_archives import image_zip
 from tests.test_explain_page import charts, open_page, texts, traces
@@ -48,7 +49,7 @@ def streamed_run(tmp_path, monkeypatch) -> tuple[int, zipfile.ZipFile]:
 
 def test_samples_come_from_the_streamed_test_split_without_decoding_it_whole(streamed_run):
     run_id, _ = streamed_run
-    loaded = get_loaded_run(run_id)
+    loaded = get_loaded_run(default_store(), run_id)
     test = loaded.bundle.test
     assert isinstance(test, FolderSplit)
     inputs = sample_inputs(test, [2, 0])
@@ -61,7 +62,7 @@ def test_samples_come_from_the_streamed_test_split_without_decoding_it_whole(str
 
 def test_gallery_explains_the_normalised_input_and_shows_its_pixels(streamed_run):
     run_id, _ = streamed_run
-    loaded = get_loaded_run(run_id)
+    loaded = get_loaded_run(default_store(), run_id)
     test = loaded.bundle.test
     inputs = sample_inputs(test, [0, 1])
     gallery = build_gallery(loaded, inputs, ["a", "b"], ["saliency", "integrated_gradients"])
@@ -74,7 +75,7 @@ def test_gallery_explains_the_normalised_input_and_shows_its_pixels(streamed_run
 
 def test_an_upload_is_resized_and_normalised_as_in_training(streamed_run):
     run_id, archive = streamed_run
-    loaded = get_loaded_run(run_id)
+    loaded = get_loaded_run(default_store(), run_id)
     test = loaded.bundle.test
     path = test.dataset.files[0]
     member = path.relative_to(get_user_set("shapes").path).as_posix()
@@ -85,17 +86,18 @@ def test_an_upload_is_resized_and_normalised_as_in_training(streamed_run):
 
 
 def test_explain_page_shows_and_explains_a_user_image_set_and_says_how_uploads_are_preprocessed(streamed_run):
+    store = default_store()
     run_id, archive = streamed_run
     at = open_page(run=str(run_id))
     assert not at.error
     grid, = charts(at)
     assert traces(grid, "heatmap") == 4 * 3  # four samples, three image methods for a CNN
-    assert "x" not in vars(get_loaded_run(run_id).bundle.test)
+    assert "x" not in vars(get_loaded_run(store, run_id).bundle.test)
     at.selectbox(key="explain.pick").set_value("index").run()
     at.text_input(key="explain.indices").set_value("1, 3").run()
     grid, = charts(at)
     shown = [a["text"].split(" ")[0] for a in grid["layout"]["annotations"] if a["text"].startswith("#")]
-    assert shown == ["#1", "#3"] and "x" not in vars(get_loaded_run(run_id).bundle.test)
+    assert shown == ["#1", "#3"] and "x" not in vars(get_loaded_run(store, run_id).bundle.test)
     at.radio(key="explain.source").set_value("an uploaded image").run()
     assert "normalised with the set's own mean/std, as in training" in at.file_uploader(key="explain.upload").label
     png = archive.read("shapes/class1/0.png")

@@ -17,22 +17,20 @@ import torch
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from db.engine import session
 from db.models import Artifact
 from db.models import Run as RunRow
 from db.models import Worker as WorkerRow
-from dlx import launch, settings, store
+from dlx import launch, settings
 from dlx.checkpoints import load_run_model
 from dlx.cli import main
 from dlx.config import MAX_SEED, parse_config
 from dlx.data import load_dataset
 from dlx.devices import why_waiting
 from dlx.errors import DlxError
-from dlx.jobs import submit, submit_job
-from dlx.jobs.queue import get_job
 from dlx.jobs.supervisor import alive_workers
 from dlx.models import registry
-from dlx.tracking import create_run, start_run
+from dlx.store import default_store
+from dlx.tracking import start_run
 from tests.conftest import start_worker, stop_process, train_in_process, wait_for
 
 APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
@@ -82,13 +80,14 @@ def test_logging_an_artifact_outside_the_data_directory_is_refused(dlx_home):
         with pytest.raises(DlxError, match="outside the data directory"):
             run.log_artifact("log", "stolen", "../secret.txt")
         run.log_artifact("log", "own", "logs/own.log")
-    assert [a.path for a in store.artifacts(run.id)] == ["logs/own.log"]
+    assert [a.path for a in default_store().artifacts(run.id)] == ["logs/own.log"]
 
 
 def test_runs_page_never_shows_a_log_from_outside_the_data_directory(dlx_home):
+    store = default_store()
     outside_file(settings.home())
-    run_id = create_run({"dataset": "digits", "model": "cnn"}, status="failed")
-    with session() as s, s.begin():  # a row as a crafted script (or an edited database) leaves it
+    run_id = store.create_run({"dataset": "digits", "model": "cnn"}, status="failed")
+    with store.session() as s, s.begin():  # a row as a crafted script (or an edited database) leaves it
         s.add(Artifact(run_id=run_id, kind="log", name="job-1", path="../secret.txt"))
     at = open_app("pages/runs.py", run=str(run_id))
     assert SECRET not in shown(at)
@@ -101,20 +100,21 @@ def test_runs_page_never_shows_a_log_from_outside_the_data_directory(dlx_home):
 def corrupt_run(dlx_home) -> tuple[int, Path]:
     """A trained run whose best checkpoint was then cut short (a full disk, a killed copy)."""
     run_id = train_in_process({"dataset": "digits", "model": "mlp", "epochs": 1})
-    path = store.checkpoint_path(run_id, "best")
+    path = default_store().checkpoint_path(run_id, "best")
     path.write_bytes(path.read_bytes()[:100])
     return run_id, path
 
 
 def test_a_corrupt_checkpoint_is_a_clear_error_naming_the_file(corrupt_run):
+    store = default_store()
     run_id, path = corrupt_run
     with pytest.raises(DlxError) as err:
-        load_run_model(run_id)
+        load_run_model(store, run_id)
     assert err.value.field == "checkpoint"
     assert path.name in str(err.value) and f"run #{run_id}" in str(err.value)
     path.write_bytes(b"not a safetensors file at all")
     with pytest.raises(DlxError, match=path.name):
-        load_run_model(run_id)
+        load_run_model(store, run_id)
 
 
 def test_explain_page_shows_a_corrupt_checkpoint_as_an_error(corrupt_run):
@@ -225,7 +225,7 @@ def test_a_learning_rate_that_is_not_finite_says_so(lr):
 
 # -- devices ----------------------------------------------------------------------------------------
 def runs_in_database() -> int:
-    with session() as s:
+    with default_store().session() as s:
         return s.scalar(select(func.count()).select_from(RunRow))
 
 
@@ -233,35 +233,37 @@ def test_a_gpu_this_machine_lacks_is_refused_at_launch(dlx_home):
     missing = f"cuda:{torch.cuda.device_count()}"
     config = parse_config({"dataset": "digits", "device": missing})  # a config is machine-independent
     with pytest.raises(DlxError) as err:
-        submit(config)
+        default_store().queue.submit(config)
     assert err.value.field == "device" and missing in str(err.value)
     form = launch.to_form({**launch.defaults_for("digits", "cnn"), "device": missing})
     with pytest.raises(DlxError, match="Device: "):
-        launch.plan(form)
+        launch.plan(default_store(), form)
     assert runs_in_database() == 0
 
 
 def test_a_gpu_a_running_worker_has_is_accepted(dlx_home):
     """Workers elsewhere (another machine on the same database) register what they have."""
+    store = default_store()
     missing = torch.cuda.device_count()
-    with session() as s, s.begin():
+    with default_store().session() as s, s.begin():
         s.add(WorkerRow(id="gpu-host:1", info={"gpus": missing + 1, "cpu_slots": 1}))
-    run_id, _ = submit(parse_config({"dataset": "digits", "device": f"cuda:{missing}"}))
+    run_id, _ = store.queue.submit(parse_config({"dataset": "digits", "device": f"cuda:{missing}"}))
     assert store.get_run(run_id).status == "queued"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine whose workers have no GPU")
 def test_runs_page_says_why_a_gpu_job_waits(dlx_home):
-    run_id = create_run({"dataset": "digits", "model": "cnn", "device": "cuda:0"}, status="queued")
-    job_id = submit_job("train", {}, run_id, "cuda:0")  # queued before this machine lost its GPU
-    assert "No worker is running" in why_waiting(get_job(job_id))
+    store = default_store()
+    run_id = default_store().create_run({"dataset": "digits", "model": "cnn", "device": "cuda:0"}, status="queued")
+    job_id = store.queue.submit_job("train", {}, run_id, "cuda:0")  # queued before this machine lost its GPU
+    assert "No worker is running" in why_waiting(store, store.queue.get_job(job_id))
     worker = start_worker(dlx_home)
     try:
-        wait_for(alive_workers, message="the worker to register")
-        assert "no running worker has a GPU" in why_waiting(get_job(job_id))
+        wait_for(lambda: alive_workers(store), message="the worker to register")
+        assert "no running worker has a GPU" in why_waiting(store, store.queue.get_job(job_id))
         at = open_app("pages/runs.py", run=str(run_id))
         assert any("cuda:0" in i.value and "no running worker has a GPU" in i.value for i in at.info)
-        assert get_job(job_id).status == "queued"
+        assert store.queue.get_job(job_id).status == "queued"
     finally:
         stop_process(worker)
 
@@ -270,7 +272,7 @@ def test_runs_page_says_why_a_gpu_job_waits(dlx_home):
 @pytest.mark.parametrize("typed", ["٣", "²", "99999999999999999999", "3 ; drop"])
 def test_runs_page_takes_only_ascii_digits_in_the_url(dlx_home, typed):
     for _ in range(3):
-        create_run({"dataset": "digits", "model": "cnn"}, status="succeeded")
+        default_store().create_run({"dataset": "digits", "model": "cnn"}, status="succeeded")
     at = open_app("pages/runs.py", run=typed)
     assert any("is not a run number" in w.value for w in at.warning)
     assert at.title[0].value == "Runs"  # the list, not run #3

@@ -5,13 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from dlx import store
 from dlx.config import parse_config
 from dlx.data import DatasetMeta
 from dlx.errors import DlxError
-from dlx.jobs import submit
 from dlx.models import build_model
 from dlx.models.vit import auto_patch
+from dlx.store import FINAL_STATES, default_store
 from tests.conftest import wait_for
 
 DIGITS = DatasetMeta("digits", "image", tuple("0123456789"), (1, 8, 8))
@@ -53,9 +52,10 @@ def test_attentions_are_the_blocks_softmax_weights_including_cls():
 
 
 def test_vit_trains_on_digits_through_the_worker(worker):
-    run_id, _ = submit(parse_config({"dataset": "digits", "model": "vit", "model_options": {"hidden": 32},
+    store = default_store()
+    run_id, _ = store.queue.submit(parse_config({"dataset": "digits", "model": "vit", "model_options": {"hidden": 32},
                                      "epochs": 4, "lr": 3e-3, "batch_size": 32}))
-    run = wait_for(lambda: (r := store.get_run(run_id)).status in store.FINAL_STATES and r,
+    run = wait_for(lambda: (r := store.get_run(run_id)).status in FINAL_STATES and r,
                    timeout=300, message=f"run {run_id} to end")
     assert run.status == "succeeded", run.error
     assert run.summary["test_acc"] > 0.3  # ten classes: chance is 0.1 (10 epochs, 64 wide: 0.85)

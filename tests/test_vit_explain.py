@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlx import settings, store
+from dlx import settings
 from dlx.charts_explain import method_colour
 from dlx.data.registry import DatasetMeta
 from dlx.errors import DlxError
@@ -15,9 +15,9 @@ from dlx.explain.cache import explain_cached
 from dlx.explain.jobs import ExplainTask, submit_task, task_result, task_samples
 from dlx.explain.methods import METHODS, available_methods, explain
 from dlx.explain.models_cache import get_loaded_run
-from dlx.jobs.queue import get_job
 from dlx.models.cnn import cnn
 from dlx.models.vit import vit
+from dlx.store import FINAL_STATES, default_store
 from tests.conftest import train_in_process, wait_for
 
 DIGITS = DatasetMeta("digits", "image", tuple("0123456789"), (1, 8, 8))
@@ -61,14 +61,15 @@ def test_the_attention_methods_are_offered_only_for_a_vit_with_their_own_colours
 
 
 def test_an_explain_job_on_a_real_worker_scores_and_caches_rollout_with_the_other_methods(worker):
+    store = default_store()
     run_id = train_in_process({"dataset": "patterns", "model": "vit", "epochs": 1})
     task = ExplainTask(run_id=run_id, task="faithfulness", methods=["saliency", *ATTENTION], n_samples=6)
-    job_id = submit_task(task)
-    job = wait_for(lambda: (j := get_job(job_id)).status in store.FINAL_STATES and j, timeout=180,
+    job_id = submit_task(store, task)
+    job = wait_for(lambda: (j := store.queue.get_job(job_id)).status in FINAL_STATES and j, timeout=180,
                    message=f"explain job {job_id} to end")
     assert job.status == "succeeded", (settings.logs_dir() / f"job-{job_id}.log").read_text()
 
-    loaded = get_loaded_run(run_id)
+    loaded = get_loaded_run(store, run_id)
     scores = task_result(loaded, task)
     assert {row["method"] for row in scores.table()} == {"Saliency", "Attention rollout", "CLS attention, last layer",
                                                          "Random (reference)"}

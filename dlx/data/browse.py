@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dlx import store
 from dlx.data.registry import DataBundle
 from dlx.data.streaming import FolderSplit
 from dlx.data.user_sets import list_user_sets
+from dlx.store import Store
 
 SPLITS = ("train", "val", "test")
 
@@ -64,7 +64,7 @@ def column_choices(name: str) -> list[str]:
     return [Column(**column).describe() for column in user_set.details["columns"]]
 
 
-def mistakes_per_class(name: str) -> tuple[int, pd.DataFrame] | None:
+def mistakes_per_class(store: Store, name: str) -> tuple[int, pd.DataFrame] | None:
     """The newest succeeded run on data set `name`: its id and test mistakes per true class, or None."""
     runs = store.list_runs(status=["succeeded"], dataset=name, limit=1)
     if not runs or "confusion_matrix" not in runs[0].summary:

@@ -150,13 +150,13 @@ def _save_image_set(name: str, source: str, root: Path, owned: bool, report: Fol
 def save_row(name: str, kind: str, source: str, path: str, owned: bool, rows: int, size_bytes: int,
              classes: tuple[str, ...], checksum: str, details: dict[str, Any]) -> UserSet:
     """Write a checked data set's row; a name taken meanwhile is refused, not overwritten."""
-    from db.engine import session
+    from dlx.store import default_store
     from db.models import UserDataset
 
     row = UserDataset(name=name, kind=kind, source=source, path=path, owned=owned, rows=rows,
                       size_bytes=size_bytes, classes=list(classes), checksum=checksum, details=details)
     try:
-        with session() as s, s.begin():
+        with default_store().session() as s, s.begin():
             s.add(row)
     except IntegrityError:
         raise DlxError(f"name: a data set called {name!r} exists already; choose another name",
@@ -174,10 +174,10 @@ def list_user_sets() -> list[UserSet]:
     """Every user data set, newest first; none where the database does not exist yet."""
     if not _database_exists():
         return []
-    from db.engine import session
+    from dlx.store import default_store
     from db.models import UserDataset
 
-    with session() as s:
+    with default_store().session() as s:
         return [_user_set(row) for row in s.scalars(select(UserDataset).order_by(UserDataset.id.desc()))]
 
 
@@ -187,16 +187,16 @@ def get_user_set(name: str) -> UserSet | None:
 
 def runs_using(name: str) -> int:
     """How many runs were launched on data set `name` (deleting it would orphan them)."""
-    from db.engine import session
+    from dlx.store import default_store
     from db.models import Run
 
-    with session() as s:
+    with default_store().session() as s:
         return s.scalar(select(func.count()).select_from(Run).where(Run.dataset == name)) or 0
 
 
 def delete_user_set(name: str, confirm: bool = False) -> None:
     """Delete a user data set's row and, where dlx owns them, its files; refuses if runs use it unless confirmed."""
-    from db.engine import session
+    from dlx.store import default_store
     from db.models import UserDataset
 
     user_set = get_user_set(name)
@@ -206,7 +206,7 @@ def delete_user_set(name: str, confirm: bool = False) -> None:
     if used and not confirm:
         raise DlxError(f"dataset: {used} run(s) use {name!r}; confirm to delete it anyway (their charts "
                        "stay, but they can no longer be re-run or explained)", field="dataset")
-    with session() as s, s.begin():
+    with default_store().session() as s, s.begin():
         s.execute(delete(UserDataset).where(UserDataset.name == name))
     if user_set.owned:
         # Moved aside first so a half-deleted folder is never taken for the data set.

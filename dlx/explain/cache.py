@@ -1,4 +1,4 @@
-"""Computed explanations, stored in the database and shown again without recomputing.
+"""Computed explanations, stored in the run's store (`store.explanations`) and shown again without recomputing.
 
 A key is the sha256 of everything that determines the result: run, checkpoint file, the
 sample's bytes, method, its resolved parameters, the baseline (for methods that use one) and
@@ -12,18 +12,12 @@ import json
 from typing import Any
 
 import torch
-from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
-from sqlalchemy import select
 from torch import Tensor
 
-from db.engine import get_engine, upsert
-from db.models import Explanation, utcnow
 from dlx.explain.baselines import make_baseline
 from dlx.explain.methods import Attribution, explain, get_method
 from dlx.explain.models_cache import LoadedRun
-
-Stored = tuple[dict[str, Any], dict[str, Tensor]]  # (meta, tensors)
+from dlx.explain.stored import Stored
 
 
 def digest(value: Any) -> str:
@@ -49,56 +43,22 @@ def _key(loaded: LoadedRun, sample_digest: str, method: str, resolved: dict[str,
                    "baseline": baseline if get_method(method).uses_baseline else None, "target": int(target)})
 
 
-def load_many(keys: list[str], url: str | None = None) -> dict[str, Stored]:
-    """Every stored entry among these keys, in one query."""
-    if not keys:
-        return {}
-    with get_engine(url).connect() as conn:
-        rows = conn.execute(select(Explanation.key, Explanation.meta, Explanation.data)
-                            .where(Explanation.key.in_(keys))).all()
-    return {key: (meta, load_tensors(data)) for key, meta, data in rows}
-
-
-def load(key: str, url: str | None = None) -> Stored | None:
-    return load_many([key], url).get(key)
-
-
-def save(key: str, run_id: int, method: str, meta: dict[str, Any], tensors: dict[str, Tensor],
-         url: str | None = None) -> None:
-    """Store an entry; if another process stored the same key first, theirs stays (same content)."""
-    save_many(run_id, {method: {key: (meta, tensors)}}, url)
-
-
-def save_many(run_id: int, entries: dict[str, dict[str, Stored]], url: str | None = None) -> None:
-    """Store many entries, per method, in ONE statement (a commit per sample, or per method of a
-    page's gallery, cost more than Captum). A key another process stored meanwhile keeps theirs
-    (same content): the insert skips it."""
-    rows = [{"key": key, "run_id": run_id, "method": method, "meta": meta, "created_at": utcnow(),
-             "data": save_tensors({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()})}
-            for method, stored in entries.items() for key, (meta, tensors) in stored.items()]
-    if not rows:
-        return
-    with get_engine(url).begin() as conn:
-        conn.execute(upsert(conn, Explanation.__table__).on_conflict_do_nothing(index_elements=["key"]), rows)
-
-
 def explain_cached(loaded: LoadedRun, inputs: Tensor, targets: list[int], method: str,
-                   baseline: str = "zeros", params: dict[str, Any] | None = None,
-                   url: str | None = None) -> Attribution:
+                   baseline: str = "zeros", params: dict[str, Any] | None = None) -> Attribution:
     """Explain a batch with one method: stored samples are read back, only the others computed."""
-    return explain_cached_many(loaded, inputs, targets, [method], baseline, {method: params or {}}, url)[method]
+    return explain_cached_many(loaded, inputs, targets, [method], baseline, {method: params or {}})[method]
 
 
 def explain_cached_many(loaded: LoadedRun, inputs: Tensor, targets: list[int], methods: list[str],
-                        baseline: str = "zeros", params: dict[str, dict[str, Any]] | None = None,
-                        url: str | None = None) -> dict[str, Attribution]:
-    """Explain a batch with several methods through the cache: one lookup for every method's
-    samples, Captum for the missing ones, one transaction to store them."""
+                        baseline: str = "zeros",
+                        params: dict[str, dict[str, Any]] | None = None) -> dict[str, Attribution]:
+    """Explain a batch with several methods through the cache of the run's store: one lookup for
+    every method's samples, Captum for the missing ones, one transaction to store them."""
     resolved = {method: get_method(method).resolve((params or {}).get(method) or {}) for method in methods}
     digests = [tensor_digest(x) for x in inputs]
     keys = {method: [_key(loaded, sample, method, resolved[method], baseline, t) for sample, t in zip(digests, targets)]
             for method in methods}
-    found = load_many([key for method_keys in keys.values() for key in method_keys], url)
+    found = loaded.store.explanations.load_many([key for method_keys in keys.values() for key in method_keys])
     fresh: dict[str, dict[str, Stored]] = {}
     result = {}
     for method in methods:
@@ -114,7 +74,7 @@ def explain_cached_many(loaded: LoadedRun, inputs: Tensor, targets: list[int], m
             torch.cat(deltas) if all(d is not None for d in deltas) else None,
             sum(meta["seconds"] for meta, _ in stored), get_method(method).signed(resolved[method]),
             resolved[method], cached=not missing)
-    save_many(loaded.run_id, fresh, url)
+    loaded.store.explanations.save_many(loaded.run_id, fresh)
     return result
 
 

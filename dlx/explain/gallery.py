@@ -72,12 +72,12 @@ class Gallery:
 def build_gallery(loaded: LoadedRun, inputs: Tensor, captions: list[str], methods: list[str],
                   baseline: str = "zeros", params: dict[str, dict[str, Any]] | None = None,
                   target: TargetChoice = "predicted", labels: Tensor | None = None,
-                  masks: Tensor | None = None, url: str | None = None) -> Gallery:
+                  masks: Tensor | None = None) -> Gallery:
     """Predict, choose targets, and explain with every method (through the cache)."""
     probs = loaded.predict(inputs)
     targets = resolve_targets(probs, target, labels)
     gallery = Gallery(loaded, inputs, captions, probs, targets, labels=labels, masks=masks)
-    gallery.attributions.update(explain_cached_many(loaded, inputs, targets, methods, baseline, params, url))
+    gallery.attributions.update(explain_cached_many(loaded, inputs, targets, methods, baseline, params))
     return gallery
 
 

@@ -39,8 +39,7 @@ class GlobalImportance:
 
 def global_importance(loaded: LoadedRun, inputs: Tensor, targets: list[int], methods: list[str],
                       baseline: str = "zeros", params: dict[str, dict[str, Any]] | None = None,
-                      progress: Callable[[float], None] | None = None,
-                      url: str | None = None) -> GlobalImportance:
+                      progress: Callable[[float], None] | None = None) -> GlobalImportance:
     params = params or {}
     result = GlobalImportance(inputs.numpy())
     total = len(methods) * len(inputs)
@@ -50,7 +49,7 @@ def global_importance(loaded: LoadedRun, inputs: Tensor, targets: list[int], met
         for start in range(0, len(inputs), CHUNK):
             rows = slice(start, start + CHUNK)
             parts.append(explain_cached(loaded, inputs[rows], targets[rows], method, baseline,
-                                        params.get(method), url).values)
+                                        params.get(method)).values)
             done += len(parts[-1])
             if progress is not None:
                 progress(done / total)

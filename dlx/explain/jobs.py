@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
 
-from db.engine import session
 from db.models import Job
 from dlx import settings
 from dlx.devices import resolve_device
@@ -25,7 +23,7 @@ from dlx.explain.models_cache import LoadedRun, get_loaded_run
 from dlx.explain.samples import sample_inputs
 from dlx.explain.scoring import Scores, score_methods
 from dlx.jobs.kinds import register_job_kind
-from dlx.jobs.queue import set_progress, submit_job
+from dlx.store import Store
 
 
 class ExplainTask(BaseModel):
@@ -64,19 +62,15 @@ def task_key(loaded: LoadedRun, task: ExplainTask) -> str:
     return cache.digest({"job": task.check().model_dump(), "checkpoint_id": loaded.checkpoint_id})
 
 
-def submit_task(task: ExplainTask, url: str | None = None) -> int:
+def submit_task(store: Store, task: ExplainTask) -> int:
     """Queue the task as a job on its run; returns the job id."""
     task = task.check()
-    return submit_job("explain", task.model_dump(), task.run_id, "auto", url)
+    return store.queue.submit_job("explain", task.model_dump(), task.run_id, "auto")
 
 
-def find_job(task: ExplainTask, url: str | None = None) -> Job | None:
+def find_job(store: Store, task: ExplainTask) -> Job | None:
     """The latest job (any status) computing exactly this task, so the page can follow or explain it."""
-    payload = task.check().model_dump()
-    with session(url) as s:
-        jobs = s.scalars(select(Job).where(Job.kind == "explain", Job.run_id == task.run_id)
-                         .order_by(Job.id.desc()))
-        return next((job for job in jobs if job.payload == payload), None)
+    return store.queue.find_job("explain", task.run_id, task.check().model_dump())
 
 
 def failure_reason(job: Job) -> str:
@@ -108,24 +102,22 @@ def task_samples(loaded: LoadedRun, task: ExplainTask):
     return inputs, targets, test.extras["mask"][:n] if "mask" in test.extras else None
 
 
-def run_task(loaded: LoadedRun, task: ExplainTask, progress=None,
-             url: str | None = None) -> GlobalImportance | Scores:
-    """Compute the task and store its result under its key."""
+def run_task(loaded: LoadedRun, task: ExplainTask, progress=None) -> GlobalImportance | Scores:
+    """Compute the task and store its result under its key, in the run's store."""
     inputs, targets, masks = task_samples(loaded, task)
     if task.task == "global_importance":
-        result = global_importance(loaded, inputs, targets, task.methods, task.baseline, task.params,
-                                   progress, url)
+        result = global_importance(loaded, inputs, targets, task.methods, task.baseline, task.params, progress)
     else:
         result = score_methods(loaded, inputs, targets, task.methods, task.baseline, task.params, masks,
-                               task.sensitivity, progress=progress, url=url)
-    cache.save(task_key(loaded, task), loaded.run_id, f"job:{task.task}",
-               {"task": task.model_dump(), "n": len(inputs)}, result.to_tensors(), url)
+                               task.sensitivity, progress=progress)
+    loaded.store.explanations.save(task_key(loaded, task), loaded.run_id, f"job:{task.task}",
+                                   {"task": task.model_dump(), "n": len(inputs)}, result.to_tensors())
     return result
 
 
-def task_result(loaded: LoadedRun, task: ExplainTask, url: str | None = None) -> GlobalImportance | Scores | None:
+def task_result(loaded: LoadedRun, task: ExplainTask) -> GlobalImportance | Scores | None:
     """The stored result of this task, or None when it has not been computed."""
-    stored = cache.load(task_key(loaded, task), url)
+    stored = loaded.store.explanations.load(task_key(loaded, task))
     if stored is None:
         return None
     kind = GlobalImportance if task.task == "global_importance" else Scores
@@ -133,10 +125,10 @@ def task_result(loaded: LoadedRun, task: ExplainTask, url: str | None = None) ->
 
 
 @register_job_kind("explain")
-def explain_job(job: Job) -> None:
+def explain_job(store: Store, job: Job) -> None:
     task = parse_task(job.payload)
-    loaded = get_loaded_run(task.run_id, task.checkpoint, resolve_device(job.device))
+    loaded = get_loaded_run(store, task.run_id, task.checkpoint, resolve_device(job.device))
     print(f"explain job {job.id}: {task.task} of run #{task.run_id} with {task.methods} "
           f"on {loaded.device}", flush=True)
-    run_task(loaded, task, lambda fraction: set_progress(job.id, fraction))
-    set_progress(job.id, 1.0)
+    run_task(loaded, task, lambda fraction: store.queue.set_progress(job.id, fraction))
+    store.queue.set_progress(job.id, 1.0)

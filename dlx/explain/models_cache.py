@@ -15,14 +15,13 @@ import torch
 from sqlalchemy import select
 from torch import Tensor, nn
 
-from db.engine import session
 from db.models import Artifact
-from dlx import store
 from dlx.checkpoints import load_run_model
 from dlx.config import RunConfig
 from dlx.data import DataBundle, DatasetMeta, load_dataset
 from dlx.errors import DlxError
 from dlx.explain.layers import explainable_copy
+from dlx.store import Store
 
 CAPACITY = 4  # models held at once; a ResNet-18 is about 45 MB
 
@@ -37,6 +36,7 @@ class LoadedRun:
     config: RunConfig
     model: nn.Module  # the explainable copy (distinct non-in-place ReLUs), eval mode
     device: torch.device
+    store: Store = field(repr=False, compare=False)  # where its explanations are cached and its jobs queued
     # Captum hooks the model's modules while it attributes: one user of the model at a time
     # (pages of two browser sessions share this object).
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
@@ -81,25 +81,25 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def get_loaded_run(run_id: int, checkpoint: str = "best", device: str | torch.device = "cpu",
-                   url: str | None = None) -> LoadedRun:
+def get_loaded_run(store: Store, run_id: int, checkpoint: str = "best",
+                   device: str | torch.device = "cpu") -> LoadedRun:
     """The run's model from the LRU, loading it (safetensors only) when absent or changed."""
-    path = store.checkpoint_path(run_id, checkpoint, url)
+    path = store.checkpoint_path(run_id, checkpoint)
     if path is None:
-        run = store.get_run(run_id, url)
+        run = store.get_run(run_id)
         if run is None:
             raise DlxError(f"run: there is no run #{run_id}", field="run")
         raise DlxError(f"run: run {run.label} has no {checkpoint!r} checkpoint (status {run.status}); "
                        "pick a run that finished at least one epoch", field="run")
     stat = path.stat()
     device = torch.device(device)
-    key = (url, run_id, checkpoint, str(path), stat.st_size, stat.st_mtime_ns, str(device))
+    key = (store.url, run_id, checkpoint, str(path), stat.st_size, stat.st_mtime_ns, str(device))
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    model, config = load_run_model(run_id, checkpoint, device, url)
-    loaded = LoadedRun(run_id, checkpoint, file_sha256(path), config, explainable_copy(model), device)
+    model, config = load_run_model(store, run_id, checkpoint, device)
+    loaded = LoadedRun(run_id, checkpoint, file_sha256(path), config, explainable_copy(model), device, store)
     with _lock:
         _cache[key] = loaded
         while len(_cache) > CAPACITY:
@@ -107,8 +107,8 @@ def get_loaded_run(run_id: int, checkpoint: str = "best", device: str | torch.de
     return loaded
 
 
-def checkpointed_run_ids(checkpoint: str = "best", url: str | None = None) -> set[int]:
+def checkpointed_run_ids(store: Store, checkpoint: str = "best") -> set[int]:
     """Runs that have this checkpoint, in one query (the page marks the others)."""
-    with session(url) as s:
+    with store.session() as s:
         return set(s.scalars(select(Artifact.run_id).where(Artifact.kind == "checkpoint",
                                                            Artifact.name == checkpoint)))

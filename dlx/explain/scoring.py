@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from dlx.explain.baselines import make_baseline
-from dlx.explain.cache import digest, explain_cached, load, save, tensor_digest
+from dlx.explain.cache import digest, explain_cached, tensor_digest
 from dlx.explain.faithfulness import deletion_insertion_many, infidelity_scores, max_sensitivity
 from dlx.explain.localisation import mask_mass, pointing_game
 from dlx.explain.methods import METHODS, explain
@@ -89,7 +89,7 @@ def label(method: str) -> str:
 def score_methods(loaded: LoadedRun, inputs: Tensor, targets: list[int], methods: list[str],
                   baseline: str = "zeros", params: dict[str, dict[str, Any]] | None = None,
                   masks: Tensor | None = None, sensitivity: bool = True, steps: int = 20,
-                  progress: Callable[[float], None] | None = None, url: str | None = None) -> Scores:
+                  progress: Callable[[float], None] | None = None) -> Scores:
     """Score each method (and a random map) on these samples; attributions come through the cache.
 
     Each method explains all samples in one call; the deletion/insertion curves of every method
@@ -109,7 +109,7 @@ def score_methods(loaded: LoadedRun, inputs: Tensor, targets: list[int], methods
         if method == RANDOM:
             maps[method] = torch.rand(inputs.shape, generator=generator)
         else:
-            maps[method] = explain_cached(loaded, inputs, targets, method, baseline, params.get(method), url).values
+            maps[method] = explain_cached(loaded, inputs, targets, method, baseline, params.get(method)).values
         if progress is not None:
             progress(done / work)
     with loaded.lock:
@@ -146,8 +146,7 @@ def _recompute(loaded: LoadedRun, method: str, baseline: str, params: dict[str, 
 
 def scores_cached(loaded: LoadedRun, inputs: Tensor, targets: list[int], methods: list[str],
                   baseline: str = "zeros", params: dict[str, dict[str, Any]] | None = None,
-                  masks: Tensor | None = None, sensitivity: bool = True, compute: bool = True,
-                  url: str | None = None) -> Scores | None:
+                  masks: Tensor | None = None, sensitivity: bool = True, compute: bool = True) -> Scores | None:
     """`score_methods` on these samples, read back from the cache when it was computed before.
 
     With `compute=False` only the cache is looked at (None when it holds no answer).
@@ -157,11 +156,12 @@ def scores_cached(loaded: LoadedRun, inputs: Tensor, targets: list[int], methods
                   "samples": [tensor_digest(x) for x in inputs], "targets": [int(t) for t in targets],
                   "params": params, "baseline": baseline, "masks": masks is not None,
                   "sensitivity": sensitivity})
-    stored = load(key, url)
+    stored = loaded.store.explanations.load(key)
     if stored is not None:
         return Scores.from_tensors(stored[1])
     if not compute:
         return None
-    scores = score_methods(loaded, inputs, targets, methods, baseline, params, masks, sensitivity, url=url)
-    save(key, loaded.run_id, "scores", {"methods": methods, "n": len(inputs)}, scores.to_tensors(), url)
+    scores = score_methods(loaded, inputs, targets, methods, baseline, params, masks, sensitivity)
+    loaded.store.explanations.save(key, loaded.run_id, "scores", {"methods": methods, "n": len(inputs)},
+                                   scores.to_tensors())
     return scores

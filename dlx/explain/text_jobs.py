@@ -11,9 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
 
-from db.engine import session
 from db.models import Job
 from dlx.devices import resolve_device
 from dlx.errors import DlxError
@@ -23,7 +21,7 @@ from dlx.explain.models_cache import LoadedRun, get_loaded_run
 from dlx.explain.text_methods import get_text_method
 from dlx.explain.text_scores import TextScores, score_text_methods
 from dlx.jobs.kinds import register_job_kind
-from dlx.jobs.queue import set_progress, submit_job
+from dlx.store import Store
 
 KIND = "explain_text"
 
@@ -59,17 +57,14 @@ def text_task_key(loaded: LoadedRun, task: TextTask) -> str:
     return cache.digest({"job": KIND, "task": task.check().model_dump(), "checkpoint_id": loaded.checkpoint_id})
 
 
-def submit_text_task(task: TextTask, url: str | None = None) -> int:
+def submit_text_task(store: Store, task: TextTask) -> int:
     task = task.check()
-    return submit_job(KIND, task.model_dump(), task.run_id, "auto", url)
+    return store.queue.submit_job(KIND, task.model_dump(), task.run_id, "auto")
 
 
-def find_text_job(task: TextTask, url: str | None = None) -> Job | None:
+def find_text_job(store: Store, task: TextTask) -> Job | None:
     """The latest job (any status) computing exactly this task."""
-    payload = task.check().model_dump()
-    with session(url) as s:
-        jobs = s.scalars(select(Job).where(Job.kind == KIND, Job.run_id == task.run_id).order_by(Job.id.desc()))
-        return next((job for job in jobs if job.payload == payload), None)
+    return store.queue.find_job(KIND, task.run_id, task.check().model_dump())
 
 
 @torch.no_grad()
@@ -78,7 +73,7 @@ def _predictions(loaded: LoadedRun, sentences) -> list[int]:
     return [int(loaded.model(s.input_ids.to(device), s.attention_mask.to(device)).argmax()) for s in sentences]
 
 
-def run_text_task(loaded: LoadedRun, task: TextTask, progress=None, url: str | None = None) -> TextScores:
+def run_text_task(loaded: LoadedRun, task: TextTask, progress=None) -> TextScores:
     """Score the methods on the first N test sentences (predicted class as target) and store the result."""
     test = loaded.bundle.test
     n = min(task.n_samples, len(test.texts))
@@ -89,21 +84,21 @@ def run_text_task(loaded: LoadedRun, task: TextTask, progress=None, url: str | N
     with loaded.lock:
         scores = score_text_methods(model, sentences, _predictions(loaded, sentences), task.methods, rationales,
                                     task.k, task.params, progress=progress)
-    cache.save(text_task_key(loaded, task), loaded.run_id, f"job:{KIND}", {"task": task.model_dump(), "n": n},
-               scores.to_tensors(), url)
+    loaded.store.explanations.save(text_task_key(loaded, task), loaded.run_id, f"job:{KIND}",
+                                   {"task": task.model_dump(), "n": n}, scores.to_tensors())
     return scores
 
 
-def text_task_result(loaded: LoadedRun, task: TextTask, url: str | None = None) -> TextScores | None:
-    stored = cache.load(text_task_key(loaded, task), url)
+def text_task_result(loaded: LoadedRun, task: TextTask) -> TextScores | None:
+    stored = loaded.store.explanations.load(text_task_key(loaded, task))
     return None if stored is None else TextScores.from_tensors(stored[1])
 
 
 @register_job_kind(KIND)
-def explain_text_job(job: Job) -> None:
+def explain_text_job(store: Store, job: Job) -> None:
     task = parse_text_task(job.payload)
-    loaded = get_loaded_run(task.run_id, task.checkpoint, resolve_device(job.device))
+    loaded = get_loaded_run(store, task.run_id, task.checkpoint, resolve_device(job.device))
     print(f"explain_text job {job.id}: {task.methods} on {task.n_samples} sentences of run #{task.run_id} "
           f"on {loaded.device}", flush=True)
-    run_text_task(loaded, task, lambda fraction: set_progress(job.id, fraction))
-    set_progress(job.id, 1.0)
+    run_text_task(loaded, task, lambda fraction: store.queue.set_progress(job.id, fraction))
+    store.queue.set_progress(job.id, 1.0)

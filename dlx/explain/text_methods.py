@@ -201,22 +201,21 @@ def _attention_relevance(model, encoded, target, baseline, p):
     return token_scores(relevance(maps, grads), encoded, pooling_of(model)), None
 
 
-def explain_text_cached(loaded: Any, encoded: Encoded, method: str, target: int, url: str | None = None,
-                        **params: Any) -> TokenAttribution:
+def explain_text_cached(loaded: Any, encoded: Encoded, method: str, target: int, **params: Any) -> TokenAttribution:
     """`explain_text` for a run's model (a dlx.explain.models_cache.LoadedRun), stored in the
-    explanation cache under the checkpoint, sentence, method, its resolved parameters and target, so
+    explanation cache of its store under the checkpoint, sentence, method, its resolved parameters and target, so
     the page's reruns (every widget change) do not recompute Layer IG."""
     from dlx.explain import cache
 
     resolved = get_text_method(method).resolve(params)
     key = cache.digest({"text": encoded.text, "ids": encoded.input_ids[0].tolist(), "method": method,
                         "params": resolved, "target": int(target), "checkpoint_id": loaded.checkpoint_id})
-    stored = cache.load(key, url)
+    stored = loaded.store.explanations.load(key)
     if stored is not None:
         meta, tensors = stored
         return TokenAttribution(method, tensors["values"], meta["delta"], meta["seconds"], meta["signed"], resolved)
     with loaded.lock:
         result = explain_text(method, loaded.model, encoded, target, **resolved)
-    cache.save(key, loaded.run_id, method, {"delta": result.delta, "seconds": result.seconds, "signed": result.signed},
-               {"values": result.values}, url)
+    meta = {"delta": result.delta, "seconds": result.seconds, "signed": result.signed}
+    loaded.store.explanations.save(key, loaded.run_id, method, meta, {"values": result.values})
     return result

@@ -6,8 +6,12 @@ its nodes (a Ray worker: the cluster's) and its GPUs at every heartbeat.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dlx.jobs.supervisor import alive_workers
+
+if TYPE_CHECKING:
+    from dlx.store import Store
 
 
 @dataclass
@@ -18,13 +22,13 @@ class Capacity:
     gpus: int
 
 
-def capacity(url: str | None = None) -> Capacity:
+def capacity(store: Store) -> Capacity:
     """Workers, nodes and GPUs available now.
 
     Local workers on one machine share its GPUs, so they count once per host (worker ids are
     `host:pid`); Ray workers on a cluster report the same cluster, counted once (the largest report).
     """
-    workers = alive_workers(url)
+    workers = alive_workers(store)
     local_hosts: dict[str, int] = {}
     cluster_nodes = cluster_gpus = 0
     for worker in workers:

@@ -8,18 +8,19 @@ import dlx.explain.text_jobs  # noqa: F401  (and "explain_text")
 from dlx.errors import DlxError
 from dlx.jobs import lifeline
 from dlx.jobs.kinds import JOB_KINDS
-from dlx.jobs.queue import get_job
+from dlx.store import default_store
 from dlx.tracking import Cancelled
 
 
 def main(job_id: int) -> int:
     lifeline.bind_to_parent()  # started by a worker: end with it (a no-op in a standby, bound already)
-    job = get_job(job_id)
+    store = default_store()  # the worker passes DLX_DATABASE_URL: its own store
+    job = store.queue.get_job(job_id)
     if job is None:
         print(f"job {job_id} does not exist", file=sys.stderr)
         return 2
     try:
-        JOB_KINDS[job.kind](job)
+        JOB_KINDS[job.kind](store, job)
     except DlxError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 1

@@ -1,11 +1,14 @@
 """What a job does, by kind: a registry the job entry point dispatches on."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from db.models import Job
 
-JobFunction = Callable[[Job], None]
+if TYPE_CHECKING:
+    from dlx.store import Store
+
+JobFunction = Callable[["Store", Job], None]  # a job of the store's queue
 JOB_KINDS: dict[str, JobFunction] = {}
 
 
@@ -18,13 +21,12 @@ def register_job_kind(name: str) -> Callable[[JobFunction], JobFunction]:
 
 
 @register_job_kind("train")
-def train_job(job: Job) -> None:
+def train_job(store: Store, job: Job) -> None:
     """Train the job's run with the config stored on it."""
-    from dlx import store
     from dlx.config import RunConfig
     from dlx.tracking import start_run
     from dlx.train import train
 
     config = RunConfig(**store.get_run(job.run_id).config)
-    with start_run(run_id=job.run_id) as run:
+    with start_run(run_id=job.run_id, store=store) as run:
         train(config, run)

@@ -1,6 +1,6 @@
 """Is a worker alive? Start one if not, stop the ones of this store on request.
 
-The app calls `ensure_worker()` so one command is enough; a worker the app starts stops with it
+The app calls `ensure_worker(store)` so one command is enough; a worker the app starts stops with it
 (`dlx worker --stop-with PID` watches its parent), and `dlx worker --stop` ends the others.
 """
 from __future__ import annotations
@@ -16,13 +16,15 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from db.engine import session
 from db.models import Worker, utcnow
 from dlx import settings
-from dlx.jobs.queue import counts, reap_stale
+
+if TYPE_CHECKING:
+    from dlx.store import Store
 
 FRESH = timedelta(seconds=10)  # a worker heartbeats every 2 s
 STARTING = 60.0  # seconds a freshly spawned worker may take to register
@@ -40,8 +42,8 @@ class WorkerStatus:
     pid: int | None = None  # the worker ensure_worker() just spawned
 
 
-def alive_workers(url: str | None = None) -> list[Worker]:
-    with session(url) as s:
+def alive_workers(store: Store) -> list[Worker]:
+    with store.session() as s:
         return list(s.scalars(select(Worker).where(Worker.heartbeat_at > utcnow() - FRESH)))
 
 
@@ -58,27 +60,25 @@ def _spawned_pid_alive() -> bool:
         return False
 
 
-def status(url: str | None = None) -> WorkerStatus:
-    reap_stale(url)
-    workers = alive_workers(url)
-    jobs = counts(url)
+def status(store: Store) -> WorkerStatus:
+    store.queue.reap_stale()
+    workers = alive_workers(store)
+    jobs = store.queue.counts()
     state = "alive" if workers else ("starting" if _spawned_pid_alive() else "down")
     return WorkerStatus(state, len(workers), jobs.get("running", 0), jobs.get("queued", 0))
 
 
-def ensure_worker(url: str | None = None, *, stop_with_parent: bool = False) -> WorkerStatus:
-    """Start a `dlx worker` in its own session unless one is alive or starting.
+def ensure_worker(store: Store, *, stop_with_parent: bool = False) -> WorkerStatus:
+    """Start a `dlx worker` on `store` in its own session unless one is alive or starting.
 
     It outlives the caller (`dlx run` exits at once) unless `stop_with_parent`: then it stops when
     this process ends, however it ends (the app's Ctrl-C, a SIGKILL).
     """
-    current = status(url)
+    current = status(store)
     if current.state != "down":
         return current
     log = open(settings.logs_dir() / "worker.log", "ab")
-    env = dict(os.environ)
-    if url:
-        env["DLX_DATABASE_URL"] = url
+    env = {**os.environ, "DLX_DATABASE_URL": store.url}
     command = [sys.executable, "-m", "dlx.cli", "worker"]
     if stop_with_parent:
         command += ["--stop-with", str(os.getpid())]
@@ -104,11 +104,11 @@ def stop_with(parent: int) -> None:
     threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()
 
 
-def worker_pids(url: str | None = None) -> list[int]:
+def worker_pids(store: Store) -> list[int]:
     """Running `dlx worker` processes of this store on this machine: the workers table and the spawn marker."""
     host = socket.gethostname()
     pids = set()
-    with session(url) as s:
+    with store.session() as s:
         for row in s.scalars(select(Worker)):
             row_host, _, pid = row.id.rpartition(":")
             if row_host == host and pid.isdigit():

@@ -22,14 +22,13 @@ from datetime import datetime
 
 from sqlalchemy import delete, select
 
-from db.engine import session
 from db.models import Artifact, Job, utcnow
 from db.models import Worker as WorkerRow
 from dlx import settings
 from dlx.devices import gpu_count
 from dlx.jobs import orphans
 from dlx.jobs.executors import Handle, get_executor
-from dlx.jobs.queue import cancel_requested, claim, finish_job, get_job, heartbeat, reap_stale
+from dlx.store import Store, default_store
 
 POLL = 0.25  # seconds between looks at the queue
 HEARTBEAT = settings.HEARTBEAT_INTERVAL
@@ -49,7 +48,7 @@ class Running:
 class Worker:
     cpu_slots: int = field(default_factory=settings.cpu_job_slots)
     gpus: int = -1  # -1: count them (dlx.devices, without importing torch in the worker)
-    url: str | None = None
+    store: Store = field(default_factory=default_store)  # whose queue it serves; its jobs get the same
     id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     running: dict[int, Running] = field(default_factory=dict)
     _stop: bool = False
@@ -98,7 +97,7 @@ class Worker:
                     self._stop_vanished()
                     last_beat = now
                 if now - last_reap >= HEARTBEAT * 2:
-                    reap_stale(self.url)
+                    self.store.queue.reap_stale()
                     last_reap = now
                 self._enforce_cancels()
                 self.executor.keep_ready(self._free_slots())
@@ -133,7 +132,7 @@ class Worker:
             cpu_free = self._cpu_busy() < self.cpu_slots
             if gpu is None and not cpu_free:
                 return
-            job = claim(self.id, cpu_only=gpu is None, url=self.url)
+            job = self.store.queue.claim(self.id, cpu_only=gpu is None)
             if job is None:
                 return
             use_gpu = gpu if job.device != "cpu" and gpu is not None else None
@@ -144,11 +143,12 @@ class Worker:
     def _start(self, job: Job, gpu: int | None) -> None:
         log_path = settings.logs_dir() / f"job-{job.id}.log"
         env = {"CUDA_VISIBLE_DEVICES": "" if gpu is None else str(gpu), "DLX_JOB_ID": str(job.id),
-               "DLX_ASSIGNED_GPU": "" if gpu is None else str(gpu), "OMP_NUM_THREADS": str(self.threads_per_job())}
+               "DLX_ASSIGNED_GPU": "" if gpu is None else str(gpu), "OMP_NUM_THREADS": str(self.threads_per_job()),
+               "DLX_DATABASE_URL": self.store.url}
         handle = self.executor.start(job.id, log_path, env)
         relative = str(log_path.relative_to(settings.home()))
         item = self.running[job.id] = Running(job.id, handle, gpu, job.started_at)
-        with session(self.url) as s, s.begin():
+        with self.store.session() as s, s.begin():
             row = s.get(Job, job.id)
             if not self._ours(row, item):  # deleted since the claim: its process finds no job and exits
                 print(f"job {job.id} was deleted as it started", flush=True)
@@ -165,25 +165,26 @@ class Worker:
             if code is None:
                 continue
             del self.running[job_id]
-            job = get_job(job_id, self.url)
+            job = self.store.queue.get_job(job_id)
             if not self._ours(job, item):
                 print(f"job {job_id} exited with {code}; its row was deleted while it ran", flush=True)
                 continue
             if item.cancel_sent_at is not None or job.cancel_requested:
-                finish_job(job_id, "cancelled", "cancelled by request", self.url)
+                self.store.queue.finish_job(job_id, "cancelled", "cancelled by request")
             elif code == 0:
-                finish_job(job_id, "succeeded", None, self.url)
+                self.store.queue.finish_job(job_id, "succeeded", None)
             else:  # the executor's own reason (Ray lost the task) before the exit code's
-                finish_job(job_id, "failed", getattr(item.handle, "failure", None) or _exit_reason(code), self.url)
+                reason = getattr(item.handle, "failure", None) or _exit_reason(code)
+                self.store.queue.finish_job(job_id, "failed", reason)
             print(f"job {job_id} exited with {code}", flush=True)
 
     def _heartbeat(self) -> None:
-        heartbeat(list(self.running), self.url)
+        self.store.queue.heartbeat(list(self.running))
         if hasattr(self.executor, "capacity"):
             self._count_cluster()
         info = {"cpu_slots": self.cpu_slots, "gpus": self.gpus, "running": sorted(self.running),
                 "executor": self.executor.name, "nodes": self.nodes, "pid": os.getpid()}
-        with session(self.url) as s, s.begin():
+        with self.store.session() as s, s.begin():
             row = s.get(WorkerRow, self.id) or WorkerRow(id=self.id)
             row.heartbeat_at, row.info = utcnow(), json.loads(json.dumps(info))
             s.add(row)
@@ -192,7 +193,7 @@ class Worker:
         """Stop jobs whose row is gone (their run was deleted): nothing they write can be stored."""
         if not self.running:
             return
-        with session(self.url) as s:
+        with self.store.session() as s:
             rows = {row.id: row for row in s.scalars(select(Job).where(Job.id.in_(list(self.running))))}
         for job_id, item in self.running.items():
             if not self._ours(rows.get(job_id), item) and not item.cancel_sent_at:
@@ -208,7 +209,7 @@ class Worker:
         """SIGTERM once (the job flushes and ends cancelled), SIGKILL if it lingers."""
         if not self.running:
             return
-        to_cancel = set(cancel_requested(list(self.running), self.url))
+        to_cancel = set(self.store.queue.cancel_requested(list(self.running)))
         now = time.monotonic()
         for job_id, item in self.running.items():
             if job_id in to_cancel and not item.cancel_sent_at:
@@ -231,12 +232,12 @@ class Worker:
             item.handle.kill()
             self._fail_shut_down(item)
         self.executor.shutdown()  # after the jobs: a Ray executor's handles need its connection
-        with session(self.url) as s, s.begin():
+        with self.store.session() as s, s.begin():
             s.execute(delete(WorkerRow).where(WorkerRow.id == self.id))
 
     def _fail_shut_down(self, item: Running) -> None:
-        if self._ours(get_job(item.job_id, self.url), item):
-            finish_job(item.job_id, "failed", "the worker was shut down while this job ran", self.url)
+        if self._ours(self.store.queue.get_job(item.job_id), item):
+            self.store.queue.finish_job(item.job_id, "failed", "the worker was shut down while this job ran")
 
 
 def _exit_reason(code: int) -> str:
