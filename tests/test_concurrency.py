@@ -25,6 +25,7 @@ QUICK = {"dataset": "breast_cancer", "model": "mlp", "epochs": 2}
 # size makes many transactions.
 WRITER = """
     import sys
+    from dlx.store import default_store
     from dlx.tracking import Run
 
     index, shared_id = int(sys.argv[1]), int(sys.argv[2])
