@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, event, text
 
 from dlx import settings
+from dlx.errors import DlxError
 
 _engines: dict[str, Engine] = {}
 _upgraded: set[str] = set()
@@ -35,6 +36,7 @@ def get_engine(url: str | None = None, upgrade_schema: bool = True) -> Engine:
         if engine is None:
             if url.startswith("sqlite"):
                 engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+                _make_folder(engine)
                 event.listen(engine, "connect", _sqlite_pragmas)
             else:
                 engine = create_engine(url, pool_pre_ping=True)
@@ -43,6 +45,18 @@ def get_engine(url: str | None = None, upgrade_schema: bool = True) -> Engine:
             upgrade(engine)
             _upgraded.add(url)
     return engine
+
+
+def _make_folder(engine: Engine) -> None:
+    """A SQLite file's folder, created as DLX_HOME is: `Store("sqlite:///runs/dlx.db")` in a fresh
+    directory works rather than failing with "unable to open database file"."""
+    database = engine.url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        try:
+            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise DlxError(f"database: cannot create the folder of {database} ({err.strerror})",
+                           field="database") from None
 
 
 def alembic_config(engine: Engine):

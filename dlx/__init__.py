@@ -1,7 +1,7 @@
 """dlx: launch, watch, compare and explain deep-learning experiments."""
 from dlx.errors import DlxError
 
-__all__ = ["DlxError", "Run", "start_run"]
+__all__ = ["DlxError", "Run", "Store", "start_run"]
 __version__ = "0.1.0"
 
 
@@ -11,4 +11,8 @@ def __getattr__(name: str):
         from dlx import tracking
 
         return getattr(tracking, name)
+    if name == "Store":
+        from dlx.store import Store
+
+        return Store
     raise AttributeError(name)

@@ -157,3 +157,16 @@ def test_two_stores_at_once_are_two_databases(store_url, tmp_path):
     assert here.explanations.load("key") is None and there.explanations.load("key")[1]["values"].tolist() == [1, 1]
     here.delete_run(mine)
     assert here.count_runs() == 0 and there.count_runs() == 1
+
+
+def test_a_store_on_a_new_sqlite_path_creates_its_folder_and_names_one_it_cannot(tmp_path):
+    """`dlx.Store(url)` as the README shows it: a script's own SQLite file in a folder not made yet."""
+    import dlx
+
+    store = dlx.Store(f"sqlite:///{tmp_path}/new/folder/runs.db")
+    run_id = store.create_run({"lr": 0.1}, "script", status="running")
+    assert (tmp_path / "new" / "folder" / "runs.db").is_file()
+    assert store.get_run(run_id).config == {"lr": 0.1}
+    (tmp_path / "file").write_text("")
+    with pytest.raises(dlx.DlxError, match="database: cannot create the folder of .*file/runs.db"):
+        dlx.Store(f"sqlite:///{tmp_path}/file/runs.db")
