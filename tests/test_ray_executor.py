@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,51 +19,19 @@ from dlx.jobs.executors import get_executor
 from dlx.jobs.supervisor import alive_workers
 from dlx.store import default_store
 from tests.conftest import start_worker, stop_process, wait_for
+from tests.ray_head import ray_head as head_on_loopback
 from tests.test_jobs import LONG, ended, points
 
 pytest.importorskip("ray", reason="ray is not installed (requirements.txt pins it): the ray executor cannot run")
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory):
-    """A two-CPU Ray head on loopback in its own process group; its address. Stopped by signal, not
-    `ray stop` (which ends every Ray process of this user on the machine)."""
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    log = open(tmp_path_factory.mktemp("raylog") / "head.log", "wb")
-    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
-                             "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
-                             "--include-dashboard=false", "--disable-usage-stats",
-                             f"--temp-dir={tmp_path_factory.mktemp('ray')}"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def listening() -> bool:
-        with socket.socket() as probe:
-            return probe.connect_ex(("127.0.0.1", port)) == 0 or head.poll() is not None
-
-    wait_for(listening, timeout=120, message="the Ray head to listen")
-    assert head.poll() is None, f"ray start exited with {head.returncode}"
-    yield f"127.0.0.1:{port}"
-    head.send_signal(signal.SIGTERM)
-    try:
-        head.wait(30)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(head.pid, signal.SIGKILL)  # whatever of the head's processes is left
-    except ProcessLookupError:
-        pass
-    head.wait()
-    log.close()
+    """A two-CPU Ray head on loopback; its address."""
+    log = tmp_path_factory.mktemp("raylog") / "head.log"
+    with head_on_loopback(tmp_path_factory.mktemp("ray"), log=log) as address:
+        yield address
 
 
 @pytest.fixture
@@ -180,3 +145,4 @@ def test_a_ray_job_ends_with_its_worker_and_its_run_fails_as_stale(ray_worker, m
     monkeypatch.setenv("DLX_STALE_AFTER", "6")
     wait_for(lambda: job_id in default_store().queue.reap_stale(), timeout=60, message="the reaper to fail the job")
     assert default_store().get_run(run_id).status == "failed" and "no heartbeat" in default_store().get_run(run_id).error
+
