@@ -1,4 +1,5 @@
-"""A Ray head on loopback for tests and benchmarks (`ray start --head --block` in its own process group).
+"""A Ray head, and nodes joining it, on loopback for tests and benchmarks (`ray start --block`, each in
+its own process group, so that a test can kill a node as a machine dies: every process at once).
 
 Stopped by signal, not `ray stop` (which ends every Ray process of this user on the machine).
 """
@@ -29,9 +30,10 @@ def _start(args: list[str], temp: Path, log: Path | None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     out = open(log, "ab") if log else subprocess.DEVNULL
     try:
+        # each node its own dashboard agent port: the fixed default collides between nodes on one machine
         return subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--block", *args,
                                  "--node-ip-address=127.0.0.1", "--num-gpus=0", "--disable-usage-stats",
-                                 f"--temp-dir={temp}"],
+                                 f"--dashboard-agent-listen-port={free_port()}", f"--temp-dir={temp}"],
                                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     finally:
         if log:
@@ -68,3 +70,7 @@ def ray_head(temp: Path, cpus: int = 2, log: Path | None = None) -> Iterator[str
     finally:
         stop(head)
 
+
+def ray_node(address: str, temp: Path, cpus: int, log: Path | None = None) -> subprocess.Popen:
+    """A node with `cpus` CPUs joining the head at `address`; `stop` it, or `os.killpg` it to lose it."""
+    return _start([f"--address={address}", f"--num-cpus={cpus}"], temp, log)
