@@ -12,13 +12,7 @@ Run: python bench/bench_ray.py [--repeats 5]
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 from common import machine, median, report, setup
 
@@ -28,39 +22,9 @@ from dlx.config import parse_config  # noqa: E402
 from dlx.jobs.supervisor import alive_workers  # noqa: E402
 from dlx.store import FINAL_STATES, default_store  # noqa: E402
 from tests.conftest import start_worker, stop_process, wait_for  # noqa: E402
+from tests.ray_head import ray_head  # noqa: E402
 
 JOB = {"dataset": "iris", "model": "mlp", "epochs": 1}
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def ray_head(temp: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
-                             "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
-                             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-    def listening() -> bool:
-        with socket.socket() as probe:
-            return probe.connect_ex(("127.0.0.1", port)) == 0
-    wait_for(listening, timeout=120, message="the Ray head")
-    return head, f"127.0.0.1:{port}"
-
-
-def stop_head(head: subprocess.Popen) -> None:
-    head.send_signal(signal.SIGTERM)
-    try:
-        head.wait(30)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(head.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    head.wait()
 
 
 def trials(env: dict[str, str], repeats: int) -> tuple[list[float], list[float]]:
@@ -94,11 +58,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     local = trials({"DLX_EXECUTOR": "local"}, args.repeats)
-    head, address = ray_head(home / "ray")
-    try:
+    with ray_head(home / "ray") as address:
         ray = trials({"DLX_EXECUTOR": "ray", "DLX_RAY_ADDRESS": address}, args.repeats)
-    finally:
-        stop_head(head)
     print(machine())
     report(f"Per-job launch overhead, {JOB}", [
         ("local: submit -> first point", figure(local[0])),

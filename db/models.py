@@ -77,7 +77,7 @@ def _param_number_default(context) -> float | None:
 
 
 class Param(Base):
-    """A run's parameter; `number` is filled from `value` on insert (parameters are replaced, never updated)."""
+    """A run's parameter; `number` is filled from `value` on insert (re-logging one upserts both)."""
 
     __tablename__ = "params"
     __table_args__ = (Index("ix_params_key_number", "key", "number"),)
@@ -144,7 +144,10 @@ BLOCK_STEPS = 50
 
 
 class Artifact(Base):
+    """A file a run wrote, indexed by its path under the data directory; one per (run, kind, name)."""
+
     __tablename__ = "artifacts"
+    __table_args__ = (Index("uq_artifacts_run_kind_name", "run_id", "kind", "name", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)

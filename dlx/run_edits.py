@@ -16,6 +16,7 @@ from dlx.tracking import ACTIVE_STATES
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from sqlalchemy import Insert, Table
     from sqlalchemy.orm import Session
 
     from dlx.jobs.queue import Queue
@@ -54,6 +55,7 @@ class RunEdits:
 
     session: Callable[[], Session]
     queue: Queue
+    upsert: Callable[[Table], Insert]
 
 
     def create_run(self, config: Mapping[str, Any] | None = None, experiment: str = "default",
@@ -73,13 +75,19 @@ class RunEdits:
             return row.id
 
     def set_tags(self, run_id: int, tags: dict[str, str]) -> None:
-        """Replace a run's own tags with `tags` (its note and archived mark stay)."""
+        """Replace a run's own tags with `tags` (its note and archived mark stay): the others deleted,
+        these upserted, so that two people saving a run's tags at once never collide on a key."""
         for key in tags:
             _check_tag_name(key)
         with self.session() as s, s.begin():
             _require_run(s, run_id)
-            s.execute(delete(Tag).where(Tag.run_id == run_id, ~Tag.key.startswith(RESERVED_TAG_PREFIX)))
-            s.add_all(Tag(run_id=run_id, key=key, value=value) for key, value in tags.items())
+            s.execute(delete(Tag).where(Tag.run_id == run_id, ~Tag.key.startswith(RESERVED_TAG_PREFIX),
+                                        Tag.key.not_in(list(tags))))
+            if tags:
+                upsert = self.upsert(Tag.__table__)
+                s.execute(upsert.on_conflict_do_update(index_elements=["run_id", "key"],
+                                                       set_={"value": upsert.excluded.value}),
+                          [{"run_id": run_id, "key": key, "value": value} for key, value in tags.items()])
 
     def set_note(self, run_id: int, note: str) -> None:
         """A run's free-text note; an empty one removes it."""

@@ -20,7 +20,7 @@ import traceback
 import weakref
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -120,14 +120,17 @@ class Run:
         self._replace(Tag, {checked_key(key, "tag"): checked_text(key, value) for key, value in tags.items()})
 
     def _replace(self, model: type[Param] | type[Tag], values: Mapping[str, str]) -> None:
-        """Overwrite key/value rows in two statements (delete, then one batched insert): portable
-        to every SQL dialect, and a run's whole config costs one round trip instead of a query per key."""
+        """Write key/value rows in one upsert: a run's whole config is one round trip, and writers
+        setting the same keys at once never collide (the last one's value stays)."""
         if not values:
             return
         table = model.__table__
+        upsert = self.store.upsert(table)
+        statement = upsert.on_conflict_do_update(  # a param's number follows its value
+            index_elements=["run_id", "key"],
+            set_={column: upsert.excluded[column] for column in ("value", "number") if column in table.c})
         with self._engine.begin() as conn:
-            conn.execute(delete(table).where(table.c.run_id == self.id, table.c.key.in_(list(values))))
-            conn.execute(insert(table), [{"run_id": self.id, "key": k, "value": v} for k, v in values.items()])
+            conn.execute(statement, [{"run_id": self.id, "key": k, "value": v} for k, v in values.items()])
 
     def update_summary(self, values: Mapping[str, Any], **columns: Any) -> None:
         """Merge values into the run's summary (final metrics, totals the pages show); `columns`
@@ -143,19 +146,23 @@ class Run:
         self.log_artifacts([(kind, name, path, meta)])
 
     def log_artifacts(self, entries: Iterable[tuple[str, str, str, Mapping[str, Any] | None]]) -> None:
-        """Index several files (kind, name, path, meta) in one transaction: the training loop
-        indexes its checkpoints every epoch. Core statements, not the ORM, for the same reason."""
+        """Index several files (kind, name, path, meta) in one upsert: the training loop indexes its
+        checkpoints every epoch, and a (kind, name) indexed again points at its new file."""
         table = Artifact.__table__
         entries = list(entries)
         for _, _, path, _ in entries:
             settings.stored_path(path)  # refused now, in the caller's line, rather than trusted when read
+        rows = {(kind, name): {"run_id": self.id, "kind": kind, "name": name, "path": path,
+                               "meta": dict(meta or {}), "created_at": utcnow()}
+                for kind, name, path, meta in entries}  # one row per (kind, name): the last entry's
+        if not rows:
+            return
+        upsert = self.store.upsert(table)
+        statement = upsert.on_conflict_do_update(
+            index_elements=["run_id", "kind", "name"],
+            set_={column: upsert.excluded[column] for column in ("path", "meta", "created_at")})
         with self._engine.begin() as conn:
-            for kind, name, path, meta in entries:
-                values = {"path": path, "meta": dict(meta or {}), "created_at": utcnow()}
-                updated = conn.execute(update(table).where(table.c.run_id == self.id, table.c.kind == kind,
-                                                           table.c.name == name).values(**values))
-                if updated.rowcount == 0:
-                    conn.execute(insert(table).values(run_id=self.id, kind=kind, name=name, **values))
+            conn.execute(statement, list(rows.values()))
 
     # -- writing ---------------------------------------------------------------------------
     def flush(self) -> None:

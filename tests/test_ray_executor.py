@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,51 +20,21 @@ from dlx.jobs.executors import get_executor
 from dlx.jobs.supervisor import alive_workers
 from dlx.store import default_store
 from tests.conftest import start_worker, stop_process, wait_for
+from tests.ray_head import ray_head as head_on_loopback
+from tests.ray_head import ray_node
+from tests.ray_head import stop as stop_node
 from tests.test_jobs import LONG, ended, points
 
 pytest.importorskip("ray", reason="ray is not installed (requirements.txt pins it): the ray executor cannot run")
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory):
-    """A two-CPU Ray head on loopback in its own process group; its address. Stopped by signal, not
-    `ray stop` (which ends every Ray process of this user on the machine)."""
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    log = open(tmp_path_factory.mktemp("raylog") / "head.log", "wb")
-    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
-                             "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
-                             "--include-dashboard=false", "--disable-usage-stats",
-                             f"--temp-dir={tmp_path_factory.mktemp('ray')}"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def listening() -> bool:
-        with socket.socket() as probe:
-            return probe.connect_ex(("127.0.0.1", port)) == 0 or head.poll() is not None
-
-    wait_for(listening, timeout=120, message="the Ray head to listen")
-    assert head.poll() is None, f"ray start exited with {head.returncode}"
-    yield f"127.0.0.1:{port}"
-    head.send_signal(signal.SIGTERM)
-    try:
-        head.wait(30)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(head.pid, signal.SIGKILL)  # whatever of the head's processes is left
-    except ProcessLookupError:
-        pass
-    head.wait()
-    log.close()
+    """A two-CPU Ray head on loopback; its address."""
+    log = tmp_path_factory.mktemp("raylog") / "head.log"
+    with head_on_loopback(tmp_path_factory.mktemp("ray"), log=log) as address:
+        yield address
 
 
 @pytest.fixture
@@ -180,3 +148,55 @@ def test_a_ray_job_ends_with_its_worker_and_its_run_fails_as_stale(ray_worker, m
     monkeypatch.setenv("DLX_STALE_AFTER", "6")
     wait_for(lambda: job_id in default_store().queue.reap_stale(), timeout=60, message="the reaper to fail the job")
     assert default_store().get_run(run_id).status == "failed" and "no heartbeat" in default_store().get_run(run_id).error
+
+
+@pytest.fixture(scope="module")
+def jobless_head(tmp_path_factory):
+    """A head with no CPU for jobs: every job lands on a node that joins it; its address."""
+    log = tmp_path_factory.mktemp("raylog") / "jobless-head.log"
+    with head_on_loopback(tmp_path_factory.mktemp("ray"), cpus=0, log=log) as address:
+        yield address
+
+
+def test_a_lost_node_fails_its_run_with_rays_reason_and_the_worker_serves_on(dlx_home, jobless_head,
+                                                                           tmp_path_factory):
+    """A machine dies: the node that runs the job goes at once, every process of it (its group)."""
+    def join() -> subprocess.Popen:  # a short temp dir: Ray's socket paths must fit in 107 bytes
+        temp = tmp_path_factory.mktemp("node")
+        return ray_node(jobless_head, temp, cpus=1, log=temp / "node.log")
+
+    node = join()
+    dlx_home.mkdir(parents=True, exist_ok=True)
+    worker = start_worker(dlx_home, env={"DLX_EXECUTOR": "ray", "DLX_RAY_ADDRESS": jobless_head,
+                                         "DLX_PREWARM": "0"})
+    store = default_store()
+    try:
+        def info() -> dict:
+            return next((w.info for w in alive_workers(store) if w.id.endswith(f":{worker.pid}")), {})
+
+        wait_for(lambda: info().get("nodes") == 2 or worker.poll() is not None or node.poll() is not None,
+                 timeout=120, message="the worker to see the joined node")
+        assert worker.poll() is None and node.poll() is None, "the worker or the node exited; see their logs"
+        run_id, job_id = store.queue.submit(parse_config(LONG))
+        wait_for(lambda: points(run_id) > 0, timeout=120, message="the job's first metrics on the node")
+        os.killpg(node.pid, signal.SIGKILL)
+        node.wait()
+        job = ended(job_id, timeout=180)
+        assert job.status == "failed" and job.ended_at is not None
+        assert "Ray lost the job's task" in job.error and "node" in job.error.lower(), job.error
+        run = store.get_run(run_id)
+        assert run.status == "failed" and run.error == job.error
+        assert points(run_id) > 0  # what it logged before the loss stays
+        assert_complete_series(run_id, None)
+        wait_for(lambda: job_process(job_id) is None, timeout=60, message="the lost node's job process to end")
+        wait_for(lambda: info().get("nodes") == 1, timeout=120, message="the worker's heartbeat to count the loss")
+
+        node = join()
+        run_id, job_id = store.queue.submit(parse_config({"dataset": "iris", "model": "mlp", "epochs": 1}))
+        job = ended(job_id, timeout=180)
+        assert job.status == "succeeded", job.error
+        assert_complete_series(run_id, 1)
+        assert worker.poll() is None
+    finally:
+        stop_process(worker, timeout=40)
+        stop_node(node)
