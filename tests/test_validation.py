@@ -297,3 +297,44 @@ def test_runs_status_must_be_a_real_status(dlx_home, capsys):
     assert exit_.value.code == 2
     assert "invalid choice: 'bogus'" in capsys.readouterr().err
     assert main(["runs", "--status", "failed", "--json"]) == 0
+
+
+SAVED_COUNT_CHECK = """
+import json, sys
+from dlx.data.registry import DatasetMeta
+from dlx.models import registry
+def no_child(keys):
+    raise AssertionError("a child was started")
+if sys.argv[1] == "saved":
+    registry._count_in_child = no_child
+try:
+    count = registry.count_parameters("cnn", DatasetMeta("digits", "image", tuple("0123456789"), (1, 8, 8)),
+                                     {"width": 12})
+except AssertionError as err:
+    count = str(err)
+print(json.dumps({"count": count, "torch": "torch" in sys.modules}))
+"""
+
+
+def _count_torchless(home: Path, mode: str) -> dict:
+    env = {**os.environ, "DLX_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", SAVED_COUNT_CHECK, mode], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_counts_are_kept_across_restarts_and_dropped_when_the_builder_changes(tmp_path):
+    """A restarted app answers a count it has seen from DLX_HOME, without a child importing torch."""
+    first = _count_torchless(tmp_path, "child")
+    assert first["torch"] is False and first["count"] == registry._count("cnn", "image", (1, 8, 8), 10,
+                                                                           tuple(sorted({"width": 12}.items())))
+    assert _count_torchless(tmp_path, "saved") == first
+    saved = tmp_path / "cache" / "parameter_counts.json"
+    entries = json.loads(saved.read_text())
+    # Another fingerprint (the builder's source or the libraries changed): those counts are not used.
+    saved.write_text(json.dumps({"0" * 16 + text[16:]: count for text, count in entries.items()}))
+    assert _count_torchless(tmp_path, "saved")["count"] == "a child was started"
+    saved.write_text("{not json")  # a damaged file is only a cache: counted again, then replaced
+    assert _count_torchless(tmp_path, "child") == first
+    assert json.loads(saved.read_text()).keys() == entries.keys()

@@ -85,8 +85,9 @@ class DatasetEntry:
 class Registry(dict):
     """The built-in entries, plus those sources add (users' data sets, kept in the database).
 
-    Sources are asked again whenever the registry is read, so a data set uploaded by the app
-    appears in a worker's job, and a deleted one disappears, with no import-time work.
+    Sources are asked again whenever the registry is read (except for a built-in name), so a data
+    set uploaded by the app appears in a worker's job, and a deleted one disappears, with no
+    import-time work.
     """
 
     def __init__(self) -> None:
@@ -107,12 +108,19 @@ class Registry(dict):
                 added.add(name)
         self._added = added
 
+    def _built_in(self, name: object) -> bool:
+        """A built-in name always wins over a source's, so looking one up needs no refresh (a
+        query): a training run looks its set up several times."""
+        return dict.__contains__(self, name) and name not in self._added
+
     def __contains__(self, name: object) -> bool:
-        self.refresh()
+        if not self._built_in(name):
+            self.refresh()
         return dict.__contains__(self, name)
 
     def __getitem__(self, name: str) -> DatasetEntry:
-        self.refresh()
+        if not self._built_in(name):
+            self.refresh()
         return dict.__getitem__(self, name)
 
     def __iter__(self):

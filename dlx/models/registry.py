@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import ast
 import functools
+import hashlib
 import importlib
+import importlib.metadata
 import importlib.util
 import inspect
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -154,6 +157,8 @@ def count_parameters(name: str, meta: DatasetMeta, options: dict[str, Any]) -> i
     if "torch" in sys.modules:
         return _count(*key)
     if key not in _CHILD_COUNTS:
+        _CHILD_COUNTS.update(_SAVED_COUNTS.read(key))
+    if key not in _CHILD_COUNTS:
         # One child for this config and every model's defaults on the same data: its start
         # (importing torch) is most of the cost, and the form's next model choice is then known.
         others = [_count_key(model, meta, {}) for model, entry in MODELS.items() if meta.kind in entry.kinds]
@@ -197,9 +202,92 @@ def _count_in_child(keys: list[tuple]) -> None:
     if done.returncode != 0:
         raise DlxError(f"model_options: counting {keys[0][0]!r}'s parameters failed "
                        f"({done.stderr.strip()[-300:]})", field="model_options")
+    counted = {}
     for key, answer in zip(keys, json.loads(done.stdout)):
         _CHILD_COUNTS[key] = (answer["count"] if "count" in answer
                               else DlxError(answer["error"], field=answer["field"]))
+        if "count" in answer:
+            counted[key] = answer["count"]
+    _SAVED_COUNTS.write(counted)
+
+
+class _SavedCounts:
+    """Counts kept in `DLX_HOME/cache/parameter_counts.json` across server restarts: a child costs
+    a torch import (seconds, 17 s on a loaded machine), which the Launch page's first view of a
+    data kind would otherwise wait for after every restart.
+
+    Each count is filed under a fingerprint of what it depends on besides the key: the builder
+    module's source and the installed torch, torchvision and transformers. A damaged or foreign
+    file is ignored (it is only a cache) and replaced atomically on the next write.
+    """
+
+    FILE = "parameter_counts.json"
+
+    def path(self) -> Path:
+        return settings.home() / "cache" / self.FILE
+
+    def read(self, key: tuple) -> dict[tuple, int]:
+        """Every saved count of this key's model (one file read per miss; the caller keeps them)."""
+        saved = self._load()
+        prefix = _fingerprint(MODELS[key[0]].target)
+        counts = {}
+        for text, count in saved.items():
+            fingerprint, _, entry = text.partition(" ")
+            if fingerprint == prefix and isinstance(count, int):
+                try:
+                    counts[_as_key(json.loads(entry))] = count
+                except (ValueError, TypeError, IndexError):
+                    continue
+        return counts
+
+    def write(self, counts: dict[tuple, int]) -> None:
+        if not counts:
+            return
+        saved = self._load()
+        for key, count in counts.items():
+            try:
+                saved[f"{_fingerprint(MODELS[key[0]].target)} {json.dumps(key)}"] = count
+            except TypeError:
+                continue  # an option value JSON cannot hold is counted again next time
+        path = self.path()
+        try:
+            path.parent.mkdir(exist_ok=True)
+            temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            temporary.write_text(json.dumps(saved))
+            os.replace(temporary, path)
+        except OSError:
+            pass  # a read-only data directory only costs the next start a child
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            saved = json.loads(self.path().read_text())
+        except (OSError, ValueError):
+            return {}
+        return saved if isinstance(saved, dict) else {}
+
+
+_SAVED_COUNTS = _SavedCounts()
+
+
+def _as_key(entry: list) -> tuple:
+    """A key read back from JSON: lists become the tuples `_count_key` makes."""
+    name, kind, shape, classes, options = entry
+    return (name, kind, tuple(shape), classes, tuple((option, value) for option, value in options))
+
+
+@functools.lru_cache(maxsize=64)
+def _fingerprint(target: str) -> str:
+    """A digest of the builder module's source and the installed libraries a count depends on."""
+    module = target.partition(":")[0]
+    spec = importlib.util.find_spec(module)
+    source = Path(spec.origin).read_bytes() if spec and spec.origin else b""
+    versions = []
+    for distribution in ("torch", "torchvision", "transformers"):
+        try:
+            versions.append(importlib.metadata.version(distribution))
+        except importlib.metadata.PackageNotFoundError:
+            versions.append("-")
+    return hashlib.sha256(source + " ".join(versions).encode()).hexdigest()[:16]
 
 
 def check_size(name: str, meta: DatasetMeta, options: dict[str, Any]) -> None:
