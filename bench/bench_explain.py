@@ -114,6 +114,7 @@ def trained_run(values: dict) -> int:
 
 
 def forget(run_id: int) -> None:
+    default_store().explanations.flush()  # nothing left pending in memory either
     with default_store().session() as s, s.begin():
         s.execute(delete(Explanation).where(Explanation.run_id == run_id))
 
@@ -189,11 +190,16 @@ def one_picture_rows(run_id: int, repeats: int) -> list[tuple[str, str]]:
     x = loaded.bundle.test.x[:1].to(loaded.device)
     layer = find_layer(loaded.model, "auto")
 
+    writes = []
+
     def page():
         forget(run_id)
         start = time.perf_counter()
         build_gallery(loaded, x, ["#0"], PAGE_METHODS)
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        loaded.store.explanations.flush()  # the background write, timed apart: it is not what the page waits for
+        writes.append(time.perf_counter() - start - seconds)
+        return seconds
 
     def direct():
         start = time.perf_counter()
@@ -210,6 +216,7 @@ def one_picture_rows(run_id: int, repeats: int) -> list[tuple[str, str]]:
     ours, theirs = interleaved(page, direct, repeats)
     ratio = statistics.median(ours) / statistics.median(theirs)
     return [("page path: build_gallery, cache emptied", f"{spread(ours)} ms"),
+            ("then its background write (flush, off the page's path)", f"{spread(writes[1:])} ms"),
             ("direct: forward + Saliency + IG + Grad-CAM", f"{spread(theirs)} ms"),
             ("page / direct (medians)", f"{ratio:.2f}  (target <= 1.10: {'met' if ratio <= 1.10 else 'NOT met'})")]
 
