@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from torch import Tensor
 
 from db.engine import on_dispose
@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 RETRY_FIRST, RETRY_MAX = 0.05, 5.0  # seconds before retrying a failed write, doubled each time up to the max
 IDLE_EXIT = 2.0  # seconds a writer with nothing to write waits for more before its thread ends
 EXIT_FLUSH_TIMEOUT = 60.0  # seconds the interpreter's exit and dispose_all wait for the writers
+# Built once: building the select with its IN list on each lookup cost 0.3 ms, a third of what
+# one picture's page may spend over Captum; an expanding parameter takes any number of keys.
+_LOOKUP = (select(Explanation.key, Explanation.meta, Explanation.data)
+           .where(Explanation.key.in_(bindparam("keys", expanding=True))))
 
 
 class Explanations:
@@ -66,8 +70,7 @@ class Explanations:
         if not rest:
             return found
         with self.store.connect() as conn:
-            rows = conn.execute(select(Explanation.key, Explanation.meta, Explanation.data)
-                                .where(Explanation.key.in_(rest))).all()
+            rows = conn.execute(_LOOKUP, {"keys": rest}).all()
         found.update((key, (meta, load_tensors(data))) for key, meta, data in rows)
         return found
 
