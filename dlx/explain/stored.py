@@ -163,4 +163,12 @@ def flush_all(timeout: float = EXIT_FLUSH_TIMEOUT) -> None:
 
 atexit.register(flush_all)  # daemon threads still run during atexit: the writers finish their work
 on_dispose(flush_all)  # before the engines close: a store's pending rows are written to its database
-os.register_at_fork(after_in_child=lambda: [explanations._reset() for explanations in list(_live)])
+
+
+def _forget_in_child() -> None:
+    """A forked child has no writer thread, and its parent writes what was pending."""
+    for explanations in list(_live):
+        explanations._reset()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
