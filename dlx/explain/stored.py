@@ -39,7 +39,7 @@ Pending = tuple[int, str, Stored]  # (run id, method, entry): a row not written 
 
 log = logging.getLogger(__name__)
 RETRY_FIRST, RETRY_MAX = 0.05, 5.0  # seconds before retrying a failed write, doubled each time up to the max
-IDLE_EXIT = 2.0  # seconds a writer with nothing to write waits for more before its thread ends
+IDLE_EXIT = 60.0  # seconds an idle writer waits for more before its thread ends (a page's next look: no new thread)
 EXIT_FLUSH_TIMEOUT = 60.0  # seconds the interpreter's exit and dispose_all wait for the writers
 # Built once: building the select with its IN list on each lookup cost 0.3 ms, a third of what
 # one picture's page may spend over Captum; an expanding parameter takes any number of keys.
