@@ -39,6 +39,10 @@ Pending = tuple[int, str, Stored]  # (run id, method, entry): a row not written 
 
 log = logging.getLogger(__name__)
 RETRY_FIRST, RETRY_MAX = 0.05, 5.0  # seconds before retrying a failed write, doubled each time up to the max
+# Seconds a woken writer waits before taking what is pending: the page has returned by then (the
+# writer does not take the interpreter from it), and a second gallery drawn next to the first
+# (pages/explain.py's comparison) joins the same statement.
+BATCH_WINDOW = 0.02
 IDLE_EXIT = 60.0  # seconds an idle writer waits for more before its thread ends (a page's next look: no new thread)
 EXIT_FLUSH_TIMEOUT = 60.0  # seconds the interpreter's exit and dispose_all wait for the writers
 # Built once: building the select with its IN list on each lookup cost 0.3 ms, a third of what
@@ -129,6 +133,8 @@ class Explanations:
                 if not self._cond.wait_for(lambda: self._pending, IDLE_EXIT):
                     self._writer = None  # a save from now on starts another writer
                     return
+            time.sleep(BATCH_WINDOW)
+            with self._cond:
                 batch = dict(self._pending)
             try:
                 self._insert(batch)
