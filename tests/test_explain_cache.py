@@ -232,3 +232,13 @@ def test_two_processes_explaining_the_same_sample_at_once_store_one_row(store_ur
     with Store(store_url).connect() as conn:
         methods = conn.execute(select(Explanation.method).where(Explanation.run_id == trained_run)).scalars().all()
     assert sorted(methods) == ["integrated_gradients", "saliency"]
+
+
+def test_pending_entries_of_a_deleted_run_do_not_hold_back_the_others(store_url):
+    store = Store(store_url)
+    kept, deleted = (store.create_run({"dataset": "digits", "model": "cnn"}) for _ in range(2))
+    store.delete_run(deleted)
+    store.explanations.save_many(deleted, {"saliency": {"d" * 64: saliency_entry(1.0)}}, wait=False)
+    store.explanations.save_many(kept, {"saliency": {"e" * 64: saliency_entry(2.0)}}, wait=False)
+    store.explanations.flush(timeout=60)  # the batch fails on the deleted run's key; the rest is written
+    assert stored_keys(store_url) == ["e" * 64]

@@ -8,7 +8,7 @@ save with `wait=False` hands its entries to a background writer (one daemon thre
 `Explanations`, started when there is something to write, ended when idle) and returns; lookups
 see the handed-over entries at once, from memory, until they are in the database. The writer
 writes whatever is pending in one statement and retries a failed write (logged) until it
-succeeds; `flush()` waits for it, and the interpreter's exit and `db.engine.dispose_all` flush
+succeeds (entries of a run deleted meanwhile are let go, logged: they cannot be stored); `flush()` waits for it, and the interpreter's exit and `db.engine.dispose_all` flush
 every store's cache. Jobs and the CLI save with `wait=True` (the default): written before they
 report success.
 """
@@ -28,7 +28,7 @@ from sqlalchemy import bindparam, select
 from torch import Tensor
 
 from db.engine import on_dispose
-from db.models import Explanation, utcnow
+from db.models import Explanation, Run, utcnow
 from dlx.errors import DlxError
 
 if TYPE_CHECKING:
@@ -143,6 +143,7 @@ class Explanations:
                             len(batch), self.store, err, delay)
                 with self._cond:
                     self._error = err
+                self._forget_deleted_runs(batch)
                 time.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
@@ -153,6 +154,24 @@ class Explanations:
                     if self._pending.get(key) is entry:  # not handed over again meanwhile
                         del self._pending[key]
                 self._cond.notify_all()
+
+    def _forget_deleted_runs(self, batch: dict[str, Pending]) -> None:
+        """Pending entries of a run deleted meanwhile can never be written (their run's key is gone, and
+        they would be deleted with it): left pending they would fail every retry of the others."""
+        try:
+            with self.store.connect() as conn:
+                runs = set(conn.execute(select(Run.id).where(Run.id.in_({run for run, _, _ in batch.values()})))
+                           .scalars())
+        except Exception:  # noqa: BLE001  (the database is unreachable: everything stays pending)
+            return
+        with self._cond:
+            gone = [key for key, entry in batch.items() if entry[0] not in runs and self._pending.get(key) is entry]
+            for key in gone:
+                del self._pending[key]
+            self._cond.notify_all()
+        if gone:
+            log.warning("explanations: %d cached entries not stored, their run was deleted: %s", len(gone),
+                        sorted({batch[key][0] for key in gone}))
 
 
 _live: weakref.WeakSet[Explanations] = weakref.WeakSet()
