@@ -8,8 +8,9 @@ save with `wait=False` hands its entries to a background writer (one daemon thre
 `Explanations`, started when there is something to write, ended when idle) and returns; lookups
 see the handed-over entries at once, from memory, until they are in the database. The writer
 writes whatever is pending in one statement and retries a failed write (logged) until it
-succeeds (entries of a run deleted meanwhile are let go, logged: they cannot be stored); `flush()` waits for it, and the interpreter's exit and `db.engine.dispose_all` flush
-every store's cache. Jobs and the CLI save with `wait=True` (the default): written before they
+succeeds (entries of a run deleted meanwhile are let go, logged: they cannot be stored);
+`flush()` waits for it, and the interpreter's exit and `db.engine.dispose_all` flush every
+store's cache. Jobs and the CLI save with `wait=True` (the default): written before they
 report success.
 """
 from __future__ import annotations
