@@ -112,14 +112,14 @@ def _lock_schema(connection: Connection) -> None:
 def dispose_all() -> None:
     """Close pooled connections (a forked or finished process must not reuse them)."""
     with _lock:
+        for forget in _disposers:  # first: a cache may still write through its engine (dlx.explain.stored)
+            forget()
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
         _upgraded.clear()
-        for forget in _disposers:
-            forget()
 
 
 def on_dispose(forget: Callable[[], None]) -> None:
-    """Call `forget` whenever `dispose_all` runs (a cache of objects bound to the engines)."""
+    """Call `forget` whenever `dispose_all` runs, before it closes the engines (a cache of objects bound to them)."""
     _disposers.append(forget)

@@ -1,11 +1,18 @@
 """Caching: loaded models stay in memory, computed explanations in the database, both keyed safely."""
 from __future__ import annotations
 
+import logging
 import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
 
 import pytest
 import torch
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from db.models import Explanation
 from dlx.errors import DlxError
@@ -13,7 +20,7 @@ from dlx.explain.cache import explain_cached, explanation_key
 from dlx.explain.methods import explain
 from dlx.explain.models_cache import checkpointed_run_ids, get_loaded_run
 from dlx.explain.scoring import scores_cached
-from dlx.store import default_store
+from dlx.store import Store, default_store
 
 
 def forward_calls(model) -> list[int]:
@@ -144,3 +151,94 @@ def test_a_batch_of_new_explanations_is_stored_in_one_transaction(trained_run):
     again = explain_cached(loaded, x, [0] * 6, "saliency", "zeros")
     assert again.cached
     torch.testing.assert_close(again.values, fresh.values)
+
+
+# The page's store in the background (dlx.explain.stored): seen at once, written later, never lost.
+
+def saliency_entry(value: float) -> tuple[dict, dict[str, torch.Tensor]]:
+    return {"seconds": 0.01}, {"values": torch.full((1, 8, 8), value)}
+
+
+def stored_keys(url: str) -> list[str]:
+    """The cache's keys as a second Store object on the same database reads them (it sees no pending entry)."""
+    with Store(url).connect() as conn:
+        return list(conn.execute(select(Explanation.key).order_by(Explanation.key)).scalars())
+
+
+def test_an_entry_saved_without_waiting_is_seen_at_once_and_written_after_a_failed_write(store_url):
+    store = Store(store_url)
+    run_id = store.create_run({"dataset": "digits", "model": "cnn"})
+    failures = threading.Event()
+    handler = logging.Handler()
+    handler.emit = lambda record: failures.set() if "failed" in record.getMessage() else None
+    logging.getLogger("dlx.explain.stored").addHandler(handler)
+    try:
+        with store.engine.begin() as conn:  # another connection takes the table away: every write fails
+            conn.execute(text("ALTER TABLE explanations RENAME TO explanations_away"))
+        store.explanations.save_many(run_id, {"saliency": {"a" * 64: saliency_entry(1.0)}}, wait=False)
+        meta, tensors = store.explanations.load_many(["a" * 64])["a" * 64]  # from memory: the table is gone
+        assert meta == {"seconds": 0.01} and tensors["values"].sum() == 64
+        assert failures.wait(60), "the writer never tried to write"
+        assert "a" * 64 in store.explanations.load_many(["a" * 64])  # still pending after the failure
+        with store.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE explanations_away RENAME TO explanations"))
+        store.explanations.flush(timeout=60)  # the writer's retry
+    finally:
+        logging.getLogger("dlx.explain.stored").removeHandler(handler)
+    assert stored_keys(store_url) == ["a" * 64]
+    stored = Store(store_url).explanations.load("a" * 64)
+    torch.testing.assert_close(stored[1]["values"], torch.ones(1, 8, 8))
+
+
+def test_entries_saved_without_waiting_are_written_when_the_process_exits(store_url):
+    code = textwrap.dedent("""
+        import sys, torch
+        from dlx.store import Store
+        store = Store(sys.argv[1])
+        run_id = store.create_run({"dataset": "digits", "model": "cnn"})
+        store.explanations.save_many(run_id, {"saliency": {k * 64: ({}, {"values": torch.ones(3)}) for k in "bc"}},
+                                     wait=False)
+        """)  # and exits at once: the atexit hook writes them
+    subprocess.run([sys.executable, "-c", code, store_url], check=True, timeout=120)
+    assert stored_keys(store_url) == ["b" * 64, "c" * 64]
+
+
+@pytest.mark.slow  # two processes load a model: about 15 s per store on 2 cores
+def test_two_processes_explaining_the_same_sample_at_once_store_one_row(store_url, trained_run, dlx_home):
+    go = dlx_home / "go"
+    code = textwrap.dedent("""
+        import sys, time
+        from pathlib import Path
+        from dlx.explain.gallery import build_gallery
+        from dlx.explain.models_cache import get_loaded_run
+        from dlx.store import Store, default_store
+        loaded = get_loaded_run(default_store(), int(sys.argv[1]))
+        x = loaded.bundle.test.x[:1]
+        Path(sys.argv[2] + ".ready" + sys.argv[3]).touch()
+        while not Path(sys.argv[2]).exists():
+            time.sleep(0.005)
+        build_gallery(loaded, x, ["#0"], ["saliency", "integrated_gradients"])
+        """)  # the page's path, stored by the background writer as the process exits
+    processes = [subprocess.Popen([sys.executable, "-c", code, str(trained_run), str(go), str(i)]) for i in range(2)]
+    try:
+        while not all(Path(f"{go}.ready{i}").exists() for i in range(2)):
+            assert all(p.poll() is None for p in processes), "a process ended before explaining"
+            time.sleep(0.05)
+        go.touch()
+        assert [p.wait(120) for p in processes] == [0, 0]
+    finally:
+        for p in processes:
+            p.kill()
+    with Store(store_url).connect() as conn:
+        methods = conn.execute(select(Explanation.method).where(Explanation.run_id == trained_run)).scalars().all()
+    assert sorted(methods) == ["integrated_gradients", "saliency"]
+
+
+def test_pending_entries_of_a_deleted_run_do_not_hold_back_the_others(store_url):
+    store = Store(store_url)
+    kept, deleted = (store.create_run({"dataset": "digits", "model": "cnn"}) for _ in range(2))
+    store.delete_run(deleted)
+    store.explanations.save_many(deleted, {"saliency": {"d" * 64: saliency_entry(1.0)}}, wait=False)
+    store.explanations.save_many(kept, {"saliency": {"e" * 64: saliency_entry(2.0)}}, wait=False)
+    store.explanations.flush(timeout=60)  # the batch fails on the deleted run's key; the rest is written
+    assert stored_keys(store_url) == ["e" * 64]

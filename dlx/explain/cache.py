@@ -28,7 +28,9 @@ def digest(value: Any) -> str:
 def tensor_digest(x: Tensor) -> str:
     """sha256 of a tensor's shape and float32 bytes: an uploaded image and a test sample alike."""
     data = x.detach().to("cpu", torch.float32).contiguous()
-    return hashlib.sha256(str(tuple(data.shape)).encode() + data.numpy().tobytes()).hexdigest()
+    sha = hashlib.sha256(str(tuple(data.shape)).encode())
+    sha.update(data.numpy())  # the array's buffer as it is: no copy of its bytes
+    return sha.hexdigest()
 
 
 def explanation_key(loaded: LoadedRun, sample: Tensor, method: str, params: dict[str, Any],
@@ -51,9 +53,11 @@ def explain_cached(loaded: LoadedRun, inputs: Tensor, targets: list[int], method
 
 def explain_cached_many(loaded: LoadedRun, inputs: Tensor, targets: list[int], methods: list[str],
                         baseline: str = "zeros",
-                        params: dict[str, dict[str, Any]] | None = None) -> dict[str, Attribution]:
+                        params: dict[str, dict[str, Any]] | None = None,
+                        wait: bool = True) -> dict[str, Attribution]:
     """Explain a batch with several methods through the cache of the run's store: one lookup for
-    every method's samples, Captum for the missing ones, one transaction to store them."""
+    every method's samples, Captum for the missing ones, one statement to store them; with
+    `wait=False` (the page) that statement is the store's background writer's (dlx.explain.stored)."""
     resolved = {method: get_method(method).resolve((params or {}).get(method) or {}) for method in methods}
     digests = [tensor_digest(x) for x in inputs]
     keys = {method: [_key(loaded, sample, method, resolved[method], baseline, t) for sample, t in zip(digests, targets)]
@@ -74,7 +78,7 @@ def explain_cached_many(loaded: LoadedRun, inputs: Tensor, targets: list[int], m
             torch.cat(deltas) if all(d is not None for d in deltas) else None,
             sum(meta["seconds"] for meta, _ in stored), get_method(method).signed(resolved[method]),
             resolved[method], cached=not missing)
-    loaded.store.explanations.save_many(loaded.run_id, fresh)
+    loaded.store.explanations.save_many(loaded.run_id, fresh, wait)
     return result
 
 

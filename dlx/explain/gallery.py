@@ -73,11 +73,13 @@ def build_gallery(loaded: LoadedRun, inputs: Tensor, captions: list[str], method
                   baseline: str = "zeros", params: dict[str, dict[str, Any]] | None = None,
                   target: TargetChoice = "predicted", labels: Tensor | None = None,
                   masks: Tensor | None = None) -> Gallery:
-    """Predict, choose targets, and explain with every method (through the cache)."""
+    """Predict, choose targets, and explain with every method (through the cache, stored in the
+    background: the page shows the maps before they are written)."""
     probs = loaded.predict(inputs)
     targets = resolve_targets(probs, target, labels)
     gallery = Gallery(loaded, inputs, captions, probs, targets, labels=labels, masks=masks)
-    gallery.attributions.update(explain_cached_many(loaded, inputs, targets, methods, baseline, params))
+    gallery.attributions.update(explain_cached_many(loaded, inputs, targets, methods, baseline, params,
+                                                    wait=False))
     return gallery
 
 
