@@ -76,7 +76,7 @@ def check_database() -> None:
     try:
         with default_store().connect():
             pass
-    except SQLAlchemyError as err:
+    except (SQLAlchemyError, DlxError) as err:
         reason = getattr(err, "orig", None) or err
         st.error(f"The database {settings.database_label()} cannot be opened: {reason}. Check DLX_DATABASE_URL "
                  "(or DLX_HOME) and that the database is reachable.", icon=":material/database:")

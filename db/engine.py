@@ -36,7 +36,7 @@ def get_engine(url: str | None = None, upgrade_schema: bool = True) -> Engine:
         if engine is None:
             if url.startswith("sqlite"):
                 engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-                _make_folder(engine)
+                _check_folder(engine)
                 event.listen(engine, "connect", _sqlite_pragmas)
             else:
                 engine = create_engine(url, pool_pre_ping=True)
@@ -47,16 +47,16 @@ def get_engine(url: str | None = None, upgrade_schema: bool = True) -> Engine:
     return engine
 
 
-def _make_folder(engine: Engine) -> None:
-    """A SQLite file's folder, created as DLX_HOME is: `Store("sqlite:///runs/dlx.db")` in a fresh
-    directory works rather than failing with "unable to open database file"."""
+def _check_folder(engine: Engine) -> None:
+    """A SQLite file in a folder that does not exist is named here, not by sqlite's bare "unable to
+    open database file". The folder is not created: a mistyped path would otherwise start an empty
+    store and the user's runs would seem gone."""
     database = engine.url.database
     if database and database != ":memory:" and not database.startswith("file:"):
-        try:
-            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise DlxError(f"database: cannot create the folder of {database} ({err.strerror})",
-                           field="database") from None
+        folder = Path(database).expanduser().absolute().parent
+        if not folder.is_dir():
+            raise DlxError(f"database: the folder {folder} of the SQLite file {database} does not exist; "
+                           "create it or correct the URL (DLX_DATABASE_URL)", field="database")
 
 
 def alembic_config(engine: Engine):

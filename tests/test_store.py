@@ -159,14 +159,14 @@ def test_two_stores_at_once_are_two_databases(store_url, tmp_path):
     assert here.count_runs() == 0 and there.count_runs() == 1
 
 
-def test_a_store_on_a_new_sqlite_path_creates_its_folder_and_names_one_it_cannot(tmp_path):
-    """`dlx.Store(url)` as the README shows it: a script's own SQLite file in a folder not made yet."""
+def test_a_store_of_its_own_opens_a_new_file_and_names_a_missing_folder(tmp_path):
+    """`dlx.Store(url)` as the README shows it; a mistyped folder is named, never created (an empty
+    store there would make the user's runs seem gone)."""
     import dlx
 
-    store = dlx.Store(f"sqlite:///{tmp_path}/new/folder/runs.db")
+    store = dlx.Store(f"sqlite:///{tmp_path}/runs.db")
     run_id = store.create_run({"lr": 0.1}, "script", status="running")
-    assert (tmp_path / "new" / "folder" / "runs.db").is_file()
-    assert store.get_run(run_id).config == {"lr": 0.1}
-    (tmp_path / "file").write_text("")
-    with pytest.raises(dlx.DlxError, match="database: cannot create the folder of .*file/runs.db"):
-        dlx.Store(f"sqlite:///{tmp_path}/file/runs.db")
+    assert (tmp_path / "runs.db").is_file() and store.get_run(run_id).config == {"lr": 0.1}
+    with pytest.raises(dlx.DlxError, match=f"database: the folder {tmp_path}/missing of the SQLite file"):
+        dlx.Store(f"sqlite:///{tmp_path}/missing/runs.db")
+    assert not (tmp_path / "missing").exists()
