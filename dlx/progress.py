@@ -59,8 +59,7 @@ def estimate(run: RunInfo, losses: History, epochs_done: History, samples_per_s:
     epochs = run.summary.get("epochs") or run.config.get("epochs")
     step = int(losses.steps[-1]) if len(losses) else 0
     epoch = int(epochs_done.values[-1]) if len(epochs_done) else 0
-    # The median of the last windows: a window that spans an evaluation would read low.
-    rate_samples = float(np.median(samples_per_s.values[-5:])) if len(samples_per_s) else None
+    rate_samples = throughput(samples_per_s)
     eta = None
     if total and step:
         steps_per_s = _steps_per_second(losses)
@@ -71,6 +70,22 @@ def estimate(run: RunInfo, losses: History, epochs_done: History, samples_per_s:
             eta = max(0.0, (total - step) / steps_per_s - since_last)
     return Progress(step, int(total) if total else None, epoch, int(epochs) if epochs else None,
                     rate_samples, eta)
+
+
+def throughput(samples_per_s: History, windows: int = 5) -> float | None:
+    """Training samples/s now: the median of the last logging windows' rates, each weighted by the
+    steps it covers. A window is 0.5 s of training, or shorter (the end's remainder); a plain median
+    let short slow ones (a cold start on a busy machine: three in a 3 s run) outvote the long fast
+    one, and one that spans an evaluation or a warm-up would drag a mean."""
+    if not len(samples_per_s):
+        return None
+    spans = np.diff(samples_per_s.steps.astype(np.float64), prepend=0.0)[-windows:]
+    rates = samples_per_s.values[-windows:]
+    if not (spans > 0).all():  # steps logged out of order or repeated: the windows are not spans
+        return float(np.median(rates))
+    order = np.argsort(rates)
+    weight = np.cumsum(spans[order])
+    return float(rates[order][np.searchsorted(weight, weight[-1] / 2)])
 
 
 def _steps_per_second(losses: History) -> float | None:

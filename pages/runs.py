@@ -2,7 +2,6 @@
 from collections import Counter
 from datetime import datetime
 
-import numpy as np
 import streamlit as st
 
 from dlx import charts, charts_compare, compare, live, progress
@@ -340,8 +339,8 @@ def numbers(run: RunInfo, histories: dict[str, History]) -> None:
     if len(loss):
         shown.append(("Train loss", f"{charts.smooth(loss.values)[-1]:.4f}", None, "smoothed"))
     if len(rate):
-        shown.append(("Samples/s", f"{np.median(rate.values[-5:]):,.0f}", None,
-                      "training throughput, the median of the last five logging windows"))
+        shown.append(("Samples/s", f"{progress.throughput(rate):,.0f}", None,
+                      "training throughput: the median of the last five logging windows, weighted by their steps"))
     if not shown:  # a script's run: the latest value of its first metrics
         for key in [k for k in sorted(histories) if k not in CURVES and len(histories[k])][:4]:
             last = histories[key]

@@ -111,6 +111,18 @@ def test_progress_estimates_fraction_rate_and_time_left():
     assert state.describe() == "Epoch 2 of 2 · step 50 of 100 · 3,000 samples/s · about 5.0 s left"
 
 
+def test_throughput_weighs_each_window_by_its_steps():
+    """A 3 s run on a busy machine: three short slow windows at the start, two long fast ones."""
+    cold_start = History(np.array([6, 12, 16, 83, 111]), np.array([354.8, 222.3, 192.7, 4216.0, 7075.1]), np.zeros(5))
+    assert progress.throughput(cold_start) == 4216.0  # a plain median said 354.8
+    steady = History(np.array([10, 20, 30]), np.array([300.0, 3200.0, 3000.0]), np.zeros(3))
+    assert progress.throughput(steady) == 3000.0  # equal windows: the median, warm-up outvoted
+    older = History(np.arange(1, 9) * 10, np.array([1.0, 1, 1, 9, 9, 9, 9, 9]), np.zeros(8))
+    assert progress.throughput(older) == 9.0  # only the last five windows count
+    assert progress.throughput(History(np.array([5, 5]), np.array([10.0, 30.0]), np.zeros(2))) == 20.0
+    assert progress.throughput(History(np.array([], dtype=np.int64), np.array([]), np.array([]))) is None
+
+
 def test_progress_before_training_starts_says_so():
     store = default_store()
     run_id, _ = store.queue.submit(parse_config({}))
