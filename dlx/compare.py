@@ -127,8 +127,9 @@ def groups_by(runs: Sequence[RunInfo], param: str) -> dict[str, list[int]]:
 GLANCE_KEYS = ("val_acc", "train_loss", "val_loss", "train_acc")
 
 
-def glance_keys(store: Store, run_ids: Sequence[int], count: int = 2) -> list[str]:
-    """The metrics a glance at runs shows: accuracy and loss where trained here, else a script's most logged."""
+def glance_keys(store: Store, run_ids: Sequence[int], count: int | None = 2) -> list[str]:
+    """The metrics a glance at runs shows: accuracy and loss where trained here, else a script's most
+    logged (`count` None: every key in that order, for a chooser whose first is the default)."""
     keys = shared_metric_keys(store, run_ids)
     preferred = [key for key in GLANCE_KEYS if key in keys]
     return (preferred + [key for key in keys if key not in preferred])[:count]

@@ -141,7 +141,7 @@ colors = compare.run_colors([run.id for run in selected])
 labels = {run.id: run.label for run in selected}
 
 st.subheader("Curves")
-keys = compare.shared_metric_keys(store, [run.id for run in selected])
+keys = compare.glance_keys(store, [run.id for run in selected], count=None)  # accuracy and loss first
 if keys:
     chosen = url_value("metric")
     a, b, c, d = st.columns([3, 2, 2, 1], vertical_alignment="bottom")

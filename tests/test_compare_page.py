@@ -221,3 +221,14 @@ def test_delete_asks_first_then_removes_the_selected_runs():
     at.button(key="compare.confirmed").click().run()
     assert not at.exception
     assert sorted(r.id for r in store.list_runs()) == ids[:2]
+
+
+def test_the_curves_open_on_accuracy_not_the_first_key_by_name():
+    store = default_store()
+    run_id = store.create_run({"dataset": "iris", "model": "mlp"}, status="running")
+    with Run(store, run_id) as run:
+        for step in (1, 2):
+            run.log_metrics({"epoch": step, "lr": 0.1, "train_loss": 1 / step, "val_acc": step / 2}, step)
+    at = open_compare(runs=str(run_id))
+    assert at.selectbox(key="compare.metric").value == "val_acc"  # was "epoch", first by name
+    assert at.selectbox(key="compare.metric").options[:2] == ["val_acc", "train_loss"]
