@@ -57,6 +57,13 @@ class RunEdits:
     queue: Queue
     upsert: Callable[[Table], Insert]
 
+    def keyed_upsert(self, table: Table) -> Insert:
+        """The upsert of a run's key/value rows (params, tags): a key set again takes the new value
+        (a param's number with it), so writers setting the same keys at once never collide."""
+        upsert = self.upsert(table)
+        return upsert.on_conflict_do_update(
+            index_elements=["run_id", "key"],
+            set_={column: upsert.excluded[column] for column in ("value", "number") if column in table.c})
 
     def create_run(self, config: Mapping[str, Any] | None = None, experiment: str = "default",
                    name: str | None = None, sweep: str | None = None, status: str = "queued") -> int:
@@ -84,9 +91,7 @@ class RunEdits:
             s.execute(delete(Tag).where(Tag.run_id == run_id, ~Tag.key.startswith(RESERVED_TAG_PREFIX),
                                         Tag.key.not_in(list(tags))))
             if tags:
-                upsert = self.upsert(Tag.__table__)
-                s.execute(upsert.on_conflict_do_update(index_elements=["run_id", "key"],
-                                                       set_={"value": upsert.excluded.value}),
+                s.execute(self.keyed_upsert(Tag.__table__),
                           [{"run_id": run_id, "key": key, "value": value} for key, value in tags.items()])
 
     def set_note(self, run_id: int, note: str) -> None:

@@ -124,13 +124,9 @@ class Run:
         setting the same keys at once never collide (the last one's value stays)."""
         if not values:
             return
-        table = model.__table__
-        upsert = self.store.upsert(table)
-        statement = upsert.on_conflict_do_update(  # a param's number follows its value
-            index_elements=["run_id", "key"],
-            set_={column: upsert.excluded[column] for column in ("value", "number") if column in table.c})
         with self._engine.begin() as conn:
-            conn.execute(statement, [{"run_id": self.id, "key": k, "value": v} for k, v in values.items()])
+            conn.execute(self.store.keyed_upsert(model.__table__),
+                         [{"run_id": self.id, "key": k, "value": v} for k, v in values.items()])
 
     def update_summary(self, values: Mapping[str, Any], **columns: Any) -> None:
         """Merge values into the run's summary (final metrics, totals the pages show); `columns`
