@@ -7,9 +7,9 @@ s, the first `WRITE_EVERY` s after the start: a shorter run writes once, at its 
 asks `due()` before it even copies the weights for 'last'; a 'best' is copied when it improves (the weights go on changing) and waits in memory.
 What waits is at most one 'last' and one 'best' snapshot: a newer one replaces an older one not yet
 written (only the newest of each is ever read), so memory stays bounded however fast the epochs.
-`close()` writes what waits and returns once both are on disk and indexed: a run that ends, fails or
-is cancelled keeps its newest 'last' and 'best'; one killed outright keeps those written at most
-`WRITE_EVERY` s before.
+`close()` writes what waits (in its caller's thread) and returns once both are on disk and indexed:
+a run that ends, fails or is cancelled keeps its newest 'last' and 'best'; one killed outright keeps
+those written at most `WRITE_EVERY` s before.
 """
 from __future__ import annotations
 
@@ -37,10 +37,27 @@ class Snapshot:
     metadata: dict[str, str]
 
 
-def snapshot(model: torch.nn.Module, metadata: dict[str, str]) -> Snapshot:
-    """Copy the weights now: the training thread goes on changing them."""
-    tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
-    return Snapshot(tensors, metadata)
+class Weights:
+    """A model's weights, copied for its checkpoints.
+
+    The state dict is taken once, holding the parameters and buffers themselves (optimizers and
+    BatchNorm update them in place), so a copy is one clone per tensor: rebuilding the state dict
+    each time was 15 of a small MLP's 36 us per copy.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self._tensors = model.state_dict(keep_vars=True)
+
+    def snapshot(self, metadata: dict[str, str]) -> Snapshot:
+        """Copy the weights now (to the CPU, contiguous): the training thread goes on changing them."""
+        return Snapshot({k: _cpu_copy(v) for k, v in self._tensors.items()}, metadata)
+
+
+def _cpu_copy(tensor: torch.Tensor) -> torch.Tensor:
+    tensor = tensor.detach()
+    if tensor.device.type == "cpu":
+        return tensor.clone(memory_format=torch.contiguous_format)
+    return tensor.to("cpu").contiguous()
 
 
 Pending = tuple[Snapshot, dict[str, Any]]  # a snapshot and its index entry's meta
@@ -73,19 +90,27 @@ class CheckpointWriter:
         'best' (index meta `best_meta`); it is written when a write is due, or on `close()`."""
         with self._cond:
             self._raise_error()
+            idle = self._last is None and self._best is None
             if last_meta is not None:
                 self._last = (checkpoint, last_meta)
             if best_meta is not None:
                 self._best = (checkpoint, best_meta)
-            self._cond.notify_all()
+            if idle:  # else the writer already waits for the due time (a wake-up per epoch cost ~20 us)
+                self._cond.notify_all()
 
     def close(self) -> None:
-        """Wait until everything submitted is written and indexed; raise what the writing raised."""
+        """Write and index what waits, in the caller's thread (inside the run's `transaction()` the
+        index joins its other writes), once a write in progress is done; raise what writing raised."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
         self._thread.join()
-        self._raise_error()
+        last, best, self._last, self._best = self._last, self._best, None, None
+        try:
+            if last is not None or best is not None:
+                self._write(last, best)
+        finally:
+            self._raise_error()  # the background write's error first: it came first
 
     def _raise_error(self) -> None:
         if self._error is not None:
@@ -96,11 +121,11 @@ class CheckpointWriter:
         while True:
             with self._cond:
                 while True:
+                    if self._closed:
+                        return  # what waits is close()'s to write
                     waiting = self._last is not None or self._best is not None
-                    if not waiting and self._closed:
-                        return  # closed, nothing left
                     wait = self._due - time.monotonic()
-                    if waiting and (self._closed or wait <= 0):
+                    if waiting and wait <= 0:
                         break
                     self._cond.wait(wait if waiting else None)
                 last, best, self._last, self._best = self._last, self._best, None, None

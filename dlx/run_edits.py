@@ -56,14 +56,14 @@ class RunEdits:
     session: Callable[[], Session]
     queue: Queue
     upsert: Callable[[Table], Insert]
+    merging_upsert: Callable[..., Insert]
 
     def keyed_upsert(self, table: Table) -> Insert:
         """The upsert of a run's key/value rows (params, tags): a key set again takes the new value
         (a param's number with it), so writers setting the same keys at once never collide."""
-        upsert = self.upsert(table)
-        return upsert.on_conflict_do_update(
-            index_elements=["run_id", "key"],
-            set_={column: upsert.excluded[column] for column in ("value", "number") if column in table.c})
+        columns = [column for column in ("value", "number") if column in table.c]
+        return self.merging_upsert(table, ["run_id", "key"],
+                                   lambda upsert: {column: upsert.excluded[column] for column in columns})
 
     def create_run(self, config: Mapping[str, Any] | None = None, experiment: str = "default",
                    name: str | None = None, sweep: str | None = None, status: str = "queued") -> int:

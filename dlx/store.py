@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 from sqlalchemy import Connection, Engine, Table, func, select
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from dlx.jobs.queue import Queue
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
+_merging_upserts: dict[tuple[str, str, tuple[str, ...]], Any] = {}  # see Store.merging_upsert
 
 
 @dataclass
@@ -124,6 +125,19 @@ class Store(RunEdits):
 
     def connect(self) -> Connection:
         return self.engine.connect()
+
+    def merging_upsert(self, table: Table, keys: Sequence[str], merge: Callable[[Any], dict[str, Any]]):
+        """`upsert(table)` that merges a row conflicting on `keys` with SET `merge(statement)` (built
+        from the statement's `excluded` row): one per dialect, table and keys, built once per process.
+        Building an ON CONFLICT clause costs 0.1-1 ms, and a run's tracking runs such statements
+        several times (params, checkpoints' index, every flush's summaries)."""
+        name = (self.dialect, table.name, tuple(keys))
+        statement = _merging_upserts.get(name)
+        if statement is None:
+            statement = self.upsert(table)
+            statement = statement.on_conflict_do_update(index_elements=list(keys), set_=merge(statement))
+            _merging_upserts[name] = statement
+        return statement
 
     def upsert(self, table: Table):
         """An INSERT with the dialect's `.on_conflict_do_update`/`_do_nothing` (PostgreSQL and SQLite spell them alike)."""

@@ -77,20 +77,8 @@ def _upsert(store: Store, conn: Connection, table, keys: list[str], step: str, r
     two transactions touching the same rows lock them in the same order (no deadlock on PostgreSQL)."""
     if not rows:
         return
-    conn.execute(_merge_statement(store, table, keys, step), sorted(rows, key=lambda row: tuple(row[k] for k in keys)))
-
-
-_statements: dict[tuple[str, str], Any] = {}
-
-
-def _merge_statement(store: Store, table, keys: list[str], step: str):
-    """The upsert of `table` for this store's dialect, built once per process (building its CASE
-    expressions cost about a millisecond per flush)."""
-    name = (store.dialect, table.name)
-    if name not in _statements:
-        stmt = store.upsert(table)
-        _statements[name] = stmt.on_conflict_do_update(index_elements=keys, set_=_merge_set(table, stmt.excluded, step))
-    return _statements[name]
+    statement = store.merging_upsert(table, keys, lambda upsert: _merge_set(table, upsert.excluded, step))
+    conn.execute(statement, sorted(rows, key=lambda row: tuple(row[k] for k in keys)))
 
 
 def _update_run_summaries(store: Store, conn: Connection, run_id: int, rows: list[tuple]) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import _thread
 import atexit
+import contextlib
+import functools
 import logging
 import os
 import signal
@@ -18,13 +20,13 @@ import threading
 import time
 import traceback
 import weakref
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Select, Update, bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from db.models import Artifact, Metric, Param, Tag, utcnow
+from db.models import Artifact, Metric, Param, Tag, param_number, utcnow
 from db.models import Run as RunRow
 from dlx import settings
 from dlx.errors import DlxError
@@ -64,6 +66,7 @@ class Run:
         self._stop_signal = stop_signal  # simulated in the main thread when the run is ended from outside
         self.stop_requested = False
         self.ends_itself_at_exit = False  # set by start_run for the runs it creates (scripts' runs)
+        self._shared: tuple[int, Connection] | None = None  # (thread, connection) of `transaction()`
         self._insert_sql, self._positional = self._metric_insert()
         self._timer = threading.Thread(target=self._background, args=(flush_interval,),
                                        daemon=True, name=f"dlx-flush-{run_id}")
@@ -80,6 +83,41 @@ class Run:
             keys = ["run_id", "key", "step", "value", "time"]  # the table's column order
             return str(stmt.compile(dialect=self._engine.dialect, column_keys=keys)), True
         return stmt, False
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Params, tags, summary and artifacts written by this thread inside the block go in one
+        transaction, committed at its end (a training run's start writes two tables, its end two).
+        Metric points are not in it: they keep their own flushes."""
+        with self._engine.begin() as conn:
+            self._shared = (threading.get_ident(), conn)
+            try:
+                yield
+            finally:
+                self._shared = None
+
+    @contextlib.contextmanager
+    def _writing(self, read_then_write: bool = False) -> Iterator[Connection]:
+        """The connection of this thread's `transaction()`, or a transaction of its own.
+
+        `read_then_write` (update_summary's merge) takes SQLite's write lock before the read, so no
+        other writer comes between the two (on PostgreSQL the read locks the row).
+        """
+        shared = self._shared
+        if shared is not None and shared[0] == threading.get_ident():
+            if read_then_write:
+                self._lock_sqlite(shared[1])
+            yield shared[1]
+            return
+        with self._engine.begin() as conn:
+            if read_then_write:
+                self._lock_sqlite(conn)
+            yield conn
+
+    def _lock_sqlite(self, conn: Connection) -> None:
+        """BEGIN IMMEDIATE, unless this transaction has already written (and so holds the lock)."""
+        if self.store.dialect == "sqlite" and not conn.connection.dbapi_connection.in_transaction:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     # -- logging ---------------------------------------------------------------------------
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
@@ -124,18 +162,20 @@ class Run:
         setting the same keys at once never collide (the last one's value stays)."""
         if not values:
             return
-        with self._engine.begin() as conn:
-            conn.execute(self.store.keyed_upsert(model.__table__),
-                         [{"run_id": self.id, "key": k, "value": v} for k, v in values.items()])
+        rows = [{"run_id": self.id, "key": k, "value": v} for k, v in values.items()]
+        if model is Param:  # given, not left to the column's default: SQLAlchemy calls that per row
+            for row in rows:
+                row["number"] = param_number(row["value"])
+        with self._writing() as conn:
+            conn.execute(self.store.keyed_upsert(model.__table__), rows)
 
     def update_summary(self, values: Mapping[str, Any], **columns: Any) -> None:
         """Merge values into the run's summary (final metrics, totals the pages show); `columns`
         set the run row's own columns (e.g. `device`) in the same transaction."""
-        table = RunRow.__table__
-        with self._engine.begin() as conn:
-            current = conn.execute(select(table.c.summary).where(table.c.id == self.id)).scalar_one()
-            conn.execute(update(table).where(table.c.id == self.id)
-                         .values(summary={**(current or {}), **values}, **columns))
+        read, write = _summary_statements(self.store.dialect, tuple(sorted(columns)))
+        with self._writing(read_then_write=True) as conn:
+            current = conn.execute(read, {"run": self.id}).scalar_one()
+            conn.execute(write, {"run": self.id, "merged": {**(current or {}), **values}, **columns})
 
     def log_artifact(self, kind: str, name: str, path: str, meta: Mapping[str, Any] | None = None) -> None:
         """Index a file under the data directory (path relative to it); one (kind, name) per run."""
@@ -153,11 +193,10 @@ class Run:
                 for kind, name, path, meta in entries}  # one row per (kind, name): the last entry's
         if not rows:
             return
-        upsert = self.store.upsert(table)
-        statement = upsert.on_conflict_do_update(
-            index_elements=["run_id", "kind", "name"],
-            set_={column: upsert.excluded[column] for column in ("path", "meta", "created_at")})
-        with self._engine.begin() as conn:
+        statement = self.store.merging_upsert(
+            table, ["run_id", "kind", "name"],
+            lambda upsert: {column: upsert.excluded[column] for column in ("path", "meta", "created_at")})
+        with self._writing() as conn:
             conn.execute(statement, list(rows.values()))
 
     # -- writing ---------------------------------------------------------------------------
@@ -295,6 +334,21 @@ class Run:
     def __exit__(self, exc_type, exc, tb) -> bool:
         self.finish(*_ending(exc))
         return False
+
+
+@functools.cache
+def _summary_statements(dialect: str, columns: tuple[str, ...]) -> tuple[Select, Update]:
+    """`Run.update_summary`'s read and write, built once per process (building them cost more than
+    running them). Two writers of one run's summary merge in turn, neither dropping the other's keys:
+    the read locks the row on PostgreSQL; on SQLite the write lock is taken first (Run._writing)."""
+    table = RunRow.__table__
+    read = select(table.c.summary).where(table.c.id == bindparam("run"))
+    if dialect == "postgresql":
+        read = read.with_for_update()
+    write = (update(table).where(table.c.id == bindparam("run"))
+             .values(summary=bindparam("merged", type_=table.c.summary.type),
+                     **{column: bindparam(column, type_=table.c[column].type) for column in columns}))
+    return read, write
 
 
 def _unavailable(err: Exception) -> bool:

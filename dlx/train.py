@@ -12,13 +12,14 @@ import contextlib
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from dlx import settings
-from dlx.checkpoint_writer import CheckpointWriter, Snapshot, snapshot
+from dlx.checkpoint_writer import CheckpointWriter, Snapshot, Weights
 from dlx.checkpoints import checkpoint_metadata
 from dlx.config import RunConfig
 from dlx.data import DataBundle, Split, load_dataset
@@ -87,10 +88,17 @@ def tokenize_bundle(bundle: DataBundle, model: nn.Module) -> DataBundle:
     return dataclasses.replace(bundle, **splits)
 
 
-def autocast(config: RunConfig, device: torch.device):
-    if device.type == "cuda" and config.amp:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def forward_pass(model: nn.Module, config: RunConfig, device: torch.device) -> Callable[..., torch.Tensor]:
+    """The model's forward giving float32 logits: under bf16 autocast on CUDA (when `amp`), else the
+    model itself (no context manager or cast per step: a tiny model's step is ~60 us)."""
+    if device.type != "cuda" or not config.amp:
+        return model
+
+    def forward(*inputs: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return model(*inputs).float()
+
+    return forward
 
 
 @torch.no_grad()
@@ -106,11 +114,10 @@ def evaluate(model: nn.Module, split: Split | FolderSplit, device: torch.device,
     model.eval()
     losses: list[torch.Tensor] = []
     counts: list[torch.Tensor] = []  # per batch: the confusion counts, or the number right
-    amp = autocast(config, device)
+    forward = forward_pass(model, config, device)
     for inputs, y in _batches(split, batch, device):
-        with amp:
-            logits = model(*inputs)
-        losses.append(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
+        logits = forward(*inputs)
+        losses.append(nn.functional.cross_entropy(logits, y, reduction="sum"))
         if confusion:
             counts.append(torch.bincount(y * classes + logits.argmax(1), minlength=classes**2))
         else:
@@ -152,13 +159,14 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
     folder = settings.run_dir(run.id) / "checkpoints"
     folder.mkdir(exist_ok=True)
 
-    run.log_params(config.model_dump(exclude={"name", "experiment", "sweep"}))
     device_name = _device_name(device)
-    run.update_summary({"total_steps": total_steps, "steps_per_epoch": steps_per_epoch,
-                        "epochs": config.epochs, "device": str(device),
-                        "parameters": sum(p.numel() for p in model.parameters()),
-                        "train_size": len(train_split), "classes": list(meta.classes)},
-                       device=device_name)
+    with run.transaction():
+        run.log_params(config.model_dump(exclude={"name", "experiment", "sweep"}))
+        run.update_summary({"total_steps": total_steps, "steps_per_epoch": steps_per_epoch,
+                            "epochs": config.epochs, "device": str(device),
+                            "parameters": sum(p.numel() for p in model.parameters()),
+                            "train_size": len(train_split), "classes": list(meta.classes)},
+                           device=device_name)
     print(f"run {run.id}: {config.dataset}/{config.model} on {device_name}, {total_steps} steps", flush=True)
 
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
@@ -170,8 +178,10 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
     model.train()
     # Checkpoints are written (and indexed) in the background: see dlx.checkpoint_writer.
     writer = CheckpointWriter(run, folder)
+    weights = Weights(model)
     config_json = config.model_dump_json()  # every checkpoint carries it: serialised once
-    amp = autocast(config, device)  # one context manager, entered each step
+    forward = forward_pass(model, config, device)
+    grad_clip = config.grad_clip
     window_start = paused_at = time.perf_counter()
     try:
         for epoch in range(1, config.epochs + 1):
@@ -180,22 +190,22 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
             # device (no sync per step): a second pass over the train split would cost ~30%.
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), dtype=torch.int64, device=device)
-            for batch_number, (inputs, y) in enumerate(_batches(train_split, config.batch_size, device, generator), 1):
-                with amp:
-                    logits = model(*inputs)
-                loss = loss_fn(logits.float(), y)
+            for inputs, y in _batches(train_split, config.batch_size, device, generator):
+                logits = forward(*inputs)
+                loss = loss_fn(logits, y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                if config.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                if grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
                 optimizer.step()
                 if schedule is not None:
                     schedule.step()
                 step += 1
-                window_samples += len(y)
+                size = y.shape[0]
+                window_samples += size
                 detached = loss.detach()
                 pending.append(detached)
-                loss_sum += detached * len(y)
+                loss_sum += detached * size
                 correct += (logits.argmax(1) == y).sum()
                 if len(pending) == LOG_MAX_STEPS or time.perf_counter() - window_start >= LOG_EVERY_S:
                     window_start = _log_steps(run, pending, step, optimizer, window_samples, window_start)
@@ -221,7 +231,7 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
             # improves (it waits in memory), the last when a write is due and after the final epoch.
             last = epoch == config.epochs or stopping or writer.due()
             if improved or last:
-                checkpoint = snapshot(model, checkpoint_metadata(config_json, epoch, epoch_metrics))
+                checkpoint = weights.snapshot(checkpoint_metadata(config_json, epoch, epoch_metrics))
                 best_checkpoint = checkpoint if improved else best_checkpoint
                 writer.submit(checkpoint, {"epoch": epoch} if last else None,
                               {"epoch": epoch, config.early_stopping_metric: abs(value)} if improved else None)
@@ -231,19 +241,19 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
                 break
         if pending:
             _log_steps(run, pending, step, optimizer, window_samples, window_start + time.perf_counter() - paused_at)
+        model.load_state_dict(best_checkpoint.tensors)  # the best file's own tensors, not read back
+        test_loss, test_acc, confusion = evaluate(model, place(bundle.test, device), device, config,
+                                                  meta.num_classes)
     except BaseException:
         with contextlib.suppress(Exception):
             writer.close()  # what the finished epochs wrote is kept; the training's error is the one raised
         raise
-    writer.close()  # the best and last checkpoints are on disk and indexed before the run ends
-
-    model.load_state_dict(best_checkpoint.tensors)  # the best file's own tensors, not read back
-    test_loss, test_acc, confusion = evaluate(model, place(bundle.test, device), device, config,
-                                              meta.num_classes)
     final = {"test_loss": test_loss, "test_acc": test_acc, "val_loss": val_loss, "val_acc": val_acc,
              "best_epoch": best_epoch, "epochs_run": epoch}
     run.log_metrics({"test_loss": test_loss, "test_acc": test_acc}, step=step)
-    run.update_summary({**final, "confusion_matrix": confusion.tolist()})
+    with run.transaction():  # the best and last checkpoints on disk, then indexed with the final summary
+        writer.close()
+        run.update_summary({**final, "confusion_matrix": confusion.tolist()})
     print(f"test: loss {test_loss:.4f} acc {test_acc:.4f} (best epoch {best_epoch})", flush=True)
     return final
 

@@ -7,7 +7,7 @@ import torch
 from safetensors import safe_open
 
 from dlx import settings
-from dlx.checkpoint_writer import CheckpointWriter, snapshot
+from dlx.checkpoint_writer import CheckpointWriter, Weights
 from dlx.store import default_store
 from dlx.tracking import Run
 
@@ -23,12 +23,12 @@ def test_close_leaves_the_newest_last_and_best_on_disk_and_indexed():
     folder = settings.run_dir(run.id) / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     model = torch.nn.Linear(3, 2)
-    writer = CheckpointWriter(run, folder)
+    writer, weights = CheckpointWriter(run, folder), Weights(model)  # taken once, as the training does
     for epoch in range(1, 31):  # epochs faster than the writes: older snapshots are replaced, not queued
         with torch.no_grad():
             model.weight.fill_(epoch)  # each epoch's weights differ; the snapshot must keep its own
         improved = epoch <= 20
-        writer.submit(snapshot(model, {"epoch": str(epoch)}), {"epoch": epoch},
+        writer.submit(weights.snapshot({"epoch": str(epoch)}), {"epoch": epoch},
                       {"epoch": epoch} if improved else None)
     writer.close()
     last, best = store.checkpoint_path(run.id, "last"), store.checkpoint_path(run.id, "best")
@@ -45,7 +45,7 @@ def test_a_failed_write_is_raised_by_close():
     run = Run(store, store.create_run({}, status="running"))
     folder = settings.run_dir(run.id) / "missing" / "checkpoints"  # never created: the write fails
     writer = CheckpointWriter(run, folder)
-    writer.submit(snapshot(torch.nn.Linear(2, 2), {"epoch": "1"}), {"epoch": 1}, {"epoch": 1})
+    writer.submit(Weights(torch.nn.Linear(2, 2)).snapshot({"epoch": "1"}), {"epoch": 1}, {"epoch": 1})
     with pytest.raises(Exception, match="No such file|not found|os error"):
         writer.close()
     run.finish()
@@ -59,12 +59,12 @@ def test_nothing_is_written_before_a_write_is_due_and_close_writes_what_waits():
     folder = settings.run_dir(run.id) / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     model = torch.nn.Linear(3, 2)
-    writer = CheckpointWriter(run, folder, every=3600)
+    writer, weights = CheckpointWriter(run, folder, every=3600), Weights(model)
     assert not writer.due()
     for epoch in (1, 2, 3):
         with torch.no_grad():
             model.weight.fill_(epoch)
-        writer.submit(snapshot(model, {"epoch": str(epoch)}), {"epoch": epoch} if epoch != 2 else None,
+        writer.submit(weights.snapshot({"epoch": str(epoch)}), {"epoch": epoch} if epoch != 2 else None,
                       {"epoch": epoch} if epoch <= 2 else None)  # epoch 2: a new best only
     assert not list(folder.iterdir()) and store.checkpoint_path(run.id, "last") is None
     writer.close()

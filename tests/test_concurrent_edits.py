@@ -1,6 +1,7 @@
 """Writers in separate processes setting the same run's same params, tags and artifacts at once, on
 SQLite and PostgreSQL: each write is one upsert per table, so none fails on a key another writer
-inserted meanwhile, none is lost, the last value of each key stays and no artifact is indexed twice.
+inserted meanwhile, none is lost, the last value of each key stays and no artifact is indexed twice;
+summary merges take turns, so none drops another's keys.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ def write(url: str, run_id: int, other_run: int, writer: int, start, errors) -> 
             run.log_artifacts([("checkpoint", name, f"runs/{run_id}/{name}-{value}.pt", {"round": round_})
                                for name in NAMES])
             store.set_tags(other_run, {key: value for key in SHARED})
+            run.update_summary({f"w{writer}-r{round_}": round_, "shared": value})
     except BaseException:  # noqa: BLE001 - the parent reports it
         errors.put(f"writer {writer}: {traceback.format_exc()}")
         raise
@@ -69,6 +71,7 @@ def test_writers_setting_the_same_keys_at_once_neither_fail_nor_lose_nor_duplica
         tags = dict(s.execute(select(Tag.key, Tag.value).where(Tag.run_id == run_id)).all())
         other_tags = dict(s.execute(select(Tag.key, Tag.value).where(Tag.run_id == other_run)).all())
         artifacts = list(s.scalars(select(Artifact).where(Artifact.run_id == run_id)))
+        summary = s.scalar(select(RunRow.summary).where(RunRow.id == run_id))
     own = {f"own{writer}" for writer in range(WRITERS)}
     assert set(params) == {*SHARED, "step_size", *own}
     for key in SHARED:  # one writer's last value, the same one in each table only if it wrote last in each
@@ -84,6 +87,8 @@ def test_writers_setting_the_same_keys_at_once_neither_fail_nor_lose_nor_duplica
     for artifact in artifacts:
         assert artifact.meta == {"round": ROUNDS - 1}
         assert artifact.path.removeprefix(f"runs/{run_id}/{artifact.name}-").removesuffix(".pt") in last_values()
+    assert summary.pop("shared") in last_values()
+    assert summary == {f"w{writer}-r{round_}": round_ for writer in range(WRITERS) for round_ in range(ROUNDS)}
 
 
 def test_logging_an_artifact_again_points_it_at_the_new_file(store_url):
