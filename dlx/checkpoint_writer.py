@@ -68,6 +68,7 @@ class CheckpointWriter:
 
     def __init__(self, run: Run, folder: Path, every: float = WRITE_EVERY) -> None:
         self._run, self._folder, self._every = run, folder, every
+        self._stored = relative(folder)  # the folder as the index stores it (resolved once)
         # Monotonic time from which the next write may start: a run shorter than `every` writes
         # once, when it closes.
         self._due = time.monotonic() + every
@@ -141,14 +142,14 @@ class CheckpointWriter:
         entries = []
         if last is not None:
             path = self._save(last[0], "last")
-            entries.append(("checkpoint", "last", relative(path), last[1]))
+            entries.append(("checkpoint", "last", f"{self._stored}/{path.name}", last[1]))
         if best is not None:
             target = self._folder / "best.safetensors"
             if last is not None and best[0] is last[0]:  # the same epoch: a hard link, no second file
                 copy_checkpoint(self._folder / "last.safetensors", target)
             else:
                 self._save(best[0], "best")
-            entries.append(("checkpoint", "best", relative(target), best[1]))
+            entries.append(("checkpoint", "best", f"{self._stored}/{target.name}", best[1]))
         self._run.log_artifacts(entries)
 
     def _save(self, checkpoint: Snapshot, name: str) -> Path:

@@ -1,6 +1,7 @@
 """Where dlx keeps its files and database, read from the environment each time."""
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -10,9 +11,16 @@ from dlx.errors import DlxError
 
 def home() -> Path:
     """The data directory (`DLX_HOME`, default `./dlx-data`), created on first use."""
-    path = Path(os.environ.get("DLX_HOME", "dlx-data")).resolve()
+    path = _resolved(os.environ.get("DLX_HOME", "dlx-data"), os.getcwd())
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(path: str, cwd: str) -> Path:
+    """`path` made absolute with its links resolved, once per setting and working directory (one
+    lstat per component: a training run asks for the data directory a dozen times)."""
+    return Path(cwd, path).resolve()
 
 
 def stored_path(relative: str) -> Path:

@@ -20,7 +20,7 @@ import threading
 import time
 import traceback
 import weakref
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 from sqlalchemy import Connection, Select, Update, bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
@@ -39,6 +39,13 @@ if TYPE_CHECKING:
 
 ACTIVE_STATES = ("queued", "running")  # the only states a status may be changed from
 logger = logging.getLogger(__name__)
+
+
+class Edit(NamedTuple):
+    """A run edit (params, tags, summary, artifacts) as a function of a transaction's connection."""
+
+    apply: Callable[[Connection], None]
+    read_then_write: bool
 
 
 class Cancelled(BaseException):
@@ -66,7 +73,9 @@ class Run:
         self._stop_signal = stop_signal  # simulated in the main thread when the run is ended from outside
         self.stop_requested = False
         self.ends_itself_at_exit = False  # set by start_run for the runs it creates (scripts' runs)
-        self._shared: tuple[int, Connection] | None = None  # (thread, connection) of `transaction()`
+        # (thread, its connection) inside `transaction()`; the connection is None for `with_points`
+        self._shared: tuple[int, Connection | None] | None = None
+        self._staged: list[Edit] = []  # edits waiting for the next flush (transaction(with_points=True))
         self._insert_sql, self._positional = self._metric_insert()
         self._timer = threading.Thread(target=self._background, args=(flush_interval,),
                                        daemon=True, name=f"dlx-flush-{run_id}")
@@ -85,10 +94,18 @@ class Run:
         return stmt, False
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, with_points: bool = False) -> Iterator[None]:
         """Params, tags, summary and artifacts written by this thread inside the block go in one
-        transaction, committed at its end (a training run's start writes two tables, its end two).
-        Metric points are not in it: they keep their own flushes."""
+        transaction, committed at the block's end; with `with_points`, in the transaction of the
+        run's next flush of metric points instead (at most `flush_interval` later, at once when the
+        run's first points come), so a training run's start and its first points are one write."""
+        if with_points:
+            self._shared = (threading.get_ident(), None)
+            try:
+                yield
+            finally:
+                self._shared = None
+            return
         with self._engine.begin() as conn:
             self._shared = (threading.get_ident(), conn)
             try:
@@ -96,23 +113,26 @@ class Run:
             finally:
                 self._shared = None
 
-    @contextlib.contextmanager
-    def _writing(self, read_then_write: bool = False) -> Iterator[Connection]:
-        """The connection of this thread's `transaction()`, or a transaction of its own.
+    def _apply(self, edit: Callable[[Connection], None], read_then_write: bool = False) -> None:
+        """Run `edit` in this thread's `transaction()`, staged for the next flush, or in a transaction of its own.
 
         `read_then_write` (update_summary's merge) takes SQLite's write lock before the read, so no
         other writer comes between the two (on PostgreSQL the read locks the row).
         """
         shared = self._shared
         if shared is not None and shared[0] == threading.get_ident():
+            if shared[1] is None:
+                with self._lock:
+                    self._staged.append(Edit(edit, read_then_write))
+                return
             if read_then_write:
                 self._lock_sqlite(shared[1])
-            yield shared[1]
+            edit(shared[1])
             return
         with self._engine.begin() as conn:
             if read_then_write:
                 self._lock_sqlite(conn)
-            yield conn
+            edit(conn)
 
     def _lock_sqlite(self, conn: Connection) -> None:
         """BEGIN IMMEDIATE, unless this transaction has already written (and so holds the lock)."""
@@ -166,16 +186,20 @@ class Run:
         if model is Param:  # given, not left to the column's default: SQLAlchemy calls that per row
             for row in rows:
                 row["number"] = param_number(row["value"])
-        with self._writing() as conn:
-            conn.execute(self.store.keyed_upsert(model.__table__), rows)
+        statement = self.store.keyed_upsert(model.__table__)
+        self._apply(lambda conn: conn.execute(statement, rows))
 
     def update_summary(self, values: Mapping[str, Any], **columns: Any) -> None:
         """Merge values into the run's summary (final metrics, totals the pages show); `columns`
         set the run row's own columns (e.g. `device`) in the same transaction."""
         read, write = _summary_statements(self.store.dialect, tuple(sorted(columns)))
-        with self._writing(read_then_write=True) as conn:
+        values = dict(values)
+
+        def merge(conn: Connection) -> None:
             current = conn.execute(read, {"run": self.id}).scalar_one()
             conn.execute(write, {"run": self.id, "merged": {**(current or {}), **values}, **columns})
+
+        self._apply(merge, read_then_write=True)
 
     def log_artifact(self, kind: str, name: str, path: str, meta: Mapping[str, Any] | None = None) -> None:
         """Index a file under the data directory (path relative to it); one (kind, name) per run."""
@@ -196,8 +220,7 @@ class Run:
         statement = self.store.merging_upsert(
             table, ["run_id", "kind", "name"],
             lambda upsert: {column: upsert.excluded[column] for column in ("path", "meta", "created_at")})
-        with self._writing() as conn:
-            conn.execute(statement, list(rows.values()))
+        self._apply(lambda conn: conn.execute(statement, list(rows.values())))
 
     # -- writing ---------------------------------------------------------------------------
     def flush(self) -> None:
@@ -210,6 +233,9 @@ class Run:
         with self._write_lock:
             with self._lock:
                 rows, self._buffer = self._buffer, []
+                staged, self._staged = self._staged, []
+            if staged and self._write_staged(staged, rows):
+                return
             pending = [rows] if rows else []
             try:
                 while pending:
@@ -228,9 +254,39 @@ class Run:
                     self._buffer[:0] = [row for part in reversed(pending) for row in part]
                 raise
 
-    def _insert(self, rows: list[tuple]) -> None:
-        """The points and the run's summary rows they change, in one transaction."""
+    def _write_staged(self, staged: list[Edit], rows: list[tuple]) -> bool:
+        """Write staged edits with the points (the common case: True), else alone, the points then
+        left to the caller (False). Edits the database refuses are reported and dropped; if it is
+        unavailable, edits and points go back for the next flush."""
+        try:
+            try:
+                self._insert(rows, staged)
+                return True
+            except Exception as err:
+                if _unavailable(err):
+                    raise
+            try:
+                self._insert([], staged)
+            except Exception as err:
+                if _unavailable(err):
+                    raise
+                logger.error("run #%s: the database refused its params/tags/summary edits: %s", self.id, err)
+            return False
+        except BaseException:
+            with self._lock:
+                self._staged[:0] = staged
+                self._buffer[:0] = rows
+            raise
+
+    def _insert(self, rows: list[tuple], staged: Sequence[Edit] = ()) -> None:
+        """The points and the run's summary rows they change (after any staged edits), in one transaction."""
         with self._engine.begin() as conn:
+            if any(edit.read_then_write for edit in staged):
+                self._lock_sqlite(conn)
+            for edit in staged:
+                edit.apply(conn)
+            if not rows:
+                return
             if self._positional == "copy":
                 self._copy(conn, rows)
             elif self._positional:
@@ -319,7 +375,8 @@ class Run:
         try:
             self.flush()
         except Exception as err:
-            lost = f"{len(self._buffer)} metric points could not be written ({type(err).__name__}: {err})"
+            edits = f" and {len(self._staged)} edits of params/tags/summary" if self._staged else ""
+            lost = f"{len(self._buffer)} metric points{edits} could not be written ({type(err).__name__}: {err})"
             logger.error("run #%s: %s", self.id, lost)
             status = "failed" if status == "succeeded" else status
             error = f"{error}; {lost}" if error else lost
@@ -340,7 +397,7 @@ class Run:
 def _summary_statements(dialect: str, columns: tuple[str, ...]) -> tuple[Select, Update]:
     """`Run.update_summary`'s read and write, built once per process (building them cost more than
     running them). Two writers of one run's summary merge in turn, neither dropping the other's keys:
-    the read locks the row on PostgreSQL; on SQLite the write lock is taken first (Run._writing)."""
+    the read locks the row on PostgreSQL; on SQLite the write lock is taken first (Run._apply)."""
     table = RunRow.__table__
     read = select(table.c.summary).where(table.c.id == bindparam("run"))
     if dialect == "postgresql":

@@ -160,7 +160,7 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
     folder.mkdir(exist_ok=True)
 
     device_name = _device_name(device)
-    with run.transaction():
+    with run.transaction(with_points=True):  # written with the first points: one write, not two
         run.log_params(config.model_dump(exclude={"name", "experiment", "sweep"}))
         run.update_summary({"total_steps": total_steps, "steps_per_epoch": steps_per_epoch,
                             "epochs": config.epochs, "device": str(device),

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -107,6 +108,57 @@ def test_failed_write_keeps_points_for_the_next_flush():
     run.log_metric("loss", 0.25, step=30)
     run.finish()
     assert store.metric_history(run.id, "loss").steps.tolist() == list(range(31))
+
+
+def test_a_transaction_writes_its_edits_together_or_not_at_all():
+    store = default_store()
+    run = buffered_run()
+    with run.transaction():
+        run.log_params({"lr": 0.1})
+        run.update_summary({"total_steps": 10}, device="cpu")
+    info = store.get_run(run.id)
+    assert info.params == {"lr": "0.1"} and info.summary == {"total_steps": 10} and info.device == "cpu"
+    with pytest.raises(RuntimeError), run.transaction():
+        run.log_params({"lr": 0.2})
+        run.update_summary({"total_steps": 20})
+        raise RuntimeError("the block fails: nothing of it is kept")
+    info = store.get_run(run.id)
+    assert info.params == {"lr": "0.1"} and info.summary == {"total_steps": 10}
+    run.finish()
+
+
+def test_edits_with_points_are_written_with_the_first_points():
+    store = default_store()
+    run = buffered_run()
+    with run.transaction(with_points=True):
+        run.log_params({"lr": 0.1})
+        run.update_summary({"total_steps": 10}, device="cpu")
+    run.update_summary({"note": "direct"})  # outside the block: written at once
+    info = store.get_run(run.id)
+    assert info.params == {} and info.summary == {"note": "direct"} and info.device is None
+    run.log_metric("loss", 1.0, step=0)  # the first point: written at once, with the waiting edits
+    info = store.get_run(run.id)
+    assert info.params == {"lr": "0.1"} and info.device == "cpu"
+    assert info.summary == {"note": "direct", "total_steps": 10}  # merged with what was there when written
+    assert stored_points(run.id) == 1
+    run.finish()
+
+
+def test_edits_with_points_are_written_by_the_timer_without_points_and_kept_while_unavailable():
+    store = default_store()
+    run = Run(store, store.create_run({"dataset": "digits"}, status="running"), flush_interval=0.2)
+    with store.session() as s, s.begin():  # the params table is briefly unavailable
+        s.execute(text("ALTER TABLE params RENAME TO params_away"))
+    with run.transaction(with_points=True):
+        run.log_params({"lr": 0.1})
+        run.update_summary({"total_steps": 10})
+    time.sleep(1.0)  # several timer flushes fail meanwhile
+    with store.session() as s, s.begin():
+        s.execute(text("ALTER TABLE params_away RENAME TO params"))
+    wait_for(lambda: store.get_run(run.id).params == {"lr": "0.1"}, timeout=30, message="the timer's flush")
+    assert store.get_run(run.id).summary == {"total_steps": 10}
+    run.finish()
+    assert store.get_run(run.id).status == "succeeded"
 
 
 def run_script(body: str) -> subprocess.Popen:
