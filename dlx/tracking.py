@@ -41,6 +41,9 @@ ACTIVE_STATES = ("queued", "running")  # the only states a status may be changed
 logger = logging.getLogger(__name__)
 
 
+STAGED = object()  # Run.transaction(with_points=True): edits wait for the next flush
+
+
 class Edit(NamedTuple):
     """A run edit (params, tags, summary, artifacts) as a function of a transaction's connection."""
 
@@ -73,8 +76,7 @@ class Run:
         self._stop_signal = stop_signal  # simulated in the main thread when the run is ended from outside
         self.stop_requested = False
         self.ends_itself_at_exit = False  # set by start_run for the runs it creates (scripts' runs)
-        # (thread, its connection) inside `transaction()`; the connection is None for `with_points`
-        self._shared: tuple[int, Connection | None] | None = None
+        self._local = threading.local()  # `.target`: this thread's transaction() connection, or STAGED
         self._staged: list[Edit] = []  # edits waiting for the next flush (transaction(with_points=True))
         self._insert_sql, self._positional = self._metric_insert()
         self._timer = threading.Thread(target=self._background, args=(flush_interval,),
@@ -99,19 +101,22 @@ class Run:
         transaction, committed at the block's end; with `with_points`, in the transaction of the
         run's next flush of metric points instead (at most `flush_interval` later, at once when the
         run's first points come), so a training run's start and its first points are one write."""
+        if getattr(self._local, "target", None) is not None:  # inside one already: part of it
+            yield
+            return
         if with_points:
-            self._shared = (threading.get_ident(), None)
+            self._local.target = STAGED
             try:
                 yield
             finally:
-                self._shared = None
+                self._local.target = None
             return
         with self._engine.begin() as conn:
-            self._shared = (threading.get_ident(), conn)
+            self._local.target = conn
             try:
                 yield
             finally:
-                self._shared = None
+                self._local.target = None
 
     def _apply(self, edit: Callable[[Connection], None], read_then_write: bool = False) -> None:
         """Run `edit` in this thread's `transaction()`, staged for the next flush, or in a transaction of its own.
@@ -119,15 +124,15 @@ class Run:
         `read_then_write` (update_summary's merge) takes SQLite's write lock before the read, so no
         other writer comes between the two (on PostgreSQL the read locks the row).
         """
-        shared = self._shared
-        if shared is not None and shared[0] == threading.get_ident():
-            if shared[1] is None:
-                with self._lock:
-                    self._staged.append(Edit(edit, read_then_write))
-                return
+        target = getattr(self._local, "target", None)
+        if target is STAGED:
+            with self._lock:
+                self._staged.append(Edit(edit, read_then_write))
+            return
+        if target is not None:
             if read_then_write:
-                self._lock_sqlite(shared[1])
-            edit(shared[1])
+                self._lock_sqlite(target)
+            edit(target)
             return
         with self._engine.begin() as conn:
             if read_then_write:
