@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -124,6 +125,23 @@ def test_a_transaction_writes_its_edits_together_or_not_at_all():
         raise RuntimeError("the block fails: nothing of it is kept")
     info = store.get_run(run.id)
     assert info.params == {"lr": "0.1"} and info.summary == {"total_steps": 10}
+    run.finish()
+
+
+def test_a_transaction_is_this_threads_and_a_nested_one_joins_it():
+    store = default_store()
+    run = buffered_run()
+    other = threading.Thread(target=lambda: run.set_tags({"from": "thread"}))  # writes on its own
+    with pytest.raises(RuntimeError), run.transaction():
+        run.log_params({"lr": 0.1})
+        with run.transaction():  # part of the outer block: rolled back with it
+            run.set_tags({"stage": "inner"})
+        other.start()  # on SQLite it waits for the block's lock, then writes
+        raise RuntimeError("the block fails")
+    other.join(60)
+    assert not other.is_alive()
+    info = store.get_run(run.id)
+    assert info.params == {} and info.tags == {"from": "thread"}
     run.finish()
 
 
