@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from sqlalchemy import Connection, case
 
 from db.models import BLOCK_STEPS, MetricBlock, RunSummary
+from dlx.bulk import MultiRow
 
 if TYPE_CHECKING:
     from dlx.store import Store
@@ -78,7 +79,25 @@ def _upsert(store: Store, conn: Connection, table, keys: list[str], step: str, r
     if not rows:
         return
     statement = store.merging_upsert(table, keys, lambda upsert: _merge_set(table, upsert.excluded, step))
-    conn.execute(statement, sorted(rows, key=lambda row: tuple(row[k] for k in keys)))
+    rows = sorted(rows, key=lambda row: tuple(row[k] for k in keys))
+    if store.dialect != "sqlite":
+        conn.execute(statement, rows)
+        return
+    multi_row, names = _sqlite_statement(conn, table, statement, list(rows[0]))
+    multi_row.execute(conn, [tuple(row[name] for name in names) for row in rows])
+
+
+_sqlite_statements: dict[str, tuple[MultiRow, list[str]]] = {}
+
+
+def _sqlite_statement(conn: Connection, table, statement, columns: list[str]) -> tuple[MultiRow, list[str]]:
+    """`statement` as SQLite SQL run many rows at a time (dlx.bulk), and its parameters' order."""
+    found = _sqlite_statements.get(table.name)
+    if found is None:
+        compiled = statement.compile(dialect=conn.dialect, column_keys=columns)
+        names = list(compiled.positiontup)
+        found = _sqlite_statements[table.name] = (MultiRow(str(compiled), len(names)), names)
+    return found
 
 
 def _update_run_summaries(store: Store, conn: Connection, run_id: int, rows: list[tuple]) -> None:

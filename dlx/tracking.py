@@ -29,6 +29,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from db.models import Artifact, Metric, Param, Tag, param_number, utcnow
 from db.models import Run as RunRow
 from dlx import settings
+from dlx.bulk import MultiRow
 from dlx.errors import DlxError
 from dlx.logged_values import checked_key, checked_param, checked_step, checked_text, checked_value
 from dlx.settings import HEARTBEAT_INTERVAL
@@ -78,22 +79,22 @@ class Run:
         self.ends_itself_at_exit = False  # set by start_run for the runs it creates (scripts' runs)
         self._local = threading.local()  # `.target`: this thread's transaction() connection, or STAGED
         self._staged: list[Edit] = []  # edits waiting for the next flush (transaction(with_points=True))
-        self._insert_sql, self._positional = self._metric_insert()
+        self._insert_sql, self._insert_kind = self._metric_insert()  # and how to run it
         self._timer = threading.Thread(target=self._background, args=(flush_interval,),
                                        daemon=True, name=f"dlx-flush-{run_id}")
         self._timer.start()
         _open_runs.add(self)
 
-    def _metric_insert(self) -> tuple[Any, bool | str]:
-        """The fastest correct insert for this dialect: COPY on PostgreSQL (psycopg), driver SQL with
-        tuples where the paramstyle is positional (SQLite), else a Core executemany."""
+    def _metric_insert(self) -> tuple[Any, str]:
+        """The fastest correct insert for this dialect: COPY on PostgreSQL (psycopg), many rows per
+        statement on SQLite (dlx.bulk), else a Core executemany."""
         stmt = insert(Metric.__table__)
         if self._engine.dialect.driver == "psycopg":
             return "COPY metrics (run_id, key, step, value, time) FROM STDIN", "copy"
-        if self._engine.dialect.paramstyle in ("qmark", "format"):
+        if self.store.dialect == "sqlite":
             keys = ["run_id", "key", "step", "value", "time"]  # the table's column order
-            return str(stmt.compile(dialect=self._engine.dialect, column_keys=keys)), True
-        return stmt, False
+            return MultiRow(str(stmt.compile(dialect=self._engine.dialect, column_keys=keys)), len(keys)), "rows"
+        return stmt, "core"
 
     @contextlib.contextmanager
     def transaction(self, with_points: bool = False) -> Iterator[None]:
@@ -292,10 +293,10 @@ class Run:
                 edit.apply(conn)
             if not rows:
                 return
-            if self._positional == "copy":
+            if self._insert_kind == "copy":
                 self._copy(conn, rows)
-            elif self._positional:
-                conn.exec_driver_sql(self._insert_sql, rows)
+            elif self._insert_kind == "rows":
+                self._insert_sql.execute(conn, rows)
             else:
                 conn.execute(self._insert_sql, [dict(run_id=r[0], key=r[1], step=r[2], value=r[3],
                                                      time=r[4]) for r in rows])
