@@ -8,9 +8,9 @@ meanwhile (2% with many rows per statement), and the rows themselves cost 20% mo
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from typing import Any, Sequence
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Dialect
 
 MAX_VARIABLES = 900  # per statement: under the 999 of SQLite builds older than 3.32
 
@@ -25,6 +25,13 @@ class MultiRow:
             raise ValueError(f"not a one-row INSERT of {columns} values: {one_row_sql[:120]}")
         self._head, self._group, self._tail = head, group, tail
         self.chunk = max(1, MAX_VARIABLES // columns)
+
+    @classmethod
+    def compiled(cls, statement: Any, dialect: Dialect, columns: Sequence[str]) -> tuple[MultiRow, list[str]]:
+        """A Core INSERT of `columns` compiled for SQLite, and the order its rows' values go in."""
+        compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+        names = list(compiled.positiontup)
+        return cls(str(compiled), len(names)), names
 
     @functools.lru_cache(maxsize=8)  # noqa: B019 - a few statements per process, each cached for life
     def _sql(self, rows: int) -> str:

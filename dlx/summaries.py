@@ -94,9 +94,7 @@ def _sqlite_statement(conn: Connection, table, statement, columns: list[str]) ->
     """`statement` as SQLite SQL run many rows at a time (dlx.bulk), and its parameters' order."""
     found = _sqlite_statements.get(table.name)
     if found is None:
-        compiled = statement.compile(dialect=conn.dialect, column_keys=columns)
-        names = list(compiled.positiontup)
-        found = _sqlite_statements[table.name] = (MultiRow(str(compiled), len(names)), names)
+        found = _sqlite_statements[table.name] = MultiRow.compiled(statement, conn.dialect, columns)
     return found
 
 

@@ -92,8 +92,10 @@ class Run:
         if self._engine.dialect.driver == "psycopg":
             return "COPY metrics (run_id, key, step, value, time) FROM STDIN", "copy"
         if self.store.dialect == "sqlite":
-            keys = ["run_id", "key", "step", "value", "time"]  # the table's column order
-            return MultiRow(str(stmt.compile(dialect=self._engine.dialect, column_keys=keys)), len(keys)), "rows"
+            keys = ["run_id", "key", "step", "value", "time"]  # the order of the points' tuples
+            multi_row, names = MultiRow.compiled(stmt, self._engine.dialect, keys)
+            assert names == keys, names
+            return multi_row, "rows"
         return stmt, "core"
 
     @contextlib.contextmanager
@@ -105,15 +107,8 @@ class Run:
         if getattr(self._local, "target", None) is not None:  # inside one already: part of it
             yield
             return
-        if with_points:
-            self._local.target = STAGED
-            try:
-                yield
-            finally:
-                self._local.target = None
-            return
-        with self._engine.begin() as conn:
-            self._local.target = conn
+        with contextlib.nullcontext(STAGED) if with_points else self._engine.begin() as target:
+            self._local.target = target
             try:
                 yield
             finally:
