@@ -5,18 +5,18 @@ import shutil
 import time
 from typing import TYPE_CHECKING, Any, Mapping
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 
 from db.models import Artifact, Experiment, Job, Metric, Param, RunSummary, Tag, utcnow
 from db.models import Run as RunRow
 from dlx import settings
 from dlx.errors import DlxError
-from dlx.tracking import ACTIVE_STATES
+from dlx.tracking import ACTIVE_STATES, OWNER
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sqlalchemy import Insert, Table
+    from sqlalchemy import Engine, Insert, Table
     from sqlalchemy.orm import Session
 
     from dlx.jobs.queue import Queue
@@ -51,8 +51,9 @@ def _check_tag_name(key: str) -> None:
 
 
 class RunEdits:
-    """Methods of `dlx.store.Store` that change runs; they need only its `session()` and `queue`."""
+    """Methods of `dlx.store.Store` that change runs; they need only its engine, `session()` and `queue`."""
 
+    engine: Engine
     session: Callable[[], Session]
     queue: Queue
     upsert: Callable[[Table], Insert]
@@ -67,19 +68,24 @@ class RunEdits:
 
     def create_run(self, config: Mapping[str, Any] | None = None, experiment: str = "default",
                    name: str | None = None, sweep: str | None = None, status: str = "queued") -> int:
-        """Insert a run row (and its experiment if new); returns the run id."""
+        """Insert a run row (and its experiment if new); returns the run id. A run created
+        "running" is a script's own, started now by this process (`start_run`): it is created
+        with its start time, heartbeat and owner, so starting it is no second write."""
         config = dict(config or {})
-        with self.session() as s, s.begin():
-            exp = s.scalars(select(Experiment).where(Experiment.name == experiment)).first()
-            if exp is None:
-                exp = Experiment(name=experiment)
-                s.add(exp)
-                s.flush()
-            row = RunRow(experiment_id=exp.id, name=name, sweep=sweep, status=status, config=config,
-                         dataset=config.get("dataset"), model=config.get("model"))
-            s.add(row)
-            s.flush()
-            return row.id
+        values: dict[str, Any] = {"name": name, "sweep": sweep, "status": status, "config": config,
+                                  "dataset": config.get("dataset"), "model": config.get("model")}
+        if status == "running":
+            now = utcnow()
+            values.update(started_at=now, heartbeat_at=now, owner=OWNER)
+        experiments = Experiment.__table__
+        with self.engine.begin() as conn:  # Core, not the ORM: a script opens its run in ~1 ms less
+            find = select(experiments.c.id).where(experiments.c.name == experiment)
+            values["experiment_id"] = conn.execute(find).scalar()
+            if values["experiment_id"] is None:  # a new one: inserted unless another writer just did
+                conn.execute(self.upsert(experiments).values(name=experiment, created_at=utcnow())
+                             .on_conflict_do_nothing(index_elements=["name"]))
+                values["experiment_id"] = conn.execute(find).scalar_one()
+            return conn.execute(insert(RunRow.__table__).values(**values)).inserted_primary_key[0]
 
     def set_tags(self, run_id: int, tags: dict[str, str]) -> None:
         """Replace a run's own tags with `tags` (its note and archived mark stay): the others deleted,

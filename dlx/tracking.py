@@ -22,7 +22,7 @@ import traceback
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
-from sqlalchemy import Connection, Select, Update, bindparam, insert, select, update
+from sqlalchemy import Connection, Dialect, Select, Update, bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -79,24 +79,11 @@ class Run:
         self.ends_itself_at_exit = False  # set by start_run for the runs it creates (scripts' runs)
         self._local = threading.local()  # `.target`: this thread's transaction() connection, or STAGED
         self._staged: list[Edit] = []  # edits waiting for the next flush (transaction(with_points=True))
-        self._insert_sql, self._insert_kind = self._metric_insert()  # and how to run it
+        self._insert_sql, self._insert_kind = _metric_insert(self._engine.dialect)  # and how to run it
         self._timer = threading.Thread(target=self._background, args=(flush_interval,),
                                        daemon=True, name=f"dlx-flush-{run_id}")
         self._timer.start()
         _open_runs.add(self)
-
-    def _metric_insert(self) -> tuple[Any, str]:
-        """The fastest correct insert for this dialect: COPY on PostgreSQL (psycopg), many rows per
-        statement on SQLite (dlx.bulk), else a Core executemany."""
-        stmt = insert(Metric.__table__)
-        if self._engine.dialect.driver == "psycopg":
-            return "COPY metrics (run_id, key, step, value, time) FROM STDIN", "copy"
-        if self.store.dialect == "sqlite":
-            keys = ["run_id", "key", "step", "value", "time"]  # the order of the points' tuples
-            multi_row, names = MultiRow.compiled(stmt, self._engine.dialect, keys)
-            assert names == keys, names
-            return multi_row, "rows"
-        return stmt, "core"
 
     @contextlib.contextmanager
     def transaction(self, with_points: bool = False) -> Iterator[None]:
@@ -365,9 +352,10 @@ class Run:
             values["ended_at"] = now
         if error is not None:
             values["error"] = error
-        with self.store.session() as s, s.begin():
-            moved = s.execute(update(RunRow).where(RunRow.id == self.id, RunRow.status.in_(ACTIVE_STATES))
-                              .values(**values))
+        table = RunRow.__table__
+        with self._engine.begin() as conn:
+            moved = conn.execute(update(table).where(table.c.id == self.id, table.c.status.in_(ACTIVE_STATES))
+                                 .values(**values))
             return moved.rowcount == 1
 
     def finish(self, status: str = "succeeded", error: str | None = None) -> None:
@@ -392,6 +380,22 @@ class Run:
     def __exit__(self, exc_type, exc, tb) -> bool:
         self.finish(*_ending(exc))
         return False
+
+
+@functools.cache
+def _metric_insert(dialect: Dialect) -> tuple[Any, str]:
+    """The fastest correct insert of metric points for this dialect, and how to run it (built once
+    per engine): COPY on PostgreSQL (psycopg), many rows per statement on SQLite (dlx.bulk), else a
+    Core executemany."""
+    stmt = insert(Metric.__table__)
+    if dialect.driver == "psycopg":
+        return "COPY metrics (run_id, key, step, value, time) FROM STDIN", "copy"
+    if dialect.name == "sqlite":
+        keys = ["run_id", "key", "step", "value", "time"]  # the order of the points' tuples
+        multi_row, names = MultiRow.compiled(stmt, dialect, keys)
+        assert names == keys, names
+        return multi_row, "rows"
+    return stmt, "core"
 
 
 @functools.cache
@@ -454,12 +458,12 @@ def start_run(experiment: str = "default", name: str | None = None,
 
         store = default_store()
     created = run_id is None
-    if created:
+    if created:  # created running: started, heartbeat and owner in the same row
         run_id = store.create_run(config, experiment, name, status="running")
     in_main = threading.current_thread() is threading.main_thread()
     run = Run(store, run_id, stop_signal=signal.SIGTERM if handle_signals and in_main else signal.SIGINT)
     run.ends_itself_at_exit = created
-    if not run.set_status("running"):
+    if not created and not run.set_status("running"):
         run._stop.set()
         _open_runs.discard(run)
         raise DlxError(f"run_id: run #{run_id} does not exist or has already ended", field="run_id")

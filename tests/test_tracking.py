@@ -401,3 +401,20 @@ def test_start_run_refuses_a_run_that_already_ended():
     with pytest.raises(DlxError, match="already ended"):
         start_run(run_id=run_id, handle_signals=False)
     assert store.get_run(run_id).status == "cancelled"
+
+
+def test_a_scripts_run_is_created_running_with_its_start_owner_and_one_experiment():
+    store = default_store()
+    runs = [start_run(experiment="fresh-experiment", handle_signals=False) for _ in range(2)]
+    with store.session() as s:
+        rows = s.execute(text("SELECT status, started_at, heartbeat_at, owner, experiment_id FROM runs "
+                              "WHERE id IN (:a, :b)"), {"a": runs[0].id, "b": runs[1].id}).all()
+        experiments = s.scalar(text("SELECT count(*) FROM experiments WHERE name = 'fresh-experiment'"))
+    assert experiments == 1
+    assert len({row.experiment_id for row in rows}) == 1
+    for row in rows:
+        assert row.status == "running" and row.started_at is not None and row.heartbeat_at is not None
+        assert row.owner == f"{os.getpid()}@{os.uname().nodename}"
+    for run in runs:
+        run.finish()
+    assert [store.get_run(run.id).status for run in runs] == ["succeeded", "succeeded"]
