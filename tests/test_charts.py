@@ -60,3 +60,21 @@ def test_metrics_figure_draws_one_line_per_key_in_a_chart_per_group():
     assert by_name["val_f1"].mode == "markers"  # a single point still shows
     assert by_name["train_f1"].xaxis == by_name["val_f1"].xaxis != by_name["loss"].xaxis
     assert [a.text for a in figure.layout.annotations] == ["loss", "f1"]
+
+
+def test_a_grid_of_groups_puts_each_on_its_own_titled_subplot_and_figures_share_no_layout():
+    keys = [f"metric{i}" for i in range(7)]
+    histories = {key: history(range(10), np.arange(10) * i) for i, key in enumerate(keys)}
+    figure = charts.metrics_figure(charts.metric_groups(keys), histories)
+    titles = {a.text: a for a in figure.layout.annotations}
+    for index, trace in enumerate(figure.data, start=1):
+        assert (trace.xaxis, trace.yaxis) == (("x", "y") if index == 1 else (f"x{index}", f"y{index}"))
+        x_axis = figure.layout[f"xaxis{'' if index == 1 else index}"]
+        title = titles[trace.name]  # centred above its own subplot
+        assert abs(title.x - sum(x_axis.domain) / 2) < 1e-9 and x_axis.title.text == "step"
+    assert figure.layout.height == 3 * 260  # 7 charts, 3 to a row
+    taller = charts.metrics_figure(charts.metric_groups(keys), histories, row_height=400)
+    assert taller.layout.height == 3 * 400 and figure.layout.height == 3 * 260
+    empty = charts.curves({})
+    assert empty.layout.annotations[-1].text == "waiting for the first steps"
+    assert [a.text for a in charts.curves({}).layout.annotations].count("waiting for the first steps") == 2
