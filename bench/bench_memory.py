@@ -101,9 +101,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     home = setup()
-    from dlx.tracking import Run, create_run
+    from dlx.store import default_store
+    from dlx.tracking import Run
 
-    run = Run(create_run({"dataset": "digits", "model": "cnn", "epochs": 1}, status="running"))
+    store = default_store()
+    run = Run(store, store.create_run({"dataset": "digits", "model": "cnn", "epochs": 1}, status="running"))
     run.log_metric("train_loss", 1.0, 0)
     run.finish()
     new, old, idle, idle_children, standby = [], [], [], [], []
