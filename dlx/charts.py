@@ -121,19 +121,19 @@ def curves(histories: Mapping[str, Series], steps_per_epoch: int | None = None, 
                                      showlegend=key == "test_acc",
                                      marker=dict(color=TEST, size=13, symbol="star"),
                                      hovertemplate="test %{y:.4f}", **_cell(col)))
-    for name in ("xaxis", "xaxis2"):
-        layout[name].update(title=dict(text="epoch" if steps_per_epoch else "step"), rangemode="tozero")
+    for axis in _x_axes(layout):
+        axis.update(title=dict(text="epoch" if steps_per_epoch else "step"), rangemode="tozero")
         if steps_per_epoch and epochs:
-            layout[name]["range"] = [0, epochs * 1.02]
+            axis["range"] = [0, epochs * 1.02]
     if not traces:
         for col in (1, 2):
             # Plotly.js draws only subplots that have a trace: an empty one keeps the accuracy
             # axes (and their annotation) in place until the first point.
             axes = _cell(col)
             traces.append(go.Scatter(x=[], y=[], hoverinfo="skip", showlegend=False, **axes))
-            layout.setdefault("annotations", []).append(dict(text="waiting for the first steps", showarrow=False, x=0.5, y=0.5,
-                                              xref=f"{axes['xaxis']} domain", yref=f"{axes['yaxis']} domain",
-                                              font=dict(size=14, color="#808495")))
+            layout.setdefault("annotations", []).append(dict(
+                text="waiting for the first steps", showarrow=False, x=0.5, y=0.5,
+                xref=f"{axes['xaxis']} domain", yref=f"{axes['yaxis']} domain", font=dict(size=14, color="#808495")))
     layout["yaxis"]["rangemode"] = "tozero"
     layout["yaxis2"].update(range=[0, 1.02], tickformat=".0%")
     layout.update(height=height, margin=dict(l=10, r=10, t=40, b=10), hovermode="x unified",
@@ -161,6 +161,11 @@ def _grid(rows: int, cols: int, titles: Sequence[str], horizontal_spacing: float
     Subplot k (row-major from 1) has the axes `_cell(k)` names, as make_subplots names them.
     """
     return copy.deepcopy(_grid_layout(rows, cols, tuple(titles), horizontal_spacing, vertical_spacing))
+
+
+def _x_axes(layout: dict) -> list[dict]:
+    """Every subplot's x axis in a `_grid` layout (what `update_xaxes` with no row or column edits)."""
+    return [value for name, value in layout.items() if name.startswith("xaxis")]
 
 
 def _cell(index: int) -> dict[str, str]:
@@ -212,9 +217,8 @@ def metrics_figure(groups: dict[str, list[str]], histories: Mapping[str, Series]
                                      line=dict(color=color, width=2), marker=dict(color=color, size=8),
                                      showlegend=len(keys) > 1, hovertemplate=f"{key} %{{y:.4g}}<extra></extra>",
                                      **_cell(index + 1)))
-    for name in layout:
-        if name.startswith("xaxis"):
-            layout[name]["title"] = dict(text="step")
+    for axis in _x_axes(layout):
+        axis["title"] = dict(text="step")
     layout.update(height=rows * row_height, margin=dict(l=10, r=10, t=40, b=10), hovermode="x",
                   legend=dict(orientation="h", yanchor="bottom", y=1.04, x=1, xanchor="right"),
                   uirevision="metrics")

@@ -82,7 +82,7 @@ class RunEdits:
             find = select(experiments.c.id).where(experiments.c.name == experiment)
             values["experiment_id"] = conn.execute(find).scalar()
             if values["experiment_id"] is None:  # a new one: inserted unless another writer just did
-                conn.execute(self.upsert(experiments).values(name=experiment, created_at=utcnow())
+                conn.execute(self.upsert(experiments).values(name=experiment)
                              .on_conflict_do_nothing(index_elements=["name"]))
                 values["experiment_id"] = conn.execute(find).scalar_one()
             return conn.execute(insert(RunRow.__table__).values(**values)).inserted_primary_key[0]
