@@ -242,3 +242,24 @@ def test_pending_entries_of_a_deleted_run_do_not_hold_back_the_others(store_url)
     store.explanations.save_many(kept, {"saliency": {"e" * 64: saliency_entry(2.0)}}, wait=False)
     store.explanations.flush(timeout=60)  # the batch fails on the deleted run's key; the rest is written
     assert stored_keys(store_url) == ["e" * 64]
+
+
+def test_a_lookup_reads_stored_entries_among_any_number_of_keys(store_url):
+    """The lookup runs its own compiled SQL on a pooled DB-API connection: JSON meta and safetensors
+    bytes come back as the columns' types give them, for one key or many, present or not."""
+    store = Store(store_url)
+    run_id = store.create_run({"dataset": "digits", "model": "cnn"})
+    entries = {f"{k:064x}": ({"seconds": k / 10, "params": {"n_steps": k}, "signed": k % 2 == 0},
+                             {"values": torch.full((2, 3), float(k)), "delta": torch.tensor([k / 100])})
+               for k in range(1, 6)}
+    store.explanations.save_many(run_id, {"integrated_gradients": entries})
+    reader = Store(store_url).explanations  # nothing pending in this one: every entry from the database
+    absent = ["f" * 64, "e" * 64]
+    for keys in (list(entries)[:1], absent[:1], [*absent, *list(entries)[::2]], [*list(entries), *absent]):
+        found = reader.load_many(keys)
+        assert sorted(found) == sorted(k for k in keys if k in entries)
+        for key, (meta, tensors) in found.items():
+            assert meta == entries[key][0]
+            assert tensors.keys() == {"values", "delta"}
+            for name, value in tensors.items():
+                torch.testing.assert_close(value, entries[key][1][name])

@@ -63,13 +63,14 @@ def explain_cached_many(loaded: LoadedRun, inputs: Tensor, targets: list[int], m
     keys = {method: [_key(loaded, sample, method, resolved[method], baseline, t) for sample, t in zip(digests, targets)]
             for method in methods}
     found = loaded.store.explanations.load_many([key for method_keys in keys.values() for key in method_keys])
+    target_tensor = torch.tensor(targets, dtype=torch.long, device=loaded.device)  # once for every method
     fresh: dict[str, dict[str, Stored]] = {}
     result = {}
     for method in methods:
         missing = [i for i, key in enumerate(keys[method]) if key not in found]
         if missing:
-            fresh[method] = _compute(loaded, inputs, targets, method, resolved[method], baseline, missing,
-                                     keys[method])
+            fresh[method] = _compute(loaded, inputs, targets, target_tensor, method, resolved[method], baseline,
+                                     missing, keys[method])
             found.update(fresh[method])
         stored = [found[key] for key in keys[method]]
         deltas = [tensors.get("delta") for _, tensors in stored]
@@ -82,14 +83,17 @@ def explain_cached_many(loaded: LoadedRun, inputs: Tensor, targets: list[int], m
     return result
 
 
-def _compute(loaded: LoadedRun, inputs: Tensor, targets: list[int], method: str, params: dict[str, Any],
-             baseline: str, missing: list[int], keys: list[str]) -> dict[str, Stored]:
+def _compute(loaded: LoadedRun, inputs: Tensor, targets: list[int], target_tensor: Tensor, method: str,
+             params: dict[str, Any], baseline: str, missing: list[int], keys: list[str]) -> dict[str, Stored]:
     """The missing samples' maps with one Captum call, as cache entries."""
     entry = get_method(method)
-    rows = inputs[missing]
+    if len(missing) == len(inputs):  # a first look: the batch as it is (indexing copies it)
+        rows, row_targets = inputs, target_tensor
+    else:
+        rows, row_targets = inputs[missing], target_tensor[missing]
     base = make_baseline(baseline, rows, loaded.meta.mean) if entry.uses_baseline else None
     with loaded.lock:
-        fresh = explain(method, loaded.model, rows, [targets[i] for i in missing], base, **params)
+        fresh = explain(method, loaded.model, rows, row_targets, base, **params)
     per_sample = fresh.seconds / len(missing)
     entries: dict[str, Stored] = {}
     for j, i in enumerate(missing):
