@@ -219,3 +219,15 @@ def test_a_loopback_ui_has_no_gate_and_caps_uploads_at_the_setting(tmp_path):
             assert put_file(ui.base, session, 3 * MB, file_id="too-big").status == 413  # 200 MB allowed before
         finally:
             session.close()
+
+
+def test_a_password_puts_the_gate_in_front_on_loopback_too(tmp_path):
+    with dlx_ui(tmp_path, env={"DLX_PASSWORD": "correct horse"}) as ui:
+        assert ui.token == "" and ui.app_port() != ui.port
+        assert listening_addresses(ui.port) == {"127.0.0.1"}
+        assert request(ui, "GET", "/_stcore/health").status == 401
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        response = request(ui, "POST", "/_dlx/login", body=b"secret=correct+horse&next=/runs", headers=form)
+        assert (response.status, response.getheader("location")) == (303, "/runs")
+        cookie = response.getheader("set-cookie").split(";")[0]
+        assert request(ui, "GET", "/_stcore/health", headers={"Cookie": cookie}).body == b"ok"
