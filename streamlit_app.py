@@ -1,7 +1,8 @@
-"""The app's frame: the login gate, navigation over pages/ and the sidebar every page shares.
+"""The app's frame: the guard, navigation over pages/ and the sidebar every page shares.
 
-Nothing of the app (sidebar, page, worker start) runs before the gate lets the session in
-(pages.require_login: a secret is required where `dlx ui` exposes the app). A session's first
+Where a secret is required, `dlx ui`'s login gate (dlx/gate.py) asks for it before any request
+reaches this app; nothing of the app (sidebar, page, worker start) runs where it is not so guarded
+(pages.require_gate). A session's first
 visit starts a worker when none is alive (unless DLX_AUTOSTART_WORKER=0), so `dlx ui` is the one
 command a user needs. Every page runs inside this frame, even when the
 first request of a fresh server opens a page URL (see pages/__init__.py).
@@ -15,7 +16,7 @@ from dlx.jobs import ensure_worker, status
 from dlx.jobs.capacity import capacity
 from dlx.jobs.capacity import describe as describe_capacity
 from dlx.store import default_store
-from pages import FRAMED, app_pages, logged_in, require_login
+from pages import FRAMED, app_pages, require_gate, unguarded
 
 st.set_page_config(page_title="dlx", page_icon=":material/science:", layout="wide")
 
@@ -93,9 +94,9 @@ def check_settings() -> None:
         st.stop()
 
 
-# Navigation comes first so the URL's page is kept through the login; hidden until logged in.
-page = st.navigation(app_pages(), position="sidebar" if logged_in() else "hidden")
-require_login()
+# Navigation comes first so the URL's page is kept; hidden where the app shows nothing.
+page = st.navigation(app_pages(), position="hidden" if unguarded() else "sidebar")
+require_gate()
 check_settings()
 check_database()
 start_worker_once()

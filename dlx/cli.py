@@ -86,7 +86,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_ui(args) -> int:
-    """Run the app until Ctrl-C (or SIGTERM), then stop the worker it started."""
+    """Run the app until Ctrl-C (or SIGTERM), then stop the worker it started.
+
+    Where a secret is required (any address but loopback, or DLX_PASSWORD / DLX_TOKEN set), Streamlit
+    listens on a free port of 127.0.0.1 and dlx.gate's login gate on the address asked for.
+    """
+    import math
     import os
     import signal
     import subprocess
@@ -98,12 +103,24 @@ def cmd_ui(args) -> int:
     from dlx.store import default_store
 
     secrets = auth.secrets_for(args.host)  # refuses an exposed address without a secret, before anything starts
-    env = dict(os.environ)
-    if secrets.token:
-        env[auth.TOKEN_VARIABLE] = secrets.token
+    upload_mb = math.ceil(settings.upload_max_bytes() / 2**20)  # Streamlit counts whole MB
+    gate = None
+    app_host, app_port = args.host, args.port
+    if secrets.required:
+        from dlx import gate as login_gate
+
+        listening = login_gate.bind(args.host, args.port)  # the port is ours before anything starts
+        app_host, app_port = "127.0.0.1", _free_loopback_port()
+        gate = login_gate.GateServer(listening, login_gate.Gate(
+            secrets, app_port, args.port, body_max=upload_mb * 2**20 + login_gate.MULTIPART_OVERHEAD))
+    # The app behind the gate never sees the secret: a Streamlit process that does was not started here.
+    env = {k: v for k, v in os.environ.items() if k not in (auth.PASSWORD_VARIABLE, auth.TOKEN_VARIABLE)}
+    if not auth.is_loopback(args.host):
+        env["DLX_EXPOSED"] = "1"
     app = Path(__file__).resolve().parent.parent / "streamlit_app.py"
-    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.host,
-               "--server.port", str(args.port), "--server.headless", "true",
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", app_host,
+               "--server.port", str(app_port), "--server.headless", "true",
+               "--server.maxUploadSize", str(upload_mb),
                "--server.fileWatcherType", "auto" if args.dev else "none",  # watching .venv floods inotify
                "--server.runOnSave", "true" if args.dev else "false",
                "--logger.level", "info" if args.dev else "warning", "--logger.hideWelcomeMessage", "true",
@@ -120,7 +137,9 @@ def cmd_ui(args) -> int:
     process = subprocess.Popen(command, env=env)
     interrupted = False  # a Ctrl-C reaches the app too (same process group): give it time to stop alone
     try:
-        if _serving(process, args.host, args.port):
+        if _serving(process, app_host, app_port):
+            if gate is not None:
+                gate.start()
             print(f"dlx: {auth.app_url(args.host, args.port, secrets.token)}  (Ctrl-C stops the app"
                   + (" and its worker)" if owned else ")"), flush=True)
         return process.wait()
@@ -130,8 +149,19 @@ def cmd_ui(args) -> int:
     except SystemExit:
         return 0
     finally:
+        if gate is not None:
+            gate.stop()
         _stop_app(process, grace=10 if interrupted else 0)
         stop_workers(owned)
+
+
+def _free_loopback_port() -> int:
+    """A port of 127.0.0.1 nobody listens on now, for the app behind the gate."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _exit_on_signal(signum, frame) -> None:

@@ -101,6 +101,15 @@ def stale_after() -> float:
     return value
 
 
+def upload_max_bytes() -> int:
+    """The largest upload (`DLX_UPLOAD_MAX_BYTES`, default 2 GB): Streamlit's `server.maxUploadSize` and the cap
+    of `dlx ui`'s login gate on a request body are set from it, so nothing larger reaches the app's memory."""
+    value = _count("DLX_UPLOAD_MAX_BYTES", 2 * 1024**3)
+    if value == 0:
+        raise DlxError("DLX_UPLOAD_MAX_BYTES: expected a whole number above 0, got '0'", field="DLX_UPLOAD_MAX_BYTES")
+    return value
+
+
 def _count(variable: str, default: int) -> int:
     raw = os.environ.get(variable, "").strip() or str(default)
     if not raw.isdigit():

@@ -1,4 +1,4 @@
-"""The app's pages in navigation order, the login gate, and the hand-over that keeps every page inside streamlit_app.py.
+"""The app's pages in navigation order, the guard against running unprotected, and the hand-over that keeps every page inside streamlit_app.py.
 
 Why the hand-over: Streamlit (1.67) still has its legacy `pages/` folder mode. The first session of
 a server process turns it on because `pages/` sits next to the main script
@@ -15,8 +15,7 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from dlx import auth
 
-FRAMED = "app.framed"  # set by streamlit_app.py before it runs a page (after the login gate)
-LOGGED_IN = "auth.logged_in"
+FRAMED = "app.framed"  # set by streamlit_app.py before it runs a page (after its guard)
 
 
 def app_pages() -> list[st.Page]:
@@ -39,52 +38,30 @@ def in_folder_mode() -> bool:
     return bool(getattr(PagesManager, "uses_pages_directory", False))
 
 
-def logged_in() -> bool:
-    """Whether this session may see the app: it gave the secret, or none is required."""
-    return bool(st.session_state.get(LOGGED_IN)) or not auth.Secrets.from_env().required
+def unguarded() -> str | None:
+    """Why this app must show nothing, or None where it may: behind `dlx ui`'s login gate, or on loopback.
 
-
-def require_login() -> None:
-    """Stop the run with a login form until the visitor gives the secret; a no-op where none is needed.
-
-    A `?token=` in the URL logs in (the link `dlx ui` prints) and is then taken out of the address
-    bar. Once in, the session stays in. An app exposed beyond this machine without any secret
-    (`streamlit run` with a non-loopback `--server.address`, bypassing `dlx ui`) shows nothing.
+    The secret is asked for by the gate (dlx/gate.py) in front of Streamlit, never by a page: a form
+    here could not guard Streamlit's own endpoints. So a Streamlit process listening beyond this
+    machine (`streamlit run --server.address 0.0.0.0`, bypassing `dlx ui`) shows nothing, and neither
+    does one that sees DLX_PASSWORD or DLX_TOKEN (`dlx ui` keeps them from the app behind its gate).
     """
-    if st.session_state.get(LOGGED_IN):
-        return
-    secrets = auth.Secrets.from_env()
-    if not secrets.required:
-        address = st.get_option("server.address")
-        if address is not None and not auth.is_loopback(address):
-            st.error(f"This app listens on {address or 'every interface'} without a secret, so it shows "
-                     f"nothing. Start it with `dlx ui` (127.0.0.1 only), or set {auth.PASSWORD_VARIABLE} "
-                     f"or {auth.TOKEN_VARIABLE}.", icon=":material/lock:")
-            st.stop()
-        return
-    refused = False
-    if "token" in st.query_params:
-        token = st.query_params["token"]
-        del st.query_params["token"]  # out of the address bar and the browser's history
-        if secrets.accepts(token):
-            st.session_state[LOGGED_IN] = True
-            return
-        refused = True
-    st.title("dlx")
-    with st.form("login"):
-        given = st.text_input("Password or token", type="password", key="login.secret",
-                              help=f"{auth.PASSWORD_VARIABLE}, or the token in the URL `dlx ui` printed")
-        st.form_submit_button("Log in", icon=":material/login:")
-    # A form's field changes only when it is submitted, so its value is the attempt (a submit's
-    # trigger would not survive a hand-over rerun from enter_frame; the value does).
-    if given:
-        if secrets.accepts(given):
-            st.session_state[LOGGED_IN] = True
-            st.rerun()
-        refused = True
-    if refused:
-        st.error("That password or token is not right.", icon=":material/lock:")
-    st.stop()
+    address = st.get_option("server.address")
+    if address is not None and not auth.is_loopback(address):
+        return (f"This app listens on {address or 'every interface'} directly, where Streamlit's own endpoints "
+                f"answer anyone, so it shows nothing. Start it with `dlx ui --host {address or '0.0.0.0'}`, "
+                "which asks for a secret at its login gate, or with `dlx ui` (127.0.0.1 only).")
+    if auth.Secrets.from_env().required:
+        return (f"{auth.PASSWORD_VARIABLE} or {auth.TOKEN_VARIABLE} is set, but this app was not started by "
+                "`dlx ui`, whose login gate asks for it, so it shows nothing. Start it with `dlx ui`.")
+    return None
+
+
+def require_gate() -> None:
+    """Stop the run with the reason where the app is not guarded (see `unguarded`); a no-op where it is."""
+    if reason := unguarded():
+        st.error(reason, icon=":material/lock:")
+        st.stop()
 
 
 def enter_frame() -> None:
@@ -94,7 +71,7 @@ def enter_frame() -> None:
     the rerun then runs streamlit_app.py, which picks the same page from the URL and keeps its
     query (/runs?run=3). It reruns only once the folder mode is off, so it can never loop.
     A no-op wherever streamlit_app.py already ran in this session (it sets FRAMED only after its
-    login gate); a page that runs outside the frame anyway still passes the gate first.
+    guard); a page that runs outside the frame anyway still passes the guard first.
     """
     if FRAMED in st.session_state:
         return
@@ -102,4 +79,4 @@ def enter_frame() -> None:
         st.navigation(app_pages())
         if not in_folder_mode():
             st.rerun()
-    require_login()
+    require_gate()

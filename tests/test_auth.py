@@ -1,4 +1,4 @@
-"""Safe by default: which addresses need a secret, how secrets are checked, and the app's login gate."""
+"""Safe by default: which addresses need a secret, how secrets are checked, and where the app refuses to run."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -76,7 +76,7 @@ def test_the_printed_url_carries_the_token():
     assert auth.app_url("0.0.0.0", 8501).startswith("http://") and "0.0.0.0" not in auth.app_url("0.0.0.0", 8501)
 
 
-# -- the gate in the app ------------------------------------------------------------------------------
+# -- the app where it is not guarded ----------------------------------------------------------------
 
 def open_app(**query: str) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=60)
@@ -86,66 +86,43 @@ def open_app(**query: str) -> AppTest:
     return at
 
 
-def shows_only_the_login_form(at: AppTest) -> bool:
-    return ([t.value for t in at.title] == ["dlx"] and [t.label for t in at.text_input] == ["Password or token"]
-            and len(at.sidebar.children) == 0)
+def shows_nothing_but(at: AppTest, reason: str) -> bool:
+    """The app stopped before its frame: no title, no sidebar, only an error saying why."""
+    return ([t.value for t in at.title] == [] and len(at.sidebar.children) == 0 and len(at.error) == 1
+            and reason in at.error[0].value)
 
 
-def log_in(at: AppTest, secret: str) -> AppTest:
-    at.text_input(key="login.secret").input(secret)
-    at.button[0].click()
-    return at.run()
+# The secret is asked for by dlx ui's login gate (dlx/gate.py, tests/test_gate.py), no longer by a form
+# in the page: a Streamlit process that sees a secret was not started behind that gate.
 
-
-def test_with_a_password_set_the_app_shows_only_a_login_form(monkeypatch):
+def test_with_a_secret_set_an_app_not_started_by_dlx_ui_shows_nothing(monkeypatch):
     monkeypatch.setenv(auth.PASSWORD_VARIABLE, PASSWORD)
     at = open_app()
-    assert shows_only_the_login_form(at)
-    assert not at.error
-
-
-def test_a_wrong_password_is_refused_and_the_right_one_opens_the_app(monkeypatch):
-    monkeypatch.setenv(auth.PASSWORD_VARIABLE, PASSWORD)
-    at = log_in(open_app(), "guess")
-    assert shows_only_the_login_form(at)
-    assert [e.value for e in at.error] == ["That password or token is not right."]
-
-    at = log_in(at, PASSWORD)
-    assert not at.exception
-    assert [t.value for t in at.title] == ["Launch a training run"]
-    assert settings.database_label() in [c.value for c in at.sidebar.code]
-    at.switch_page("pages/runs.py").run()  # the session stays in
-    assert [t.value for t in at.title] == ["Runs"]
-
-
-def test_a_page_url_opened_before_login_shows_the_login_form(monkeypatch):
-    monkeypatch.setenv(auth.PASSWORD_VARIABLE, PASSWORD)
-    at = open_app()
+    assert shows_nothing_but(at, "was not started by `dlx ui`")
     at.switch_page("pages/runs.py").run()
-    assert shows_only_the_login_form(at)
-    at = log_in(at, PASSWORD)
-    assert [t.value for t in at.title] == ["Runs"]  # the page asked for, after the login
+    assert shows_nothing_but(at, "was not started by `dlx ui`")
 
 
-def test_a_page_run_on_its_own_still_asks_for_the_secret(monkeypatch):
-    monkeypatch.setenv(auth.PASSWORD_VARIABLE, PASSWORD)
+def test_a_page_run_on_its_own_with_a_secret_set_shows_nothing(monkeypatch):
+    monkeypatch.setenv(auth.TOKEN_VARIABLE, "s3cret-token")
     at = AppTest.from_file(str(ROOT / "pages" / "runs.py"), default_timeout=60).run()
     assert not at.exception
-    assert [t.value for t in at.title] == ["dlx"] and [t.label for t in at.text_input] == ["Password or token"]
+    assert [t.value for t in at.title] == [] and "was not started by `dlx ui`" in at.error[0].value
 
 
-def test_the_token_in_the_url_logs_in_and_leaves_the_url(monkeypatch):
+def test_the_token_in_the_url_opens_nothing_in_the_app_itself(monkeypatch):
     monkeypatch.setenv(auth.TOKEN_VARIABLE, "s3cret-token")
-    at = open_app(token="s3cret-token", run="7")
-    assert [t.value for t in at.title] == ["Launch a training run"]
-    assert "token" not in at.query_params and at.query_params["run"] == "7"
+    assert shows_nothing_but(open_app(token="s3cret-token"), "was not started by `dlx ui`")
 
 
-def test_a_wrong_token_in_the_url_is_refused(monkeypatch):
-    monkeypatch.setenv(auth.TOKEN_VARIABLE, "s3cret-token")
-    at = open_app(token="s3cret-tokem")
-    assert shows_only_the_login_form(at)
-    assert [e.value for e in at.error] == ["That password or token is not right."]
+def test_the_upload_limit_follows_the_setting(monkeypatch):
+    assert settings.upload_max_bytes() == 2 * 1024**3
+    monkeypatch.setenv("DLX_UPLOAD_MAX_BYTES", "5000000")
+    assert settings.upload_max_bytes() == 5_000_000
+    for bad in ("0", "-1", "2GB"):
+        monkeypatch.setenv("DLX_UPLOAD_MAX_BYTES", bad)
+        with pytest.raises(DlxError, match="DLX_UPLOAD_MAX_BYTES"):
+            settings.upload_max_bytes()
 
 
 def test_without_a_secret_on_loopback_the_app_opens_and_names_its_store():
@@ -166,13 +143,9 @@ def exposed_server_address():
 
 
 def test_an_app_exposed_without_a_secret_shows_nothing(exposed_server_address):
-    at = open_app()
-    assert [t.value for t in at.title] == []
-    assert len(at.sidebar.children) == 0
-    [error] = at.error
-    assert "listens on 0.0.0.0 without a secret" in error.value
+    assert shows_nothing_but(open_app(), "listens on 0.0.0.0 directly")
 
 
-def test_an_app_exposed_with_a_secret_asks_for_it(exposed_server_address, monkeypatch):
-    monkeypatch.setenv(auth.PASSWORD_VARIABLE, PASSWORD)
-    assert shows_only_the_login_form(open_app())
+def test_an_app_exposed_directly_shows_nothing_even_with_a_secret(exposed_server_address, monkeypatch):
+    monkeypatch.setenv(auth.PASSWORD_VARIABLE, PASSWORD)  # a form in the page would not guard Streamlit's endpoints
+    assert shows_nothing_but(open_app(), "`dlx ui --host 0.0.0.0`")
