@@ -59,8 +59,9 @@ with st.expander("Bring your data", expanded=not browse.user_sets_table().shape[
             st.caption("Folders inside these may be registered (`DLX_DATA_ROOTS`): "
                        + ", ".join(f"`{root}`" for root in roots))
         else:
-            st.warning("No folder on the server may be registered: this app is open to the network and "
-                       "`DLX_DATA_ROOTS` is not set.", icon=":material/folder_off:")
+            st.warning("No folder on the server may be registered: " + (
+                "this app is open to the network and `DLX_DATA_ROOTS` is not set." if settings.exposed()
+                else "`DLX_DATA_ROOTS` names no folder."), icon=":material/folder_off:")
         path = st.text_input("Folder path on the server", key="data.folder_path")
         name = st.text_input("Name", key="data.folder_name")
         side = st.number_input("Image size (pixels)", 8, 512, 32, key="data.folder_side")

@@ -138,6 +138,13 @@ def test_the_default_root_is_the_users_home_and_none_when_exposed(tmp_path, monk
     import_image_folder(outside, "allowed-when-set")
 
 
+def test_data_roots_naming_no_folder_allow_none(monkeypatch):
+    monkeypatch.delenv("DLX_EXPOSED", raising=False)
+    monkeypatch.setenv("DLX_DATA_ROOTS", ":")
+    with pytest.raises(DlxError, match="folder: DLX_DATA_ROOTS names no folder, so no folder on the server"):
+        import_image_folder("/tmp", "none")
+
+
 def test_data_roots_must_be_absolute(monkeypatch):
     monkeypatch.setenv("DLX_DATA_ROOTS", "relative/folder")
     with pytest.raises(DlxError, match="DLX_DATA_ROOTS: 'relative/folder' is not an absolute path"):

@@ -3,7 +3,9 @@
 Each file is opened with a pixel cap read from its header before any decoding, so a
 decompression bomb is refused without being decoded; files that do not decode are listed and
 skipped; the set's per-channel mean and std are computed in the same pass and stored, so
-training never has to read the whole folder again to normalise.
+training never has to read the whole folder again to normalise. Nothing outside the folder is
+read: links that lead out of it are skipped and reported, and the scan is capped in files and
+folders (`DLX_UPLOAD_MAX_FILES`) and in time (`DLX_FOLDER_SCAN_SECONDS`).
 """
 from __future__ import annotations
 

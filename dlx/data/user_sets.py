@@ -132,9 +132,10 @@ def allowed_folder(folder: Path | str) -> Path:
                        field="folder")
     roots = settings.data_roots()
     if not roots:
-        raise DlxError("folder: this app is open to the network and DLX_DATA_ROOTS is not set, so no folder "
-                       "on the server may be registered; its owner can allow some with DLX_DATA_ROOTS "
-                       "(absolute paths separated by ':')", field="folder")
+        why = ("this app is open to the network and DLX_DATA_ROOTS is not set" if settings.exposed()
+               else "DLX_DATA_ROOTS names no folder")
+        raise DlxError(f"folder: {why}, so no folder on the server may be registered; its owner can allow "
+                       "some with DLX_DATA_ROOTS (absolute paths separated by ':')", field="folder")
     real = path.resolve()
     if not any(real.is_relative_to(root) for root in roots):
         raise DlxError(f"folder: {text} is outside the folders dlx may read, DLX_DATA_ROOTS = "
