@@ -5,6 +5,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except DlxError as err:
+        sys.stdout.flush()  # what was printed comes first; the error has a line of its own
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -92,7 +94,6 @@ def cmd_ui(args) -> int:
     listens on a free port of 127.0.0.1 and dlx.gate's login gate on the address asked for.
     """
     import math
-    import os
     import signal
     import subprocess
 
@@ -251,14 +252,16 @@ def cmd_run(args) -> int:
     else:
         print(f"queued sweep {first.sweep}: runs {run_ids[0]}-{run_ids[-1]} ({planned.count} runs: "
               f"{planned.describe()})", flush=True)
-    if not args.no_worker:
-        ensure_worker(store)
+    spawned = None if args.no_worker else ensure_worker(store).pid
     if not args.wait:
         return 0
-    return max([_wait(store, run_id) for run_id in run_ids])  # a list: wait for every run, even after a failure
+    # a list: wait for every run, even after a failure
+    return max([_wait(store, run_id, spawned) for run_id in run_ids])
 
 
-def _wait(store: Store, run_id: int) -> int:
+def _wait(store: Store, run_id: int, spawned: int | None = None) -> int:
+    """Print the run's states until it ends; refuse to wait on if the worker `spawned` for it ended
+    while it was still queued and no other worker is alive (it would wait for ever)."""
     from dlx.store import FINAL_STATES
 
     last_status = None
@@ -269,11 +272,36 @@ def _wait(store: Store, run_id: int) -> int:
             last_status = run.status
         if run.status in FINAL_STATES:
             break
+        if run.status == "queued" and spawned is not None and _ended(spawned):
+            _no_worker_left(store, run_id)
+            spawned = None
         time.sleep(0.5)
     finals = {k: v for k, v in run.summary.items() if k in ("test_acc", "test_loss", "val_acc",
                                                             "val_loss", "best_epoch", "epochs_run")}
     print(json.dumps({"run": run_id, "status": run.status, "error": run.error, **finals}, indent=2))
     return 0 if run.status == "succeeded" else 1
+
+
+def _ended(pid: int) -> bool:
+    """Whether our child `pid` has exited (reaped here, so that it does not linger as a zombie)."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    except ChildProcessError:
+        return True
+
+
+def _no_worker_left(store: Store, run_id: int) -> None:
+    """Raise, quoting the worker's log, unless another worker is alive to run the queued run."""
+    from dlx import settings
+    from dlx.jobs import status
+
+    if status(store).state != "down":
+        return
+    log = settings.logs_dir() / "worker.log"
+    lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
+    said = f"; its log ({log}) ends: {lines[-1]}" if lines else ""
+    raise DlxError(f"run {run_id}: the worker started for it has stopped and no other is running, so it "
+                   f"stays queued{said}", field="worker")
 
 
 def cmd_runs(args) -> int:

@@ -17,6 +17,7 @@ from dlx.data import DATASETS
 from dlx.data.registry import DatasetEntry, files_problem
 from dlx.devices import check_launchable, gpu_count
 from dlx.errors import DlxError
+from dlx.jobs.executors import check_settings as check_executor
 from dlx.models import MODELS, check_model_fits
 from dlx.store import RunInfo, Store
 
@@ -263,8 +264,9 @@ def grid_size(grid: dict[str, list[Any]]) -> int:
 def plan(store: Store, form: dict[str, Any], name: Callable[[str], str] = label) -> Plan:
     """Validate a form into one config per combination for `store`'s queue; raises DlxError naming the field.
 
-    Refuses a data set whose local files are missing (unless downloading is allowed), so a run
-    that could only fail at its start is never queued. `name` as for `parse_values`.
+    Refuses a data set whose local files are missing (unless downloading is allowed), or executor
+    settings a worker could not start with (`DLX_EXECUTOR`, `DLX_RAY_ADDRESS`), so a run that could
+    only fail at its start is never queued. `name` as for `parse_values`.
     """
     base: dict[str, Any] = {}
     grid: dict[str, list[Any]] = {}
@@ -297,6 +299,7 @@ def plan(store: Store, form: dict[str, Any], name: Callable[[str], str] = label)
         problem = files_problem(dataset)
         if problem:
             raise DlxError(f"{name('dataset')}: {problem}", field="dataset")
+    check_executor()  # a worker that cannot start its executor would leave the runs queued for ever
     return Plan(base, grid, configs)
 
 
@@ -343,6 +346,7 @@ def rerun(store: Store, run_id: int) -> int:
         raise DlxError(f"run: there is no run #{run_id}", field="run")
     _launchable(run)
     config = parse_config({**run.config, "sweep": None})
+    check_executor()
     new_id, _ = store.queue.submit(config)
     return new_id
 

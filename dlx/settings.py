@@ -149,6 +149,40 @@ def ray_address() -> str:
     return address
 
 
+def exposed() -> bool:
+    """Whether the app listens beyond this machine (`DLX_EXPOSED=1`, set by `dlx ui --host` for a
+    non-loopback address): then nothing on the server's disk is offered unless a setting allows it."""
+    return os.environ.get("DLX_EXPOSED", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def data_roots() -> list[Path]:
+    """The folders under which a server folder may be registered as a data set (`DLX_DATA_ROOTS`,
+    absolute paths separated by `:`), resolved with their links followed.
+
+    Unset: the user's home folder on this machine only, and none at all when the app is exposed
+    (`exposed()`), so an app on the network reads no server folder unless its owner says which.
+    """
+    raw = os.environ.get("DLX_DATA_ROOTS", "").strip()
+    if not raw:
+        return [] if exposed() else [Path.home().resolve()]
+    roots = []
+    for part in (p.strip() for p in raw.split(":")):
+        if not part:
+            continue
+        path = Path(part).expanduser()
+        if not path.is_absolute():
+            raise DlxError(f"DLX_DATA_ROOTS: {part!r} is not an absolute path; list absolute folders "
+                           "separated by ':'", field="DLX_DATA_ROOTS")
+        roots.append(path.resolve())
+    return list(dict.fromkeys(roots))
+
+
+def folder_scan_seconds() -> int:
+    """The longest a server folder's check may take before it is refused (`DLX_FOLDER_SCAN_SECONDS`,
+    default 300): the page waits for it, so a folder far bigger than meant must not hold it for long."""
+    return max(1, _count("DLX_FOLDER_SCAN_SECONDS", 300))
+
+
 def database_label() -> str:
     """The store's URL as shown to users (`dlx runs`, the sidebar): any password in it hidden."""
     from sqlalchemy.engine import make_url

@@ -2,6 +2,7 @@
 and browse any data set."""
 import streamlit as st
 
+from dlx import settings
 from dlx.data import DATASETS, load_dataset
 from dlx.data import browse
 from dlx.data.registry import files_problem
@@ -49,6 +50,18 @@ with st.expander("Bring your data", expanded=not browse.user_sets_table().shape[
                 report(lambda: import_uploaded_images(archive.getvalue(), archive.name, name, int(side),
                                                       tuple(augment)))
     with folder, st.form("data.folder"):
+        try:
+            roots = settings.data_roots()
+        except DlxError as err:
+            roots = []
+            st.error(str(err))
+        if roots:
+            st.caption("Folders inside these may be registered (`DLX_DATA_ROOTS`): "
+                       + ", ".join(f"`{root}`" for root in roots))
+        else:
+            st.warning("No folder on the server may be registered: " + (
+                "this app is open to the network and `DLX_DATA_ROOTS` is not set." if settings.exposed()
+                else "`DLX_DATA_ROOTS` names no folder."), icon=":material/folder_off:")
         path = st.text_input("Folder path on the server", key="data.folder_path")
         name = st.text_input("Name", key="data.folder_name")
         side = st.number_input("Image size (pixels)", 8, 512, 32, key="data.folder_side")

@@ -62,6 +62,27 @@ def test_run_rejects_a_setting_without_a_value(capsys):
     assert "--set: 'lr' is not KEY=VALUE" in capsys.readouterr().err
 
 
+def test_run_with_ray_and_no_address_queues_nothing_and_says_why(monkeypatch):
+    monkeypatch.setenv("DLX_EXECUTOR", "ray")
+    monkeypatch.delenv("DLX_RAY_ADDRESS", raising=False)
+    result = dlx("run", "--epochs", "1", "--wait", timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("error: DLX_RAY_ADDRESS: the ray executor needs the address")
+    assert default_store().list_runs() == []
+
+
+def test_run_wait_stops_with_the_worker_error_on_a_line_of_its_own(dlx_home, spawned_workers, monkeypatch):
+    monkeypatch.setenv("DLX_CPU_JOBS", "many")  # the worker refuses it and exits; the run cannot start
+    result = dlx("run", "--dataset", "iris", "--model", "mlp", "--epochs", "1", "--wait", timeout=60)
+    if (dlx_home / "worker.spawn").exists():
+        spawned_workers.append(int((dlx_home / "worker.spawn").read_text().split()[0]))
+    assert result.returncode == 2
+    assert result.stdout == "queued run 1 (job 1): iris/mlp\nrun 1: queued\n"
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: run 1: the worker started for it has stopped and no other is running")
+    assert line.endswith("ends: error: DLX_CPU_JOBS: expected a whole number (0 or more), got 'many'")
+
+
 def test_run_without_worker_queues_and_cancel_ends_it(capsys):
     store = default_store()
     assert main(["run", "--dataset", "iris", "--model", "mlp", "--set", "lr=0.01", "--no-worker"]) == 0

@@ -15,8 +15,10 @@ from tests.test_user_data import table_csv
 
 
 @pytest.fixture(autouse=True)
-def no_worker(monkeypatch):
+def no_worker(tmp_path, monkeypatch):
     monkeypatch.setenv("DLX_AUTOSTART_WORKER", "0")
+    monkeypatch.setenv("DLX_DATA_ROOTS", str(tmp_path))  # server folders are made under it
+    monkeypatch.delenv("DLX_EXPOSED", raising=False)
 
 
 def test_data_page_renders_on_an_empty_store_browsing_digits():
@@ -49,6 +51,38 @@ def test_a_refused_folder_shows_why(tmp_path):
     at.text_input(key="data.folder_name").input("flat")
     at.button[1].click().run()
     assert "at least two classes" in at.error[0].value and get_user_set("flat") is None
+
+
+def add_folder(at, path: str, name: str):
+    at.text_input(key="data.folder_path").input(path)
+    at.text_input(key="data.folder_name").input(name)
+    return at.button[1].click().run()
+
+
+def test_the_folder_tab_names_the_allowed_roots_and_refuses_a_link_out_of_them(tmp_path, monkeypatch):
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "link-to-etc").symlink_to("/etc", target_is_directory=True)
+    monkeypatch.setenv("DLX_DATA_ROOTS", f"{allowed}:{tmp_path / 'other'}")
+    at = open_app("pages/data.py")
+    assert any(f"`{allowed.resolve()}`, `{(tmp_path / 'other').resolve()}`" in c.value for c in at.caption)
+    add_folder(at, str(allowed / "link-to-etc"), "etc")
+    assert not at.exception
+    [error] = at.error
+    assert "DLX_DATA_ROOTS" in error.value and str(allowed.resolve()) in error.value
+    assert "passwd" not in error.value and get_user_set("etc") is None
+
+
+def test_an_exposed_app_without_data_roots_says_no_folder_may_be_registered(tmp_path, monkeypatch):
+    with zipfile.ZipFile(image_zip(tmp_path / "shapes.zip")) as handle:
+        handle.extractall(tmp_path / "served")
+    monkeypatch.delenv("DLX_DATA_ROOTS")
+    monkeypatch.setenv("DLX_EXPOSED", "1")
+    at = open_app("pages/data.py")
+    assert any("No folder on the server may be registered" in w.value for w in at.warning)
+    add_folder(at, str(tmp_path / "served"), "served")
+    assert not at.exception and "DLX_DATA_ROOTS is not set" in at.error[0].value
+    assert get_user_set("served") is None
 
 
 def test_table_shows_column_choices_stats_and_a_runs_mistakes():

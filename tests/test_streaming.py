@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -12,6 +13,12 @@ from dlx.data.streaming import FolderSplit
 from dlx.data.user_sets import import_image_folder
 from dlx.store import default_store
 from tests.conftest import train_in_process
+
+
+@pytest.fixture(autouse=True)
+def data_roots(tmp_path, monkeypatch):
+    """Server folders are registered from this test's own folder (DLX_DATA_ROOTS)."""
+    monkeypatch.setenv("DLX_DATA_ROOTS", str(tmp_path))
 
 
 def png_folder(root: Path, classes: int, per_class: int, side: int = 8) -> Path:

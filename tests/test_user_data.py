@@ -14,6 +14,12 @@ import numpy as np
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def data_roots(tmp_path, monkeypatch):
+    """Server folders are registered from this test's own folder (DLX_DATA_ROOTS)."""
+    monkeypatch.setenv("DLX_DATA_ROOTS", str(tmp_path))
+
+
 def test_uploaded_zip_trains_a_cnn_to_success_through_a_real_worker(worker, tmp_path):
     store = default_store()
     import_image_archive(image_zip(tmp_path / "shapes.zip", classes=3, per_class=20), "shapes")

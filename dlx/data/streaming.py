@@ -113,12 +113,12 @@ class FolderSplit:
 
 def load_image_set(user_set, seed: int, val_fraction: float, test_fraction: float) -> DataBundle:
     """A user image set's seeded splits: tensors when it fits in memory, FolderSplits when not."""
-    from dlx.data.user_sets import image_meta, labels
+    from dlx.data.user_sets import image_files, image_meta, labels
 
     details = user_set.details
     meta = image_meta(user_set)
     y = labels(user_set)
-    files = [user_set.path / relative for relative, _ in details["files"]]
+    files = image_files(user_set)  # checked to stay inside the registered folder
     parts = split_indices(y, seed, val_fraction, test_fraction)
     side, channels = details["side"], details["channels"]
     mean, std = tuple(details["mean"]), tuple(details["std"])

@@ -6,7 +6,6 @@ A folder on the server is checked in place and referenced, never copied or delet
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import tempfile
@@ -105,16 +104,62 @@ def import_uploaded_images(data: bytes, filename: str, name: str, side: int = DE
         shutil.rmtree(holder, ignore_errors=True)
 
 
-def import_image_folder(folder: Path, name: str, side: int = DEFAULT_SIDE,
+def import_image_folder(folder: Path | str, name: str, side: int = DEFAULT_SIDE,
                         augment: tuple[str, ...] = ()) -> tuple[UserSet, list[str]]:
-    """Check a class-per-sub-folder image folder on the server and register it where it is."""
+    """Check a class-per-sub-folder image folder on the server and register it where it is.
+
+    Only a folder inside one of `settings.data_roots()` may be registered; links inside it that lead
+    out are skipped, and its check is capped in files and time (`scan_image_folder`).
+    """
     name = check_name(name)
     side, augment = _check_side(side), _check_augment(augment)
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
+    real = allowed_folder(folder)
+    if not real.is_dir():
         raise DlxError(f"folder: {folder} is not a folder on the server", field="folder")
-    report = scan_image_folder(folder.resolve())
+    report = scan_image_folder(real, shown=str(folder), field="folder")
     return _save_image_set(name, str(folder), report.root, False, report, side, augment), report.notes()
+
+
+def allowed_folder(folder: Path | str) -> Path:
+    """`folder` resolved (links followed), refused unless it lies inside a data root (`DLX_DATA_ROOTS`).
+
+    Checked before anything in it is looked at, and the refusal is the same whether or not it exists.
+    """
+    text = str(folder).strip()
+    path = Path(text).expanduser()
+    if not text or not path.is_absolute():
+        raise DlxError(f"folder: {text!r} is not an absolute path; give the folder's full path on the server",
+                       field="folder")
+    roots = settings.data_roots()
+    if not roots:
+        why = ("this app is open to the network and DLX_DATA_ROOTS is not set" if settings.exposed()
+               else "DLX_DATA_ROOTS names no folder")
+        raise DlxError(f"folder: {why}, so no folder on the server may be registered; its owner can allow "
+                       "some with DLX_DATA_ROOTS (absolute paths separated by ':')", field="folder")
+    real = path.resolve()
+    if not any(real.is_relative_to(root) for root in roots):
+        raise DlxError(f"folder: {text} is outside the folders dlx may read, DLX_DATA_ROOTS = "
+                       f"{':'.join(map(str, roots))} (links followed); choose a folder inside one of them, "
+                       "or add its parent to DLX_DATA_ROOTS", field="folder")
+    return real
+
+
+def image_files(user_set: UserSet) -> list[Path]:
+    """The set's image files, resolved, each checked to lie inside its folder as registered: a link
+    put in the folder after it was registered leads nowhere else."""
+    root = user_set.path
+    if root.resolve() != root:
+        raise DlxError(f"dataset: the folder of {user_set.name!r}, {root}, is now a link elsewhere; dlx reads "
+                       "only the folder registered; register it again", field="dataset")
+    files = []
+    for relative, _ in user_set.details["files"]:
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root):
+            raise DlxError(f"dataset: {relative} in {user_set.name!r} now leads outside its folder {root}; dlx "
+                           "reads only files inside it; remove the link or register the folder again",
+                           field="dataset")
+        files.append(path)
+    return files
 
 
 def _check_side(side: int) -> int:
@@ -133,18 +178,12 @@ def _check_augment(augment: tuple[str, ...]) -> tuple[str, ...]:
 
 def _save_image_set(name: str, source: str, root: Path, owned: bool, report: FolderReport,
                     side: int, augment: tuple[str, ...]) -> UserSet:
-    digest = hashlib.sha256()
-    for relative, label in report.files:
-        digest.update(f"{relative}\0{label}\0".encode())
-        with open(root / relative, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
     details = {"files": report.files, "channels": report.channels, "side": side,
                "mean": list(report.mean), "std": list(report.std), "skipped": report.skipped,
                "left_out": report.small_classes, "augment": list(augment)}
     path = str(root.relative_to(settings.home())) if owned else str(root)
     return save_row(name, "image", source, path, owned, len(report.files), report.bytes, report.classes,
-                    digest.hexdigest(), details)
+                    report.checksum, details)
 
 
 def save_row(name: str, kind: str, source: str, path: str, owned: bool, rows: int, size_bytes: int,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from dlx import settings
+from dlx.errors import DlxError
 from dlx.jobs import lifeline, orphans
 from dlx.jobs.ray_executor import RayExecutor
 from dlx.jobs.standby import requested_at
@@ -80,6 +81,10 @@ class LocalExecutor:
     """
 
     name = "local"
+
+    @staticmethod
+    def check_settings() -> None:
+        """Nothing to check: every setting it reads is checked where it is read."""
 
     def __init__(self, max_standbys: int | None = None):
         self.max_standbys = settings.standby_processes() if max_standbys is None else max_standbys
@@ -192,11 +197,16 @@ def _signal_group(process: subprocess.Popen, sig: int) -> None:
 EXECUTORS = {LocalExecutor.name: LocalExecutor, RayExecutor.name: RayExecutor}
 
 
-def get_executor(name: str | None = None) -> Executor:
-    name = name or os.environ.get("DLX_EXECUTOR", "local")
+def check_settings(name: str | None = None) -> str:
+    """The executor `DLX_EXECUTOR` names, its settings checked without starting it; called before a
+    job is queued, since a worker that cannot start its executor leaves the job waiting for ever."""
+    name = name or os.environ.get("DLX_EXECUTOR", "").strip() or "local"
     if name not in EXECUTORS:
-        from dlx.errors import DlxError
-
         raise DlxError(f"DLX_EXECUTOR: unknown executor {name!r}; choose one of {sorted(EXECUTORS)}",
-                       field="executor")
-    return EXECUTORS[name]()
+                       field="DLX_EXECUTOR")
+    EXECUTORS[name].check_settings()
+    return name
+
+
+def get_executor(name: str | None = None) -> Executor:
+    return EXECUTORS[check_settings(name)]()

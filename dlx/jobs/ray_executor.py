@@ -14,6 +14,7 @@ load it.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dlx import settings
+from dlx.errors import DlxError
 from dlx.jobs import lifeline
 
 # Variables the worker decides for itself or that would bind the job to the wrong process.
@@ -94,6 +96,16 @@ class RayExecutor:
     """Submits each job as a Ray task with the CPUs and GPUs it asks for; `keep_ready` has nothing to do."""
 
     name = "ray"
+
+    @staticmethod
+    def check_settings() -> None:
+        """Refuse, before a job is queued, what would stop this executor from starting: no cluster
+        address (`DLX_RAY_ADDRESS`), or no Ray installed; looked up without importing Ray."""
+        settings.ray_address()
+        if importlib.util.find_spec("ray") is None:
+            raise DlxError("DLX_EXECUTOR: ray is not installed in this Python environment; install it "
+                           "(pip install 'ray[default]') or unset DLX_EXECUTOR to run jobs locally",
+                           field="DLX_EXECUTOR")
 
     def __init__(self, address: str | None = None):
         import ray
