@@ -188,6 +188,13 @@ def test_every_method_draws_on_the_explain_page(model, kind, runs):
         sentences = [str(h.proto.body) for h in at.get("html") if "<span" in str(h.proto.body)]
         assert len(sentences) == len(TEXT_METHODS)  # one coloured sentence per method
         assert "nan" not in " ".join(sentences).lower()
+        # every method scored by word deletion on two test sentences, here in the page
+        at.multiselect(key="explain.text.score_methods").set_value(list(TEXT_METHODS)).run()
+        at.number_input(key="explain.text.n").set_value(2).run()
+        at.button(key="explain.text.score").click().run()
+        assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+        table, = [d.value for d in at.dataframe if "Deletion AUC ↓" in d.value.columns]
+        assert len(table) == len(TEXT_METHODS) + 1  # and the random reference
         return
     available = available_methods(loaded.model, kind)
     at.multiselect(key=f"explain.methods.{'-'.join(available)}").set_value(available).run()
