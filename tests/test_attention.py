@@ -59,6 +59,37 @@ def test_minilm_gives_all_72_maps_equal_to_output_attentions():
     torch.testing.assert_close(maps.sum(-1), torch.ones(maps.shape[:-1]))
 
 
+def _hf_classifier(tiny):
+    """A transformers classifier (BertForSequenceClassification) with the tiny model's encoder weights."""
+    from transformers import BertForSequenceClassification
+
+    model = BertForSequenceClassification(tiny.encoder.config).eval()
+    model.bert.load_state_dict(tiny.encoder.state_dict(), strict=False)
+    return model
+
+
+@pytest.mark.parametrize("kind", ["dlx", "transformers"])
+def test_gradients_of_attention_need_no_parameter_gradients(tiny, kind):
+    """Frozen embeddings and lower layers (MiniLM's default) or a model with no parameter requiring
+    grad: the attention maps' gradients are those of the unfrozen model, and its flags stay as they were."""
+    import copy
+
+    model = tiny if kind == "dlx" else _hf_classifier(tiny)
+    e = encode(tiny.tokenizer, "the plot was not very good", tiny.max_length)
+    reference = attention_and_gradients(model, e, target=1)
+    partly = copy.deepcopy(model)
+    encoder = getattr(partly, "encoder" if kind == "dlx" else "bert")
+    for module in (encoder.embeddings, encoder.encoder.layer[0]):
+        module.requires_grad_(False)
+    for frozen in (partly, copy.deepcopy(model).requires_grad_(False)):
+        flags = [p.requires_grad for p in frozen.parameters()]
+        for ours, theirs in zip(attention_and_gradients(frozen, e, target=1), reference):
+            torch.testing.assert_close(ours, theirs)
+        assert [p.requires_grad for p in frozen.parameters()] == flags
+        assert all(p.grad is None for p in frozen.parameters())
+    assert all(p.requires_grad for p in model.parameters())
+
+
 # Two layers, two heads, two tokens. Layer 1's heads average to [[1, 0], [.5, .5]], layer 2's to [[0, 1], [1, 0]].
 MAPS = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [1.0, 0.0]]],
                      [[[0.0, 1.0], [1.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]]]])

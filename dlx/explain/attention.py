@@ -4,7 +4,9 @@ All functions work on one sentence (or one image) at a time, the way the Explain
 them. A text model is dlx's TextClassifier (dlx.models.text_base: a transformers encoder as
 `.encoder`, eager attention) or any transformers classifier; see `text_forward`. The attention
 maps come from the same forward pass as the logits, in the autograd graph, so the relevance rule
-can take their gradients.
+can take their gradients. That graph is rooted at the token embeddings' output, which is asked
+for its gradient during the pass: parameters may be frozen (MiniLM's lower layers are) and the
+model is never changed.
 
 Word pieces are merged into words with the tokenizer's character offsets: a word is a
 whitespace-separated run of the text, so "can't" or "good!" stay one word whatever the tokenizer
@@ -13,8 +15,9 @@ does with them, and generated rationales (word indices of `text.split()`) line u
 from __future__ import annotations
 
 import bisect
+import contextlib
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -155,6 +158,32 @@ def attention_maps(model: nn.Module, encoded: Encoded) -> Tensor:
     return torch.stack([m[0] for m in maps]).float().cpu()
 
 
+def embedding_layer(model: nn.Module) -> nn.Module:
+    """The token embedding layer (what Layer IG and Saliency attribute to)."""
+    if hasattr(model, "get_input_embeddings"):
+        return model.get_input_embeddings()
+    layer = getattr(model, "embeddings", None)
+    if isinstance(layer, nn.Module):
+        return layer
+    raise DlxError("model: it exposes no token embedding layer (get_input_embeddings() or .embeddings)",
+                   field="model")
+
+
+@contextlib.contextmanager
+def graph_from_embeddings(model: nn.Module) -> Iterator[None]:
+    """For one forward pass, the embeddings' output requires grad, so everything after it (attention
+    maps, logits) is in the autograd graph even where the parameters are frozen; the model's own
+    requires_grad flags are left as they are (it may be cached and shared)."""
+    def track(module: nn.Module, args: Any, out: Any) -> Any:
+        return out.detach().requires_grad_() if isinstance(out, Tensor) and not out.requires_grad else out
+
+    handle = embedding_layer(model).register_forward_hook(track)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def attention_and_gradients(model: nn.Module, encoded: Encoded, target: int | None = None
                             ) -> tuple[Tensor, Tensor, Tensor]:
     """Attention maps, the target logit's gradient with respect to each of them, and the logits.
@@ -162,7 +191,7 @@ def attention_and_gradients(model: nn.Module, encoded: Encoded, target: int | No
     `target` None takes the predicted class. Shapes: (L, H, T, T), (L, H, T, T), (classes,).
     """
     device = _device(model)
-    with torch.enable_grad():
+    with torch.enable_grad(), graph_from_embeddings(model):
         logits, maps = text_forward(model, encoded.input_ids.to(device), encoded.attention_mask.to(device),
                                     attentions=True)
         target = int(logits[0].argmax()) if target is None else int(target)

@@ -20,8 +20,8 @@ from captum.attr import FeatureAblation, LayerGradientXActivation, LayerIntegrat
 from torch import Tensor, nn
 
 from dlx.errors import DlxError
-from dlx.explain.attention import (Encoded, Merge, attention_and_gradients, merge_tokens, pooling_of,
-                                   relevance, rollout, text_forward, token_scores)
+from dlx.explain.attention import (Encoded, Merge, attention_and_gradients, attention_maps, embedding_layer,
+                                   merge_tokens, pooling_of, relevance, rollout, text_forward, token_scores)
 from dlx.explain.methods import Param, resolve_params
 
 # run(model, encoded, target, baseline_ids, params) -> (values per piece (T,), convergence delta or None)
@@ -110,17 +110,6 @@ def _n_classes(model: nn.Module, encoded: Encoded) -> int:
                                 encoded.attention_mask.to(device))[0].shape[-1])
 
 
-def embedding_layer(model: nn.Module) -> nn.Module:
-    """The token embedding layer (what Layer IG and Saliency attribute to)."""
-    if hasattr(model, "get_input_embeddings"):
-        return model.get_input_embeddings()
-    layer = getattr(model, "embeddings", None)
-    if isinstance(layer, nn.Module):
-        return layer
-    raise DlxError("model: it exposes no token embedding layer (get_input_embeddings() or .embeddings)",
-                   field="model")
-
-
 def _logits_of(model: nn.Module) -> Callable[[Tensor, Tensor], Tensor]:
     def forward(input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         return text_forward(model, input_ids, attention_mask)[0]
@@ -187,8 +176,7 @@ def _word_ablation(model, encoded, target, baseline, p):
     "all layers (Abnar & Zuidema 2020): heads averaged, identity added for the residual, rows "
     "renormalised, layers multiplied; the same for every class", signed=lambda p: False)
 def _attention_rollout(model, encoded, target, baseline, p):
-    maps, _, _ = attention_and_gradients(model, encoded, target)
-    return token_scores(rollout(maps), encoded, pooling_of(model)), None
+    return token_scores(rollout(attention_maps(model, encoded)), encoded, pooling_of(model)), None
 
 
 @register_text_method(
