@@ -105,7 +105,7 @@ try:
     runs = store.list_runs(filter=expression, sort=sort.strip() or None, descending=descending,
                            limit=page_size, offset=(page - 1) * page_size, archived=archived)
 except DlxError as err:
-    st.error(str(err), icon=":material/filter_alt_off:")
+    st.error(md(err), icon=":material/filter_alt_off:")
     st.stop()
 
 if not runs:
@@ -238,7 +238,7 @@ with st.form(f"compare.edit.{editing.id}", border=False):
             store.set_tags(editing.id, parse_tags(tags_text))
             store.set_note(editing.id, note_text)
         except DlxError as err:
-            st.error(str(err), icon=":material/error:")
+            st.error(md(err), icon=":material/error:")
         else:
             st.toast(f"Saved tags and note of {editing.label}", icon=":material/save:")
             st.rerun()

@@ -24,7 +24,7 @@ def report(action) -> None:
     try:
         user_set, notes = action()
     except DlxError as err:
-        st.error(str(err), icon=":material/block:")
+        st.error(md(err), icon=":material/block:")
         return
     st.success(f"Data set **{user_set.name}** is ready: {user_set.rows:,} samples, "
                f"{len(user_set.classes)} classes. It is offered on the Launch page.", icon=":material/check:")
@@ -91,7 +91,7 @@ else:
                 delete_user_set(doomed, confirm)
                 st.rerun()
             except DlxError as err:
-                st.error(str(err))
+                st.error(md(err))
 
 st.subheader("Browse")
 names = list(DATASETS)
@@ -107,7 +107,7 @@ if problem:
 try:
     bundle = load_dataset(chosen)
 except DlxError as err:
-    st.error(str(err))
+    st.error(md(err))
     st.stop()
 
 balance = browse.class_balance(bundle)

@@ -125,7 +125,7 @@ def job_section(task: ExplainTask, loaded: LoadedRun, button: str):
                 ensure_worker(store)
             st.rerun()
     except DlxError as err:
-        st.error(str(err), icon=":material/error:")
+        st.error(md(err), icon=":material/error:")
     return None
 
 
@@ -163,7 +163,7 @@ run = top_run.selectbox("Run", runs, index=first, format_func=lambda r: run_choi
 try:
     loaded = load(run.id)
 except DlxError as err:
-    st.error(str(err), icon=":material/error:")
+    st.error(md(err), icon=":material/error:")
     st.stop()
 meta = loaded.meta
 if meta.kind == "text":  # transformers' views: pages/explain_text.py
@@ -183,7 +183,7 @@ if compare_run is not None:
         second = load(compare_run.id)
         check_comparable(loaded, second)
     except DlxError as err:
-        st.error(str(err), icon=":material/error:")
+        st.error(md(err), icon=":material/error:")
         second = None
 
 test = loaded.bundle.test
@@ -239,7 +239,7 @@ try:
             st.info(change, icon=":material/info:")
         inputs, captions = image.tensor, [upload.name]
 except DlxError as err:
-    st.error(str(err), icon=":material/error:")
+    st.error(md(err), icon=":material/error:")
     st.stop()
 
 tabs = ["Attributions", "Faithfulness"] + (["Global importance"] if meta.kind == "table" else [])
@@ -255,7 +255,7 @@ with tab_views[0]:
                 galleries.append(build_gallery(second, inputs, captions, methods, baseline, params, target,
                                                labels, masks))
         except DlxError as err:
-            st.error(str(err), icon=":material/error:")
+            st.error(md(err), icon=":material/error:")
         else:
             per_line = GRID_COLUMNS if len(galleries) == 1 else 3  # side by side: half the width each
             for column, gallery in zip(st.columns(len(galleries)), galleries):
@@ -283,7 +283,7 @@ with tab_views[1]:
                 with st.spinner("Scoring..."):
                     scores = scores_cached(loaded, inputs, targets, methods, baseline, params, masks, sensitivity)
         except DlxError as err:
-            st.error(str(err), icon=":material/error:")
+            st.error(md(err), icon=":material/error:")
             scores = None
         if scores is not None:
             show_scores(scores, "explain.scores")

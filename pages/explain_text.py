@@ -68,7 +68,7 @@ def show_text(loaded: LoadedRun) -> None:
             with loaded.lock:
                 maps, grads, logits = attention_and_gradients(model, e, target)
     except DlxError as err:
-        st.error(str(err), icon=":material/error:")
+        st.error(md(err), icon=":material/error:")
         return
     how = None if merge == "as pieces" else merge.rsplit(" ", 1)[-1]
     views = st.tabs(["Attention", "Token attributions", "Agreement", "Scores"])
@@ -122,7 +122,7 @@ def _attributions(loaded: LoadedRun, e: Encoded, target: int, how: str | None) -
         try:
             result = explain_text_cached(loaded, e, method, target)
         except DlxError as err:
-            st.error(str(err), icon=":material/error:")
+            st.error(md(err), icon=":material/error:")
             continue
         out[method] = result.values
         note = f"{result.seconds * 1000:.0f} ms"
@@ -151,7 +151,7 @@ def _agreement(e: Encoded, maps: torch.Tensor, attributions: dict[str, torch.Ten
     try:
         matrix, rho = agreement(maps, attributions[method], e, source=pooling)
     except DlxError as err:
-        st.error(str(err), icon=":material/error:")
+        st.error(md(err), icon=":material/error:")
         return
     st.plotly_chart(charts.agreement_heatmap(matrix, rho), key="explain.text.agreement", config=CHART)
 
@@ -191,7 +191,7 @@ def _scores(loaded: LoadedRun, has_rationale: bool) -> None:
                     ensure_worker(loaded.store)
                 st.rerun()
     except DlxError as err:
-        st.error(str(err), icon=":material/error:")
+        st.error(md(err), icon=":material/error:")
         return
     if result is not None:
         _show_scores(result, "explain.text")
