@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
 from dlx.user_text import plot
 
 SIGNS = ("all", "positive", "negative", "absolute")
