@@ -18,6 +18,7 @@ from dlx.explain.uploads import normalisation, read_image
 from dlx.jobs import ensure_worker
 from dlx.jobs.queue import ACTIVE
 from dlx.store import default_store
+from dlx.user_text import md
 from pages import enter_frame, explain_text
 
 enter_frame()
@@ -83,7 +84,7 @@ def show_gallery(gallery: Gallery, sign: str, opacity: float, key: str, columns:
     else:
         for i, row in enumerate(gallery.rows()):
             top = ", ".join(f"{name} {p:.0%}" for name, p in row.top_k)
-            st.markdown(f"**{row.caption}** — {top}")
+            st.markdown(f"**{md(row.caption)}** — {md(top)}")
             st.plotly_chart(charts.attribution_bars(gallery.values(i), meta.feature_names), key=f"{key}.{i}",
                             config={"displayModeBar": False})
     times = " · ".join(f"{METHODS[m].label} {1000 * a.seconds / len(gallery.inputs):.1f} ms"
@@ -118,7 +119,7 @@ def job_section(task: ExplainTask, loaded: LoadedRun, button: str):
             follow_job(job.id)
             return None
         if job is not None and job.status in ("failed", "cancelled"):
-            st.error(f"Job #{job.id} {job.status}: {failure_reason(job)}")
+            st.error(f"Job #{job.id} {job.status}: {md(failure_reason(job))}")
         if st.button(button, key=f"explain.job.{task.task}"):
             submit_task(store, task)
             if settings.autostart_worker():
@@ -236,7 +237,7 @@ try:
             st.stop()
         image = read_image(upload.getvalue(), meta, upload.name)
         for change in image.changes:
-            st.info(change, icon=":material/info:")
+            st.info(md(change), icon=":material/info:")
         inputs, captions = image.tensor, [upload.name]
 except DlxError as err:
     st.error(md(err), icon=":material/error:")
