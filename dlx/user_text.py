@@ -13,9 +13,11 @@ import re
 # CommonMark lets a backslash escape every ASCII punctuation character, and an escaped one starts nothing:
 # no link, image, emphasis, code, HTML, autolink, table, directive (:red[...]), math ($) or emoji (:x:).
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
-# Streamlit rewrites some text after parsing, escaped or not: ':streamlit:' into its logo (an <img>),
-# ':material_icon:' into an icon, ' -> ', ' <= ' ... into arrows and signs. A word joiner (invisible) after the first character stops it.
-_REWRITTEN = re.compile(r":(?=streamlit:|material_)|(?:(?<=\s)|^)[<\-~>](?=(?:->|>|-|=)(?:\s|$))", re.MULTILINE)
+# Some text is rewritten after parsing, escaped or not: GFM makes URLs ('https://', 'www.') and e-mail
+# addresses links; Streamlit turns ':streamlit:' into its logo (an <img>), ':material_icon:' into an icon,
+# ' -> ', ' <= ' ... into arrows and signs. A word joiner (invisible) after the first character stops each.
+_REWRITTEN = re.compile(r":(?=//|streamlit:|material_)|(?i:www)(?=\.)|@(?=[-\w])"
+                        r"|(?:(?<=\s)|^)[<\-~>](?=(?:->|>|-|=)(?:\s|$))", re.MULTILINE)
 _JOINER = "\u2060"
 
 LONG = 200  # characters of a value shown in a table cell or a line; the whole of it one click away
