@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import re
 
-# CommonMark lets a backslash escape every ASCII punctuation character, and an escaped one starts nothing:
-# no link, image, emphasis, code, HTML, autolink, table, directive (:red[...]), math ($) or emoji (:x:).
-_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# CommonMark lets a backslash escape any ASCII punctuation, and an escaped one starts nothing. Escaped
+# everywhere: what can open a link, image, emphasis, code, HTML, entity, table, heading, directive
+# (:red[...]), math ($) or emoji (:x:); at a line's start also what opens a list or a heading underline.
+# The rest (- , . ' " ( ) / % ...) is left as it is, so plain text stays readable in the source.
+_MARKUP = re.compile(r"([\\`*_\[\]!<>&$~|{}#]|:(?=\S))")  # ':' before a space starts nothing
+_SHORTCODE_END = re.compile(r"(\\:[\w+\-]+):")  # ...and an emoji's closing ':' (':smile: ') too
+_LINE_START = re.compile(r"^(?:([-+=])|(\d+)([.)]))")
 # Some text is rewritten after parsing, escaped or not: GFM makes URLs ('https://', 'www.') and e-mail
 # addresses links; Streamlit turns ':streamlit:' into its logo (an <img>), ':material_icon:' into an icon,
 # ' -> ', ' <= ' ... into arrows and signs. A word joiner (invisible) after the first character stops each.
-_REWRITTEN = re.compile(r":(?=//|streamlit:|material_)|(?i:www)(?=\.)|@(?=[-\w])"
+_REWRITTEN = re.compile(r":(?=//|streamlit:|material[_/])|(?i:www)(?=\.)|@(?=[-\w])"
                         r"|(?:(?<=\s)|^)[<\-~>](?=(?:->|>|-|=)(?:\s|$))", re.MULTILINE)
 _JOINER = "\u2060"
 
@@ -24,11 +28,19 @@ LONG = 200  # characters of a value shown in a table cell or a line; the whole o
 
 
 def md(text: object) -> str:
-    """`text` as Streamlit Markdown that shows exactly it: every punctuation mark escaped, each line its own."""
+    """`text` as Streamlit Markdown that shows exactly it, each line its own: markup characters escaped."""
     lines = str(text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    escaped = [_PUNCTUATION.sub(r"\\\1", _REWRITTEN.sub(lambda m: m.group(0) + _JOINER, line.strip()))
-               for line in lines]
+    escaped = [_LINE_START.sub(_escape_start, _SHORTCODE_END.sub(r"\1\\:", _MARKUP.sub(
+        r"\\\1", _REWRITTEN.sub(_join, line.strip())))) for line in lines]
     return "  \n".join(escaped)  # a hard break per line; stripped, so no line is an indented code block
+
+
+def _join(match: re.Match) -> str:
+    return match.group(0) + _JOINER
+
+
+def _escape_start(match: re.Match) -> str:
+    return "\\" + match.group(1) if match.group(1) else f"{match.group(2)}\\{match.group(3)}"
 
 
 def plot(text: object) -> str:

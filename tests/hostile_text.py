@@ -13,7 +13,7 @@ from dlx.tracking import start_run
 HOSTS = ("evil.example", "beacon.example", "img.example", "anchor.example")
 PAYLOAD = ("[Log in again](https://evil.example) ![b](http://beacon.example/b.png) "
            "<img src=\"http://img.example/i.png\"> <a href=\"https://anchor.example\">a</a> "
-           ":red[red] $x^2$ :smile: `code` **b**")
+           ":red[red] $x^2$ :smile: `code` **b** :material/star: :streamlit: www.evil.example")
 SHORT = "![p](http://beacon.example/s.png)<a href='https://anchor.example'>:red[x]</a>$y$"  # fits a cell
 
 

@@ -24,7 +24,9 @@ def markup_from_payloads(page) -> list[str]:
     urls = page.eval_on_selector_all("a[href], img[src], image, iframe[src], source[src]",
                                      "els => els.map(e => e.getAttribute('href') || e.getAttribute('src') || "
                                      "e.getAttribute('xlink:href') || '')")
-    return payload_links(urls) + (["a KaTeX formula"] if page.locator(".katex").count() else [])
+    return (payload_links(urls) + (["a KaTeX formula"] if page.locator(".katex").count() else [])
+            + (["Streamlit's logo"] if page.locator("img[alt='Streamlit logo']").count() else [])
+            + (["an emoji"] if "\N{SMILING FACE WITH OPEN MOUTH AND SMILING EYES}" in page.inner_text("body") else []))
 
 
 def test_payloads_in_every_field_stay_text_in_chromium(dlx_home, browser_page):
