@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 
-# CommonMark lets a backslash escape any ASCII punctuation, and an escaped one starts nothing. Escaped
-# everywhere: what can open a link, image, emphasis, code, HTML, entity, table, heading, directive
-# (:red[...]), math ($) or emoji (:x:); at a line's start also what opens a list or a heading underline.
-# The rest (- , . ' " ( ) / % ...) is left as it is, so plain text stays readable in the source.
-_MARKUP = re.compile(r"([\\`*_\[\]!<>&$~|{}#]|:(?=\S))")  # ':' before a space starts nothing
+# CommonMark lets a backslash escape any ASCII punctuation, and an escaped one starts nothing. Escaped:
+# what can open a link, image, code, HTML, autolink, entity, emphasis, strikethrough, table, directive
+# (:red[...]), math ($) or emoji (:x:); at a line's start also what opens a list, heading or quote.
+# The rest (- , . ' " ( ) / % # ! ...) is left as it is, so plain text stays as readable in the source:
+# ':' before a space and '_' inside a word (DLX_STALE_AFTER) start nothing.
+_MARKUP = re.compile(r"([\\`*\[\]<$~|]|&(?=#?\w+;)|:(?=\S)|(?<![^\W_])_|_(?![^\W_]))")
 _SHORTCODE_END = re.compile(r"(\\:[\w+\-]+):")  # ...and an emoji's closing ':' (':smile: ') too
-_LINE_START = re.compile(r"^(?:([-+=])|(\d+)([.)]))")
+_LINE_START = re.compile(r"^(?:([-+=#>])|(\d+)([.)]))")
 # Some text is rewritten after parsing, escaped or not: GFM makes URLs ('https://', 'www.') and e-mail
 # addresses links; Streamlit turns ':streamlit:' into its logo (an <img>), ':material_icon:' into an icon,
 # ' -> ', ' <= ' ... into arrows and signs. A word joiner (invisible) after the first character stops each.

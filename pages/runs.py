@@ -343,7 +343,8 @@ def other_metrics(groups: dict[str, list[str]], pages: int, histories: dict[str,
     if not groups:
         return
     figure = charts.metrics_figure(groups, histories)
-    place = st.expander(f"More metrics ({len(groups)} charts{' on this page' if pages > 1 else ''})",
+    names = md(shorten(", ".join(groups), 120))
+    place = st.expander(f"More metrics: {names}" + (f" (page of {pages:,})" if pages > 1 else ""),
                         icon=":material/monitoring:") if launched else st.container()
     with place:
         if pages > 1:
