@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from dlx.data.browse import to_csv as browse_csv
 from dlx.data.tables import read_table_csv
 from dlx.data.text_csv import read_text_csv
 from dlx.store import default_store
+from dlx.tracking import start_run
 from dlx.user_text import md, plot, shorten, template
 from tests.hostile_text import EMOJI, HOSTS, MATH, PAYLOAD, SHORT, payload_links, seed_runs, seed_table
 
@@ -134,7 +134,7 @@ def test_compare_and_data_pages_show_payloads_as_text():
 def test_export_csv_escapes_formulas_and_reads_back():
     store = default_store()
     run_id = store.create_run({"lr": -1.5}, experiment="=cmd|' /C calc'!A0", name='=HYPERLINK("http://evil.example")')
-    with __import__("dlx.tracking", fromlist=["start_run"]).start_run(run_id=run_id, handle_signals=False) as run:
+    with start_run(run_id=run_id, handle_signals=False) as run:
         run.log_params({"@SUM(A1)": "+1+1", "neg": -1.5, "quoted": "'=x"})
         run.log_metrics({"=1+1": -1.5, "\tkey": 2.0}, step=0)
     data = export.selection(store, [run_id])
@@ -163,7 +163,7 @@ def test_dlx_export_command_escapes_keys(dlx_home):
 
     store = default_store()
     run_id = store.create_run({}, name="x")
-    with __import__("dlx.tracking", fromlist=["start_run"]).start_run(run_id=run_id, handle_signals=False) as run:
+    with start_run(run_id=run_id, handle_signals=False) as run:
         run.log_metrics({'=HYPERLINK("http://evil.example")': -1.5}, step=0)
     out = subprocess.run([sys.executable, "-m", "dlx.cli", "export", str(run_id)], capture_output=True, text=True,
                          check=True).stdout
@@ -199,4 +199,3 @@ def test_browse_download_escapes_cells():
     text = browse_csv(class_balance(bundle))
     assert "\n'=HYPERLINK(1)," in text
     assert [row[0] for row in csv_cells.reader(io.StringIO(text))][1:] == list(bundle.meta.classes)
-    assert json.dumps(list(bundle.meta.classes))
