@@ -16,6 +16,7 @@ from dlx.jobs import ensure_worker, status
 from dlx.jobs.capacity import capacity
 from dlx.jobs.capacity import describe as describe_capacity
 from dlx.store import default_store
+from dlx.user_text import md
 from pages import FRAMED, app_pages, require_gate, unguarded
 
 st.set_page_config(page_title="dlx", page_icon=":material/science:", layout="wide")
@@ -54,7 +55,7 @@ def worker_panel() -> None:
     st.caption(f"{current.running} running · {current.queued} queued"
                + (f" · {current.workers} workers" if current.workers > 1 else ""))
     if offered := describe_capacity(capacity(store)):
-        st.caption(f"Executor {offered}")
+        st.caption(f"Executor {md(offered)}")
     if current.state == "down":
         if st.button("Start a worker", icon=":material/play_arrow:", key="sidebar.start_worker"):
             ensure_worker(default_store(), stop_with_parent=True)
@@ -65,7 +66,7 @@ def worker_panel() -> None:
 def sidebar() -> None:
     with st.sidebar:
         worker_panel()
-        st.markdown(f"**Device** {device_line()}")
+        st.markdown(f"**Device** {md(device_line())}")
         st.markdown("**Data directory**")
         st.code(str(settings.home()), language=None, wrap_lines=True)
         st.markdown("**Store**")
@@ -79,7 +80,7 @@ def check_database() -> None:
             pass
     except (SQLAlchemyError, DlxError) as err:
         reason = getattr(err, "orig", None) or err
-        st.error(f"The database {settings.database_label()} cannot be opened: {reason}. Check DLX_DATABASE_URL "
+        st.error(f"The database {md(settings.database_label())} cannot be opened: {md(reason)}. Check DLX_DATABASE_URL "
                  "(or DLX_HOME) and that the database is reachable.", icon=":material/database:")
         st.stop()
 
@@ -90,7 +91,7 @@ def check_settings() -> None:
         for check in (settings.stale_after, settings.cpu_job_slots, settings.standby_processes):
             check()  # a call, not a bare expression: Streamlit's magic would print its value
     except DlxError as err:
-        st.error(f"{err} Fix it in the environment and restart the app.", icon=":material/settings:")
+        st.error(f"{md(err)} Fix it in the environment and restart the app.", icon=":material/settings:")
         st.stop()
 
 

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dlx.store import History
+from dlx.user_text import plot, shorten, template
 
 
 
@@ -47,6 +48,7 @@ TRAIN, VAL, TEST = "#1c83e1", "#f08c00", "#21a354"
 CURVE_KEYS = ("train_loss", "val_loss", "train_acc", "val_acc", "test_loss", "test_acc")
 # Plotly's default colour cycle, so a chart's keys keep their colour from one refresh to the next.
 PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880")
+LINES_PER_CHART = 8  # keys drawn in one metric chart; a bigger group is split over several charts
 # A split in front of a name ("val_f1", "train/loss"): keys that differ only by it share a chart.
 _SPLIT = re.compile(r"^(train|training|val|valid|validation|eval|test)[_/.]", re.IGNORECASE)
 
@@ -187,13 +189,22 @@ def metric_groups(keys: Iterable[str]) -> dict[str, list[str]]:
     """Chart title -> its keys, for every key `curves` does not draw, charts in order of first key.
 
     'train_f1' and 'val_f1' share the chart 'f1' (compared, as loss and accuracy are), 'grad/norm'
-    and 'grad/max' the chart 'grad'; any other key ('loss' from a user's script) gets its own.
+    and 'grad/max' the chart 'grad'; any other key ('loss' from a user's script) gets its own. A group of
+    more than LINES_PER_CHART keys (a script's 'layer/0' ... 'layer/999') is split into charts of that many.
     """
     groups: dict[str, list[str]] = {}
     for key in keys:
         if key not in CURVE_KEYS:
             groups.setdefault(group_key(key), []).append(key)
-    return groups
+    split: dict[str, list[str]] = {}
+    for title, members in groups.items():
+        if len(members) <= LINES_PER_CHART:
+            split[title] = members
+            continue
+        parts = math.ceil(len(members) / LINES_PER_CHART)
+        for part in range(parts):
+            split[f"{title} ({part + 1}/{parts})"] = members[part * LINES_PER_CHART:(part + 1) * LINES_PER_CHART]
+    return split
 
 
 def metrics_figure(groups: dict[str, list[str]], histories: Mapping[str, Series], columns: int = 3,
@@ -206,16 +217,18 @@ def metrics_figure(groups: dict[str, list[str]], histories: Mapping[str, Series]
     titles = list(groups)
     columns = max(1, min(columns, len(titles)))
     rows = max(1, math.ceil(len(titles) / columns))
-    layout = _grid(rows, columns, titles, horizontal_spacing=0.06, vertical_spacing=min(0.25, 0.6 / rows))
+    layout = _grid(rows, columns, [plot(shorten(title, 80)) for title in titles], horizontal_spacing=0.06,
+                   vertical_spacing=min(0.25, 0.6 / rows))
     traces = []
     for index, keys in enumerate(groups.values()):
         for n, key in enumerate(keys):
             history, color = histories[key], PALETTE[n % len(PALETTE)]
             x, y = envelope(history)
-            traces.append(go.Scatter(x=x, y=y, name=key, legendgroup=key,
+            traces.append(go.Scatter(x=x, y=y, name=plot(shorten(key, 80)), legendgroup=key,
                                      mode="lines" if len(history) > 1 else "markers",
                                      line=dict(color=color, width=2), marker=dict(color=color, size=8),
-                                     showlegend=len(keys) > 1, hovertemplate=f"{key} %{{y:.4g}}<extra></extra>",
+                                     showlegend=len(keys) > 1,
+                                     hovertemplate=f"{template(shorten(key, 80))} %{{y:.4g}}<extra></extra>",
                                      **_cell(index + 1)))
     for axis in _x_axes(layout):
         axis["title"] = dict(text="step")
@@ -231,7 +244,7 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str],
     counts = np.asarray(matrix, dtype=np.int64)
     totals = counts.sum(axis=1, keepdims=True)
     share = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
-    labels = [str(c) for c in classes]
+    labels = [plot(c) for c in classes]  # a user's class names: ticks and hover show them as text
     fig = go.Figure(go.Heatmap(
         z=share, x=labels, y=labels, text=counts, texttemplate="%{text}", colorscale="Blues",
         zmin=0, zmax=1, colorbar=dict(title="share", tickformat=".0%"),

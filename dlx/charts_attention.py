@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dlx.charts_explain import PALETTE, _image_rgb
+from dlx.user_text import plot
 
 ATTENTION = "Blues"
 AGREEMENT = "RdBu_r"
@@ -26,6 +27,7 @@ def model_view(maps: np.ndarray, labels: Sequence[str], cell: int = 110) -> go.F
     layers, heads = maps.shape[:2]
     fig = make_subplots(rows=layers, cols=heads, horizontal_spacing=0.008, vertical_spacing=0.012,
                         row_titles=[f"L{l}" for l in range(layers)], column_titles=[f"H{h}" for h in range(heads)])
+    labels = [plot(t) for t in labels]  # tokens of a user's text: shown as text in hover labels
     text = [[f"{q} → {k}" for k in labels] for q in labels]
     for l in range(layers):
         for h in range(heads):
@@ -41,7 +43,7 @@ def model_view(maps: np.ndarray, labels: Sequence[str], cell: int = 110) -> go.F
 
 def attention_heatmap(matrix: np.ndarray, labels: Sequence[str], title: str = "") -> go.Figure:
     """One head (or a fused map) enlarged, with the tokens on both axes (rows attend to columns)."""
-    ticks = [f"{i}:{t}" for i, t in enumerate(labels)]  # positions keep repeated words apart
+    ticks = [f"{i}:{plot(t)}" for i, t in enumerate(labels)]  # positions keep repeated words apart
     fig = go.Figure(go.Heatmap(z=matrix, x=ticks, y=ticks, zmin=0, zmax=float(max(matrix.max(), 1e-9)),
                                colorscale=ATTENTION, hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", title="query")
@@ -75,7 +77,8 @@ def head_view(maps: np.ndarray, labels: Sequence[str], layer: int, heads: Sequen
                                      showlegend=not fig.data or fig.data[-1].legendgroup != f"h{h}",
                                      hoverinfo="skip"))
     for x, anchor in ((-0.02, "right"), (1.02, "left")):
-        fig.add_trace(go.Scatter(x=[x] * n, y=y, mode="text", text=list(labels), textposition=f"middle {anchor}",
+        fig.add_trace(go.Scatter(x=[x] * n, y=y, mode="text", text=[plot(t) for t in labels],
+                                 textposition=f"middle {anchor}",
                                  showlegend=False, hoverinfo="skip"))
     fig.update_xaxes(visible=False, range=[-0.6, 1.6])
     fig.update_yaxes(visible=False)
@@ -86,7 +89,7 @@ def head_view(maps: np.ndarray, labels: Sequence[str], layer: int, heads: Sequen
 
 def token_bars(scores_by_name: dict[str, np.ndarray], labels: Sequence[str]) -> go.Figure:
     """Rollout, relevance or any score over the tokens (or words) as grouped bars, one per name."""
-    ticks = [f"{i}:{t}" for i, t in enumerate(labels)]
+    ticks = [f"{i}:{plot(t)}" for i, t in enumerate(labels)]
     fig = go.Figure([go.Bar(x=ticks, y=values, name=name, marker_color=PALETTE[i % len(PALETTE)])
                      for i, (name, values) in enumerate(scores_by_name.items())])
     fig.update_layout(barmode="group", height=320, margin=dict(l=10, r=10, t=30, b=10),

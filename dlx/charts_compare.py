@@ -10,6 +10,7 @@ from dlx.charts import smooth
 from dlx.compare import PALETTE, GroupCurve, numeric
 from dlx.reduction import Reduced
 from dlx.store import RunInfo
+from dlx.user_text import plot, shorten
 
 
 LEGEND = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1)  # above the plot: clear of the x title
@@ -40,9 +41,11 @@ def overlay(series: dict[int, Reduced], labels: dict[int, str], colors: dict[int
                                  line=dict(width=0), hoverinfo="skip", showlegend=False, legendgroup=str(run_id)))
         fig.add_trace(go.Scatter(x=x, y=smooth(y, smoothing) if smoothing else y,
                                  mode="lines" if len(x) > 30 else "lines+markers",  # a few points: visible
-                                 name=labels[run_id], line=dict(color=color, width=2), legendgroup=str(run_id),
+                                 name=plot(shorten(labels[run_id], 80)), line=dict(color=color, width=2),
+                                 legendgroup=str(run_id),
                                  hovertemplate=f"{x_title} %{{x:.4g}}: %{{y:.4g}}"))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), title=key, xaxis_title=x_title,
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), title=plot(shorten(key, 80)),
+                      xaxis_title=x_title,
                       yaxis_type="log" if log_y else "linear", legend=LEGEND, showlegend=legend)
     return fig
 
@@ -56,10 +59,11 @@ def grouped(curves: dict[str, GroupCurve], key: str, log_y: bool = False, height
                                  y=np.concatenate([curve.high, curve.low[::-1]]), fill="toself", fillcolor=color,
                                  opacity=0.2, line=dict(width=0), hoverinfo="skip", showlegend=False,
                                  legendgroup=name))
-        fig.add_trace(go.Scatter(x=curve.steps, y=curve.mean, name=f"{name} ({curve.runs} runs)", legendgroup=name,
+        fig.add_trace(go.Scatter(x=curve.steps, y=curve.mean, name=plot(f"{shorten(name, 80)} ({curve.runs} runs)"),
+                                 legendgroup=name,
                                  mode="lines" if len(curve.steps) > 30 else "lines+markers",
                                  line=dict(color=color, width=2), hovertemplate="step %{x}: mean %{y:.4g}"))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), title=f"{key}: mean and min–max by group",
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), title=plot(f"{shorten(key, 80)}: mean and min–max by group"),
                       xaxis_title="step", yaxis_type="log" if log_y else "linear", legend=LEGEND)
     return fig
 
@@ -71,14 +75,15 @@ def parallel_coordinates(runs: Sequence[RunInfo], table: dict[str, list[Any]], p
     for key in params:
         values = table[key]
         if numeric(values):
-            dimensions.append(dict(label=key, values=[np.nan if v is None else v for v in values]))
+            dimensions.append(dict(label=plot(shorten(key, 40)), values=[np.nan if v is None else v for v in values]))
         else:
             names = sorted({str(v) for v in values})
             codes = [names.index(str(v)) for v in values]
-            dimensions.append(dict(label=key, values=codes, tickvals=list(range(len(names))), ticktext=names))
+            dimensions.append(dict(label=plot(shorten(key, 40)), values=codes, tickvals=list(range(len(names))),
+                                   ticktext=[plot(shorten(name, 40)) for name in names]))
     finals = [run.metrics.get(metric) for run in runs]
     finals = [np.nan if v is None else v for v in finals]
-    dimensions.append(dict(label=metric, values=finals))
+    dimensions.append(dict(label=plot(shorten(metric, 40)), values=finals))
     fig = go.Figure(go.Parcoords(dimensions=dimensions, line=dict(color=finals, colorscale="Viridis",
                                                                   showscale=True)))
     fig.update_layout(height=height, margin=dict(l=60, r=60, t=40, b=20))
@@ -89,8 +94,11 @@ def scatter(runs: Sequence[RunInfo], values: Sequence[Any], param: str, metric: 
             colors: dict[int, str], height: int = 340) -> go.Figure:
     """A parameter against a final metric, one point per run in its colour."""
     finals = [run.metrics.get(metric) for run in runs]
-    fig = go.Figure(go.Scatter(x=[str(v) if not numeric(values) else v for v in values], y=finals, mode="markers",
+    fig = go.Figure(go.Scatter(x=[plot(shorten(v, 80)) for v in values] if not numeric(values) else values,
+                               y=finals, mode="markers",
                                marker=dict(size=10, color=[colors.get(run.id, "#888") for run in runs]),
-                               text=[run.label for run in runs], hovertemplate="%{text}<br>%{x}: %{y:.4g}"))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=param, yaxis_title=metric)
+                               text=[plot(shorten(run.label, 80)) for run in runs],
+                               hovertemplate="%{text}<br>%{x}: %{y:.4g}"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=plot(shorten(param, 80)),
+                      yaxis_title=plot(shorten(metric, 80)))
     return fig

@@ -17,6 +17,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dlx.user_text import plot
+
 SIGNS = ("all", "positive", "negative", "absolute")
 # Colour scales fade to transparent at zero, so the input shows through where a map says nothing.
 DIVERGING = [[0.0, "rgb(5,48,97)"], [0.25, "rgba(67,147,195,0.85)"], [0.5, "rgba(247,247,247,0)"],
@@ -128,7 +130,7 @@ def explanation_grid(rows: Sequence[SampleRow], sign: str = "all", opacity: floa
     titles = [""] * (len(rows) * lines * cols)
     title_colours: dict[int, str] = {}
     for s, row in enumerate(rows):
-        for index, title in enumerate([row.caption, "top-k"] + (["ground truth"] if has_mask else [])
+        for index, title in enumerate([plot(row.caption), "top-k"] + (["ground truth"] if has_mask else [])
                                       + [m.title for m in row.maps]):
             r, c = place(s, index)
             titles[(r - 1) * cols + c - 1] = title
@@ -139,7 +141,7 @@ def explanation_grid(rows: Sequence[SampleRow], sign: str = "all", opacity: floa
     for s, row in enumerate(rows):
         rgb = _image_rgb(row.image)
         fig.add_trace(go.Image(z=rgb, hoverinfo="skip"), *place(s, 0))
-        names, probs = zip(*row.top_k) if row.top_k else ((), ())
+        names, probs = zip(*((plot(n), p) for n, p in row.top_k)) if row.top_k else ((), ())
         r, c = place(s, 1)
         fig.add_trace(go.Bar(x=list(probs)[::-1], y=list(names)[::-1], orientation="h", marker_color=TOP_K_COLOR,
                              text=[f"{n} {p:.0%}" for n, p in zip(names, probs)][::-1], textposition="outside",
@@ -187,7 +189,7 @@ def attribution_bars(values_by_method: dict[str, np.ndarray], names: Sequence[st
     for c, method in enumerate(methods, 1):
         values = np.asarray(values_by_method[method], dtype=float)
         order = np.argsort(-np.abs(values), kind="stable")[:top][::-1]
-        fig.add_trace(go.Bar(x=values[order], y=[names[i] for i in order], orientation="h", showlegend=False,
+        fig.add_trace(go.Bar(x=values[order], y=[plot(names[i]) for i in order], orientation="h", showlegend=False,
                              marker_color=np.where(values[order] >= 0, "#e0393e", "#1c83e1"),
                              hovertemplate="%{y}: %{x:.4g}<extra></extra>"), 1, c)
     fig.update_yaxes(tickfont_size=10)
@@ -206,7 +208,7 @@ def importance_chart(mean_abs: dict[str, np.ndarray], names: Sequence[str], top:
     for method, values in mean_abs.items():
         values = np.asarray(values, dtype=float)
         share = values / (values.sum() or 1.0)
-        fig.add_trace(go.Bar(x=share[order], y=[names[j] for j in order], orientation="h", name=method,
+        fig.add_trace(go.Bar(x=share[order], y=[plot(names[j]) for j in order], orientation="h", name=method,
                              marker_color=method_colour(method),
                              hovertemplate=f"{method}<br>%{{y}}: %{{x:.1%}} of the total<extra></extra>"))
     fig.update_layout(barmode="group", height=height, margin=dict(l=10, r=10, t=30, b=10),
@@ -227,14 +229,14 @@ def beeswarm(attributions: np.ndarray, features: np.ndarray, names: Sequence[str
         xs.append(attributions[:, j])
         ys.append(row + rng.uniform(-0.3, 0.3, len(value)))
         colours.append(np.clip((value - low) / ((high - low) or 1.0), 0, 1))
-        texts += [f"{names[j]} = {v:.3g}" for v in value]
+        texts += [f"{plot(names[j])} = {v:.3g}" for v in value]
     fig = go.Figure(go.Scattergl(
         x=np.concatenate(xs), y=np.concatenate(ys), mode="markers", text=texts,
         marker=dict(size=5, color=np.concatenate(colours), colorscale="Bluered", opacity=0.7,
                     colorbar=dict(title="feature value", tickvals=[0, 1], ticktext=["low", "high"])),
         hovertemplate="%{text}<br>attribution %{x:.4g}<extra></extra>"))
     fig.add_vline(x=0, line_color="#808495", line_width=1)
-    fig.update_yaxes(tickvals=list(range(len(order))), ticktext=[names[j] for j in order])
+    fig.update_yaxes(tickvals=list(range(len(order))), ticktext=[plot(names[j]) for j in order])
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="attribution")
     return fig
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -11,6 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dlx import csv_cells
 from dlx.errors import DlxError
 
 if TYPE_CHECKING:
@@ -388,7 +388,7 @@ def cmd_export(args) -> int:
                                 "value": [v if math.isfinite(v) else None for v in h.values.tolist()]}
                           for key, h in histories.items()}, allow_nan=False))
         return 0
-    writer = csv.writer(sys.stdout)
+    writer = csv_cells.writer(sys.stdout)  # a key like =HYPERLINK(...) is written '=HYPERLINK(...)
     writer.writerow(["key", "step", "value", "time"])
     for key, h in histories.items():
         writer.writerows((key, int(s), float(v), float(t)) for s, v, t in zip(h.steps, h.values, h.times))

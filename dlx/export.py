@@ -3,16 +3,17 @@
 Both formats hold the same thing and read back to equal values: floats are written with repr
 (exact), NaN as null (JSON has none) or an empty cell, parameters as their JSON text in CSV so a
 string "1" stays a string. CSV is one long table: run_id, section (run, param, final, history),
-key, step, value, time.
+key, step, value, time; text a spreadsheet would run as a formula is written with a leading `'`
+(dlx.csv_cells), which reading takes off.
 """
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
 from typing import Any
 
+from dlx import csv_cells
 from dlx.store import Store, decode_param
 
 RUN_FIELDS = ("experiment", "name", "sweep", "status", "dataset", "model", "created_at")
@@ -64,7 +65,7 @@ def from_json(text: str) -> dict[int, dict[str, Any]]:
 
 def to_csv(runs: dict[int, dict[str, Any]]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv_cells.writer(buffer)
     writer.writerow(CSV_HEADER)
     for run_id, run in runs.items():
         writer.writerows((run_id, "run", k, "", "" if v is None else v, "") for k, v in run["run"].items())
@@ -81,7 +82,7 @@ def _cell(value: float) -> str:
 
 
 def from_csv(text: str) -> dict[int, dict[str, Any]]:
-    rows = csv.reader(io.StringIO(text))
+    rows = csv_cells.reader(io.StringIO(text))
     if next(rows, None) != CSV_HEADER:
         raise ValueError(f"not a dlx runs export: the first line must be {','.join(CSV_HEADER)}")
     runs: dict[int, dict[str, Any]] = {}

@@ -11,6 +11,7 @@ Points rewritten at a step already read (a resumed run re-logging) are not re-re
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,15 +79,19 @@ class LiveRun:
     run_id: int
     series: dict[str, LiveSeries] = field(default_factory=dict)
 
-    def refresh(self) -> dict[str, History]:
+    def refresh(self, wanted: Collection[str] | None = None) -> dict[str, History]:
         """Read what the run logged since the last refresh; returns the new points per key (empty when none).
 
-        The run's summary rows (one per key, with its last step) say which keys moved; only those are read.
+        The run's summary rows (one per key, with its last step) say which keys moved; only those are read,
+        and of them only the `wanted` ones (every key when None): a page showing a few charts of a run that
+        logged 10,000 names reads those few.
         """
         latest = self.store.latest_metrics(self.run_id)
         new = {}
         with self.store.connect() as conn:
             for key, (last_step, _) in sorted(latest.items()):
+                if wanted is not None and key not in wanted:
+                    continue
                 if key not in self.series:
                     self.series[key] = _first_read(conn, self.run_id, key)
                     new[key] = self.series[key].tail

@@ -14,6 +14,7 @@ import pandas as pd
 
 from dlx import progress
 from dlx.store import RunInfo, Store
+from dlx.user_text import shorten
 
 # Config keys shown in their own fixed columns (or not at all), never as a varying param.
 OWN_COLUMNS = {"dataset", "model", "name", "sweep", "experiment"}
@@ -45,12 +46,19 @@ def varying_keys(configs: list[dict[str, Any]]) -> list[str]:
 
 
 def _column(values: list[Any]) -> list[Any]:
-    """Numbers stay numbers (they sort and format); a column of mixed kinds becomes text."""
+    """Numbers stay numbers (they sort and format); a column of mixed kinds becomes text; text is cut to
+    `shorten`'s length (a 10 MB param in a cell froze the page; the run's own page has it whole)."""
     present = [v for v in values if v is not None]
     numeric = all(isinstance(v, Number) and not isinstance(v, bool) for v in present)
-    if numeric or all(isinstance(v, (str, bool)) for v in present):
+    if numeric:
         return values
-    return [None if v is None else str(v) for v in values]
+    if all(isinstance(v, (str, bool)) for v in present):
+        return [shorten(v) if isinstance(v, str) else v for v in values]
+    return [None if v is None else shorten(v) for v in values]
+
+
+def _text(value: str | None) -> str | None:
+    return None if value is None else shorten(value)
 
 
 def table_rows(store: Store, runs: list[RunInfo]) -> pd.DataFrame:
@@ -70,10 +78,11 @@ def table_rows(store: Store, runs: list[RunInfo]) -> pd.DataFrame:
         rows.append({
             "id": run.id, "status": [run.status], "progress": progress.fraction_done(run, last_step),
             "test acc": run.summary.get("test_acc"), "val acc": run.summary.get("val_acc"),
-            "name": run.name, "experiment": run.experiment, "data set": run.dataset, "model": run.model,
+            "name": _text(run.name), "experiment": _text(run.experiment), "data set": _text(run.dataset),
+            "model": _text(run.model),
             **{SHORT_NAMES.get(key, key): config.get(key) for key in params},
             "duration": progress.format_duration(run.duration_s),
-            "started": run.started_at and run.started_at.replace(tzinfo=timezone.utc), "sweep": run.sweep,
+            "started": run.started_at and run.started_at.replace(tzinfo=timezone.utc), "sweep": _text(run.sweep),
         })
     frame = pd.DataFrame(rows)
     for name in (SHORT_NAMES.get(key, key) for key in params):

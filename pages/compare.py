@@ -9,7 +9,9 @@ from dlx import charts, charts_compare, compare, export
 from dlx.errors import DlxError
 from dlx.run_edits import parse_tags
 from dlx.store import FINAL_STATES, RunInfo, default_store
+from dlx.user_text import md, shorten
 from pages import enter_frame
+from pages.whole_text import READABLE, whole
 
 enter_frame()
 store = default_store()
@@ -17,6 +19,7 @@ store = default_store()
 PAGE_SIZES = (25, 50, 100, 500)
 BUCKETS = 800  # about a chart's width in pixels: one bucket per pixel
 DEFAULT_SELECTION = 10
+PARALLEL_AXES = 12  # parameters on the parallel-coordinates chart; the table above lists every one
 
 
 def url_value(name: str, default: str = "") -> str:
@@ -105,7 +108,7 @@ try:
     runs = store.list_runs(filter=expression, sort=sort.strip() or None, descending=descending,
                            limit=page_size, offset=(page - 1) * page_size, archived=archived)
 except DlxError as err:
-    st.error(str(err), icon=":material/filter_alt_off:")
+    st.error(md(err), icon=":material/filter_alt_off:")
     st.stop()
 
 if not runs:
@@ -116,13 +119,15 @@ if not runs:
 differing_on_page, page_table = compare.param_table(runs)
 metric_keys = compare.shared_metric_keys(store, [run.id for run in runs])[:6]
 frame = pd.DataFrame({
-    "id": [run.id for run in runs], "run": [run.name or f"{run.dataset}/{run.model}" for run in runs],
-    "status": [run.status for run in runs], "experiment": [run.experiment for run in runs],
-    "tags": [", ".join(k if not v else f"{k}={v}" for k, v in run.user_tags.items()) for run in runs],
-    "note": [run.note for run in runs],
-    **{key: [str(v) if v is not None else "" for v in page_table[key]] for key in differing_on_page[:8]},
+    # Cells are text (no Markdown), cut to `shorten`'s length: a 10 MB param or note froze the page.
+    "id": [run.id for run in runs], "run": [shorten(run.name or f"{run.dataset}/{run.model}") for run in runs],
+    "status": [run.status for run in runs], "experiment": [shorten(run.experiment) for run in runs],
+    "tags": [shorten(", ".join(k if not v else f"{k}={v}" for k, v in run.user_tags.items())) for run in runs],
+    "note": [shorten(run.note) for run in runs],
+    **{shorten(key, 80): [shorten(v) if v is not None else "" for v in page_table[key]]
+       for key in differing_on_page[:8]},
     # A metric named like a parameter (lr: the param, and the schedule's last value) gets its own column.
-    **{key if key not in page_table else f"{key} (final)": [run.metrics.get(key) for run in runs]
+    **{shorten(key if key not in page_table else f"{key} (final)", 80): [run.metrics.get(key) for run in runs]
        for key in metric_keys},
 })
 st.caption(f"Runs {(page - 1) * page_size + 1}–{(page - 1) * page_size + len(runs)} of {total:,}. "
@@ -138,7 +143,7 @@ if not selected:
     st.info("The runs in the link no longer exist.", icon=":material/search_off:")
     st.stop()
 colors = compare.run_colors([run.id for run in selected])
-labels = {run.id: run.label for run in selected}
+labels = {run.id: shorten(run.label, 80) for run in selected}
 
 st.subheader("Curves")
 keys = compare.glance_keys(store, [run.id for run in selected], count=None)  # accuracy and loss first
@@ -196,8 +201,9 @@ else:
 st.subheader("Parameters")
 differing, table = compare.param_table(selected)
 if differing:
-    params = pd.DataFrame({"parameter": differing, **{labels[run.id]: [str(table[k][i]) for k in differing]
-                                                      for i, run in enumerate(selected)}})
+    params = pd.DataFrame({"parameter": [shorten(k) for k in differing],
+                           **{labels[run.id]: [shorten(table[k][i]) for k in differing]
+                              for i, run in enumerate(selected)}})
     st.dataframe(params.style.set_properties(**{"background-color": "rgba(255, 189, 69, 0.25)"}),
                  hide_index=True, width="stretch", key="compare.params")
     st.caption(f"{len(differing)} of {len(table)} parameters differ between these runs: only those are shown.")
@@ -210,7 +216,7 @@ if differing and keys:
         target = st.selectbox("Final metric", finals, key="compare.final",
                               index=finals.index(metric) if metric in finals else 0)
         one, two = st.columns([3, 2])
-        one.plotly_chart(charts_compare.parallel_coordinates(selected, table, differing, target),
+        one.plotly_chart(charts_compare.parallel_coordinates(selected, table, differing[:PARALLEL_AXES], target),
                          key="compare.parallel")
         param = two.selectbox("Parameter", differing, key="compare.scatter_param")
         two.plotly_chart(charts_compare.scatter(selected, table[param], param, target, colors),
@@ -232,16 +238,20 @@ with st.form(f"compare.edit.{editing.id}", border=False):
     tags_text = st.text_input("Tags", value=", ".join(k if not v else f"{k}={v}" for k, v in editing.user_tags.items()),
                               placeholder="baseline, owner=ana", help="Comma-separated; NAME or NAME=VALUE. "
                               "Filter on them with tag.NAME.")
-    note_text = st.text_area("Note", value=editing.note, height=80)
+    editable = len(editing.note) <= READABLE  # a longer note is not sent whole to be edited here
+    note_text = st.text_area("Note", value=editing.note, height=80) if editable else editing.note
+    if not editable:
+        st.caption(f"Note: {md(shorten(editing.note))} (too long to edit here; kept as it is)")
     if st.form_submit_button("Save tags and note", icon=":material/save:"):
         try:
             store.set_tags(editing.id, parse_tags(tags_text))
             store.set_note(editing.id, note_text)
         except DlxError as err:
-            st.error(str(err), icon=":material/error:")
+            st.error(md(err), icon=":material/error:")
         else:
-            st.toast(f"Saved tags and note of {editing.label}", icon=":material/save:")
+            st.toast(f"Saved tags and note of {md(editing.label)}", icon=":material/save:")
             st.rerun()
+whole("the note", editing.note, f"compare.whole_note.{editing.id}", READABLE)
 
 manage(selected)
 

@@ -11,6 +11,7 @@ from dlx.data.user_sets import AUGMENTATIONS, delete_user_set, import_image_fold
 from dlx.data.user_texts import import_text_csv
 from dlx.errors import DlxError
 from dlx.store import default_store
+from dlx.user_text import md
 from pages import enter_frame
 
 enter_frame()
@@ -25,12 +26,12 @@ def report(action) -> None:
     try:
         user_set, notes = action()
     except DlxError as err:
-        st.error(str(err), icon=":material/block:")
+        st.error(md(err), icon=":material/block:")
         return
-    st.success(f"Data set **{user_set.name}** is ready: {user_set.rows:,} samples, "
+    st.success(f"Data set **{md(user_set.name)}** is ready: {user_set.rows:,} samples, "
                f"{len(user_set.classes)} classes. It is offered on the Launch page.", icon=":material/check:")
     for note in notes:
-        st.info(note)
+        st.info(md(note))
     st.session_state[BROWSED] = user_set.name
 
 
@@ -104,7 +105,7 @@ else:
                 delete_user_set(doomed, confirm)
                 st.rerun()
             except DlxError as err:
-                st.error(str(err))
+                st.error(md(err))
 
 st.subheader("Browse")
 names = list(DATASETS)
@@ -112,15 +113,15 @@ if st.session_state.get(BROWSED) not in names:
     st.session_state[BROWSED] = names[0]
 chosen = st.selectbox("Data set", names, key=BROWSED)
 entry = DATASETS[chosen]
-st.caption(entry.description)
+st.caption(md(entry.description))
 problem = files_problem(chosen)
 if problem:
-    st.warning(f"{problem}.", icon=":material/folder_off:")
+    st.warning(f"{md(problem)}.", icon=":material/folder_off:")
     st.stop()
 try:
     bundle = load_dataset(chosen)
 except DlxError as err:
-    st.error(str(err))
+    st.error(md(err))
     st.stop()
 
 balance = browse.class_balance(bundle)
@@ -132,12 +133,12 @@ right.bar_chart(balance, stack=True)
 if entry.kind == "image":
     st.markdown("**Samples per class** (training split)")
     for class_name, images in browse.sample_grid(bundle).items():
-        st.caption(class_name)
+        st.caption(md(class_name))
         if images:
             st.image(images, width=72, clamp=True)
 elif entry.kind == "table":
     for choice in browse.column_choices(chosen):
-        st.caption(choice)
+        st.caption(md(choice))
     stats = browse.feature_stats(bundle)
     st.dataframe(stats, width="stretch")
     feature = st.selectbox("Distribution of", list(stats.index), key="data.feature")
@@ -145,7 +146,10 @@ elif entry.kind == "table":
     st.bar_chart(browse.histogram(values))
 elif entry.kind == "text":
     st.markdown("**Example texts** (training split)")
-    st.dataframe(browse.example_texts(bundle), hide_index=True, width="stretch")
+    examples = browse.example_texts(bundle)
+    st.dataframe(examples, hide_index=True, width="stretch")
+    st.download_button("Download these texts (CSV)", browse.to_csv(examples), f"{chosen}-examples.csv", "text/csv",
+                       key="data.examples_csv", icon=":material/download:")
 
 mistakes = browse.mistakes_per_class(default_store(), chosen)
 if mistakes:

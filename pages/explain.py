@@ -18,6 +18,7 @@ from dlx.explain.uploads import normalisation, read_image
 from dlx.jobs import ensure_worker
 from dlx.jobs.queue import ACTIVE
 from dlx.store import default_store
+from dlx.user_text import md
 from pages import enter_frame, explain_text
 
 enter_frame()
@@ -83,7 +84,7 @@ def show_gallery(gallery: Gallery, sign: str, opacity: float, key: str, columns:
     else:
         for i, row in enumerate(gallery.rows()):
             top = ", ".join(f"{name} {p:.0%}" for name, p in row.top_k)
-            st.markdown(f"**{row.caption}** — {top}")
+            st.markdown(f"**{md(row.caption)}** — {md(top)}")
             st.plotly_chart(charts.attribution_bars(gallery.values(i), meta.feature_names), key=f"{key}.{i}",
                             config={"displayModeBar": False})
     times = " · ".join(f"{METHODS[m].label} {1000 * a.seconds / len(gallery.inputs):.1f} ms"
@@ -118,14 +119,14 @@ def job_section(task: ExplainTask, loaded: LoadedRun, button: str):
             follow_job(job.id)
             return None
         if job is not None and job.status in ("failed", "cancelled"):
-            st.error(f"Job #{job.id} {job.status}: {failure_reason(job)}")
+            st.error(f"Job #{job.id} {job.status}: {md(failure_reason(job))}")
         if st.button(button, key=f"explain.job.{task.task}"):
             submit_task(store, task)
             if settings.autostart_worker():
                 ensure_worker(store)
             st.rerun()
     except DlxError as err:
-        st.error(str(err), icon=":material/error:")
+        st.error(md(err), icon=":material/error:")
     return None
 
 
@@ -163,7 +164,7 @@ run = top_run.selectbox("Run", runs, index=first, format_func=lambda r: run_choi
 try:
     loaded = load(run.id)
 except DlxError as err:
-    st.error(str(err), icon=":material/error:")
+    st.error(md(err), icon=":material/error:")
     st.stop()
 meta = loaded.meta
 if meta.kind == "text":  # transformers' views: pages/explain_text.py
@@ -183,7 +184,7 @@ if compare_run is not None:
         second = load(compare_run.id)
         check_comparable(loaded, second)
     except DlxError as err:
-        st.error(str(err), icon=":material/error:")
+        st.error(md(err), icon=":material/error:")
         second = None
 
 test = loaded.bundle.test
@@ -236,10 +237,10 @@ try:
             st.stop()
         image = read_image(upload.getvalue(), meta, upload.name)
         for change in image.changes:
-            st.info(change, icon=":material/info:")
+            st.info(md(change), icon=":material/info:")
         inputs, captions = image.tensor, [upload.name]
 except DlxError as err:
-    st.error(str(err), icon=":material/error:")
+    st.error(md(err), icon=":material/error:")
     st.stop()
 
 tabs = ["Attributions", "Faithfulness"] + (["Global importance"] if meta.kind == "table" else [])
@@ -255,7 +256,7 @@ with tab_views[0]:
                 galleries.append(build_gallery(second, inputs, captions, methods, baseline, params, target,
                                                labels, masks))
         except DlxError as err:
-            st.error(str(err), icon=":material/error:")
+            st.error(md(err), icon=":material/error:")
         else:
             per_line = GRID_COLUMNS if len(galleries) == 1 else 3  # side by side: half the width each
             for column, gallery in zip(st.columns(len(galleries)), galleries):
@@ -283,7 +284,7 @@ with tab_views[1]:
                 with st.spinner("Scoring..."):
                     scores = scores_cached(loaded, inputs, targets, methods, baseline, params, masks, sensitivity)
         except DlxError as err:
-            st.error(str(err), icon=":material/error:")
+            st.error(md(err), icon=":material/error:")
             scores = None
         if scores is not None:
             show_scores(scores, "explain.scores")

@@ -21,6 +21,7 @@ from dlx.explain.text_methods import TEXT_METHODS, explain_text_cached
 from dlx.explain.text_scores import TEXT_METRICS, TextScores
 from dlx.jobs import ensure_worker
 from dlx.jobs.queue import ACTIVE
+from dlx.user_text import md
 
 CHART = {"displayModeBar": False}
 DEFAULT_METHODS = ["layer_integrated_gradients", "word_ablation", "attention_rollout"]
@@ -40,8 +41,9 @@ def _sentence(loaded: LoadedRun) -> tuple[str, list[int] | None]:
                                 max(len(test.texts) - 1, 0), 0, key="explain.text.index"))
     rationale = test.extras.get("rationale")
     words = None if rationale is None else np.flatnonzero(rationale[index].numpy()).tolist()
-    st.caption(f"True class: {loaded.meta.classes[int(test.y[index])]}"
-               + ("" if words is None else f" · rationale: {', '.join(test.texts[index].split()[w] for w in words)}"))
+    st.caption(f"True class: {md(loaded.meta.classes[int(test.y[index])])}"
+               + ("" if words is None else
+                  f" · rationale: {md(', '.join(test.texts[index].split()[w] for w in words))}"))
     return test.texts[index], words
 
 
@@ -68,7 +70,7 @@ def show_text(loaded: LoadedRun) -> None:
             with loaded.lock:
                 maps, grads, logits = attention_and_gradients(model, e, target)
     except DlxError as err:
-        st.error(str(err), icon=":material/error:")
+        st.error(md(err), icon=":material/error:")
         return
     how = None if merge == "as pieces" else merge.rsplit(" ", 1)[-1]
     views = st.tabs(["Attention", "Token attributions", "Agreement", "Scores"])
@@ -122,7 +124,7 @@ def _attributions(loaded: LoadedRun, e: Encoded, target: int, how: str | None) -
         try:
             result = explain_text_cached(loaded, e, method, target)
         except DlxError as err:
-            st.error(str(err), icon=":material/error:")
+            st.error(md(err), icon=":material/error:")
             continue
         out[method] = result.values
         note = f"{result.seconds * 1000:.0f} ms"
@@ -151,7 +153,7 @@ def _agreement(e: Encoded, maps: torch.Tensor, attributions: dict[str, torch.Ten
     try:
         matrix, rho = agreement(maps, attributions[method], e, source=pooling)
     except DlxError as err:
-        st.error(str(err), icon=":material/error:")
+        st.error(md(err), icon=":material/error:")
         return
     st.plotly_chart(charts.agreement_heatmap(matrix, rho), key="explain.text.agreement", config=CHART)
 
@@ -180,7 +182,7 @@ def _scores(loaded: LoadedRun, has_rationale: bool) -> None:
                 st.button("Refresh", key="explain.text.job_refresh")
                 return
             if job is not None and job.status in ("failed", "cancelled"):
-                st.error(f"Job #{job.id} {job.status}: {failure_reason(job)}")
+                st.error(f"Job #{job.id} {job.status}: {md(failure_reason(job))}")
             here, worker = st.columns(2)
             if here.button("Score the methods here", key="explain.text.score"):
                 with st.spinner("Scoring..."):
@@ -191,7 +193,7 @@ def _scores(loaded: LoadedRun, has_rationale: bool) -> None:
                     ensure_worker(loaded.store)
                 st.rerun()
     except DlxError as err:
-        st.error(str(err), icon=":material/error:")
+        st.error(md(err), icon=":material/error:")
         return
     if result is not None:
         _show_scores(result, "explain.text")
@@ -222,7 +224,7 @@ def show_vit(loaded: LoadedRun, inputs: torch.Tensor, captions: list[str]) -> No
             shown = vit_maps(loaded.model, image)
         grids = {"rollout": shown["rollout"].numpy(),
                  **{f"L{layer} H{h}": shown["heads"][layer, h].numpy() for h in range(shown["heads"].shape[1])}}
-        st.markdown(f"**{caption}**")
+        st.markdown(f"**{md(caption)}**")
         picture = image.numpy()
         picture = (picture - picture.min()) / ((picture.max() - picture.min()) or 1.0)
         st.plotly_chart(charts.vit_overlays(picture, grids, cols=len(grids)), key=f"explain.vit.{i}", config=CHART)

@@ -10,6 +10,7 @@ from dlx.errors import DlxError
 from dlx.jobs import ensure_worker, standby
 from dlx.models import MODELS
 from dlx.store import default_store
+from dlx.user_text import md, shorten
 from pages import enter_frame
 
 enter_frame()
@@ -73,7 +74,7 @@ def fill_form() -> None:
             return
         except DlxError as err:
             st.query_params.pop("from_run")
-            st.warning(f"{err}; the form shows the defaults instead.", icon=":material/search_off:")
+            st.warning(f"{md(err)}; the form shows the defaults instead.", icon=":material/search_off:")
     if key("dataset") not in st.session_state:
         load_form(st.session_state.get(SAVED) or launch.defaults_for(*launch.first_choice()))
 
@@ -93,9 +94,9 @@ def data_and_model() -> None:
         dataset = st.selectbox("Data set", list(DATASETS), key=key("dataset"), on_change=on_dataset_change,
                                format_func=lambda name: name + (" (files missing)" if name in missing else ""),
                                help="Every registered data set; built-in ones work offline.")
-        st.caption(DATASETS[dataset].description)
+        st.caption(md(DATASETS[dataset].description))
         if dataset in missing:
-            st.warning(f"{files_problem(dataset)}.", icon=":material/folder_off:")
+            st.warning(f"{md(files_problem(dataset))}.", icon=":material/folder_off:")
     with right:
         options = launch.models_for(dataset)
         model = st.selectbox("Model", options, key=key("model"), on_change=on_model_change,
@@ -173,19 +174,19 @@ def submit_button(form: dict[str, Any]) -> None:
         planned, error = None, err
     sweep_name = None
     if error is not None:
-        st.error(f"**{error}**  \nFix this field to launch; nothing has been queued.",
+        st.error(f"**{md(error)}**  \nFix this field to launch; nothing has been queued.",
                  icon=":material/error:")
     elif planned.count > 1:
-        st.info(f"This queues **{planned.count} runs**, one per combination: {planned.describe()}.",
+        st.info(f"This queues **{planned.count} runs**, one per combination: {md(planned.describe())}.",
                 icon=":material/grid_view:")
         typed = st.text_input("Sweep name", key=key("sweep"),
                               placeholder=launch.default_sweep_name(planned.base),
                               help="The sweep's runs are grouped under this name; empty: the placeholder.")
         sweep_name = (typed or "").strip() or None
     else:
-        st.caption(f"This queues 1 run: {form['dataset']} / {form['model']}.")
+        st.caption(f"This queues 1 run: {md(form['dataset'])} / {md(form['model'])}.")
     if form["device"] not in launch.device_choices():
-        st.warning(f"This machine has no {form['device']}; only a worker on a machine with it will run "
+        st.warning(f"This machine has no {md(form['device'])}; only a worker on a machine with it will run "
                    "this.", icon=":material/memory:")
     count = planned.count if planned else 0
     pressed = st.button(f"Launch {count} runs" if count > 1 else "Launch", type="primary",
@@ -206,7 +207,7 @@ def last_launch() -> None:
         return
     runs = last["runs"]
     if last["sweep"]:
-        st.success(f"Queued sweep **{last['sweep']}**: runs #{runs[0]} to #{runs[-1]}.",
+        st.success(f"Queued sweep **{md(shorten(last['sweep']))}**: runs #{runs[0]} to #{runs[-1]}.",
                    icon=":material/check_circle:")
         st.page_link("pages/runs.py", label=f"Follow the sweep's {len(runs)} runs",
                      icon=":material/arrow_forward:", query_params={"sweep": last["sweep"]})

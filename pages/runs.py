@@ -1,4 +1,5 @@
 """Runs: every run with its status and results, live while jobs run; one run's curves, log and actions."""
+import json
 from collections import Counter
 from datetime import datetime
 
@@ -11,7 +12,9 @@ from dlx.errors import DlxError
 from dlx.run_edits import parse_tags
 from dlx.run_table import PAGE_ROWS, table_rows
 from dlx.store import FINAL_STATES, History, RunInfo, default_store
+from dlx.user_text import md, shorten
 from pages import enter_frame
+from pages.whole_text import whole
 
 enter_frame()
 store = default_store()
@@ -24,6 +27,9 @@ CONFIRM_ARCHIVE = "runs.confirm_archive"  # the selected run ids awaiting a yes
 GLANCE_RUNS = 10  # newest runs overlaid above the table when no sweep is open
 GLANCE_SWEEP_RUNS = 30
 GLANCE_BUCKETS = 300  # about a half-width chart's pixels
+ERROR_SHOWN = 2_000  # characters of a run's error in its red box; the rest behind an expander or a download
+CHARTS_PER_PAGE = 12  # metric charts drawn at once: a script may log 10,000 names; a pager reaches the others
+CHARTS_PAGE = "runs.charts_page"
 
 
 def open_run(run_id: int) -> None:
@@ -77,10 +83,11 @@ def empty_state() -> None:
 def sweep_banner(sweep: str, runs: list[RunInfo]) -> None:
     done = [r for r in runs if r.summary.get("test_acc") is not None]
     left, right = st.columns([4, 1], vertical_alignment="center")
-    text = f"Sweep **{sweep}**: {len(runs)} runs, {len(done)} finished."
+    text = f"Sweep **{md(shorten(sweep))}**: {len(runs)} runs, {len(done)} finished."
     if done:
         best = max(done, key=lambda r: r.summary["test_acc"])
-        text += f" Best so far: #{best.id} {best.name or ''}, test accuracy {best.summary['test_acc']:.4f}."
+        text += (f" Best so far: #{best.id} {md(shorten(best.name or ''))}, "
+                 f"test accuracy {best.summary['test_acc']:.4f}.")
     left.info(text, icon=":material/grid_view:")
     right.button("Show all runs", on_click=show_all, key="runs.show_all")
 
@@ -171,7 +178,7 @@ def selection_actions(picked: list[RunInfo]) -> None:
             for run in picked:
                 store.set_tags(run.id, {**run.user_tags, **tags})
         except DlxError as err:
-            st.error(str(err), icon=":material/error:")
+            st.error(md(err), icon=":material/error:")
         else:
             st.toast(f"Tagged {len(ids)} runs", icon=":material/sell:")
     if c.button(f"Archive {len(ids)}", icon=":material/archive:", key="runs.archive"):
@@ -207,29 +214,30 @@ def actions(run: RunInfo) -> None:
         try:
             outcome = store.queue.cancel_run(run.id)
         except DlxError as err:
-            st.error(str(err), icon=":material/error:")
+            st.error(md(err), icon=":material/error:")
         else:
             st.toast({"cancelled": f"Run #{run.id} cancelled", "cancelling": f"Stopping run #{run.id}…",
                       "finished": f"Run #{run.id} had already finished"}[outcome], icon=":material/stop_circle:")
             st.rerun()
     blocked = launch.why_not_rerun(run)
     if columns[2].button("Re-run", icon=":material/replay:", key="runs.rerun",
-                         disabled=blocked is not None, help=blocked or "Queue a new run with exactly this config."):
+                         disabled=blocked is not None,
+                         help=md(blocked) if blocked else "Queue a new run with exactly this config."):
         try:
             new_id = launch.rerun(store, run.id)
         except DlxError as err:
-            st.error(str(err), icon=":material/error:")
+            st.error(md(err), icon=":material/error:")
         else:
             open_run(new_id)
     if columns[3].button("Edit & re-run", icon=":material/edit:", key="runs.edit",
                          disabled=blocked is not None,
-                         help=blocked or "Open the Launch page filled in with this config."):
+                         help=md(blocked) if blocked else "Open the Launch page filled in with this config."):
         st.switch_page("pages/launch.py", query_params={"from_run": str(run.id)})
     if columns[4].button("Delete", icon=":material/delete:", disabled=active, key="runs.delete",
                          help="Cancel it first." if active else "Delete the run, its metrics and its files."):
         st.session_state[CONFIRM_DELETE] = run.id
     if blocked is not None:
-        st.caption(f"Re-run is not offered: {blocked}.")
+        st.caption(f"Re-run is not offered: {md(blocked)}.")
     if st.session_state.get(CONFIRM_DELETE) == run.id and not active:
         confirm_delete(run)
 
@@ -251,20 +259,23 @@ def confirm_delete(run: RunInfo) -> None:
 
 def headline(run: RunInfo) -> None:
     st.title(f"Run #{run.id} :{charts.STATUS_BADGES[run.status]}-badge[{run.status}]")
-    parts = [f"**{run.name}**"] if run.name else []
+    # Every part is typed by someone (a name, an experiment, an error's text): shown as text, cut when long.
+    parts = [f"**{md(shorten(run.name))}**"] if run.name else []
     if run.dataset or run.model:
-        parts.append(" / ".join(part for part in (run.dataset, run.model) if part))
+        parts.append(" / ".join(md(shorten(part)) for part in (run.dataset, run.model) if part))
     else:  # tracked from a user's script: it has no data set or model of ours to name
         parts.append("logged from a script")
-    parts.append(f"experiment {run.experiment}")
+    parts.append(f"experiment {md(shorten(run.experiment))}")
     if run.sweep:
-        parts.append(f"sweep {run.sweep}")
+        parts.append(f"sweep {md(shorten(run.sweep))}")
     st.markdown(" · ".join(parts))
     if run.status == "failed":
-        st.error(f"**This run failed.** {run.error or 'No reason was recorded.'}", icon=":material/error:")
+        st.error(f"**This run failed.** {md(shorten(run.error or 'No reason was recorded.', ERROR_SHOWN))}",
+                 icon=":material/error:")
     elif run.status == "cancelled":
-        st.warning(f"**This run was cancelled** ({run.error or 'by request'}). What it logged before "
-                   "stopping is kept.", icon=":material/stop_circle:")
+        st.warning(f"**This run was cancelled** ({md(shorten(run.error or 'by request', ERROR_SHOWN))}). What it "
+                   "logged before stopping is kept.", icon=":material/stop_circle:")
+    whole("the error", run.error or "", "runs.whole_error", ERROR_SHOWN)
 
 
 def queued_note(run: RunInfo) -> None:
@@ -287,7 +298,8 @@ def live_panel(run_id: int, shown_status: str) -> None:
     if run is None or run.status != shown_status:
         st.rerun()  # the run ended (or vanished): the whole page changes, not only this panel
     state = live_state(run.id)
-    state.refresh()
+    page_groups, pages = chart_page(charts.metric_groups(sorted(store.latest_metrics(run.id))))
+    state.refresh({*CURVES, *(key for keys in page_groups.values() for key in keys)})
     keys = state.keys()
     drawn = {key: state.get(key) for key in dict.fromkeys([*keys, *CURVES])}
     tails = {key: series.tail for key, series in drawn.items()}
@@ -301,28 +313,43 @@ def live_panel(run_id: int, shown_status: str) -> None:
     if (launched and run.status in ("queued", "running")) or any(k in keys for k in charts.CURVE_KEYS):
         figure = charts.curves(drawn, run.summary.get("steps_per_epoch"), run.summary.get("epochs"))
         st.plotly_chart(figure, width="stretch", key="runs.curves")
-    other_metrics(keys, drawn, launched)
+    other_metrics(page_groups, pages, drawn, launched)
     try:
         log = progress.log_path(store, run.id)
     except DlxError as err:  # an index entry pointing outside the data directory is never read
-        st.warning(str(err), icon=":material/gpp_bad:")
+        st.warning(md(err), icon=":material/gpp_bad:")
         log = None
     if log is not None:
         with st.expander("Log", expanded=run.status in ("running", "failed"), icon=":material/terminal:"):
             st.code(progress.tail(log) or "(empty so far)", language=None)
 
 
-def other_metrics(keys: list[str], histories: dict[str, live.LiveSeries], launched: bool) -> None:
+def chart_page(groups: dict[str, list[str]]) -> tuple[dict[str, list[str]], int]:
+    """The metric charts on the pager's current page (the first CHARTS_PER_PAGE at first), and how many pages.
+
+    Read before the pager is drawn (its value from the last rerun), so only the keys drawn are read.
+    """
+    pages = max(1, -(-len(groups) // CHARTS_PER_PAGE))
+    page = min(int(st.session_state.get(CHARTS_PAGE) or 1), pages)
+    titles = list(groups)[(page - 1) * CHARTS_PER_PAGE:page * CHARTS_PER_PAGE]
+    return {title: groups[title] for title in titles}, pages
+
+
+def other_metrics(groups: dict[str, list[str]], pages: int, histories: dict[str, live.LiveSeries],
+                  launched: bool) -> None:
     """Every key `curves` does not draw, grouped by name: a script's own metrics, a training's
-    learning rate and throughput. A script's metrics are its main charts; a training's come second."""
-    groups = charts.metric_groups(keys)
+    learning rate and throughput. A script's metrics are its main charts; a training's come second.
+    A page of charts at a time: a run that logged 10,000 names gets a pager, not 10,000 charts."""
     if not groups:
         return
     figure = charts.metrics_figure(groups, histories)
-    if launched:
-        with st.expander(f"More metrics: {', '.join(groups)}", icon=":material/monitoring:"):
-            st.plotly_chart(figure, width="stretch", key="runs.metrics")
-    else:
+    names = md(shorten(", ".join(groups), 120))
+    place = st.expander(f"More metrics: {names}" + (f" (page of {pages:,})" if pages > 1 else ""),
+                        icon=":material/monitoring:") if launched else st.container()
+    with place:
+        if pages > 1:
+            st.number_input(f"Metric charts, page (of {pages:,}; {CHARTS_PER_PAGE} charts each, by name)",
+                            min_value=1, max_value=pages, key=CHARTS_PAGE)
         st.plotly_chart(figure, width="stretch", key="runs.metrics")
 
 
@@ -344,7 +371,7 @@ def numbers(run: RunInfo, histories: dict[str, History]) -> None:
     if not shown:  # a script's run: the latest value of its first metrics
         for key in [k for k in sorted(histories) if k not in CURVES and len(histories[k])][:4]:
             last = histories[key]
-            shown.append((key, f"{last.values[-1]:.4g}", None, f"at step {last.steps[-1]:,}"))
+            shown.append((md(shorten(key, 60)), f"{last.values[-1]:.4g}", None, f"at step {last.steps[-1]:,}"))
     if run.duration_s is not None:
         shown.append(("Duration", progress.format_duration(run.duration_s), None, None))
     for column, (name, value, delta, note) in zip(st.columns(5), shown):
@@ -366,8 +393,17 @@ def results(run: RunInfo) -> None:
                  "training samples": summary.get("train_size"), "best epoch": summary.get("best_epoch"),
                  "epochs run": summary.get("epochs_run"), "test loss": summary.get("test_loss"),
                  "started": run.started_at, "ended": run.ended_at}
-        lines = [f"**{name}** {show(value)}" for name, value in facts.items() if value is not None]
+        lines = [f"**{name}** {md(shorten(show(value)))}" for name, value in facts.items() if value is not None]
         st.markdown("  \n".join(lines))
+
+
+def short_values(value):
+    """A config with every long text cut (`shorten`), for showing; keys and numbers as they are."""
+    if isinstance(value, dict):
+        return {shorten(k): short_values(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [short_values(v) for v in value[:100]] + ([f"… {len(value) - 100:,} more"] if len(value) > 100 else [])
+    return shorten(value) if isinstance(value, str) else value
 
 
 def detail(run_id: int) -> None:
@@ -383,14 +419,18 @@ def detail(run_id: int) -> None:
     if run.status == "succeeded":
         results(run)
     with st.expander("Config", icon=":material/tune:"):
-        st.json(run.config)
+        st.json(short_values(run.config))  # a 10 MB param froze the page: each value cut, the whole a download away
+        whole_config = json.dumps(run.config, indent=2, default=str)
+        if whole_config != json.dumps(short_values(run.config), indent=2, default=str):
+            st.download_button("Download the whole config (JSON)", whole_config, f"run-{run.id}-config.json",
+                               "application/json", key="runs.whole_config", icon=":material/download:")
 
 
 selected = st.query_params.get("run")
 try:
     run_id = parse_run_id(selected) if selected else None
 except DlxError as err:
-    st.warning(str(err), icon=":material/search_off:")
+    st.warning(md(err), icon=":material/search_off:")
     run_id = None
 if run_id is not None:
     detail(run_id)

@@ -2,10 +2,13 @@
 feature statistics, and a trained run's mistakes per class. Plain data, no Streamlit."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import torch
 
+from dlx import csv_cells
 from dlx.data.registry import DataBundle
 from dlx.data.streaming import FolderSplit
 from dlx.data.user_sets import list_user_sets
@@ -112,3 +115,15 @@ def example_texts(bundle: DataBundle, per_class: int = 3) -> pd.DataFrame:
             for index, name in enumerate(bundle.meta.classes)
             for i in np.flatnonzero(labels == index)[:per_class]]
     return pd.DataFrame(rows, columns=["class", "words", "text"])
+
+
+def to_csv(frame: pd.DataFrame) -> str:
+    """A browsed table as CSV, its text cells safe to open in a spreadsheet (dlx.csv_cells); the index
+    (class names) kept as the first column when it has meaning."""
+    buffer = io.StringIO()
+    writer = csv_cells.writer(buffer)
+    keep_index = not isinstance(frame.index, pd.RangeIndex)
+    writer.writerow(([frame.index.name or ""] if keep_index else []) + [str(c) for c in frame.columns])
+    for index, row in zip(frame.index, frame.itertuples(index=False)):
+        writer.writerow(([index] if keep_index else []) + list(row))
+    return buffer.getvalue()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlx import settings
+from dlx import csv_cells, settings
 from dlx.data.archives import upload_limits
 from dlx.data.registry import DataBundle, DatasetEntry, DatasetMeta, split_arrays
 from dlx.errors import DlxError
@@ -68,7 +68,7 @@ def read_table_csv(data: bytes, label_column: str, name: str = "table.csv") -> T
     if not text.strip():
         raise DlxError(f"file: {name} is empty", field="file")
     try:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
+        rows = list(csv_cells.reader(io.StringIO(text, newline="")))  # a cell dlx wrote as '=x reads =x
     except csv.Error as err:
         raise DlxError(f"file: {name} is not valid CSV ({err})", field="file") from None
     header = [h.strip() for h in rows[0]]

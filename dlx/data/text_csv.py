@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlx import csv_cells
 from dlx.data.registry import DataBundle, DatasetMeta, split_texts
 from dlx.errors import DlxError
 
@@ -36,7 +37,8 @@ def read_text_csv(path: str | Path, text_column: str, label_column: str) -> Text
         raise DlxError(f"file: {path.name} is not UTF-8 text (byte {err.start}, line {line}); "
                        "save it as UTF-8 CSV", field="file") from None
     reader = csv.DictReader(io.StringIO(content, newline=""))
-    columns = reader.fieldnames or []
+    # A cell dlx (or a careful spreadsheet) wrote as '=x reads as =x: dlx.csv_cells' escape taken off.
+    columns = reader.fieldnames = [csv_cells.unescape(c) for c in reader.fieldnames or []]
     for role, column in (("text_column", text_column), ("label_column", label_column)):
         if column not in columns:
             raise DlxError(f"{role}: {path.name} has no column {column!r}; its columns are "
@@ -48,6 +50,7 @@ def read_text_csv(path: str | Path, text_column: str, label_column: str) -> Text
             if text is None or name is None:
                 raise DlxError(f"file: line {reader.line_num} of {path.name} has fewer fields than the "
                                "header", field="file")
+            text, name = csv_cells.unescape(text), csv_cells.unescape(name)
             text = " ".join(text.split())
             if not text:
                 raise DlxError(f"text_column: empty text in column {text_column!r} at line {reader.line_num}"
