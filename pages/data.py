@@ -55,7 +55,7 @@ with st.expander("Bring your data", expanded=not browse.user_sets_table().shape[
             roots = settings.data_roots()
         except DlxError as err:
             roots = []
-            st.error(str(err))
+            st.error(md(err), icon=":material/block:")
         if roots:
             st.caption("Folders inside these may be registered (`DLX_DATA_ROOTS`): "
                        + ", ".join(f"`{root}`" for root in roots))
