@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
@@ -101,6 +102,16 @@ class History:
 
     def __len__(self) -> int:
         return len(self.steps)
+
+
+def history_of(rows: Sequence[tuple]) -> History:
+    """(step, value, time) rows as a History: steps exact as int64 (a float rounds them above 2**53),
+    values and times as float64 (None, a NaN stored, -> nan)."""
+    count = len(rows)
+    steps = np.fromiter(map(itemgetter(0), rows), dtype=np.int64, count=count)
+    # One flat pass over the tuples, half the time of np.array(rows) (its step column is not used).
+    data = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=3 * count).reshape(-1, 3)
+    return History(steps, data[:, 1], data[:, 2])
 
 
 class Store(RunEdits):
@@ -229,9 +240,7 @@ class Store(RunEdits):
                 rows = cursor.fetchall()
             finally:
                 cursor.close()
-        # One flat pass over the tuples, half the time of np.array(rows); None (a NaN stored) -> nan.
-        data = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=3 * len(rows)).reshape(-1, 3)
-        return History(data[:, 0].astype(np.int64), data[:, 1], data[:, 2])
+        return history_of(rows)
 
     def reduced_history(self, run_ids: list[int], keys: list[str], buckets: int = 1000,
                         step_range: tuple[int, int] | None = None) -> dict[tuple[int, str], Reduced]:
