@@ -20,6 +20,7 @@ import threading
 import time
 import traceback
 import weakref
+from datetime import timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 from sqlalchemy import Connection, Dialect, Select, Update, bindparam, insert, select, update
@@ -68,6 +69,11 @@ class Run:
         self.id = run_id
         self.store = store
         self._engine = store.engine
+        # Why points are refused (the run has ended), raised where they are logged; a handle on a finished
+        # run refuses them from the start (its params, tags and summary may still be edited, as pages do).
+        self._refusal: DlxError | None = None
+        if (row := self._status()) is not None and _end_time(row) is not None:
+            self._refusal = _ended_error(run_id, row.status)
         self._buffer: list[tuple] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -147,7 +153,10 @@ class Run:
 
     def _append(self, rows: list[tuple]) -> None:
         """Buffer points; the run's very first ones are written at once, so a page watching the
-        run draws its first point without waiting for the flush timer."""
+        run draws its first point without waiting for the flush timer. Once the run is known to
+        have ended, points are refused here, in the caller's line."""
+        if self._refusal is not None:
+            raise self._refusal
         with self._lock:
             self._buffer.extend(rows)
             flush_now = len(self._buffer) >= self._flush_size or not self._wrote_any
@@ -225,6 +234,7 @@ class Run:
             if staged and self._write_staged(staged, rows):
                 return
             pending = [rows] if rows else []
+            refused = self._refusal
             try:
                 while pending:
                     part = pending.pop()
@@ -241,6 +251,8 @@ class Run:
                 with self._lock:
                     self._buffer[:0] = [row for part in reversed(pending) for row in part]
                 raise
+            if self._refusal is not None and self._refusal is not refused:
+                raise self._refusal  # this flush refused points logged after the end
 
     def _write_staged(self, staged: list[Edit], rows: list[tuple]) -> bool:
         """Write staged edits with the points (the common case: True), else alone, the points then
@@ -267,12 +279,15 @@ class Run:
             raise
 
     def _insert(self, rows: list[tuple], staged: Sequence[Edit] = ()) -> None:
-        """The points and the run's summary rows they change (after any staged edits), in one transaction."""
+        """The points and the run's summary rows they change (after any staged edits), in one
+        transaction; points logged after the run ended are refused (`_before_the_end`)."""
         with self._engine.begin() as conn:
-            if any(edit.read_then_write for edit in staged):
-                self._lock_sqlite(conn)
+            if rows or any(edit.read_then_write for edit in staged):
+                self._lock_sqlite(conn)  # the run's status read below stays true until the commit
             for edit in staged:
                 edit.apply(conn)
+            if rows:
+                rows = self._before_the_end(conn, rows)
             if not rows:
                 return
             if self._insert_kind == "copy":
@@ -283,6 +298,27 @@ class Run:
                 conn.execute(self._insert_sql, [dict(run_id=r[0], key=r[1], step=r[2], value=r[3],
                                                      time=r[4]) for r in rows])
             update_summaries(self.store, conn, self.id, rows)
+
+    def _before_the_end(self, conn: Connection, rows: list[tuple]) -> list[tuple]:
+        """The points logged before the run ended (all of them while it has not): a point logged
+        later is refused, never stored into the finished run, and logging then raises (`_refusal`).
+        Read under the write lock (SQLite) or a share lock on the row (PostgreSQL), so the run
+        cannot end between this read and the commit."""
+        run = conn.execute(_status_statement(self.store.dialect), {"run": self.id}).first()
+        end = None if run is None else _end_time(run)  # a deleted run's points: refused by the database
+        if end is None:
+            return rows
+        kept = [row for row in rows if row[4] <= end]
+        if len(kept) < len(rows):
+            self._refusal = _ended_error(self.id, run.status)
+            logger.error("run #%s: refused %d metric points logged after it ended (%s)",
+                         self.id, len(rows) - len(kept), run.status)
+        return kept
+
+    def _status(self) -> Any:
+        """The run's (status, ended_at) row, or None where it does not exist."""
+        with self._engine.connect() as conn:
+            return conn.execute(_status_statement(None), {"run": self.id}).first()
 
     def _copy(self, conn: Connection, rows: list[tuple]) -> None:
         """COPY the rows on the transaction's own psycopg connection; a driver error is raised as
@@ -322,6 +358,8 @@ class Run:
                 if now >= due:
                     try:
                         action()
+                    except DlxError:
+                        pass  # logged, and raised where the script logs next (_refusal)
                     except Exception:
                         traceback.print_exc()
             if now >= next_flush:
@@ -335,7 +373,10 @@ class Run:
         with self._engine.begin() as conn:
             conn.execute(update(table).where(table.c.id == self.id, table.c.status.in_(ACTIVE_STATES))
                          .values(heartbeat_at=utcnow()))
-            row = conn.execute(select(table.c.cancel_requested).where(table.c.id == self.id)).first()
+            row = conn.execute(select(table.c.cancel_requested, table.c.status, table.c.ended_at)
+                               .where(table.c.id == self.id)).first()
+        if row is not None and _end_time(row) is not None and self._refusal is None:
+            self._refusal = _ended_error(self.id, row.status)  # ended by someone else (a reaper): log no more
         if (row is None or row.cancel_requested) and not self.stop_requested and not self._stop.is_set():
             self.stop_requested = True
             # As if the signal came: the main thread raises Cancelled (SIGTERM handler) or KeyboardInterrupt.
@@ -359,19 +400,24 @@ class Run:
             return moved.rowcount == 1
 
     def finish(self, status: str = "succeeded", error: str | None = None) -> None:
-        """Stop the timer, write what is buffered, and record the final status, even if writing failed."""
+        """Stop the timer, write what is buffered, and record the final status, even if writing failed.
+        Points logged through this handle afterwards are refused."""
         self._stop.set()
         try:
             self.flush()
         except Exception as err:
-            edits = f" and {len(self._staged)} edits of params/tags/summary" if self._staged else ""
-            lost = f"{len(self._buffer)} metric points{edits} could not be written ({type(err).__name__}: {err})"
-            logger.error("run #%s: %s", self.id, lost)
-            status = "failed" if status == "succeeded" else status
-            error = f"{error}; {lost}" if error else lost
+            if err is not self._refusal:  # (points logged after someone else ended the run: refused, logged)
+                edits = f" and {len(self._staged)} edits of params/tags/summary" if self._staged else ""
+                lost = (f"{len(self._buffer)} metric points{edits} could not be written "
+                        f"({type(err).__name__}: {err})")
+                logger.error("run #%s: %s", self.id, lost)
+                status = "failed" if status == "succeeded" else status
+                error = f"{error}; {lost}" if error else lost
         finally:
             _open_runs.discard(self)
-            self.set_status(status, error)
+            self._refusal = _ended_error(self.id, status)
+            if not self.set_status(status, error) and (row := self._status()) is not None:
+                self._refusal = _ended_error(self.id, row.status)  # ended earlier, by someone else
 
     # -- context manager -------------------------------------------------------------------
     def __enter__(self) -> "Run":
@@ -411,6 +457,27 @@ def _summary_statements(dialect: str, columns: tuple[str, ...]) -> tuple[Select,
              .values(summary=bindparam("merged", type_=table.c.summary.type),
                      **{column: bindparam(column, type_=table.c[column].type) for column in columns}))
     return read, write
+
+
+@functools.cache
+def _status_statement(dialect: str | None) -> Select:
+    """A run's status and end time; on PostgreSQL with a share lock on its row, for a flush's transaction."""
+    table = RunRow.__table__
+    read = select(table.c.status, table.c.ended_at).where(table.c.id == bindparam("run"))
+    return read.with_for_update(read=True) if dialect == "postgresql" else read
+
+
+def _end_time(run: Any) -> float | None:
+    """When a run's (status, ended_at) row says it ended, in unix seconds; None while it has not. Every
+    path that ends a run records its end time; a final status without one is taken as no end (yet)."""
+    if run.status in ACTIVE_STATES or run.ended_at is None:
+        return None
+    return run.ended_at.replace(tzinfo=timezone.utc).timestamp()
+
+
+def _ended_error(run_id: int, status: str) -> DlxError:
+    return DlxError(f"run: run #{run_id} has already ended ({status}); a point logged after its run ended "
+                    "is refused: start a new run (dlx.start_run) to log more", field="run")
 
 
 def _unavailable(err: Exception) -> bool:
@@ -466,7 +533,9 @@ def start_run(experiment: str = "default", name: str | None = None,
     if not created and not run.set_status("running"):
         run._stop.set()
         _open_runs.discard(run)
-        raise DlxError(f"run_id: run #{run_id} does not exist or has already ended", field="run_id")
+        if (row := run._status()) is not None:
+            raise _ended_error(run_id, row.status)
+        raise DlxError(f"run_id: there is no run #{run_id}", field="run_id")
     if handle_signals and in_main:
         signal.signal(signal.SIGTERM, _raise_cancelled)
     return run
