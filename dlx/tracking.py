@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Dialect, Select, Update, bindparam, insert, s
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from db.engine import DatabaseReplaced
 from db.models import Artifact, Metric, Param, Tag, param_number, utcnow
 from db.models import Run as RunRow
 from dlx import settings
@@ -156,7 +157,7 @@ class Run:
         run draws its first point without waiting for the flush timer. Once the run is known to
         have ended, points are refused here, in the caller's line."""
         if self._refusal is not None:
-            raise self._refusal
+            raise self._refusal.with_traceback(None)  # this line's traceback, not where it was first raised
         with self._lock:
             self._buffer.extend(rows)
             flush_now = len(self._buffer) >= self._flush_size or not self._wrote_any
@@ -227,6 +228,8 @@ class Run:
         buffer for the next flush and the error is raised. If it refuses some rows, the rest are
         written and only those are dropped (and reported): nothing blocks the points behind them.
         """
+        if self._gone():
+            raise DlxError(str(self._refusal), field="database")  # its file is gone: nothing is tried again
         with self._write_lock:
             with self._lock:
                 rows, self._buffer = self._buffer, []
@@ -247,12 +250,26 @@ class Run:
                         halves = self._split_refused(part, err)
                         pending.pop()
                         pending.extend(halves)
-            except BaseException:  # unavailable, or SIGTERM mid-write: what is left goes back
+            except BaseException as err:  # unavailable, or SIGTERM mid-write: what is left goes back
                 with self._lock:
                     self._buffer[:0] = [row for part in reversed(pending) for row in part]
+                if isinstance(err, DatabaseReplaced):
+                    raise self._store_gone(err) from None
                 raise
             if self._refusal is not None and self._refusal is not refused:
                 raise self._refusal  # this flush refused points logged after the end
+
+    def _gone(self) -> bool:
+        """Whether the database file this run writes to was deleted or replaced (see _store_gone)."""
+        return self._refusal is not None and self._refusal.field == "database"
+
+    def _store_gone(self, err: DatabaseReplaced) -> DlxError:
+        """The error every later point is refused with: the database file is gone, and the points
+        not written stay in this process's memory, counted, never written into whatever is there now."""
+        self._refusal = DlxError(f"{err}. Run #{self.id}: {len(self._buffer)} metric points logged are not "
+                                 "written, and no more are taken", field="database")
+        logger.error("%s", self._refusal)
+        return self._refusal
 
     def _write_staged(self, staged: list[Edit], rows: list[tuple]) -> bool:
         """Write staged edits with the points (the common case: True), else alone, the points then
@@ -272,10 +289,12 @@ class Run:
                     raise
                 logger.error("run #%s: the database refused its params/tags/summary edits: %s", self.id, err)
             return False
-        except BaseException:
+        except BaseException as err:
             with self._lock:
                 self._staged[:0] = staged
                 self._buffer[:0] = rows
+            if isinstance(err, DatabaseReplaced):
+                raise self._store_gone(err) from None
             raise
 
     def _insert(self, rows: list[tuple], staged: Sequence[Edit] = ()) -> None:
@@ -358,6 +377,9 @@ class Run:
                 if now >= due:
                     try:
                         action()
+                    except DatabaseReplaced as err:  # seen by the heartbeat first
+                        if self._refusal is None:
+                            self._store_gone(err)
                     except DlxError:
                         pass  # logged, and raised where the script logs next (_refusal)
                     except Exception:
@@ -400,12 +422,15 @@ class Run:
             return moved.rowcount == 1
 
     def finish(self, status: str = "succeeded", error: str | None = None) -> None:
-        """Stop the timer, write what is buffered, and record the final status, even if writing failed.
-        Points logged through this handle afterwards are refused."""
+        """Stop the timer, write what is buffered, and record the final status, even if writing failed
+        (unless the database file itself is gone: then its error is raised). Points logged through
+        this handle afterwards are refused."""
         self._stop.set()
         try:
             self.flush()
         except Exception as err:
+            if self._gone():
+                raise
             if err is not self._refusal:  # (points logged after someone else ended the run: refused, logged)
                 edits = f" and {len(self._staged)} edits of params/tags/summary" if self._staged else ""
                 lost = (f"{len(self._buffer)} metric points{edits} could not be written "
@@ -415,15 +440,20 @@ class Run:
                 error = f"{error}; {lost}" if error else lost
         finally:
             _open_runs.discard(self)
-            self._refusal = _ended_error(self.id, status)
-            if not self.set_status(status, error) and (row := self._status()) is not None:
-                self._refusal = _ended_error(self.id, row.status)  # ended earlier, by someone else
+            if not self._gone():  # else there is nowhere to write it
+                self._refusal = _ended_error(self.id, status)
+                if not self.set_status(status, error) and (row := self._status()) is not None:
+                    self._refusal = _ended_error(self.id, row.status)  # ended earlier, by someone else
 
     # -- context manager -------------------------------------------------------------------
     def __enter__(self) -> "Run":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is not None and exc is self._refusal and self._gone():  # raised in the block's line already
+            self._stop.set()
+            _open_runs.discard(self)
+            return False
         self.finish(*_ending(exc))
         return False
 
@@ -487,7 +517,7 @@ def _unavailable(err: Exception) -> bool:
     as a missing table, which SQLite calls OperationalError) fails every row alike: no row of it
     is to blame. A trigger's RAISE (P0001) is a refusal of rows, though psycopg files it beside them.
     """
-    unreachable = (OperationalError, InterfaceError, PoolTimeout)
+    unreachable = (OperationalError, InterfaceError, PoolTimeout, DatabaseReplaced)
     whole_statement = (isinstance(err, ProgrammingError)
                        and str(getattr(err.orig, "sqlstate", None) or "42").startswith("42"))
     return isinstance(err, unreachable) or whole_statement or getattr(err, "connection_invalidated", False)
