@@ -8,6 +8,7 @@ in one query); editing runs is `dlx.run_edits`' part of the class.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -16,7 +17,8 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
-from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy import Connection, Engine, Table, func, make_url, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from db.engine import get_engine, on_dispose
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from dlx.jobs.queue import Queue
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
+logger = logging.getLogger(__name__)
 _merging_upserts: dict[tuple[str, str, tuple[str, ...]], Any] = {}  # see Store.merging_upsert
 
 
@@ -220,6 +223,18 @@ class Store(RunEdits):
         with self.connect() as conn:
             return dict(conn.execute(select(RunRow.status, func.count()).group_by(RunRow.status)).all())
 
+    def reap_stale_for_reading(self) -> None:
+        """Mark runs whose process died failed before showing them, where the database takes the write.
+
+        Only best-effort for a reader (`dlx runs`, the pages): on a full disk or a read-only file the
+        listing still works, with the failed write logged, not raised.
+        """
+        try:
+            self.queue.reap_stale()
+        except SQLAlchemyError as err:
+            logger.warning("could not mark stale runs failed in %s (shown as they are): %s",
+                           store_name(self.url), getattr(err, "orig", None) or err)
+
     # Metrics
 
     def metric_history(self, run_id: int, key: str) -> History:
@@ -289,6 +304,23 @@ def default_store() -> Store:
     if store is None:
         store = _stores[url] = Store(url)
     return store
+
+
+def store_name(url: str | None = None) -> str:
+    """The store as a user finds it: a SQLite file's path, else the URL with any password hidden."""
+    parsed = make_url(url or settings.database_url())
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return f"the SQLite file {parsed.database}"
+    return f"the database {parsed.render_as_string(hide_password=True)}"
+
+
+def unreadable(err: Exception, url: str | None = None) -> DlxError:
+    """One line saying which store cannot be read and why (damaged, not a database, unreadable, a full
+    disk), for the read-only commands and the pages to show instead of a traceback."""
+    reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+    return DlxError(f"database: {store_name(url)} cannot be read: {reason}. Restore it from a backup if it is "
+                    "damaged, free space if its disk is full, or point DLX_DATABASE_URL (or DLX_HOME) at "
+                    "another store", field="database")
 
 
 def _fetch(conn: Connection, stmt) -> list[RunInfo]:
