@@ -139,7 +139,12 @@ def _schema_file_lock(engine: Engine) -> Iterator[None]:
     import fcntl
 
     lock_path = Path(database).with_name(Path(database).name + ".lock")
-    with open(lock_path, "a") as lock_file:
+    try:
+        lock_file = open(lock_path, "a")
+    except OSError:  # a read-only (or full) disk: nobody can upgrade there, and reading needs no lock
+        yield
+        return
+    with lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
             yield
