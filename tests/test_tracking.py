@@ -309,7 +309,8 @@ def test_numpy_and_tensor_points_are_stored_as_plain_numbers():
                                    {"r": run.id}))
         value_types = set(s.scalars(text(f"SELECT DISTINCT CAST({typeof}(value) AS TEXT) FROM metrics WHERE run_id = :r"),
                                     {"r": run.id}))
-    assert step_types == {"bigint" if postgres else "integer"} and value_types == {"double precision" if postgres else "real"}
+    assert step_types == {"bigint" if postgres else "integer"}
+    assert value_types == {"double precision" if postgres else "real"}
     assert store.metric_history(run.id, "loss").steps.tolist() == [3, 4, 5, 6]
     assert store.metric_history(run.id, "loss").values.tolist() == [0.5, 0.25, 0.2, 0.1]
     assert store.metric_history(run.id, "done").values.tolist() == [1.0]

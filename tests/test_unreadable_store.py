@@ -48,7 +48,8 @@ def stale_and_finished_runs() -> tuple[int, int]:
     stale = store.create_run({"dataset": "digits", "model": "cnn"}, status="running")
     long_ago = utcnow() - timedelta(hours=1)
     with store.engine.begin() as conn:
-        conn.execute(text("UPDATE runs SET heartbeat_at = :t, started_at = :t WHERE id = :r"), {"t": long_ago, "r": stale})
+        conn.execute(text("UPDATE runs SET heartbeat_at = :t, started_at = :t WHERE id = :r"),
+                     {"t": long_ago, "r": stale})
     with Run(store, store.create_run({"dataset": "digits", "model": "mlp"}, status="running")) as run:
         run.log_series("loss", [1.0, 0.5, 0.25], first_step=0)
     return stale, run.id
