@@ -15,7 +15,7 @@ from dlx.errors import DlxError
 from dlx.jobs import ensure_worker, status
 from dlx.jobs.capacity import capacity
 from dlx.jobs.capacity import describe as describe_capacity
-from dlx.store import default_store
+from dlx.store import default_store, unreadable
 from dlx.user_text import md
 from pages import FRAMED, app_pages, require_gate, unguarded
 
@@ -74,14 +74,17 @@ def sidebar() -> None:
 
 
 def check_database() -> None:
-    """Stop with a message, not a traceback on every page, when the database cannot be opened."""
+    """Stop with one message naming the store, not a traceback on every page, when the database cannot be
+    opened or read (unreachable, damaged, not a database); a store that reads but takes no writes (a full
+    disk, a read-only file) passes: pages only read, and the writes they try are best-effort."""
     try:
-        with default_store().connect():
-            pass
-    except (SQLAlchemyError, DlxError) as err:
-        reason = getattr(err, "orig", None) or err
-        st.error(f"The database {md(settings.database_label())} cannot be opened: {md(reason)}. Check DLX_DATABASE_URL "
+        default_store().status_counts()
+    except DlxError as err:
+        st.error(f"The database {md(settings.database_label())} cannot be opened: {md(err)}. Check DLX_DATABASE_URL "
                  "(or DLX_HOME) and that the database is reachable.", icon=":material/database:")
+        st.stop()
+    except (SQLAlchemyError, OSError) as err:
+        st.error(md(unreadable(err)), icon=":material/database:")
         st.stop()
 
 

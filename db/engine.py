@@ -38,6 +38,7 @@ def get_engine(url: str | None = None, upgrade_schema: bool = True) -> Engine:
                 engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
                 _check_folder(engine)
                 event.listen(engine, "connect", _sqlite_pragmas)
+                _watch_file(engine)
             else:
                 engine = create_engine(url, pool_pre_ping=True)
             _engines[url] = engine
@@ -57,6 +58,49 @@ def _check_folder(engine: Engine) -> None:
         if not folder.is_dir():
             raise DlxError(f"database: the folder {folder} of the SQLite file {database} does not exist; "
                            "create it or correct the URL (DLX_DATABASE_URL)", field="database")
+
+
+class DatabaseReplaced(DlxError):
+    """The SQLite file an engine opened is no longer the file at its path (deleted, moved or replaced)."""
+
+
+def _watch_file(engine: Engine) -> None:
+    """Refuse every use of the engine once its SQLite file is not the one it opened.
+
+    A file deleted under open connections still takes their writes, into an inode nothing can
+    read back (1,500 points accepted, all gone); a new connection would create an empty file
+    there (or open a file put in its place) and write into it. The file's identity (device and
+    inode) is taken at the first connection, and compared with the path's at every checkout
+    (one stat) and before every new connection, which is therefore never opened on another file.
+    """
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database).expanduser().absolute()
+    opened: list[tuple[int, int]] = []  # the identity of the file first opened (one entry once known)
+
+    def identity() -> tuple[int, int] | None:
+        try:
+            found = path.stat()
+        except FileNotFoundError:
+            return None
+        return found.st_dev, found.st_ino
+
+    def check(*_args) -> None:
+        if opened and identity() != opened[0]:
+            now = "no file is at that path now" if identity() is None else "another file is at that path now"
+            raise DatabaseReplaced(
+                f"database: the SQLite file {path} was deleted or replaced while this process used it "
+                f"({now}); nothing more is written or read here: restore the file, or start again to use "
+                "what is at that path", field="database")
+
+    def first_opened(*_args) -> None:
+        if not opened and (found := identity()) is not None:
+            opened.append(found)
+
+    event.listen(engine, "do_connect", check)
+    event.listen(engine, "connect", first_opened)
+    event.listen(engine, "checkout", check)
 
 
 def alembic_config(engine: Engine):
@@ -95,7 +139,12 @@ def _schema_file_lock(engine: Engine) -> Iterator[None]:
     import fcntl
 
     lock_path = Path(database).with_name(Path(database).name + ".lock")
-    with open(lock_path, "a") as lock_file:
+    try:
+        lock_file = open(lock_path, "a")
+    except OSError:  # a read-only (or full) disk: nobody can upgrade there, and reading needs no lock
+        yield
+        return
+    with lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
             yield

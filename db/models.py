@@ -105,7 +105,7 @@ class Metric(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(250))
-    step: Mapped[int] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(BigInteger)  # any signed 64-bit integer (0006)
     value: Mapped[float | None] = mapped_column(Float)  # NaN is stored as NULL by SQLite
     time: Mapped[float] = mapped_column(Float)  # unix seconds
 
@@ -119,7 +119,7 @@ class RunSummary(Base):
 
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
-    step: Mapped[int] = mapped_column(Integer)  # the last step logged
+    step: Mapped[int] = mapped_column(BigInteger)  # the last step logged
     last: Mapped[float | None] = mapped_column(Float)  # the value at that step (NULL: NaN)
     min: Mapped[float | None] = mapped_column(Float)  # over the values logged, NaN left out
     max: Mapped[float | None] = mapped_column(Float)
@@ -133,8 +133,8 @@ class MetricBlock(Base):
 
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
-    block: Mapped[int] = mapped_column(Integer, primary_key=True)
-    last_step: Mapped[int] = mapped_column(Integer)
+    block: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    last_step: Mapped[int] = mapped_column(BigInteger)
     last: Mapped[float | None] = mapped_column(Float)
     min: Mapped[float | None] = mapped_column(Float)
     max: Mapped[float | None] = mapped_column(Float)

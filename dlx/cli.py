@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from dlx import csv_cells
 from dlx.errors import DlxError
@@ -304,12 +305,31 @@ def _no_worker_left(store: Store, run_id: int) -> None:
                    f"stays queued{said}", field="worker")
 
 
+@contextlib.contextmanager
+def _reading() -> Iterator[None]:
+    """A read-only command's database failures (a damaged, unreadable or not-a-database file, a full
+    disk) as one line naming the store, not a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dlx.store import unreadable
+
+    try:
+        yield
+    except (SQLAlchemyError, OSError) as err:
+        raise unreadable(err) from err
+
+
 def cmd_runs(args) -> int:
+    with _reading():
+        return _list_runs(args)
+
+
+def _list_runs(args) -> int:
     from dlx import settings
     from dlx.store import decode_param, default_store
 
     store = default_store()
-    store.queue.reap_stale()  # runs whose process died are shown failed, not running
+    store.reap_stale_for_reading()  # runs whose process died are shown failed, not running (if it can write)
     chosen = dict(status=args.status, filter=args.filter)
     runs = store.list_runs(**chosen, sort=args.sort, descending=args.desc if args.sort else True,
                            limit=args.limit, offset=args.offset)
@@ -376,6 +396,11 @@ def cmd_db(args) -> int:
 
 
 def cmd_export(args) -> int:
+    with _reading():
+        return _export(args)
+
+
+def _export(args) -> int:
     from dlx.store import default_store
 
     store = default_store()

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from db.models import Metric
 from dlx.reduction import bucketing, reduced_history
-from dlx.store import History, Store
+from dlx.store import History, Store, history_of
 
 BUCKETS = 400  # about a chart panel's width in pixels (two panels side by side); a series holds up to 2 x BUCKETS buckets
 TAIL = 256  # raw points kept per key (with times) for the progress estimate and the headline numbers
@@ -64,11 +64,22 @@ class LiveSeries:
 
     def _regroup(self, steps: np.ndarray, last: np.ndarray, low: np.ndarray, high: np.ndarray) -> None:
         """Merge runs of entries in the same bucket (a bucket's last step lies inside it, so it names it)."""
-        ids = (steps - self.lo) // self.width
+        ids = _bucket_ids(steps, self.lo, self.width)
         starts = np.concatenate([[0], np.flatnonzero(np.diff(ids)) + 1])
         ends = np.concatenate([starts[1:], [len(ids)]]) - 1
         self.steps, self.values = steps[ends], last[ends]
         self.low, self.high = np.fmin.reduceat(low, starts), np.fmax.reduceat(high, starts)
+
+
+def _bucket_ids(steps: np.ndarray, lo: int, width: int) -> np.ndarray:
+    """(steps - lo) // width, told apart exactly for any int64 steps: `steps - lo` overflows 64 bits
+    (lo = -2**63, a step of 2**63 - 1), so it is split as floor(step / width) - floor(lo / width)
+    - (step's remainder < lo's), in wrapping uint64 arithmetic; the ids span less than 2**64, so two
+    are equal exactly where the true ones are, which is all the merge asks."""
+    low_quotient, low_remainder = divmod(lo, width)
+    quotient, remainder = np.divmod(steps, np.int64(width))
+    return (quotient.view(np.uint64) - np.uint64(low_quotient % 2**64)
+            - (remainder < low_remainder).astype(np.uint64))
 
 
 @dataclass
@@ -134,6 +145,4 @@ def _points_after(conn, run_id: int, key: str, cursor: int) -> History:
 
 
 def _history(rows: list) -> History:
-    # Plain tuples: numpy probes Row objects by key, at 100x the cost. None (a NaN stored) -> nan.
-    data = np.array([tuple(row) for row in rows], dtype=np.float64).reshape(-1, 3)
-    return History(data[:, 0].astype(np.int64), data[:, 1], data[:, 2])
+    return history_of([tuple(row) for row in rows])  # plain tuples: numpy probes Row objects by key

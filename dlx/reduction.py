@@ -20,6 +20,7 @@ from sqlalchemy import Connection, bindparam, func, select
 
 from db.models import BLOCK_STEPS, Metric, MetricBlock
 from dlx.errors import DlxError
+from dlx.logged_values import STEP_MAX, STEP_MIN
 
 
 @dataclass
@@ -51,12 +52,12 @@ def reduced_history(conn: Connection, run_ids: list[int], keys: list[str], bucke
     series = [(run_id, key) for run_id in dict.fromkeys(run_ids) for key in dict.fromkeys(keys)]
     if step_range is None:
         step_range = _step_range(conn, series)
-    lo, hi = (int(step) for step in step_range) if step_range else (0, -1)
+    lo, hi = (min(max(int(step), STEP_MIN), STEP_MAX) for step in step_range) if step_range else (0, -1)
     if hi < lo:
         return {pair: _reduced([], None) for pair in series}
     lo, hi, width, from_blocks = bucketing(lo, hi, buckets)
     stmt = (_block_query if from_blocks else _point_query)(lo, hi, width)
-    first = _first_point(lo, hi)
+    first = _first_point(max(lo, STEP_MIN), min(hi, STEP_MAX))  # widened to blocks, maybe past 64 bits
     out = {}
     for run_id, key in series:
         where = {"run_id": run_id, "key": key}
@@ -69,7 +70,7 @@ def bucketing(lo: int, hi: int, buckets: int) -> tuple[int, int, int, bool]:
 
     width = ceil((hi - lo + 1) / buckets); where that is a block or more, lo and hi are widened to
     block edges, the width is the fewest whole blocks that cover them in `buckets` buckets, and the
-    buckets are made from the blocks.
+    buckets are made from the blocks. Steps are Python ints: a widened edge may lie past 64 bits.
     """
     width = max(1, -(-(hi - lo + 1) // buckets))
     if width < BLOCK_STEPS:
@@ -134,9 +135,11 @@ def _step_range(conn: Connection, series: list[tuple[int, str]]) -> tuple[int, i
 
 
 def _reduced(rows: list, first) -> Reduced:
-    # Plain tuples: numpy probes Row objects by key, at 100x the cost. None (NaN, or no finite value) -> nan.
-    data = np.array([tuple(row) for row in rows], dtype=np.float64).reshape(-1, 4)
-    return Reduced(data[:, 0].astype(np.int64), data[:, 1], data[:, 2], data[:, 3],
+    # Steps exact (never through a float); values as plain tuples: numpy probes Row objects by key,
+    # at 100x the cost. None (NaN, or no finite value) -> nan.
+    steps = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+    data = np.array([tuple(row)[1:] for row in rows], dtype=np.float64).reshape(-1, 3)
+    return Reduced(steps, data[:, 0], data[:, 1], data[:, 2],
                    None if first is None else int(first[0]), None if first is None else _number(first[1]))
 
 

@@ -8,14 +8,17 @@ in one query); editing runs is `dlx.run_edits`' part of the class.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
-from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy import Connection, Engine, Table, func, make_url, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from db.engine import get_engine, on_dispose
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     from dlx.jobs.queue import Queue
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
+logger = logging.getLogger(__name__)
 _merging_upserts: dict[tuple[str, str, tuple[str, ...]], Any] = {}  # see Store.merging_upsert
 
 
@@ -101,6 +105,16 @@ class History:
 
     def __len__(self) -> int:
         return len(self.steps)
+
+
+def history_of(rows: Sequence[tuple]) -> History:
+    """(step, value, time) rows as a History: steps exact as int64 (a float rounds them above 2**53),
+    values and times as float64 (None, a NaN stored, -> nan)."""
+    count = len(rows)
+    steps = np.fromiter(map(itemgetter(0), rows), dtype=np.int64, count=count)
+    # One flat pass over the tuples, half the time of np.array(rows) (its step column is not used).
+    data = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=3 * count).reshape(-1, 3)
+    return History(steps, data[:, 1], data[:, 2])
 
 
 class Store(RunEdits):
@@ -209,6 +223,18 @@ class Store(RunEdits):
         with self.connect() as conn:
             return dict(conn.execute(select(RunRow.status, func.count()).group_by(RunRow.status)).all())
 
+    def reap_stale_for_reading(self) -> None:
+        """Mark runs whose process died failed before showing them, where the database takes the write.
+
+        Only best-effort for a reader (`dlx runs`, the pages): on a full disk or a read-only file the
+        listing still works, with the failed write logged, not raised.
+        """
+        try:
+            self.queue.reap_stale()
+        except SQLAlchemyError as err:
+            logger.warning("could not mark stale runs failed in %s (shown as they are): %s",
+                           store_name(self.url), getattr(err, "orig", None) or err)
+
     # Metrics
 
     def metric_history(self, run_id: int, key: str) -> History:
@@ -229,9 +255,7 @@ class Store(RunEdits):
                 rows = cursor.fetchall()
             finally:
                 cursor.close()
-        # One flat pass over the tuples, half the time of np.array(rows); None (a NaN stored) -> nan.
-        data = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=3 * len(rows)).reshape(-1, 3)
-        return History(data[:, 0].astype(np.int64), data[:, 1], data[:, 2])
+        return history_of(rows)
 
     def reduced_history(self, run_ids: list[int], keys: list[str], buckets: int = 1000,
                         step_range: tuple[int, int] | None = None) -> dict[tuple[int, str], Reduced]:
@@ -280,6 +304,23 @@ def default_store() -> Store:
     if store is None:
         store = _stores[url] = Store(url)
     return store
+
+
+def store_name(url: str | None = None) -> str:
+    """The store as a user finds it: a SQLite file's path, else the URL with any password hidden."""
+    parsed = make_url(url or settings.database_url())
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return f"the SQLite file {parsed.database}"
+    return f"the database {parsed.render_as_string(hide_password=True)}"
+
+
+def unreadable(err: Exception, url: str | None = None) -> DlxError:
+    """One line saying which store cannot be read and why (damaged, not a database, unreadable, a full
+    disk), for the read-only commands and the pages to show instead of a traceback."""
+    reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+    return DlxError(f"database: {store_name(url)} cannot be read: {reason}. Restore it from a backup if it is "
+                    "damaged, free space if its disk is full, or point DLX_DATABASE_URL (or DLX_HOME) at "
+                    "another store", field="database")
 
 
 def _fetch(conn: Connection, stmt) -> list[RunInfo]:

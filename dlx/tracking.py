@@ -20,12 +20,14 @@ import threading
 import time
 import traceback
 import weakref
+from datetime import timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 from sqlalchemy import Connection, Dialect, Select, Update, bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from db.engine import DatabaseReplaced
 from db.models import Artifact, Metric, Param, Tag, param_number, utcnow
 from db.models import Run as RunRow
 from dlx import settings
@@ -68,6 +70,11 @@ class Run:
         self.id = run_id
         self.store = store
         self._engine = store.engine
+        # Why points are refused (the run has ended), raised where they are logged; a handle on a finished
+        # run refuses them from the start (its params, tags and summary may still be edited, as pages do).
+        self._refusal: DlxError | None = None
+        if (row := self._status()) is not None and _end_time(row) is not None:
+            self._refusal = _ended_error(run_id, row.status)
         self._buffer: list[tuple] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -147,7 +154,10 @@ class Run:
 
     def _append(self, rows: list[tuple]) -> None:
         """Buffer points; the run's very first ones are written at once, so a page watching the
-        run draws its first point without waiting for the flush timer."""
+        run draws its first point without waiting for the flush timer. Once the run is known to
+        have ended, points are refused here, in the caller's line."""
+        if self._refusal is not None:
+            raise self._refusal.with_traceback(None)  # this line's traceback, not where it was first raised
         with self._lock:
             self._buffer.extend(rows)
             flush_now = len(self._buffer) >= self._flush_size or not self._wrote_any
@@ -218,6 +228,8 @@ class Run:
         buffer for the next flush and the error is raised. If it refuses some rows, the rest are
         written and only those are dropped (and reported): nothing blocks the points behind them.
         """
+        if self._gone():
+            raise DlxError(str(self._refusal), field="database")  # its file is gone: nothing is tried again
         with self._write_lock:
             with self._lock:
                 rows, self._buffer = self._buffer, []
@@ -225,6 +237,7 @@ class Run:
             if staged and self._write_staged(staged, rows):
                 return
             pending = [rows] if rows else []
+            refused = self._refusal
             try:
                 while pending:
                     part = pending.pop()
@@ -237,10 +250,26 @@ class Run:
                         halves = self._split_refused(part, err)
                         pending.pop()
                         pending.extend(halves)
-            except BaseException:  # unavailable, or SIGTERM mid-write: what is left goes back
+            except BaseException as err:  # unavailable, or SIGTERM mid-write: what is left goes back
                 with self._lock:
                     self._buffer[:0] = [row for part in reversed(pending) for row in part]
+                if isinstance(err, DatabaseReplaced):
+                    raise self._store_gone(err) from None
                 raise
+            if self._refusal is not None and self._refusal is not refused:
+                raise self._refusal  # this flush refused points logged after the end
+
+    def _gone(self) -> bool:
+        """Whether the database file this run writes to was deleted or replaced (see _store_gone)."""
+        return self._refusal is not None and self._refusal.field == "database"
+
+    def _store_gone(self, err: DatabaseReplaced) -> DlxError:
+        """The error every later point is refused with: the database file is gone, and the points
+        not written stay in this process's memory, counted, never written into whatever is there now."""
+        self._refusal = DlxError(f"{err}. Run #{self.id}: {len(self._buffer)} metric points logged are not "
+                                 "written, and no more are taken", field="database")
+        logger.error("%s", self._refusal)
+        return self._refusal
 
     def _write_staged(self, staged: list[Edit], rows: list[tuple]) -> bool:
         """Write staged edits with the points (the common case: True), else alone, the points then
@@ -260,19 +289,24 @@ class Run:
                     raise
                 logger.error("run #%s: the database refused its params/tags/summary edits: %s", self.id, err)
             return False
-        except BaseException:
+        except BaseException as err:
             with self._lock:
                 self._staged[:0] = staged
                 self._buffer[:0] = rows
+            if isinstance(err, DatabaseReplaced):
+                raise self._store_gone(err) from None
             raise
 
     def _insert(self, rows: list[tuple], staged: Sequence[Edit] = ()) -> None:
-        """The points and the run's summary rows they change (after any staged edits), in one transaction."""
+        """The points and the run's summary rows they change (after any staged edits), in one
+        transaction; points logged after the run ended are refused (`_before_the_end`)."""
         with self._engine.begin() as conn:
-            if any(edit.read_then_write for edit in staged):
-                self._lock_sqlite(conn)
+            if rows or any(edit.read_then_write for edit in staged):
+                self._lock_sqlite(conn)  # the run's status read below stays true until the commit
             for edit in staged:
                 edit.apply(conn)
+            if rows:
+                rows = self._before_the_end(conn, rows)
             if not rows:
                 return
             if self._insert_kind == "copy":
@@ -283,6 +317,27 @@ class Run:
                 conn.execute(self._insert_sql, [dict(run_id=r[0], key=r[1], step=r[2], value=r[3],
                                                      time=r[4]) for r in rows])
             update_summaries(self.store, conn, self.id, rows)
+
+    def _before_the_end(self, conn: Connection, rows: list[tuple]) -> list[tuple]:
+        """The points logged before the run ended (all of them while it has not): a point logged
+        later is refused, never stored into the finished run, and logging then raises (`_refusal`).
+        Read under the write lock (SQLite) or a share lock on the row (PostgreSQL), so the run
+        cannot end between this read and the commit."""
+        run = conn.execute(_status_statement(self.store.dialect), {"run": self.id}).first()
+        end = None if run is None else _end_time(run)  # a deleted run's points: refused by the database
+        if end is None:
+            return rows
+        kept = [row for row in rows if row[4] <= end]
+        if len(kept) < len(rows):
+            self._refusal = _ended_error(self.id, run.status)
+            logger.error("run #%s: refused %d metric points logged after it ended (%s)",
+                         self.id, len(rows) - len(kept), run.status)
+        return kept
+
+    def _status(self) -> Any:
+        """The run's (status, ended_at) row, or None where it does not exist."""
+        with self._engine.connect() as conn:
+            return conn.execute(_status_statement(None), {"run": self.id}).first()
 
     def _copy(self, conn: Connection, rows: list[tuple]) -> None:
         """COPY the rows on the transaction's own psycopg connection; a driver error is raised as
@@ -322,6 +377,11 @@ class Run:
                 if now >= due:
                     try:
                         action()
+                    except DatabaseReplaced as err:  # seen by the heartbeat first
+                        if self._refusal is None:
+                            self._store_gone(err)
+                    except DlxError:
+                        pass  # logged, and raised where the script logs next (_refusal)
                     except Exception:
                         traceback.print_exc()
             if now >= next_flush:
@@ -335,7 +395,10 @@ class Run:
         with self._engine.begin() as conn:
             conn.execute(update(table).where(table.c.id == self.id, table.c.status.in_(ACTIVE_STATES))
                          .values(heartbeat_at=utcnow()))
-            row = conn.execute(select(table.c.cancel_requested).where(table.c.id == self.id)).first()
+            row = conn.execute(select(table.c.cancel_requested, table.c.status, table.c.ended_at)
+                               .where(table.c.id == self.id)).first()
+        if row is not None and _end_time(row) is not None and self._refusal is None:
+            self._refusal = _ended_error(self.id, row.status)  # ended by someone else (a reaper): log no more
         if (row is None or row.cancel_requested) and not self.stop_requested and not self._stop.is_set():
             self.stop_requested = True
             # As if the signal came: the main thread raises Cancelled (SIGTERM handler) or KeyboardInterrupt.
@@ -359,25 +422,38 @@ class Run:
             return moved.rowcount == 1
 
     def finish(self, status: str = "succeeded", error: str | None = None) -> None:
-        """Stop the timer, write what is buffered, and record the final status, even if writing failed."""
+        """Stop the timer, write what is buffered, and record the final status, even if writing failed
+        (unless the database file itself is gone: then its error is raised). Points logged through
+        this handle afterwards are refused."""
         self._stop.set()
         try:
             self.flush()
         except Exception as err:
-            edits = f" and {len(self._staged)} edits of params/tags/summary" if self._staged else ""
-            lost = f"{len(self._buffer)} metric points{edits} could not be written ({type(err).__name__}: {err})"
-            logger.error("run #%s: %s", self.id, lost)
-            status = "failed" if status == "succeeded" else status
-            error = f"{error}; {lost}" if error else lost
+            if self._gone():
+                raise
+            if err is not self._refusal:  # (points logged after someone else ended the run: refused, logged)
+                edits = f" and {len(self._staged)} edits of params/tags/summary" if self._staged else ""
+                lost = (f"{len(self._buffer)} metric points{edits} could not be written "
+                        f"({type(err).__name__}: {err})")
+                logger.error("run #%s: %s", self.id, lost)
+                status = "failed" if status == "succeeded" else status
+                error = f"{error}; {lost}" if error else lost
         finally:
             _open_runs.discard(self)
-            self.set_status(status, error)
+            if not self._gone():  # else there is nowhere to write it
+                self._refusal = _ended_error(self.id, status)
+                if not self.set_status(status, error) and (row := self._status()) is not None:
+                    self._refusal = _ended_error(self.id, row.status)  # ended earlier, by someone else
 
     # -- context manager -------------------------------------------------------------------
     def __enter__(self) -> "Run":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is not None and exc is self._refusal and self._gone():  # raised in the block's line already
+            self._stop.set()
+            _open_runs.discard(self)
+            return False
         self.finish(*_ending(exc))
         return False
 
@@ -413,6 +489,27 @@ def _summary_statements(dialect: str, columns: tuple[str, ...]) -> tuple[Select,
     return read, write
 
 
+@functools.cache
+def _status_statement(dialect: str | None) -> Select:
+    """A run's status and end time; on PostgreSQL with a share lock on its row, for a flush's transaction."""
+    table = RunRow.__table__
+    read = select(table.c.status, table.c.ended_at).where(table.c.id == bindparam("run"))
+    return read.with_for_update(read=True) if dialect == "postgresql" else read
+
+
+def _end_time(run: Any) -> float | None:
+    """When a run's (status, ended_at) row says it ended, in unix seconds; None while it has not. Every
+    path that ends a run records its end time; a final status without one is taken as no end (yet)."""
+    if run.status in ACTIVE_STATES or run.ended_at is None:
+        return None
+    return run.ended_at.replace(tzinfo=timezone.utc).timestamp()
+
+
+def _ended_error(run_id: int, status: str) -> DlxError:
+    return DlxError(f"run: run #{run_id} has already ended ({status}); a point logged after its run ended "
+                    "is refused: start a new run (dlx.start_run) to log more", field="run")
+
+
 def _unavailable(err: Exception) -> bool:
     """Whether the database could not be used at all (retry the rows later), rather than refused them.
 
@@ -420,7 +517,7 @@ def _unavailable(err: Exception) -> bool:
     as a missing table, which SQLite calls OperationalError) fails every row alike: no row of it
     is to blame. A trigger's RAISE (P0001) is a refusal of rows, though psycopg files it beside them.
     """
-    unreachable = (OperationalError, InterfaceError, PoolTimeout)
+    unreachable = (OperationalError, InterfaceError, PoolTimeout, DatabaseReplaced)
     whole_statement = (isinstance(err, ProgrammingError)
                        and str(getattr(err.orig, "sqlstate", None) or "42").startswith("42"))
     return isinstance(err, unreachable) or whole_statement or getattr(err, "connection_invalidated", False)
@@ -466,7 +563,9 @@ def start_run(experiment: str = "default", name: str | None = None,
     if not created and not run.set_status("running"):
         run._stop.set()
         _open_runs.discard(run)
-        raise DlxError(f"run_id: run #{run_id} does not exist or has already ended", field="run_id")
+        if (row := run._status()) is not None:
+            raise _ended_error(run_id, row.status)
+        raise DlxError(f"run_id: there is no run #{run_id}", field="run_id")
     if handle_signals and in_main:
         signal.signal(signal.SIGTERM, _raise_cancelled)
     return run

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -172,3 +173,83 @@ def test_processes_opening_a_fresh_database_at_once_all_succeed_with_one_schema(
     assert len(versions) == 1
     assert {"runs", "jobs", "metrics", "workers"} <= set(inspect(engine).get_table_names())
     engine.dispose()
+
+
+# -- the SQLite file deleted or replaced under a live tracker ------------------------------------
+
+LOGS_UNTIL_DELETED = """
+    import sys, time
+    from pathlib import Path
+    from dlx.tracking import start_run
+    ready, go = Path(sys.argv[1]), Path(sys.argv[2])
+    with start_run(name="doomed", handle_signals=False) as run:
+        for step in range(1500):
+            run.log_metric("loss", 1.0 / (step + 1), step)
+        run.flush()
+        ready.touch()
+        while not go.exists():
+            time.sleep(0.01)
+        for step in range(1500, 100_000):
+            run.log_metric("loss", 1.0 / (step + 1), step)  # the line that raises
+            time.sleep(0.001)
+    print("all logged")
+"""
+
+
+def _sqlite_files(database: Path) -> list[Path]:
+    return [database.with_name(database.name + suffix) for suffix in ("", "-wal", "-shm")]
+
+
+def test_a_script_whose_sqlite_file_is_deleted_stops_with_the_error_and_no_new_file(dlx_home, tmp_path):
+    dlx_home.mkdir(parents=True)
+    database = dlx_home / "dlx.sqlite"
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    path = tmp_path / "script.py"  # a file, so that the traceback shows the user's line
+    path.write_text(textwrap.dedent(LOGS_UNTIL_DELETED))
+    script = subprocess.Popen([sys.executable, str(path), str(ready), str(go)], cwd=ROOT, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: ready.exists() or script.poll() is not None, timeout=60, message="1,500 points logged")
+        for path in _sqlite_files(database):
+            path.unlink(missing_ok=True)
+        go.touch()
+        out, err = script.communicate(timeout=60)
+    finally:
+        stop_process(script)
+    assert script.returncode != 0 and "all logged" not in out
+    assert f"the SQLite file {database} was deleted or replaced" in err
+    assert "run.log_metric(\"loss\", 1.0 / (step + 1), step)  # the line that raises" in err  # the user's line
+    assert "metric points logged are not written" in err
+    assert not database.exists()  # nothing re-created it, schema or empty file
+
+
+def test_a_tracker_whose_sqlite_file_is_replaced_never_writes_into_the_new_one(dlx_home, tmp_path):
+    from dlx.errors import DlxError
+    from dlx.store import Store
+    from dlx.tracking import Run
+
+    store = default_store()
+    database = dlx_home / "dlx.sqlite"
+    run = Run(store, store.create_run({}, status="running"), flush_interval=3600)
+    for step in range(1500):
+        run.log_metric("loss", float(step), step)
+    run.flush()
+    other = Store(f"sqlite:///{tmp_path / 'other.sqlite'}")  # another store, a run of its own
+    other.create_run({}, status="running")
+    other.engine.dispose()
+    for path in _sqlite_files(database):
+        path.unlink(missing_ok=True)
+    (tmp_path / "other.sqlite").rename(database)
+    for step in range(1500, 1510):
+        run.log_metric("loss", float(step), step)
+    with pytest.raises(DlxError, match=r"was deleted or replaced .*another file is at that path now.*"
+                                       r"10 metric points logged are not written"):
+        run.flush()
+    with pytest.raises(DlxError, match="deleted or replaced"):
+        run.log_metric("loss", 0.0, 1510)  # refused in the caller's line from now on
+    with pytest.raises(DlxError, match="deleted or replaced"):
+        run.finish()
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT count(*) FROM metrics").fetchone() == (0,)
+        assert conn.execute("SELECT status FROM runs").fetchall() == [("running",)]  # its own run, untouched

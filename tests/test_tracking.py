@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from db.models import Metric
+from db.models import Metric, utcnow
 from dlx.errors import DlxError
 from dlx.store import default_store
 from dlx.tracking import Run, start_run
@@ -309,7 +309,8 @@ def test_numpy_and_tensor_points_are_stored_as_plain_numbers():
                                    {"r": run.id}))
         value_types = set(s.scalars(text(f"SELECT DISTINCT CAST({typeof}(value) AS TEXT) FROM metrics WHERE run_id = :r"),
                                     {"r": run.id}))
-    assert step_types == {"integer"} and value_types == {"double precision" if postgres else "real"}
+    assert step_types == {"bigint" if postgres else "integer"}
+    assert value_types == {"double precision" if postgres else "real"}
     assert store.metric_history(run.id, "loss").steps.tolist() == [3, 4, 5, 6]
     assert store.metric_history(run.id, "loss").values.tolist() == [0.5, 0.25, 0.2, 0.1]
     assert store.metric_history(run.id, "done").values.tolist() == [1.0]
@@ -393,6 +394,71 @@ def test_a_final_status_is_never_overwritten_by_a_late_finish():
     info = store.get_run(run.id)
     assert (info.status, info.error) == ("failed", "reaped")
     assert stored_points(run.id) == 1  # its points still count
+
+
+def end_from_outside(run_id: int, status: str = "failed") -> None:
+    """What a reaper or a cancel does: the run's row ended by another writer, now."""
+    time.sleep(0.002)  # the points logged before lie strictly before the end
+    with default_store().session() as s, s.begin():
+        s.execute(text("UPDATE runs SET status = :s, ended_at = :t, error = 'reaped' WHERE id = :r"),
+                  {"s": status, "t": utcnow(), "r": run_id})
+    time.sleep(0.002)
+
+
+def test_a_point_logged_after_the_block_ended_is_refused_naming_the_run_and_its_status():
+    with start_run(name="done", handle_signals=False) as run:
+        run.log_metric("loss", 0.5, step=0)
+        run.log_metric("loss", 0.4, step=1)  # buffered: written when the block ends
+    with pytest.raises(DlxError, match=rf"run #{run.id} has already ended \(succeeded\)"):
+        run.log_metric("loss", 0.3, step=2)
+    with pytest.raises(DlxError, match="refused"):
+        run.log_series("loss", [0.2, 0.1], first_step=3)
+    assert default_store().metric_history(run.id, "loss").steps.tolist() == [0, 1]
+
+
+def test_a_fresh_handle_on_a_finished_run_refuses_its_points():
+    store = default_store()
+    with start_run(name="done", handle_signals=False) as run:
+        run.log_metric("loss", 0.5, step=0)
+    handle = Run(store, run.id)
+    with pytest.raises(DlxError, match=rf"run #{run.id} has already ended \(succeeded\)"):
+        handle.log_metric("loss", 0.1, step=1)
+    handle.finish()
+    assert store.get_run(run.id).status == "succeeded"
+    with pytest.raises(DlxError, match=rf"run #{run.id} has already ended \(succeeded\)"):
+        start_run(run_id=run.id, handle_signals=False)
+    assert stored_points(run.id) == 1
+
+
+def test_points_logged_before_an_outside_end_land_and_later_ones_are_refused(caplog):
+    store = default_store()
+    run = buffered_run()
+    run.log_metric("loss", 1.0, step=0)  # the first point: written at once
+    run.log_metric("loss", 0.9, step=1)  # buffered
+    end_from_outside(run.id)
+    run.log_metric("loss", 0.8, step=2)  # logged after the end, buffered before anyone knows
+    with pytest.raises(DlxError, match=rf"run #{run.id} has already ended \(failed\)"):
+        run.flush()
+    assert store.metric_history(run.id, "loss").steps.tolist() == [0, 1]  # step 1 still landed
+    assert "refused 1 metric points logged after it ended" in caplog.text
+    with pytest.raises(DlxError, match="has already ended"):
+        run.log_metric("loss", 0.7, step=3)
+    run.finish("succeeded")  # its status stays the one it ended with
+    info = store.get_run(run.id)
+    assert (info.status, info.error) == ("failed", "reaped")
+    assert stored_points(run.id) == 2
+    assert store.latest_metrics(run.id)["loss"] == (1, 0.9)  # the summary follows what was kept
+
+
+def test_a_run_ended_from_outside_refuses_its_scripts_next_point_in_the_scripts_line():
+    run = buffered_run()
+    run.log_metric("loss", 1.0, step=0)
+    end_from_outside(run.id, "cancelled")
+    run._heartbeat()  # what the background thread does every 2 s
+    with pytest.raises(DlxError, match=rf"run #{run.id} has already ended \(cancelled\)"):
+        run.log_metric("loss", 0.9, step=1)
+    run.finish()
+    assert stored_points(run.id) == 1
 
 
 def test_start_run_refuses_a_run_that_already_ended():

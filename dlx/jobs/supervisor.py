@@ -61,7 +61,7 @@ def _spawned_pid_alive() -> bool:
 
 
 def status(store: Store) -> WorkerStatus:
-    store.queue.reap_stale()
+    store.reap_stale_for_reading()
     workers = alive_workers(store)
     jobs = store.queue.counts()
     state = "alive" if workers else ("starting" if _spawned_pid_alive() else "down")
