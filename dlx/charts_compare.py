@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 
 from dlx.charts import smooth
 from dlx.compare import PALETTE, GroupCurve, numeric
-from dlx.reduction import Reduced
+from dlx.store.reduction import Reduced
 from dlx.store import RunInfo
 from dlx.user_text import plot, shorten
 

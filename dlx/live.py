@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from db.models import Metric
-from dlx.reduction import bucketing, reduced_history
+from dlx.store.reduction import bucketing, reduced_history
 from dlx.store import History, Store, history_of
 
 BUCKETS = 400  # about a chart panel's width in pixels (two panels side by side); a series holds up to 2 x BUCKETS buckets

@@ -12,9 +12,7 @@ import atexit
 import contextlib
 import functools
 import logging
-import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -31,16 +29,16 @@ from db.engine import DatabaseReplaced
 from db.models import Artifact, Metric, Param, Tag, param_number, utcnow
 from db.models import Run as RunRow
 from dlx import settings
-from dlx.bulk import MultiRow
+from dlx.store.bulk import MultiRow
 from dlx.errors import DlxError
 from dlx.logged_values import checked_key, checked_param, checked_step, checked_text, checked_value
 from dlx.settings import HEARTBEAT_INTERVAL
-from dlx.summaries import update_summaries
+from dlx.states import ACTIVE_STATES, OWNER
+from dlx.store.summaries import update_summaries
 
 if TYPE_CHECKING:
     from dlx.store import Store
 
-ACTIVE_STATES = ("queued", "running")  # the only states a status may be changed from
 logger = logging.getLogger(__name__)
 
 
@@ -59,7 +57,6 @@ class Cancelled(BaseException):
 
 
 _open_runs: "weakref.WeakSet[Run]" = weakref.WeakSet()
-OWNER = f"{os.getpid()}@{socket.gethostname()}"
 
 
 class Run:
@@ -461,7 +458,7 @@ class Run:
 @functools.cache
 def _metric_insert(dialect: Dialect) -> tuple[Any, str]:
     """The fastest correct insert of metric points for this dialect, and how to run it (built once
-    per engine): COPY on PostgreSQL (psycopg), many rows per statement on SQLite (dlx.bulk), else a
+    per engine): COPY on PostgreSQL (psycopg), many rows per statement on SQLite (dlx.store.bulk), else a
     Core executemany."""
     stmt = insert(Metric.__table__)
     if dialect.driver == "psycopg":

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dlx import charts, charts_compare, compare, export
 from dlx.errors import DlxError
-from dlx.run_edits import parse_tags
+from dlx.store.edits import parse_tags
 from dlx.store import FINAL_STATES, RunInfo, default_store
 from dlx.user_text import md, shorten
 from pages import enter_frame

@@ -16,7 +16,7 @@ from dlx.explain.samples import PICKERS, pick_samples, sample_inputs
 from dlx.explain.scoring import METRICS, label, scores_cached
 from dlx.explain.uploads import normalisation, read_image
 from dlx.jobs import ensure_worker
-from dlx.jobs.queue import ACTIVE
+from dlx.store.queue import ACTIVE
 from dlx.store import default_store
 from dlx.user_text import md
 from pages import enter_frame, explain_text

@@ -20,7 +20,7 @@ from dlx.explain.text_jobs import TextTask, find_text_job, run_text_task, submit
 from dlx.explain.text_methods import TEXT_METHODS, explain_text_cached
 from dlx.explain.text_scores import TEXT_METRICS, TextScores
 from dlx.jobs import ensure_worker
-from dlx.jobs.queue import ACTIVE
+from dlx.store.queue import ACTIVE
 from dlx.user_text import md
 
 CHART = {"displayModeBar": False}

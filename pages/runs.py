@@ -9,7 +9,7 @@ from dlx import charts, charts_compare, compare, live, progress
 from dlx.config import parse_run_id
 from dlx.devices import why_waiting
 from dlx.errors import DlxError
-from dlx.run_edits import parse_tags
+from dlx.store.edits import parse_tags
 from dlx.run_table import PAGE_ROWS, table_rows
 from dlx.store import FINAL_STATES, History, RunInfo, default_store
 from dlx.user_text import md, shorten

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine
 
-from dlx.bulk import MultiRow
+from dlx.store.bulk import MultiRow
 
 
 def test_rows_are_written_in_order_across_chunks():

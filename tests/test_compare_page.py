@@ -14,7 +14,7 @@ from db.models import Param, RunSummary
 from db.models import Run as RunRow
 from dlx import compare
 from dlx.errors import DlxError
-from dlx.run_edits import parse_tags
+from dlx.store.edits import parse_tags
 from dlx.store import default_store
 from dlx.tracking import Run
 

@@ -153,7 +153,7 @@ def test_a_batch_of_new_explanations_is_stored_in_one_transaction(trained_run):
     torch.testing.assert_close(again.values, fresh.values)
 
 
-# The page's store in the background (dlx.explain.stored): seen at once, written later, never lost.
+# The page's store in the background (dlx.store.explanations): seen at once, written later, never lost.
 
 def saliency_entry(value: float) -> tuple[dict, dict[str, torch.Tensor]]:
     return {"seconds": 0.01}, {"values": torch.full((1, 8, 8), value)}
@@ -171,7 +171,7 @@ def test_an_entry_saved_without_waiting_is_seen_at_once_and_written_after_a_fail
     failures = threading.Event()
     handler = logging.Handler()
     handler.emit = lambda record: failures.set() if "failed" in record.getMessage() else None
-    logging.getLogger("dlx.explain.stored").addHandler(handler)
+    logging.getLogger("dlx.store.explanations").addHandler(handler)
     try:
         with store.engine.begin() as conn:  # another connection takes the table away: every write fails
             conn.execute(text("ALTER TABLE explanations RENAME TO explanations_away"))
@@ -184,7 +184,7 @@ def test_an_entry_saved_without_waiting_is_seen_at_once_and_written_after_a_fail
             conn.execute(text("ALTER TABLE explanations_away RENAME TO explanations"))
         store.explanations.flush(timeout=60)  # the writer's retry
     finally:
-        logging.getLogger("dlx.explain.stored").removeHandler(handler)
+        logging.getLogger("dlx.store.explanations").removeHandler(handler)
     assert stored_keys(store_url) == ["a" * 64]
     stored = Store(store_url).explanations.load("a" * 64)
     torch.testing.assert_close(stored[1]["values"], torch.ones(1, 8, 8))

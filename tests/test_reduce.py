@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from dlx.errors import DlxError
-from dlx.store import Reduced, default_store
+from dlx.store import default_store
+from dlx.store.reduction import Reduced
 from dlx.tracking import Run
 
 

@@ -11,7 +11,7 @@ from db.models import Artifact, Experiment, Job, Metric, Param, RunSummary, Tag,
 from db.models import Run as RunRow
 from dlx import settings
 from dlx.errors import DlxError
-from dlx.tracking import ACTIVE_STATES, OWNER
+from dlx.states import ACTIVE_STATES, OWNER
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine, Insert, Table
     from sqlalchemy.orm import Session
 
-    from dlx.jobs.queue import Queue
+    from dlx.store.queue import Queue
 
 # A run's note and its archived mark are tags under a reserved prefix: no schema change, and a filter
 # (tag.dlx.archived) or export sees them like any tag. People's own tags may not use the prefix.

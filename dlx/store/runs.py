@@ -3,7 +3,7 @@
 A page, the CLI or a worker builds it once (`default_store()`, or `Store(url)` for another
 database) and passes it where it is needed, so a test or a tool can hold two stores at once.
 This module reads runs (filtered, sorted and paged in SQL, one run's details, metric histories
-in one query); editing runs is `dlx.run_edits`' part of the class.
+in one query); editing runs is `dlx.store.edits`' part of the class.
 """
 from __future__ import annotations
 
@@ -24,14 +24,15 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from db.engine import get_engine, on_dispose
 from db.models import Artifact, Experiment, Job, Metric, Param, RunSummary, Tag, utcnow
 from db.models import Run as RunRow
-from dlx import query, reduction, settings
+from dlx import settings
 from dlx.errors import DlxError
-from dlx.reduction import Reduced
-from dlx.run_edits import ARCHIVED_TAG, NOTE_TAG, RESERVED_TAG_PREFIX, RunEdits
+from dlx.store import query, reduction
+from dlx.store.edits import ARCHIVED_TAG, NOTE_TAG, RESERVED_TAG_PREFIX, RunEdits
+from dlx.store.reduction import Reduced
 
 if TYPE_CHECKING:
-    from dlx.explain.stored import Explanations
-    from dlx.jobs.queue import Queue
+    from dlx.store.explanations import Explanations
+    from dlx.store.queue import Queue
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 logger = logging.getLogger(__name__)
@@ -165,15 +166,15 @@ class Store(RunEdits):
 
     @cached_property
     def explanations(self) -> Explanations:
-        """Its explanation cache: stored attributions and explain jobs' results (dlx.explain.stored)."""
-        from dlx.explain.stored import Explanations  # torch and safetensors: imported only where explained
+        """Its explanation cache: stored attributions and explain jobs' results (dlx.store.explanations)."""
+        from dlx.store.explanations import Explanations  # torch and safetensors: imported only where explained
 
         return Explanations(self)
 
     @cached_property
     def queue(self) -> Queue:
-        """Its jobs: submit, claim, cancel, finish, heartbeat, reap (dlx.jobs.queue)."""
-        from dlx.jobs.queue import Queue  # the queue's module imports the store's callers: built when used
+        """Its jobs: submit, claim, cancel, finish, heartbeat, reap (dlx.store.queue)."""
+        from dlx.store.queue import Queue  # the queue's module imports the store's callers: built when used
 
         return Queue(self)
 
@@ -186,7 +187,7 @@ class Store(RunEdits):
                   archived: bool | None = None) -> list[RunInfo]:
         """One page of runs, filtered, sorted and paged in SQL; newest first unless `sort` names a key.
 
-        `filter` is an expression (see dlx.query), `sort` a run column, parameter or metric (its final
+        `filter` is an expression (see dlx.store.query), `sort` a run column, parameter or metric (its final
         value; runs without it come last either way), `tag` a tag key or KEY=VALUE, `ids` a selection;
         `archived` False hides archived runs, True shows only them, None (default) ignores it;
         `count_runs` with the same filters gives the total for paging.
@@ -259,7 +260,7 @@ class Store(RunEdits):
 
     def reduced_history(self, run_ids: list[int], keys: list[str], buckets: int = 1000,
                         step_range: tuple[int, int] | None = None) -> dict[tuple[int, str], Reduced]:
-        """Histories reduced in SQL to at most `buckets` buckets (see `dlx.reduction.reduced_history`)."""
+        """Histories reduced in SQL to at most `buckets` buckets (see `dlx.store.reduction.reduced_history`)."""
         with self.connect() as conn:
             return reduction.reduced_history(conn, run_ids, keys, buckets, step_range)
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from sqlalchemy import Connection, case
 
 from db.models import BLOCK_STEPS, MetricBlock, RunSummary
-from dlx.bulk import MultiRow
+from dlx.store.bulk import MultiRow
 
 if TYPE_CHECKING:
     from dlx.store import Store
@@ -91,7 +91,7 @@ _sqlite_statements: dict[str, tuple[MultiRow, list[str]]] = {}
 
 
 def _sqlite_statement(conn: Connection, table, statement, columns: list[str]) -> tuple[MultiRow, list[str]]:
-    """`statement` as SQLite SQL run many rows at a time (dlx.bulk), and its parameters' order."""
+    """`statement` as SQLite SQL run many rows at a time (dlx.store.bulk), and its parameters' order."""
     found = _sqlite_statements.get(table.name)
     if found is None:
         found = _sqlite_statements[table.name] = MultiRow.compiled(statement, conn.dialect, columns)

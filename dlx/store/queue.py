@@ -20,7 +20,7 @@ from dlx.config import RunConfig
 from dlx.devices import check_launchable
 from dlx.errors import DlxError
 from dlx.settings import stale_after
-from dlx.tracking import ACTIVE_STATES as ACTIVE
+from dlx.states import ACTIVE_STATES as ACTIVE
 
 if TYPE_CHECKING:
     from dlx.store import Store
