@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from dlx import settings
-from dlx.checkpoint_writer import CheckpointWriter, Snapshot, Weights
+from dlx.tracking.checkpoint_writer import CheckpointWriter, Snapshot, Weights
 from dlx.checkpoints import checkpoint_metadata
 from dlx.config import RunConfig
 from dlx.data import DataBundle, Split, load_dataset
@@ -176,7 +176,7 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
     pending: list[torch.Tensor] = []
     window_samples = 0
     model.train()
-    # Checkpoints are written (and indexed) in the background: see dlx.checkpoint_writer.
+    # Checkpoints are written (and indexed) in the background: see dlx.tracking.checkpoint_writer.
     writer = CheckpointWriter(run, folder)
     weights = Weights(model)
     config_json = config.model_dump_json()  # every checkpoint carries it: serialised once

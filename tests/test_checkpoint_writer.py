@@ -7,7 +7,7 @@ import torch
 from safetensors import safe_open
 
 from dlx import settings
-from dlx.checkpoint_writer import CheckpointWriter, Weights
+from dlx.tracking.checkpoint_writer import CheckpointWriter, Weights
 from dlx.store import default_store
 from dlx.tracking import Run
 

@@ -31,7 +31,7 @@ from db.models import Run as RunRow
 from dlx import settings
 from dlx.store.bulk import MultiRow
 from dlx.errors import DlxError
-from dlx.logged_values import checked_key, checked_param, checked_step, checked_text, checked_value
+from dlx.tracking.logged_values import checked_key, checked_param, checked_step, checked_text, checked_value
 from dlx.settings import HEARTBEAT_INTERVAL
 from dlx.states import ACTIVE_STATES, OWNER
 from dlx.store.summaries import update_summaries
