@@ -10,7 +10,8 @@ first request of a fresh server opens a page URL (see pages/__init__.py).
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from dlx import devices, settings
+from dlx import settings
+from dlx.training import devices
 from dlx.errors import DlxError
 from dlx.jobs import ensure_worker, status
 from dlx.jobs.capacity import capacity

@@ -15,7 +15,7 @@ from typing import Any, Callable, get_args
 from dlx.config import RunConfig, coerce_value, expand_sweep, parse_config
 from dlx.data import DATASETS
 from dlx.data.registry import DatasetEntry, files_problem
-from dlx.devices import check_launchable, gpu_count
+from dlx.training.devices import check_launchable, gpu_count
 from dlx.errors import DlxError
 from dlx.jobs.executors import check_settings as check_executor
 from dlx.models import MODELS, check_model_fits

@@ -5,7 +5,7 @@ import streamlit as st
 
 from dlx import charts_explain as charts
 from dlx import settings
-from dlx.devices import resolve_device
+from dlx.training.devices import resolve_device
 from dlx.errors import DlxError
 from dlx.explain import METHODS, available_methods
 from dlx.explain.baselines import BASELINES, baselines_for

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dlx import charts, charts_compare, compare, live, progress
 from dlx.config import parse_run_id
-from dlx.devices import why_waiting
+from dlx.training.devices import why_waiting
 from dlx.errors import DlxError
 from dlx.store.edits import parse_tags
 from dlx.run_table import PAGE_ROWS, table_rows

@@ -83,7 +83,7 @@ def trained_run(dlx_home):
 def train_in_process(values: dict) -> int:
     from dlx.config import parse_config
     from dlx.tracking import start_run
-    from dlx.train import train
+    from dlx.training.train import train
 
     config = parse_config(values)
     with start_run(config=config.model_dump(), handle_signals=False) as run:

@@ -5,13 +5,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dlx.checkpoints import load_run_model
+from dlx.training.checkpoints import load_run_model
 from dlx.config import parse_config
 from dlx.data import DatasetMeta, load_dataset
 from dlx.errors import DlxError
 from dlx.models import build_model
 from dlx.store import FINAL_STATES, default_store
-from dlx.train import evaluate, tokenize_bundle
+from dlx.training.train import evaluate, tokenize_bundle
 from tests.conftest import train_in_process, wait_for
 
 META = DatasetMeta("sentiment", "text", ("negative", "positive"), (16,))

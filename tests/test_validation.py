@@ -21,11 +21,11 @@ from db.models import Artifact
 from db.models import Run as RunRow
 from db.models import Worker as WorkerRow
 from dlx import launch, settings
-from dlx.checkpoints import load_run_model
+from dlx.training.checkpoints import load_run_model
 from dlx.cli import main
 from dlx.config import MAX_SEED, parse_config
 from dlx.data import load_dataset
-from dlx.devices import why_waiting
+from dlx.training.devices import why_waiting
 from dlx.errors import DlxError
 from dlx.jobs.supervisor import alive_workers
 from dlx.models import registry

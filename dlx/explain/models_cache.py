@@ -16,7 +16,7 @@ from sqlalchemy import select
 from torch import Tensor, nn
 
 from db.models import Artifact
-from dlx.checkpoints import load_run_model
+from dlx.training.checkpoints import load_run_model
 from dlx.config import RunConfig
 from dlx.data import DataBundle, DatasetMeta, load_dataset
 from dlx.errors import DlxError

@@ -13,7 +13,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from db.models import Job
-from dlx.devices import resolve_device
+from dlx.training.devices import resolve_device
 from dlx.errors import DlxError
 from dlx.explain import cache
 from dlx.explain.attention import encode

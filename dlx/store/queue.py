@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from db.models import Job, utcnow
 from db.models import Run as RunRow
 from dlx.config import RunConfig
-from dlx.devices import check_launchable
+from dlx.training.devices import check_launchable
 from dlx.errors import DlxError
 from dlx.settings import stale_after
 from dlx.states import ACTIVE_STATES as ACTIVE

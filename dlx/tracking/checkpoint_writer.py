@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from dlx.checkpoints import copy_checkpoint, relative
+from dlx.training.checkpoints import copy_checkpoint, relative
 from dlx.tracking import Run
 
 WRITE_EVERY = 10.0  # seconds between two writes; epochs longer than this are each written

@@ -20,12 +20,12 @@ from torch import nn
 
 from dlx import settings
 from dlx.tracking.checkpoint_writer import CheckpointWriter, Snapshot, Weights
-from dlx.checkpoints import checkpoint_metadata
+from dlx.training.checkpoints import checkpoint_metadata
 from dlx.config import RunConfig
 from dlx.data import DataBundle, Split, load_dataset
 from dlx.data.streaming import FolderSplit
 from dlx.data.text_tokens import crop, tokenize_split
-from dlx.devices import resolve_device
+from dlx.training.devices import resolve_device
 from dlx.errors import DlxError
 from dlx.models import build_model
 from dlx.tracking import Run
