@@ -17,7 +17,7 @@ from dlx.jobs import ensure_worker, status
 from dlx.jobs.capacity import capacity
 from dlx.jobs.capacity import describe as describe_capacity
 from dlx.store import default_store, unreadable
-from dlx.user_text import md
+from dlx.views.text import md
 from pages import FRAMED, app_pages, require_gate, unguarded
 
 st.set_page_config(page_title="dlx", page_icon=":material/science:", layout="wide")

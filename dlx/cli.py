@@ -229,7 +229,7 @@ def cmd_worker(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from dlx import launch
+    from dlx.views import launch
     from dlx.jobs import ensure_worker
     from dlx.store import default_store
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dlx import charts_explain as charts
+from dlx.views.charts import explain as charts
 from dlx import settings
 from dlx.training.devices import resolve_device
 from dlx.errors import DlxError
@@ -18,7 +18,7 @@ from dlx.explain.uploads import normalisation, read_image
 from dlx.jobs import ensure_worker
 from dlx.store.queue import ACTIVE
 from dlx.store import default_store
-from dlx.user_text import md
+from dlx.views.text import md
 from pages import enter_frame, explain_text
 
 enter_frame()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlx.charts_attention import coloured_sentence, head_view, model_view, vit_overlays
+from dlx.views.charts.attention import coloured_sentence, head_view, model_view, vit_overlays
 from dlx.data.registry import DatasetMeta
 from dlx.errors import DlxError
 from dlx.explain.attention import (agreement, attention_and_gradients, attention_maps, encode, merge_attention,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dlx import export
+from dlx.views import export
 from dlx.store import default_store
 from tests.browser import open_page, snapshot
 from tests.conftest import train_in_process

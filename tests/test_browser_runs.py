@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from dlx import launch
+from dlx.views import launch
 from dlx.store import default_store
 from dlx.tracking import start_run
 from tests.browser import open_page, running_app

@@ -330,7 +330,7 @@ def test_run_sweeps_comma_separated_values_as_the_form_does():
 
 def test_run_without_settings_uses_the_launch_forms_defaults_for_every_data_set_and_model(
         tmp_path, monkeypatch, capsys):
-    from dlx import launch
+    from dlx.views import launch
     from dlx.config import parse_config
     from dlx.data import DATASETS
     from dlx.data.registry import missing_files

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dlx import launch
+from dlx.views import launch
 from dlx.errors import DlxError
 from dlx.jobs.executors import check_settings
 from dlx.store import default_store

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from dlx.charts_explain import method_colour
+from dlx.views.charts.explain import method_colour
 from dlx.explain import METHODS
 from dlx.explain.jobs import ExplainTask, find_job, run_task
 from dlx.explain.models_cache import get_loaded_run

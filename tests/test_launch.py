@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torchvision.datasets
 
-from dlx import launch, progress
+from dlx.views import launch, progress
 from dlx.config import parse_config
 from dlx.data import torchvision_sets
 from dlx.errors import DlxError

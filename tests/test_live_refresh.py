@@ -1,9 +1,10 @@
-"""A live run's page reads only what is new and keeps each bucket's min and max (dlx.live)."""
+"""A live run's page reads only what is new and keeps each bucket's min and max (dlx.views.live)."""
 from __future__ import annotations
 
 import numpy as np
 
-from dlx import charts, live
+from dlx.views import live
+from dlx.views.charts import curves
 from dlx.store import default_store
 from dlx.tracking import Run
 
@@ -50,7 +51,7 @@ def test_a_long_series_stays_a_chart_wide_and_keeps_each_buckets_min_and_max():
     assert np.array_equal(series.low, [values[buckets == b].min() for b in np.unique(buckets)])
     assert np.array_equal(series.high, [values[buckets == b].max() for b in np.unique(buckets)])
     assert np.array_equal(series.values, values[series.steps])
-    x, y = charts.envelope(series)  # what the chart draws goes through the spike
+    x, y = curves.envelope(series)  # what the chart draws goes through the spike
     assert 50.0 in y and len(x) == 2 * len(series)
     run.finish()
 
@@ -74,6 +75,6 @@ def test_smoothing_is_the_bias_corrected_average_skipping_nans():
     kept = values[~np.isnan(values)]
     expected = [sum(0.9 ** (i - j) * kept[j] for j in range(i + 1)) / sum(0.9 ** (i - j) for j in range(i + 1))
                 for i in range(len(kept))]
-    smoothed = charts.smooth(values)
+    smoothed = curves.smooth(values)
     assert np.isnan(smoothed[2])
     assert np.allclose(smoothed[~np.isnan(values)], expected)

@@ -14,7 +14,8 @@ from streamlit.testing.v1 import AppTest
 from db.engine import dispose_all
 from db.models import Artifact, utcnow
 from db.models import Worker as WorkerRow
-from dlx import launch, settings
+from dlx import settings
+from dlx.views import launch
 from dlx.config import parse_config
 from dlx.store import default_store
 from dlx.tracking import Run
@@ -413,7 +414,7 @@ def test_runs_table_shows_what_varies_and_leaves_missing_values_blank():
 
 
 def test_runs_table_pages_past_fifty_runs_newest_first():
-    from dlx.run_table import PAGE_ROWS
+    from dlx.views.run_table import PAGE_ROWS
 
     config = parse_config({})
     ids = [default_store().queue.submit(config)[0] for _ in range(PAGE_ROWS + 1)]

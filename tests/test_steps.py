@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from dlx import export, live
+from dlx.views import export, live
 from dlx.store import default_store
 from dlx.tracking import Run
 

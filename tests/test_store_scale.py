@@ -10,7 +10,8 @@ from sqlalchemy import select, text
 
 from db.engine import get_engine, upgrade
 from db.models import RunSummary
-from dlx import export, settings
+from dlx import settings
+from dlx.views import export
 from dlx.errors import DlxError
 from dlx.store import default_store
 from dlx.tracking import Run

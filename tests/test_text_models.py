@@ -95,7 +95,7 @@ def test_small_transformer_trains_through_the_worker_and_reloads_from_safetensor
 @pytest.mark.slow
 def test_minilm_fine_tune_reaches_90_percent_on_sentiment():
     """The Launch form's defaults for MiniLM (4 lower layers frozen, AdamW 3e-4, one epoch)."""
-    from dlx.launch import defaults_for
+    from dlx.views.launch import defaults_for
 
     run_id = train_in_process(defaults_for("sentiment", "minilm"))
     assert default_store().get_run(run_id).summary["test_acc"] >= 0.9

@@ -5,7 +5,7 @@ from dlx.config import parse_config
 from dlx.data import DATASETS, load_dataset
 from dlx.data.user_sets import delete_user_set, get_user_set, import_image_archive, import_image_folder
 from dlx.errors import DlxError
-from dlx.launch import models_for
+from dlx.views.launch import models_for
 from dlx.store import default_store
 from tests.conftest import train_in_process, wait_for
 from tests.test_archives import image_zip

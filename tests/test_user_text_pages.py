@@ -12,14 +12,15 @@ import pytest
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
-from dlx import csv_cells, export
+from dlx import csv_cells
+from dlx.views import export
 from dlx.data import load_dataset
 from dlx.data.browse import to_csv as browse_csv
 from dlx.data.tables import read_table_csv
 from dlx.data.text_csv import read_text_csv
 from dlx.store import default_store
 from dlx.tracking import start_run
-from dlx.user_text import md, plot, shorten, template
+from dlx.views.text import md, plot, shorten, template
 from tests.hostile_text import EMOJI, HOSTS, MATH, PAYLOAD, SHORT, payload_links, seed_runs, seed_table
 
 APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"

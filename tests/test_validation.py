@@ -20,7 +20,8 @@ from streamlit.testing.v1 import AppTest
 from db.models import Artifact
 from db.models import Run as RunRow
 from db.models import Worker as WorkerRow
-from dlx import launch, settings
+from dlx import settings
+from dlx.views import launch
 from dlx.training.checkpoints import load_run_model
 from dlx.cli import main
 from dlx.config import MAX_SEED, parse_config

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dlx import settings
-from dlx.charts_explain import method_colour
+from dlx.views.charts.explain import method_colour
 from dlx.data.registry import DatasetMeta
 from dlx.errors import DlxError
 from dlx.explain.attention import rollout

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from dlx.charts_explain import MapCell, SampleRow
+from dlx.views.charts.explain import MapCell, SampleRow
 from dlx.errors import DlxError
 from dlx.explain.cache import explain_cached_many
 from dlx.explain.localisation import attribution_map

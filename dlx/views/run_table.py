@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from dlx import progress
+from dlx.views import progress
 from dlx.store import RunInfo, Store
-from dlx.user_text import shorten
+from dlx.views.text import shorten
 
 # Config keys shown in their own fixed columns (or not at all), never as a varying param.
 OWN_COLUMNS = {"dataset", "model", "name", "sweep", "experiment"}

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dlx.store import History
-from dlx.user_text import plot, shorten, template
+from dlx.views.text import plot, shorten, template
 
 
 

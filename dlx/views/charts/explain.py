@@ -17,7 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dlx.user_text import plot
+from dlx.views.text import plot
 
 SIGNS = ("all", "positive", "negative", "absolute")
 # Colour scales fade to transparent at zero, so the input shows through where a map says nothing.

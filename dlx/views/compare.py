@@ -1,6 +1,6 @@
 """Comparing a set of runs: which parameters differ, one colour per run, the keys they share, x axes, groups.
 
-Plain data for the Compare page and its charts (dlx/charts_compare.py); no Streamlit here.
+Plain data for the Compare page and its charts (dlx/views/charts/compare.py); no Streamlit here.
 """
 from __future__ import annotations
 

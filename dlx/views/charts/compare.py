@@ -6,11 +6,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from dlx.charts import smooth
-from dlx.compare import PALETTE, GroupCurve, numeric
+from dlx.views.charts.curves import smooth
+from dlx.views.compare import PALETTE, GroupCurve, numeric
 from dlx.store.reduction import Reduced
 from dlx.store import RunInfo
-from dlx.user_text import plot, shorten
+from dlx.views.text import plot, shorten
 
 
 LEGEND = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1)  # above the plot: clear of the x title

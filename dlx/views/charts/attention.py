@@ -12,8 +12,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dlx.charts_explain import PALETTE, _image_rgb
-from dlx.user_text import plot
+from dlx.views.charts.explain import PALETTE, _image_rgb
+from dlx.views.text import plot
 
 ATTENTION = "Blues"
 AGREEMENT = "RdBu_r"
