@@ -1,6 +1,6 @@
 """The app's frame: the guard, navigation over pages/ and the sidebar every page shares.
 
-Where a secret is required, `dlx ui`'s login gate (dlx/gate.py) asks for it before any request
+Where a secret is required, `dlx ui`'s login gate (dlx/gate/proxy.py) asks for it before any request
 reaches this app; nothing of the app (sidebar, page, worker start) runs where it is not so guarded
 (pages.require_gate). A session's first
 visit starts a worker when none is alive (unless DLX_AUTOSTART_WORKER=0), so `dlx ui` is the one

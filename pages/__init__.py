@@ -13,7 +13,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from dlx import auth
+from dlx.gate import auth
 
 FRAMED = "app.framed"  # set by streamlit_app.py before it runs a page (after its guard)
 
@@ -41,7 +41,7 @@ def in_folder_mode() -> bool:
 def unguarded() -> str | None:
     """Why this app must show nothing, or None where it may: behind `dlx ui`'s login gate, or on loopback.
 
-    The secret is asked for by the gate (dlx/gate.py) in front of Streamlit, never by a page: a form
+    The secret is asked for by the gate (dlx/gate/proxy.py) in front of Streamlit, never by a page: a form
     here could not guard Streamlit's own endpoints. So a Streamlit process listening beyond this
     machine (`streamlit run --server.address 0.0.0.0`, bypassing `dlx ui`) shows nothing, and neither
     does one that sees DLX_PASSWORD or DLX_TOKEN (`dlx ui` keeps them from the app behind its gate).

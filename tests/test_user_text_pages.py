@@ -12,7 +12,7 @@ import pytest
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
-from dlx import csv_cells
+from dlx.data import csv_cells
 from dlx.views import export
 from dlx.data import load_dataset
 from dlx.data.browse import to_csv as browse_csv

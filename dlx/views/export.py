@@ -4,7 +4,7 @@ Both formats hold the same thing and read back to equal values: floats are writt
 (exact), NaN as null (JSON has none) or an empty cell, parameters as their JSON text in CSV so a
 string "1" stays a string. CSV is one long table: run_id, section (run, param, final, history),
 key, step, value, time; text a spreadsheet would run as a formula is written with a leading `'`
-(dlx.csv_cells), which reading takes off.
+(dlx.data.csv_cells), which reading takes off.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from dlx import csv_cells
+from dlx.data import csv_cells
 from dlx.store import Store, decode_param
 
 RUN_FIELDS = ("experiment", "name", "sweep", "status", "dataset", "model", "created_at")

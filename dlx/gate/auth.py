@@ -3,7 +3,7 @@
 On a loopback address (the default) nobody else can reach the app and no secret is needed.
 Listening on any other address needs a secret, as Jupyter does: a password (`DLX_PASSWORD`) or a
 token (`DLX_TOKEN`, or one `dlx ui` generates and prints in the URL `http://host:port/?token=...`).
-This module holds the rules; the login gate that applies them, in front of Streamlit, is `dlx.gate`.
+This module holds the rules; the login gate that applies them, in front of Streamlit, is `dlx.gate.proxy`.
 """
 from __future__ import annotations
 

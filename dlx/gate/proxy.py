@@ -33,7 +33,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect
 
-from dlx.auth import Secrets
+from dlx.gate.auth import Secrets
 from dlx.errors import DlxError
 
 LOGIN_PATH = "/_dlx/login"
