@@ -11,12 +11,12 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from dlx import settings
-from dlx.training import devices
 from dlx.errors import DlxError
 from dlx.jobs import ensure_worker, status
 from dlx.jobs.capacity import capacity
 from dlx.jobs.capacity import describe as describe_capacity
 from dlx.store import default_store, unreadable
+from dlx.training import devices
 from dlx.views.text import md
 from pages import FRAMED, app_pages, require_gate, unguarded
 

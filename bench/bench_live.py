@@ -22,10 +22,10 @@ from common import machine, median, report, setup
 
 setup()
 
-from dlx.views import live  # noqa: E402
-from dlx.views.charts import curves  # noqa: E402
 from dlx.store import History, default_store  # noqa: E402
 from dlx.tracking import Run  # noqa: E402
+from dlx.views import live  # noqa: E402
+from dlx.views.charts import curves  # noqa: E402
 
 STEPS_PER_EPOCH = 1000
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc", "test_loss", "test_acc", "epoch", "samples_per_s")

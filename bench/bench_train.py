@@ -41,9 +41,9 @@ from torch import nn  # noqa: E402
 
 from dlx.config import parse_config  # noqa: E402
 from dlx.data import load_dataset  # noqa: E402
-from dlx.training.devices import resolve_device  # noqa: E402
 from dlx.models import build_model  # noqa: E402
 from dlx.tracking import start_run  # noqa: E402
+from dlx.training.devices import resolve_device  # noqa: E402
 from dlx.training.train import train  # noqa: E402
 
 BATCH, EVAL_BATCH, LR, SEED = 32, 256, 3e-3, 0

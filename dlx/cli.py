@@ -230,9 +230,9 @@ def cmd_worker(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from dlx.views import launch
     from dlx.jobs import ensure_worker
     from dlx.store import default_store
+    from dlx.views import launch
 
     store = default_store()
     model = args.model or launch.default_model(args.dataset)

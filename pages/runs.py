@@ -5,15 +5,15 @@ from datetime import datetime
 
 import streamlit as st
 
+from dlx.config import parse_run_id
+from dlx.errors import DlxError
+from dlx.store import FINAL_STATES, History, RunInfo, default_store
+from dlx.store.edits import parse_tags
+from dlx.training.devices import why_waiting
 from dlx.views import compare, live, progress
 from dlx.views.charts import compare as charts_compare
 from dlx.views.charts import curves as charts
-from dlx.config import parse_run_id
-from dlx.training.devices import why_waiting
-from dlx.errors import DlxError
-from dlx.store.edits import parse_tags
 from dlx.views.run_table import PAGE_ROWS, table_rows
-from dlx.store import FINAL_STATES, History, RunInfo, default_store
 from dlx.views.text import md, shorten
 from pages import enter_frame
 from pages.whole_text import whole

@@ -8,8 +8,8 @@ from streamlit import config
 from streamlit.testing.v1 import AppTest
 
 from dlx import settings
-from dlx.gate import auth
 from dlx.errors import DlxError
+from dlx.gate import auth
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "streamlit_app.py"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dlx.views import export
 from dlx.store import default_store
+from dlx.views import export
 from tests.browser import open_page, snapshot
 from tests.conftest import train_in_process
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from dlx.views import launch
 from dlx.store import default_store
 from dlx.tracking import start_run
+from dlx.views import launch
 from tests.browser import open_page, running_app
 
 pytestmark = [pytest.mark.browser]

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlx.views.charts import curves
 from dlx.store import History
+from dlx.views.charts import curves
 
 
 def history(steps, values) -> History:

@@ -330,10 +330,10 @@ def test_run_sweeps_comma_separated_values_as_the_form_does():
 
 def test_run_without_settings_uses_the_launch_forms_defaults_for_every_data_set_and_model(
         tmp_path, monkeypatch, capsys):
-    from dlx.views import launch
     from dlx.config import parse_config
     from dlx.data import DATASETS
     from dlx.data.registry import missing_files
+    from dlx.views import launch
 
     monkeypatch.setenv("DLX_DATASETS", str(tmp_path))
     for name in DATASETS:  # empty stand-ins: only the launch's file check reads them

@@ -12,11 +12,11 @@ from streamlit.testing.v1 import AppTest
 from db.engine import get_engine
 from db.models import Param, RunSummary
 from db.models import Run as RunRow
-from dlx.views import compare
 from dlx.errors import DlxError
-from dlx.store.edits import parse_tags
 from dlx.store import default_store
+from dlx.store.edits import parse_tags
 from dlx.tracking import Run
+from dlx.views import compare
 
 APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 

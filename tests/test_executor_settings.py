@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from dlx.views import launch
 from dlx.errors import DlxError
 from dlx.jobs.executors import check_settings
 from dlx.store import default_store
+from dlx.views import launch
 from tests.test_launch import form
 from tests.test_pages import open_app
 

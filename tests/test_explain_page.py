@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from dlx.views.charts.explain import method_colour
 from dlx.explain import METHODS
 from dlx.explain.jobs import ExplainTask, find_job, run_task
 from dlx.explain.models_cache import get_loaded_run
 from dlx.store import default_store
+from dlx.views.charts.explain import method_colour
 from tests.conftest import train_in_process
 
 PAGE = Path(__file__).resolve().parent.parent / "pages" / "explain.py"

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torchvision.datasets
 
-from dlx.views import launch, progress
 from dlx.config import parse_config
 from dlx.data import torchvision_sets
 from dlx.errors import DlxError
 from dlx.models import MODELS
 from dlx.store import History, default_store
+from dlx.views import launch, progress
 
 
 def form(**changes) -> dict:

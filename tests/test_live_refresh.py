@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlx.views import live
-from dlx.views.charts import curves
 from dlx.store import default_store
 from dlx.tracking import Run
+from dlx.views import live
+from dlx.views.charts import curves
 
 
 def _log(run: Run, key: str, steps, values) -> None:

@@ -15,10 +15,10 @@ from db.engine import dispose_all
 from db.models import Artifact, utcnow
 from db.models import Worker as WorkerRow
 from dlx import settings
-from dlx.views import launch
 from dlx.config import parse_config
 from dlx.store import default_store
 from dlx.tracking import Run
+from dlx.views import launch
 from tests.browser import stop_spawned_workers
 from tests.conftest import train_in_process
 

@@ -6,8 +6,8 @@ from sqlalchemy import func, select
 
 from db.models import Run as RunRow
 from dlx.errors import DlxError
-from dlx.store.query import BoolOp, Comparison, FilterError, Not, parse
 from dlx.store import default_store
+from dlx.store.query import BoolOp, Comparison, FilterError, Not, parse
 from dlx.tracking import Run
 
 

@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from dlx.views import export, live
 from dlx.store import default_store
 from dlx.tracking import Run
+from dlx.views import export, live
 
 pytestmark = pytest.mark.usefixtures("store_url")  # on SQLite and PostgreSQL
 

@@ -11,10 +11,10 @@ from sqlalchemy import select, text
 from db.engine import get_engine, upgrade
 from db.models import RunSummary
 from dlx import settings
-from dlx.views import export
 from dlx.errors import DlxError
 from dlx.store import default_store
 from dlx.tracking import Run
+from dlx.views import export
 
 
 def _run(params: dict, metrics: dict[str, list[tuple[int, float]]], **run_args) -> int:

@@ -5,12 +5,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dlx.training.checkpoints import load_run_model
 from dlx.config import parse_config
 from dlx.data import DatasetMeta, load_dataset
 from dlx.errors import DlxError
 from dlx.models import build_model
 from dlx.store import FINAL_STATES, default_store
+from dlx.training.checkpoints import load_run_model
 from dlx.training.train import evaluate, tokenize_bundle
 from tests.conftest import train_in_process, wait_for
 

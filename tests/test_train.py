@@ -8,10 +8,10 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from dlx.training.checkpoints import copy_checkpoint, load_run_model, save_checkpoint
 from dlx.data import load_dataset
 from dlx.errors import DlxError
 from dlx.store import default_store
+from dlx.training.checkpoints import copy_checkpoint, load_run_model, save_checkpoint
 from tests.conftest import train_in_process
 
 

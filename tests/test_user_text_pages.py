@@ -12,14 +12,13 @@ import pytest
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
-from dlx.data import csv_cells
-from dlx.views import export
-from dlx.data import load_dataset
+from dlx.data import csv_cells, load_dataset
 from dlx.data.browse import to_csv as browse_csv
 from dlx.data.tables import read_table_csv
 from dlx.data.text_csv import read_text_csv
 from dlx.store import default_store
 from dlx.tracking import start_run
+from dlx.views import export
 from dlx.views.text import md, plot, shorten, template
 from tests.hostile_text import EMOJI, HOSTS, MATH, PAYLOAD, SHORT, payload_links, seed_runs, seed_table
 

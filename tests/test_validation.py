@@ -21,17 +21,17 @@ from db.models import Artifact
 from db.models import Run as RunRow
 from db.models import Worker as WorkerRow
 from dlx import settings
-from dlx.views import launch
-from dlx.training.checkpoints import load_run_model
 from dlx.cli import main
 from dlx.config import MAX_SEED, parse_config
 from dlx.data import load_dataset
-from dlx.training.devices import why_waiting
 from dlx.errors import DlxError
 from dlx.jobs.supervisor import alive_workers
 from dlx.models import registry
 from dlx.store import default_store
 from dlx.tracking import start_run
+from dlx.training.checkpoints import load_run_model
+from dlx.training.devices import why_waiting
+from dlx.views import launch
 from tests.conftest import start_worker, stop_process, train_in_process, wait_for
 
 APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from dlx import settings
-from dlx.views.charts.explain import method_colour
 from dlx.data.registry import DatasetMeta
 from dlx.errors import DlxError
 from dlx.explain.attention import rollout
@@ -18,6 +17,7 @@ from dlx.explain.models_cache import get_loaded_run
 from dlx.models.cnn import cnn
 from dlx.models.vit import vit
 from dlx.store import FINAL_STATES, default_store
+from dlx.views.charts.explain import method_colour
 from tests.conftest import train_in_process, wait_for
 
 DIGITS = DatasetMeta("digits", "image", tuple("0123456789"), (1, 8, 8))

@@ -33,8 +33,8 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect
 
-from dlx.gate.auth import Secrets
 from dlx.errors import DlxError
+from dlx.gate.auth import Secrets
 
 LOGIN_PATH = "/_dlx/login"
 # Streamlit's own endpoints: refused outright without the cookie (no login page, nothing forwarded).

@@ -25,10 +25,10 @@ from sqlalchemy import delete, select
 from db.models import Artifact, Job, utcnow
 from db.models import Worker as WorkerRow
 from dlx import settings
-from dlx.training.devices import gpu_count
 from dlx.jobs import orphans
 from dlx.jobs.executors import Handle, get_executor
 from dlx.store import Store, default_store
+from dlx.training.devices import gpu_count
 
 POLL = 0.25  # seconds between looks at the queue
 HEARTBEAT = settings.HEARTBEAT_INTERVAL

@@ -5,7 +5,6 @@ grammar, `reduction` reduces histories in SQL, `summaries` keeps each run's summ
 writes many rows at a time; `queue` (the jobs table) and `explanations` (the explanation cache) are
 built when a store first uses them.
 """
-from dlx.store.runs import (FINAL_STATES, History, RunInfo, Store, decode_param, default_store, history_of,
-                            unreadable)
+from dlx.store.runs import FINAL_STATES, History, RunInfo, Store, decode_param, default_store, history_of, unreadable
 
 __all__ = ["FINAL_STATES", "History", "RunInfo", "Store", "decode_param", "default_store", "history_of", "unreadable"]

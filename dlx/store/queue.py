@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from db.models import Job, utcnow
 from db.models import Run as RunRow
 from dlx.config import RunConfig
-from dlx.training.devices import check_launchable
 from dlx.errors import DlxError
 from dlx.settings import stale_after
 from dlx.states import ACTIVE_STATES as ACTIVE
+from dlx.training.devices import check_launchable
 
 if TYPE_CHECKING:
     from dlx.store import Store

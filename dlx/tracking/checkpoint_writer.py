@@ -23,8 +23,8 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from dlx.training.checkpoints import copy_checkpoint, relative
 from dlx.tracking import Run
+from dlx.training.checkpoints import copy_checkpoint, relative
 
 WRITE_EVERY = 10.0  # seconds between two writes; epochs longer than this are each written
 

@@ -29,12 +29,12 @@ from db.engine import DatabaseReplaced
 from db.models import Artifact, Metric, Param, Tag, param_number, utcnow
 from db.models import Run as RunRow
 from dlx import settings
-from dlx.store.bulk import MultiRow
 from dlx.errors import DlxError
-from dlx.tracking.logged_values import checked_key, checked_param, checked_step, checked_text, checked_value
 from dlx.settings import HEARTBEAT_INTERVAL
 from dlx.states import ACTIVE_STATES, OWNER
+from dlx.store.bulk import MultiRow
 from dlx.store.summaries import update_summaries
+from dlx.tracking.logged_values import checked_key, checked_param, checked_step, checked_text, checked_value
 
 if TYPE_CHECKING:
     from dlx.store import Store

@@ -19,16 +19,16 @@ import torch
 from torch import nn
 
 from dlx import settings
-from dlx.tracking.checkpoint_writer import CheckpointWriter, Snapshot, Weights
-from dlx.training.checkpoints import checkpoint_metadata
 from dlx.config import RunConfig
 from dlx.data import DataBundle, Split, load_dataset
 from dlx.data.streaming import FolderSplit
 from dlx.data.text_tokens import crop, tokenize_split
-from dlx.training.devices import resolve_device
 from dlx.errors import DlxError
 from dlx.models import build_model
 from dlx.tracking import Run
+from dlx.tracking.checkpoint_writer import CheckpointWriter, Snapshot, Weights
+from dlx.training.checkpoints import checkpoint_metadata
+from dlx.training.devices import resolve_device
 
 LOG_EVERY_S = 0.5  # seconds: the tracker writes every second, so a live chart loses nothing
 LOG_MAX_STEPS = 1000  # bounds the losses held on the device between two readbacks

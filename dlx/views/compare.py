@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from db.models import Metric, RunSummary
 from dlx.errors import DlxError
-from dlx.store.reduction import Reduced
 from dlx.store import RunInfo, Store, decode_param
+from dlx.store.reduction import Reduced
 
 PALETTE = plotly.colors.qualitative.Plotly + plotly.colors.qualitative.D3[len(plotly.colors.qualitative.Plotly):]
 

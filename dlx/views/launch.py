@@ -15,11 +15,11 @@ from typing import Any, Callable, get_args
 from dlx.config import RunConfig, coerce_value, expand_sweep, parse_config
 from dlx.data import DATASETS
 from dlx.data.registry import DatasetEntry, files_problem
-from dlx.training.devices import check_launchable, gpu_count
 from dlx.errors import DlxError
 from dlx.jobs.executors import check_settings as check_executor
 from dlx.models import MODELS, check_model_fits
 from dlx.store import RunInfo, Store
+from dlx.training.devices import check_launchable, gpu_count
 
 MAX_RUNS = 100  # one press of Launch queues at most this many runs
 

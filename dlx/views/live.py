@@ -18,8 +18,8 @@ import numpy as np
 from sqlalchemy import func, select
 
 from db.models import Metric
-from dlx.store.reduction import bucketing, reduced_history
 from dlx.store import History, Store, history_of
+from dlx.store.reduction import bucketing, reduced_history
 
 BUCKETS = 400  # about a chart panel's width in pixels (two panels side by side); a series holds up to 2 x BUCKETS buckets
 TAIL = 256  # raw points kept per key (with times) for the progress estimate and the headline numbers

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from dlx.views import progress
 from dlx.store import RunInfo, Store
+from dlx.views import progress
 from dlx.views.text import shorten
 
 # Config keys shown in their own fixed columns (or not at all), never as a varying param.

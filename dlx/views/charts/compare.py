@@ -6,12 +6,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from dlx.store import RunInfo
+from dlx.store.reduction import Reduced
 from dlx.views.charts.curves import smooth
 from dlx.views.compare import PALETTE, GroupCurve, numeric
-from dlx.store.reduction import Reduced
-from dlx.store import RunInfo
 from dlx.views.text import plot, shorten
-
 
 LEGEND = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1)  # above the plot: clear of the x title
 XPositions = Callable[[int, np.ndarray], "np.ndarray | None"]

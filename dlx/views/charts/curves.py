@@ -16,7 +16,6 @@ from dlx.store import History
 from dlx.views.text import plot, shorten, template
 
 
-
 class Series(Protocol):
     """What a chart draws: a History, or a live series reduced per bucket (each bucket's last value)."""
 
