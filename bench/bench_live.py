@@ -17,7 +17,6 @@ import argparse
 import time
 
 import numpy as np
-
 from common import machine, median, report, setup
 
 setup()

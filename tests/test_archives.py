@@ -7,32 +7,12 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
 from dlx.data.user_sets import get_user_set, import_image_archive
 from dlx.errors import DlxError
-
-
-def png(seed: int, colour: int, side: int = 12) -> bytes:
-    """A small PNG: noise around one brightness per class, so classes are learnable."""
-    rng = np.random.default_rng(seed)
-    pixels = np.clip(rng.normal(colour, 30, (side, side, 3)), 0, 255).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def image_zip(path: Path, classes: int = 3, per_class: int = 8, extra: dict[str, bytes] | None = None) -> Path:
-    """A zip of `shapes/<class>/<n>.png`, plus any extra entries."""
-    with zipfile.ZipFile(path, "w") as handle:
-        for c in range(classes):
-            for n in range(per_class):
-                handle.writestr(f"shapes/class{c}/{n}.png", png(c * 100 + n, 40 + 80 * c))
-        for name, data in (extra or {}).items():
-            handle.writestr(name, data)
-    return path
+from tests.helpers.files import image_zip, png
 
 
 def left_on_disk(home: Path) -> list[Path]:

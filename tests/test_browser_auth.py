@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from tests.browser import free_port, new_page
-from tests.test_cli import ctrl_c, first_line, listening_addresses, start_ui
+from tests.helpers.browser import free_port, new_page
+from tests.helpers.ui import ctrl_c, first_line, listening_addresses, start_ui
 
 pytestmark = [pytest.mark.browser]
 

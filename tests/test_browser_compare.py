@@ -8,8 +8,8 @@ import pytest
 
 from dlx.store import default_store
 from dlx.views import export
-from tests.browser import open_page, snapshot
-from tests.conftest import train_in_process
+from tests.helpers.browser import open_page, snapshot
+from tests.helpers.processes import train_in_process
 
 pytestmark = [pytest.mark.browser]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import open_page, snapshot
-from tests.test_archives import image_zip
+from tests.helpers.browser import open_page, snapshot
+from tests.helpers.files import image_zip
 
 pytestmark = [pytest.mark.browser]
 

@@ -10,8 +10,8 @@ import re
 import pytest
 
 from dlx.tracking import start_run
-from tests.browser import open_page, worker_pids
-from tests.conftest import wait_for
+from tests.helpers.browser import open_page, worker_pids
+from tests.helpers.processes import wait_for
 
 pytestmark = [pytest.mark.browser]
 

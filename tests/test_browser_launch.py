@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from dlx.store import default_store
-from tests.browser import open_page, reopen, snapshot
+from tests.helpers.browser import open_page, reopen, snapshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ import pytest
 from dlx.store import default_store
 from dlx.tracking import start_run
 from dlx.views import launch
-from tests.browser import open_page, running_app
+from tests.helpers.browser import open_page, running_app
 
 pytestmark = [pytest.mark.browser]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import open_page, running_app
-from tests.hostile_text import HOSTS, PAYLOAD, SHORT, payload_links, seed_runs, seed_table
-from tests.test_huge_run_pages import huge_run
+from tests.helpers.browser import open_page, running_app
+from tests.helpers.hostile_text import HOSTS, PAYLOAD, SHORT, payload_links, seed_runs, seed_table
+from tests.helpers.runs import huge_run
 
 pytestmark = [pytest.mark.browser]
 

@@ -2,16 +2,11 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
 from streamlit.testing.v1 import AppTest
 
-from db.engine import get_engine
-from db.models import Param, RunSummary
-from db.models import Run as RunRow
 from dlx.errors import DlxError
 from dlx.store import default_store
 from dlx.store.edits import parse_tags
@@ -25,31 +20,6 @@ APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 def no_worker(monkeypatch):
     monkeypatch.setenv("DLX_AUTOSTART_WORKER", "0")
     monkeypatch.setenv("DLX_STALE_AFTER", "86400")
-
-
-@pytest.fixture
-def thousand_runs() -> list[int]:
-    """1,000 finished runs (bulk inserted) with lr, optimizer and final metrics; the first three have curves."""
-    store = default_store()
-    first = store.create_run({"dataset": "digits", "model": "cnn"}, status="succeeded")
-    rng = random.Random(1)
-    table = RunRow.__table__
-    with get_engine().begin() as conn:
-        conn.execute(insert(table), [{"experiment_id": 1, "status": "succeeded", "dataset": "digits",
-                                      "model": rng.choice(("cnn", "mlp")), "config": {}, "summary": {}}
-                                     for _ in range(999)])
-        ids = list(range(first, first + 1000))
-        conn.execute(insert(Param), [{"run_id": i, "key": key, "value": json.dumps(value)} for i in ids
-                                     for key, value in (("lr", rng.choice((0.1, 0.01, 0.001))),
-                                                        ("layers", rng.randint(1, 4)), ("epochs", 3))])
-        conn.execute(insert(RunSummary), [{"run_id": i, "key": "val_acc", "step": 3, "last": v, "min": v, "max": v}
-                                          for i in ids for v in [rng.random()]])
-    for run_id in ids[:3]:
-        run = Run(store, run_id)
-        run.log_series("val_acc", [0.1 * run_id, 0.5, 1.0 - 0.1 * run_id], 0)
-        run.flush()
-        run._stop.set()
-    return ids
 
 
 def open_compare(**query: str) -> AppTest:

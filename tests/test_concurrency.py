@@ -14,7 +14,7 @@ from db.models import Metric, RunSummary
 from dlx import settings
 from dlx.config import parse_config
 from dlx.store import FINAL_STATES, default_store
-from tests.conftest import start_worker, stop_process, wait_for
+from tests.helpers.processes import start_worker, stop_process, wait_for
 
 pytestmark = [pytest.mark.usefixtures("store_url"), pytest.mark.slow]  # about a minute per store on 2 cores
 

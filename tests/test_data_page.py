@@ -8,10 +8,9 @@ import pytest
 from dlx.data import DATASETS
 from dlx.data.tables import import_table
 from dlx.data.user_sets import get_user_set, import_image_archive
-from tests.conftest import train_in_process
-from tests.test_archives import image_zip
-from tests.test_pages import open_app, texts
-from tests.test_user_data import table_csv
+from tests.helpers.files import image_zip, table_csv
+from tests.helpers.pages import open_app, texts
+from tests.helpers.processes import train_in_process
 
 
 @pytest.fixture(autouse=True)
@@ -96,8 +95,8 @@ def test_table_shows_column_choices_stats_and_a_runs_mistakes():
 
 
 def test_text_set_shows_example_texts_with_their_lengths():
-    from tests.test_user_data import texts_csv
     from dlx.data.user_texts import import_text_csv
+    from tests.helpers.files import texts_csv
 
     import_text_csv(texts_csv(), "reviews", "review", "mood")
     at = open_app("pages/data.py")

@@ -8,8 +8,7 @@ from dlx.errors import DlxError
 from dlx.jobs.executors import check_settings
 from dlx.store import default_store
 from dlx.views import launch
-from tests.test_launch import form
-from tests.test_pages import open_app
+from tests.helpers.pages import form, open_app
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import open_page
+from tests.helpers.browser import open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

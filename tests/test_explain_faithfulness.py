@@ -14,7 +14,7 @@ from dlx.explain.faithfulness import (
     max_sensitivity,
 )
 from dlx.explain.scoring import RANDOM, Scores
-from tests.explain_fixtures import trained
+from tests.helpers.explain_fixtures import trained
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from dlx.explain.jobs import ExplainTask, failure_reason, find_job, run_task, su
 from dlx.explain.models_cache import get_loaded_run
 from dlx.explain.scoring import Scores
 from dlx.store import FINAL_STATES, default_store
-from tests.conftest import train_in_process, wait_for
+from tests.helpers.processes import train_in_process, wait_for
 
 
 def ended(job_id: int):

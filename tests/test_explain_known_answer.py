@@ -11,7 +11,7 @@ from dlx.explain import explain
 from dlx.explain.baselines import make_baseline
 from dlx.explain.faithfulness import deletion_insertion
 from dlx.explain.localisation import mask_mass, pointing_game
-from tests.explain_fixtures import accuracy, trained
+from tests.helpers.explain_fixtures import accuracy, trained
 
 N = 128  # test samples scored
 

@@ -29,7 +29,7 @@ from dlx.explain.models_cache import get_loaded_run
 from dlx.explain.text_methods import TEXT_METHODS, explain_text
 from dlx.models import MODELS
 from dlx.store import default_store
-from tests.conftest import train_in_process
+from tests.helpers.processes import train_in_process
 
 PAGE = Path(__file__).resolve().parent.parent / "pages" / "explain.py"
 TEXTS = "tiny_sentiment"  # a user text set of 36 generated sentences, imported into the shared store

@@ -25,7 +25,7 @@ from dlx.explain import methods as methods_module
 from dlx.explain.baselines import baselines_for, blur, make_baseline
 from dlx.explain.layers import explainable_copy, find_layer
 from dlx.models import build_model
-from tests.explain_fixtures import accuracy, trained
+from tests.helpers.explain_fixtures import accuracy, trained
 
 
 @pytest.fixture(scope="module")

@@ -2,48 +2,24 @@
 from __future__ import annotations
 
 import io
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
 from dlx.explain import METHODS
 from dlx.explain.jobs import ExplainTask, find_job, run_task
 from dlx.explain.models_cache import get_loaded_run
 from dlx.store import default_store
 from dlx.views.charts.explain import method_colour
-from tests.conftest import train_in_process
-
-PAGE = Path(__file__).resolve().parent.parent / "pages" / "explain.py"
+from tests.helpers.explain_page import charts, open_page, texts, traces
+from tests.helpers.processes import train_in_process
 
 
 @pytest.fixture(autouse=True)
 def no_worker(monkeypatch):
     """Nothing picks up the jobs these tests queue: they finish them in-process when needed."""
     monkeypatch.setenv("DLX_AUTOSTART_WORKER", "0")
-
-
-def open_page(**query: str) -> AppTest:
-    at = AppTest.from_file(str(PAGE), default_timeout=120)
-    at.query_params.update(query)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def charts(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def traces(figure: dict, kind: str) -> int:
-    return sum(1 for trace in figure["data"] if trace["type"] == kind)
-
-
-def texts(at: AppTest) -> str:
-    return "\n".join(str(e.value) for kind in ("markdown", "caption", "info", "error") for e in getattr(at, kind))
 
 
 def png(width: int, height: int, mode: str = "L") -> bytes:

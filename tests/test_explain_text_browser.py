@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from tests.browser import open_page, snapshot
-from tests.conftest import train_in_process
+from tests.helpers.browser import open_page, snapshot
+from tests.helpers.processes import train_in_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -17,9 +17,8 @@ from sqlalchemy import create_engine, inspect, text
 from dlx import settings
 from dlx.config import parse_config
 from dlx.store import default_store
-from tests.conftest import start_worker, stop_process, wait_for
-from tests.test_jobs import LONG, QUICK, ended, running, running_with_metrics
-from tests.test_standby import wait_ready
+from tests.helpers.jobs import LONG, QUICK, ended, running, running_with_metrics, wait_ready
+from tests.helpers.processes import start_worker, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 

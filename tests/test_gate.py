@@ -16,9 +16,9 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.browser import free_port
-from tests.stcore_client import open_session, put_file, rss
-from tests.test_cli import children, ctrl_c, first_line, listening_addresses, running, start_ui
+from tests.helpers.browser import free_port
+from tests.helpers.stcore_client import open_session, put_file, rss
+from tests.helpers.ui import children, ctrl_c, first_line, listening_addresses, running, start_ui
 
 MB = 2**20
 UPLOAD_MAX = 4 * MB

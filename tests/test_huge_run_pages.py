@@ -10,12 +10,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dlx.store import default_store
-from dlx.tracking import start_run
+from tests.helpers.runs import NAMES, huge_run
 
 APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
-NAMES = 10_000
-BIG = "p" * 10_000_000  # the 10 MB param
 LARGEST_ELEMENT = 1_000_000  # bytes any one element may take: a tenth of the param
 
 
@@ -23,23 +20,6 @@ LARGEST_ELEMENT = 1_000_000  # bytes any one element may take: a tenth of the pa
 def no_worker(monkeypatch):
     monkeypatch.setenv("DLX_AUTOSTART_WORKER", "0")
     monkeypatch.setenv("DLX_STALE_AFTER", "86400")
-
-
-def huge_run() -> tuple[int, int]:
-    """The huge run (config, param, tag, note and error all long) and a small one beside it."""
-    store = default_store()
-    small = store.create_run({"lr": 0.1, "blob": "small"}, name="small", status="queued")
-    with start_run(run_id=small, handle_signals=False) as run:
-        run.log_metrics({"val_acc": 0.5}, step=0)
-    huge = store.create_run({"lr": 0.2, "blob": BIG}, name="huge", status="queued")
-    run = start_run(run_id=huge, handle_signals=False)
-    run.log_params({"blob": BIG})
-    run.log_metrics({f"metric_{i:05d}": float(i) for i in range(NAMES)}, step=0)
-    run.log_metrics({f"metric_{i:05d}": float(i) + 1 for i in range(NAMES)}, step=1)
-    run.finish("failed", error="E" * 1_000_000)
-    store.set_tags(huge, {"owner": "t" * 100_000})
-    store.set_note(huge, "n" * 1_000_000)
-    return huge, small
 
 
 def open_page(page: str, **query: str) -> tuple[AppTest, float]:

@@ -4,46 +4,17 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import threading
 
 import pytest
-from sqlalchemy import func, select
 
-from db.models import Metric
 from dlx import settings
 from dlx.config import parse_config
 from dlx.jobs import ensure_worker
 from dlx.jobs.supervisor import alive_workers
-from dlx.store import FINAL_STATES, default_store
-from tests.conftest import start_worker, stop_process, wait_for
-
-QUICK = {"dataset": "breast_cancer", "model": "mlp", "epochs": 2}
-LONG = {"dataset": "digits", "model": "cnn", "epochs": 500}  # runs until the test stops it
-
-
-def points(run_id: int, key: str = "train_loss") -> int:
-    with default_store().session() as s:
-        return s.scalar(select(func.count()).select_from(Metric)
-                        .where(Metric.run_id == run_id, Metric.key == key))
-
-
-def ended(job_id: int, timeout: float = 120):
-    """Wait until a job reaches a final state; return it."""
-    return wait_for(lambda: (job := default_store().queue.get_job(job_id)).status in FINAL_STATES and job,
-                    timeout=timeout, message=f"job {job_id} to end")
-
-
-def running(pid: int) -> bool:
-    """Whether `ps` lists the process as anything but a zombie."""
-    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout
-    return bool(state.strip()) and not state.strip().startswith("Z")
-
-
-def running_with_metrics(run_id: int, job_id: int):
-    """Wait until a job's process is recorded and its first metrics are in the store."""
-    return wait_for(lambda: (job := default_store().queue.get_job(job_id)).pid and points(run_id) > 0 and job,
-                    timeout=120, message=f"job {job_id} to log metrics")
+from dlx.store import default_store
+from tests.helpers.jobs import LONG, QUICK, ended, points, running, running_with_metrics
+from tests.helpers.processes import start_worker, stop_process, wait_for
 
 
 def worker_id(process) -> str:

@@ -15,10 +15,7 @@ from dlx.errors import DlxError
 from dlx.models import MODELS
 from dlx.store import History, default_store
 from dlx.views import launch, progress
-
-
-def form(**changes) -> dict:
-    return {**launch.to_form(launch.defaults_for("digits", "cnn")), **changes}
+from tests.helpers.pages import form
 
 
 def test_defaults_fit_each_data_set_and_model():
@@ -158,7 +155,7 @@ def test_progress_once_training_starts_but_before_the_first_window():
 # -- issue 13: what a new user trips over --------------------------------------------------------
 def test_the_patterns_defaults_learn_the_data_set():
     """3 epochs of the image defaults stopped at 0.37 test accuracy; the patterns entry reaches 0.9."""
-    from tests.conftest import train_in_process
+    from tests.helpers.processes import train_in_process
 
     run_id = train_in_process(launch.defaults_for("patterns", "cnn"))
     assert default_store().get_run(run_id).summary["test_acc"] >= 0.9

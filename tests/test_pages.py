@@ -19,10 +19,10 @@ from dlx.config import parse_config
 from dlx.store import default_store
 from dlx.tracking import Run
 from dlx.views import launch
-from tests.browser import stop_spawned_workers
-from tests.conftest import train_in_process
+from tests.helpers.browser import stop_spawned_workers
+from tests.helpers.pages import APP, open_app, texts
+from tests.helpers.processes import train_in_process
 
-APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 DIVERGED = "loss diverged at step 12 (loss=nan); try a lower learning rate or gradient clipping"
 
 
@@ -31,23 +31,6 @@ def no_worker(monkeypatch):
     """Pages only: nothing picks up (or reaps) the jobs these tests queue, so they stay as made."""
     monkeypatch.setenv("DLX_AUTOSTART_WORKER", "0")
     monkeypatch.setenv("DLX_STALE_AFTER", "86400")
-
-
-def open_app(page: str | None = None, **query: str) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.query_params.update(query)
-    at.run()
-    if page:
-        at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(at: AppTest) -> str:
-    """Everything the page says, in one string to search."""
-    parts = [e.value for kind in ("markdown", "caption", "info", "success", "warning", "error", "title")
-             for e in getattr(at, kind)]
-    return "\n".join(str(p) for p in parts)
 
 
 def queued_configs() -> list[dict]:

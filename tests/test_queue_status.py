@@ -9,7 +9,7 @@ from dlx import settings
 from dlx.config import parse_config
 from dlx.errors import DlxError
 from dlx.store import FINAL_STATES, default_store
-from tests.conftest import start_worker, stop_process, wait_for
+from tests.helpers.processes import start_worker, stop_process, wait_for
 
 pytestmark = pytest.mark.usefixtures("store_url")  # every test on SQLite and PostgreSQL
 

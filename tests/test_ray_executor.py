@@ -19,11 +19,11 @@ from dlx.errors import DlxError
 from dlx.jobs.executors import get_executor
 from dlx.jobs.supervisor import alive_workers
 from dlx.store import default_store
-from tests.conftest import start_worker, stop_process, wait_for
-from tests.ray_head import ray_head as head_on_loopback
-from tests.ray_head import ray_node
-from tests.ray_head import stop as stop_node
-from tests.test_jobs import LONG, ended, points
+from tests.helpers.jobs import LONG, ended, points
+from tests.helpers.processes import start_worker, stop_process, wait_for
+from tests.helpers.ray_head import ray_head as head_on_loopback
+from tests.helpers.ray_head import ray_node
+from tests.helpers.ray_head import stop as stop_node
 
 pytest.importorskip("ray", reason="ray is not installed (requirements.txt pins it): the ray executor cannot run")
 pytestmark = pytest.mark.slow

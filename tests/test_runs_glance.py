@@ -11,7 +11,6 @@ from streamlit.testing.v1 import AppTest
 
 from dlx.store import default_store
 from dlx.tracking import start_run
-from tests.test_compare_page import thousand_runs  # noqa: F401  (a fixture: 1,000 bulk-inserted runs)
 
 APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 

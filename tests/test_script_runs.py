@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from db.models import Metric, utcnow
 from db.models import Run as RunRow
 from dlx.store import default_store
-from tests.conftest import start_worker, stop_process, wait_for
+from tests.helpers.processes import start_worker, stop_process, wait_for
 
 APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 STALE_AFTER = "6"  # the shortest allowed: three heartbeats

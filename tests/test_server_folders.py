@@ -14,7 +14,7 @@ from dlx.data import load_dataset
 from dlx.data.image_folders import ScanLimits, load_image, scan_image_folder
 from dlx.data.user_sets import get_user_set, import_image_folder
 from dlx.errors import DlxError
-from tests.test_streaming import png_folder
+from tests.helpers.files import png_folder
 
 
 def pngs(folder: Path, count: int, names: str = "{}.png") -> Path:

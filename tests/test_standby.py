@@ -3,7 +3,6 @@ worker keeps only after a job or a request (the Launch page's), and stops when l
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 from pathlib import Path
@@ -15,43 +14,21 @@ from dlx.config import parse_config
 from dlx.errors import DlxError
 from dlx.jobs import standby
 from dlx.jobs.executors import LocalExecutor
-from dlx.jobs.supervisor import alive_workers
 from dlx.store import default_store
-from tests.conftest import start_worker, stop_process, wait_for
-from tests.test_jobs import LONG, ended, running, running_with_metrics
+from tests.helpers.jobs import (
+    LONG,
+    children,
+    ended,
+    looped,
+    ready_standbys,
+    running,
+    running_with_metrics,
+    wait_ready,
+    worker_output,
+)
+from tests.helpers.processes import start_worker, stop_process, wait_for
 
 DIGITS = {"dataset": "digits", "model": "cnn", "epochs": 1}
-
-
-def worker_output(home: Path) -> str:
-    return "".join(path.read_text() for path in home.glob("worker-*.log"))
-
-
-def ready_standbys(home: Path) -> list[int]:
-    """Pids of the standbys that reported their imports done, in the order they did."""
-    return [int(pid) for pid in re.findall(r"standby pid (\d+): ready", worker_output(home))]
-
-
-def wait_ready(home: Path, count: int = 1) -> list[int]:
-    standby.request()  # as the Launch page does when opened
-    return wait_for(lambda: len(pids := ready_standbys(home)) >= count and pids, timeout=120,
-                    message=f"{count} standby process(es) to be ready")
-
-
-def children(process: subprocess.Popen) -> list[int]:
-    found = subprocess.run(["ps", "-o", "pid=", "--ppid", str(process.pid)], capture_output=True, text=True)
-    return [int(pid) for pid in found.stdout.split() if running(int(pid))]
-
-
-def looped(process: subprocess.Popen, times: int = 2) -> None:
-    """Wait until the worker has gone round its loop (heartbeat, standbys, queue) `times` more times."""
-    seen: set = set()
-
-    def beaten() -> bool:
-        seen.update(w.heartbeat_at for w in alive_workers(default_store()) if w.id.endswith(f":{process.pid}"))
-        return len(seen) > times
-
-    wait_for(beaten, timeout=60, message="the worker's heartbeats")
 
 
 def job_log(job) -> str:

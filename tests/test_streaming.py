@@ -1,36 +1,21 @@
 """Image folders larger than the in-memory limit train through a DataLoader with worker processes."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from dlx.data import load_dataset
 from dlx.data.streaming import FolderSplit
 from dlx.data.user_sets import import_image_folder
 from dlx.store import default_store
-from tests.conftest import train_in_process
+from tests.helpers.files import png_folder
+from tests.helpers.processes import train_in_process
 
 
 @pytest.fixture(autouse=True)
 def data_roots(tmp_path, monkeypatch):
     """Server folders are registered from this test's own folder (DLX_DATA_ROOTS)."""
     monkeypatch.setenv("DLX_DATA_ROOTS", str(tmp_path))
-
-
-def png_folder(root: Path, classes: int, per_class: int, side: int = 8) -> Path:
-    """Class folders of small noisy PNGs, one brightness per class."""
-    rng = np.random.default_rng(0)
-    for c in range(classes):
-        folder = root / f"class{c}"
-        folder.mkdir(parents=True)
-        for n in range(per_class):
-            pixels = np.clip(rng.normal(30 + 190 * c / max(1, classes - 1), 25, (side, side)), 0, 255)
-            Image.fromarray(pixels.astype(np.uint8), mode="L").save(folder / f"{n}.png")
-    return root
 
 
 def test_two_thousand_pngs_train_through_the_streaming_path(tmp_path, monkeypatch):

@@ -12,8 +12,14 @@ from dlx.data.text_tokens import crop, tokenize_split
 from dlx.errors import DlxError
 from dlx.explain.attention import encode
 from dlx.explain.text_methods import TEXT_METHODS, baseline_ids, explain_text
-from dlx.explain.text_scores import (_kept_batch, average_precision, faithfulness, rationale_mask, recall_at_k,
-                                     score_text_methods)
+from dlx.explain.text_scores import (
+    _kept_batch,
+    average_precision,
+    faithfulness,
+    rationale_mask,
+    recall_at_k,
+    score_text_methods,
+)
 from dlx.models.text_transformer import transformer
 from dlx.store import default_store
 
@@ -175,7 +181,7 @@ def open_explain(run_id: int):
 def test_text_run_page_shows_model_view_head_view_and_coloured_words(monkeypatch):
     import json
 
-    from tests.conftest import train_in_process
+    from tests.helpers.processes import train_in_process
 
     monkeypatch.setenv("DLX_AUTOSTART_WORKER", "0")
     run_id = train_in_process({"dataset": "sentiment", "model": "transformer", "epochs": 1, "batch_size": 64,
@@ -204,7 +210,7 @@ def test_text_run_page_shows_model_view_head_view_and_coloured_words(monkeypatch
 def test_vit_run_page_shows_rollout_over_the_image(monkeypatch):
     import json
 
-    from tests.conftest import train_in_process
+    from tests.helpers.processes import train_in_process
 
     monkeypatch.setenv("DLX_AUTOSTART_WORKER", "0")
     run_id = train_in_process({"dataset": "digits", "model": "vit", "epochs": 1, "device": "cpu",
@@ -228,10 +234,10 @@ def test_vit_run_page_shows_rollout_over_the_image(monkeypatch):
 
 # -- scoring over many sentences as a job on a real worker ------------------------------------------
 def test_text_scoring_job_runs_on_the_worker_and_stores_its_result(worker):
-    from dlx.store import FINAL_STATES
     from dlx.explain.models_cache import get_loaded_run
     from dlx.explain.text_jobs import TextTask, find_text_job, submit_text_task, text_task_result
-    from tests.conftest import train_in_process, wait_for
+    from dlx.store import FINAL_STATES
+    from tests.helpers.processes import train_in_process, wait_for
 
     run_id = train_in_process({"dataset": "sentiment", "model": "transformer", "epochs": 1, "batch_size": 64,
                                "model_options": {"layers": 1, "heads": 2, "hidden": 16, "max_length": 24},
@@ -261,7 +267,7 @@ def test_text_task_is_checked_before_it_is_queued():
 def test_a_sentence_explained_twice_is_read_back_from_the_cache():
     from dlx.explain.models_cache import get_loaded_run
     from dlx.explain.text_methods import explain_text_cached
-    from tests.conftest import train_in_process
+    from tests.helpers.processes import train_in_process
 
     run_id = train_in_process({"dataset": "sentiment", "model": "transformer", "epochs": 1, "batch_size": 64,
                                "model_options": {"layers": 1, "heads": 2, "hidden": 16, "max_length": 24},

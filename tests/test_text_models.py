@@ -12,7 +12,7 @@ from dlx.models import build_model
 from dlx.store import FINAL_STATES, default_store
 from dlx.training.checkpoints import load_run_model
 from dlx.training.train import evaluate, tokenize_bundle
-from tests.conftest import train_in_process, wait_for
+from tests.helpers.processes import train_in_process, wait_for
 
 META = DatasetMeta("sentiment", "text", ("negative", "positive"), (16,))
 TINY = {"layers": 2, "heads": 2, "hidden": 16, "max_length": 32}

@@ -18,7 +18,7 @@ from db.models import Metric, utcnow
 from dlx.errors import DlxError
 from dlx.store import default_store
 from dlx.tracking import Run, start_run
-from tests.conftest import wait_for
+from tests.helpers.processes import wait_for
 
 pytestmark = pytest.mark.usefixtures("store_url")  # every test on SQLite and PostgreSQL
 

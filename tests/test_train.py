@@ -12,7 +12,7 @@ from dlx.data import load_dataset
 from dlx.errors import DlxError
 from dlx.store import default_store
 from dlx.training.checkpoints import copy_checkpoint, load_run_model, save_checkpoint
-from tests.conftest import train_in_process
+from tests.helpers.processes import train_in_process
 
 
 @pytest.mark.slow

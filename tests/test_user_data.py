@@ -1,17 +1,17 @@
 """Users' own image sets: registered from their database row, trained by a real worker, deleted safely."""
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from dlx.config import parse_config
 from dlx.data import DATASETS, load_dataset
 from dlx.data.user_sets import delete_user_set, get_user_set, import_image_archive, import_image_folder
 from dlx.errors import DlxError
-from dlx.views.launch import models_for
 from dlx.store import default_store
-from tests.conftest import train_in_process, wait_for
-from tests.test_archives import image_zip
-
-import numpy as np
-import pytest
+from dlx.views.launch import models_for
+from tests.helpers.files import image_zip, table_csv, texts_csv
+from tests.helpers.processes import train_in_process, wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -71,16 +71,6 @@ def test_names_taken_or_malformed_are_refused(tmp_path):
         assert caught.value.field == "name"
 
 
-def table_csv(rows: int = 60) -> bytes:
-    """Two informative features (one numeric with gaps, one categorical) and a label."""
-    lines = ["size,colour,label"]
-    for i in range(rows):
-        label = ("small", "large")[i % 2]
-        size = "" if i % 10 == 3 else str(1.0 + 5 * (i % 2) + (i % 7) / 10)
-        lines.append(f"{size},{('red', 'blue')[i % 2] if i % 5 else 'green'},{label}")
-    return ("\n".join(lines) + "\n").encode()
-
-
 def test_csv_table_is_encoded_imputed_reported_and_trains(tmp_path):
     from dlx.data.tables import import_table
 
@@ -109,11 +99,6 @@ def test_bad_csv_gets_a_message_naming_the_column_or_line(data, label, field, ma
     with pytest.raises(DlxError, match=match) as caught:
         import_table(data, "bad", label, "t.csv")
     assert caught.value.field == field and get_user_set("bad") is None
-
-
-def texts_csv() -> bytes:
-    lines = ["review,mood"] + [f'"a {("good", "bad")[i % 2]} film {i}",{("good", "bad")[i % 2]}' for i in range(20)]
-    return ("\n".join(lines) + "\n").encode()
 
 
 def test_csv_of_texts_is_checked_by_the_text_loader_and_registered():

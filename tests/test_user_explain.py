@@ -18,10 +18,9 @@ from dlx.explain.models_cache import get_loaded_run
 from dlx.explain.samples import sample_inputs
 from dlx.explain.uploads import read_image
 from dlx.store import default_store
-from tests.conftest import train_in_process
-from tests.test_archives import image_zip
-from tests.test_explain_page import charts, open_page, texts, traces
-from tests.test_user_data import table_csv
+from tests.helpers.explain_page import charts, open_page, texts, traces
+from tests.helpers.files import image_zip, table_csv
+from tests.helpers.processes import train_in_process
 
 SIDE = 16
 

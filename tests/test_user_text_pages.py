@@ -20,7 +20,7 @@ from dlx.store import default_store
 from dlx.tracking import start_run
 from dlx.views import export
 from dlx.views.text import md, plot, shorten, template
-from tests.hostile_text import EMOJI, HOSTS, MATH, PAYLOAD, SHORT, payload_links, seed_runs, seed_table
+from tests.helpers.hostile_text import EMOJI, HOSTS, MATH, PAYLOAD, SHORT, payload_links, seed_runs, seed_table
 
 APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 AUTOLINK = re.compile(r"(https?://|www\.)[-.\w]*example", re.IGNORECASE)

@@ -32,7 +32,7 @@ from dlx.tracking import start_run
 from dlx.training.checkpoints import load_run_model
 from dlx.training.devices import why_waiting
 from dlx.views import launch
-from tests.conftest import start_worker, stop_process, train_in_process, wait_for
+from tests.helpers.processes import start_worker, stop_process, train_in_process, wait_for
 
 APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 SECRET = "TOP-SECRET-OUTSIDE-THE-DATA-DIRECTORY"

@@ -11,7 +11,7 @@ from dlx.errors import DlxError
 from dlx.models import build_model
 from dlx.models.vit import auto_patch
 from dlx.store import FINAL_STATES, default_store
-from tests.conftest import wait_for
+from tests.helpers.processes import wait_for
 
 DIGITS = DatasetMeta("digits", "image", tuple("0123456789"), (1, 8, 8))
 

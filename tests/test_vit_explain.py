@@ -18,7 +18,7 @@ from dlx.models.cnn import cnn
 from dlx.models.vit import vit
 from dlx.store import FINAL_STATES, default_store
 from dlx.views.charts.explain import method_colour
-from tests.conftest import train_in_process, wait_for
+from tests.helpers.processes import train_in_process, wait_for
 
 DIGITS = DatasetMeta("digits", "image", tuple("0123456789"), (1, 8, 8))
 ATTENTION = ["attention_rollout", "cls_attention"]

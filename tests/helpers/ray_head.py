@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.conftest import wait_for
+from tests.helpers.processes import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,6 +1,6 @@
 """Fixtures for running the store's tests on SQLite and PostgreSQL alike.
 
-`pg_cluster` starts one throwaway server per test session (tests/pg_cluster.py); `store_url`,
+`pg_cluster` starts one throwaway server per test session (tests/helpers/pg_cluster.py); `store_url`,
 parametrised over both stores, points DLX_DATABASE_URL (read by this process and the worker
 processes a test starts) at a fresh database for each test. Without PostgreSQL installed the
 PostgreSQL cases are skipped with the reason, except under CI=true, where they fail: CI must
@@ -15,7 +15,7 @@ import pytest
 
 from db.engine import dispose_all
 from dlx import settings
-from tests.pg_cluster import Cluster, bin_dir
+from tests.helpers.pg_cluster import Cluster, bin_dir
 
 
 @pytest.fixture(scope="session")
