@@ -33,7 +33,7 @@ def in_folder_mode() -> bool:
     """Whether Streamlit runs the legacy folder mode now (never for a page run on its own, as in AppTest).
 
     Reads (never sets) an internal of Streamlit 1.67; should a release drop it, this reads False,
-    and tests/test_browser_deeplinks.py tells whether first requests still get the frame.
+    and tests/browser/test_browser_deeplinks.py tells whether first requests still get the frame.
     """
     return bool(getattr(PagesManager, "uses_pages_directory", False))
 

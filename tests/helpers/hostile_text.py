@@ -1,6 +1,6 @@
 """Runs and a data set whose every user-typed field is a Markdown and HTML payload, made through the
-library as a user would: shared by the AppTest checks (tests/test_user_text_pages.py) and the Chromium
-journey (tests/test_browser_user_text.py)."""
+library as a user would: shared by the AppTest checks (tests/views/test_user_text_pages.py) and the Chromium
+journey (tests/browser/test_browser_user_text.py)."""
 from __future__ import annotations
 
 import re

@@ -19,7 +19,7 @@ from db.models import Run as RunRow
 from dlx.store import default_store
 from tests.helpers.processes import start_worker, stop_process, wait_for
 
-APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
+APP = Path(__file__).resolve().parents[2] / "streamlit_app.py"
 STALE_AFTER = "6"  # the shortest allowed: three heartbeats
 LOOPING = """
     import time

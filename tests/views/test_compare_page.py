@@ -13,7 +13,7 @@ from dlx.store.edits import parse_tags
 from dlx.tracking import Run
 from dlx.views import compare
 
-APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
+APP = Path(__file__).resolve().parents[2] / "streamlit_app.py"
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from dlx import settings
 from dlx.errors import DlxError
 from dlx.gate import auth
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "streamlit_app.py"
 PASSWORD = "correct horse battery"
 
@@ -93,7 +93,7 @@ def shows_nothing_but(at: AppTest, reason: str) -> bool:
             and reason in at.error[0].value)
 
 
-# The secret is asked for by dlx ui's login gate (dlx/gate/proxy.py, tests/test_gate.py), no longer by a form
+# The secret is asked for by dlx ui's login gate (dlx/gate/proxy.py, tests/gate/test_gate.py), no longer by a form
 # in the page: a Streamlit process that sees a secret was not started behind that gate.
 
 def test_with_a_secret_set_an_app_not_started_by_dlx_ui_shows_nothing(monkeypatch):

@@ -171,7 +171,7 @@ def open_explain(run_id: int):
 
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / PAGE), default_timeout=180)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / PAGE), default_timeout=180)
     at.query_params["run"] = str(run_id)
     at.run()
     assert not at.exception, [e.value for e in at.exception]

@@ -22,7 +22,7 @@ from dlx.views import export
 from dlx.views.text import md, plot, shorten, template
 from tests.helpers.hostile_text import EMOJI, HOSTS, MATH, PAYLOAD, SHORT, payload_links, seed_runs, seed_table
 
-APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
+APP = Path(__file__).resolve().parents[2] / "streamlit_app.py"
 AUTOLINK = re.compile(r"(https?://|www\.)[-.\w]*example", re.IGNORECASE)
 MARKDOWN = MarkdownIt("commonmark", {"linkify": False}).enable(["table", "strikethrough"])
 

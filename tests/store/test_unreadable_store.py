@@ -18,7 +18,7 @@ from db.models import utcnow
 from dlx.store import default_store
 from dlx.tracking import Run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "streamlit_app.py"
 READERS = (["runs"], ["runs", "--json"], ["export", "1"])
 

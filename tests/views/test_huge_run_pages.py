@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.helpers.runs import NAMES, huge_run
 
-APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
+APP = Path(__file__).resolve().parents[2] / "streamlit_app.py"
 LARGEST_ELEMENT = 1_000_000  # bytes any one element may take: a tenth of the param
 
 

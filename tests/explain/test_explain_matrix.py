@@ -31,7 +31,7 @@ from dlx.models import MODELS
 from dlx.store import default_store
 from tests.helpers.processes import train_in_process
 
-PAGE = Path(__file__).resolve().parent.parent / "pages" / "explain.py"
+PAGE = Path(__file__).resolve().parents[2] / "pages" / "explain.py"
 TEXTS = "tiny_sentiment"  # a user text set of 36 generated sentences, imported into the shared store
 DATASETS = {"image": "digits", "table": "iris", "text": TEXTS}
 # Smaller than the defaults where a model is slow to train; a model not named here trains with its defaults.

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from dlx.store import default_store
 from dlx.tracking import start_run
 
-APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
+APP = Path(__file__).resolve().parents[2] / "streamlit_app.py"
 
 
 @pytest.fixture(autouse=True)

@@ -34,7 +34,7 @@ from dlx.training.devices import why_waiting
 from dlx.views import launch
 from tests.helpers.processes import start_worker, stop_process, train_in_process, wait_for
 
-APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
+APP = Path(__file__).resolve().parents[2] / "streamlit_app.py"
 SECRET = "TOP-SECRET-OUTSIDE-THE-DATA-DIRECTORY"
 
 
@@ -144,7 +144,7 @@ def test_model_options_are_converted_to_the_builders_types():
     assert config.model_options == {"width": 16} and isinstance(config.model_options["width"], int)
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TORCHLESS_CHECK = """
 import json, sys
 from dlx.config import parse_config

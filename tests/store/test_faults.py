@@ -20,7 +20,7 @@ from dlx.store import default_store
 from tests.helpers.jobs import LONG, QUICK, ended, running, running_with_metrics, wait_ready
 from tests.helpers.processes import start_worker, stop_process, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def python(code: str, **kwargs) -> subprocess.Popen:
