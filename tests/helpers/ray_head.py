@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tests.helpers.processes import wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
