@@ -1,6 +1,6 @@
 """The app's frame: the guard, navigation over pages/ and the sidebar every page shares.
 
-Where a secret is required, `dlx ui`'s login gate (dlx/gate.py) asks for it before any request
+Where a secret is required, `dlx ui`'s login gate (dlx/gate/proxy.py) asks for it before any request
 reaches this app; nothing of the app (sidebar, page, worker start) runs where it is not so guarded
 (pages.require_gate). A session's first
 visit starts a worker when none is alive (unless DLX_AUTOSTART_WORKER=0), so `dlx ui` is the one
@@ -10,13 +10,14 @@ first request of a fresh server opens a page URL (see pages/__init__.py).
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from dlx import devices, settings
+from dlx import settings
 from dlx.errors import DlxError
 from dlx.jobs import ensure_worker, status
 from dlx.jobs.capacity import capacity
 from dlx.jobs.capacity import describe as describe_capacity
 from dlx.store import default_store, unreadable
-from dlx.user_text import md
+from dlx.training import devices
+from dlx.views.text import md
 from pages import FRAMED, app_pages, require_gate, unguarded
 
 st.set_page_config(page_title="dlx", page_icon=":material/science:", layout="wide")

@@ -45,7 +45,6 @@ from sqlalchemy import delete  # noqa: E402
 from db.models import Explanation  # noqa: E402
 from dlx.config import parse_config  # noqa: E402
 from dlx.data import DatasetMeta  # noqa: E402
-from dlx.devices import resolve_device  # noqa: E402
 from dlx.explain import METHODS, available_methods, explain  # noqa: E402
 from dlx.explain.baselines import make_baseline  # noqa: E402
 from dlx.explain.cache import explain_cached, explanation_key  # noqa: E402
@@ -57,7 +56,8 @@ from dlx.explain.models_cache import get_loaded_run  # noqa: E402
 from dlx.models import build_model  # noqa: E402
 from dlx.store import default_store  # noqa: E402
 from dlx.tracking import start_run  # noqa: E402
-from dlx.train import train  # noqa: E402
+from dlx.training.devices import resolve_device  # noqa: E402
+from dlx.training.train import train  # noqa: E402
 
 PAGE_METHODS = ["saliency", "integrated_gradients", "grad_cam"]  # the Explain page's defaults
 SECTIONS = ["digits", "resnet32", "resnet224", "cache", "page", "many", "known"]

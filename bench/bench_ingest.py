@@ -29,7 +29,7 @@ from dlx.store import Store  # noqa: E402
 from dlx.tracking import Run  # noqa: E402
 
 KEYS = ("train_loss", "lr", "samples_per_s")
-ROWS_PER_STATEMENT = 180  # dlx.bulk's chunk for the metrics table's five columns
+ROWS_PER_STATEMENT = 180  # dlx.store.bulk's chunk for the metrics table's five columns
 
 
 def fresh_database(name: str) -> tuple[Store, int]:

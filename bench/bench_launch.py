@@ -34,10 +34,10 @@ home = setup()
 from dlx import settings  # noqa: E402
 from dlx.config import parse_config  # noqa: E402
 from dlx.jobs import status  # noqa: E402
-from dlx.launch import defaults_for, first_choice  # noqa: E402
 from dlx.store import FINAL_STATES, default_store  # noqa: E402
-from tests.browser import chromium_page, open_page, running_app  # noqa: E402
-from tests.conftest import wait_for  # noqa: E402
+from dlx.views.launch import defaults_for, first_choice  # noqa: E402
+from tests.helpers.browser import chromium_page, open_page, running_app  # noqa: E402
+from tests.helpers.processes import wait_for  # noqa: E402
 
 
 def first_point_time(run_id: int) -> float | None:

@@ -1,4 +1,4 @@
-"""One refresh of a live run's page at 100,000 steps: what `dlx.live` reads and draws, against the old
+"""One refresh of a live run's page at 100,000 steps: what `dlx.views.live` reads and draws, against the old
 full refetch (every key's whole history, every point plotted raw and smoothed), in the same run.
 
 A run of 100,000 steps (train_loss, lr and samples_per_s per step; val_loss, val_acc, epoch per epoch) is
@@ -17,14 +17,14 @@ import argparse
 import time
 
 import numpy as np
-
 from common import machine, median, report, setup
 
 setup()
 
-from dlx import charts, live  # noqa: E402
 from dlx.store import History, default_store  # noqa: E402
 from dlx.tracking import Run  # noqa: E402
+from dlx.views import live  # noqa: E402
+from dlx.views.charts import curves  # noqa: E402
 
 STEPS_PER_EPOCH = 1000
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc", "test_loss", "test_acc", "epoch", "samples_per_s")
@@ -45,10 +45,10 @@ def log_steps(run: Run, start: int, stop: int) -> None:
 def figures_json(histories: dict) -> int:
     """Build the page's two figures and serialise them as Streamlit does; their size in bytes."""
     keys = [key for key in histories if len(histories[key])]
-    size = len(charts.curves(histories, STEPS_PER_EPOCH, 120).to_json())
-    groups = charts.metric_groups(keys)
+    size = len(curves.curves(histories, STEPS_PER_EPOCH, 120).to_json())
+    groups = curves.metric_groups(keys)
     if groups:
-        size += len(charts.metrics_figure(groups, histories).to_json())
+        size += len(curves.metrics_figure(groups, histories).to_json())
     return size
 
 
@@ -66,7 +66,7 @@ def new_refresh(state: live.LiveRun) -> int:
 
 
 def loop_smooth(values: np.ndarray, weight: float = 0.9) -> np.ndarray:
-    """The per-element loop `charts.smooth` was, for the figure it is measured against."""
+    """The per-element loop `curves.smooth` was, for the figure it is measured against."""
     out = np.empty_like(values, dtype=np.float64)
     average, norm = 0.0, 0.0
     for i, value in enumerate(values):
@@ -114,12 +114,12 @@ def main() -> None:
     run.finish()
     losses = store.metric_history(run.id, "train_loss").values
     loop_ms = timed(lambda: loop_smooth(losses))[0]
-    vector_ms = timed(lambda: charts.smooth(losses))[0]
+    vector_ms = timed(lambda: curves.smooth(losses))[0]
     report(f"one refresh of a live run's page at {args.steps:,} steps (+100 steps between refreshes), "
            f"{args.refreshes} refreshes each, interleaved", [
                ("old: full refetch, every point", f"{spread(old_ms)}, {median(old_bytes) / 1e3:,.0f} KB"),
-               ("dlx.live: new points, reduced", f"{spread(new_ms)}, {median(new_bytes) / 1e3:,.0f} KB"),
-               ("dlx.live: first open of the page", f"{first_ms:.1f} ms, {first_bytes / 1e3:,.0f} KB"),
+               ("dlx.views.live: new points, reduced", f"{spread(new_ms)}, {median(new_bytes) / 1e3:,.0f} KB"),
+               ("dlx.views.live: first open of the page", f"{first_ms:.1f} ms, {first_bytes / 1e3:,.0f} KB"),
                ("ratio old / new (medians)", f"{median(old_ms) / median(new_ms):.1f}x time, "
                                              f"{median(old_bytes) / median(new_bytes):.0f}x bytes"),
                ("target < 50 ms and < 100 KB", "met" if median(new_ms) < 50 and median(new_bytes) < 100e3

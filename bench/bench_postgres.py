@@ -2,7 +2,7 @@
 against raw psycopg `COPY` and `executemany` of the same rows into the same schema.
 
 Each store gets a fresh database built by dlx's migrations (PostgreSQL: a throwaway cluster on
-loopback started the same way as the tests', tests/pg_cluster.py; fsync off there, WAL with
+loopback started the same way as the tests', tests/helpers/pg_cluster.py; fsync off there, WAL with
 synchronous=NORMAL on SQLite). Every measure is repeated; medians and the spread (min-max) are
 printed, and ratios are taken against the raw baseline measured in the same run.
 
@@ -20,10 +20,10 @@ home = setup()
 from db.engine import dispose_all, get_engine  # noqa: E402
 from dlx.store import Store  # noqa: E402
 from dlx.tracking import Run  # noqa: E402
-from tests.pg_cluster import Cluster, bin_dir  # noqa: E402
+from tests.helpers.pg_cluster import Cluster, bin_dir  # noqa: E402
 
 KEYS = ("train_loss", "lr", "samples_per_s")
-assert ROOT  # the repo is on sys.path (common.setup), so tests.pg_cluster imports
+assert ROOT  # the repo is on sys.path (common.setup), so tests.helpers.pg_cluster imports
 
 
 def rows_for(run_id: int, steps: int) -> list[tuple]:

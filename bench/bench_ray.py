@@ -21,8 +21,8 @@ home = setup()
 from dlx.config import parse_config  # noqa: E402
 from dlx.jobs.supervisor import alive_workers  # noqa: E402
 from dlx.store import FINAL_STATES, default_store  # noqa: E402
-from tests.conftest import start_worker, stop_process, wait_for  # noqa: E402
-from tests.ray_head import ray_head  # noqa: E402
+from tests.helpers.processes import start_worker, stop_process, wait_for  # noqa: E402
+from tests.helpers.ray_head import ray_head  # noqa: E402
 
 JOB = {"dataset": "iris", "model": "mlp", "epochs": 1}
 

@@ -29,7 +29,7 @@ from dlx.config import parse_config  # noqa: E402
 from dlx.data import load_dataset  # noqa: E402
 from dlx.models import build_model  # noqa: E402
 from dlx.tracking import start_run  # noqa: E402
-from dlx.train import train  # noqa: E402
+from dlx.training.train import train  # noqa: E402
 
 BATCH, EVAL_BATCH, LR, SEED, MAX_LENGTH = 32, 256, 3e-4, 0, 64
 OPTIONS = {"freeze_layers": 4, "max_length": MAX_LENGTH}

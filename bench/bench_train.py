@@ -41,10 +41,10 @@ from torch import nn  # noqa: E402
 
 from dlx.config import parse_config  # noqa: E402
 from dlx.data import load_dataset  # noqa: E402
-from dlx.devices import resolve_device  # noqa: E402
 from dlx.models import build_model  # noqa: E402
 from dlx.tracking import start_run  # noqa: E402
-from dlx.train import train  # noqa: E402
+from dlx.training.devices import resolve_device  # noqa: E402
+from dlx.training.train import train  # noqa: E402
 
 BATCH, EVAL_BATCH, LR, SEED = 32, 256, 3e-3, 0
 CASES = {"cnn-digits": ("digits", "cnn"), "mlp-breast_cancer": ("breast_cancer", "mlp"),

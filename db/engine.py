@@ -161,7 +161,7 @@ def _lock_schema(connection: Connection) -> None:
 def dispose_all() -> None:
     """Close pooled connections (a forked or finished process must not reuse them)."""
     with _lock:
-        for forget in _disposers:  # first: a cache may still write through its engine (dlx.explain.stored)
+        for forget in _disposers:  # first: a cache may still write through its engine (dlx.store.explanations)
             forget()
         for engine in _engines.values():
             engine.dispose()

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from dlx import csv_cells
+from dlx.data import csv_cells
 from dlx.errors import DlxError
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def cmd_ui(args) -> int:
     """Run the app until Ctrl-C (or SIGTERM), then stop the worker it started.
 
     Where a secret is required (any address but loopback, or DLX_PASSWORD / DLX_TOKEN set), Streamlit
-    listens on a free port of 127.0.0.1 and dlx.gate's login gate on the address asked for.
+    listens on a free port of 127.0.0.1 and dlx.gate.proxy's login gate on the address asked for.
     """
     import math
     import signal
@@ -100,7 +100,8 @@ def cmd_ui(args) -> int:
 
     from sqlalchemy.exc import SQLAlchemyError
 
-    from dlx import auth, settings
+    from dlx import settings
+    from dlx.gate import auth
     from dlx.jobs.supervisor import ensure_worker, stop_workers
     from dlx.store import default_store
 
@@ -109,7 +110,7 @@ def cmd_ui(args) -> int:
     gate = None
     app_host, app_port = args.host, args.port
     if secrets.required:
-        from dlx import gate as login_gate
+        from dlx.gate import proxy as login_gate
 
         listening = login_gate.bind(args.host, args.port)  # the port is ours before anything starts
         app_host, app_port = "127.0.0.1", _free_loopback_port()
@@ -174,7 +175,7 @@ def _serving(process, host: str, port: int) -> bool:
     """Wait until the app answers its health check (False if it exited first, e.g. the port was taken)."""
     import urllib.request
 
-    from dlx.auth import WILDCARDS
+    from dlx.gate.auth import WILDCARDS
 
     local = "127.0.0.1" if host.strip() in WILDCARDS else host.strip("[]")
     url = f"http://{f'[{local}]' if ':' in local else local}:{port}/_stcore/health"
@@ -229,9 +230,9 @@ def cmd_worker(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from dlx import launch
     from dlx.jobs import ensure_worker
     from dlx.store import default_store
+    from dlx.views import launch
 
     store = default_store()
     model = args.model or launch.default_model(args.dataset)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from dlx import auth
+from dlx.gate import auth
 
 FRAMED = "app.framed"  # set by streamlit_app.py before it runs a page (after its guard)
 
@@ -33,7 +33,7 @@ def in_folder_mode() -> bool:
     """Whether Streamlit runs the legacy folder mode now (never for a page run on its own, as in AppTest).
 
     Reads (never sets) an internal of Streamlit 1.67; should a release drop it, this reads False,
-    and tests/test_browser_deeplinks.py tells whether first requests still get the frame.
+    and tests/browser/test_browser_deeplinks.py tells whether first requests still get the frame.
     """
     return bool(getattr(PagesManager, "uses_pages_directory", False))
 
@@ -41,7 +41,7 @@ def in_folder_mode() -> bool:
 def unguarded() -> str | None:
     """Why this app must show nothing, or None where it may: behind `dlx ui`'s login gate, or on loopback.
 
-    The secret is asked for by the gate (dlx/gate.py) in front of Streamlit, never by a page: a form
+    The secret is asked for by the gate (dlx/gate/proxy.py) in front of Streamlit, never by a page: a form
     here could not guard Streamlit's own endpoints. So a Streamlit process listening beyond this
     machine (`streamlit run --server.address 0.0.0.0`, bypassing `dlx ui`) shows nothing, and neither
     does one that sees DLX_PASSWORD or DLX_TOKEN (`dlx ui` keeps them from the app behind its gate).

@@ -5,11 +5,13 @@ Everything the view shows is in the URL (?filter=...&sort=...&runs=1,2,3&metric=
 import pandas as pd
 import streamlit as st
 
-from dlx import charts, charts_compare, compare, export
 from dlx.errors import DlxError
-from dlx.run_edits import parse_tags
 from dlx.store import FINAL_STATES, RunInfo, default_store
-from dlx.user_text import md, shorten
+from dlx.store.edits import parse_tags
+from dlx.views import compare, export
+from dlx.views.charts import compare as charts_compare
+from dlx.views.charts import curves as charts
+from dlx.views.text import md, shorten
 from pages import enter_frame
 from pages.whole_text import READABLE, whole
 

@@ -11,7 +11,7 @@ from dlx.data.user_sets import AUGMENTATIONS, delete_user_set, import_image_fold
 from dlx.data.user_texts import import_text_csv
 from dlx.errors import DlxError
 from dlx.store import default_store
-from dlx.user_text import md
+from dlx.views.text import md
 from pages import enter_frame
 
 enter_frame()

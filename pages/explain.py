@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dlx import charts_explain as charts
 from dlx import settings
-from dlx.devices import resolve_device
 from dlx.errors import DlxError
 from dlx.explain import METHODS, available_methods
 from dlx.explain.baselines import BASELINES, baselines_for
@@ -16,9 +14,11 @@ from dlx.explain.samples import PICKERS, pick_samples, sample_inputs
 from dlx.explain.scoring import METRICS, label, scores_cached
 from dlx.explain.uploads import normalisation, read_image
 from dlx.jobs import ensure_worker
-from dlx.jobs.queue import ACTIVE
 from dlx.store import default_store
-from dlx.user_text import md
+from dlx.store.queue import ACTIVE
+from dlx.training.devices import resolve_device
+from dlx.views.charts import explain as charts
+from dlx.views.text import md
 from pages import enter_frame, explain_text
 
 enter_frame()

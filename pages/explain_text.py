@@ -8,9 +8,9 @@ import streamlit as st
 import torch
 from torch import nn
 
-from dlx import charts_attention as charts
+from dlx.views.charts import attention as charts
 from dlx import settings
-from dlx.charts_explain import faithfulness_curves
+from dlx.views.charts.explain import faithfulness_curves
 from dlx.errors import DlxError
 from dlx.explain.attention import (Encoded, agreement, attention_and_gradients, encode, merge_attention,
                                    merge_tokens, pooling_of, relevance, rollout, token_scores, vit_maps)
@@ -20,8 +20,8 @@ from dlx.explain.text_jobs import TextTask, find_text_job, run_text_task, submit
 from dlx.explain.text_methods import TEXT_METHODS, explain_text_cached
 from dlx.explain.text_scores import TEXT_METRICS, TextScores
 from dlx.jobs import ensure_worker
-from dlx.jobs.queue import ACTIVE
-from dlx.user_text import md
+from dlx.store.queue import ACTIVE
+from dlx.views.text import md
 
 CHART = {"displayModeBar": False}
 DEFAULT_METHODS = ["layer_integrated_gradients", "word_ablation", "attention_rollout"]

@@ -3,14 +3,15 @@ from typing import Any
 
 import streamlit as st
 
-from dlx import launch, settings
+from dlx import settings
 from dlx.data import DATASETS
 from dlx.data.registry import files_problem, missing_files
 from dlx.errors import DlxError
 from dlx.jobs import ensure_worker, standby
 from dlx.models import MODELS
 from dlx.store import default_store
-from dlx.user_text import md, shorten
+from dlx.views import launch
+from dlx.views.text import md, shorten
 from pages import enter_frame
 
 enter_frame()

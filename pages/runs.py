@@ -5,14 +5,16 @@ from datetime import datetime
 
 import streamlit as st
 
-from dlx import charts, charts_compare, compare, live, progress
 from dlx.config import parse_run_id
-from dlx.devices import why_waiting
 from dlx.errors import DlxError
-from dlx.run_edits import parse_tags
-from dlx.run_table import PAGE_ROWS, table_rows
 from dlx.store import FINAL_STATES, History, RunInfo, default_store
-from dlx.user_text import md, shorten
+from dlx.store.edits import parse_tags
+from dlx.training.devices import why_waiting
+from dlx.views import compare, live, progress
+from dlx.views.charts import compare as charts_compare
+from dlx.views.charts import curves as charts
+from dlx.views.run_table import PAGE_ROWS, table_rows
+from dlx.views.text import md, shorten
 from pages import enter_frame
 from pages.whole_text import whole
 
@@ -202,7 +204,7 @@ def selection_actions(picked: list[RunInfo]) -> None:
 def actions(run: RunInfo) -> None:
     # The Re-run check reads the data set and model registries; they import no torch (issue 18),
     # and a model's size is counted in a child process (dlx.models.size).
-    from dlx import launch
+    from dlx.views import launch
 
     active = run.status not in FINAL_STATES
     columns = st.columns(5)

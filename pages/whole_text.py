@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dlx.user_text import LONG
+from dlx.views.text import LONG
 
 READABLE = 20_000  # characters an expander shows in full; beyond this only the download has it all
 

@@ -12,7 +12,8 @@ import pytest
 
 from dlx.cli import main
 from dlx.store import default_store
-from tests.conftest import wait_for
+from tests.helpers.processes import wait_for
+from tests.helpers.ui import STARTED_UIS, children, ctrl_c, first_line, listening_addresses, running, start_ui
 
 
 def dlx(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -118,26 +119,6 @@ def test_read_only_commands_work_on_a_fresh_data_directory(command, capsys):
 
 # -- dlx ui, dlx worker --stop, and the store each command names ------------------------------------
 
-def listening_addresses(port: int) -> set[str]:
-    """The local addresses on which some process listens on TCP `port`, read from the kernel's tables."""
-    import ipaddress
-
-    found = set()
-    for table, size in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
-        with open(table) as rows:
-            for row in list(rows)[1:]:
-                local, state = row.split()[1], row.split()[3]
-                address, _, hex_port = local.partition(":")
-                if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
-                    raw = bytes.fromhex(address)
-                    # the kernel writes each 32-bit word in host (little-endian) order
-                    packed = b"".join(raw[i:i + 4][::-1] for i in range(0, size, 4))
-                    found.add(str(ipaddress.ip_address(packed)))
-    return found
-
-
-STARTED_UIS: list[subprocess.Popen] = []  # stopped after each test, also one that failed midway
-
 
 @pytest.fixture(autouse=True)
 def _stop_started_uis():
@@ -146,56 +127,6 @@ def _stop_started_uis():
         process = STARTED_UIS.pop()
         if process.poll() is None:
             ctrl_c(process)
-
-
-def start_ui(*args: str, env: dict[str, str | None] | None = None) -> subprocess.Popen:
-    """`dlx ui` as a terminal starts it: its own process group, so a Ctrl-C can go to the group.
-
-    `env` adds variables to this process's environment; a None value removes one.
-    """
-    merged = {key: value for key, value in {**os.environ, **(env or {})}.items() if value is not None}
-    process = subprocess.Popen([sys.executable, "-m", "dlx.cli", "ui", *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=merged, start_new_session=True)
-    STARTED_UIS.append(process)
-    return process
-
-
-def first_line(process: subprocess.Popen) -> str:
-    line = process.stdout.readline()
-    assert line, f"dlx ui ended with {process.wait()}: {process.stderr.read()}"
-    return line.strip()
-
-
-def ctrl_c(process: subprocess.Popen) -> int:
-    """What a Ctrl-C in its terminal does: SIGINT to its whole process group (dlx ui and the app)."""
-    import signal
-
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        return process.wait(60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def running(pid: int) -> bool:
-    from dlx.jobs.supervisor import _running
-
-    return _running(pid)
-
-
-def children(pid: int) -> list[int]:
-    from pathlib import Path
-
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            pass
-    return found
 
 
 def test_ui_refuses_an_exposed_address_without_a_secret(dlx_home):
@@ -210,7 +141,7 @@ def test_ui_refuses_an_exposed_address_without_a_secret(dlx_home):
 
 
 def test_ui_listens_on_loopback_by_default_and_prints_one_line(dlx_home):
-    from tests.browser import free_port
+    from tests.helpers.browser import free_port
 
     port = free_port()
     process = start_ui("--port", str(port), env={"DLX_AUTOSTART_WORKER": "0"})
@@ -223,7 +154,7 @@ def test_ui_listens_on_loopback_by_default_and_prints_one_line(dlx_home):
 
 def test_ctrl_c_on_ui_stops_the_worker_it_started_and_its_standby(dlx_home):
     from dlx.jobs.standby import request as standby_request
-    from tests.browser import free_port
+    from tests.helpers.browser import free_port
 
     process = start_ui("--port", str(free_port()), env={"DLX_PREWARM": "1"})
     assert first_line(process).endswith("(Ctrl-C stops the app and its worker)")
@@ -252,7 +183,7 @@ def test_a_worker_started_to_stop_with_its_parent_stops_when_the_parent_is_kille
         wait_for(lambda: not running(worker), timeout=30, message="the orphaned worker to stop")
         assert store_workers() == []  # it stopped in order: its row is gone
     finally:
-        from tests.browser import stop_workers
+        from tests.helpers.browser import stop_workers
 
         stop_workers([worker])
 
@@ -268,7 +199,7 @@ def store_workers() -> list[str]:
 
 def test_worker_stop_ends_the_running_worker_and_its_job(dlx_home, capsys):
     from dlx.config import parse_config
-    from tests.conftest import start_worker, stop_process
+    from tests.helpers.processes import start_worker, stop_process
 
     assert main(["worker", "--stop"]) == 0
     assert capsys.readouterr().out == f"no worker is running for store sqlite:///{dlx_home / 'dlx.sqlite'}\n"
@@ -330,10 +261,10 @@ def test_run_sweeps_comma_separated_values_as_the_form_does():
 
 def test_run_without_settings_uses_the_launch_forms_defaults_for_every_data_set_and_model(
         tmp_path, monkeypatch, capsys):
-    from dlx import launch
     from dlx.config import parse_config
     from dlx.data import DATASETS
     from dlx.data.registry import missing_files
+    from dlx.views import launch
 
     monkeypatch.setenv("DLX_DATASETS", str(tmp_path))
     for name in DATASETS:  # empty stand-ins: only the launch's file check reads them

@@ -16,8 +16,8 @@ from dlx.jobs import standby
 from dlx.jobs.supervisor import alive_workers
 from dlx.store import default_store
 from dlx.tracking import Run
-from tests.conftest import start_worker, stop_process, wait_for
-from tests.test_standby import children, looped
+from tests.helpers.jobs import children, looped
+from tests.helpers.processes import start_worker, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 OPEN_PAGE = """

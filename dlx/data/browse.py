@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dlx import csv_cells
+from dlx.data import csv_cells
 from dlx.data.registry import DataBundle
 from dlx.data.streaming import FolderSplit
 from dlx.data.user_sets import list_user_sets
@@ -118,7 +118,7 @@ def example_texts(bundle: DataBundle, per_class: int = 3) -> pd.DataFrame:
 
 
 def to_csv(frame: pd.DataFrame) -> str:
-    """A browsed table as CSV, its text cells safe to open in a spreadsheet (dlx.csv_cells); the index
+    """A browsed table as CSV, its text cells safe to open in a spreadsheet (dlx.data.csv_cells); the index
     (class names) kept as the first column when it has meaning."""
     buffer = io.StringIO()
     writer = csv_cells.writer(buffer)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dlx import csv_cells, settings
+from dlx import settings
+from dlx.data import csv_cells
 from dlx.data.archives import upload_limits
 from dlx.data.registry import DataBundle, DatasetEntry, DatasetMeta, split_arrays
 from dlx.errors import DlxError

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlx import csv_cells
+from dlx.data import csv_cells
 from dlx.data.registry import DataBundle, DatasetMeta, split_texts
 from dlx.errors import DlxError
 
@@ -37,7 +37,7 @@ def read_text_csv(path: str | Path, text_column: str, label_column: str) -> Text
         raise DlxError(f"file: {path.name} is not UTF-8 text (byte {err.start}, line {line}); "
                        "save it as UTF-8 CSV", field="file") from None
     reader = csv.DictReader(io.StringIO(content, newline=""))
-    # A cell dlx (or a careful spreadsheet) wrote as '=x reads as =x: dlx.csv_cells' escape taken off.
+    # A cell dlx (or a careful spreadsheet) wrote as '=x reads as =x: dlx.data.csv_cells' escape taken off.
     columns = reader.fieldnames = [csv_cells.unescape(c) for c in reader.fieldnames or []]
     for role, column in (("text_column", text_column), ("label_column", label_column)):
         if column not in columns:

@@ -50,7 +50,7 @@ def _load(name: str, cls_name: str, seed: int, val_fraction: float, download: bo
 
 # The files torchvision's classes read under the data set root (MNIST's `resources` without .gz,
 # CIFAR's `base_folder` and lists), written out so checking them needs no torchvision;
-# tests/test_launch.py checks they are still what the classes say.
+# tests/views/test_launch.py checks they are still what the classes say.
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                 "t10k-labels-idx1-ubyte")
 FILES: dict[str, tuple[str, tuple[str, ...]]] = {

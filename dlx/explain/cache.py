@@ -17,7 +17,7 @@ from torch import Tensor
 from dlx.explain.baselines import make_baseline
 from dlx.explain.methods import Attribution, explain, get_method
 from dlx.explain.models_cache import LoadedRun
-from dlx.explain.stored import Stored
+from dlx.store.explanations import Stored
 
 
 def digest(value: Any) -> str:
@@ -57,7 +57,7 @@ def explain_cached_many(loaded: LoadedRun, inputs: Tensor, targets: list[int], m
                         wait: bool = True) -> dict[str, Attribution]:
     """Explain a batch with several methods through the cache of the run's store: one lookup for
     every method's samples, Captum for the missing ones, one statement to store them; with
-    `wait=False` (the page) that statement is the store's background writer's (dlx.explain.stored)."""
+    `wait=False` (the page) that statement is the store's background writer's (dlx.store.explanations)."""
     resolved = {method: get_method(method).resolve((params or {}).get(method) or {}) for method in methods}
     digests = [tensor_digest(x) for x in inputs]
     keys = {method: [_key(loaded, sample, method, resolved[method], baseline, t) for sample, t in zip(digests, targets)]

@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from dlx.charts_explain import MapCell, SampleRow
 from dlx.errors import DlxError
 from dlx.explain.cache import explain_cached_many
 from dlx.explain.localisation import attribution_map
 from dlx.explain.methods import Attribution, get_method
 from dlx.explain.models_cache import LoadedRun
 from dlx.explain.uploads import for_display
+from dlx.views.charts.explain import MapCell, SampleRow
 
 TargetChoice = str | int  # "predicted", "true", or a class index
 

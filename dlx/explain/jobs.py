@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from db.models import Job
 from dlx import settings
-from dlx.devices import resolve_device
 from dlx.errors import DlxError
 from dlx.explain import cache
 from dlx.explain.baselines import BASELINES
@@ -24,6 +23,7 @@ from dlx.explain.samples import sample_inputs
 from dlx.explain.scoring import Scores, score_methods
 from dlx.jobs.kinds import register_job_kind
 from dlx.store import Store
+from dlx.training.devices import resolve_device
 
 
 class ExplainTask(BaseModel):

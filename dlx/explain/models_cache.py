@@ -16,12 +16,12 @@ from sqlalchemy import select
 from torch import Tensor, nn
 
 from db.models import Artifact
-from dlx.checkpoints import load_run_model
 from dlx.config import RunConfig
 from dlx.data import DataBundle, DatasetMeta, load_dataset
 from dlx.errors import DlxError
 from dlx.explain.layers import explainable_copy
 from dlx.store import Store
+from dlx.training.checkpoints import load_run_model
 
 CAPACITY = 4  # models held at once; a ResNet-18 is about 45 MB
 

@@ -13,7 +13,6 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from db.models import Job
-from dlx.devices import resolve_device
 from dlx.errors import DlxError
 from dlx.explain import cache
 from dlx.explain.attention import encode
@@ -22,6 +21,7 @@ from dlx.explain.text_methods import get_text_method
 from dlx.explain.text_scores import TextScores, score_text_methods
 from dlx.jobs.kinds import register_job_kind
 from dlx.store import Store
+from dlx.training.devices import resolve_device
 
 KIND = "explain_text"
 

@@ -25,7 +25,7 @@ def train_job(store: Store, job: Job) -> None:
     """Train the job's run with the config stored on it."""
     from dlx.config import RunConfig
     from dlx.tracking import start_run
-    from dlx.train import train
+    from dlx.training.train import train
 
     config = RunConfig(**store.get_run(job.run_id).config)
     with start_run(run_id=job.run_id, store=store) as run:

@@ -60,7 +60,7 @@ def warm_up() -> None:
     import db.engine  # noqa: F401  (imported, not connected)
     import dlx.data  # noqa: F401  (the data set registry, every entry)
     import dlx.jobs.entry  # noqa: F401  (the job kinds: train, explain with captum)
-    import dlx.train  # noqa: F401
+    import dlx.training.train  # noqa: F401
     from dlx.models import MODELS
 
     for entry in MODELS.values():  # the registry imports its builders' modules only when asked

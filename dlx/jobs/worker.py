@@ -25,10 +25,10 @@ from sqlalchemy import delete, select
 from db.models import Artifact, Job, utcnow
 from db.models import Worker as WorkerRow
 from dlx import settings
-from dlx.devices import gpu_count
 from dlx.jobs import orphans
 from dlx.jobs.executors import Handle, get_executor
 from dlx.store import Store, default_store
+from dlx.training.devices import gpu_count
 
 POLL = 0.25  # seconds between looks at the queue
 HEARTBEAT = settings.HEARTBEAT_INTERVAL
@@ -47,7 +47,7 @@ class Running:
 @dataclass
 class Worker:
     cpu_slots: int = field(default_factory=settings.cpu_job_slots)
-    gpus: int = -1  # -1: count them (dlx.devices, without importing torch in the worker)
+    gpus: int = -1  # -1: count them (dlx.training.devices, without importing torch in the worker)
     store: Store = field(default_factory=default_store)  # whose queue it serves; its jobs get the same
     id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     running: dict[int, Running] = field(default_factory=dict)

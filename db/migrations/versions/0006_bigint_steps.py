@@ -1,6 +1,6 @@
 """steps as 64-bit integers: metrics.step, run_summaries.step, metric_blocks.block and .last_step
 
-A step is any signed 64-bit integer (dlx.logged_values.checked_step), but these columns were
+A step is any signed 64-bit integer (dlx.tracking.logged_values.checked_step), but these columns were
 INTEGER, which PostgreSQL keeps in 32 bits: a step above 2**31 - 1 was refused there. SQLite's
 INTEGER already holds 64 bits, so only PostgreSQL's columns change.
 

@@ -1,0 +1,111 @@
+"""What the tracking flush keeps beside the points: per run and key the final value (at the last step),
+min and max; per block of 50 steps the same, for charts of long histories.
+
+`update_summaries` runs in the transaction that inserts the points, so neither ever disagrees with
+the history; tables and filters over many runs read the run summaries, reduced charts the blocks.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+from sqlalchemy import Connection, case
+
+from db.models import BLOCK_STEPS, MetricBlock, RunSummary
+from dlx.store.bulk import MultiRow
+
+if TYPE_CHECKING:
+    from dlx.store import Store
+
+_summaries = RunSummary.__table__
+_blocks = MetricBlock.__table__
+
+
+def _merged(group: list[tuple]) -> dict[str, Any]:
+    """(run_id, key, step, value, time) rows of one key -> last step, its value (the later row where a
+    step repeats; None for NaN), min and max with NaN left out (None where every value was NaN).
+
+    On the flush path, so the work per point is list building and C builtins, not Python branches.
+    """
+    steps = [row[2] for row in group]
+    last_step = max(steps)
+    last = group[len(steps) - 1 - steps[::-1].index(last_step)][3]
+    finite = [row[3] for row in group if row[3] == row[3]]  # NaN is the one value unequal to itself
+    return {"step": last_step, "last": None if last != last else last,
+            "min": min(finite) if finite else None, "max": max(finite) if finite else None}
+
+
+def _grouped(rows: Sequence[tuple], by) -> dict[Any, list[tuple]]:
+    groups: dict[Any, list[tuple]] = {}
+    for row in rows:
+        name = by(row)
+        group = groups.get(name)
+        if group is None:
+            groups[name] = group = []
+        group.append(row)
+    return groups
+
+
+def batch_summaries(rows: Sequence[tuple]) -> dict[str, dict[str, Any]]:
+    """Per key: the batch's last step and value, min and max (see _merged)."""
+    return {key: _merged(group) for key, group in _grouped(rows, lambda row: row[1]).items()}
+
+
+def update_summaries(store: Store, conn: Connection, run_id: int, rows: list[tuple]) -> None:
+    """Merge a batch of points into the run's summary rows and its metric blocks (on `conn`, a
+    transaction of `store`, which builds the dialect's upsert)."""
+    _update_run_summaries(store, conn, run_id, rows)
+    _update_blocks(store, conn, run_id, rows)
+
+
+def _kept(new, current, better):
+    """`new` where it is better than `current` (or current is NULL), else `current`; NULL new keeps current."""
+    return case((new.is_(None), current), (current.is_(None) | better, new), else_=current)
+
+
+def _merge_set(table, excluded, step: str) -> dict[str, Any]:
+    """The ON CONFLICT merge of a stored row with the incoming one: the later step's last value,
+    the lower min, the higher max. Computed by the database from the stored row itself, so two
+    writers of the same run never lose each other's values."""
+    later = table.c[step] <= excluded[step]
+    return {"last": case((later, excluded.last), else_=table.c.last),
+            step: case((later, excluded[step]), else_=table.c[step]),
+            "min": _kept(excluded.min, table.c.min, table.c.min > excluded.min),
+            "max": _kept(excluded.max, table.c.max, table.c.max < excluded.max)}
+
+
+def _upsert(store: Store, conn: Connection, table, keys: list[str], step: str, rows: list[dict[str, Any]]) -> None:
+    """Insert-or-merge in one statement per row (batched by the driver), in key order so that
+    two transactions touching the same rows lock them in the same order (no deadlock on PostgreSQL)."""
+    if not rows:
+        return
+    statement = store.merging_upsert(table, keys, lambda upsert: _merge_set(table, upsert.excluded, step))
+    rows = sorted(rows, key=lambda row: tuple(row[k] for k in keys))
+    if store.dialect != "sqlite":
+        conn.execute(statement, rows)
+        return
+    multi_row, names = _sqlite_statement(conn, table, statement, list(rows[0]))
+    multi_row.execute(conn, [tuple(row[name] for name in names) for row in rows])
+
+
+_sqlite_statements: dict[str, tuple[MultiRow, list[str]]] = {}
+
+
+def _sqlite_statement(conn: Connection, table, statement, columns: list[str]) -> tuple[MultiRow, list[str]]:
+    """`statement` as SQLite SQL run many rows at a time (dlx.store.bulk), and its parameters' order."""
+    found = _sqlite_statements.get(table.name)
+    if found is None:
+        found = _sqlite_statements[table.name] = MultiRow.compiled(statement, conn.dialect, columns)
+    return found
+
+
+def _update_run_summaries(store: Store, conn: Connection, run_id: int, rows: list[tuple]) -> None:
+    _upsert(store, conn, _summaries, ["run_id", "key"], "step",
+            [{"run_id": run_id, "key": key, **new} for key, new in batch_summaries(rows).items()])
+
+
+def _update_blocks(store: Store, conn: Connection, run_id: int, rows: list[tuple]) -> None:
+    merged = _grouped(rows, lambda row: (row[1], row[2] // BLOCK_STEPS))
+    _upsert(store, conn, _blocks, ["run_id", "key", "block"], "last_step",
+            [{"run_id": run_id, "key": key, "block": block, "last_step": m["step"], "last": m["last"],
+              "min": m["min"], "max": m["max"]}
+             for (key, block), m in ((name, _merged(group)) for name, group in merged.items())])

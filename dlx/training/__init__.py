@@ -1,0 +1,1 @@
+"""The training loop (`train`), its checkpoints, and the devices it runs on."""

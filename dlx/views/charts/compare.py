@@ -1,0 +1,103 @@
+"""Figures comparing runs: overlaid reduced curves with min-max bands, group means, parallel coordinates, scatter."""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from dlx.store import RunInfo
+from dlx.store.reduction import Reduced
+from dlx.views.charts.curves import smooth
+from dlx.views.compare import PALETTE, GroupCurve, numeric
+from dlx.views.text import plot, shorten
+
+LEGEND = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1)  # above the plot: clear of the x title
+XPositions = Callable[[int, np.ndarray], "np.ndarray | None"]
+
+
+def overlay(series: dict[int, Reduced], labels: dict[int, str], colors: dict[int, str], key: str,
+            smoothing: float = 0.0, log_y: bool = False, height: int = 380, x_of: XPositions | None = None,
+            x_title: str = "step", legend: bool = True) -> go.Figure:
+    """One line per run (each bucket's last value, optionally EMA-smoothed) over a faint min-max band,
+    so a spike shows even where the line is smoothed or reduced; the series' first point is drawn too.
+    `x_of(run_id, steps)` places steps on another x axis (epoch, wall time); a run it gives None for is left out."""
+    fig = go.Figure()
+    for run_id, reduced in series.items():
+        if not len(reduced):
+            continue
+        color = colors[run_id]
+        steps = np.concatenate([[reduced.first_step], reduced.steps]) if reduced.first_step < reduced.steps[0] \
+            else reduced.steps
+        y = np.concatenate([[reduced.first], reduced.last]) if len(steps) > len(reduced.steps) else reduced.last
+        x = steps if x_of is None else x_of(run_id, steps)
+        if x is None:
+            continue
+        band = x[len(x) - len(reduced.steps):]
+        band_x = np.concatenate([band, band[::-1]])
+        band_y = np.concatenate([reduced.max, reduced.min[::-1]])
+        fig.add_trace(go.Scatter(x=band_x, y=band_y, fill="toself", fillcolor=color, opacity=0.15,
+                                 line=dict(width=0), hoverinfo="skip", showlegend=False, legendgroup=str(run_id)))
+        fig.add_trace(go.Scatter(x=x, y=smooth(y, smoothing) if smoothing else y,
+                                 mode="lines" if len(x) > 30 else "lines+markers",  # a few points: visible
+                                 name=plot(shorten(labels[run_id], 80)), line=dict(color=color, width=2),
+                                 legendgroup=str(run_id),
+                                 hovertemplate=f"{x_title} %{{x:.4g}}: %{{y:.4g}}"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), title=plot(shorten(key, 80)),
+                      xaxis_title=x_title,
+                      yaxis_type="log" if log_y else "linear", legend=LEGEND, showlegend=legend)
+    return fig
+
+
+def grouped(curves: dict[str, GroupCurve], key: str, log_y: bool = False, height: int = 380) -> go.Figure:
+    """One line per group of runs (their mean) over the band from the lowest to the highest run."""
+    fig = go.Figure()
+    for i, (name, curve) in enumerate(curves.items()):
+        color = PALETTE[i % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=np.concatenate([curve.steps, curve.steps[::-1]]),
+                                 y=np.concatenate([curve.high, curve.low[::-1]]), fill="toself", fillcolor=color,
+                                 opacity=0.2, line=dict(width=0), hoverinfo="skip", showlegend=False,
+                                 legendgroup=name))
+        fig.add_trace(go.Scatter(x=curve.steps, y=curve.mean, name=plot(f"{shorten(name, 80)} ({curve.runs} runs)"),
+                                 legendgroup=name,
+                                 mode="lines" if len(curve.steps) > 30 else "lines+markers",
+                                 line=dict(color=color, width=2), hovertemplate="step %{x}: mean %{y:.4g}"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), title=plot(f"{shorten(key, 80)}: mean and min–max by group"),
+                      xaxis_title="step", yaxis_type="log" if log_y else "linear", legend=LEGEND)
+    return fig
+
+
+def parallel_coordinates(runs: Sequence[RunInfo], table: dict[str, list[Any]], params: Sequence[str],
+                         metric: str, height: int = 380) -> go.Figure:
+    """Parameters to a chosen final metric, one line per run coloured by that metric; text values get ticks."""
+    dimensions = []
+    for key in params:
+        values = table[key]
+        if numeric(values):
+            dimensions.append(dict(label=plot(shorten(key, 40)), values=[np.nan if v is None else v for v in values]))
+        else:
+            names = sorted({str(v) for v in values})
+            codes = [names.index(str(v)) for v in values]
+            dimensions.append(dict(label=plot(shorten(key, 40)), values=codes, tickvals=list(range(len(names))),
+                                   ticktext=[plot(shorten(name, 40)) for name in names]))
+    finals = [run.metrics.get(metric) for run in runs]
+    finals = [np.nan if v is None else v for v in finals]
+    dimensions.append(dict(label=plot(shorten(metric, 40)), values=finals))
+    fig = go.Figure(go.Parcoords(dimensions=dimensions, line=dict(color=finals, colorscale="Viridis",
+                                                                  showscale=True)))
+    fig.update_layout(height=height, margin=dict(l=60, r=60, t=40, b=20))
+    return fig
+
+
+def scatter(runs: Sequence[RunInfo], values: Sequence[Any], param: str, metric: str,
+            colors: dict[int, str], height: int = 340) -> go.Figure:
+    """A parameter against a final metric, one point per run in its colour."""
+    finals = [run.metrics.get(metric) for run in runs]
+    fig = go.Figure(go.Scatter(x=[plot(shorten(v, 80)) for v in values] if not numeric(values) else values,
+                               y=finals, mode="markers",
+                               marker=dict(size=10, color=[colors.get(run.id, "#888") for run in runs]),
+                               text=[plot(shorten(run.label, 80)) for run in runs],
+                               hovertemplate="%{text}<br>%{x}: %{y:.4g}"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=plot(shorten(param, 80)),
+                      yaxis_title=plot(shorten(metric, 80)))
+    return fig

@@ -1,0 +1,1 @@
+"""Journeys through the real app in headless Chromium (marked `browser`)."""

@@ -1,0 +1,1 @@
+"""Data sets: built-in, users' archives, tables and texts, streamed folders."""

@@ -1,0 +1,1 @@
+"""Attributions, attention, faithfulness, the explanation cache and explain jobs."""

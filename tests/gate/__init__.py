@@ -1,0 +1,1 @@
+"""Who may use the app: secrets and the login gate in front of Streamlit."""

@@ -1,0 +1,1 @@
+"""What tests share: processes, files, app sessions, runs, the browser and PostgreSQL harnesses; no tests here."""

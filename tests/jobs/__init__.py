@@ -1,0 +1,1 @@
+"""Workers, the queue, standbys, executors (local and Ray)."""

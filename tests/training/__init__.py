@@ -1,0 +1,1 @@
+"""The training loop, model validation and sizes, ViT and text models."""
