@@ -147,8 +147,7 @@ def more_options(model: str) -> None:
         defaults = launch.model_option_defaults(model)
         if defaults:
             st.markdown(f"**{model} options**")
-            columns = st.columns(max(4, len(defaults)))
-            for column, (name, default) in zip(columns, defaults.items()):
+            for column, (name, default) in zip(st.columns(max(4, len(defaults))), defaults.items()):
                 column.number_input(name, key=option_key(name), step=1 if isinstance(default, int) else 0.05,
                                     help=f"default {default}")
 
@@ -169,12 +168,14 @@ def device_options() -> list[str]:
 def submit_button(form: dict[str, Any]) -> None:
     """The count (and any problem) right above the button, so nothing is queued by surprise."""
     st.subheader("Launch", divider="gray")
+    planned: launch.Plan | None = None
+    error: DlxError | None = None
     try:
-        planned, error = launch.plan(store, form), None
+        planned = launch.plan(store, form)
     except DlxError as err:
-        planned, error = None, err
+        error = err
     sweep_name = None
-    if error is not None:
+    if planned is None:
         st.error(f"**{md(error)}**  \nFix this field to launch; nothing has been queued.",
                  icon=":material/error:")
     elif planned.count > 1:
@@ -196,7 +197,8 @@ def submit_button(form: dict[str, Any]) -> None:
         run_ids = launch.submit_plan(store, planned, sweep_name)
         if settings.autostart_worker():
             ensure_worker(store, stop_with_parent=True)  # it stops with the app
-        sweep = store.get_run(run_ids[0]).sweep if len(run_ids) > 1 else None
+        first = store.get_run(run_ids[0])
+        sweep = first.sweep if first is not None and len(run_ids) > 1 else None
         st.session_state[LAST] = {"runs": run_ids, "sweep": sweep}
         st.toast(f"Queued {len(run_ids)} run{'s' if len(run_ids) > 1 else ''}", icon=":material/check:")
     last_launch()

@@ -357,7 +357,7 @@ def other_metrics(groups: dict[str, list[str]], pages: int, histories: dict[str,
 
 def numbers(run: RunInfo, histories: dict[str, History]) -> None:
     """The headline numbers the run has so far, left to right, from each key's last points."""
-    shown = []
+    shown: list[tuple[str, str, str | None, str | None]] = []
     loss, val, rate = histories["train_loss"], histories["val_acc"], histories["samples_per_s"]
     if run.summary.get("test_acc") is not None:
         shown.append(("Test accuracy", f"{run.summary['test_acc']:.4f}", None,

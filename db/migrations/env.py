@@ -11,7 +11,10 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        with create_engine(config.get_main_option("sqlalchemy.url")).begin() as connection:
+        url = config.get_main_option("sqlalchemy.url")
+        if url is None:
+            raise RuntimeError("alembic: no connection given and no sqlalchemy.url set")
+        with create_engine(url).begin() as connection:
             _run(connection)
     else:
         _run(connection)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import re
-from typing import Any, Iterable, TextIO
+from typing import Any, Iterable, Iterator, TextIO
 
 _TRIGGER = re.compile(r"'*[=+\-@\t\r]")  # optional quotes, then a character a spreadsheet acts on
 _ESCAPED = re.compile(r"'+[=+\-@\t\r]")
@@ -56,7 +56,7 @@ def writer(file: TextIO, **options: Any) -> Writer:
     return Writer(file, **options)
 
 
-def reader(file: Iterable[str], **options: Any) -> Iterable[list[str]]:
+def reader(file: Iterable[str], **options: Any) -> Iterator[list[str]]:
     """csv.reader with every cell through `unescape`."""
     for row in csv.reader(file, **options):
         yield [unescape(cell) for cell in row]

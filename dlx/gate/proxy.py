@@ -32,6 +32,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect
+from websockets.typing import Origin, Subprotocol
 
 from dlx.errors import DlxError
 from dlx.gate.auth import Secrets
@@ -213,12 +214,13 @@ class Gate:
         if not self.logged_in(ws.headers) or not _same_origin(ws.headers, required=True):
             await ws.close(code=1008)  # before accepting: the server answers the upgrade with 403
             return
-        offered = [p.strip() for p in ws.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+        offered = [Subprotocol(p.strip()) for p in ws.headers.get("sec-websocket-protocol", "").split(",")
+                   if p.strip()]
         query = f"?{ws.url.query}" if ws.url.query else ""
         cookies = [(k, v) for k, v in self._upstream_headers(ws.headers) if k == "cookie"]
         try:
             upstream = await connect(f"ws://{self.upstream}{ws.url.path}{query}", subprotocols=offered or None,
-                                     origin=f"http://{self.upstream}", additional_headers=cookies,
+                                     origin=Origin(f"http://{self.upstream}"), additional_headers=cookies,
                                      max_size=None, proxy=None, user_agent_header=None)
         except (OSError, websockets.InvalidHandshake, asyncio.TimeoutError):
             await ws.close(code=1011)

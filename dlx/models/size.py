@@ -12,7 +12,7 @@ from dlx.models.registry import _count
 
 
 def main() -> None:
-    answers = []
+    answers: list[dict[str, int | str | None]] = []
     for name, kind, shape, classes, options in json.load(sys.stdin):
         try:
             count = _count(name, kind, tuple(shape), classes, tuple((k, v) for k, v in options))

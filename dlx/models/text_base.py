@@ -19,7 +19,7 @@ linear head over a pooled sentence vector. What explainers code against:
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -30,6 +30,8 @@ Pooling = Literal["mean", "cls"]
 class TextClassifier(nn.Module):
     """An encoder (transformers BertModel, eager attention) plus a classification head."""
 
+    encoder: Any  # a transformers model: its config and embeddings are attributes torch's typing cannot see
+
     def __init__(self, encoder: nn.Module, tokenizer, classes: int, max_length: int,
                  pooling: Pooling = "mean", dropout: float = 0.1):
         super().__init__()
@@ -38,7 +40,7 @@ class TextClassifier(nn.Module):
         self.max_length = max_length
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(encoder.config.hidden_size, classes)
+        self.head = nn.Linear(self.encoder.config.hidden_size, classes)
 
     @property
     def embeddings(self) -> nn.Module:

@@ -26,6 +26,6 @@ def transformer(meta: DatasetMeta, layers: int = 2, heads: int = 4, hidden: int 
                         num_attention_heads=heads, intermediate_size=4 * hidden,
                         max_position_embeddings=max_length, pad_token_id=words.pad_token_id,
                         hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
-                        attn_implementation="eager")
+                        attn_implementation="eager")  # type: ignore[call-arg]  # a PretrainedConfig kwarg BertConfig's signature hides
     return TextClassifier(BertModel(config, add_pooling_layer=False), words, meta.num_classes,
                           max_length, pooling, dropout)

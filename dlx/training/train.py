@@ -13,6 +13,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ from dlx.tracking import Run
 from dlx.tracking.checkpoint_writer import CheckpointWriter, Snapshot, Weights
 from dlx.training.checkpoints import checkpoint_metadata
 from dlx.training.devices import resolve_device
+
+if TYPE_CHECKING:
+    from dlx.models.text_base import TextClassifier
 
 LOG_EVERY_S = 0.5  # seconds: the tracker writes every second, so a live chart loses nothing
 LOG_MAX_STEPS = 1000  # bounds the losses held on the device between two readbacks
@@ -83,9 +87,10 @@ def tokenize_bundle(bundle: DataBundle, model: nn.Module) -> DataBundle:
     """Text bundles with every split tokenised by the model's own tokenizer (cached); others as they are."""
     if bundle.meta.kind != "text":
         return bundle
-    splits = {name: tokenize_split(getattr(bundle, name), model.tokenizer, model.max_length)
-              for name in ("train", "val", "test")}
-    return dataclasses.replace(bundle, **splits)
+    text = cast("TextClassifier", model)
+    train, val, test = (tokenize_split(split, text.tokenizer, text.max_length)
+                        for split in (bundle.train, bundle.val, bundle.test))
+    return dataclasses.replace(bundle, train=train, val=val, test=test)
 
 
 def forward_pass(model: nn.Module, config: RunConfig, device: torch.device) -> Callable[..., torch.Tensor]:
@@ -127,8 +132,8 @@ def evaluate(model: nn.Module, split: Split | FolderSplit, device: torch.device,
     total_loss = _total(losses, torch.float64)
     if not confusion:
         return total_loss / max(1, seen), _total(counts, torch.int64) / max(1, seen), None
-    matrix = (torch.stack(counts).sum(0) if counts else torch.zeros(classes**2, dtype=torch.int64))
-    matrix = matrix.view(classes, classes).cpu().numpy()
+    flat = (torch.stack(counts).sum(0) if counts else torch.zeros(classes**2, dtype=torch.int64))
+    matrix = flat.view(classes, classes).cpu().numpy()
     return total_loss / max(1, seen), float(np.trace(matrix)) / max(1, seen), matrix
 
 
@@ -226,7 +231,8 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
                 best_value, best_epoch, waited = value, epoch, 0
             else:
                 waited += 1
-            stopping = bool(config.early_stopping_patience) and waited >= config.early_stopping_patience
+            patience = config.early_stopping_patience
+            stopping = bool(patience) and patience is not None and waited >= patience
             # Weights are copied only for a checkpoint that will be written: the best when it
             # improves (it waits in memory), the last when a write is due and after the final epoch.
             last = epoch == config.epochs or stopping or writer.due()
@@ -241,6 +247,7 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
                 break
         if pending:
             _log_steps(run, pending, step, optimizer, window_samples, window_start + time.perf_counter() - paused_at)
+        assert best_checkpoint is not None  # the first epoch always improves on nothing
         model.load_state_dict(best_checkpoint.tensors)  # the best file's own tensors, not read back
         test_loss, test_acc, confusion = evaluate(model, place(bundle.test, device), device, config,
                                                   meta.num_classes)
@@ -253,7 +260,7 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
     run.log_metrics({"test_loss": test_loss, "test_acc": test_acc}, step=step)
     with run.transaction():  # the best and last checkpoints on disk, then indexed with the final summary
         writer.close()
-        run.update_summary({**final, "confusion_matrix": confusion.tolist()})
+        run.update_summary({**final, "confusion_matrix": confusion.tolist() if confusion is not None else None})
     print(f"test: loss {test_loss:.4f} acc {test_acc:.4f} (best epoch {best_epoch})", flush=True)
     return final
 
