@@ -10,13 +10,18 @@ $(STAMP): requirements.txt pyproject.toml
 	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $(STAMP)
 
-.PHONY: app test bench
+.PHONY: app test lint bench
 app: $(STAMP)
 	$(VENV)/bin/dlx ui
 
 # pytest exits 5 when it collects nothing: not a failure of the code under test.
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
+
+# ruff (pyflakes, isort, bugbear, pyupgrade) and mypy, both configured in pyproject.toml.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	for f in bench/bench_*.py; do $(VENV)/bin/python $$f || exit 1; done
