@@ -25,8 +25,10 @@ setup()
 import torch  # noqa: E402
 from captum.attr import LayerIntegratedGradients  # noqa: E402
 
-from dlx.explain.attention import attention_maps, encode, rollout  # noqa: E402
-from dlx.explain.text_methods import baseline_ids, explain_text  # noqa: E402
+from dlx.explain.attention.rollout import rollout  # noqa: E402
+from dlx.explain.attention.text import attention_maps  # noqa: E402
+from dlx.explain.text.methods import baseline_ids, explain_text  # noqa: E402
+from dlx.explain.text.tokens import encode  # noqa: E402
 from dlx.models.text_pretrained import minilm_dir, quiet_transformers, tokenizer  # noqa: E402
 
 SENTENCE = "Honestly, the soundtrack of this film was not unbelievably good in the second half, by most accounts."

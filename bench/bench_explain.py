@@ -46,12 +46,12 @@ from db.models import Explanation  # noqa: E402
 from dlx.config import parse_config  # noqa: E402
 from dlx.data import DatasetMeta  # noqa: E402
 from dlx.explain import METHODS, available_methods, explain  # noqa: E402
-from dlx.explain.baselines import make_baseline  # noqa: E402
 from dlx.explain.cache import explain_cached, explanation_key  # noqa: E402
 from dlx.explain.faithfulness import deletion_insertion, deletion_insertion_many  # noqa: E402
-from dlx.explain.gallery import build_gallery  # noqa: E402
-from dlx.explain.layers import explainable_copy, find_layer  # noqa: E402
-from dlx.explain.localisation import mask_mass, pointing_game  # noqa: E402
+from dlx.explain.image.baselines import make_baseline  # noqa: E402
+from dlx.explain.image.gallery import build_gallery  # noqa: E402
+from dlx.explain.image.layers import explainable_copy, find_layer  # noqa: E402
+from dlx.explain.image.localisation import mask_mass, pointing_game  # noqa: E402
 from dlx.explain.models_cache import get_loaded_run  # noqa: E402
 from dlx.models import build_model  # noqa: E402
 from dlx.store import default_store  # noqa: E402
@@ -249,7 +249,7 @@ def per_sample_path(loaded, x, targets, methods, base) -> None:
     """The old way: per method and sample, a Captum call, a commit and a pass of curves."""
     target = torch.as_tensor(targets, device=loaded.device)
     for method in methods:
-        uses = METHODS[method].uses_baseline
+        uses = METHODS[method].on_tensors.uses_baseline
         for i in range(len(x)):
             got = explain(method, loaded.model, x[i:i + 1], targets[i:i + 1], base[i:i + 1] if uses else None)
             key = explanation_key(loaded, x[i], method, {}, "zeros", targets[i])

@@ -11,6 +11,7 @@ from dlx.store.edits import parse_tags
 from dlx.views import compare, export
 from dlx.views.charts import compare as charts_compare
 from dlx.views.charts import curves as charts
+from dlx.views.charts import style
 from dlx.views.text import md, shorten
 from pages import enter_frame
 from pages.whole_text import READABLE, whole
@@ -206,7 +207,7 @@ if differing:
     params = pd.DataFrame({"parameter": [shorten(k) for k in differing],
                            **{labels[run.id]: [shorten(table[k][i]) for k in differing]
                               for i, run in enumerate(selected)}})
-    st.dataframe(params.style.set_properties(**{"background-color": "rgba(255, 189, 69, 0.25)"}),
+    st.dataframe(params.style.set_properties(**{"background-color": style.HIGHLIGHT}),
                  hide_index=True, width="stretch", key="compare.params")
     st.caption(f"{len(differing)} of {len(table)} parameters differ between these runs: only those are shown.")
 else:

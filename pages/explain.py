@@ -6,13 +6,13 @@ import streamlit as st
 from dlx import settings
 from dlx.errors import DlxError
 from dlx.explain import METHODS, available_methods
-from dlx.explain.baselines import BASELINES, baselines_for
-from dlx.explain.gallery import Gallery, build_gallery, check_comparable, resolve_targets, sample_captions
+from dlx.explain.image.baselines import BASELINES, baselines_for
+from dlx.explain.image.gallery import Gallery, build_gallery, check_comparable, resolve_targets, sample_captions
+from dlx.explain.image.uploads import normalisation, read_image
 from dlx.explain.jobs import ExplainTask, failure_reason, find_job, submit_task, task_result
 from dlx.explain.models_cache import LoadedRun, checkpointed_run_ids, get_loaded_run
 from dlx.explain.samples import PICKERS, pick_samples, sample_inputs
 from dlx.explain.scoring import METRICS, label, scores_cached
-from dlx.explain.uploads import normalisation, read_image
 from dlx.jobs import ensure_worker
 from dlx.store import default_store
 from dlx.store.queue import ACTIVE
@@ -43,13 +43,13 @@ def method_params(methods: list[str]) -> dict[str, dict]:
     """One widget per declared parameter of each chosen method, drawn from the registry."""
     chosen: dict[str, dict] = {}
     for method in methods:
-        entry = METHODS[method]
-        if not entry.params:
+        params = METHODS[method].on_tensors.params
+        if not params:
             continue
-        st.markdown(f"**{entry.label}**")
+        st.markdown(f"**{METHODS[method].label}**")
         values = {}
-        columns = st.columns(len(entry.params))
-        for column, p in zip(columns, entry.params):
+        columns = st.columns(len(params))
+        for column, p in zip(columns, params):
             key = f"explain.param.{method}.{p.name}"
             if isinstance(p.default, bool):
                 values[p.name] = column.checkbox(p.name, p.default, help=p.help, key=key)
@@ -79,10 +79,10 @@ def show_gallery(gallery: Gallery, sign: str, opacity: float, key: str, columns:
     """The maps (or, for tables, the feature bars), then their times and convergence deltas."""
     meta = gallery.loaded.meta
     if meta.kind == "image":
-        st.plotly_chart(charts.explanation_grid(gallery.rows(), sign, opacity, columns=columns), key=key,
+        st.plotly_chart(charts.explanation_grid(charts.gallery_rows(gallery), sign, opacity, columns=columns), key=key,
                         config={"displayModeBar": False})
     else:
-        for i, row in enumerate(gallery.rows()):
+        for i, row in enumerate(charts.gallery_rows(gallery)):
             top = ", ".join(f"{name} {p:.0%}" for name, p in row.top_k)
             st.markdown(f"**{md(row.caption)}** — {md(top)}")
             st.plotly_chart(charts.attribution_bars(gallery.values(i), meta.feature_names), key=f"{key}.{i}",

@@ -1,6 +1,6 @@
 """The Explain page's views for transformers: text runs (attention, token attributions, agreement,
 scores) and ViT runs (per-head [CLS] attention and rollout over the image). Called from
-pages/explain.py; all computing is in dlx.explain.attention / text_methods / text_scores."""
+pages/explain.py; all computing is in dlx.explain (attention/, text/, scoring)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,19 +8,21 @@ import streamlit as st
 import torch
 from torch import nn
 
-from dlx.views.charts import attention as charts
 from dlx import settings
-from dlx.views.charts.explain import faithfulness_curves
 from dlx.errors import DlxError
-from dlx.explain.attention import (Encoded, agreement, attention_and_gradients, encode, merge_attention,
-                                   merge_tokens, pooling_of, relevance, rollout, token_scores, vit_maps)
-from dlx.explain.jobs import failure_reason
+from dlx.explain import METHODS, methods_for
+from dlx.explain.attention.rollout import relevance, rollout
+from dlx.explain.attention.text import agreement, attention_and_gradients, merge_attention, token_scores
+from dlx.explain.attention.vit import vit_maps
+from dlx.explain.cache import explain_text_cached
+from dlx.explain.jobs import TextTask, failure_reason, find_job, run_task, submit_task, task_result
 from dlx.explain.models_cache import LoadedRun
-from dlx.explain.text_jobs import TextTask, find_text_job, run_text_task, submit_text_task, text_task_result
-from dlx.explain.text_methods import TEXT_METHODS, explain_text_cached
-from dlx.explain.text_scores import TEXT_METRICS, TextScores
+from dlx.explain.scoring import TEXT_METRICS, TextScores
+from dlx.explain.text.tokens import Encoded, encode, merge_tokens, pooling_of
 from dlx.jobs import ensure_worker
 from dlx.store.queue import ACTIVE
+from dlx.views.charts import attention as charts
+from dlx.views.charts.explain import faithfulness_curves
 from dlx.views.text import md
 
 CHART = {"displayModeBar": False}
@@ -115,8 +117,8 @@ def _attention(e: Encoded, maps: torch.Tensor, grads: torch.Tensor, how: str | N
 
 
 def _attributions(loaded: LoadedRun, e: Encoded, target: int, how: str | None) -> dict[str, torch.Tensor]:
-    methods = st.multiselect("Methods", list(TEXT_METHODS), DEFAULT_METHODS, key="explain.text.methods",
-                             format_func=lambda m: TEXT_METHODS[m].label)
+    methods = st.multiselect("Methods", methods_for("text"), DEFAULT_METHODS, key="explain.text.methods",
+                             format_func=lambda m: METHODS[m].label)
     st.caption("Red: evidence for the class, blue: against (unsigned methods in red only); "
                "the colour scale is set by each method's largest value. Hover a word for its value.")
     out = {}
@@ -130,7 +132,7 @@ def _attributions(loaded: LoadedRun, e: Encoded, target: int, how: str | None) -
         note = f"{result.seconds * 1000:.0f} ms"
         if result.delta is not None:
             note += f" · convergence delta {result.delta:.2g}"
-        st.markdown(f"**{TEXT_METHODS[method].label}** · {note}")
+        st.markdown(f"**{METHODS[method].label}** · {note}")
         if how is None:
             keep = [i for i, s in enumerate(e.special) if not s]
             words, values = [e.tokens[i] for i in keep], result.values[keep].numpy()
@@ -144,7 +146,7 @@ def _agreement(e: Encoded, maps: torch.Tensor, attributions: dict[str, torch.Ten
     if not attributions:
         st.info("Choose a method under Token attributions.")
         return
-    method = st.selectbox("Attributions of", list(attributions), format_func=lambda m: TEXT_METHODS[m].label,
+    method = st.selectbox("Attributions of", list(attributions), format_func=lambda m: METHODS[m].label,
                           key="explain.text.agree_method")
     source = "from [CLS]" if pooling == "cls" else "received, averaged over all queries"
     st.caption(f"Spearman rank correlation between each head's attention to the word pieces ({source}) "
@@ -167,16 +169,16 @@ def _scores(loaded: LoadedRun, has_rationale: bool) -> None:
                 + (", and the rationale scores (recall@3, AUPRC)" if has_rationale else "")
                 + "; a random ranking is the reference to beat.")
     a, b = st.columns([3, 1])
-    methods = a.multiselect("Methods to score", list(TEXT_METHODS), DEFAULT_METHODS, key="explain.text.score_methods",
-                            format_func=lambda m: TEXT_METHODS[m].label)
+    methods = a.multiselect("Methods to score", methods_for("text"), DEFAULT_METHODS, key="explain.text.score_methods",
+                            format_func=lambda m: METHODS[m].label)
     n = int(b.number_input("Sentences", 1, max(1, len(test.texts)), min(10, len(test.texts)), key="explain.text.n"))
     if not methods:
         return
     try:
         task = TextTask(run_id=loaded.run_id, methods=methods, n_samples=n, checkpoint=loaded.checkpoint)
-        result = text_task_result(loaded, task)
+        result = task_result(loaded, task)
         if result is None:
-            job = find_text_job(loaded.store, task)
+            job = find_job(loaded.store, task)
             if job is not None and job.status in ACTIVE:
                 st.progress(job.progress, text=f"job #{job.id} {job.status}: {job.progress:.0%}")
                 st.button("Refresh", key="explain.text.job_refresh")
@@ -186,9 +188,9 @@ def _scores(loaded: LoadedRun, has_rationale: bool) -> None:
             here, worker = st.columns(2)
             if here.button("Score the methods here", key="explain.text.score"):
                 with st.spinner("Scoring..."):
-                    result = run_text_task(loaded, task)
+                    result = run_task(loaded, task)
             elif worker.button("Score on the worker (GPU if any)", key="explain.text.job"):
-                submit_text_task(loaded.store, task)
+                submit_task(loaded.store, task)
                 if settings.autostart_worker():
                     ensure_worker(loaded.store)
                 st.rerun()
@@ -211,7 +213,7 @@ def _show_scores(scores: TextScores, key: str) -> None:
 
 def show_vit(loaded: LoadedRun, inputs: torch.Tensor, captions: list[str]) -> None:
     """Per-head [CLS] attention of a chosen layer and the rollout over each sample's image. The
-    rollout and last-layer [CLS] attention are also image methods (dlx.explain.methods): drawn in
+    rollout and last-layer [CLS] attention are also image methods (dlx.explain.image.methods): drawn in
     the grid above and scored, cached and run as jobs with the Captum maps."""
     layers = sum(isinstance(m, nn.MultiheadAttention) for m in loaded.model.modules())
     st.markdown("**Attention** — what [CLS] (which the ViT classifies from) looks at, per head, and the "

@@ -13,6 +13,7 @@ from dlx.training.devices import why_waiting
 from dlx.views import compare, live, progress
 from dlx.views.charts import compare as charts_compare
 from dlx.views.charts import curves as charts
+from dlx.views.charts import style
 from dlx.views.run_table import PAGE_ROWS, table_rows
 from dlx.views.text import md, shorten
 from pages import enter_frame
@@ -64,7 +65,7 @@ def show(value) -> str:
 COLUMNS = {
     "id": st.column_config.NumberColumn("#", width=48, format="%d"),
     "status": st.column_config.MultiselectColumn("status", options=STATUSES,
-                                                 color=[charts.STATUS_COLORS[s] for s in STATUSES]),
+                                                 color=[style.STATUS_COLORS[s] for s in STATUSES]),
     "lr": st.column_config.NumberColumn("lr", format="%.0e"),
     "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent",
                                                 color="blue", width="small"),
@@ -260,7 +261,7 @@ def confirm_delete(run: RunInfo) -> None:
 
 
 def headline(run: RunInfo) -> None:
-    st.title(f"Run #{run.id} :{charts.STATUS_BADGES[run.status]}-badge[{run.status}]")
+    st.title(f"Run #{run.id} :{style.STATUS_BADGES[run.status]}-badge[{run.status}]")
     # Every part is typed by someone (a name, an experiment, an error's text): shown as text, cut when long.
     parts = [f"**{md(shorten(run.name))}**"] if run.name else []
     if run.dataset or run.model:

@@ -1,4 +1,5 @@
-"""Computed explanations, stored in the run's store (`store.explanations`) and shown again without recomputing.
+"""Computed explanations of every kind, stored in the run's store (`store.explanations`) and shown again
+without recomputing.
 
 A key is the sha256 of everything that determines the result: run, checkpoint file, the
 sample's bytes, method, its resolved parameters, the baseline (for methods that use one) and
@@ -14,9 +15,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dlx.explain.baselines import make_baseline
-from dlx.explain.methods import Attribution, explain, get_method
+from dlx.explain.image.baselines import make_baseline
+from dlx.explain.image.methods import Attribution, explain
+from dlx.explain.methods import get_method, get_way
 from dlx.explain.models_cache import LoadedRun
+from dlx.explain.text.methods import TokenAttribution, explain_text
+from dlx.explain.text.tokens import Encoded
 from dlx.store.explanations import Stored
 
 
@@ -35,14 +39,14 @@ def tensor_digest(x: Tensor) -> str:
 
 def explanation_key(loaded: LoadedRun, sample: Tensor, method: str, params: dict[str, Any],
                     baseline: str, target: int) -> str:
-    return _key(loaded, tensor_digest(sample), method, get_method(method).resolve(params), baseline, target)
+    return _key(loaded, tensor_digest(sample), method, get_method(method).on_tensors.resolve(params), baseline, target)
 
 
 def _key(loaded: LoadedRun, sample_digest: str, method: str, resolved: dict[str, Any], baseline: str,
          target: int) -> str:
     return digest({"run": loaded.run_id, "checkpoint": loaded.checkpoint_id, "sample": sample_digest,
                    "method": method, "params": resolved,
-                   "baseline": baseline if get_method(method).uses_baseline else None, "target": int(target)})
+                   "baseline": baseline if get_method(method).on_tensors.uses_baseline else None, "target": int(target)})
 
 
 def explain_cached(loaded: LoadedRun, inputs: Tensor, targets: list[int], method: str,
@@ -58,7 +62,7 @@ def explain_cached_many(loaded: LoadedRun, inputs: Tensor, targets: list[int], m
     """Explain a batch with several methods through the cache of the run's store: one lookup for
     every method's samples, Captum for the missing ones, one statement to store them; with
     `wait=False` (the page) that statement is the store's background writer's (dlx.store.explanations)."""
-    resolved = {method: get_method(method).resolve((params or {}).get(method) or {}) for method in methods}
+    resolved = {method: get_method(method).on_tensors.resolve((params or {}).get(method) or {}) for method in methods}
     digests = [tensor_digest(x) for x in inputs]
     keys = {method: [_key(loaded, sample, method, resolved[method], baseline, t) for sample, t in zip(digests, targets)]
             for method in methods}
@@ -77,7 +81,7 @@ def explain_cached_many(loaded: LoadedRun, inputs: Tensor, targets: list[int], m
         result[method] = Attribution(
             method, torch.stack([tensors["values"] for _, tensors in stored]),
             torch.cat(deltas) if all(d is not None for d in deltas) else None,
-            sum(meta["seconds"] for meta, _ in stored), get_method(method).signed(resolved[method]),
+            sum(meta["seconds"] for meta, _ in stored), get_method(method).on_tensors.signed(resolved[method]),
             resolved[method], cached=not missing)
     loaded.store.explanations.save_many(loaded.run_id, fresh, wait)
     return result
@@ -86,7 +90,7 @@ def explain_cached_many(loaded: LoadedRun, inputs: Tensor, targets: list[int], m
 def _compute(loaded: LoadedRun, inputs: Tensor, targets: list[int], target_tensor: Tensor, method: str,
              params: dict[str, Any], baseline: str, missing: list[int], keys: list[str]) -> dict[str, Stored]:
     """The missing samples' maps with one Captum call, as cache entries."""
-    entry = get_method(method)
+    entry = get_method(method).on_tensors
     if len(missing) == len(inputs):  # a first look: the batch as it is (indexing copies it)
         rows, row_targets = inputs, target_tensor
     else:
@@ -104,3 +108,20 @@ def _compute(loaded: LoadedRun, inputs: Tensor, targets: list[int], target_tenso
                 "baseline": baseline, "target": int(targets[i]), "checkpoint": loaded.checkpoint}
         entries[keys[i]] = (meta, tensors)
     return entries
+
+
+def explain_text_cached(loaded: LoadedRun, encoded: Encoded, method: str, target: int, **params: Any) -> TokenAttribution:
+    """`explain_text` for a run's model, stored in the explanation cache of its store under the checkpoint, sentence, method, its resolved parameters and target, so
+    the page's reruns (every widget change) do not recompute Layer IG."""
+    resolved = get_way(method, "text").resolve(params)
+    key = digest({"text": encoded.text, "ids": encoded.input_ids[0].tolist(), "method": method,
+                        "params": resolved, "target": int(target), "checkpoint_id": loaded.checkpoint_id})
+    stored = loaded.store.explanations.load(key)
+    if stored is not None:
+        meta, tensors = stored
+        return TokenAttribution(method, tensors["values"], meta["delta"], meta["seconds"], meta["signed"], resolved)
+    with loaded.lock:
+        result = explain_text(method, loaded.model, encoded, target, **resolved)
+    meta = {"delta": result.delta, "seconds": result.seconds, "signed": result.signed}
+    loaded.store.explanations.save(key, loaded.run_id, method, meta, {"values": result.values})
+    return result

@@ -1,33 +1,39 @@
-"""Explanation work over many samples runs as an "explain" job on the worker (on a GPU if any).
+"""Explanation work over many samples runs as a job on the worker (on a GPU if any): two job kinds.
 
-A task (global importance, or faithfulness over N test samples) is validated here, queued,
-run in the job's own process with its progress written to the job row, and its result stored
-in the explanation cache under a key of the task, where the page finds it.
+"explain" (images and tables: global importance, or faithfulness over N test samples) and
+"explain_text" (scoring text methods over N test sentences). A task is validated here, queued,
+run in the job's own process with its progress written to the job row, and its result stored in
+the explanation cache under a key of the task, where the page finds it.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from db.models import Job
 from dlx import settings
 from dlx.errors import DlxError
 from dlx.explain import cache
-from dlx.explain.baselines import BASELINES
-from dlx.explain.importance import GlobalImportance, global_importance
-from dlx.explain.methods import get_method
+from dlx.explain.image.baselines import BASELINES
+from dlx.explain.image.importance import GlobalImportance, global_importance
+from dlx.explain.methods import get_method, get_way
 from dlx.explain.models_cache import LoadedRun, get_loaded_run
 from dlx.explain.samples import sample_inputs
-from dlx.explain.scoring import Scores, score_methods
+from dlx.explain.scoring import Scores, TextScores, score_methods, score_text_methods
+from dlx.explain.text.tokens import encode
 from dlx.jobs.kinds import register_job_kind
 from dlx.store import Store
 from dlx.training.devices import resolve_device
 
+TEXT_KIND = "explain_text"
+
 
 class ExplainTask(BaseModel):
-    """What an explain job computes; its payload is exactly this, as JSON."""
+    """What an explain job computes (images, tables); its payload is exactly this, as JSON."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -45,32 +51,60 @@ class ExplainTask(BaseModel):
         if self.baseline not in BASELINES:
             raise DlxError(f"baseline: unknown baseline {self.baseline!r}; choose one of "
                            f"{sorted(BASELINES)}", field="baseline")
-        resolved = {m: get_method(m).resolve(self.params.get(m, {})) for m in self.methods}
+        resolved = {m: get_method(m).on_tensors.resolve(self.params.get(m, {})) for m in self.methods}
         return self.model_copy(update={"params": resolved})
 
 
-def parse_task(payload: dict[str, Any]) -> ExplainTask:
+class TextTask(BaseModel):
+    """What an explain_text job computes; its payload is exactly this, as JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: int
+    methods: list[str] = Field(min_length=1)
+    n_samples: int = Field(100, ge=1, le=100_000)
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    k: int = Field(3, ge=1, le=100)  # rationale recall@k
+    checkpoint: str = "best"
+
+    def check(self) -> "TextTask":
+        """Resolve every method's parameters now, so a mistake is reported before queuing."""
+        resolved = {m: get_way(m, "text").resolve(self.params.get(m, {})) for m in self.methods}
+        return self.model_copy(update={"params": resolved})
+
+
+Task = ExplainTask | TextTask
+
+
+def job_kind(task: Task) -> str:
+    return TEXT_KIND if isinstance(task, TextTask) else "explain"
+
+
+def parse_task(payload: dict[str, Any], kind: type[Task] = ExplainTask) -> Task:
     try:
-        return ExplainTask(**payload).check()
+        return kind(**payload).check()
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise DlxError(f"{where}: {first['msg']}", field=where) from None
 
 
-def task_key(loaded: LoadedRun, task: ExplainTask) -> str:
+def task_key(loaded: LoadedRun, task: Task) -> str:
+    if isinstance(task, TextTask):
+        return cache.digest({"job": TEXT_KIND, "task": task.check().model_dump(),
+                             "checkpoint_id": loaded.checkpoint_id})
     return cache.digest({"job": task.check().model_dump(), "checkpoint_id": loaded.checkpoint_id})
 
 
-def submit_task(store: Store, task: ExplainTask) -> int:
+def submit_task(store: Store, task: Task) -> int:
     """Queue the task as a job on its run; returns the job id."""
     task = task.check()
-    return store.queue.submit_job("explain", task.model_dump(), task.run_id, "auto")
+    return store.queue.submit_job(job_kind(task), task.model_dump(), task.run_id, "auto")
 
 
-def find_job(store: Store, task: ExplainTask) -> Job | None:
+def find_job(store: Store, task: Task) -> Job | None:
     """The latest job (any status) computing exactly this task, so the page can follow or explain it."""
-    return store.queue.find_job("explain", task.run_id, task.check().model_dump())
+    return store.queue.find_job(job_kind(task), task.run_id, task.check().model_dump())
 
 
 def failure_reason(job: Job) -> str:
@@ -102,24 +136,51 @@ def task_samples(loaded: LoadedRun, task: ExplainTask):
     return inputs, targets, test.extras["mask"][:n] if "mask" in test.extras else None
 
 
-def run_task(loaded: LoadedRun, task: ExplainTask, progress=None) -> GlobalImportance | Scores:
+def run_task(loaded: LoadedRun, task: Task, progress=None) -> GlobalImportance | Scores | TextScores:
     """Compute the task and store its result under its key, in the run's store."""
-    inputs, targets, masks = task_samples(loaded, task)
-    if task.task == "global_importance":
-        result = global_importance(loaded, inputs, targets, task.methods, task.baseline, task.params, progress)
+    if isinstance(task, TextTask):
+        result, n = _score_sentences(loaded, task, progress)
     else:
-        result = score_methods(loaded, inputs, targets, task.methods, task.baseline, task.params, masks,
-                               task.sensitivity, progress=progress)
-    loaded.store.explanations.save(task_key(loaded, task), loaded.run_id, f"job:{task.task}",
-                                   {"task": task.model_dump(), "n": len(inputs)}, result.to_tensors())
+        inputs, targets, masks = task_samples(loaded, task)
+        n = len(inputs)
+        if task.task == "global_importance":
+            result = global_importance(loaded, inputs, targets, task.methods, task.baseline, task.params, progress)
+        else:
+            result = score_methods(loaded, inputs, targets, task.methods, task.baseline, task.params, masks,
+                                   task.sensitivity, progress=progress)
+    loaded.store.explanations.save(task_key(loaded, task), loaded.run_id,
+                                   f"job:{TEXT_KIND if isinstance(task, TextTask) else task.task}",
+                                   {"task": task.model_dump(), "n": n}, result.to_tensors())
     return result
 
 
-def task_result(loaded: LoadedRun, task: ExplainTask) -> GlobalImportance | Scores | None:
+@torch.no_grad()
+def _predictions(loaded: LoadedRun, sentences) -> list[int]:
+    device = loaded.device
+    return [int(loaded.model(s.input_ids.to(device), s.attention_mask.to(device)).argmax()) for s in sentences]
+
+
+def _score_sentences(loaded: LoadedRun, task: TextTask, progress=None) -> tuple[TextScores, int]:
+    """The methods scored on the first N test sentences, the predicted class as target."""
+    test = loaded.bundle.test
+    n = min(task.n_samples, len(test.texts))
+    model = loaded.model
+    sentences = [encode(model.tokenizer, text, getattr(model, "max_length", 128)) for text in test.texts[:n]]
+    rationale = test.extras.get("rationale")
+    rationales = None if rationale is None else [np.flatnonzero(r.numpy()).tolist() for r in rationale[:n]]
+    with loaded.lock:
+        scores = score_text_methods(model, sentences, _predictions(loaded, sentences), task.methods, rationales,
+                                    task.k, task.params, progress=progress)
+    return scores, n
+
+
+def task_result(loaded: LoadedRun, task: Task) -> GlobalImportance | Scores | TextScores | None:
     """The stored result of this task, or None when it has not been computed."""
     stored = loaded.store.explanations.load(task_key(loaded, task))
     if stored is None:
         return None
+    if isinstance(task, TextTask):
+        return TextScores.from_tensors(stored[1])
     kind = GlobalImportance if task.task == "global_importance" else Scores
     return kind.from_tensors(stored[1])
 
@@ -129,6 +190,16 @@ def explain_job(store: Store, job: Job) -> None:
     task = parse_task(job.payload)
     loaded = get_loaded_run(store, task.run_id, task.checkpoint, resolve_device(job.device))
     print(f"explain job {job.id}: {task.task} of run #{task.run_id} with {task.methods} "
+          f"on {loaded.device}", flush=True)
+    run_task(loaded, task, lambda fraction: store.queue.set_progress(job.id, fraction))
+    store.queue.set_progress(job.id, 1.0)
+
+
+@register_job_kind(TEXT_KIND)
+def explain_text_job(store: Store, job: Job) -> None:
+    task = parse_task(job.payload, TextTask)
+    loaded = get_loaded_run(store, task.run_id, task.checkpoint, resolve_device(job.device))
+    print(f"explain_text job {job.id}: {task.methods} on {task.n_samples} sentences of run #{task.run_id} "
           f"on {loaded.device}", flush=True)
     run_task(loaded, task, lambda fraction: store.queue.set_progress(job.id, fraction))
     store.queue.set_progress(job.id, 1.0)

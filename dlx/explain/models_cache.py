@@ -19,7 +19,7 @@ from db.models import Artifact
 from dlx.config import RunConfig
 from dlx.data import DataBundle, DatasetMeta, load_dataset
 from dlx.errors import DlxError
-from dlx.explain.layers import explainable_copy
+from dlx.explain.image.layers import explainable_copy
 from dlx.store import Store
 from dlx.training.checkpoints import load_run_model
 

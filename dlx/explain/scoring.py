@@ -1,22 +1,28 @@
-"""Scoring methods on a run's samples: faithfulness, localisation, and a table ranking them.
+"""Scoring methods on a run's samples (images and tables) or sentences (text): faithfulness,
+localisation or rationales, and a table ranking them.
 
 A random attribution is scored alongside as the reference a useful method must beat.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from dlx.explain.baselines import make_baseline
+from dlx.errors import DlxError
 from dlx.explain.cache import digest, explain_cached, tensor_digest
-from dlx.explain.faithfulness import deletion_insertion_many, infidelity_scores, max_sensitivity
-from dlx.explain.localisation import mask_mass, pointing_game
-from dlx.explain.methods import METHODS, explain
+from dlx.explain.faithfulness import (average_precision, deletion_insertion_many, deletion_insertion_words,
+                                      infidelity_scores, max_sensitivity, random_scores, rationale_mask, recall_at_k)
+from dlx.explain.image.baselines import make_baseline
+from dlx.explain.image.localisation import mask_mass, pointing_game
+from dlx.explain.image.methods import explain
+from dlx.explain.methods import get_method
 from dlx.explain.models_cache import LoadedRun
+from dlx.explain.text.methods import explain_text
+from dlx.explain.text.tokens import Encoded
 
 RANDOM = "random"
 
@@ -30,6 +36,36 @@ METRICS: dict[str, tuple[str, bool]] = {
     "pointing_game": ("Pointing game ↑", True),
 }
 
+TEXT_METRICS: dict[str, tuple[str, bool]] = {
+    "deletion_auc": ("Deletion AUC ↓", False),
+    "insertion_auc": ("Insertion AUC ↑", True),
+    "comprehensiveness": ("Comprehensiveness ↑", True),
+    "sufficiency": ("Sufficiency ↓", False),
+    "rationale_recall": ("Rationale recall@k ↑", True),
+    "rationale_auprc": ("Rationale AUPRC ↑", True),
+}
+
+
+
+def ranked(metrics: dict[str, dict[str, Any]], columns: dict[str, tuple[str, bool]], name: Callable[[str], str],
+           mean: Callable[[Any], Any]) -> list[dict[str, Any]]:
+    """One row per method, `mean` of each metric every method has, ranked by the mean of its per-metric ranks."""
+    methods = list(metrics)
+    names = [m for m in columns if all(m in metrics[k] for k in methods)]
+    means = {k: {m: float(mean(metrics[k][m])) for m in names} for k in methods}
+    ranks: dict[str, list[int]] = {k: [] for k in methods}
+    for metric in names:
+        higher = columns[metric][1]
+        order = sorted(methods, key=lambda k: -means[k][metric] if higher else means[k][metric])
+        for position, k in enumerate(order, 1):
+            ranks[k].append(position)
+    rows = [{"method": name(k), **{columns[m][0]: means[k][m] for m in names},
+             "mean rank": float(np.mean(ranks[k])) if ranks[k] else 0.0} for k in methods]
+    rows.sort(key=lambda row: (row["mean rank"], row["method"]))  # ties: by name, whatever the order stored
+    for position, row in enumerate(rows, 1):
+        row["rank"] = position
+    return rows
+
 
 @dataclass
 class Scores:
@@ -42,21 +78,7 @@ class Scores:
 
     def table(self) -> list[dict[str, Any]]:
         """One row per method, mean of each metric, ranked by the mean of its per-metric ranks."""
-        methods = list(self.metrics)
-        names = [m for m in METRICS if all(m in self.metrics[k] for k in methods)]
-        means = {k: {m: float(np.mean(self.metrics[k][m])) for m in names} for k in methods}
-        ranks = {k: [] for k in methods}
-        for metric in names:
-            higher = METRICS[metric][1]
-            order = sorted(methods, key=lambda k: -means[k][metric] if higher else means[k][metric])
-            for position, k in enumerate(order, 1):
-                ranks[k].append(position)
-        rows = [{"method": label(k), **{METRICS[m][0]: means[k][m] for m in names},
-                 "mean rank": float(np.mean(ranks[k])) if ranks[k] else 0.0} for k in methods]
-        rows.sort(key=lambda row: (row["mean rank"], row["method"]))  # ties: by name, whatever the order stored
-        for position, row in enumerate(rows, 1):
-            row["rank"] = position
-        return rows
+        return ranked(self.metrics, METRICS, label, np.mean)
 
     def to_tensors(self) -> dict[str, Tensor]:
         tensors = {"fractions": torch.as_tensor(self.fractions)}
@@ -83,7 +105,7 @@ class Scores:
 
 
 def label(method: str) -> str:
-    return "Random (reference)" if method == RANDOM else METHODS[method].label
+    return "Random (reference)" if method == RANDOM else get_method(method).label
 
 
 def score_methods(loaded: LoadedRun, inputs: Tensor, targets: list[int], methods: list[str],
@@ -138,7 +160,7 @@ def _recompute(loaded: LoadedRun, method: str, baseline: str, params: dict[str, 
     def explanation(x: Tensor, target: Tensor) -> Tensor:
         if method == RANDOM:
             return torch.rand(x.shape, generator=generator).to(x.device)
-        base = make_baseline(baseline, x, loaded.meta.mean) if METHODS[method].uses_baseline else None
+        base = make_baseline(baseline, x, loaded.meta.mean) if get_method(method).on_tensors.uses_baseline else None
         return explain(method, loaded.model, x, target, base, **params).values.to(x.device)
 
     return explanation
@@ -151,7 +173,7 @@ def scores_cached(loaded: LoadedRun, inputs: Tensor, targets: list[int], methods
 
     With `compute=False` only the cache is looked at (None when it holds no answer).
     """
-    params = {m: METHODS[m].resolve((params or {}).get(m) or {}) for m in methods}
+    params = {m: get_method(m).on_tensors.resolve((params or {}).get(m) or {}) for m in methods}
     key = digest({"scores": methods, "run": loaded.run_id, "checkpoint": loaded.checkpoint_id,
                   "samples": [tensor_digest(x) for x in inputs], "targets": [int(t) for t in targets],
                   "params": params, "baseline": baseline, "masks": masks is not None,
@@ -164,4 +186,89 @@ def scores_cached(loaded: LoadedRun, inputs: Tensor, targets: list[int], methods
     scores = score_methods(loaded, inputs, targets, methods, baseline, params, masks, sensitivity)
     loaded.store.explanations.save(key, loaded.run_id, "scores", {"methods": methods, "n": len(inputs)},
                                    scores.to_tensors())
+    return scores
+
+
+# -- text: words of sentences ----------------------------------------------------------------------
+@dataclass
+class TextScores:
+    """Per method and metric, one value per sentence, with the mean curves for the chart."""
+
+    metrics: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    deletion: dict[str, list[np.ndarray]] = field(default_factory=dict)  # per sentence, (W+1,) each
+    insertion: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+    def add(self, method: str, metric: str, value: float) -> None:
+        self.metrics.setdefault(method, {}).setdefault(metric, []).append(value)
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per method, mean of each metric, ranked by the mean of its per-metric ranks."""
+        return ranked(self.metrics, TEXT_METRICS, text_label, np.nanmean)
+
+    def to_tensors(self) -> dict[str, Tensor]:
+        """Flat tensors for the cache; curves of sentences of different lengths padded with NaN."""
+        tensors = {}
+        for method, metrics in self.metrics.items():
+            for metric, values in metrics.items():
+                tensors[f"metric/{method}/{metric}"] = torch.tensor(values, dtype=torch.float64)
+            for which in ("deletion", "insertion"):
+                curves = getattr(self, which)[method]
+                padded = torch.full((len(curves), max(len(c) for c in curves)), float("nan"), dtype=torch.float64)
+                for i, c in enumerate(curves):
+                    padded[i, :len(c)] = torch.as_tensor(c)
+                tensors[f"{which}/{method}"] = padded
+        return tensors
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Tensor]) -> "TextScores":
+        scores = cls()
+        for name, values in tensors.items():
+            kind, method, *metric = name.split("/")
+            if kind == "metric":
+                scores.metrics.setdefault(method, {})[metric[0]] = values.tolist()
+            else:
+                rows = values.numpy()
+                getattr(scores, kind)[method] = [row[~np.isnan(row)] for row in rows]
+        return scores
+
+    def grid_curves(self, which: str = "deletion", points: int = 11) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Each sentence's curve on a common grid of fractions (sentences differ in length):
+        the grid and, per method label, an (N, points) array."""
+        grid = np.linspace(0, 1, points)
+        return grid, {text_label(m): np.array([np.interp(grid, np.linspace(0, 1, len(c)), c) for c in curves])
+                      for m, curves in getattr(self, which).items()}
+
+
+def text_label(method: str) -> str:
+    return "Random" if method == RANDOM else get_method(method).label
+
+
+def score_text_methods(model: nn.Module, sentences: Sequence[Encoded], targets: Sequence[int],
+                       methods: Sequence[str], rationales: Sequence[Sequence[int]] | None = None,
+                       k: int = 3, params: dict[str, dict[str, Any]] | None = None, seed: int = 0,
+                       progress: Callable[[float], None] | None = None) -> TextScores:
+    """Every method (and a random ranking) on every sentence: faithfulness, and rationale scores
+    where rationales (word indices of `text.split()`) are given. Targets are usually the predictions.
+    `progress` hears the share of sentences done."""
+    if rationales is not None and len(rationales) != len(sentences):
+        raise DlxError(f"rationales: {len(rationales)} for {len(sentences)} sentences", field="rationales")
+    scores = TextScores()
+    for i, (encoded, target) in enumerate(zip(sentences, targets)):
+        for method in [*methods, RANDOM]:
+            if method == RANDOM:
+                words, signed = random_scores(len(encoded.words), seed + i), False
+            else:
+                attribution = explain_text(method, model, encoded, int(target), **(params or {}).get(method, {}))
+                words, signed = attribution.words(encoded), attribution.signed
+            curves = deletion_insertion_words(model, encoded, words, int(target), signed)
+            scores.deletion.setdefault(method, []).append(curves.deletion)
+            scores.insertion.setdefault(method, []).append(curves.insertion)
+            for metric in ("deletion_auc", "insertion_auc", "comprehensiveness", "sufficiency"):
+                scores.add(method, metric, getattr(curves, metric))
+            if rationales is not None:
+                mask = rationale_mask(encoded, rationales[i])
+                scores.add(method, "rationale_recall", recall_at_k(words, mask, k))
+                scores.add(method, "rationale_auprc", average_precision(words, mask))
+        if progress is not None:
+            progress((i + 1) / len(sentences))
     return scores

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import sys
 
-import dlx.explain.jobs  # noqa: F401  (registers the "explain" job kind)
-import dlx.explain.text_jobs  # noqa: F401  (and "explain_text")
+import dlx.explain.jobs  # noqa: F401  (registers the "explain" and "explain_text" job kinds)
 from dlx.errors import DlxError
 from dlx.jobs import lifeline
 from dlx.jobs.kinds import JOB_KINDS

@@ -11,21 +11,10 @@ import torch
 
 from dlx.data.registry import DatasetMeta
 from dlx.errors import DlxError
-from dlx.explain.attention import (
-    agreement,
-    attention_and_gradients,
-    attention_maps,
-    encode,
-    merge_attention,
-    merge_tokens,
-    relevance,
-    rollout,
-    spearman,
-    text_forward,
-    token_scores,
-    vit_attention,
-    vit_maps,
-)
+from dlx.explain.attention.rollout import relevance, rollout
+from dlx.explain.attention.text import agreement, attention_and_gradients, attention_maps, merge_attention, spearman, token_scores
+from dlx.explain.attention.vit import vit_attention, vit_maps
+from dlx.explain.text.tokens import encode, merge_tokens, text_forward
 from dlx.models.text_transformer import transformer
 from dlx.models.vit import vit
 from dlx.views.charts.attention import coloured_sentence, head_view, model_view, vit_overlays
@@ -220,9 +209,9 @@ def test_charts_draw_every_head_and_escape_the_sentence(tiny):
 
 
 def test_vit_rollout_spreads_each_patch_over_its_pixels_for_the_image_metrics():
-    from dlx.explain.attention import vit_rollout_pixels
+    from dlx.explain.attention.vit import vit_rollout_pixels
     from dlx.explain.faithfulness import deletion_insertion
-    from dlx.explain.localisation import mask_mass
+    from dlx.explain.image.localisation import mask_mass
 
     torch.manual_seed(0)
     model = vit(DatasetMeta("digits", "image", tuple("0123456789"), (1, 8, 8)), layers=4).eval()

@@ -16,8 +16,8 @@ from sqlalchemy import func, select, text
 
 from db.models import Explanation
 from dlx.errors import DlxError
+from dlx.explain import explain
 from dlx.explain.cache import explain_cached, explanation_key
-from dlx.explain.methods import explain
 from dlx.explain.models_cache import checkpointed_run_ids, get_loaded_run
 from dlx.explain.scoring import scores_cached
 from dlx.store import Store, default_store
@@ -209,7 +209,7 @@ def test_two_processes_explaining_the_same_sample_at_once_store_one_row(store_ur
     code = textwrap.dedent("""
         import sys, time
         from pathlib import Path
-        from dlx.explain.gallery import build_gallery
+        from dlx.explain.image.gallery import build_gallery
         from dlx.explain.models_cache import get_loaded_run
         from dlx.store import Store, default_store
         loaded = get_loaded_run(default_store(), int(sys.argv[1]))

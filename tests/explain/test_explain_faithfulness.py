@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dlx.explain import explain
-from dlx.explain.baselines import make_baseline
+from dlx.explain.image.baselines import make_baseline
 from dlx.explain.faithfulness import (
     deletion_insertion,
     deletion_insertion_many,

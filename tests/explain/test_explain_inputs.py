@@ -10,9 +10,9 @@ from PIL import Image
 
 from dlx.data import DatasetMeta
 from dlx.errors import DlxError
-from dlx.explain.gallery import resolve_targets
+from dlx.explain.image.gallery import resolve_targets
+from dlx.explain.image.uploads import read_image
 from dlx.explain.samples import pick_samples
-from dlx.explain.uploads import read_image
 
 GREY_8 = DatasetMeta("digits", "image", tuple("0123456789"), (1, 8, 8))
 RGB_32 = DatasetMeta("cifar10", "image", tuple("abcdefghij"), (3, 32, 32))

@@ -8,9 +8,9 @@ import torch
 from dlx.data import DATASETS, load_dataset
 from dlx.data.patterns import PATTERNS, generate
 from dlx.explain import explain
-from dlx.explain.baselines import make_baseline
 from dlx.explain.faithfulness import deletion_insertion
-from dlx.explain.localisation import mask_mass, pointing_game
+from dlx.explain.image.baselines import make_baseline
+from dlx.explain.image.localisation import mask_mass, pointing_game
 from tests.helpers.explain_fixtures import accuracy, trained
 
 N = 128  # test samples scored

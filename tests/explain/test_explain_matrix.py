@@ -2,7 +2,7 @@
 real through dlx's train path (tiny configs, one run per model shared by the module), through the
 library and through the Explain page: finite maps of the inputs' shape, no exception, no error box.
 
-The cases are read from the registries (dlx.models.MODELS, dlx.explain.METHODS, TEXT_METHODS), so a
+The cases are read from the registries (dlx.models.MODELS, dlx.explain.METHODS), so a
 model or method registered later is covered here without editing this file. MiniLM keeps its
 default freezing (embeddings and the four lower layers without grad): the headline text model.
 """
@@ -23,10 +23,9 @@ from streamlit.testing.v1 import AppTest
 
 from db.engine import dispose_all
 from dlx.data.registry import load_dataset
-from dlx.explain import METHODS, available_methods, explain
-from dlx.explain.attention import encode
+from dlx.explain import METHODS, available_methods, explain, explain_text, methods_for
 from dlx.explain.models_cache import get_loaded_run
-from dlx.explain.text_methods import TEXT_METHODS, explain_text
+from dlx.explain.text.tokens import encode
 from dlx.models import MODELS
 from dlx.store import default_store
 from tests.helpers.processes import train_in_process
@@ -92,7 +91,7 @@ def grad_state(model: torch.nn.Module) -> list[bool]:
 
 def check_text_methods(model: torch.nn.Module, sentence: str) -> None:
     e = encode(model.tokenizer, sentence, model.max_length)
-    for method in TEXT_METHODS:
+    for method in methods_for("text"):
         result = explain_text(method, model, e, 1)
         assert result.values.shape == (len(e.tokens),), method
         assert torch.isfinite(result.values).all(), method
@@ -137,8 +136,8 @@ def test_the_matrix_covers_every_registered_method():
         if kind != "text":
             meta = DatasetMeta("m", kind, ("a", "b"), (1, 8, 8) if kind == "image" else (4,))
             covered.update(available_methods(build_model(model, meta, **TINY.get(model, {})), kind))
-    assert covered == set(METHODS)
-    assert any(kind == "text" for _, kind in CASES) and TEXT_METHODS
+    assert covered == {m for m in METHODS if {"image", "table"} & set(METHODS[m].kinds)}
+    assert any(kind == "text" for _, kind in CASES) and methods_for("text")
 
 
 # -- the Explain page --------------------------------------------------------------------------------
@@ -176,7 +175,7 @@ def test_every_method_draws_on_the_explain_page(model, kind, runs):
     at = open_explain(run_id)
     loaded = get_loaded_run(default_store(), run_id)
     if kind == "text":
-        at.multiselect(key="explain.text.methods").set_value(list(TEXT_METHODS)).run()
+        at.multiselect(key="explain.text.methods").set_value(methods_for("text")).run()
         assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
         config = loaded.model.encoder.config
         view, *others = figures(at)
@@ -186,15 +185,15 @@ def test_every_method_draws_on_the_explain_page(model, kind, runs):
         flows = next(f for f in others if {t.get("name") for t in f["data"]} >= {"rollout", "relevance"})
         assert all(finite(decoded(t["x"] if t.get("orientation") == "h" else t["y"])) for t in flows["data"])
         sentences = [str(h.proto.body) for h in at.get("html") if "<span" in str(h.proto.body)]
-        assert len(sentences) == len(TEXT_METHODS)  # one coloured sentence per method
+        assert len(sentences) == len(methods_for("text"))  # one coloured sentence per method
         assert "nan" not in " ".join(sentences).lower()
         # every method scored by word deletion on two test sentences, here in the page
-        at.multiselect(key="explain.text.score_methods").set_value(list(TEXT_METHODS)).run()
+        at.multiselect(key="explain.text.score_methods").set_value(methods_for("text")).run()
         at.number_input(key="explain.text.n").set_value(2).run()
         at.button(key="explain.text.score").click().run()
         assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
         table, = [d.value for d in at.dataframe if "Deletion AUC ↓" in d.value.columns]
-        assert len(table) == len(TEXT_METHODS) + 1  # and the random reference
+        assert len(table) == len(methods_for("text")) + 1  # and the random reference
         return
     available = available_methods(loaded.model, kind)
     at.multiselect(key=f"explain.methods.{'-'.join(available)}").set_value(available).run()

@@ -20,10 +20,10 @@ from captum.attr import (
 
 from dlx.data import DatasetMeta
 from dlx.errors import DlxError
-from dlx.explain import METHODS, available_methods, explain
-from dlx.explain import methods as methods_module
-from dlx.explain.baselines import baselines_for, blur, make_baseline
-from dlx.explain.layers import explainable_copy, find_layer
+from dlx.explain import METHODS, available_methods, explain, methods_for
+from dlx.explain.image import methods as methods_module
+from dlx.explain.image.baselines import baselines_for, blur, make_baseline
+from dlx.explain.image.layers import explainable_copy, find_layer
 from dlx.models import build_model
 from tests.helpers.explain_fixtures import accuracy, trained
 
@@ -74,16 +74,21 @@ def direct_captum(method: str, model, x, target, baseline):
     raise AssertionError(f"no direct Captum call written for {method}")
 
 
+TENSOR_METHODS = sorted({*methods_for("image"), *methods_for("table")})
+
+
 def test_registry_lists_every_method_of_the_issue():
-    assert set(METHODS) == {"saliency", "input_x_gradient", "integrated_gradients", "smoothgrad",
+    assert set(TENSOR_METHODS) == {"saliency", "input_x_gradient", "integrated_gradients", "smoothgrad",
                             "gradient_shap", "deeplift", "guided_backprop", "occlusion", "grad_cam",
                             "feature_ablation", "attention_rollout", "cls_attention"}
     for entry in METHODS.values():
-        assert entry.label and entry.description
-        entry.resolve({})  # every default passes its own checks
+        assert entry.label and entry.ways
+        for way in entry.ways.values():
+            assert way.description
+            way.resolve({})  # every default passes its own checks
 
 
-@pytest.mark.parametrize("method", sorted(m for m in METHODS if not METHODS[m].needs_attention))
+@pytest.mark.parametrize("method", [m for m in TENSOR_METHODS if not METHODS[m].on_tensors.needs_attention])
 def test_each_method_equals_a_direct_captum_call(method, digits_cnn, cancer_mlp):
     model, bundle = digits_cnn if "image" in METHODS[method].kinds else cancer_mlp
     x = bundle.test.x[:1]

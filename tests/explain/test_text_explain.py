@@ -10,16 +10,11 @@ import torch
 from dlx.data.registry import DatasetMeta, load_dataset
 from dlx.data.text_tokens import crop, tokenize_split
 from dlx.errors import DlxError
-from dlx.explain.attention import encode
-from dlx.explain.text_methods import TEXT_METHODS, baseline_ids, explain_text
-from dlx.explain.text_scores import (
-    _kept_batch,
-    average_precision,
-    faithfulness,
-    rationale_mask,
-    recall_at_k,
-    score_text_methods,
-)
+from dlx.explain.faithfulness import _kept_batch, average_precision, deletion_insertion_words, rationale_mask, recall_at_k
+from dlx.explain.methods import methods_for
+from dlx.explain.scoring import score_text_methods
+from dlx.explain.text.methods import baseline_ids, explain_text
+from dlx.explain.text.tokens import encode
 from dlx.models.text_transformer import transformer
 from dlx.store import default_store
 
@@ -65,7 +60,7 @@ def test_word_ablation_is_the_drop_when_a_words_pieces_are_padded(tiny):
 
 def test_every_method_gives_one_value_per_piece_and_zero_on_specials(tiny):
     e = encode(tiny.tokenizer, "frankly the cast seemed quite lovely", tiny.max_length)
-    for name in TEXT_METHODS:
+    for name in methods_for("text"):
         result = explain_text(name, tiny, e, 1)
         assert result.values.shape == (len(e.tokens),), name
         assert result.values[0] == 0 and result.values[-1] == 0, name
@@ -96,7 +91,7 @@ def test_removed_words_leave_the_sentence_without_their_pieces(tiny):
 
 def test_deletion_and_insertion_run_from_the_sentence_to_nothing(tiny):
     e = encode(tiny.tokenizer, "the movie was good", tiny.max_length)
-    curves = faithfulness(tiny, e, torch.tensor([0.1, 0.4, 0.2, 0.3]), target=1, signed=True)
+    curves = deletion_insertion_words(tiny, e, torch.tensor([0.1, 0.4, 0.2, 0.3]), target=1, signed=True)
     with torch.no_grad():
         full = torch.softmax(tiny(e.input_ids, e.attention_mask), -1)[0, 1].item()
         nothing = torch.softmax(tiny(e.input_ids[:, [0, -1]], torch.ones(1, 2, dtype=torch.long)), -1)[0, 1].item()
@@ -235,7 +230,7 @@ def test_vit_run_page_shows_rollout_over_the_image(monkeypatch):
 # -- scoring over many sentences as a job on a real worker ------------------------------------------
 def test_text_scoring_job_runs_on_the_worker_and_stores_its_result(worker):
     from dlx.explain.models_cache import get_loaded_run
-    from dlx.explain.text_jobs import TextTask, find_text_job, submit_text_task, text_task_result
+    from dlx.explain.jobs import TextTask, find_job, submit_task, task_result
     from dlx.store import FINAL_STATES
     from tests.helpers.processes import train_in_process, wait_for
 
@@ -243,12 +238,12 @@ def test_text_scoring_job_runs_on_the_worker_and_stores_its_result(worker):
                                "model_options": {"layers": 1, "heads": 2, "hidden": 16, "max_length": 24},
                                "device": "cpu"})
     task = TextTask(run_id=run_id, methods=["word_ablation", "attention_rollout"], n_samples=3)
-    job_id = submit_text_task(default_store(), task)
+    job_id = submit_task(default_store(), task)
     job = wait_for(lambda: (j := default_store().queue.get_job(job_id)).status in FINAL_STATES and j, timeout=180,
                    message="the explain_text job to end")
     assert job.status == "succeeded" and job.progress == 1.0
-    assert find_text_job(default_store(), task).id == job_id
-    scores = text_task_result(get_loaded_run(default_store(), run_id), task)
+    assert find_job(default_store(), task).id == job_id
+    scores = task_result(get_loaded_run(default_store(), run_id), task)
     assert set(scores.metrics) == {"word_ablation", "attention_rollout", "random"}
     assert all(len(values) == 3 for values in scores.metrics["word_ablation"].values())
     assert len(scores.deletion["word_ablation"]) == 3  # one curve per sentence, lengths kept
@@ -256,17 +251,17 @@ def test_text_scoring_job_runs_on_the_worker_and_stores_its_result(worker):
 
 
 def test_text_task_is_checked_before_it_is_queued():
-    from dlx.explain.text_jobs import TextTask, submit_text_task
+    from dlx.explain.jobs import TextTask, submit_task
 
     with pytest.raises(DlxError) as error:
-        submit_text_task(default_store(),
+        submit_task(default_store(),
                          TextTask(run_id=1, methods=["saliency"], params={"saliency": {"mode": "cube"}}))
     assert error.value.field == "saliency.mode"
 
 
 def test_a_sentence_explained_twice_is_read_back_from_the_cache():
     from dlx.explain.models_cache import get_loaded_run
-    from dlx.explain.text_methods import explain_text_cached
+    from dlx.explain.cache import explain_text_cached
     from tests.helpers.processes import train_in_process
 
     run_id = train_in_process({"dataset": "sentiment", "model": "transformer", "epochs": 1, "batch_size": 64,

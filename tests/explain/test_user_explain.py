@@ -12,12 +12,13 @@ from dlx.data import load_dataset
 from dlx.data.image_folders import load_image
 from dlx.data.streaming import FolderSplit
 from dlx.data.user_sets import get_user_set, import_image_archive
-from dlx.explain.gallery import build_gallery
+from dlx.explain.image.gallery import build_gallery
+from dlx.explain.image.uploads import read_image
 from dlx.explain.jobs import ExplainTask, task_samples
 from dlx.explain.models_cache import get_loaded_run
 from dlx.explain.samples import sample_inputs
-from dlx.explain.uploads import read_image
 from dlx.store import default_store
+from dlx.views.charts.explain import gallery_rows
 from tests.helpers.explain_page import charts, open_page, texts, traces
 from tests.helpers.files import image_zip, table_csv
 from tests.helpers.processes import train_in_process
@@ -68,7 +69,7 @@ def test_gallery_explains_the_normalised_input_and_shows_its_pixels(streamed_run
     assert torch.equal(gallery.inputs, inputs)  # what the model saw in training, not raw pixels
     assert torch.allclose(gallery.probs, loaded.predict(inputs))
     assert gallery.attributions["saliency"].values.shape == (2, 3, SIDE, SIDE)
-    for row, path in zip(gallery.rows(), test.dataset.files[:2]):
+    for row, path in zip(gallery_rows(gallery), test.dataset.files[:2]):
         np.testing.assert_allclose(row.image, load_image(path, SIDE, 3), atol=1e-5)  # denormalised to show
 
 

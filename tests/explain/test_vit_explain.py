@@ -9,10 +9,10 @@ import torch
 from dlx import settings
 from dlx.data.registry import DatasetMeta
 from dlx.errors import DlxError
-from dlx.explain.attention import rollout
+from dlx.explain import METHODS, available_methods, explain
+from dlx.explain.attention.rollout import rollout
 from dlx.explain.cache import explain_cached
 from dlx.explain.jobs import ExplainTask, submit_task, task_result, task_samples
-from dlx.explain.methods import METHODS, available_methods, explain
 from dlx.explain.models_cache import get_loaded_run
 from dlx.models.cnn import cnn
 from dlx.models.vit import vit

@@ -1,7 +1,7 @@
 """Plotly figures (and one HTML snippet) for transformers: attention model and head views,
 token score bars, coloured sentences, attention/attribution agreement, ViT maps on the image.
 
-Inputs are plain arrays from dlx.explain.attention / text_methods, so these build without a model.
+Inputs are plain arrays from dlx.explain.attention / text, so these build without a model.
 """
 from __future__ import annotations
 
@@ -12,11 +12,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dlx.views.charts.explain import PALETTE, _image_rgb
+from dlx.views.charts.explain import image_rgb
+from dlx.views.charts.style import AGAINST_RGB, AGREEMENT, ATTENTION, FOR_RGB, PALETTE, VIT_MAP
 from dlx.views.text import plot
-
-ATTENTION = "Blues"
-AGREEMENT = "RdBu_r"
 
 
 def model_view(maps: np.ndarray, labels: Sequence[str], cell: int = 110) -> go.Figure:
@@ -99,7 +97,8 @@ def token_bars(scores_by_name: dict[str, np.ndarray], labels: Sequence[str]) -> 
 
 def _colour(strength: float, against: bool) -> str:
     """Red for evidence for the target, blue against; `strength` in [0, 1] sets the opacity."""
-    return f"rgba(33,102,172,{0.85 * strength:.3f})" if against else f"rgba(178,24,43,{0.85 * strength:.3f})"
+    r, g, b = AGAINST_RGB if against else FOR_RGB
+    return f"rgba({r},{g},{b},{0.85 * strength:.3f})"
 
 
 def coloured_sentence(words: Sequence[str], values: np.ndarray, signed: bool = True) -> str:
@@ -137,7 +136,7 @@ def agreement_heatmap(matrix: np.ndarray, rollout_rho: float | None = None) -> g
 def vit_overlays(image: np.ndarray, grids: dict[str, np.ndarray], opacity: float = 0.55, cols: int = 4) -> go.Figure:
     """The image (C, H, W in [0, 1]) under each patch-grid map (rollout, a head's CLS attention...),
     each map stretched over the image (a patch covers its pixels)."""
-    rgb = _image_rgb(image)
+    rgb = image_rgb(image)
     height, width = rgb.shape[:2]
     names = list(grids)
     rows = -(-len(names) // cols)
@@ -150,7 +149,7 @@ def vit_overlays(image: np.ndarray, grids: dict[str, np.ndarray], opacity: float
         g = grid.shape[0]
         step_y, step_x = height / g, width / grid.shape[1]
         fig.add_trace(go.Heatmap(z=grid, x0=(step_x - 1) / 2, dx=step_x, y0=(step_y - 1) / 2, dy=step_y,
-                                 zmin=0, zmax=float(grid.max() or 1.0), colorscale="Inferno", opacity=opacity,
+                                 zmin=0, zmax=float(grid.max() or 1.0), colorscale=VIT_MAP, opacity=opacity,
                                  showscale=False, hovertemplate="patch (%{y:.0f}, %{x:.0f}): %{z:.3f}<extra></extra>"),
                       row=r + 1, col=c + 1)
     fig.update_xaxes(visible=False)

@@ -9,7 +9,8 @@ import plotly.graph_objects as go
 from dlx.store import RunInfo
 from dlx.store.reduction import Reduced
 from dlx.views.charts.curves import smooth
-from dlx.views.compare import PALETTE, GroupCurve, numeric
+from dlx.views.charts.style import GREY, METRIC, PALETTE
+from dlx.views.compare import GroupCurve, numeric
 from dlx.views.text import plot, shorten
 
 LEGEND = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1)  # above the plot: clear of the x title
@@ -83,7 +84,7 @@ def parallel_coordinates(runs: Sequence[RunInfo], table: dict[str, list[Any]], p
     finals = [run.metrics.get(metric) for run in runs]
     finals = [np.nan if v is None else v for v in finals]
     dimensions.append(dict(label=plot(shorten(metric, 40)), values=finals))
-    fig = go.Figure(go.Parcoords(dimensions=dimensions, line=dict(color=finals, colorscale="Viridis",
+    fig = go.Figure(go.Parcoords(dimensions=dimensions, line=dict(color=finals, colorscale=METRIC,
                                                                   showscale=True)))
     fig.update_layout(height=height, margin=dict(l=60, r=60, t=40, b=20))
     return fig
@@ -95,7 +96,7 @@ def scatter(runs: Sequence[RunInfo], values: Sequence[Any], param: str, metric: 
     finals = [run.metrics.get(metric) for run in runs]
     fig = go.Figure(go.Scatter(x=[plot(shorten(v, 80)) for v in values] if not numeric(values) else values,
                                y=finals, mode="markers",
-                               marker=dict(size=10, color=[colors.get(run.id, "#888") for run in runs]),
+                               marker=dict(size=10, color=[colors.get(run.id, GREY) for run in runs]),
                                text=[plot(shorten(run.label, 80)) for run in runs],
                                hovertemplate="%{text}<br>%{x}: %{y:.4g}"))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=plot(shorten(param, 80)),

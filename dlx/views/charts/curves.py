@@ -1,4 +1,4 @@
-"""Plotly figures the pages share: training curves, confusion matrices; and the status colours."""
+"""Plotly figures the pages share: training curves, metric charts, confusion matrices."""
 from __future__ import annotations
 
 import copy
@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dlx.store import History
+from dlx.views.charts.style import GREY, PALETTE, SHARES, TEST, TRAIN, VAL
 from dlx.views.text import plot, shorten, template
 
 
@@ -36,17 +37,8 @@ class Banded(Protocol):
     width: int
 
 
-# Run status -> colour: queued grey, running blue, succeeded green, failed red, cancelled orange.
-STATUS_COLORS = {"queued": "#808495", "running": "#1c83e1", "succeeded": "#21a354",
-                 "failed": "#e0393e", "cancelled": "#f08c00"}
-STATUS_BADGES = {"queued": "gray", "running": "blue", "succeeded": "green", "failed": "red",
-                 "cancelled": "orange"}
-
-TRAIN, VAL, TEST = "#1c83e1", "#f08c00", "#21a354"
 # What `curves` draws; every other key a run logs goes to `metrics_figure`.
 CURVE_KEYS = ("train_loss", "val_loss", "train_acc", "val_acc", "test_loss", "test_acc")
-# Plotly's default colour cycle, so a chart's keys keep their colour from one refresh to the next.
-PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880")
 LINES_PER_CHART = 8  # keys drawn in one metric chart; a bigger group is split over several charts
 # A split in front of a name ("val_f1", "train/loss"): keys that differ only by it share a chart.
 _SPLIT = re.compile(r"^(train|training|val|valid|validation|eval|test)[_/.]", re.IGNORECASE)
@@ -55,8 +47,8 @@ _SPLIT = re.compile(r"^(train|training|val|valid|validation|eval|test)[_/.]", re
 def smooth(values: np.ndarray, weight: float = 0.9) -> np.ndarray:
     """Exponential moving average with bias correction (TensorBoard's smoothing); NaNs pass through.
 
-    pandas' adjusted EWM is exactly that average (sum of weight^age * value over sum of weight^age) in
-    compiled code: a Python loop took 1.8 s of the 4.3 s a 20-run x 100,000-step chart cost.
+    pandas' adjusted EWM is exactly that average (sum of weight^age * value over sum of weight^age), in
+    compiled code (BENCHMARKS.md, "Runs at scale").
     """
     values = np.asarray(values, dtype=np.float64)
     if not 0 <= weight < 1:
@@ -134,7 +126,7 @@ def curves(histories: Mapping[str, Series], steps_per_epoch: int | None = None, 
             traces.append(go.Scatter(x=[], y=[], hoverinfo="skip", showlegend=False, **axes))
             layout.setdefault("annotations", []).append(dict(
                 text="waiting for the first steps", showarrow=False, x=0.5, y=0.5,
-                xref=f"{axes['xaxis']} domain", yref=f"{axes['yaxis']} domain", font=dict(size=14, color="#808495")))
+                xref=f"{axes['xaxis']} domain", yref=f"{axes['yaxis']} domain", font=dict(size=14, color=GREY)))
     layout["yaxis"]["rangemode"] = "tozero"
     layout["yaxis2"].update(range=[0, 1.02], tickformat=".0%")
     layout.update(height=height, margin=dict(l=10, r=10, t=40, b=10), hovermode="x unified",
@@ -149,7 +141,7 @@ def _grid_layout(rows: int, cols: int, titles: tuple[str, ...], horizontal_spaci
     options = {"horizontal_spacing": horizontal_spacing, "vertical_spacing": vertical_spacing}
     layout = make_subplots(rows=rows, cols=cols, subplot_titles=titles,
                            **{k: v for k, v in options.items() if v is not None}).to_dict()["layout"]
-    layout.pop("template", None)  # the default one is applied anyway; validating it as a dict costs ~9 ms
+    layout.pop("template", None)  # the default one is applied anyway; validating it as a dict is slow
     return layout
 
 
@@ -157,8 +149,8 @@ def _grid(rows: int, cols: int, titles: Sequence[str], horizontal_spacing: float
           vertical_spacing: float | None = None) -> dict:
     """`make_subplots`' layout (axes' domains and anchors, titles as annotations) as a dict to edit.
 
-    A live page draws its figures every second: make_subplots and Plotly's per-property updates
-    (`update_xaxes`, ...) took 15 ms a figure; one `go.Figure(data, layout)` from this dict ~1.5 ms.
+    A live page draws its figures every second: one `go.Figure(data, layout)` from this dict is about ten
+    times cheaper than make_subplots and Plotly's per-property updates (BENCHMARKS.md, "Live run page").
     Subplot k (row-major from 1) has the axes `_cell(k)` names, as make_subplots names them.
     """
     return copy.deepcopy(_grid_layout(rows, cols, tuple(titles), horizontal_spacing, vertical_spacing))
@@ -221,7 +213,7 @@ def metrics_figure(groups: dict[str, list[str]], histories: Mapping[str, Series]
     traces = []
     for index, keys in enumerate(groups.values()):
         for n, key in enumerate(keys):
-            history, color = histories[key], PALETTE[n % len(PALETTE)]
+            history, color = histories[key], PALETTE[n % len(PALETTE)]  # a key keeps its colour on refresh
             x, y = envelope(history)
             traces.append(go.Scatter(x=x, y=y, name=plot(shorten(key, 80)), legendgroup=key,
                                      mode="lines" if len(history) > 1 else "markers",
@@ -245,7 +237,7 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str],
     share = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
     labels = [plot(c) for c in classes]  # a user's class names: ticks and hover show them as text
     fig = go.Figure(go.Heatmap(
-        z=share, x=labels, y=labels, text=counts, texttemplate="%{text}", colorscale="Blues",
+        z=share, x=labels, y=labels, text=counts, texttemplate="%{text}", colorscale=SHARES,
         zmin=0, zmax=1, colorbar=dict(title="share", tickformat=".0%"),
         hovertemplate="true %{y}, predicted %{x}: %{text} (%{z:.0%})<extra></extra>"))
     size = height or min(640, 160 + 36 * len(labels))

@@ -5,7 +5,8 @@ target, blue against; a map without a sign, such as |gradient|, uses the red hal
 part or the magnitude, a sequential scale from zero. Each map is scaled to its own 99.5th
 percentile of |attribution| (methods differ by orders of magnitude), so one colour bar serves
 every map in a grid. Each attribution method has one colour
-(`method_colour`), the same in every chart: its map titles, its curves, its bars.
+(`method_colour`), the same in every chart: its map titles, its curves, its bars. The colours are
+dlx.views.charts.style's.
 """
 from __future__ import annotations
 
@@ -17,28 +18,19 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dlx.explain import METHODS, get_method
+from dlx.explain.image.gallery import Gallery
+from dlx.explain.image.localisation import attribution_map
+from dlx.explain.image.uploads import for_display
+from dlx.views.charts.style import (DARK_GREY, DIVERGING, FEATURE_VALUE, GREY, MASK, PALETTE, SEQUENTIAL, AGAINST,
+                                    FOR)
 from dlx.views.text import plot
 
 SIGNS = ("all", "positive", "negative", "absolute")
-# Colour scales fade to transparent at zero, so the input shows through where a map says nothing.
-DIVERGING = [[0.0, "rgb(5,48,97)"], [0.25, "rgba(67,147,195,0.85)"], [0.5, "rgba(247,247,247,0)"],
-             [0.75, "rgba(214,96,77,0.85)"], [1.0, "rgb(103,0,31)"]]
-REDS = [[0.0, "rgba(254,224,144,0)"], [0.35, "rgba(253,174,97,0.65)"], [0.7, "rgba(244,109,67,0.9)"],
-        [1.0, "rgb(165,0,38)"]]
-BLUES = [[0.0, "rgba(224,243,248,0)"], [0.4, "rgba(116,173,209,0.7)"], [1.0, "rgb(49,54,149)"]]
-MAGNITUDE = [[0.0, "rgba(68,1,84,0)"], [0.3, "rgba(59,82,139,0.65)"], [0.6, "rgba(33,145,140,0.85)"],
-             [1.0, "rgb(253,231,37)"]]
-SEQUENTIAL = {"positive": REDS, "negative": BLUES, "absolute": MAGNITUDE}
-PALETTE = ("#1c83e1", "#f08c00", "#21a354", "#e0393e", "#7d53de", "#00a6a6", "#8c564b",
-           "#e377c2", "#0b3d91", "#bcbd22", "#17becf", "#b8860b")
-RANDOM_COLOR = "#808495"  # the random reference, and anything that is not a registered method
-TOP_K_COLOR = "#5c6370"  # the top-k probability bars: not a method
 
 
 def method_colours() -> dict[str, str]:
     """One colour per registered attribution method, under its name and its label, by registry order."""
-    from dlx.explain.methods import METHODS
-
     colours: dict[str, str] = {}
     for i, method in enumerate(METHODS.values()):
         colours[method.name] = colours[method.label] = PALETTE[i % len(PALETTE)]
@@ -47,7 +39,7 @@ def method_colours() -> dict[str, str]:
 
 def method_colour(method: str) -> str:
     """The colour of a method (its registry name or its label) in every chart; grey for the random reference."""
-    return method_colours().get(method, RANDOM_COLOR)
+    return method_colours().get(method, GREY)
 
 
 def apply_sign(values: np.ndarray, sign: str) -> np.ndarray:
@@ -82,7 +74,26 @@ class SampleRow:
     mask: np.ndarray | None = None
 
 
-def _image_rgb(image: np.ndarray) -> np.ndarray:
+def gallery_rows(gallery: Gallery, top_k: int = 3) -> list[SampleRow]:
+    """The grid's rows of a gallery, each map titled with its method, time per sample and whether it was cached."""
+    classes = gallery.loaded.meta.classes
+    rows = []
+    for i, x in enumerate(for_display(gallery.loaded.meta, gallery.inputs)):  # the maps stay on the real inputs
+        p, order = gallery.probs[i].sort(descending=True)
+        maps = []
+        for method, attribution in gallery.attributions.items():
+            ms = 1000 * attribution.seconds / len(gallery.inputs)
+            note = " · cached" if attribution.cached else ""
+            maps.append(MapCell(f"{get_method(method).label}<br>{ms:.1f} ms{note}",
+                                attribution_map(attribution.values[i:i + 1])[0].numpy(), attribution.signed,
+                                method))
+        rows.append(SampleRow(x.numpy(), gallery.captions[i],
+                              [(classes[j], float(q)) for q, j in zip(p[:top_k], order[:top_k].tolist())],
+                              maps, None if gallery.masks is None else gallery.masks[i].numpy()))
+    return rows
+
+
+def image_rgb(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 from (C, H, W) in [0, 1], grey images repeated over three channels."""
     rgb = np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image[:3]
     return (np.clip(rgb.transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8)
@@ -139,11 +150,11 @@ def explanation_grid(rows: Sequence[SampleRow], sign: str = "all", opacity: floa
     fig = make_subplots(rows=len(rows) * lines, cols=cols, subplot_titles=titles, horizontal_spacing=0.03,
                         vertical_spacing=0.35 / max(len(rows) * lines, 1))
     for s, row in enumerate(rows):
-        rgb = _image_rgb(row.image)
+        rgb = image_rgb(row.image)
         fig.add_trace(go.Image(z=rgb, hoverinfo="skip"), *place(s, 0))
         names, probs = zip(*((plot(n), p) for n, p in row.top_k)) if row.top_k else ((), ())
         r, c = place(s, 1)
-        fig.add_trace(go.Bar(x=list(probs)[::-1], y=list(names)[::-1], orientation="h", marker_color=TOP_K_COLOR,
+        fig.add_trace(go.Bar(x=list(probs)[::-1], y=list(names)[::-1], orientation="h", marker_color=DARK_GREY,
                              text=[f"{n} {p:.0%}" for n, p in zip(names, probs)][::-1], textposition="outside",
                              cliponaxis=False, hovertemplate="%{y}: %{x:.3f}<extra></extra>",
                              showlegend=False), r, c)
@@ -152,8 +163,7 @@ def explanation_grid(rows: Sequence[SampleRow], sign: str = "all", opacity: floa
         fig.update_yaxes(type="category", showticklabels=False, row=r, col=c)
         if row.mask is not None:
             fig.add_trace(go.Image(z=rgb, hoverinfo="skip"), *place(s, 2))
-            fig.add_trace(go.Heatmap(z=row.mask.astype(float), colorscale=[[0, "rgba(0,0,0,0)"],
-                                                                            [1, "rgba(33,163,84,1)"]],
+            fig.add_trace(go.Heatmap(z=row.mask.astype(float), colorscale=MASK,
                                      zmin=0, zmax=1, opacity=0.5, showscale=False, hoverinfo="skip"),
                           *place(s, 2))
         for index, m in enumerate(row.maps, fixed):
@@ -190,7 +200,7 @@ def attribution_bars(values_by_method: dict[str, np.ndarray], names: Sequence[st
         values = np.asarray(values_by_method[method], dtype=float)
         order = np.argsort(-np.abs(values), kind="stable")[:top][::-1]
         fig.add_trace(go.Bar(x=values[order], y=[plot(names[i]) for i in order], orientation="h", showlegend=False,
-                             marker_color=np.where(values[order] >= 0, "#e0393e", "#1c83e1"),
+                             marker_color=np.where(values[order] >= 0, FOR, AGAINST),
                              hovertemplate="%{y}: %{x:.4g}<extra></extra>"), 1, c)
     fig.update_yaxes(tickfont_size=10)
     for annotation in fig.layout.annotations:  # the panels' titles: one per method, in its colour
@@ -232,10 +242,10 @@ def beeswarm(attributions: np.ndarray, features: np.ndarray, names: Sequence[str
         texts += [f"{plot(names[j])} = {v:.3g}" for v in value]
     fig = go.Figure(go.Scattergl(
         x=np.concatenate(xs), y=np.concatenate(ys), mode="markers", text=texts,
-        marker=dict(size=5, color=np.concatenate(colours), colorscale="Bluered", opacity=0.7,
+        marker=dict(size=5, color=np.concatenate(colours), colorscale=FEATURE_VALUE, opacity=0.7,
                     colorbar=dict(title="feature value", tickvals=[0, 1], ticktext=["low", "high"])),
         hovertemplate="%{text}<br>attribution %{x:.4g}<extra></extra>"))
-    fig.add_vline(x=0, line_color="#808495", line_width=1)
+    fig.add_vline(x=0, line_color=GREY, line_width=1)
     fig.update_yaxes(tickvals=list(range(len(order))), ticktext=[plot(names[j]) for j in order])
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="attribution")
     return fig

@@ -1,4 +1,4 @@
-"""Token attributions for text models: one registry, one call shape, like the image methods.
+"""How the methods run on text: token attributions for one sentence, one call shape, like the image methods.
 
 `explain_text(method, model, encoded, target, **params)` returns one value per word piece
 (specials included, zero there) for any method, so the page, the word merging and the scores
@@ -20,39 +20,10 @@ from captum.attr import FeatureAblation, LayerGradientXActivation, LayerIntegrat
 from torch import Tensor, nn
 
 from dlx.errors import DlxError
-from dlx.explain.attention import (Encoded, Merge, attention_and_gradients, attention_maps, embedding_layer,
-                                   merge_tokens, pooling_of, relevance, rollout, text_forward, token_scores)
-from dlx.explain.methods import Param, resolve_params
-
-# run(model, encoded, target, baseline_ids, params) -> (values per piece (T,), convergence delta or None)
-TextRunner = Callable[[nn.Module, Encoded, int, Tensor, dict[str, Any]], tuple[Tensor, Tensor | None]]
-
-
-@dataclass(frozen=True)
-class TextMethod:
-    name: str
-    label: str
-    description: str
-    run: TextRunner
-    params: tuple[Param, ...] = ()
-    signed: Callable[[dict[str, Any]], bool] = lambda params: True
-
-    def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
-        return resolve_params(self.name, self.params, params)
-
-
-TEXT_METHODS: dict[str, TextMethod] = {}
-
-
-def register_text_method(name: str, label: str, description: str, *, params: tuple[Param, ...] = (),
-                         signed: Callable[[dict[str, Any]], bool] = lambda params: True
-                         ) -> Callable[[TextRunner], TextRunner]:
-    def decorate(run: TextRunner) -> TextRunner:
-        TEXT_METHODS[name] = TextMethod(name, label, description, run, params, signed)
-        return run
-
-    return decorate
-
+from dlx.explain.attention.rollout import relevance, rollout
+from dlx.explain.attention.text import attention_and_gradients, attention_maps, token_scores
+from dlx.explain.methods import Param, get_way, register_method
+from dlx.explain.text.tokens import Encoded, Merge, embedding_layer, merge_tokens, pooling_of, text_forward
 
 @dataclass
 class TokenAttribution:
@@ -70,13 +41,6 @@ class TokenAttribution:
         return merge_tokens(self.values, encoded.word_of_token, len(encoded.words), how)
 
 
-def get_text_method(name: str) -> TextMethod:
-    if name not in TEXT_METHODS:
-        raise DlxError(f"method: unknown text attribution method {name!r}; choose one of {sorted(TEXT_METHODS)}",
-                       field="method")
-    return TEXT_METHODS[name]
-
-
 def baseline_ids(encoded: Encoded) -> Tensor:
     """(1, T): every word piece replaced by padding, the special tokens kept."""
     base = torch.full_like(encoded.input_ids, encoded.pad_id)
@@ -86,7 +50,7 @@ def baseline_ids(encoded: Encoded) -> Tensor:
 
 def explain_text(method: str, model: nn.Module, encoded: Encoded, target: int, /, **params: Any) -> TokenAttribution:
     """Attribute `model`'s logit for class `target` to the word pieces of one sentence."""
-    entry = get_text_method(method)
+    entry = get_way(method, "text")
     params = entry.resolve(params)
     classes = _n_classes(model, encoded)
     if not isinstance(target, int) or not 0 <= target < classes:
@@ -121,8 +85,8 @@ def _inputs(encoded: Encoded, device: torch.device) -> tuple[Tensor, Tensor]:
 
 
 # -- the entries ---------------------------------------------------------------------------------
-@register_text_method(
-    "layer_integrated_gradients", "Layer Integrated Gradients",
+@register_method(
+    "layer_integrated_gradients", "Layer Integrated Gradients", ("text",),
     "gradients at the token embeddings averaged along the path from the padded baseline to the "
     "sentence, times the embedding difference, summed over the embedding; they add up to "
     "logit(sentence) - logit(baseline) (the convergence delta is how far from that)",
@@ -139,8 +103,8 @@ def _layer_integrated_gradients(model, encoded, target, baseline, p):
     return values.sum(dim=-1)[0], delta[0]
 
 
-@register_text_method(
-    "saliency", "Saliency",
+@register_method(
+    "saliency", "Saliency", ("text",),
     "gradient of the target's logit at each token's embedding: the norm of gradient × embedding "
     "(default), the norm of the gradient, or their dot product (signed)",
     params=(Param("mode", "grad_x_input_norm", "how a token's gradient becomes one number",
@@ -154,8 +118,8 @@ def _saliency(model, encoded, target, baseline, p):
     return (per_dim.sum(dim=-1) if p["mode"] == "grad_dot_input" else per_dim.norm(dim=-1)), None
 
 
-@register_text_method(
-    "word_ablation", "Feature Ablation (words)",
+@register_method(
+    "word_ablation", "Feature Ablation (words)", ("text",),
     "the drop in the target's logit when all pieces of one word are replaced by padding "
     "(occlusion with a one-word window)",
     params=(Param("perturbations_per_eval", 32, "ablated copies per forward pass", 1, 4096),))
@@ -170,8 +134,8 @@ def _word_ablation(model, encoded, target, baseline, p):
     return values / pieces[groups[0]], None
 
 
-@register_text_method(
-    "attention_rollout", "Attention rollout",
+@register_method(
+    "attention_rollout", "Attention rollout", ("text",),
     "attention flowing from [CLS] (for a mean-pooled model, from all tokens) to each token through "
     "all layers (Abnar & Zuidema 2020): heads averaged, identity added for the residual, rows "
     "renormalised, layers multiplied; the same for every class", signed=lambda p: False)
@@ -179,31 +143,11 @@ def _attention_rollout(model, encoded, target, baseline, p):
     return token_scores(rollout(attention_maps(model, encoded)), encoded, pooling_of(model)), None
 
 
-@register_text_method(
-    "attention_relevance", "Attention relevance (Chefer)",
+@register_method(
+    "attention_relevance", "Attention relevance (Chefer)", ("text",),
     "attention weighted by its gradient for the target, positive part, averaged over heads and "
     "accumulated over layers (Chefer et al. 2021); the row of [CLS] (the mean of rows for a "
     "mean-pooled model)", signed=lambda p: False)
 def _attention_relevance(model, encoded, target, baseline, p):
     maps, grads, _ = attention_and_gradients(model, encoded, target)
     return token_scores(relevance(maps, grads), encoded, pooling_of(model)), None
-
-
-def explain_text_cached(loaded: Any, encoded: Encoded, method: str, target: int, **params: Any) -> TokenAttribution:
-    """`explain_text` for a run's model (a dlx.explain.models_cache.LoadedRun), stored in the
-    explanation cache of its store under the checkpoint, sentence, method, its resolved parameters and target, so
-    the page's reruns (every widget change) do not recompute Layer IG."""
-    from dlx.explain import cache
-
-    resolved = get_text_method(method).resolve(params)
-    key = cache.digest({"text": encoded.text, "ids": encoded.input_ids[0].tolist(), "method": method,
-                        "params": resolved, "target": int(target), "checkpoint_id": loaded.checkpoint_id})
-    stored = loaded.store.explanations.load(key)
-    if stored is not None:
-        meta, tensors = stored
-        return TokenAttribution(method, tensors["values"], meta["delta"], meta["seconds"], meta["signed"], resolved)
-    with loaded.lock:
-        result = explain_text(method, loaded.model, encoded, target, **resolved)
-    meta = {"delta": result.delta, "seconds": result.seconds, "signed": result.signed}
-    loaded.store.explanations.save(key, loaded.run_id, method, meta, {"values": result.values})
-    return result

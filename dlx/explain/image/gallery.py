@@ -1,6 +1,7 @@
 """What the Explain page shows for some samples under one run: predictions, targets, every method's map.
 
-Built the same way for test samples and uploads, and for each run of a side-by-side view.
+Built the same way for test samples and uploads, and for each run of a side-by-side view; drawn by
+dlx.views.charts.explain (`gallery_rows`).
 """
 from __future__ import annotations
 
@@ -12,11 +13,9 @@ from torch import Tensor
 
 from dlx.errors import DlxError
 from dlx.explain.cache import explain_cached_many
-from dlx.explain.localisation import attribution_map
-from dlx.explain.methods import Attribution, get_method
+from dlx.explain.image.methods import Attribution
+from dlx.explain.methods import get_method
 from dlx.explain.models_cache import LoadedRun
-from dlx.explain.uploads import for_display
-from dlx.views.charts.explain import MapCell, SampleRow
 
 TargetChoice = str | int  # "predicted", "true", or a class index
 
@@ -45,24 +44,6 @@ class Gallery:
     attributions: dict[str, Attribution] = field(default_factory=dict)
     labels: Tensor | None = None
     masks: Tensor | None = None
-
-    def rows(self, top_k: int = 3) -> list[SampleRow]:
-        """The grid's rows, each map titled with its method, time per sample and whether it was cached."""
-        classes = self.loaded.meta.classes
-        rows = []
-        for i, x in enumerate(for_display(self.loaded.meta, self.inputs)):  # the maps stay on the real inputs
-            p, order = self.probs[i].sort(descending=True)
-            maps = []
-            for method, attribution in self.attributions.items():
-                ms = 1000 * attribution.seconds / len(self.inputs)
-                note = " · cached" if attribution.cached else ""
-                maps.append(MapCell(f"{get_method(method).label}<br>{ms:.1f} ms{note}",
-                                    attribution_map(attribution.values[i:i + 1])[0].numpy(), attribution.signed,
-                                    method))
-            rows.append(SampleRow(x.numpy(), self.captions[i],
-                                  [(classes[j], float(q)) for q, j in zip(p[:top_k], order[:top_k].tolist())],
-                                  maps, None if self.masks is None else self.masks[i].numpy()))
-        return rows
 
     def values(self, i: int) -> dict[str, np.ndarray]:
         """Sample i's attributions per method label (tables: one value per feature)."""
