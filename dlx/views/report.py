@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -177,7 +178,9 @@ def _explanations(report: Report, store: Store, run: RunInfo) -> None:
 
 
 def _drawable_methods() -> set[str]:
-    from dlx.explain.methods import METHODS  # torch and captum: only where a report draws maps
+    from dlx.explain.methods import (
+        METHODS,  # torch and captum: only where a report draws maps
+    )
     from dlx.explain.text_methods import TEXT_METHODS
 
     return set(METHODS) | set(TEXT_METHODS)
@@ -185,7 +188,9 @@ def _drawable_methods() -> set[str]:
 
 def _maps(report: Report, store: Store, run: RunInfo, entries: list[Entry]) -> None:
     """Maps grouped by the checkpoint they were computed on, each drawn like the Explain page draws it."""
-    from dlx.explain.models_cache import get_loaded_run  # torch: only where a report draws maps
+    from dlx.explain.models_cache import (
+        get_loaded_run,  # torch: only where a report draws maps
+    )
 
     by_checkpoint: dict[str, list[Entry]] = {}
     for entry in entries:
@@ -265,8 +270,14 @@ def _sentences(report: Report, loaded: LoadedRun, entries: list[Entry]) -> None:
     import torch  # only where a report draws maps
 
     from dlx.explain import cache
-    from dlx.explain.attention import (attention_and_gradients, encode, pooling_of, relevance, rollout,
-                                       token_scores)
+    from dlx.explain.attention import (
+        attention_and_gradients,
+        encode,
+        pooling_of,
+        relevance,
+        rollout,
+        token_scores,
+    )
     from dlx.explain.text_methods import TEXT_METHODS, get_text_method
     from dlx.views.charts import attention as charts
 
@@ -329,7 +340,10 @@ def result(*methods: str) -> Callable[[Renderer], Renderer]:
 
 @result("scores", "job:faithfulness")
 def _faithfulness(report: Report, stored: Stored) -> None:
-    from dlx.explain.scoring import Scores, label  # torch: only where a report draws stored results
+    from dlx.explain.scoring import (  # torch: only where a report draws stored results
+        Scores,
+        label,
+    )
     from dlx.views.charts.explain import faithfulness_curves
 
     meta, tensors = stored
@@ -342,7 +356,9 @@ def _faithfulness(report: Report, stored: Stored) -> None:
 
 @result("job:global_importance")
 def _importance(report: Report, stored: Stored) -> None:
-    from dlx.explain.importance import GlobalImportance  # torch: only where a report draws stored results
+    from dlx.explain.importance import (
+        GlobalImportance,  # torch: only where a report draws stored results
+    )
     from dlx.explain.methods import METHODS
     from dlx.views.charts.explain import importance_chart
 
@@ -356,7 +372,9 @@ def _importance(report: Report, stored: Stored) -> None:
 
 @result("job:explain_text")
 def _text_faithfulness(report: Report, stored: Stored) -> None:
-    from dlx.explain.text_scores import TextScores  # torch: only where a report draws stored results
+    from dlx.explain.text_scores import (
+        TextScores,  # torch: only where a report draws stored results
+    )
     from dlx.views.charts.explain import faithfulness_curves
 
     meta, tensors = stored
