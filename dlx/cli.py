@@ -1,4 +1,4 @@
-"""The `dlx` command: ui, worker, run, runs, cancel, delete, db upgrade, export."""
+"""The `dlx` command: ui, worker, run, runs, cancel, delete, db upgrade, export, report."""
 from __future__ import annotations
 
 import argparse
@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     export = sub.add_parser("export", help="write a run's metrics as CSV or JSON")
     export.add_argument("run", type=int)
     export.add_argument("--format", choices=["csv", "json"], default="csv")
+
+    report = sub.add_parser("report", help="write a run as one self-contained HTML file (opens offline)")
+    report.add_argument("run", type=int)
+    report.add_argument("-o", "--output", type=Path, default=None, help="the file to write (default run-<id>.html)")
 
     args = parser.parse_args(argv)
     try:
@@ -421,8 +425,23 @@ def _export(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from dlx.store import default_store
+    from dlx.views.report import report_html
+
+    output = args.output or Path(f"run-{args.run}.html")
+    with _reading():
+        text = report_html(default_store(), args.run)
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise DlxError(f"output: cannot write {output}: {err.strerror}", field="output") from None
+    print(f"wrote {output} ({len(text.encode()) / 1e6:.1f} MB)")
+    return 0
+
+
 COMMANDS = {"ui": cmd_ui, "worker": cmd_worker, "run": cmd_run, "runs": cmd_runs,
-            "cancel": cmd_cancel, "delete": cmd_delete, "db": cmd_db, "export": cmd_export}
+            "cancel": cmd_cancel, "delete": cmd_delete, "db": cmd_db, "export": cmd_export, "report": cmd_report}
 
 if __name__ == "__main__":
     sys.exit(main())

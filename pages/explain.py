@@ -18,6 +18,7 @@ from dlx.store import default_store
 from dlx.store.queue import ACTIVE
 from dlx.training.devices import resolve_device
 from dlx.views.charts import explain as charts
+from dlx.views.report import report_html
 from dlx.views.text import md
 from pages import enter_frame, explain_text
 
@@ -167,6 +168,9 @@ except DlxError as err:
     st.error(md(err), icon=":material/error:")
     st.stop()
 meta = loaded.meta
+st.download_button("Download report", lambda run_id=run.id: report_html(store, run_id), f"run-{run.id}.html",
+                   "text/html", key="explain.report", icon=":material/download:", on_click="ignore",
+                   help="This run as one HTML file that opens offline, with the explanations stored so far")
 if meta.kind == "text":  # transformers' views: pages/explain_text.py
     explain_text.show_text(loaded)
     st.stop()

@@ -14,6 +14,7 @@ from dlx.views import compare, live, progress
 from dlx.views.charts import compare as charts_compare
 from dlx.views.charts import curves as charts
 from dlx.views.charts import style
+from dlx.views.report import report_html
 from dlx.views.run_table import PAGE_ROWS, table_rows
 from dlx.views.text import md, shorten
 from pages import enter_frame
@@ -421,6 +422,10 @@ def detail(run_id: int) -> None:
     st.fragment(live_panel, run_every="1s" if active else None)(run.id, run.status)
     if run.status == "succeeded":
         results(run)
+    st.download_button("Download report", lambda run_id=run.id: report_html(store, run_id), f"run-{run.id}.html",
+                       "text/html", key="runs.report", icon=":material/download:", on_click="ignore",
+                       help="This run as one HTML file that opens offline: config, curves, confusion "
+                            "matrix, its stored explanations and scores.")
     with st.expander("Config", icon=":material/tune:"):
         st.json(short_values(run.config))  # a 10 MB param froze the page: each value cut, the whole a download away
         whole_config = json.dumps(run.config, indent=2, default=str)

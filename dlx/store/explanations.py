@@ -121,6 +121,14 @@ class Explanations:
     def load(self, key: str) -> Stored | None:
         return self.load_many([key]).get(key)
 
+    def for_run(self, run_id: int) -> list[tuple[str, str, Stored]]:
+        """Every stored entry of a run as (key, method, (meta, tensors)), oldest first (the one-file report)."""
+        self.flush(EXIT_FLUSH_TIMEOUT)  # entries handed to the writer are in the database before reading them back
+        stmt = (select(Explanation.key, Explanation.method, Explanation.meta, Explanation.data)
+                .where(Explanation.run_id == run_id).order_by(Explanation.id))
+        with self.store.connect() as conn:
+            return [(key, method, (meta, load_tensors(data))) for key, method, meta, data in conn.execute(stmt)]
+
     def save(self, key: str, run_id: int, method: str, meta: dict[str, Any], tensors: dict[str, Tensor],
              wait: bool = True) -> None:
         """Store an entry; if another process stored the same key first, theirs stays (same content)."""
