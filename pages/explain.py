@@ -9,7 +9,7 @@ from dlx.explain import METHODS, available_methods
 from dlx.explain.baselines import BASELINES, baselines_for
 from dlx.explain.gallery import Gallery, build_gallery, check_comparable, resolve_targets, sample_captions
 from dlx.explain.jobs import ExplainTask, failure_reason, find_job, submit_task, task_result
-from dlx.explain.models_cache import LoadedRun, checkpointed_run_ids, get_loaded_run
+from dlx.explain.models_cache import LoadedRun, get_loaded_run
 from dlx.explain.samples import PICKERS, pick_samples, sample_inputs
 from dlx.explain.scoring import METRICS, label, scores_cached
 from dlx.explain.uploads import normalisation, read_image
@@ -151,7 +151,7 @@ if not runs:
     st.info("No runs yet: launch one (digits with the small CNN trains in seconds), then come back here.",
             icon=":material/lightbulb:")
     st.stop()
-with_checkpoint = checkpointed_run_ids(store)
+with_checkpoint = store.checkpointed_run_ids()
 wanted = st.query_params.get("run")
 first = next((i for i, r in enumerate(runs) if str(r.id) == wanted), None)
 if first is None:

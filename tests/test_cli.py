@@ -229,10 +229,10 @@ def test_runs_names_the_store_it_reads_first(dlx_home, capsys):
 
 
 def test_the_store_is_named_with_its_password_hidden(monkeypatch):
-    from dlx import settings
+    from db.engine import database_label
 
     monkeypatch.setenv("DLX_DATABASE_URL", "postgresql+psycopg://dlx:s3cret@db.example:5432/dlx")
-    assert settings.database_label() == "postgresql+psycopg://dlx:***@db.example:5432/dlx"
+    assert database_label() == "postgresql+psycopg://dlx:***@db.example:5432/dlx"
 
 
 def test_make_app_says_it_is_installing_before_it_starts(tmp_path):

@@ -91,9 +91,9 @@ def normalisation(meta: DatasetMeta) -> tuple[Tensor, Tensor] | None:
     """
     if meta.kind != "image":
         return None
-    from dlx.data.user_sets import get_user_set  # user_sets imports this module's limits
+    from dlx.data.user_sets import registered_set  # user_sets imports this module's limits
 
-    user_set = get_user_set(meta.name)
+    user_set = registered_set(meta.name)
     if user_set is None or user_set.kind != "image":
         return None
     mean, std = (torch.tensor(user_set.details[key], dtype=torch.float32).view(-1, 1, 1) for key in ("mean", "std"))
