@@ -28,8 +28,8 @@ AUGMENTATIONS = ("flip", "crop")  # training-only; a set with any of them stream
 _registry_stores: list[Callable[[], Store]] = []  # the store whose sets the registry lists (list_in_registry)
 
 
-def import_image_archive(store: Store, archive: Path, name: str, side: int = DEFAULT_SIDE, augment: tuple[str, ...] = (),
-                         source: str | None = None) -> tuple[UserSet, list[str]]:
+def import_image_archive(store: Store, archive: Path, name: str, side: int = DEFAULT_SIDE,
+                         augment: tuple[str, ...] = (), source: str | None = None) -> tuple[UserSet, list[str]]:
     """Check an uploaded zip/tar of class folders and keep it as data set `name`; returns it and notes.
 
     `side`: the size images are resized to; `augment`: training-only transforms ("flip", "crop").

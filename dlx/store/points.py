@@ -3,15 +3,11 @@ points after a step or up to one, the times of some of its steps, and the keys a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, func, select
 
 from db.models import Metric, RunSummary
-from dlx.store.runs import History, history_of
-
-if TYPE_CHECKING:
-    from dlx.store import Store
+from dlx.store.runs import History, Store, history_of
 
 
 def summary_keys(store: Store, run_ids: Sequence[int]) -> list[str]:

@@ -305,7 +305,7 @@ class Store(RunEdits):
     @cached_property
     def user_sets(self) -> UserSets:
         """Its users' data set rows (dlx.store.user_sets)."""
-        return UserSets(self)
+        return UserSets(self.session)
 
 
 _stores: dict[str, Store] = {}

@@ -3,17 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from db.models import Run, UserDataset
 from dlx import settings
 from dlx.errors import DlxError
-
-if TYPE_CHECKING:
-    from dlx.store import Store
 
 
 @dataclass(frozen=True)
@@ -34,10 +32,10 @@ class UserSet:
 
 
 class UserSets:
-    """The user data set rows of one store (`store.user_sets`)."""
+    """The user data set rows of one store (`store.user_sets`), read and written in its sessions."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, session: Callable[[], Session]) -> None:
+        self.session = session
 
     def add(self, name: str, kind: str, source: str, path: str, owned: bool, rows: int, size_bytes: int,
             classes: tuple[str, ...], checksum: str, details: dict[str, Any]) -> UserSet:
@@ -45,7 +43,7 @@ class UserSets:
         row = UserDataset(name=name, kind=kind, source=source, path=path, owned=owned, rows=rows,
                           size_bytes=size_bytes, classes=list(classes), checksum=checksum, details=details)
         try:
-            with self.store.session() as s, s.begin():
+            with self.session() as s, s.begin():
                 s.add(row)
         except IntegrityError:
             raise DlxError(f"name: a data set called {name!r} exists already; choose another name",
@@ -54,17 +52,17 @@ class UserSets:
 
     def all(self) -> list[UserSet]:
         """Every user data set, newest first."""
-        with self.store.session() as s:
+        with self.session() as s:
             return [_user_set(row) for row in s.scalars(select(UserDataset).order_by(UserDataset.id.desc()))]
 
     def runs_using(self, name: str) -> int:
         """How many runs were launched on data set `name`."""
-        with self.store.session() as s:
+        with self.session() as s:
             return s.scalar(select(func.count()).select_from(Run).where(Run.dataset == name)) or 0
 
     def delete(self, name: str) -> None:
         """Delete the row of data set `name` (its files are the caller's)."""
-        with self.store.session() as s, s.begin():
+        with self.session() as s, s.begin():
             s.execute(delete(UserDataset).where(UserDataset.name == name))
 
 

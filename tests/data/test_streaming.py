@@ -46,8 +46,8 @@ def test_streamed_and_in_memory_sets_split_and_normalise_alike(tmp_path, monkeyp
 
 
 def test_augmentation_applies_to_the_training_split_only(tmp_path, monkeypatch):
-    import_image_folder(default_store(), png_folder(tmp_path / "pngs", classes=2, per_class=20, side=16), "augmented", side=16,
-                        augment=("crop", "flip"))
+    import_image_folder(default_store(), png_folder(tmp_path / "pngs", classes=2, per_class=20, side=16),
+                        "augmented", side=16, augment=("crop", "flip"))
     bundle = load_dataset("augmented")
     assert isinstance(bundle.train, FolderSplit)  # augmenting sets stream, whatever their size
     assert bundle.train.augmented is not None and bundle.test.augmented is None

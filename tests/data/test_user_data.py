@@ -34,7 +34,8 @@ def test_uploaded_zip_trains_a_cnn_to_success_through_a_real_worker(worker, tmp_
 
 
 def test_user_set_loads_normalised_with_its_own_statistics(tmp_path):
-    user_set, _ = import_image_archive(default_store(), image_zip(tmp_path / "shapes.zip", classes=2, per_class=10), "two")
+    archive = image_zip(tmp_path / "shapes.zip", classes=2, per_class=10)
+    user_set, _ = import_image_archive(default_store(), archive, "two")
     bundle = load_dataset("two")
     assert len(bundle.train) + len(bundle.val) + len(bundle.test) == user_set.rows == 20
     everything = bundle.train.x.mean(dim=(0, 2, 3))
