@@ -8,14 +8,15 @@ command a user needs. Every page runs inside this frame, even when the
 first request of a fresh server opens a page URL (see pages/__init__.py).
 """
 import streamlit as st
-from sqlalchemy.exc import SQLAlchemyError
 
+from db.engine import database_label
 from dlx import settings
+from dlx.data import user_sets
 from dlx.errors import DlxError
 from dlx.jobs import ensure_worker, status
 from dlx.jobs.capacity import capacity
 from dlx.jobs.capacity import describe as describe_capacity
-from dlx.store import default_store, unreadable
+from dlx.store import StoreError, default_store, unreadable
 from dlx.training import devices
 from dlx.views.text import md
 from pages import FRAMED, app_pages, require_gate, unguarded
@@ -71,7 +72,7 @@ def sidebar() -> None:
         st.markdown("**Data directory**")
         st.code(str(settings.home()), language=None, wrap_lines=True)
         st.markdown("**Store**")
-        st.code(settings.database_label(), language=None, wrap_lines=True)
+        st.code(database_label(), language=None, wrap_lines=True)
 
 
 def check_database() -> None:
@@ -81,10 +82,10 @@ def check_database() -> None:
     try:
         default_store().status_counts()
     except DlxError as err:
-        st.error(f"The database {md(settings.database_label())} cannot be opened: {md(err)}. Check DLX_DATABASE_URL "
+        st.error(f"The database {md(database_label())} cannot be opened: {md(err)}. Check DLX_DATABASE_URL "
                  "(or DLX_HOME) and that the database is reachable.", icon=":material/database:")
         st.stop()
-    except (SQLAlchemyError, OSError) as err:
+    except (StoreError, OSError) as err:
         st.error(md(unreadable(err)), icon=":material/database:")
         st.stop()
 
@@ -99,6 +100,7 @@ def check_settings() -> None:
         st.stop()
 
 
+user_sets.list_in_registry(default_store)  # the pages list users' data sets from the app's store
 # Navigation comes first so the URL's page is kept; hidden where the app shows nothing.
 page = st.navigation(app_pages(), position="hidden" if unguarded() else "sidebar")
 require_gate()

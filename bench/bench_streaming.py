@@ -31,6 +31,7 @@ from torchvision import datasets, transforms  # noqa: E402
 
 from dlx.data.streaming import ImageFiles  # noqa: E402
 from dlx.data.user_sets import import_image_archive, import_image_folder  # noqa: E402
+from dlx.store import default_store  # noqa: E402
 
 SIDE = 32
 
@@ -57,7 +58,7 @@ def epoch_rate(dataset, batch: int, workers: int) -> float:
 def bench_streaming(images: int, repeats: int, workers: int, batch: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="stream-"))
     try:
-        user_set, _ = import_image_folder(make_folder(work / "pngs", images), "bench", side=SIDE)
+        user_set, _ = import_image_folder(default_store(), make_folder(work / "pngs", images), "bench", side=SIDE)
         details = user_set.details
         files = [user_set.path / relative for relative, _ in details["files"]]
         labels = np.array([label for _, label in details["files"]])
@@ -100,7 +101,7 @@ def bench_upload(megabytes: int) -> None:
             handle.extractall(work / "plain")
         plain = time.perf_counter() - start
         start = time.perf_counter()
-        import_image_archive(archive, "upload")
+        import_image_archive(default_store(), archive, "upload")
         checked = time.perf_counter() - start
         report(f"Upload check of a {size / 2**20:.0f} MB zip ({len(list(folder.rglob('*.png')))} PNGs, 256×256)", [
             ("plain zipfile.extractall (s)", f"{plain:.2f}"),

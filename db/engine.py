@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 
 from dlx import settings
 from dlx.errors import DlxError
@@ -46,6 +46,11 @@ def get_engine(url: str | None = None, upgrade_schema: bool = True) -> Engine:
             upgrade(engine)
             _upgraded.add(url)
     return engine
+
+
+def database_label() -> str:
+    """The store's URL as shown to users (`dlx runs`, the sidebar): any password in it hidden."""
+    return make_url(settings.database_url()).render_as_string(hide_password=True)
 
 
 def _check_folder(engine: Engine) -> None:

@@ -102,12 +102,10 @@ def cmd_ui(args) -> int:
     import signal
     import subprocess
 
-    from sqlalchemy.exc import SQLAlchemyError
-
     from dlx import settings
     from dlx.gate import auth
     from dlx.jobs.supervisor import ensure_worker, stop_workers
-    from dlx.store import default_store
+    from dlx.store import StoreError, default_store
 
     secrets = auth.secrets_for(args.host)  # refuses an exposed address without a secret, before anything starts
     upload_mb = math.ceil(settings.upload_max_bytes() / 2**20)  # Streamlit counts whole MB
@@ -137,7 +135,7 @@ def cmd_ui(args) -> int:
         try:
             started = ensure_worker(default_store(), stop_with_parent=True)  # warms up while the browser opens
             owned = [started.pid] if started.pid else []
-        except SQLAlchemyError:
+        except StoreError:
             pass  # the app names the database it cannot open, on its first page
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGHUP, _exit_on_signal)
@@ -211,6 +209,7 @@ def _stop_app(process, grace: float) -> None:
 
 
 def cmd_worker(args) -> int:
+    from db.engine import database_label
     from dlx import settings
     from dlx.jobs.supervisor import stop_with, stop_workers, worker_pids
     from dlx.store import default_store
@@ -218,7 +217,7 @@ def cmd_worker(args) -> int:
     if args.stop:
         pids = worker_pids(default_store())
         if not pids:
-            print(f"no worker is running for store {settings.database_label()}")
+            print(f"no worker is running for store {database_label()}")
             return 0
         killed = stop_workers(pids)
         for pid in pids:
@@ -234,10 +233,12 @@ def cmd_worker(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from dlx.data import user_sets
     from dlx.jobs import ensure_worker
     from dlx.store import default_store
     from dlx.views import launch
 
+    user_sets.list_in_registry(default_store)  # launching reads the registry: users' sets of this store
     store = default_store()
     model = args.model or launch.default_model(args.dataset)
     settings: dict[str, str] = {}
@@ -314,13 +315,11 @@ def _no_worker_left(store: Store, run_id: int) -> None:
 def _reading() -> Iterator[None]:
     """A read-only command's database failures (a damaged, unreadable or not-a-database file, a full
     disk) as one line naming the store, not a traceback."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from dlx.store import unreadable
+    from dlx.store import StoreError, unreadable
 
     try:
         yield
-    except (SQLAlchemyError, OSError) as err:
+    except (StoreError, OSError) as err:
         raise unreadable(err) from err
 
 
@@ -330,7 +329,7 @@ def cmd_runs(args) -> int:
 
 
 def _list_runs(args) -> int:
-    from dlx import settings
+    from db.engine import database_label
     from dlx.store import decode_param, default_store
 
     store = default_store()
@@ -344,7 +343,7 @@ def _list_runs(args) -> int:
              "test_acc": r.metrics.get("test_acc", r.summary.get("test_acc")),
              "val_acc": r.metrics.get("val_acc", r.summary.get("val_acc")), "metrics": r.metrics,
              "error": r.error, "created_at": r.created_at.isoformat()} for r in runs]
-    store_line = f"store: {settings.database_label()}"  # ./dlx-data depends on the folder: say which
+    store_line = f"store: {database_label()}"  # ./dlx-data depends on the folder: say which
     shown = (f"runs {args.offset + 1}-{args.offset + len(rows)} of {total}" if rows
              else f"no runs here ({total} match)")
     if args.json:

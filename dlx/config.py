@@ -1,11 +1,12 @@
-"""RunConfig: everything that defines a training run, validated before anything is queued."""
+"""RunConfig: everything that defines a training run, and its plain checks (the checks against the data set
+and model registries are the launch's: dlx.training.fits)."""
 from __future__ import annotations
 
 import itertools
 import re
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dlx.errors import DlxError
 
@@ -48,28 +49,6 @@ class RunConfig(BaseModel):
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
             raise ValueError("must be auto, cpu, cuda or cuda:N")
         return value
-
-    @model_validator(mode="after")
-    def _fits(self) -> "RunConfig":
-        """Checks that need the registries: everything a job would otherwise fail on after queueing."""
-        from dlx.data import DATASETS, DatasetMeta
-        from dlx.data.registry import check_split
-        from dlx.models.registry import check_model_fits, check_options, check_size
-
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset: unknown data set {self.dataset!r}; choose one of {sorted(DATASETS)}")
-        entry = DATASETS[self.dataset]
-        try:
-            check_model_fits(self.model, entry.kind)
-            self.model_options = check_options(self.model, self.model_options)
-            if entry.shape is not None and entry.classes is not None:
-                shape_only = DatasetMeta(entry.name, entry.kind, tuple(map(str, range(entry.classes))),
-                                         entry.shape)
-                check_size(self.model, shape_only, self.model_options)
-            check_split(self.dataset, self.val_fraction, self.test_fraction)
-        except DlxError as err:
-            raise ValueError(str(err)) from None
-        return self
 
 
 def parse_config(values: dict[str, Any]) -> RunConfig:
@@ -114,13 +93,15 @@ def coerce_value(text: str) -> Any:
     return text.strip()
 
 
-def expand_sweep(base: dict[str, Any], grid: dict[str, list[Any]]) -> list[RunConfig]:
-    """One validated config per combination of the grid's values (the cartesian product)."""
+def expand_sweep(base: dict[str, Any], grid: dict[str, list[Any]],
+                 parse: Callable[[dict[str, Any]], RunConfig] = parse_config) -> list[RunConfig]:
+    """One config per combination of the grid's values (the cartesian product), each validated by `parse`
+    in turn (the launch's also checks it against the registries)."""
     if not grid:
-        return [parse_config(base)]
+        return [parse(base)]
     keys = list(grid)
     for key in keys:
         if not grid[key]:
             raise DlxError(f"{key}: a sweep needs at least one value", field=key)
-    return [parse_config({**base, **dict(zip(keys, combo))})
+    return [parse({**base, **dict(zip(keys, combo))})
             for combo in itertools.product(*(grid[k] for k in keys))]

@@ -181,10 +181,3 @@ def folder_scan_seconds() -> int:
     """The longest a server folder's check may take before it is refused (`DLX_FOLDER_SCAN_SECONDS`,
     default 300): the page waits for it, so a folder far bigger than meant must not hold it for long."""
     return max(1, _count("DLX_FOLDER_SCAN_SECONDS", 300))
-
-
-def database_label() -> str:
-    """The store's URL as shown to users (`dlx runs`, the sidebar): any password in it hidden."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(database_url()).render_as_string(hide_password=True)

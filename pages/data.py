@@ -19,6 +19,7 @@ enter_frame()
 BROWSED = "data.browsed"  # the data set shown under Browse
 
 st.title("Data")
+store = default_store()
 
 
 def report(action) -> None:
@@ -35,7 +36,7 @@ def report(action) -> None:
     st.session_state[BROWSED] = user_set.name
 
 
-with st.expander("Bring your data", expanded=not browse.user_sets_table().shape[0]):
+with st.expander("Bring your data", expanded=not browse.user_sets_table(store).shape[0]):
     upload, folder, table, texts = st.tabs(["Image archive", "Image folder on the server", "CSV table",
                                             "CSV of texts"])
     with upload, st.form("data.upload"):
@@ -48,7 +49,7 @@ with st.expander("Bring your data", expanded=not browse.user_sets_table().shape[
             if archive is None:
                 st.error("upload: choose an archive first")
             else:
-                report(lambda: import_uploaded_images(archive.getvalue(), archive.name, name, int(side),
+                report(lambda: import_uploaded_images(store, archive.getvalue(), archive.name, name, int(side),
                                                       tuple(augment)))
     with folder, st.form("data.folder"):
         try:
@@ -68,7 +69,7 @@ with st.expander("Bring your data", expanded=not browse.user_sets_table().shape[
         side = st.number_input("Image size (pixels)", 8, 512, 32, key="data.folder_side")
         augment = st.multiselect("Training augmentation", AUGMENTATIONS, key="data.folder_augment")
         if st.form_submit_button("Check and add", type="primary"):
-            report(lambda: import_image_folder(path, name, int(side), tuple(augment)))
+            report(lambda: import_image_folder(store, path, name, int(side), tuple(augment)))
     with table, st.form("data.table"):
         csv_file = st.file_uploader("CSV with a header row", type=["csv"], key="data.csv")
         label = st.text_input("Label column", key="data.label_column")
@@ -77,7 +78,7 @@ with st.expander("Bring your data", expanded=not browse.user_sets_table().shape[
             if csv_file is None:
                 st.error("file: choose a CSV file first")
             else:
-                report(lambda: import_table(csv_file.getvalue(), name, label.strip(), csv_file.name))
+                report(lambda: import_table(store, csv_file.getvalue(), name, label.strip(), csv_file.name))
 
     with texts, st.form("data.texts"):
         texts_file = st.file_uploader("CSV with a text column and a label column", type=["csv"], key="data.texts_csv")
@@ -88,11 +89,11 @@ with st.expander("Bring your data", expanded=not browse.user_sets_table().shape[
             if texts_file is None:
                 st.error("file: choose a CSV file first")
             else:
-                report(lambda: import_text_csv(texts_file.getvalue(), name, text_column.strip(), label.strip(),
+                report(lambda: import_text_csv(store, texts_file.getvalue(), name, text_column.strip(), label.strip(),
                                                texts_file.name))
 
 st.subheader("Your data sets")
-mine = browse.user_sets_table()
+mine = browse.user_sets_table(store)
 if mine.empty:
     st.caption("None yet: add one above.")
 else:
@@ -102,7 +103,7 @@ else:
         confirm = st.checkbox("Delete even if runs use it", key="data.delete_confirm")
         if st.form_submit_button("Delete with its files"):
             try:
-                delete_user_set(doomed, confirm)
+                delete_user_set(store, doomed, confirm)
                 st.rerun()
             except DlxError as err:
                 st.error(md(err))
@@ -137,7 +138,7 @@ if entry.kind == "image":
         if images:
             st.image(images, width=72, clamp=True)
 elif entry.kind == "table":
-    for choice in browse.column_choices(chosen):
+    for choice in browse.column_choices(store, chosen):
         st.caption(md(choice))
     stats = browse.feature_stats(bundle)
     st.dataframe(stats, width="stretch")
@@ -151,7 +152,7 @@ elif entry.kind == "text":
     st.download_button("Download these texts (CSV)", browse.to_csv(examples), f"{chosen}-examples.csv", "text/csv",
                        key="data.examples_csv", icon=":material/download:")
 
-mistakes = browse.mistakes_per_class(default_store(), chosen)
+mistakes = browse.mistakes_per_class(store, chosen)
 if mistakes:
     run_id, frame = mistakes
     st.markdown(f"**Mistakes per class** of run {run_id} (test split)")

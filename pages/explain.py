@@ -10,7 +10,7 @@ from dlx.explain.image.baselines import BASELINES, baselines_for
 from dlx.explain.image.gallery import Gallery, build_gallery, check_comparable, resolve_targets, sample_captions
 from dlx.explain.image.uploads import normalisation, read_image
 from dlx.explain.jobs import ExplainTask, failure_reason, find_job, submit_task, task_result
-from dlx.explain.models_cache import LoadedRun, checkpointed_run_ids, get_loaded_run
+from dlx.explain.models_cache import LoadedRun, get_loaded_run
 from dlx.explain.samples import PICKERS, pick_samples, sample_inputs
 from dlx.explain.scoring import METRICS, label, scores_cached
 from dlx.jobs import ensure_worker
@@ -152,7 +152,7 @@ if not runs:
     st.info("No runs yet: launch one (digits with the small CNN trains in seconds), then come back here.",
             icon=":material/lightbulb:")
     st.stop()
-with_checkpoint = checkpointed_run_ids(store)
+with_checkpoint = store.checkpointed_run_ids()
 wanted = st.query_params.get("run")
 first = next((i for i, r in enumerate(runs) if str(r.id) == wanted), None)
 if first is None:
@@ -168,9 +168,11 @@ except DlxError as err:
     st.error(md(err), icon=":material/error:")
     st.stop()
 meta = loaded.meta
-st.download_button("Download report", lambda run_id=run.id: report_html(store, run_id), f"run-{run.id}.html",
-                   "text/html", key="explain.report", icon=":material/download:", on_click="ignore",
-                   help="This run as one HTML file that opens offline, with the explanations stored so far")
+# In the sidebar: the pictures stay first on the page, and the button stays reachable on every path below.
+st.sidebar.download_button("Download report", lambda run_id=run.id: report_html(store, run_id),
+                           f"run-{run.id}.html", "text/html", key="explain.report", icon=":material/download:",
+                           on_click="ignore",
+                           help="This run as one HTML file that opens offline, with the explanations stored so far")
 if meta.kind == "text":  # transformers' views: pages/explain_text.py
     explain_text.show_text(loaded)
     st.stop()

@@ -6,10 +6,13 @@ from pathlib import Path
 import pytest
 
 from db.engine import dispose_all
+from dlx.data import user_sets
 from dlx.data.registry import load_dataset
+from dlx.store import default_store
 from tests.helpers.processes import start_worker, stop_process, train_in_process
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+user_sets.list_in_registry(default_store)  # the tests' own processes list their store's data sets, as the app does
 pytest_plugins = [
     "tests.helpers.browser",  # app_server, browser_page
     "tests.helpers.postgres",  # pg_cluster, store_url

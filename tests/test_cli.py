@@ -229,10 +229,10 @@ def test_runs_names_the_store_it_reads_first(dlx_home, capsys):
 
 
 def test_the_store_is_named_with_its_password_hidden(monkeypatch):
-    from dlx import settings
+    from db.engine import database_label
 
     monkeypatch.setenv("DLX_DATABASE_URL", "postgresql+psycopg://dlx:s3cret@db.example:5432/dlx")
-    assert settings.database_label() == "postgresql+psycopg://dlx:***@db.example:5432/dlx"
+    assert database_label() == "postgresql+psycopg://dlx:***@db.example:5432/dlx"
 
 
 def test_make_app_says_it_is_installing_before_it_starts(tmp_path):
@@ -261,9 +261,9 @@ def test_run_sweeps_comma_separated_values_as_the_form_does():
 
 def test_run_without_settings_uses_the_launch_forms_defaults_for_every_data_set_and_model(
         tmp_path, monkeypatch, capsys):
-    from dlx.config import parse_config
     from dlx.data import DATASETS
     from dlx.data.registry import missing_files
+    from dlx.training.fits import launch_config
     from dlx.views import launch
 
     monkeypatch.setenv("DLX_DATASETS", str(tmp_path))
@@ -276,7 +276,7 @@ def test_run_without_settings_uses_the_launch_forms_defaults_for_every_data_set_
     for dataset, model in pairs:
         assert main(["run", "--dataset", dataset, "--model", model, "--no-worker"]) == 0, capsys.readouterr()
         queued = default_store().list_runs(limit=1)[0].config
-        assert queued == parse_config(launch.defaults_for(dataset, model)).model_dump(), (dataset, model)
+        assert queued == launch_config(launch.defaults_for(dataset, model)).model_dump(), (dataset, model)
     assert default_store().list_runs(limit=1000)[-1].config["epochs"] == launch.defaults_for("digits", "cnn")["epochs"]
 
 

@@ -11,18 +11,19 @@ import torch
 from dlx.data import csv_cells
 from dlx.data.registry import DataBundle
 from dlx.data.streaming import FolderSplit
+from dlx.data.tables import Column
 from dlx.data.user_sets import list_user_sets
 from dlx.store import Store
 
 SPLITS = ("train", "val", "test")
 
 
-def user_sets_table() -> pd.DataFrame:
+def user_sets_table(store: Store) -> pd.DataFrame:
     """One row per user data set, for the list with its delete button."""
     rows = [{"name": u.name, "kind": u.kind, "source": u.source, "samples": u.rows,
              "classes": len(u.classes), "MB": round(u.size_bytes / 2**20, 2), "checksum": u.checksum[:12],
              "created": u.created_at, "files": "kept by dlx" if u.owned else f"read from {u.path}"}
-            for u in list_user_sets()]
+            for u in list_user_sets(store)]
     return pd.DataFrame(rows, columns=["name", "kind", "source", "samples", "classes", "MB", "checksum",
                                        "created", "files"])
 
@@ -57,11 +58,9 @@ def feature_values(bundle: DataBundle, feature: int) -> np.ndarray:
     return torch.cat([bundle.train.x, bundle.val.x, bundle.test.x])[:, feature].numpy()
 
 
-def column_choices(name: str) -> list[str]:
+def column_choices(store: Store, name: str) -> list[str]:
     """For a user table: what was done to each column (encoding, imputation), in words."""
-    from dlx.data.tables import Column
-
-    user_set = next((u for u in list_user_sets() if u.name == name), None)
+    user_set = next((u for u in list_user_sets(store) if u.name == name), None)
     if user_set is None or user_set.kind != "table":
         return []
     return [Column(**column).describe() for column in user_set.details["columns"]]

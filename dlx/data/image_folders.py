@@ -267,7 +267,7 @@ def load_image(path: Path, side: int, channels: int, max_pixels: int = MAX_PIXEL
     """One image as float32 (C, side, side) in [0, 1], for training and browsing.
 
     A link in the path's last part is not followed: a set's files are resolved once when it loads
-    (`user_sets.image_files`), so a link put in one's place later is refused, never read through.
+    (`streaming.image_files`), so a link put in one's place later is refused, never read through.
     """
     with open(path, "rb", opener=_no_follow) as handle, Image.open(handle) as image:
         if image.size[0] * image.size[1] > max_pixels:

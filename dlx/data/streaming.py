@@ -17,8 +17,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dlx.data.image_folders import load_image
-from dlx.data.registry import DataBundle, Split, split_indices
+from dlx.data.registry import DataBundle, DatasetMeta, Split, split_indices
 from dlx.errors import DlxError
+from dlx.store.user_sets import UserSet
 
 DEFAULT_IN_MEMORY = 1024**3
 
@@ -111,10 +112,37 @@ class FolderSplit:
                           prefetch_factor=4 if workers else None, pin_memory=device.type == "cuda")
 
 
-def load_image_set(user_set, seed: int, val_fraction: float, test_fraction: float) -> DataBundle:
-    """A user image set's seeded splits: tensors when it fits in memory, FolderSplits when not."""
-    from dlx.data.user_sets import image_files, image_meta, labels
+def image_meta(user_set: UserSet) -> DatasetMeta:
+    details = user_set.details
+    return DatasetMeta(user_set.name, "image", user_set.classes,
+                       (details["channels"], details["side"], details["side"]),
+                       description=f"your images from {user_set.source}", mean=tuple(details["mean"]))
 
+
+def labels(user_set: UserSet) -> np.ndarray:
+    return np.array([label for _, label in user_set.details["files"]], dtype=np.int64)
+
+
+def image_files(user_set: UserSet) -> list[Path]:
+    """The set's image files, resolved, each checked to lie inside its folder as registered: a link
+    put in the folder after it was registered leads nowhere else."""
+    root = user_set.path
+    if root.resolve() != root:
+        raise DlxError(f"dataset: the folder of {user_set.name!r}, {root}, is now a link elsewhere; dlx reads "
+                       "only the folder registered; register it again", field="dataset")
+    files = []
+    for relative, _ in user_set.details["files"]:
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root):
+            raise DlxError(f"dataset: {relative} in {user_set.name!r} now leads outside its folder {root}; dlx "
+                           "reads only files inside it; remove the link or register the folder again",
+                           field="dataset")
+        files.append(path)
+    return files
+
+
+def load_image_set(user_set: UserSet, seed: int, val_fraction: float, test_fraction: float) -> DataBundle:
+    """A user image set's seeded splits: tensors when it fits in memory, FolderSplits when not."""
     details = user_set.details
     meta = image_meta(user_set)
     y = labels(user_set)

@@ -22,7 +22,10 @@ from dlx import settings
 from dlx.data import csv_cells
 from dlx.data.archives import upload_limits
 from dlx.data.registry import DataBundle, DatasetEntry, DatasetMeta, split_arrays
+from dlx.data.user_intake import FOLDER, check_name, scratch
 from dlx.errors import DlxError
+from dlx.store import Store
+from dlx.store.user_sets import UserSet
 
 MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
 MAX_ONE_HOT = 20
@@ -163,10 +166,8 @@ def _encode(cells: list[tuple[int, str]], column: str, name: str) -> tuple[np.nd
     return block, Column(column, "categorical", missing, imputed, "ordinal", categories), [column]
 
 
-def import_table(data: bytes, name: str, label_column: str, source: str = "table.csv"):
+def import_table(store: Store, data: bytes, name: str, label_column: str, source: str = "table.csv"):
     """Check and encode a CSV, keep it under `<home>/user_datasets/<name>` and register it; returns it and notes."""
-    from dlx.data.user_sets import FOLDER, check_name, save_row, scratch
-
     name = check_name(name)
     table = read_table_csv(data, label_column, source)
     scratch().mkdir(parents=True, exist_ok=True)
@@ -183,15 +184,16 @@ def import_table(data: bytes, name: str, label_column: str, source: str = "table
     details = {"label_column": label_column, "features": table.feature_names,
                "columns": [column.__dict__ for column in table.columns]}
     try:
-        user_set = save_row(name, "table", source, str(target.relative_to(settings.home())), True, len(table.y),
-                            len(data), table.classes, hashlib.sha256(data).hexdigest(), details)
+        user_set = store.user_sets.add(name, "table", source, str(target.relative_to(settings.home())), True,
+                                       len(table.y), len(data), table.classes, hashlib.sha256(data).hexdigest(),
+                                       details)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
     return user_set, [Column(**c).describe() for c in details["columns"]]
 
 
-def entry(user_set) -> DatasetEntry:
+def entry(user_set: UserSet) -> DatasetEntry:
     """The registry entry of a user table."""
     features = tuple(user_set.details["features"])
     description = (f"your table from {user_set.source}, {len(features)} features, "

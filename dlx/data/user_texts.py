@@ -12,15 +12,17 @@ from dlx import settings
 from dlx.data.archives import upload_limits
 from dlx.data.registry import DataBundle, DatasetEntry
 from dlx.data.text_csv import load_text_csv, read_text_csv
+from dlx.data.user_intake import FOLDER, check_name, scratch
 from dlx.errors import DlxError
+from dlx.store import Store
+from dlx.store.user_sets import UserSet
 
 FILE = "texts.csv"
 
 
-def import_text_csv(data: bytes, name: str, text_column: str, label_column: str, source: str = "texts.csv"):
+def import_text_csv(store: Store, data: bytes, name: str, text_column: str, label_column: str,
+                    source: str = "texts.csv"):
     """Check a CSV of labelled sentences and keep it as data set `name`; returns it and notes."""
-    from dlx.data.user_sets import FOLDER, check_name, save_row, scratch
-
     name = check_name(name)
     if len(data) > upload_limits().max_bytes:
         raise DlxError(f"file: {source} is larger than DLX_UPLOAD_MAX_BYTES", field="file")
@@ -43,15 +45,16 @@ def import_text_csv(data: bytes, name: str, text_column: str, label_column: str,
     details = {"text_column": text_column, "label_column": label_column,
                "words": {"min": min(lengths), "median": float(np.median(lengths)), "max": max(lengths)}}
     try:
-        user_set = save_row(name, "text", source, str(target.relative_to(settings.home())), True,
-                            len(table.texts), len(data), table.classes, hashlib.sha256(data).hexdigest(), details)
+        user_set = store.user_sets.add(name, "text", source, str(target.relative_to(settings.home())), True,
+                                       len(table.texts), len(data), table.classes, hashlib.sha256(data).hexdigest(),
+                                       details)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
     return user_set, [f"{len(table.texts):,} texts of {min(lengths)} to {max(lengths)} words"]
 
 
-def entry(user_set) -> DatasetEntry:
+def entry(user_set: UserSet) -> DatasetEntry:
     """The registry entry of a user text set (read with the text loader at each load)."""
     details = user_set.details
     description = (f"your texts from {user_set.source}, {len(user_set.classes)} classes, {user_set.rows:,} texts")

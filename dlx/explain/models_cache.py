@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from sqlalchemy import select
 from torch import Tensor, nn
 
-from db.models import Artifact
 from dlx.config import RunConfig
 from dlx.data import DataBundle, DatasetMeta, load_dataset
 from dlx.errors import DlxError
@@ -105,10 +103,3 @@ def get_loaded_run(store: Store, run_id: int, checkpoint: str = "best",
         while len(_cache) > CAPACITY:
             _cache.popitem(last=False)
     return loaded
-
-
-def checkpointed_run_ids(store: Store, checkpoint: str = "best") -> set[int]:
-    """Runs that have this checkpoint, in one query (the page marks the others)."""
-    with store.session() as s:
-        return set(s.scalars(select(Artifact.run_id).where(Artifact.kind == "checkpoint",
-                                                           Artifact.name == checkpoint)))

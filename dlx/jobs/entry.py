@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 import dlx.explain.jobs  # noqa: F401  (registers the "explain" and "explain_text" job kinds)
+from dlx.data import user_sets
 from dlx.errors import DlxError
 from dlx.jobs import lifeline
 from dlx.jobs.kinds import JOB_KINDS
@@ -14,6 +15,7 @@ from dlx.tracking import Cancelled
 def main(job_id: int) -> int:
     lifeline.bind_to_parent()  # started by a worker: end with it (a no-op in a standby, bound already)
     store = default_store()  # the worker passes DLX_DATABASE_URL: its own store
+    user_sets.list_in_registry(default_store)  # the job's data set may be a user's, kept in this store
     job = store.queue.get_job(job_id)
     if job is None:
         print(f"job {job_id} does not exist", file=sys.stderr)

@@ -25,8 +25,9 @@ def train_job(store: Store, job: Job) -> None:
     """Train the job's run with the config stored on it."""
     from dlx.config import RunConfig
     from dlx.tracking import start_run
+    from dlx.training.fits import check_fits
     from dlx.training.train import train
 
-    config = RunConfig(**store.get_run(job.run_id).config)
+    config = check_fits(RunConfig(**store.get_run(job.run_id).config))
     with start_run(run_id=job.run_id, store=store) as run:
         train(config, run)

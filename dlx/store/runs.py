@@ -29,6 +29,7 @@ from dlx.errors import DlxError
 from dlx.store import query, reduction
 from dlx.store.edits import ARCHIVED_TAG, NOTE_TAG, RESERVED_TAG_PREFIX, RunEdits
 from dlx.store.reduction import Reduced
+from dlx.store.user_sets import UserSets
 
 if TYPE_CHECKING:
     from dlx.store.explanations import Explanations
@@ -292,6 +293,19 @@ class Store(RunEdits):
                 path = settings.stored_path(artifact.path)
                 return path if path.exists() else None
         return None
+
+    def checkpointed_run_ids(self, checkpoint: str = "best") -> set[int]:
+        """Runs that have this checkpoint, in one query (the Explain page marks the others)."""
+        with self.session() as s:
+            return set(s.scalars(select(Artifact.run_id).where(Artifact.kind == "checkpoint",
+                                                               Artifact.name == checkpoint)))
+
+    # User data sets
+
+    @cached_property
+    def user_sets(self) -> UserSets:
+        """Its users' data set rows (dlx.store.user_sets)."""
+        return UserSets(self.session)
 
 
 _stores: dict[str, Store] = {}

@@ -10,11 +10,8 @@ from typing import Any, Sequence
 
 import numpy as np
 import plotly.colors
-from sqlalchemy import func, select
-
-from db.models import Metric, RunSummary
 from dlx.errors import DlxError
-from dlx.store import RunInfo, Store, decode_param
+from dlx.store import RunInfo, Store, decode_param, points
 from dlx.store.reduction import Reduced
 
 PALETTE = plotly.colors.qualitative.Plotly + plotly.colors.qualitative.D3[len(plotly.colors.qualitative.Plotly):]
@@ -43,11 +40,9 @@ def shared_metric_keys(store: Store, run_ids: Sequence[int]) -> list[str]:
     """Metric keys logged by any of the runs (from their summary rows: no history read), most common first."""
     if not run_ids:
         return []
-    table = RunSummary.__table__
     counts: dict[str, int] = {}
-    with store.connect() as conn:
-        for key in conn.scalars(select(table.c.key).where(table.c.run_id.in_(list(run_ids)))):
-            counts[key] = counts.get(key, 0) + 1
+    for key in points.summary_keys(store, run_ids):
+        counts[key] = counts.get(key, 0) + 1
     return sorted(counts, key=lambda k: (-counts[k], k))
 
 
@@ -72,15 +67,7 @@ def x_positions(store: Store, run: RunInfo, key: str, steps: np.ndarray, axis: s
         return steps / float(per_epoch) if per_epoch else None
     if axis != "wall time":
         raise DlxError(f"x: must be one of {', '.join(X_AXES)}, got {axis!r}", field="x")
-    table = Metric.__table__
-    times: dict[int, float] = {}
-    wanted = sorted({int(s) for s in steps})
-    with store.connect() as conn:
-        first = conn.scalar(select(func.min(table.c.time)).where(table.c.run_id == run.id, table.c.key == key))
-        for start in range(0, len(wanted), 900):  # SQLite's limit on bound parameters
-            stmt = select(table.c.step, table.c.time).where(table.c.run_id == run.id, table.c.key == key,
-                                                             table.c.step.in_(wanted[start:start + 900]))
-            times.update(conn.execute(stmt).all())
+    first, times = points.step_times(store, run.id, key, sorted({int(s) for s in steps}))
     if first is None:
         return None
     return np.array([times.get(int(s), np.nan) - first for s in steps], dtype=np.float64)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, get_args
 
-from dlx.config import RunConfig, coerce_value, expand_sweep, parse_config
+from dlx.config import RunConfig, coerce_value, expand_sweep
 from dlx.data import DATASETS
 from dlx.data.registry import DatasetEntry, files_problem
 from dlx.errors import DlxError
@@ -20,6 +20,7 @@ from dlx.jobs.executors import check_settings as check_executor
 from dlx.models import MODELS, check_model_fits
 from dlx.store import RunInfo, Store
 from dlx.training.devices import check_launchable, gpu_count
+from dlx.training.fits import launch_config
 
 MAX_RUNS = 100  # one press of Launch queues at most this many runs
 
@@ -165,7 +166,7 @@ def why_not_rerun(run: RunInfo) -> str | None:
     if dataset not in DATASETS or model not in MODELS:
         return f"run #{run.id} used {dataset}/{model}, which this installation does not register"
     try:
-        config = parse_config({**run.config, "sweep": None})
+        config = launch_config({**run.config, "sweep": None})
     except DlxError as err:
         return f"run #{run.id}'s config is not a valid launch config here ({err})"
     return None if config.download else files_problem(dataset)
@@ -289,7 +290,7 @@ def plan(store: Store, form: dict[str, Any], name: Callable[[str], str] = label)
         raise DlxError(f"sweep: {count} runs is more than {MAX_RUNS} at once; use fewer values "
                        f"({' × '.join(f'{name(k)} {len(v)}' for k, v in grid.items())})", field="sweep")
     try:
-        configs = expand_sweep(base, grid)
+        configs = expand_sweep(base, grid, launch_config)
         for device in dict.fromkeys(config.device for config in configs):
             check_launchable(device, store)  # before Launch is pressed, not when the first run is queued
     except DlxError as err:
@@ -345,7 +346,7 @@ def rerun(store: Store, run_id: int) -> int:
     if run is None:
         raise DlxError(f"run: there is no run #{run_id}", field="run")
     _launchable(run)
-    config = parse_config({**run.config, "sweep": None})
+    config = launch_config({**run.config, "sweep": None})
     check_executor()
     new_id, _ = store.queue.submit(config)
     return new_id

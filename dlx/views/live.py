@@ -15,10 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import func, select
-
-from db.models import Metric
-from dlx.store import History, Store, history_of
+from dlx.store import History, Store, points
 from dlx.store.reduction import bucketing, reduced_history
 
 BUCKETS = 400  # about a chart panel's width in pixels (two panels side by side); a series holds up to 2 x BUCKETS buckets
@@ -107,7 +104,7 @@ class LiveRun:
                     self.series[key] = _first_read(conn, self.run_id, key)
                     new[key] = self.series[key].tail
                 elif last_step is not None and last_step > self.series[key].cursor:
-                    new[key] = _points_after(conn, self.run_id, key, self.series[key].cursor)
+                    new[key] = points.points_after(conn, self.run_id, key, self.series[key].cursor)
                     self.series[key].add(new[key])
         return new
 
@@ -120,9 +117,7 @@ class LiveRun:
 
 def _first_read(conn, run_id: int, key: str) -> LiveSeries:
     """The key's history so far, reduced to BUCKETS buckets in SQL, and its last raw points."""
-    m = Metric.__table__
-    where = (m.c.run_id == run_id) & (m.c.key == key)
-    first, last = conn.execute(select(func.min(m.c.step), func.max(m.c.step)).where(where)).one()
+    first, last = points.step_range(conn, run_id, key)
     if first is None:
         return LiveSeries()
     lo, _, width, _ = bucketing(int(first), int(last), BUCKETS)
@@ -130,19 +125,5 @@ def _first_read(conn, run_id: int, key: str) -> LiveSeries:
     if not len(reduced):
         return LiveSeries()
     cursor = int(reduced.steps[-1])
-    rows = conn.execute(select(m.c.step, m.c.value, m.c.time).where(where, m.c.step <= cursor)
-                        .order_by(m.c.step.desc(), m.c.id.desc()).limit(TAIL)).all()
-    tail = _history(rows[::-1])
+    tail = points.last_points(conn, run_id, key, cursor, TAIL)
     return LiveSeries(lo, width, reduced.steps, reduced.last, reduced.min, reduced.max, tail, cursor)
-
-
-def _points_after(conn, run_id: int, key: str, cursor: int) -> History:
-    m = Metric.__table__
-    rows = conn.execute(select(m.c.step, m.c.value, m.c.time)
-                        .where(m.c.run_id == run_id, m.c.key == key, m.c.step > cursor)
-                        .order_by(m.c.step, m.c.id)).all()
-    return _history(rows)
-
-
-def _history(rows: list) -> History:
-    return history_of([tuple(row) for row in rows])  # plain tuples: numpy probes Row objects by key

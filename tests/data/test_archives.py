@@ -12,6 +12,7 @@ from PIL import Image
 
 from dlx.data.user_sets import get_user_set, import_image_archive
 from dlx.errors import DlxError
+from dlx.store import default_store
 from tests.helpers.files import image_zip, png
 
 
@@ -24,15 +25,15 @@ def left_on_disk(home: Path) -> list[Path]:
 
 def refused(archive: Path, home: Path, match: str) -> DlxError:
     with pytest.raises(DlxError, match=match) as caught:
-        import_image_archive(archive, "mine")
+        import_image_archive(default_store(), archive, "mine")
     assert caught.value.field == "upload"
     assert left_on_disk(home) == []
-    assert get_user_set("mine") is None
+    assert get_user_set(default_store(), "mine") is None
     return caught.value
 
 
 def test_image_zip_is_extracted_checked_and_kept(dlx_home, tmp_path):
-    user_set, notes = import_image_archive(image_zip(tmp_path / "shapes.zip"), "shapes")
+    user_set, notes = import_image_archive(default_store(), image_zip(tmp_path / "shapes.zip"), "shapes")
     assert user_set.classes == ("class0", "class1", "class2") and user_set.rows == 24
     assert user_set.path == dlx_home / "user_datasets" / "shapes"
     assert sorted(p.name for p in user_set.path.iterdir()) == ["class0", "class1", "class2"]
@@ -114,7 +115,7 @@ def test_corrupt_png_is_skipped_and_reported(dlx_home, tmp_path):
     broken = png(5, 100)[:40]
     archive = image_zip(tmp_path / "broken.zip", extra={"shapes/class1/broken.png": broken,
                                                         "shapes/class2/notes.txt": b"hello"})
-    user_set, notes = import_image_archive(archive, "broken")
+    user_set, notes = import_image_archive(default_store(), archive, "broken")
     assert user_set.rows == 24
     assert dict(map(tuple, user_set.details["skipped"])) == {"class1/broken.png": user_set.details["skipped"][0][1],
                                                              "class2/notes.txt": "not an image"}
@@ -123,7 +124,7 @@ def test_corrupt_png_is_skipped_and_reported(dlx_home, tmp_path):
 
 def test_class_with_too_few_images_is_left_out_and_reported(dlx_home, tmp_path):
     archive = image_zip(tmp_path / "thin.zip", extra={"shapes/lonely/0.png": png(9, 200)})
-    user_set, notes = import_image_archive(archive, "thin")
+    user_set, notes = import_image_archive(default_store(), archive, "thin")
     assert user_set.classes == ("class0", "class1", "class2")
     assert any("lonely (1)" in note for note in notes)
 
@@ -139,8 +140,8 @@ def test_refused_upload_from_the_page_leaves_neither_the_upload_nor_its_files(dl
 
     data = image_zip(tmp_path / "slip.zip", extra={"../evil.png": b"x"}).read_bytes()
     with pytest.raises(DlxError, match="climbs out"):
-        import_uploaded_images(data, "slip.zip", "mine")
-    assert left_on_disk(dlx_home) == [] and get_user_set("mine") is None
-    user_set, _ = import_uploaded_images(image_zip(tmp_path / "ok.zip").read_bytes(), "ok.zip", "mine")
+        import_uploaded_images(default_store(), data, "slip.zip", "mine")
+    assert left_on_disk(dlx_home) == [] and get_user_set(default_store(), "mine") is None
+    user_set, _ = import_uploaded_images(default_store(), image_zip(tmp_path / "ok.zip").read_bytes(), "ok.zip", "mine")
     assert user_set.source == "ok.zip"
     assert {p.parent.parent for p in left_on_disk(dlx_home)} == {user_set.path}  # only the kept images

@@ -14,6 +14,7 @@ from dlx.data import load_dataset
 from dlx.data.image_folders import ScanLimits, load_image, scan_image_folder
 from dlx.data.user_sets import get_user_set, import_image_folder
 from dlx.errors import DlxError
+from dlx.store import default_store
 from tests.helpers.files import png_folder
 
 
@@ -42,7 +43,7 @@ def test_links_leaving_the_folder_are_skipped_not_followed(roots, tmp_path):
     (mine / "class0" / "deeper").symlink_to(outside.parent, target_is_directory=True)
     (mine / "class1" / "secret.png").symlink_to(outside / "0.png")  # a file leading out
     (mine / "class1" / "inner.png").symlink_to(mine / "class1" / "0.png")  # inside: followed
-    user_set, notes = import_image_folder(mine, "linked")
+    user_set, notes = import_image_folder(default_store(), mine, "linked")
     assert user_set.classes == ("class0", "class1")
     files = [relative for relative, _ in user_set.details["files"]]
     assert len(files) == 13 and "class1/inner.png" in files
@@ -57,7 +58,7 @@ def test_links_leaving_the_folder_are_skipped_not_followed(roots, tmp_path):
 def test_a_link_to_a_parent_does_not_loop(roots):
     mine = png_folder(roots / "mine", classes=2, per_class=5)
     (mine / "class0" / "again").symlink_to(mine, target_is_directory=True)
-    user_set, _ = import_image_folder(mine, "looped")
+    user_set, _ = import_image_folder(default_store(), mine, "looped")
     assert user_set.rows == 10
 
 
@@ -65,9 +66,9 @@ def test_the_scan_is_capped_in_files_naming_the_folder_and_the_setting(roots, mo
     mine = png_folder(roots / "big", classes=2, per_class=15)
     monkeypatch.setenv("DLX_UPLOAD_MAX_FILES", "20")
     with pytest.raises(DlxError, match="DLX_UPLOAD_MAX_FILES") as caught:
-        import_image_folder(mine, "big")
+        import_image_folder(default_store(), mine, "big")
     assert str(mine) in str(caught.value) and "more than 20 files" in str(caught.value)
-    assert caught.value.field == "folder" and get_user_set("big") is None
+    assert caught.value.field == "folder" and get_user_set(default_store(), "big") is None
 
 
 def test_the_scan_is_capped_in_time_naming_the_folder_and_the_setting(roots):
@@ -85,7 +86,7 @@ def test_a_refused_folder_lists_none_of_its_contents(roots):
             (confs / sub / f"hidden-name-{sub}-{n}.conf").write_text("x = 1\n")
     pngs(confs / "lonely", 2)
     with pytest.raises(DlxError, match="fewer than two classes") as caught:
-        import_image_folder(confs, "confs")
+        import_image_folder(default_store(), confs, "confs")
     message = str(caught.value)
     assert "hidden-name" not in message and "sshsecret" not in message and "lonely" not in message
 
@@ -94,7 +95,7 @@ def test_a_pixel_bomb_in_a_folder_is_refused_without_its_name(roots):
     mine = png_folder(roots / "bombed", classes=2, per_class=5)
     Image.new("1", (9000, 5000)).save(mine / "class1" / "huge-secret-name.png")
     with pytest.raises(DlxError, match="decompression bomb") as caught:
-        import_image_folder(mine, "bombed")
+        import_image_folder(default_store(), mine, "bombed")
     assert "huge-secret-name" not in str(caught.value) and str(mine) in str(caught.value)
 
 
@@ -104,17 +105,17 @@ def test_a_folder_outside_every_root_is_refused_naming_the_setting_and_the_roots
     for folder in (elsewhere, roots / "link-to-elsewhere", roots / ".." / "elsewhere", Path("/etc"),
                    Path("/no/such/folder")):
         with pytest.raises(DlxError) as caught:
-            import_image_folder(folder, "outside")
+            import_image_folder(default_store(), folder, "outside")
         message = str(caught.value)
         assert f"DLX_DATA_ROOTS = {roots.resolve()}" in message and caught.value.field == "folder", message
         assert "passwd" not in message and "class0" not in message
-    assert get_user_set("outside") is None
+    assert get_user_set(default_store(), "outside") is None
 
 
 def test_a_relative_or_empty_path_is_refused(roots):
     for folder in ("", "allowed/mine", "."):
         with pytest.raises(DlxError, match="not an absolute path"):
-            import_image_folder(folder, "relative")
+            import_image_folder(default_store(), folder, "relative")
 
 
 def test_the_default_root_is_the_users_home_and_none_when_exposed(tmp_path, monkeypatch):
@@ -126,23 +127,23 @@ def test_the_default_root_is_the_users_home_and_none_when_exposed(tmp_path, monk
     outside = png_folder(tmp_path / "elsewhere", classes=2, per_class=5)
     assert settings.data_roots() == [home.resolve()]
     with pytest.raises(DlxError, match=f"DLX_DATA_ROOTS = {home.resolve()}"):
-        import_image_folder(outside, "outside")
-    import_image_folder(inside, "at-home")
+        import_image_folder(default_store(), outside, "outside")
+    import_image_folder(default_store(), inside, "at-home")
 
     monkeypatch.setenv("DLX_EXPOSED", "1")
     assert settings.data_roots() == []
     with pytest.raises(DlxError, match="open to the network and DLX_DATA_ROOTS is not set"):
-        import_image_folder(inside, "exposed")
+        import_image_folder(default_store(), inside, "exposed")
     monkeypatch.setenv("DLX_DATA_ROOTS", f"{tmp_path / 'elsewhere'}:{home / 'none-yet'}")
     assert settings.data_roots() == [outside.resolve(), (home / "none-yet").resolve()]
-    import_image_folder(outside, "allowed-when-set")
+    import_image_folder(default_store(), outside, "allowed-when-set")
 
 
 def test_data_roots_naming_no_folder_allow_none(monkeypatch):
     monkeypatch.delenv("DLX_EXPOSED", raising=False)
     monkeypatch.setenv("DLX_DATA_ROOTS", ":")
     with pytest.raises(DlxError, match="folder: DLX_DATA_ROOTS names no folder, so no folder on the server"):
-        import_image_folder("/tmp", "none")
+        import_image_folder(default_store(), "/tmp", "none")
 
 
 def test_data_roots_must_be_absolute(monkeypatch):
@@ -153,7 +154,7 @@ def test_data_roots_must_be_absolute(monkeypatch):
 
 def test_a_link_put_in_a_registered_folder_later_is_not_read(roots, tmp_path):
     mine = png_folder(roots / "mine", classes=2, per_class=6)
-    import_image_folder(mine, "changed")
+    import_image_folder(default_store(), mine, "changed")
     private = pngs(tmp_path / "private", 1, "secret.png") / "secret.png"
     (mine / "class0" / "0.png").unlink()
     (mine / "class0" / "0.png").symlink_to(private)
@@ -163,7 +164,7 @@ def test_a_link_put_in_a_registered_folder_later_is_not_read(roots, tmp_path):
 
 def test_a_registered_folder_replaced_by_a_link_is_not_read(roots, tmp_path):
     mine = png_folder(roots / "mine", classes=2, per_class=6)
-    import_image_folder(mine, "moved")
+    import_image_folder(default_store(), mine, "moved")
     copy = png_folder(tmp_path / "copy", classes=2, per_class=6)
     mine.rename(roots / "moved-away")
     mine.symlink_to(copy, target_is_directory=True)

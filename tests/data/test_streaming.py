@@ -21,7 +21,7 @@ def data_roots(tmp_path, monkeypatch):
 def test_two_thousand_pngs_train_through_the_streaming_path(tmp_path, monkeypatch):
     monkeypatch.setenv("DLX_IN_MEMORY_BYTES", "0")  # stream whatever the size
     monkeypatch.setenv("DLX_LOADER_WORKERS", "2")
-    import_image_folder(png_folder(tmp_path / "pngs", classes=4, per_class=500), "many", side=8)
+    import_image_folder(default_store(), png_folder(tmp_path / "pngs", classes=4, per_class=500), "many", side=8)
     bundle = load_dataset("many")
     assert isinstance(bundle.train, FolderSplit) and len(bundle.train) + len(bundle.val) + len(bundle.test) == 2000
     x, y = next(iter(bundle.train.loader(64, torch.device("cpu"), shuffle=True, generator=torch.Generator())))
@@ -33,7 +33,7 @@ def test_two_thousand_pngs_train_through_the_streaming_path(tmp_path, monkeypatc
 
 
 def test_streamed_and_in_memory_sets_split_and_normalise_alike(tmp_path, monkeypatch):
-    import_image_folder(png_folder(tmp_path / "pngs", classes=2, per_class=20), "alike", side=8)
+    import_image_folder(default_store(), png_folder(tmp_path / "pngs", classes=2, per_class=20), "alike", side=8)
     held = load_dataset("alike")
     load_dataset.cache_clear()
     monkeypatch.setenv("DLX_IN_MEMORY_BYTES", "0")
@@ -46,8 +46,8 @@ def test_streamed_and_in_memory_sets_split_and_normalise_alike(tmp_path, monkeyp
 
 
 def test_augmentation_applies_to_the_training_split_only(tmp_path, monkeypatch):
-    import_image_folder(png_folder(tmp_path / "pngs", classes=2, per_class=20, side=16), "augmented", side=16,
-                        augment=("crop", "flip"))
+    import_image_folder(default_store(), png_folder(tmp_path / "pngs", classes=2, per_class=20, side=16),
+                        "augmented", side=16, augment=("crop", "flip"))
     bundle = load_dataset("augmented")
     assert isinstance(bundle.train, FolderSplit)  # augmenting sets stream, whatever their size
     assert bundle.train.augmented is not None and bundle.test.augmented is None

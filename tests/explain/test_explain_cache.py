@@ -18,7 +18,7 @@ from db.models import Explanation
 from dlx.errors import DlxError
 from dlx.explain import explain
 from dlx.explain.cache import explain_cached, explanation_key
-from dlx.explain.models_cache import checkpointed_run_ids, get_loaded_run
+from dlx.explain.models_cache import get_loaded_run
 from dlx.explain.scoring import scores_cached
 from dlx.store import Store, default_store
 
@@ -88,7 +88,7 @@ def test_loaded_model_is_kept_until_its_checkpoint_changes(trained_run):
     store = default_store()
     first = get_loaded_run(store, trained_run)
     assert get_loaded_run(store, trained_run) is first
-    assert trained_run in checkpointed_run_ids(store)
+    assert trained_run in store.checkpointed_run_ids()
     path = store.checkpoint_path(trained_run)
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
@@ -104,7 +104,7 @@ def test_run_without_a_checkpoint_gives_a_clear_message():
         get_loaded_run(store, run_id)
     with pytest.raises(DlxError, match="there is no run #999"):
         get_loaded_run(store, 999)
-    assert run_id not in checkpointed_run_ids(store)
+    assert run_id not in store.checkpointed_run_ids()
 
 
 def test_scores_of_the_same_samples_are_computed_once(trained_run):

@@ -72,7 +72,7 @@ def runs(shared_home):
     writer = csv.writer(rows)
     writer.writerow(["text", "label"])
     writer.writerows((text, ("negative", "positive")[int(label)]) for text, label in zip(texts, labels))
-    import_text_csv(rows.getvalue().encode(), TEXTS, "text", "label")
+    import_text_csv(default_store(), rows.getvalue().encode(), TEXTS, "text", "label")
     trained: dict[tuple[str, str], int] = {}
 
     def run(model: str, kind: str) -> int:

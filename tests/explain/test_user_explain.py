@@ -42,7 +42,7 @@ def streamed_run(tmp_path, monkeypatch) -> tuple[int, zipfile.ZipFile]:
     """A small CNN trained on an uploaded zip of PNGs read through the streaming path."""
     monkeypatch.setenv("DLX_IN_MEMORY_BYTES", "0")
     archive = image_zip(tmp_path / "shapes.zip", classes=3, per_class=10)
-    import_image_archive(archive, "shapes", side=SIDE)
+    import_image_archive(default_store(), archive, "shapes", side=SIDE)
     run_id = train_in_process({"dataset": "shapes", "model": "cnn", "epochs": 2, "lr": 3e-3, "batch_size": 8})
     return run_id, zipfile.ZipFile(archive)
 
@@ -78,7 +78,7 @@ def test_an_upload_is_resized_and_normalised_as_in_training(streamed_run):
     loaded = get_loaded_run(default_store(), run_id)
     test = loaded.bundle.test
     path = test.dataset.files[0]
-    member = path.relative_to(get_user_set("shapes").path).as_posix()
+    member = path.relative_to(get_user_set(default_store(), "shapes").path).as_posix()
     image = read_image(archive.read(f"shapes/{member}"), loaded.meta, "mine.png")
     torch.testing.assert_close(image.tensor[0], test.dataset[0][0], atol=1e-5, rtol=0)
     assert image.changes[0] == f"mine.png (12×12) was resized to the model's {SIDE}×{SIDE}."
@@ -111,7 +111,7 @@ def test_explain_page_shows_and_explains_a_user_image_set_and_says_how_uploads_a
 def test_explain_page_explains_a_user_csv_table(tmp_path):
     from dlx.data.tables import import_table
 
-    import_table(table_csv(), "sizes", "label", "sizes.csv")
+    import_table(default_store(), table_csv(), "sizes", "label", "sizes.csv")
     run_id = train_in_process({"dataset": "sizes", "model": "mlp", "epochs": 5})
     at = open_page(run=str(run_id))
     assert not at.error

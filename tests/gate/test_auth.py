@@ -7,6 +7,7 @@ import pytest
 from streamlit import config
 from streamlit.testing.v1 import AppTest
 
+from db.engine import database_label
 from dlx import settings
 from dlx.errors import DlxError
 from dlx.gate import auth
@@ -131,7 +132,7 @@ def test_without_a_secret_on_loopback_the_app_opens_and_names_its_store():
     assert [t.value for t in at.title] == ["Launch a training run"]
     sidebar = [m.value for m in at.sidebar.markdown]
     assert "**Store**" in sidebar
-    assert settings.database_label() in [c.value for c in at.sidebar.code]
+    assert database_label() in [c.value for c in at.sidebar.code]
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def seed_table() -> str:
     """A user table data set whose class names and a column name are payloads; returns its name."""
     header = '"' + SHORT.replace('"', '""') + '",y,label'
     body = [f"{i},{i % 3},{'=HYPERLINK(1)' if i % 2 else SHORT}" for i in range(30)]
-    import_table(("\n".join([header, *body]) + "\n").encode(), "hostile", "label", "hostile.csv")
+    import_table(default_store(), ("\n".join([header, *body]) + "\n").encode(), "hostile", "label", "hostile.csv")
     return "hostile"
 
 

@@ -41,11 +41,11 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2, message: s
 
 
 def train_in_process(values: dict) -> int:
-    from dlx.config import parse_config
     from dlx.tracking import start_run
+    from dlx.training.fits import launch_config
     from dlx.training.train import train
 
-    config = parse_config(values)
+    config = launch_config(values)
     with start_run(config=config.model_dump(), handle_signals=False) as run:
         train(config, run)
     return run.id

@@ -5,12 +5,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dlx.config import parse_config
 from dlx.data import DatasetMeta, load_dataset
 from dlx.errors import DlxError
 from dlx.models import build_model
 from dlx.store import FINAL_STATES, default_store
 from dlx.training.checkpoints import load_run_model
+from dlx.training.fits import launch_config
 from dlx.training.train import evaluate, tokenize_bundle
 from tests.helpers.processes import train_in_process, wait_for
 
@@ -68,17 +68,17 @@ def test_frozen_minilm_layers_do_not_train_and_bad_options_name_the_field(minilm
                           for n in frozen)
     assert all(p.requires_grad for n, p in minilm.named_parameters() if "layer.2." in n or n.startswith("head"))
     with pytest.raises(DlxError, match="freeze_layers: 7 is not between 0 and 6") as caught:
-        parse_config({"dataset": "sentiment", "model": "minilm", "model_options": {"freeze_layers": 7}})
+        launch_config({"dataset": "sentiment", "model": "minilm", "model_options": {"freeze_layers": 7}})
     assert caught.value.field == "model_options"
     with pytest.raises(DlxError, match="does not take text data"):
-        parse_config({"dataset": "sentiment", "model": "cnn"})
+        launch_config({"dataset": "sentiment", "model": "cnn"})
     with pytest.raises(DlxError, match="hidden: 30 is not a multiple of heads"):
-        parse_config({"dataset": "sentiment", "model": "transformer", "model_options": {"hidden": 30}})
+        launch_config({"dataset": "sentiment", "model": "transformer", "model_options": {"hidden": 30}})
 
 
 def test_small_transformer_trains_through_the_worker_and_reloads_from_safetensors(worker):
     store = default_store()
-    config = parse_config({"dataset": "sentiment", "model": "transformer", "model_options": TINY,
+    config = launch_config({"dataset": "sentiment", "model": "transformer", "model_options": TINY,
                            "epochs": 1, "batch_size": 64, "lr": 3e-3})
     run_id, _ = store.queue.submit(config)
     run = wait_for(lambda: (r := store.get_run(run_id)).status in FINAL_STATES and r,

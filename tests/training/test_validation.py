@@ -22,7 +22,7 @@ from db.models import Run as RunRow
 from db.models import Worker as WorkerRow
 from dlx import settings
 from dlx.cli import main
-from dlx.config import MAX_SEED, parse_config
+from dlx.config import MAX_SEED
 from dlx.data import load_dataset
 from dlx.errors import DlxError
 from dlx.jobs.supervisor import alive_workers
@@ -31,6 +31,7 @@ from dlx.store import default_store
 from dlx.tracking import start_run
 from dlx.training.checkpoints import load_run_model
 from dlx.training.devices import why_waiting
+from dlx.training.fits import launch_config
 from dlx.views import launch
 from tests.helpers.processes import start_worker, stop_process, train_in_process, wait_for
 
@@ -134,25 +135,25 @@ def test_explain_page_shows_a_corrupt_checkpoint_as_an_error(corrupt_run):
 ])
 def test_model_options_are_checked_against_the_builder(options, words):
     with pytest.raises(DlxError) as err:
-        parse_config({"dataset": "digits", "model": "cnn", "model_options": options})
+        launch_config({"dataset": "digits", "model": "cnn", "model_options": options})
     assert err.value.field == "model_options"
     assert words in str(err.value)
 
 
 def test_model_options_are_converted_to_the_builders_types():
-    config = parse_config({"dataset": "digits", "model": "cnn", "model_options": {"width": 16.0}})
+    config = launch_config({"dataset": "digits", "model": "cnn", "model_options": {"width": 16.0}})
     assert config.model_options == {"width": 16} and isinstance(config.model_options["width"], int)
 
 
 ROOT = Path(__file__).resolve().parents[2]
 TORCHLESS_CHECK = """
 import json, sys
-from dlx.config import parse_config
 from dlx.errors import DlxError
+from dlx.training.fits import launch_config
 answers = []
 for options in ({"width": 8}, {"width": 100_000}, {"dropout": 1.5}):
     try:
-        answers.append(["ok", parse_config({"dataset": "digits", "model": "cnn", "model_options": options}).model_options])
+        answers.append(["ok", launch_config({"dataset": "digits", "model": "cnn", "model_options": options}).model_options])
     except DlxError as err:
         answers.append([err.field, str(err)])
 print(json.dumps({"answers": answers, "torch": "torch" in sys.modules}))
@@ -177,24 +178,24 @@ def test_a_process_without_torch_counts_in_a_child_and_refuses_as_one_with_torch
 
 
 def test_the_parameter_cap_comes_from_the_environment(monkeypatch):
-    parse_config({"dataset": "digits", "model": "cnn"})
+    launch_config({"dataset": "digits", "model": "cnn"})
     monkeypatch.setenv("DLX_MAX_PARAMS", "1000")
     with pytest.raises(DlxError, match="more than the 1,000 allowed"):
-        parse_config({"dataset": "digits", "model": "cnn"})
+        launch_config({"dataset": "digits", "model": "cnn"})
     monkeypatch.setenv("DLX_MAX_PARAMS", "lots")
     with pytest.raises(DlxError, match="DLX_MAX_PARAMS: expected a whole number"):
-        parse_config({"dataset": "digits", "model": "cnn"})
+        launch_config({"dataset": "digits", "model": "cnn"})
 
 
 @pytest.mark.parametrize("seed", [2**32, 2**64, 2**70])
 def test_seeds_the_splitter_cannot_take_are_refused(seed):
     with pytest.raises(DlxError) as err:
-        parse_config({"dataset": "digits", "seed": seed})
+        launch_config({"dataset": "digits", "seed": seed})
     assert err.value.field == "seed" and str(MAX_SEED) in str(err.value)
 
 
 def test_the_largest_accepted_seed_splits_the_data():
-    config = parse_config({"dataset": "wine", "model": "mlp", "seed": MAX_SEED})
+    config = launch_config({"dataset": "wine", "model": "mlp", "seed": MAX_SEED})
     bundle = load_dataset(config.dataset, config.seed, config.val_fraction, config.test_fraction)
     assert len(bundle.train) and len(bundle.val) and len(bundle.test)
 
@@ -206,13 +207,13 @@ def test_the_largest_accepted_seed_splits_the_data():
 ])
 def test_fractions_that_leave_a_split_too_small_are_refused(values, field):
     with pytest.raises(DlxError) as err:
-        parse_config(values)
+        launch_config(values)
     assert err.value.field == field
 
 
 def test_the_smallest_accepted_fractions_split_the_data():
     """The check uses the splitter's own arithmetic: what it accepts really splits."""
-    config = parse_config({"dataset": "iris", "model": "mlp", "test_fraction": 0.02, "val_fraction": 0.03})
+    config = launch_config({"dataset": "iris", "model": "mlp", "test_fraction": 0.02, "val_fraction": 0.03})
     bundle = load_dataset(config.dataset, config.seed, config.val_fraction, config.test_fraction)
     assert len(bundle.test) == 3 and len(bundle.val) == 5
 
@@ -220,7 +221,7 @@ def test_the_smallest_accepted_fractions_split_the_data():
 @pytest.mark.parametrize("lr", [float("nan"), float("inf"), "nan"])
 def test_a_learning_rate_that_is_not_finite_says_so(lr):
     with pytest.raises(DlxError) as err:
-        parse_config({"lr": lr})
+        launch_config({"lr": lr})
     assert err.value.field == "lr" and "finite number" in str(err.value)
 
 
@@ -232,7 +233,7 @@ def runs_in_database() -> int:
 
 def test_a_gpu_this_machine_lacks_is_refused_at_launch(dlx_home):
     missing = f"cuda:{torch.cuda.device_count()}"
-    config = parse_config({"dataset": "digits", "device": missing})  # a config is machine-independent
+    config = launch_config({"dataset": "digits", "device": missing})  # a config is machine-independent
     with pytest.raises(DlxError) as err:
         default_store().queue.submit(config)
     assert err.value.field == "device" and missing in str(err.value)
@@ -248,7 +249,7 @@ def test_a_gpu_a_running_worker_has_is_accepted(dlx_home):
     missing = torch.cuda.device_count()
     with default_store().session() as s, s.begin():
         s.add(WorkerRow(id="gpu-host:1", info={"gpus": missing + 1, "cpu_slots": 1}))
-    run_id, _ = store.queue.submit(parse_config({"dataset": "digits", "device": f"cuda:{missing}"}))
+    run_id, _ = store.queue.submit(launch_config({"dataset": "digits", "device": f"cuda:{missing}"}))
     assert store.get_run(run_id).status == "queued"
 
 

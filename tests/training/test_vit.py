@@ -5,12 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from dlx.config import parse_config
 from dlx.data import DatasetMeta
 from dlx.errors import DlxError
 from dlx.models import build_model
 from dlx.models.vit import auto_patch
 from dlx.store import FINAL_STATES, default_store
+from dlx.training.fits import launch_config
 from tests.helpers.processes import wait_for
 
 DIGITS = DatasetMeta("digits", "image", tuple("0123456789"), (1, 8, 8))
@@ -21,7 +21,7 @@ def test_patch_size_fits_8_to_32_pixel_images():
     model = build_model("vit", DatasetMeta("cifar10", "image", tuple("0123456789"), (3, 32, 32)))
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10) and model.grid == 8
     with pytest.raises(DlxError, match="patch_size: 3 does not divide the 8-pixel side") as caught:
-        parse_config({"dataset": "digits", "model": "vit", "model_options": {"patch_size": 3}})
+        launch_config({"dataset": "digits", "model": "vit", "model_options": {"patch_size": 3}})
     assert caught.value.field == "model_options"
 
 
@@ -53,7 +53,7 @@ def test_attentions_are_the_blocks_softmax_weights_including_cls():
 
 def test_vit_trains_on_digits_through_the_worker(worker):
     store = default_store()
-    run_id, _ = store.queue.submit(parse_config({"dataset": "digits", "model": "vit", "model_options": {"hidden": 32},
+    run_id, _ = store.queue.submit(launch_config({"dataset": "digits", "model": "vit", "model_options": {"hidden": 32},
                                      "epochs": 4, "lr": 3e-3, "batch_size": 32}))
     run = wait_for(lambda: (r := store.get_run(run_id)).status in FINAL_STATES and r,
                    timeout=300, message=f"run {run_id} to end")

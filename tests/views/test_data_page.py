@@ -8,6 +8,7 @@ import pytest
 from dlx.data import DATASETS
 from dlx.data.tables import import_table
 from dlx.data.user_sets import get_user_set, import_image_archive
+from dlx.store import default_store
 from tests.helpers.files import image_zip, table_csv
 from tests.helpers.pages import open_app, texts
 from tests.helpers.processes import train_in_process
@@ -49,7 +50,7 @@ def test_a_refused_folder_shows_why(tmp_path):
     at.text_input(key="data.folder_path").input(str(tmp_path / "flat"))
     at.text_input(key="data.folder_name").input("flat")
     at.button[1].click().run()
-    assert "at least two classes" in at.error[0].value and get_user_set("flat") is None
+    assert "at least two classes" in at.error[0].value and get_user_set(default_store(), "flat") is None
 
 
 def add_folder(at, path: str, name: str):
@@ -69,7 +70,7 @@ def test_the_folder_tab_names_the_allowed_roots_and_refuses_a_link_out_of_them(t
     assert not at.exception
     [error] = at.error
     assert "DLX_DATA_ROOTS" in error.value and str(allowed.resolve()) in error.value
-    assert "passwd" not in error.value and get_user_set("etc") is None
+    assert "passwd" not in error.value and get_user_set(default_store(), "etc") is None
 
 
 def test_an_exposed_app_without_data_roots_says_no_folder_may_be_registered(tmp_path, monkeypatch):
@@ -81,11 +82,11 @@ def test_an_exposed_app_without_data_roots_says_no_folder_may_be_registered(tmp_
     assert any("No folder on the server may be registered" in w.value for w in at.warning)
     add_folder(at, str(tmp_path / "served"), "served")
     assert not at.exception and "DLX_DATA_ROOTS is not set" in at.error[0].value
-    assert get_user_set("served") is None
+    assert get_user_set(default_store(), "served") is None
 
 
 def test_table_shows_column_choices_stats_and_a_runs_mistakes():
-    import_table(table_csv(), "sizes", "label", "sizes.csv")
+    import_table(default_store(), table_csv(), "sizes", "label", "sizes.csv")
     run_id = train_in_process({"dataset": "sizes", "model": "mlp", "epochs": 3})
     at = open_app("pages/data.py")
     at.selectbox(key="data.browsed").select("sizes").run()
@@ -98,7 +99,7 @@ def test_text_set_shows_example_texts_with_their_lengths():
     from dlx.data.user_texts import import_text_csv
     from tests.helpers.files import texts_csv
 
-    import_text_csv(texts_csv(), "reviews", "review", "mood")
+    import_text_csv(default_store(), texts_csv(), "reviews", "review", "mood")
     at = open_app("pages/data.py")
     at.selectbox(key="data.browsed").select("reviews").run()
     examples = at.dataframe[-1].value
@@ -106,7 +107,7 @@ def test_text_set_shows_example_texts_with_their_lengths():
 
 
 def test_deleting_from_the_page_removes_the_set_and_its_files(tmp_path):
-    user_set, _ = import_image_archive(image_zip(tmp_path / "shapes.zip"), "doomed")
+    user_set, _ = import_image_archive(default_store(), image_zip(tmp_path / "shapes.zip"), "doomed")
     at = open_app("pages/data.py")
     at.selectbox(key="data.delete_name").select("doomed")
     at.button[4].click().run()  # the delete form's button (after the four forms that add data)

@@ -14,6 +14,7 @@ from dlx.data import torchvision_sets
 from dlx.errors import DlxError
 from dlx.models import MODELS
 from dlx.store import History, default_store
+from dlx.training.fits import launch_config
 from dlx.views import launch, progress
 from tests.helpers.pages import form
 
@@ -28,7 +29,7 @@ def test_defaults_fit_each_data_set_and_model():
     assert launch.models_for("wine") == ["mlp"]
     for dataset in ("digits", "iris"):
         for model in launch.models_for(dataset):
-            parse_config(launch.defaults_for(dataset, model))  # every pairing offered is valid
+            launch_config(launch.defaults_for(dataset, model))  # every pairing offered is valid
 
 
 def test_model_options_come_from_the_builder_signature():
@@ -228,7 +229,7 @@ def test_command_line_text_sweeps_like_the_form():
     expected = {**launch.defaults_for("iris", "mlp"), "seed": 7}
     for config in planned.configs:
         assert {k: v for k, v in config.model_dump().items() if k not in ("lr", "optimizer")} == \
-            {k: v for k, v in parse_config(expected).model_dump().items() if k not in ("lr", "optimizer")}
+            {k: v for k, v in launch_config(expected).model_dump().items() if k not in ("lr", "optimizer")}
     with pytest.raises(DlxError, match="^lr: 'fast' is not a number"):
         launch.plan(default_store(), launch.form_from_text("iris", "mlp", {"lr": "fast"}), name=launch.config_key)
     with pytest.raises(DlxError, match="model: 'cnn' does not take table data"):

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from dlx.data.image_folders import GREY_MODES, MAX_PIXELS
 from dlx.data.registry import DatasetMeta
+from dlx.data.user_sets import registered_set
 from dlx.errors import DlxError
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -91,9 +92,7 @@ def normalisation(meta: DatasetMeta) -> tuple[Tensor, Tensor] | None:
     """
     if meta.kind != "image":
         return None
-    from dlx.data.user_sets import get_user_set  # user_sets imports this module's limits
-
-    user_set = get_user_set(meta.name)
+    user_set = registered_set(meta.name)
     if user_set is None or user_set.kind != "image":
         return None
     mean, std = (torch.tensor(user_set.details[key], dtype=torch.float32).view(-1, 1, 1) for key in ("mean", "std"))
