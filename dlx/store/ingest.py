@@ -153,6 +153,12 @@ class RunWrites:
             return moved.rowcount == 1
 
 
+def import_sqlite() -> None:
+    """Import SQLAlchemy's SQLite dialect now, not at the first engine: a standby job process
+    (dlx.jobs.standby) warms up with it before its job exists."""
+    import sqlalchemy.dialects.sqlite  # noqa: F401
+
+
 def unavailable(err: Exception) -> bool:
     """Whether the database could not be used at all (retry the rows later), rather than refused them.
 
