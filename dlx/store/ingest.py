@@ -50,9 +50,9 @@ class RunWrites:
 
     # -- edits: built in the caller's line, run in a transaction ------------------------------
     def params(self, values: Mapping[str, str]) -> RunEdit:
-        """Params in one upsert (their number beside the text)."""
+        """Params in one upsert, each with its number (given here: SQLAlchemy calls the column's default per row)."""
         rows = [{"run_id": self.run_id, "key": k, "value": v, "number": param_number(v)} for k, v in values.items()]
-        return self._keyed(Param, rows)  # the number given, not left to the column's default: called per row
+        return self._keyed(Param, rows)
 
     def tags(self, values: Mapping[str, str]) -> RunEdit:
         """Tags in one upsert."""
