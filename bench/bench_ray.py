@@ -19,7 +19,6 @@ from common import machine, median, report, setup
 home = setup()
 
 from dlx.config import parse_config  # noqa: E402
-from dlx.jobs.supervisor import alive_workers  # noqa: E402
 from dlx.store import FINAL_STATES, default_store  # noqa: E402
 from tests.helpers.processes import start_worker, stop_process, wait_for  # noqa: E402
 from tests.helpers.ray_head import ray_head  # noqa: E402
@@ -32,7 +31,7 @@ def trials(env: dict[str, str], repeats: int) -> tuple[list[float], list[float]]
     store = default_store()
     worker = start_worker(home, env=env)
     try:
-        wait_for(lambda: any(w.id.endswith(f":{worker.pid}") for w in alive_workers(store)), timeout=120,
+        wait_for(lambda: any(w.id.endswith(f":{worker.pid}") for w in store.workers.alive()), timeout=120,
                  message="the worker")
         firsts, ends = [], []
         for _ in range(repeats + 1):

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from dlx.jobs import standby
-from dlx.jobs.supervisor import alive_workers
 from dlx.store import default_store
 from dlx.tracking import Run
 from tests.helpers.jobs import children, looped
@@ -64,7 +63,7 @@ def test_an_idle_worker_does_not_load_torch(dlx_home):
     dlx_home.mkdir(parents=True, exist_ok=True)
     worker = start_worker(dlx_home)
     try:
-        wait_for(lambda: any(w.id.endswith(f":{worker.pid}") for w in alive_workers(default_store())),
+        wait_for(lambda: any(w.id.endswith(f":{worker.pid}") for w in default_store().workers.alive()),
                  message="the worker to register")
         maps = Path(f"/proc/{worker.pid}/maps").read_text()
         assert "libtorch" not in maps and "libc10" not in maps

@@ -8,8 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dlx.jobs.supervisor import alive_workers
-
 if TYPE_CHECKING:
     from dlx.store import Store
 
@@ -28,7 +26,7 @@ def capacity(store: Store) -> Capacity:
     Local workers on one machine share its GPUs, so they count once per host (worker ids are
     `host:pid`); Ray workers on a cluster report the same cluster, counted once (the largest report).
     """
-    workers = alive_workers(store)
+    workers = store.workers.alive()
     local_hosts: dict[str, int] = {}
     cluster_nodes = cluster_gpus = 0
     for worker in workers:

@@ -54,7 +54,6 @@ def warm_up() -> None:
     import sklearn.datasets  # noqa: F401  (the built-in data sets' loaders)
     import sklearn.metrics  # noqa: F401
     import sklearn.model_selection  # noqa: F401  (load_dataset's splits)
-    import sqlalchemy.dialects.sqlite  # noqa: F401
     import torch
 
     import db.engine  # noqa: F401  (imported, not connected)
@@ -62,6 +61,9 @@ def warm_up() -> None:
     import dlx.jobs.entry  # noqa: F401  (the job kinds: train, explain with captum)
     import dlx.training.train  # noqa: F401
     from dlx.models import MODELS
+    from dlx.store.ingest import import_sqlite
+
+    import_sqlite()
 
     for entry in MODELS.values():  # the registry imports its builders' modules only when asked
         entry.builder  # noqa: B018

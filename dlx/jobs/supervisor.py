@@ -1,4 +1,4 @@
-"""Is a worker alive? Start one if not, stop the ones of this store on request.
+"""Is a worker alive? Start one if not, stop the ones of this store on request, say why a queued job waits.
 
 The app calls `ensure_worker(store)` so one command is enough; a worker the app starts stops with it
 (`dlx worker --stop-with PID` watches its parent), and `dlx worker --stop` ends the others.
@@ -14,19 +14,16 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
-from db.models import Worker, utcnow
 from dlx import settings
+from dlx.training.devices import gpu_index
 
 if TYPE_CHECKING:
+    from db.models import Job
     from dlx.store import Store
 
-FRESH = timedelta(seconds=10)  # a worker heartbeats every 2 s
 STARTING = 60.0  # seconds a freshly spawned worker may take to register
 STOP_TIMEOUT = 30.0  # seconds a stopping worker gets (it gives its jobs 10 s) before SIGKILL
 PARENT_POLL = 0.25  # seconds between a watching worker's looks at its parent
@@ -40,11 +37,6 @@ class WorkerStatus:
     running: int
     queued: int
     pid: int | None = None  # the worker ensure_worker() just spawned
-
-
-def alive_workers(store: Store) -> list[Worker]:
-    with store.session() as s:
-        return list(s.scalars(select(Worker).where(Worker.heartbeat_at > utcnow() - FRESH)))
 
 
 def _spawned_pid_alive() -> bool:
@@ -62,7 +54,7 @@ def _spawned_pid_alive() -> bool:
 
 def status(store: Store) -> WorkerStatus:
     store.reap_stale_for_reading()
-    workers = alive_workers(store)
+    workers = store.workers.alive()
     jobs = store.queue.counts()
     state = "alive" if workers else ("starting" if _spawned_pid_alive() else "down")
     return WorkerStatus(state, len(workers), jobs.get("running", 0), jobs.get("queued", 0))
@@ -90,6 +82,22 @@ def ensure_worker(store: Store, *, stop_with_parent: bool = False) -> WorkerStat
     return WorkerStatus("started", current.workers, current.running, current.queued, process.pid)
 
 
+def why_waiting(store: Store, job: Job) -> str:
+    """Why a queued job has not started, in words the Runs page shows: its place in the queue, and
+    what stops it when waiting alone will not help (no worker, or no worker with a GPU)."""
+    ahead, running = store.queue.place(job.id)
+    text = f"Waiting for a worker: {ahead} job{'s' if ahead != 1 else ''} ahead in the queue, {running} running."
+    workers = store.workers.alive()
+    if not workers:
+        if status(store).state == "starting":
+            return text + " A worker is starting."
+        return text + " No worker is running: start one from the sidebar, or run `dlx worker`."
+    if gpu_index(job.device) is not None and all(int(w.info.get("gpus", 0)) == 0 for w in workers):
+        return text + (f" It asks for {job.device}, but no running worker has a GPU, so none will take it: "
+                       "cancel it and launch it again on auto or cpu, or start a worker on a machine with a GPU.")
+    return text
+
+
 def stop_with(parent: int) -> None:
     """SIGTERM this process (a worker: it stops its jobs and standbys) once `parent` has ended.
 
@@ -108,11 +116,10 @@ def worker_pids(store: Store) -> list[int]:
     """Running `dlx worker` processes of this store on this machine: the workers table and the spawn marker."""
     host = socket.gethostname()
     pids = set()
-    with store.session() as s:
-        for row in s.scalars(select(Worker)):
-            row_host, _, pid = row.id.rpartition(":")
-            if row_host == host and pid.isdigit():
-                pids.add(int(pid))
+    for worker in store.workers.ids():
+        row_host, _, pid = worker.rpartition(":")
+        if row_host == host and pid.isdigit():
+            pids.add(int(pid))
     with contextlib.suppress(OSError, ValueError, IndexError):
         pids.add(int((settings.home() / "worker.spawn").read_text().split()[0]))
     return sorted(pid for pid in pids if _is_worker(pid))

@@ -19,16 +19,16 @@ import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select
-
-from db.models import Artifact, Job, utcnow
-from db.models import Worker as WorkerRow
 from dlx import settings
 from dlx.jobs import orphans
 from dlx.jobs.executors import Handle, get_executor
 from dlx.store import Store, default_store
 from dlx.training.devices import gpu_count
+
+if TYPE_CHECKING:
+    from db.models import Job
 
 POLL = 0.25  # seconds between looks at the queue
 HEARTBEAT = settings.HEARTBEAT_INTERVAL
@@ -148,14 +148,9 @@ class Worker:
         handle = self.executor.start(job.id, log_path, env)
         relative = str(log_path.relative_to(settings.home()))
         item = self.running[job.id] = Running(job.id, handle, gpu, job.started_at)
-        with self.store.session() as s, s.begin():
-            row = s.get(Job, job.id)
-            if not self._ours(row, item):  # deleted since the claim: its process finds no job and exits
-                print(f"job {job.id} was deleted as it started", flush=True)
-                return
-            row.pid, row.log_path = handle.pid, relative
-            if row.run_id is not None:  # still set: deleting a run deletes its jobs in the same transaction
-                s.add(Artifact(run_id=row.run_id, kind="log", name=f"job-{job.id}", path=relative))
+        if not self.store.queue.record_start(job.id, handle.pid, relative, lambda row: self._ours(row, item)):
+            print(f"job {job.id} was deleted as it started", flush=True)  # its process finds no job and exits
+            return
         print(f"started job {job.id} ({job.kind}) pid {handle.pid} on "
               f"{'cuda:' + str(gpu) if gpu is not None else 'cpu'}", flush=True)
 
@@ -184,17 +179,13 @@ class Worker:
             self._count_cluster()
         info = {"cpu_slots": self.cpu_slots, "gpus": self.gpus, "running": sorted(self.running),
                 "executor": self.executor.name, "nodes": self.nodes, "pid": os.getpid()}
-        with self.store.session() as s, s.begin():
-            row = s.get(WorkerRow, self.id) or WorkerRow(id=self.id)
-            row.heartbeat_at, row.info = utcnow(), json.loads(json.dumps(info))
-            s.add(row)
+        self.store.workers.beat(self.id, json.loads(json.dumps(info)))
 
     def _stop_vanished(self) -> None:
         """Stop jobs whose row is gone (their run was deleted): nothing they write can be stored."""
         if not self.running:
             return
-        with self.store.session() as s:
-            rows = {row.id: row for row in s.scalars(select(Job).where(Job.id.in_(list(self.running))))}
+        rows = self.store.queue.jobs(list(self.running))
         for job_id, item in self.running.items():
             if not self._ours(rows.get(job_id), item) and not item.cancel_sent_at:
                 print(f"job {job_id} was deleted while it ran; stopping it", flush=True)
@@ -232,8 +223,7 @@ class Worker:
             item.handle.kill()
             self._fail_shut_down(item)
         self.executor.shutdown()  # after the jobs: a Ray executor's handles need its connection
-        with self.store.session() as s, s.begin():
-            s.execute(delete(WorkerRow).where(WorkerRow.id == self.id))
+        self.store.workers.remove(self.id)
 
     def _fail_shut_down(self, item: Running) -> None:
         if self._ours(self.store.queue.get_job(item.job_id), item):

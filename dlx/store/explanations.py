@@ -23,11 +23,11 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, Engine, Table, bindparam, select
 from sqlalchemy.engine import Dialect
 from torch import Tensor
 
@@ -35,8 +35,16 @@ from db.engine import on_dispose
 from db.models import Explanation, Run, utcnow
 from dlx.errors import DlxError
 
-if TYPE_CHECKING:
-    from dlx.store import Store
+
+class CacheStore(Protocol):
+    """What the cache uses of its store (a `dlx.store.Store`)."""
+
+    engine: Engine
+
+    def connect(self) -> Connection: ...
+
+    def upsert(self, table: Table) -> Any: ...
+
 
 Stored = tuple[dict[str, Any], dict[str, Tensor]]  # (meta, tensors)
 Pending = tuple[int, str, Stored]  # (run id, method, entry): a row not written yet
@@ -85,7 +93,7 @@ def _lookup_sql(dialect: Dialect, count: int) -> _LookupSql:
 class Explanations:
     """Stored explanations and job results of one store, read and written in batches."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: CacheStore) -> None:
         self.store = store
         self._reset()
         _live.add(self)

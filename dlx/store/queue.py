@@ -8,33 +8,42 @@ whoever writes second (a late job process, a second reaper, a cancel racing the 
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Job, utcnow
+from db.models import Artifact, Job, utcnow
 from db.models import Run as RunRow
 from dlx.config import RunConfig
 from dlx.errors import DlxError
 from dlx.settings import stale_after
 from dlx.states import ACTIVE_STATES as ACTIVE
-from dlx.training.devices import check_launchable
 
-if TYPE_CHECKING:
-    from dlx.store import Store
+
+class JobsStore(Protocol):
+    """What the queue uses of its store (a `dlx.store.Store`)."""
+
+    @property
+    def dialect(self) -> str: ...
+
+    def session(self) -> Session: ...
+
+    def create_run(self, config: Mapping[str, Any] | None = None, experiment: str = "default",
+                   name: str | None = None, sweep: str | None = None, status: str = "queued") -> int: ...
 
 
 class Queue:
     """Jobs in one store (`store.queue`). Statuses only move forward, see the module's docstring."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: JobsStore) -> None:
         self.store = store
 
     def submit(self, config: RunConfig) -> tuple[int, int]:
-        """Create a queued run and its training job; returns (run_id, job_id)."""
-        check_launchable(config.device, self.store)
+        """Create a queued run and its training job; returns (run_id, job_id). Whether its device
+        exists is the caller's check (dlx.training.devices.check_launchable), made before."""
         values = config.model_dump()
         run_id = self.store.create_run(values, config.experiment, config.name, config.sweep, "queued")
         return run_id, self.submit_job("train", {}, run_id, config.device)
@@ -79,6 +88,18 @@ class Queue:
         return s.scalar(update(Job).where(Job.id == oldest.scalar_subquery())
                         .values(status="running").returning(Job.id))
 
+    def record_start(self, job_id: int, pid: int, log_path: str, ours: Callable[[Job | None], bool]) -> bool:
+        """Record the process a worker started for its claimed job and index its log on the job's run,
+        if `ours(row)` says the row is still that claim (not deleted meanwhile); returns whether it was."""
+        with self.store.session() as s, s.begin():
+            row = s.get(Job, job_id)
+            if not ours(row):
+                return False
+            row.pid, row.log_path = pid, log_path
+            if row.run_id is not None:  # still set: deleting a run deletes its jobs in the same transaction
+                s.add(Artifact(run_id=row.run_id, kind="log", name=f"job-{job_id}", path=log_path))
+            return True
+
     def find_job(self, kind: str, run_id: int, payload: dict[str, Any]) -> Job | None:
         """The latest job (any status) of this kind on this run with exactly this payload."""
         with self.store.session() as s:
@@ -88,6 +109,18 @@ class Queue:
     def get_job(self, job_id: int) -> Job | None:
         with self.store.session() as s:
             return s.get(Job, job_id)
+
+    def jobs(self, job_ids: list[int]) -> dict[int, Job]:
+        """These jobs' rows by id; a deleted one is missing."""
+        with self.store.session() as s:
+            return {row.id: row for row in s.scalars(select(Job).where(Job.id.in_(job_ids)))}
+
+    def place(self, job_id: int) -> tuple[int, int]:
+        """A queued job's place: the queued jobs ahead of it, and the jobs running."""
+        with self.store.session() as s:
+            ahead = s.scalar(select(func.count()).select_from(Job).where(Job.status == "queued", Job.id < job_id))
+            running = s.scalar(select(func.count()).select_from(Job).where(Job.status == "running"))
+        return ahead, running
 
     def latest_job(self, run_id: int, kind: str = "train") -> Job | None:
         with self.store.session() as s:

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, bindparam, func, select
 
 from db.models import BLOCK_STEPS, Metric, MetricBlock
 from dlx.errors import DlxError
-from dlx.tracking.logged_values import STEP_MAX, STEP_MIN
+from dlx.states import STEP_MAX, STEP_MIN
 
 
 @dataclass

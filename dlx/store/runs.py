@@ -28,12 +28,13 @@ from dlx import settings
 from dlx.errors import DlxError
 from dlx.store import query, reduction
 from dlx.store.edits import ARCHIVED_TAG, NOTE_TAG, RESERVED_TAG_PREFIX, RunEdits
+from dlx.store.queue import Queue
 from dlx.store.reduction import Reduced
 from dlx.store.user_sets import UserSets
+from dlx.store.workers import Workers
 
 if TYPE_CHECKING:
     from dlx.store.explanations import Explanations
-    from dlx.store.queue import Queue
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 logger = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ def history_of(rows: Sequence[tuple]) -> History:
 
 class Store(RunEdits):
     """Runs, metrics and artifacts of one database, and its collaborators bound to the same engine:
-    `queue` (jobs) and `explanations` (the explanation cache)."""
+    `queue` (jobs), `workers` (their heartbeats) and `explanations` (the explanation cache)."""
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or settings.database_url()
@@ -175,9 +176,12 @@ class Store(RunEdits):
     @cached_property
     def queue(self) -> Queue:
         """Its jobs: submit, claim, cancel, finish, heartbeat, reap (dlx.store.queue)."""
-        from dlx.store.queue import Queue  # the queue's module imports the store's callers: built when used
-
         return Queue(self)
+
+    @cached_property
+    def workers(self) -> Workers:
+        """Its workers' heartbeats and what they offer (dlx.store.workers)."""
+        return Workers(self)
 
     # Runs
 

@@ -11,8 +11,9 @@ import numbers
 import operator
 from typing import Any
 
+from dlx.states import STEP_MAX, STEP_MIN
+
 KEY_LENGTH = 250  # the key columns are String(250); PostgreSQL refuses longer ones
-STEP_MIN, STEP_MAX = -(2**63), 2**63 - 1  # a signed 64-bit INTEGER column
 
 
 def checked_key(key: Any, what: str = "metric") -> str:

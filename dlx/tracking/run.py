@@ -10,7 +10,6 @@ from __future__ import annotations
 import _thread
 import atexit
 import contextlib
-import functools
 import logging
 import signal
 import sys
@@ -19,21 +18,14 @@ import time
 import traceback
 import weakref
 from datetime import timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
-
-from sqlalchemy import Connection, Dialect, Select, Update, bindparam, insert, select, update
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 from db.engine import DatabaseReplaced
-from db.models import Artifact, Metric, Param, Tag, param_number, utcnow
-from db.models import Run as RunRow
 from dlx import settings
 from dlx.errors import DlxError
 from dlx.settings import HEARTBEAT_INTERVAL
-from dlx.states import ACTIVE_STATES, OWNER
-from dlx.store.bulk import MultiRow
-from dlx.store.summaries import update_summaries
+from dlx.states import ACTIVE_STATES
+from dlx.store.ingest import RunEdit, RunWrites, Transaction, unavailable
 from dlx.tracking.logged_values import checked_key, checked_param, checked_step, checked_text, checked_value
 
 if TYPE_CHECKING:
@@ -48,7 +40,7 @@ STAGED = object()  # Run.transaction(with_points=True): edits wait for the next 
 class Edit(NamedTuple):
     """A run edit (params, tags, summary, artifacts) as a function of a transaction's connection."""
 
-    apply: Callable[[Connection], None]
+    apply: RunEdit
     read_then_write: bool
 
 
@@ -66,7 +58,7 @@ class Run:
                  flush_interval: float = 1.0, stop_signal: int = signal.SIGINT):
         self.id = run_id
         self.store = store
-        self._engine = store.engine
+        self._writes = RunWrites(store, run_id)  # the SQL of everything below
         # Why points are refused (the run has ended), raised where they are logged; a handle on a finished
         # run refuses them from the start (its params, tags and summary may still be edited, as pages do).
         self._refusal: DlxError | None = None
@@ -83,7 +75,6 @@ class Run:
         self.ends_itself_at_exit = False  # set by start_run for the runs it creates (scripts' runs)
         self._local = threading.local()  # `.target`: this thread's transaction() connection, or STAGED
         self._staged: list[Edit] = []  # edits waiting for the next flush (transaction(with_points=True))
-        self._insert_sql, self._insert_kind = _metric_insert(self._engine.dialect)  # and how to run it
         self._timer = threading.Thread(target=self._background, args=(flush_interval,),
                                        daemon=True, name=f"dlx-flush-{run_id}")
         self._timer.start()
@@ -98,14 +89,14 @@ class Run:
         if getattr(self._local, "target", None) is not None:  # inside one already: part of it
             yield
             return
-        with contextlib.nullcontext(STAGED) if with_points else self._engine.begin() as target:
+        with contextlib.nullcontext(STAGED) if with_points else self._writes.transaction() as target:
             self._local.target = target
             try:
                 yield
             finally:
                 self._local.target = None
 
-    def _apply(self, edit: Callable[[Connection], None], read_then_write: bool = False) -> None:
+    def _apply(self, edit: RunEdit, read_then_write: bool = False) -> None:
         """Run `edit` in this thread's `transaction()`, staged for the next flush, or in a transaction of its own.
 
         `read_then_write` (update_summary's merge) takes SQLite's write lock before the read, so no
@@ -118,18 +109,13 @@ class Run:
             return
         if target is not None:
             if read_then_write:
-                self._lock_sqlite(target)
+                self._writes.lock(target)
             edit(target)
             return
-        with self._engine.begin() as conn:
+        with self._writes.transaction() as conn:
             if read_then_write:
-                self._lock_sqlite(conn)
+                self._writes.lock(conn)
             edit(conn)
-
-    def _lock_sqlite(self, conn: Connection) -> None:
-        """BEGIN IMMEDIATE, unless this transaction has already written (and so holds the lock)."""
-        if self.store.dialect == "sqlite" and not conn.connection.dbapi_connection.in_transaction:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     # -- logging ---------------------------------------------------------------------------
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
@@ -167,34 +153,19 @@ class Run:
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record parameters (stored as text; nested values as JSON); re-logging a key overwrites it."""
-        self._replace(Param, {checked_key(key, "param"): checked_param(key, value) for key, value in params.items()})
+        values = {checked_key(key, "param"): checked_param(key, value) for key, value in params.items()}
+        if values:  # one upsert: a run's whole config is one round trip
+            self._apply(self._writes.params(values))
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        self._replace(Tag, {checked_key(key, "tag"): checked_text(key, value) for key, value in tags.items()})
-
-    def _replace(self, model: type[Param] | type[Tag], values: Mapping[str, str]) -> None:
-        """Write key/value rows in one upsert: a run's whole config is one round trip, and writers
-        setting the same keys at once never collide (the last one's value stays)."""
-        if not values:
-            return
-        rows = [{"run_id": self.id, "key": k, "value": v} for k, v in values.items()]
-        if model is Param:  # given, not left to the column's default: SQLAlchemy calls that per row
-            for row in rows:
-                row["number"] = param_number(row["value"])
-        statement = self.store.keyed_upsert(model.__table__)
-        self._apply(lambda conn: conn.execute(statement, rows))
+        values = {checked_key(key, "tag"): checked_text(key, value) for key, value in tags.items()}
+        if values:
+            self._apply(self._writes.tags(values))
 
     def update_summary(self, values: Mapping[str, Any], **columns: Any) -> None:
         """Merge values into the run's summary (final metrics, totals the pages show); `columns`
         set the run row's own columns (e.g. `device`) in the same transaction."""
-        read, write = _summary_statements(self.store.dialect, tuple(sorted(columns)))
-        values = dict(values)
-
-        def merge(conn: Connection) -> None:
-            current = conn.execute(read, {"run": self.id}).scalar_one()
-            conn.execute(write, {"run": self.id, "merged": {**(current or {}), **values}, **columns})
-
-        self._apply(merge, read_then_write=True)
+        self._apply(self._writes.summary(values, columns), read_then_write=True)
 
     def log_artifact(self, kind: str, name: str, path: str, meta: Mapping[str, Any] | None = None) -> None:
         """Index a file under the data directory (path relative to it); one (kind, name) per run."""
@@ -203,19 +174,11 @@ class Run:
     def log_artifacts(self, entries: Iterable[tuple[str, str, str, Mapping[str, Any] | None]]) -> None:
         """Index several files (kind, name, path, meta) in one upsert: the training loop indexes its
         checkpoints every epoch, and a (kind, name) indexed again points at its new file."""
-        table = Artifact.__table__
         entries = list(entries)
         for _, _, path, _ in entries:
             settings.stored_path(path)  # refused now, in the caller's line, rather than trusted when read
-        rows = {(kind, name): {"run_id": self.id, "kind": kind, "name": name, "path": path,
-                               "meta": dict(meta or {}), "created_at": utcnow()}
-                for kind, name, path, meta in entries}  # one row per (kind, name): the last entry's
-        if not rows:
-            return
-        statement = self.store.merging_upsert(
-            table, ["run_id", "kind", "name"],
-            lambda upsert: {column: upsert.excluded[column] for column in ("path", "meta", "created_at")})
-        self._apply(lambda conn: conn.execute(statement, list(rows.values())))
+        if entries:
+            self._apply(self._writes.artifacts(entries))
 
     # -- writing ---------------------------------------------------------------------------
     def flush(self) -> None:
@@ -242,7 +205,7 @@ class Run:
                         self._insert(part)
                     except Exception as err:
                         pending.append(part)  # kept until we know it cannot be written
-                        if _unavailable(err):
+                        if unavailable(err):
                             raise
                         halves = self._split_refused(part, err)
                         pending.pop()
@@ -277,12 +240,12 @@ class Run:
                 self._insert(rows, staged)
                 return True
             except Exception as err:
-                if _unavailable(err):
+                if unavailable(err):
                     raise
             try:
                 self._insert([], staged)
             except Exception as err:
-                if _unavailable(err):
+                if unavailable(err):
                     raise
                 logger.error("run #%s: the database refused its params/tags/summary edits: %s", self.id, err)
             return False
@@ -297,30 +260,22 @@ class Run:
     def _insert(self, rows: list[tuple], staged: Sequence[Edit] = ()) -> None:
         """The points and the run's summary rows they change (after any staged edits), in one
         transaction; points logged after the run ended are refused (`_before_the_end`)."""
-        with self._engine.begin() as conn:
+        with self._writes.transaction() as conn:
             if rows or any(edit.read_then_write for edit in staged):
-                self._lock_sqlite(conn)  # the run's status read below stays true until the commit
+                self._writes.lock(conn)  # the run's status read below stays true until the commit
             for edit in staged:
                 edit.apply(conn)
             if rows:
                 rows = self._before_the_end(conn, rows)
-            if not rows:
-                return
-            if self._insert_kind == "copy":
-                self._copy(conn, rows)
-            elif self._insert_kind == "rows":
-                self._insert_sql.execute(conn, rows)
-            else:
-                conn.execute(self._insert_sql, [dict(run_id=r[0], key=r[1], step=r[2], value=r[3],
-                                                     time=r[4]) for r in rows])
-            update_summaries(self.store, conn, self.id, rows)
+            if rows:
+                self._writes.insert_points(conn, rows)
 
-    def _before_the_end(self, conn: Connection, rows: list[tuple]) -> list[tuple]:
+    def _before_the_end(self, conn: Transaction, rows: list[tuple]) -> list[tuple]:
         """The points logged before the run ended (all of them while it has not): a point logged
         later is refused, never stored into the finished run, and logging then raises (`_refusal`).
         Read under the write lock (SQLite) or a share lock on the row (PostgreSQL), so the run
         cannot end between this read and the commit."""
-        run = conn.execute(_status_statement(self.store.dialect), {"run": self.id}).first()
+        run = self._writes.status(conn)
         end = None if run is None else _end_time(run)  # a deleted run's points: refused by the database
         if end is None:
             return rows
@@ -333,24 +288,11 @@ class Run:
 
     def _status(self) -> Any:
         """The run's (status, ended_at) row, or None where it does not exist."""
-        with self._engine.connect() as conn:
-            return conn.execute(_status_statement(None), {"run": self.id}).first()
-
-    def _copy(self, conn: Connection, rows: list[tuple]) -> None:
-        """COPY the rows on the transaction's own psycopg connection; a driver error is raised as
-        SQLAlchemy's (OperationalError, ProgrammingError, ...) like every other statement's."""
-        dbapi = self._engine.dialect.loaded_dbapi
-        try:
-            with conn.connection.driver_connection.cursor() as cursor, cursor.copy(self._insert_sql) as copy:
-                for row in rows:
-                    copy.write_row(row)
-        except dbapi.Error as err:
-            raise DBAPIError.instance(self._insert_sql, None, err, dbapi.Error,
-                                      dialect=self._engine.dialect) from err
+        return self._writes.status()
 
     def _split_refused(self, rows: list[tuple], err: Exception) -> list[list[tuple]]:
         """Halves of a refused batch to retry apart, or nothing where it cannot be written at all."""
-        if not self._row_exists():
+        if not self._writes.exists():
             logger.error("run #%s was deleted: dropped %d metric points", self.id, len(rows))
             return []
         if len(rows) == 1:
@@ -358,11 +300,6 @@ class Run:
             return []
         middle = len(rows) // 2
         return [rows[middle:], rows[:middle]]  # popped first half first: the order stays
-
-    def _row_exists(self) -> bool:
-        table = RunRow.__table__
-        with self._engine.connect() as conn:
-            return conn.execute(select(table.c.id).where(table.c.id == self.id)).first() is not None
 
     def _background(self, flush_interval: float) -> None:
         """Flush on the timer and heartbeat; a failure is reported and retried on the next turn."""
@@ -388,12 +325,7 @@ class Run:
 
     def _heartbeat(self) -> None:
         """Tell the store this process is alive; stop the script if its run was ended or deleted meanwhile."""
-        table = RunRow.__table__
-        with self._engine.begin() as conn:
-            conn.execute(update(table).where(table.c.id == self.id, table.c.status.in_(ACTIVE_STATES))
-                         .values(heartbeat_at=utcnow()))
-            row = conn.execute(select(table.c.cancel_requested, table.c.status, table.c.ended_at)
-                               .where(table.c.id == self.id)).first()
+        row = self._writes.heartbeat()
         if row is not None and _end_time(row) is not None and self._refusal is None:
             self._refusal = _ended_error(self.id, row.status)  # ended by someone else (a reaper): log no more
         if (row is None or row.cancel_requested) and not self.stop_requested and not self._stop.is_set():
@@ -404,19 +336,7 @@ class Run:
     def set_status(self, status: str, error: str | None = None) -> bool:
         """Move the run to `status`; only from queued or running (checked in the UPDATE itself), so a
         final status is never overwritten. Returns whether the run moved."""
-        now = utcnow()
-        values: dict[str, Any] = {"status": status}
-        if status == "running":
-            values.update(started_at=now, heartbeat_at=now, owner=OWNER)
-        else:
-            values["ended_at"] = now
-        if error is not None:
-            values["error"] = error
-        table = RunRow.__table__
-        with self._engine.begin() as conn:
-            moved = conn.execute(update(table).where(table.c.id == self.id, table.c.status.in_(ACTIVE_STATES))
-                                 .values(**values))
-            return moved.rowcount == 1
+        return self._writes.set_status(status, error)
 
     def finish(self, status: str = "succeeded", error: str | None = None) -> None:
         """Stop the timer, write what is buffered, and record the final status, even if writing failed
@@ -455,45 +375,6 @@ class Run:
         return False
 
 
-@functools.cache
-def _metric_insert(dialect: Dialect) -> tuple[Any, str]:
-    """The fastest correct insert of metric points for this dialect, and how to run it (built once
-    per engine): COPY on PostgreSQL (psycopg), many rows per statement on SQLite (dlx.store.bulk), else a
-    Core executemany."""
-    stmt = insert(Metric.__table__)
-    if dialect.driver == "psycopg":
-        return "COPY metrics (run_id, key, step, value, time) FROM STDIN", "copy"
-    if dialect.name == "sqlite":
-        keys = ["run_id", "key", "step", "value", "time"]  # the order of the points' tuples
-        multi_row, names = MultiRow.compiled(stmt, dialect, keys)
-        assert names == keys, names
-        return multi_row, "rows"
-    return stmt, "core"
-
-
-@functools.cache
-def _summary_statements(dialect: str, columns: tuple[str, ...]) -> tuple[Select, Update]:
-    """`Run.update_summary`'s read and write, built once per process (building them cost more than
-    running them). Two writers of one run's summary merge in turn, neither dropping the other's keys:
-    the read locks the row on PostgreSQL; on SQLite the write lock is taken first (Run._apply)."""
-    table = RunRow.__table__
-    read = select(table.c.summary).where(table.c.id == bindparam("run"))
-    if dialect == "postgresql":
-        read = read.with_for_update()
-    write = (update(table).where(table.c.id == bindparam("run"))
-             .values(summary=bindparam("merged", type_=table.c.summary.type),
-                     **{column: bindparam(column, type_=table.c[column].type) for column in columns}))
-    return read, write
-
-
-@functools.cache
-def _status_statement(dialect: str | None) -> Select:
-    """A run's status and end time; on PostgreSQL with a share lock on its row, for a flush's transaction."""
-    table = RunRow.__table__
-    read = select(table.c.status, table.c.ended_at).where(table.c.id == bindparam("run"))
-    return read.with_for_update(read=True) if dialect == "postgresql" else read
-
-
 def _end_time(run: Any) -> float | None:
     """When a run's (status, ended_at) row says it ended, in unix seconds; None while it has not. Every
     path that ends a run records its end time; a final status without one is taken as no end (yet)."""
@@ -505,19 +386,6 @@ def _end_time(run: Any) -> float | None:
 def _ended_error(run_id: int, status: str) -> DlxError:
     return DlxError(f"run: run #{run_id} has already ended ({status}); a point logged after its run ended "
                     "is refused: start a new run (dlx.start_run) to log more", field="run")
-
-
-def _unavailable(err: Exception) -> bool:
-    """Whether the database could not be used at all (retry the rows later), rather than refused them.
-
-    A statement that fails as a whole (on PostgreSQL a ProgrammingError of SQLSTATE class 42, such
-    as a missing table, which SQLite calls OperationalError) fails every row alike: no row of it
-    is to blame. A trigger's RAISE (P0001) is a refusal of rows, though psycopg files it beside them.
-    """
-    unreachable = (OperationalError, InterfaceError, PoolTimeout, DatabaseReplaced)
-    whole_statement = (isinstance(err, ProgrammingError)
-                       and str(getattr(err.orig, "sqlstate", None) or "42").startswith("42"))
-    return isinstance(err, unreachable) or whole_statement or getattr(err, "connection_invalidated", False)
 
 
 def _ending(exc: BaseException | None) -> tuple[str, str | None]:

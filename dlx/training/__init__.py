@@ -1,1 +1,1 @@
-"""The training loop (`train`), its checkpoints, and the devices it runs on."""
+"""The training loop (`train`), its checkpoints (and their writer in the background), and the devices it runs on."""

@@ -15,9 +15,6 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
-
-from db.models import Job
 from dlx.errors import DlxError
 
 if TYPE_CHECKING:
@@ -85,31 +82,10 @@ def check_launchable(spec: str, store: Store) -> None:
     index = gpu_index(spec)
     if index is None or index < gpu_count():
         return
-    from dlx.jobs.supervisor import alive_workers  # jobs imports this module: imported when called
-
-    if any(int(w.info.get("gpus", 0)) > index for w in alive_workers(store)):
+    if any(int(w.info.get("gpus", 0)) > index for w in store.workers.alive()):
         return
     have = gpu_count()
     choices = ", ".join(["auto", "cpu", *(f"cuda:{i}" for i in range(have))])
     raise DlxError(f"device: {spec!r} does not exist here: this machine has {have} GPU(s) and no running "
                    f"worker has more; choose {choices}", field="device")
 
-
-def why_waiting(store: Store, job: Job) -> str:
-    """Why a queued job has not started, in words the Runs page shows: its place in the queue, and
-    what stops it when waiting alone will not help (no worker, or no worker with a GPU)."""
-    from dlx.jobs.supervisor import alive_workers, status  # jobs imports this module: imported when called
-
-    with store.session() as s:
-        ahead = s.scalar(select(func.count()).select_from(Job).where(Job.status == "queued", Job.id < job.id))
-        running = s.scalar(select(func.count()).select_from(Job).where(Job.status == "running"))
-    text = f"Waiting for a worker: {ahead} job{'s' if ahead != 1 else ''} ahead in the queue, {running} running."
-    workers = alive_workers(store)
-    if not workers:
-        if status(store).state == "starting":
-            return text + " A worker is starting."
-        return text + " No worker is running: start one from the sidebar, or run `dlx worker`."
-    if gpu_index(job.device) is not None and all(int(w.info.get("gpus", 0)) == 0 for w in workers):
-        return text + (f" It asks for {job.device}, but no running worker has a GPU, so none will take it: "
-                       "cancel it and launch it again on auto or cpu, or start a worker on a machine with a GPU.")
-    return text

@@ -27,7 +27,7 @@ from dlx.data.text_tokens import crop, tokenize_split
 from dlx.errors import DlxError
 from dlx.models import build_model
 from dlx.tracking import Run
-from dlx.tracking.checkpoint_writer import CheckpointWriter, Snapshot, Weights
+from dlx.training.checkpoint_writer import CheckpointWriter, Snapshot, Weights
 from dlx.training.checkpoints import checkpoint_metadata
 from dlx.training.devices import resolve_device
 
@@ -181,7 +181,7 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
     pending: list[torch.Tensor] = []
     window_samples = 0
     model.train()
-    # Checkpoints are written (and indexed) in the background: see dlx.tracking.checkpoint_writer.
+    # Checkpoints are written (and indexed) in the background: see dlx.training.checkpoint_writer.
     writer = CheckpointWriter(run, folder)
     weights = Weights(model)
     config_json = config.model_dump_json()  # every checkpoint carries it: serialised once

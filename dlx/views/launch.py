@@ -331,6 +331,7 @@ def submit_plan(store: Store, planned: Plan, sweep: str | None = None) -> list[i
         if planned.grid:
             varied = " ".join(f"{key}={_show(getattr(config, key))}" for key in planned.grid)
             updates["name"] = f"{config.name} {varied}" if config.name else varied
+        check_launchable(config.device, store)  # again as each is queued: a worker may have gone since plan()
         run_id, _ = store.queue.submit(config.model_copy(update=updates))
         run_ids.append(run_id)
     return run_ids
@@ -348,6 +349,7 @@ def rerun(store: Store, run_id: int) -> int:
     _launchable(run)
     config = launch_config({**run.config, "sweep": None})
     check_executor()
+    check_launchable(config.device, store)
     new_id, _ = store.queue.submit(config)
     return new_id
 

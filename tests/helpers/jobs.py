@@ -9,7 +9,6 @@ from sqlalchemy import func, select
 
 from db.models import Metric
 from dlx.jobs import standby
-from dlx.jobs.supervisor import alive_workers
 from dlx.store import FINAL_STATES, default_store
 from tests.helpers.processes import wait_for
 
@@ -68,7 +67,7 @@ def looped(process: subprocess.Popen, times: int = 2) -> None:
     seen: set = set()
 
     def beaten() -> bool:
-        seen.update(w.heartbeat_at for w in alive_workers(default_store()) if w.id.endswith(f":{process.pid}"))
+        seen.update(w.heartbeat_at for w in default_store().workers.alive() if w.id.endswith(f":{process.pid}"))
         return len(seen) > times
 
     wait_for(beaten, timeout=60, message="the worker's heartbeats")

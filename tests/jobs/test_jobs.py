@@ -11,7 +11,6 @@ import pytest
 from dlx import settings
 from dlx.config import parse_config
 from dlx.jobs import ensure_worker
-from dlx.jobs.supervisor import alive_workers
 from dlx.store import default_store
 from tests.helpers.jobs import LONG, QUICK, ended, points, running, running_with_metrics
 from tests.helpers.processes import start_worker, stop_process, wait_for
@@ -169,7 +168,7 @@ def test_ensure_worker_starts_one_worker_and_only_one(spawned_workers):
     spawn_record = marker.read_text()
 
     assert ensure_worker(store).state in ("starting", "alive")  # the first one has not registered yet
-    workers = wait_for(lambda: alive_workers(store), timeout=60, message="the spawned worker to heartbeat")
+    workers = wait_for(lambda: store.workers.alive(), timeout=60, message="the spawned worker to heartbeat")
     assert [w.info["pid"] for w in workers] == [pid]
     assert ensure_worker(store).state == "alive"
     assert marker.read_text() == spawn_record  # nothing else was spawned
@@ -177,4 +176,4 @@ def test_ensure_worker_starts_one_worker_and_only_one(spawned_workers):
     run_id, job_id = store.queue.submit(parse_config(QUICK))
     assert ended(job_id).status == "succeeded"
     assert store.queue.latest_job(run_id).worker.endswith(f":{pid}")
-    assert len(alive_workers(store)) == 1
+    assert len(store.workers.alive()) == 1

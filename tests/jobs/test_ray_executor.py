@@ -17,7 +17,6 @@ from dlx import settings
 from dlx.config import parse_config
 from dlx.errors import DlxError
 from dlx.jobs.executors import get_executor
-from dlx.jobs.supervisor import alive_workers
 from dlx.store import default_store
 from tests.helpers.jobs import LONG, ended, points
 from tests.helpers.processes import start_worker, stop_process, wait_for
@@ -43,7 +42,7 @@ def ray_worker(dlx_home, ray_head):
     process = start_worker(dlx_home, env={"DLX_EXECUTOR": "ray", "DLX_RAY_ADDRESS": ray_head,
                                           "DLX_PREWARM": "0"})
     store = default_store()
-    wait_for(lambda: any(w.id.endswith(f":{process.pid}") for w in alive_workers(store)) or process.poll() is not None,
+    wait_for(lambda: any(w.id.endswith(f":{process.pid}") for w in store.workers.alive()) or process.poll() is not None,
              timeout=120, message="the ray worker to register")
     assert process.poll() is None, "the worker exited; see its log under DLX_HOME"
     yield process
@@ -110,7 +109,7 @@ def test_ray_runs_two_jobs_to_success_and_cancels_a_third(ray_worker):
     wait_for(lambda: job_process(long_job) is None, timeout=30, message="the cancelled task's process to end")
     assert points(long_run) > 0
     assert_complete_series(long_run, None)
-    info = next(w.info for w in alive_workers(store) if w.id.endswith(f":{ray_worker.pid}"))
+    info = next(w.info for w in store.workers.alive() if w.id.endswith(f":{ray_worker.pid}"))
     assert info["executor"] == "ray" and info["nodes"] == 1 and info["cpu_slots"] == 2 and info["gpus"] == 0
     assert ray_worker.poll() is None
 
@@ -172,7 +171,7 @@ def test_a_lost_node_fails_its_run_with_rays_reason_and_the_worker_serves_on(dlx
     store = default_store()
     try:
         def info() -> dict:
-            return next((w.info for w in alive_workers(store) if w.id.endswith(f":{worker.pid}")), {})
+            return next((w.info for w in store.workers.alive() if w.id.endswith(f":{worker.pid}")), {})
 
         wait_for(lambda: info().get("nodes") == 2 or worker.poll() is not None or node.poll() is not None,
                  timeout=120, message="the worker to see the joined node")

@@ -25,12 +25,11 @@ from dlx.cli import main
 from dlx.config import MAX_SEED
 from dlx.data import load_dataset
 from dlx.errors import DlxError
-from dlx.jobs.supervisor import alive_workers
+from dlx.jobs.supervisor import why_waiting
 from dlx.models import registry
 from dlx.store import default_store
 from dlx.tracking import start_run
 from dlx.training.checkpoints import load_run_model
-from dlx.training.devices import why_waiting
 from dlx.training.fits import launch_config
 from dlx.views import launch
 from tests.helpers.processes import start_worker, stop_process, train_in_process, wait_for
@@ -235,7 +234,7 @@ def test_a_gpu_this_machine_lacks_is_refused_at_launch(dlx_home):
     missing = f"cuda:{torch.cuda.device_count()}"
     config = launch_config({"dataset": "digits", "device": missing})  # a config is machine-independent
     with pytest.raises(DlxError) as err:
-        default_store().queue.submit(config)
+        launch.submit_plan(default_store(), launch.Plan(config.model_dump(), {}, [config]))  # the way runs are queued
     assert err.value.field == "device" and missing in str(err.value)
     form = launch.to_form({**launch.defaults_for("digits", "cnn"), "device": missing})
     with pytest.raises(DlxError, match="Device: "):
@@ -249,7 +248,8 @@ def test_a_gpu_a_running_worker_has_is_accepted(dlx_home):
     missing = torch.cuda.device_count()
     with default_store().session() as s, s.begin():
         s.add(WorkerRow(id="gpu-host:1", info={"gpus": missing + 1, "cpu_slots": 1}))
-    run_id, _ = store.queue.submit(launch_config({"dataset": "digits", "device": f"cuda:{missing}"}))
+    config = launch_config({"dataset": "digits", "device": f"cuda:{missing}"})
+    [run_id] = launch.submit_plan(store, launch.Plan(config.model_dump(), {}, [config]))
     assert store.get_run(run_id).status == "queued"
 
 
@@ -261,7 +261,7 @@ def test_runs_page_says_why_a_gpu_job_waits(dlx_home):
     assert "No worker is running" in why_waiting(store, store.queue.get_job(job_id))
     worker = start_worker(dlx_home)
     try:
-        wait_for(lambda: alive_workers(store), message="the worker to register")
+        wait_for(lambda: store.workers.alive(), message="the worker to register")
         assert "no running worker has a GPU" in why_waiting(store, store.queue.get_job(job_id))
         at = open_app("pages/runs.py", run=str(run_id))
         assert any("cuda:0" in i.value and "no running worker has a GPU" in i.value for i in at.info)

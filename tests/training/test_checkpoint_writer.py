@@ -9,7 +9,7 @@ from safetensors import safe_open
 from dlx import settings
 from dlx.store import default_store
 from dlx.tracking import Run
-from dlx.tracking.checkpoint_writer import CheckpointWriter, Weights
+from dlx.training.checkpoint_writer import CheckpointWriter, Weights
 
 
 def _epoch_of(path) -> str:
