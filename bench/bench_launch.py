@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import re
 import time
-from datetime import timezone
+from datetime import UTC
 
 from common import machine, median, report, setup
 
@@ -60,7 +60,7 @@ def wait_finished(run_id: int) -> None:
 
 
 def unix(moment) -> float:
-    return moment.replace(tzinfo=timezone.utc).timestamp()
+    return moment.replace(tzinfo=UTC).timestamp()
 
 
 def browser_trial(page, url: str) -> dict[str, float]:

@@ -116,14 +116,15 @@ def main() -> None:
             for name, values in rates.items()])
 
         stores = {name: Store(url) for name, url in urls.items()}
-        history = {name: timed(lambda: store.metric_history(history_run[name], "train_loss"), args.repeats * 3)
+        history = {name: timed(lambda store=store, name=name: store.metric_history(history_run[name], "train_loss"),
+                               args.repeats * 3)
                    for name, store in stores.items()}
         report(f"History read, {args.steps:,} points of one key (store.metric_history), ms", [
             (name, spread(values, "ms", 1e3)) for name, values in history.items()])
 
         for url in urls.values():
             populate(url, args.runs)
-        listing = {name: timed(lambda: store.list_runs(filter="val_acc > 0.5 and lr < 0.006",
+        listing = {name: timed(lambda store=store: store.list_runs(filter="val_acc > 0.5 and lr < 0.006",
                                                        sort="val_acc", limit=50), args.repeats * 3)
                    for name, store in stores.items()}
         report(f"List/filter over {args.runs} runs and the ingest runs "

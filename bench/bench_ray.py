@@ -38,7 +38,7 @@ def trials(env: dict[str, str], repeats: int) -> tuple[list[float], list[float]]
             time.sleep(6)  # as an idle worker: its standby (local) is ready again
             start = time.time()
             run_id, job_id = store.queue.submit(parse_config(JOB))
-            job = wait_for(lambda: (j := store.queue.get_job(job_id)).status in FINAL_STATES and j, timeout=180,
+            job = wait_for(lambda job_id=job_id: (j := store.queue.get_job(job_id)).status in FINAL_STATES and j, timeout=180,
                            interval=0.05, message=f"job {job_id}")
             assert job.status == "succeeded", job.error
             firsts.append(float(store.metric_history(run_id, "train_loss").times[0]) - start)

@@ -62,10 +62,10 @@ class Timing:
     cpu: float  # this process's CPU time, every thread (dlx's flush thread included)
 
     @classmethod
-    def now(cls) -> "Timing":
+    def now(cls) -> Timing:
         return cls(time.perf_counter(), time.process_time())
 
-    def __sub__(self, other: "Timing") -> "Timing":
+    def __sub__(self, other: Timing) -> Timing:
         return Timing(self.wall - other.wall, self.cpu - other.cpu)
 
 

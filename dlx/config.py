@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dlx.errors import DlxError
-
 
 MAX_SEED = 2**32 - 1  # scikit-learn's splitter takes seeds up to here (torch's up to 2**64 - 1)
 

@@ -3,8 +3,7 @@ and browse any data set."""
 import streamlit as st
 
 from dlx import settings
-from dlx.data import DATASETS, load_dataset
-from dlx.data import browse
+from dlx.data import DATASETS, browse, load_dataset
 from dlx.data.registry import files_problem
 from dlx.data.tables import import_table
 from dlx.data.user_sets import AUGMENTATIONS, delete_user_set, import_image_folder, import_uploaded_images

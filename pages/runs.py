@@ -7,9 +7,9 @@ import streamlit as st
 
 from dlx.config import parse_run_id
 from dlx.errors import DlxError
+from dlx.jobs.supervisor import why_waiting
 from dlx.store import FINAL_STATES, History, RunInfo, default_store
 from dlx.store.edits import parse_tags
-from dlx.jobs.supervisor import why_waiting
 from dlx.views import compare, live, progress
 from dlx.views.charts import compare as charts_compare
 from dlx.views.charts import curves as charts

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import csv
 import re
-from typing import Any, Iterable, Iterator, TextIO
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO
 
 _TRIGGER = re.compile(r"'*[=+\-@\t\r]")  # optional quotes, then a character a spreadsheet acts on
 _ESCAPED = re.compile(r"'+[=+\-@\t\r]")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from dlx import settings
 from dlx.data import tables, user_texts

@@ -19,8 +19,8 @@ the rationale mask).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from dlx.errors import DlxError
 from dlx.explain.text.tokens import Encoded, text_forward
+
 
 # -- images and tables: features set to the baseline -----------------------------------------------
 def feature_scores(values: Tensor) -> Tensor:

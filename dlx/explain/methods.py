@@ -6,8 +6,9 @@ way declares its parameters once and the pages draw their widgets from them.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from torch import Tensor, nn
 

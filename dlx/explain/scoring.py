@@ -5,8 +5,9 @@ A random attribution is scored alongside as the reference a useful method must b
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,8 +15,16 @@ from torch import Tensor, nn
 
 from dlx.errors import DlxError
 from dlx.explain.cache import digest, explain_cached, tensor_digest
-from dlx.explain.faithfulness import (average_precision, deletion_insertion_many, deletion_insertion_words,
-                                      infidelity_scores, max_sensitivity, random_scores, rationale_mask, recall_at_k)
+from dlx.explain.faithfulness import (
+    average_precision,
+    deletion_insertion_many,
+    deletion_insertion_words,
+    infidelity_scores,
+    max_sensitivity,
+    random_scores,
+    rationale_mask,
+    recall_at_k,
+)
 from dlx.explain.image.baselines import make_baseline
 from dlx.explain.image.localisation import mask_mass, pointing_game
 from dlx.explain.image.methods import explain
@@ -90,7 +99,7 @@ class Scores:
         return tensors
 
     @classmethod
-    def from_tensors(cls, tensors: dict[str, Tensor]) -> "Scores":
+    def from_tensors(cls, tensors: dict[str, Tensor]) -> Scores:
         scores = cls(tensors["fractions"].numpy())
         for name, value in tensors.items():
             kind, _, rest = name.partition("/")
@@ -220,7 +229,7 @@ class TextScores:
         return tensors
 
     @classmethod
-    def from_tensors(cls, tensors: dict[str, Tensor]) -> "TextScores":
+    def from_tensors(cls, tensors: dict[str, Tensor]) -> TextScores:
         scores = cls()
         for name, values in tensors.items():
             kind, method, *metric = name.split("/")

@@ -21,8 +21,8 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx2
@@ -222,7 +222,7 @@ class Gate:
             upstream = await connect(f"ws://{self.upstream}{ws.url.path}{query}", subprotocols=offered or None,
                                      origin=Origin(f"http://{self.upstream}"), additional_headers=cookies,
                                      max_size=None, proxy=None, user_agent_header=None)
-        except (OSError, websockets.InvalidHandshake, asyncio.TimeoutError):
+        except (TimeoutError, OSError, websockets.InvalidHandshake):
             await ws.close(code=1011)
             return
         await ws.accept(subprotocol=upstream.subprotocol)

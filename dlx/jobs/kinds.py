@@ -1,7 +1,8 @@
 """What a job does, by kind: a registry the job entry point dispatches on."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from db.models import Job
 

@@ -8,7 +8,8 @@ meanwhile (2% with many rows per statement), and the rows themselves cost 20% mo
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Dialect
 

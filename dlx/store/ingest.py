@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ContextManager
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Dialect, Select, Update, bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
@@ -39,7 +40,7 @@ class RunWrites:
         self._engine = store.engine
         self._insert_sql, self._insert_kind = _metric_insert(self._engine.dialect)  # and how to run it
 
-    def transaction(self) -> ContextManager[Transaction]:
+    def transaction(self) -> AbstractContextManager[Transaction]:
         """A transaction, committed at the block's end (rolled back on an exception)."""
         return self._engine.begin()
 

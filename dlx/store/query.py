@@ -21,9 +21,9 @@ and `tag.NAME` say which explicitly.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Union
 
 from sqlalchemy import ColumnElement, and_, false, not_, or_, select
 
@@ -61,7 +61,7 @@ class FilterError(DlxError):
 @dataclass(frozen=True)
 class Token:
     kind: str  # name, number, string, op, keyword, punct, end
-    value: Union[str, float, bool, None]
+    value: str | float | bool | None
     position: int  # 1-based
 
 
@@ -75,16 +75,16 @@ class Comparison:
 
 @dataclass(frozen=True)
 class Not:
-    operand: "Node"
+    operand: Node
 
 
 @dataclass(frozen=True)
 class BoolOp:
     op: str  # and, or
-    operands: tuple["Node", ...]
+    operands: tuple[Node, ...]
 
 
-Node = Union[Comparison, Not, BoolOp]
+Node = Comparison | Not | BoolOp
 
 
 def tokenize(text: str) -> list[Token]:
@@ -240,7 +240,7 @@ class _Parser:
         self.take()
         return Comparison(str(name.value), name.position, str(op.value), (self.literal(),))
 
-    def literal(self) -> Union[str, float, bool]:
+    def literal(self) -> str | float | bool:
         token = self.peek()
         if token.kind in ("number", "string") or (token.kind == "keyword" and token.value in ("true", "false")):
             self.take()
@@ -261,7 +261,7 @@ class Field:
     key: str
 
 
-Resolver = Callable[[str], Union[Field, None]]
+Resolver = Callable[[str], Field | None]
 
 
 def resolve_name(name: str, is_param: Callable[[str], bool], is_metric: Callable[[str], bool]) -> Field | None:

@@ -6,7 +6,8 @@ the history; tables and filters over many runs read the run summaries, reduced c
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, case
 

@@ -1,9 +1,10 @@
 """Users' data set rows (`store.user_sets`): written once checked, listed newest first, deleted on request."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError

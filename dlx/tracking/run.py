@@ -17,8 +17,9 @@ import threading
 import time
 import traceback
 import weakref
-from datetime import timezone
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from db.engine import DatabaseReplaced
 from dlx import settings
@@ -48,7 +49,7 @@ class Cancelled(BaseException):
     """Raised inside a run when it is asked to stop (SIGTERM, or End on the page); ends the run as cancelled."""
 
 
-_open_runs: "weakref.WeakSet[Run]" = weakref.WeakSet()
+_open_runs: weakref.WeakSet[Run] = weakref.WeakSet()
 
 
 class Run:
@@ -306,8 +307,7 @@ class Run:
         next_flush = next_beat = time.monotonic()
         while not self._stop.wait(min(flush_interval, HEARTBEAT_INTERVAL)):
             now = time.monotonic()
-            for due, action, interval in ((next_flush, self.flush, flush_interval),
-                                          (next_beat, self._heartbeat, HEARTBEAT_INTERVAL)):
+            for due, action in ((next_flush, self.flush), (next_beat, self._heartbeat)):
                 if now >= due:
                     try:
                         action()
@@ -363,7 +363,7 @@ class Run:
                     self._refusal = _ended_error(self.id, row.status)  # ended earlier, by someone else
 
     # -- context manager -------------------------------------------------------------------
-    def __enter__(self) -> "Run":
+    def __enter__(self) -> Run:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -380,7 +380,7 @@ def _end_time(run: Any) -> float | None:
     path that ends a run records its end time; a final status without one is taken as no end (yet)."""
     if run.status in ACTIVE_STATES or run.ended_at is None:
         return None
-    return run.ended_at.replace(tzinfo=timezone.utc).timestamp()
+    return run.ended_at.replace(tzinfo=UTC).timestamp()
 
 
 def _ended_error(run_id: int, status: str) -> DlxError:

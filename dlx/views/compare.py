@@ -5,11 +5,13 @@ Plain data for the Compare page and its charts (dlx/views/charts/compare.py); no
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.colors
+
 from dlx.errors import DlxError
 from dlx.store import RunInfo, Store, decode_param, points
 from dlx.store.reduction import Reduced

@@ -15,6 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from dlx.store import History, Store, points
 from dlx.store.reduction import bucketing, reduced_history
 

@@ -6,7 +6,7 @@ listed run says nothing and costs width, so params appear only where the listed 
 from __future__ import annotations
 
 import json
-from datetime import timezone
+from datetime import UTC
 from numbers import Number
 from typing import Any
 
@@ -82,7 +82,7 @@ def table_rows(store: Store, runs: list[RunInfo]) -> pd.DataFrame:
             "model": _text(run.model),
             **{SHORT_NAMES.get(key, key): config.get(key) for key in params},
             "duration": progress.format_duration(run.duration_s),
-            "started": run.started_at and run.started_at.replace(tzinfo=timezone.utc), "sweep": _text(run.sweep),
+            "started": run.started_at and run.started_at.replace(tzinfo=UTC), "sweep": _text(run.sweep),
         })
     frame = pd.DataFrame(rows)
     for name in (SHORT_NAMES.get(key, key) for key in params):

@@ -55,7 +55,7 @@ def test_ui_listens_on_this_machine_only_and_needs_no_secret_there(browser_page)
 def test_exposed_ui_asks_for_its_token_before_showing_anything(browser_page):
     port, host = free_port(), other_address()
     with ui("--host", host or "0.0.0.0", "--port", str(port), env={"DLX_TOKEN": None}) as line:
-        match = re.fullmatch(r"dlx: (http://\S+:%d/)\?token=([0-9a-f]{48})  \(Ctrl-C stops the app\)" % port, line)
+        match = re.fullmatch(rf"dlx: (http://\S+:{port}/)\?token=([0-9a-f]{{48}})  \(Ctrl-C stops the app\)", line)
         assert match, line
         token = match.group(2)
         if host:

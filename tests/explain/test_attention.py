@@ -12,7 +12,14 @@ import torch
 from dlx.data.registry import DatasetMeta
 from dlx.errors import DlxError
 from dlx.explain.attention.rollout import relevance, rollout
-from dlx.explain.attention.text import agreement, attention_and_gradients, attention_maps, merge_attention, spearman, token_scores
+from dlx.explain.attention.text import (
+    agreement,
+    attention_and_gradients,
+    attention_maps,
+    merge_attention,
+    spearman,
+    token_scores,
+)
 from dlx.explain.attention.vit import vit_attention, vit_maps
 from dlx.explain.text.tokens import encode, merge_tokens, text_forward
 from dlx.models.text_transformer import transformer

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from dlx.explain import explain
-from dlx.explain.image.baselines import make_baseline
 from dlx.explain.faithfulness import (
     deletion_insertion,
     deletion_insertion_many,
     infidelity_scores,
     max_sensitivity,
 )
+from dlx.explain.image.baselines import make_baseline
 from dlx.explain.scoring import RANDOM, Scores
 from tests.helpers.explain_fixtures import trained
 

@@ -10,7 +10,13 @@ import torch
 from dlx.data.registry import DatasetMeta, load_dataset
 from dlx.data.text_tokens import crop, tokenize_split
 from dlx.errors import DlxError
-from dlx.explain.faithfulness import _kept_batch, average_precision, deletion_insertion_words, rationale_mask, recall_at_k
+from dlx.explain.faithfulness import (
+    _kept_batch,
+    average_precision,
+    deletion_insertion_words,
+    rationale_mask,
+    recall_at_k,
+)
 from dlx.explain.methods import methods_for
 from dlx.explain.scoring import score_text_methods
 from dlx.explain.text.methods import baseline_ids, explain_text
@@ -229,8 +235,8 @@ def test_vit_run_page_shows_rollout_over_the_image(monkeypatch):
 
 # -- scoring over many sentences as a job on a real worker ------------------------------------------
 def test_text_scoring_job_runs_on_the_worker_and_stores_its_result(worker):
-    from dlx.explain.models_cache import get_loaded_run
     from dlx.explain.jobs import TextTask, find_job, submit_task, task_result
+    from dlx.explain.models_cache import get_loaded_run
     from dlx.store import FINAL_STATES
     from tests.helpers.processes import train_in_process, wait_for
 
@@ -260,8 +266,8 @@ def test_text_task_is_checked_before_it_is_queued():
 
 
 def test_a_sentence_explained_twice_is_read_back_from_the_cache():
-    from dlx.explain.models_cache import get_loaded_run
     from dlx.explain.cache import explain_text_cached
+    from dlx.explain.models_cache import get_loaded_run
     from tests.helpers.processes import train_in_process
 
     run_id = train_in_process({"dataset": "sentiment", "model": "transformer", "epochs": 1, "batch_size": 64,

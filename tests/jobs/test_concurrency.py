@@ -60,7 +60,7 @@ def test_two_workers_and_eight_writers_lose_nothing_and_never_lock():
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
                        for i in range(WRITERS))
         outputs = [process.communicate(timeout=300) for process in writers]
-        finished = [wait_for(lambda: (job := default_store().queue.get_job(job_id)).status in FINAL_STATES and job,
+        finished = [wait_for(lambda job_id=job_id: (job := default_store().queue.get_job(job_id)).status in FINAL_STATES and job,
                              timeout=300, message=f"job {job_id} to end") for _, job_id in jobs]
     finally:
         for process in writers:

@@ -82,7 +82,7 @@ def test_two_workers_run_each_job_exactly_once():
         for process in workers:
             stop_process(process)
     ids = {worker_id(process) for process in workers}
-    for (run_id, job_id), job in zip(jobs, finished):
+    for (run_id, _), job in zip(jobs, finished):
         assert job.status == "succeeded", job.error
         assert job.worker in ids
         run = store.get_run(run_id)

@@ -40,7 +40,7 @@ def _walk(node):
 
 def sizes(at: AppTest) -> list[int]:
     """Bytes of each element's message, as the browser would receive it."""
-    return [getattr(node, "proto").ByteSize() for node in _walk(at._tree) if getattr(node, "proto", None) is not None]
+    return [node.proto.ByteSize() for node in _walk(at._tree) if getattr(node, "proto", None) is not None]
 
 
 def metric_traces(at: AppTest) -> int:

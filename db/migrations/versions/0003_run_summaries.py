@@ -9,11 +9,10 @@ are backfilled.
 Revision ID: 0003
 Revises: 0002
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from db.models import param_number
-
 
 revision = '0003'
 down_revision = '0002'

@@ -7,9 +7,8 @@ INTEGER already holds 64 bits, so only PostgreSQL's columns change.
 Revision ID: 0006
 Revises: 0005
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0006'
 down_revision = '0005'

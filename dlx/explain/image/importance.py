@@ -4,8 +4,9 @@ The per-sample values are kept too (with the feature values) for the beeswarm ch
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ class GlobalImportance:
                 **{f"attr/{m}": torch.as_tensor(v) for m, v in self.attributions.items()}}
 
     @classmethod
-    def from_tensors(cls, tensors: dict[str, Tensor]) -> "GlobalImportance":
+    def from_tensors(cls, tensors: dict[str, Tensor]) -> GlobalImportance:
         return cls(tensors["features"].numpy(),
                    {name.removeprefix("attr/"): v.numpy() for name, v in tensors.items()
                     if name.startswith("attr/")})

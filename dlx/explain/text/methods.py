@@ -12,8 +12,9 @@ pieces, so summing the pieces (the default merge) gives the word's value back.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from captum.attr import FeatureAblation, LayerGradientXActivation, LayerIntegratedGradients
@@ -24,6 +25,7 @@ from dlx.explain.attention.rollout import relevance, rollout
 from dlx.explain.attention.text import attention_and_gradients, attention_maps, token_scores
 from dlx.explain.methods import Param, get_way, register_method
 from dlx.explain.text.tokens import Encoded, Merge, embedding_layer, merge_tokens, pooling_of, text_forward
+
 
 @dataclass
 class TokenAttribution:

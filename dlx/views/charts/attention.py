@@ -6,7 +6,7 @@ Inputs are plain arrays from dlx.explain.attention / text, so these build withou
 from __future__ import annotations
 
 import html
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go

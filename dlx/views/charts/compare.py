@@ -1,7 +1,8 @@
 """Figures comparing runs: overlaid reduced curves with min-max bands, group means, parallel coordinates, scatter."""
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go

@@ -5,7 +5,8 @@ import copy
 import functools
 import math
 import re
-from typing import Iterable, Mapping, Protocol, Sequence, runtime_checkable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd

@@ -11,8 +11,8 @@ dlx.views.charts.style's.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -22,8 +22,7 @@ from dlx.explain import METHODS, get_method
 from dlx.explain.image.gallery import Gallery
 from dlx.explain.image.localisation import attribution_map
 from dlx.explain.image.uploads import for_display
-from dlx.views.charts.style import (DARK_GREY, DIVERGING, FEATURE_VALUE, GREY, MASK, PALETTE, SEQUENTIAL, AGAINST,
-                                    FOR)
+from dlx.views.charts.style import AGAINST, DARK_GREY, DIVERGING, FEATURE_VALUE, FOR, GREY, MASK, PALETTE, SEQUENTIAL
 from dlx.views.text import plot
 
 SIGNS = ("all", "positive", "negative", "absolute")
