@@ -217,6 +217,10 @@ class Run:
             lambda upsert: {column: upsert.excluded[column] for column in ("path", "meta", "created_at")})
         self._apply(lambda conn: conn.execute(statement, list(rows.values())))
 
+    def remove_artifacts(self, kind: str, names: list[str]) -> None:
+        """Drop index entries (thinned checkpoints), in this thread's `transaction()` when in one."""
+        self._apply(lambda conn: self.store.remove_artifacts(self.id, kind, names, conn))
+
     # -- writing ---------------------------------------------------------------------------
     def flush(self) -> None:
         """Write every buffered point in one transaction.
