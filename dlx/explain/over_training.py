@@ -9,8 +9,9 @@ Text runs the same: token attributions and the last layer's attention (heads ave
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ class OverTrainingTask(BaseModel):
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     target: Literal["final", "true"] = "final"  # the class the final checkpoint predicts, or the true one
 
-    def check(self) -> "OverTrainingTask":
+    def check(self) -> OverTrainingTask:
         """Resolve every method's parameters now, so a mistake is reported before queuing."""
         if self.baseline not in BASELINES:
             raise DlxError(f"baseline: unknown baseline {self.baseline!r}; choose one of {sorted(BASELINES)}",
@@ -106,7 +107,7 @@ class OverTraining:
         return meta, tensors
 
     @classmethod
-    def from_stored(cls, meta: dict[str, Any], tensors: dict[str, Tensor]) -> "OverTraining":
+    def from_stored(cls, meta: dict[str, Any], tensors: dict[str, Tensor]) -> OverTraining:
         c, n = len(meta["names"]), len(tensors["indices"])
         result = cls(meta["names"], tensors["epochs"].tolist(), tensors["indices"].tolist(),
                      tensors["targets"].tolist(), tensors["probs"].numpy(), tokens=meta["tokens"])
