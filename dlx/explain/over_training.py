@@ -224,7 +224,8 @@ def _over_sentences(final: LoadedRun, loads, kept: list[KeptCheckpoint], task: O
         loaded = loads(checkpoint)
         probs.append(_sentence_probs(loaded, sentences))
         for method in task.methods:
-            result.maps[method].append([explain_text_cached(loaded, e, method, t, **task.params[method]).values.cpu()
+            # Text methods run with their defaults, as the page's token view calls them (cache shared).
+            result.maps[method].append([explain_text_cached(loaded, e, method, t).values.cpu()
                                         for e, t in zip(sentences, targets)])
         with loaded.lock:
             result.attention.append([attention_maps(loaded.model, e)[-1].mean(0) for e in sentences])
