@@ -42,6 +42,9 @@ class RunConfig(BaseModel):
     experiment: str = Field("default", min_length=1, max_length=200)
     name: str | None = Field(None, max_length=200)
     sweep: str | None = Field(None, max_length=200)
+    # Checkpoints over training: one every N epochs (and the final epoch's); 0 keeps only best and last.
+    checkpoint_every: int = Field(0, ge=0, le=10_000)
+    keep_checkpoints: int = Field(10, ge=0, le=10_000)  # at most this many, oldest thinned first; 0: all
 
     @field_validator("device")
     @classmethod

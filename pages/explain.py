@@ -17,10 +17,11 @@ from dlx.jobs import ensure_worker
 from dlx.store import default_store
 from dlx.store.queue import ACTIVE
 from dlx.training.devices import resolve_device
+from dlx.training.kept import kept_checkpoints
 from dlx.views.charts import explain as charts
 from dlx.views.report import report_html
 from dlx.views.text import md
-from pages import enter_frame, explain_text
+from pages import enter_frame, explain_over_training, explain_text
 
 enter_frame()
 store = default_store()
@@ -36,8 +37,8 @@ def run_choice(run, with_checkpoint: set[int]) -> str:
     return f"{run.label} · {run.dataset}/{run.model} · {run.status}{note}"
 
 
-def load(run_id: int) -> LoadedRun:
-    return get_loaded_run(store, run_id, device=resolve_device("auto"))
+def load(run_id: int, checkpoint: str = "best") -> LoadedRun:
+    return get_loaded_run(store, run_id, checkpoint, device=resolve_device("auto"))
 
 
 def method_params(methods: list[str]) -> dict[str, dict]:
@@ -162,8 +163,10 @@ if first is None:
 top_run, top_methods, top_compare = st.columns([2, 3, 2])
 run = top_run.selectbox("Run", runs, index=first, format_func=lambda r: run_choice(r, with_checkpoint),
                         key="explain.run")
+kept = kept_checkpoints(store, run.id)
+checkpoint = explain_over_training.pick_checkpoint(kept, run.id)
 try:
-    loaded = load(run.id)
+    loaded = load(run.id, checkpoint)
 except DlxError as err:
     st.error(md(err), icon=":material/error:")
     st.stop()
@@ -175,6 +178,8 @@ st.sidebar.download_button("Download report", lambda run_id=run.id: report_html(
                            help="This run as one HTML file that opens offline, with the explanations stored so far")
 if meta.kind == "text":  # transformers' views: pages/explain_text.py
     explain_text.show_text(loaded)
+    if kept:
+        explain_over_training.show_text(store, loaded, kept)
     st.stop()
 available = available_methods(loaded.model, meta.kind)
 methods = top_methods.multiselect("Methods", available, [m for m in DEFAULTS[meta.kind] if m in available],
@@ -249,7 +254,8 @@ except DlxError as err:
     st.error(md(err), icon=":material/error:")
     st.stop()
 
-tabs = ["Attributions", "Faithfulness"] + (["Global importance"] if meta.kind == "table" else [])
+tabs = (["Attributions", "Faithfulness"] + (["Global importance"] if meta.kind == "table" else [])
+        + (["Over training"] if kept else []))
 tab_views = st.tabs(tabs)
 
 with tab_views[0]:
@@ -299,7 +305,7 @@ with tab_views[1]:
                     "(on the GPU where there is one).")
         n = st.number_input("Samples", 1, len(test), min(100, len(test)), key="explain.faith_n")
         task = ExplainTask(run_id=run.id, task="faithfulness", methods=methods, n_samples=int(n),
-                           baseline=baseline, params=params, sensitivity=sensitivity)
+                           baseline=baseline, params=params, sensitivity=sensitivity, checkpoint=checkpoint)
         result = job_section(task, loaded, f"Score on {int(n)} test samples on the worker")
         if result is not None:
             show_scores(result, "explain.job_scores")
@@ -312,7 +318,7 @@ if meta.kind == "table":
             st.markdown("Mean |attribution| per feature over the test split (for the predicted class), "
                         "and each sample's attribution against the feature's value.")
             task = ExplainTask(run_id=run.id, task="global_importance", methods=methods, n_samples=len(test),
-                               baseline=baseline, params=params)
+                               baseline=baseline, params=params, checkpoint=checkpoint)
             result = job_section(task, loaded, f"Compute over the {len(test)} test samples on the worker")
             if result is not None:
                 names = meta.feature_names
@@ -323,3 +329,8 @@ if meta.kind == "table":
                                      key="explain.beeswarm")
                 st.plotly_chart(charts.beeswarm(result.attributions[shown], result.features, names),
                                 key="explain.swarm", config={"displayModeBar": False})
+
+if kept:
+    with tab_views[-1]:
+        explain_over_training.show(store, loaded, kept, methods, indices if source == "test samples" else None,
+                                   baseline, params)

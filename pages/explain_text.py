@@ -17,12 +17,14 @@ from dlx.explain.attention.vit import vit_maps
 from dlx.explain.cache import explain_text_cached
 from dlx.explain.jobs import TextTask, failure_reason, find_job, run_task, submit_task, task_result
 from dlx.explain.models_cache import LoadedRun
+from dlx.explain.over_training import OverTraining
 from dlx.explain.scoring import TEXT_METRICS, TextScores
 from dlx.explain.text.tokens import Encoded, encode, merge_tokens, pooling_of
 from dlx.jobs import ensure_worker
 from dlx.store.queue import ACTIVE
 from dlx.views.charts import attention as charts
 from dlx.views.charts.explain import faithfulness_curves
+from dlx.views.charts.over_training import attention_frames, score_curves, sentence_rows
 from dlx.views.text import md
 
 CHART = {"displayModeBar": False}
@@ -230,3 +232,16 @@ def show_vit(loaded: LoadedRun, inputs: torch.Tensor, captions: list[str]) -> No
         picture = image.numpy()
         picture = (picture - picture.min()) / ((picture.max() - picture.min()) or 1.0)
         st.plotly_chart(charts.vit_overlays(picture, grids, cols=len(grids)), key=f"explain.vit.{i}", config=CHART)
+
+
+def show_over_training(result: OverTraining, classes) -> None:
+    """Each sentence coloured per kept checkpoint, the settling curve, and the attention per checkpoint."""
+    st.plotly_chart(score_curves(result), key="explain.over.text_curves", config={"displayModeBar": False})
+    sample = st.selectbox("Sentence", range(len(result.indices)), format_func=lambda i: f"#{result.indices[i]}",
+                          key="explain.over.sentence")
+    for method in result.maps:
+        st.markdown(f"**{METHODS[method].label}**")
+        way = METHODS[method].ways["text"]
+        st.html(sentence_rows(result, method, sample, classes, way.signed(way.resolve({}))))
+    st.markdown("**Attention** (last layer, heads averaged), per checkpoint")
+    st.plotly_chart(attention_frames(result, sample), key="explain.over.attention", config={"displayModeBar": False})

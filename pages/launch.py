@@ -22,7 +22,8 @@ PREFILLED = "launch.prefilled"  # the run id the form was last filled from
 LAST = "launch.last"  # what the last press of Launch queued
 FIELDS = ("dataset", "model", "optimizer", "schedule", "lr", "batch_size", "epochs", "seed",
           "weight_decay", "momentum", "grad_clip", "early_stopping_patience", "early_stopping_metric",
-          "device", "amp", "val_fraction", "test_fraction", "download", "experiment", "name")
+          "device", "amp", "val_fraction", "test_fraction", "download", "experiment", "name",
+          "checkpoint_every", "keep_checkpoints")
 SWEEP_HELP = "One value, or several separated by commas to sweep (one run per combination), e.g. "
 
 
@@ -144,6 +145,12 @@ def more_options(model: str) -> None:
         columns[1].toggle("Allow download", key=key("download"),
                           help="torchvision data sets: download the files when they are missing "
                           "(needs network).")
+        columns[2].number_input("Checkpoint every (epochs)", key=key("checkpoint_every"), min_value=0, step=1,
+                                help="Keep a checkpoint every N epochs (and the final one's) to explain the "
+                                     "model over training on the Explain page; 0: only best and last.")
+        columns[3].number_input("Checkpoints kept", key=key("keep_checkpoints"), min_value=0, step=1,
+                                help="At most this many per-epoch checkpoints, the oldest thinned first; "
+                                     "0: keep all.")
         defaults = launch.model_option_defaults(model)
         if defaults:
             st.markdown(f"**{model} options**")

@@ -10,6 +10,7 @@ from dlx.errors import DlxError
 from dlx.jobs.supervisor import why_waiting
 from dlx.store import FINAL_STATES, History, RunInfo, default_store
 from dlx.store.edits import parse_tags
+from dlx.training.kept import kept_checkpoints
 from dlx.views import compare, live, progress
 from dlx.views.charts import compare as charts_compare
 from dlx.views.charts import curves as charts
@@ -34,6 +35,7 @@ GLANCE_BUCKETS = 300  # about a half-width chart's pixels
 ERROR_SHOWN = 2_000  # characters of a run's error in its red box; the rest behind an expander or a download
 CHARTS_PER_PAGE = 12  # metric charts drawn at once: a script may log 10,000 names; a pager reaches the others
 CHARTS_PAGE = "runs.charts_page"
+KEPT_METRICS = ("val_loss", "val_acc", "train_loss_epoch", "train_acc")  # a kept checkpoint's epoch metrics
 
 
 def open_run(run_id: int) -> None:
@@ -401,6 +403,18 @@ def results(run: RunInfo) -> None:
         st.markdown("  \n".join(lines))
 
 
+def kept_section(run: RunInfo) -> None:
+    """The checkpoints kept over training (`checkpoint_every`): epoch, that epoch's metrics, file size."""
+    kept = kept_checkpoints(store, run.id)
+    if not kept:
+        return
+    st.subheader("Checkpoints over training", divider="gray")
+    st.dataframe([{"epoch": k.epoch, **{name: k.metrics.get(name) for name in KEPT_METRICS},
+                   "size (MB)": k.size_bytes / 1e6} for k in kept], hide_index=True, key="runs.kept",
+                 column_config={name: st.column_config.NumberColumn(name, format="%.4f") for name in KEPT_METRICS})
+    st.caption("Explain shows how the model's explanations change over these (Explain, Over training).")
+
+
 def short_values(value):
     """A config with every long text cut (`shorten`), for showing; keys and numbers as they are."""
     if isinstance(value, dict):
@@ -422,6 +436,7 @@ def detail(run_id: int) -> None:
     st.fragment(live_panel, run_every="1s" if active else None)(run.id, run.status)
     if run.status == "succeeded":
         results(run)
+    kept_section(run)
     st.download_button("Download report", lambda run_id=run.id: report_html(store, run_id), f"run-{run.id}.html",
                        "text/html", key="runs.report", icon=":material/download:", on_click="ignore",
                        help="This run as one HTML file that opens offline: config, curves, confusion "

@@ -18,7 +18,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, Table, func, make_url, select
+from sqlalchemy import Connection, Engine, Table, delete, func, make_url, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -290,6 +290,15 @@ class Store(RunEdits):
             stmt = stmt.where(Artifact.kind == kind)
         with self.session() as s:
             return list(s.scalars(stmt))
+
+    def remove_artifacts(self, run_id: int, kind: str, names: Sequence[str], conn: Connection | None = None) -> None:
+        """Drop these index rows (a run's thinned checkpoints), in `conn`'s transaction when given."""
+        stmt = delete(Artifact).where(Artifact.run_id == run_id, Artifact.kind == kind, Artifact.name.in_(list(names)))
+        if conn is not None:
+            conn.execute(stmt)
+            return
+        with self.engine.begin() as own:
+            own.execute(stmt)
 
     def checkpoint_path(self, run_id: int, name: str = "best"):
         """Absolute path of a run's checkpoint, or None when it has none (yet)."""

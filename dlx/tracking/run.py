@@ -181,6 +181,10 @@ class Run:
         if entries:
             self._apply(self._writes.artifacts(entries))
 
+    def remove_artifacts(self, kind: str, names: list[str]) -> None:
+        """Drop index entries (thinned checkpoints), in this thread's `transaction()` when in one."""
+        self._apply(lambda conn: self.store.remove_artifacts(self.id, kind, names, conn))
+
     # -- writing ---------------------------------------------------------------------------
     def flush(self) -> None:
         """Write every buffered point in one transaction.

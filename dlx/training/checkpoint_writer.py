@@ -10,12 +10,15 @@ written (only the newest of each is ever read), so memory stays bounded however 
 `close()` writes what waits (in its caller's thread) and returns once both are on disk and indexed:
 a run that ends, fails or is cancelled keeps its newest 'last' and 'best'; one killed outright keeps
 those written at most `WRITE_EVERY` s before.
+Checkpoints kept over training (`checkpoint_every`) are each written as soon as the thread is free, under
+their own name; beyond `keep` (0: no cap) the oldest are thinned: index rows removed, then files deleted.
 """
 from __future__ import annotations
 
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,14 +69,16 @@ Pending = tuple[Snapshot, dict[str, Any]]  # a snapshot and its index entry's me
 class CheckpointWriter:
     """Writes `last.safetensors` and `best.safetensors` of a run and indexes them, in the background."""
 
-    def __init__(self, run: Run, folder: Path, every: float = WRITE_EVERY) -> None:
-        self._run, self._folder, self._every = run, folder, every
+    def __init__(self, run: Run, folder: Path, every: float = WRITE_EVERY, keep: int = 0) -> None:
+        self._run, self._folder, self._every, self._keep = run, folder, every, keep
         self._stored = relative(folder)  # the folder as the index stores it (resolved once)
         # Monotonic time from which the next write may start: a run shorter than `every` writes
         # once, when it closes.
         self._due = time.monotonic() + every
         self._last: Pending | None = None
         self._best: Pending | None = None
+        self._kept: list[tuple[str, Pending]] = []  # named checkpoints to write, oldest first
+        self._written: list[str] = []  # the kept checkpoints on disk, oldest first
         self._closed = False
         self._error: BaseException | None = None
         self._cond = threading.Condition()
@@ -86,9 +91,10 @@ class CheckpointWriter:
         return time.monotonic() >= self._due
 
     def submit(self, checkpoint: Snapshot, last_meta: dict[str, Any] | None,
-               best_meta: dict[str, Any] | None = None) -> None:
+               best_meta: dict[str, Any] | None = None, kept: tuple[str, dict[str, Any]] | None = None) -> None:
         """Queue this epoch's checkpoint as the new 'last' (index meta `last_meta`) and/or the new
-        'best' (index meta `best_meta`); it is written when a write is due, or on `close()`."""
+        'best' (index meta `best_meta`); it is written when a write is due, or on `close()`. `kept`
+        (name, index meta) also keeps it under that name, written as soon as the thread is free."""
         with self._cond:
             self._raise_error()
             idle = self._last is None and self._best is None
@@ -96,7 +102,9 @@ class CheckpointWriter:
                 self._last = (checkpoint, last_meta)
             if best_meta is not None:
                 self._best = (checkpoint, best_meta)
-            if idle:  # else the writer already waits for the due time (a wake-up per epoch cost ~20 us)
+            if kept is not None:
+                self._kept.append((kept[0], (checkpoint, kept[1])))
+            if idle or kept is not None:  # else the writer already waits for the due time (a wake-up per epoch cost ~20 us)
                 self._cond.notify_all()
 
     def close(self) -> None:
@@ -107,9 +115,10 @@ class CheckpointWriter:
             self._cond.notify_all()
         self._thread.join()
         last, best, self._last, self._best = self._last, self._best, None, None
+        kept, self._kept = self._kept, []
         try:
-            if last is not None or best is not None:
-                self._write(last, best)
+            if last is not None or best is not None or kept:
+                self._write(last, best, kept)
         finally:
             self._raise_error()  # the background write's error first: it came first
 
@@ -126,20 +135,28 @@ class CheckpointWriter:
                         return  # what waits is close()'s to write
                     waiting = self._last is not None or self._best is not None
                     wait = self._due - time.monotonic()
-                    if waiting and wait <= 0:
+                    if self._kept or waiting and wait <= 0:
                         break
                     self._cond.wait(wait if waiting else None)
-                last, best, self._last, self._best = self._last, self._best, None, None
-                self._due = math.inf  # busy: a 'last' submitted meanwhile would only wait
+                kept, self._kept = self._kept, []
+                due = waiting and wait <= 0  # else only kept checkpoints: 'last' and 'best' wait on
+                last, best = (self._last, self._best) if due else (None, None)
+                if due:
+                    self._last, self._best = None, None
+                    self._due = math.inf  # busy: a 'last' submitted meanwhile would only wait
             try:
-                self._write(last, best)
+                self._write(last, best, kept)
             except BaseException as err:  # noqa: BLE001  (handed to the training thread by submit/close)
                 with self._cond:
                     self._error = err
-            self._due = time.monotonic() + self._every
+            if due:
+                self._due = time.monotonic() + self._every
 
-    def _write(self, last: Pending | None, best: Pending | None) -> None:
+    def _write(self, last: Pending | None, best: Pending | None, kept: Sequence[tuple[str, Pending]] = ()) -> None:
         entries = []
+        for name, (checkpoint, meta) in kept:
+            path = self._save(checkpoint, name)
+            entries.append(("checkpoint", name, f"{self._stored}/{path.name}", meta))
         if last is not None:
             path = self._save(last[0], "last")
             entries.append(("checkpoint", "last", f"{self._stored}/{path.name}", last[1]))
@@ -151,6 +168,12 @@ class CheckpointWriter:
                 self._save(best[0], "best")
             entries.append(("checkpoint", "best", f"{self._stored}/{target.name}", best[1]))
         self._run.log_artifacts(entries)
+        self._written.extend(name for name, _ in kept)
+        if self._keep and len(self._written) > self._keep:
+            thinned, self._written = self._written[:-self._keep], self._written[-self._keep:]
+            self._run.remove_artifacts("checkpoint", thinned)  # unlisted first: a reader never finds a gone file
+            for name in thinned:
+                (self._folder / f"{name}.safetensors").unlink(missing_ok=True)
 
     def _save(self, checkpoint: Snapshot, name: str) -> Path:
         """Write to a temporary name, then rename: a reader never sees half a file."""

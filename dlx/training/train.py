@@ -30,6 +30,7 @@ from dlx.tracking import Run
 from dlx.training.checkpoint_writer import CheckpointWriter, Snapshot, Weights
 from dlx.training.checkpoints import checkpoint_metadata
 from dlx.training.devices import resolve_device
+from dlx.training.kept import checkpoint_name
 
 if TYPE_CHECKING:
     from dlx.models.text_base import TextClassifier
@@ -166,7 +167,9 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
 
     device_name = _device_name(device)
     with run.transaction(with_points=True):  # written with the first points: one write, not two
-        run.log_params(config.model_dump(exclude={"name", "experiment", "sweep"}))
+        # A run that keeps no checkpoints over training logs the params it always did.
+        off = set() if config.checkpoint_every else {"checkpoint_every", "keep_checkpoints"}
+        run.log_params(config.model_dump(exclude={"name", "experiment", "sweep", *off}))
         run.update_summary({"total_steps": total_steps, "steps_per_epoch": steps_per_epoch,
                             "epochs": config.epochs, "device": str(device),
                             "parameters": sum(p.numel() for p in model.parameters()),
@@ -182,7 +185,7 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
     window_samples = 0
     model.train()
     # Checkpoints are written (and indexed) in the background: see dlx.training.checkpoint_writer.
-    writer = CheckpointWriter(run, folder)
+    writer = CheckpointWriter(run, folder, keep=config.keep_checkpoints)
     weights = Weights(model)
     config_json = config.model_dump_json()  # every checkpoint carries it: serialised once
     forward = forward_pass(model, config, device)
@@ -236,11 +239,14 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
             # Weights are copied only for a checkpoint that will be written: the best when it
             # improves (it waits in memory), the last when a write is due and after the final epoch.
             last = epoch == config.epochs or stopping or writer.due()
-            if improved or last:
+            every = config.checkpoint_every  # kept over training: every N epochs and the final one
+            kept = bool(every) and (epoch % every == 0 or epoch == config.epochs or stopping)
+            if improved or last or kept:
                 checkpoint = weights.snapshot(checkpoint_metadata(config_json, epoch, epoch_metrics))
                 best_checkpoint = checkpoint if improved else best_checkpoint
                 writer.submit(checkpoint, {"epoch": epoch} if last else None,
-                              {"epoch": epoch, config.early_stopping_metric: abs(value)} if improved else None)
+                              {"epoch": epoch, config.early_stopping_metric: abs(value)} if improved else None,
+                              (checkpoint_name(epoch), epoch_metrics) if kept else None)
             if stopping:
                 print(f"early stopping after epoch {epoch}: no better "
                       f"{config.early_stopping_metric} for {waited} epochs", flush=True)
