@@ -22,7 +22,8 @@ PREFILLED = "launch.prefilled"  # the run id the form was last filled from
 LAST = "launch.last"  # what the last press of Launch queued
 FIELDS = ("dataset", "model", "optimizer", "schedule", "lr", "batch_size", "epochs", "seed",
           "weight_decay", "momentum", "grad_clip", "early_stopping_patience", "early_stopping_metric",
-          "device", "amp", "val_fraction", "test_fraction", "download", "experiment", "name")
+          "device", "amp", "val_fraction", "test_fraction", "download", "label_permutation", "experiment",
+          "name")
 SWEEP_HELP = "One value, or several separated by commas to sweep (one run per combination), e.g. "
 
 
@@ -144,6 +145,9 @@ def more_options(model: str) -> None:
         columns[1].toggle("Allow download", key=key("download"),
                           help="torchvision data sets: download the files when they are missing "
                           "(needs network).")
+        columns[2].toggle("Permute labels", key=key("label_permutation"),
+                          help="Train on a seeded permutation of the training labels (validation and test "
+                          "keep the true ones): it trains to chance, the data randomisation sanity check.")
         defaults = launch.model_option_defaults(model)
         if defaults:
             st.markdown(f"**{model} options**")
