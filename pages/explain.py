@@ -19,7 +19,7 @@ from dlx.store.queue import ACTIVE
 from dlx.training.devices import resolve_device
 from dlx.views.charts import explain as charts
 from dlx.views.text import md
-from pages import enter_frame, explain_text
+from pages import enter_frame, explain_sanity, explain_text
 
 enter_frame()
 store = default_store()
@@ -243,7 +243,7 @@ except DlxError as err:
     st.error(md(err), icon=":material/error:")
     st.stop()
 
-tabs = ["Attributions", "Faithfulness"] + (["Global importance"] if meta.kind == "table" else [])
+tabs = ["Attributions", "Faithfulness"] + (["Global importance"] if meta.kind == "table" else []) + ["Sanity checks"]
 tab_views = st.tabs(tabs)
 
 with tab_views[0]:
@@ -317,3 +317,6 @@ if meta.kind == "table":
                                      key="explain.beeswarm")
                 st.plotly_chart(charts.beeswarm(result.attributions[shown], result.features, names),
                                 key="explain.swarm", config={"displayModeBar": False})
+
+with tab_views[-1]:
+    explain_sanity.show_sanity(store, loaded, runs, available)

@@ -51,7 +51,7 @@ class ExplainTask(BaseModel):
     checkpoint: str = "best"
     sensitivity: bool = True  # faithfulness only: max-sensitivity recomputes every map a few times
 
-    def check(self) -> "ExplainTask":
+    def check(self) -> ExplainTask:
         """Resolve every method's parameters now, so a mistake is reported before queuing."""
         if self.baseline not in BASELINES:
             raise DlxError(f"baseline: unknown baseline {self.baseline!r}; choose one of "
@@ -72,7 +72,7 @@ class TextTask(BaseModel):
     k: int = Field(3, ge=1, le=100)  # rationale recall@k
     checkpoint: str = "best"
 
-    def check(self) -> "TextTask":
+    def check(self) -> TextTask:
         """Resolve every method's parameters now, so a mistake is reported before queuing."""
         resolved = {m: get_way(m, "text").resolve(self.params.get(m, {})) for m in self.methods}
         return self.model_copy(update={"params": resolved})
@@ -92,7 +92,7 @@ class SanityTask(BaseModel):
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     checkpoint: str = "best"
 
-    def check(self) -> "SanityTask":
+    def check(self) -> SanityTask:
         """Resolve every method's parameters now, so a mistake is reported before queuing."""
         if self.baseline not in BASELINES:
             raise DlxError(f"baseline: unknown baseline {self.baseline!r}; choose one of "

@@ -22,8 +22,9 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors

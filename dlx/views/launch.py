@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, get_args
+from typing import Any, get_args
 
 from dlx.config import RunConfig, coerce_value, expand_sweep, parse_config
 from dlx.data import DATASETS
