@@ -436,9 +436,16 @@ def _export(args) -> int:
     return 0
 
 
+def _job(store: Store, job_id: int):
+    job = store.queue.get_job(job_id)
+    if job is None:
+        raise DlxError(f"sanity: job {job_id} was deleted (its run with it?)", field="sanity")
+    return job
+
+
 def cmd_sanity(args) -> int:
     # torch and captum: only this command loads a model here
-    from dlx.explain.jobs import SanityTask, failure_reason, parse_task, sanity_result, submit_task
+    from dlx.explain.jobs import failure_reason, parse_sanity_task, sanity_result, submit_task
     from dlx.explain.methods import available_methods
     from dlx.explain.models_cache import get_loaded_run
     from dlx.jobs import ensure_worker, status
@@ -448,8 +455,8 @@ def cmd_sanity(args) -> int:
     loaded = get_loaded_run(store, args.run)
     methods = ([m.strip() for m in args.methods.split(",") if m.strip()] if args.methods
                else available_methods(loaded.model, loaded.meta.kind))
-    task = parse_task({"run_id": args.run, "methods": methods, "n_samples": args.samples, "against": args.against,
-                       "seed": args.seed}, SanityTask)
+    task = parse_sanity_task({"run_id": args.run, "methods": methods, "n_samples": args.samples,
+                              "against": args.against, "seed": args.seed})
     result = sanity_result(loaded, task)
     if result is None:
         job_id = submit_task(store, task)
@@ -458,7 +465,7 @@ def cmd_sanity(args) -> int:
               f"{args.run}", file=out, flush=True)
         spawned = None if args.no_worker else ensure_worker(store).pid
         shown = None
-        while (job := store.queue.get_job(job_id)).status not in FINAL_STATES:
+        while (job := _job(store, job_id)).status not in FINAL_STATES:
             if (job.status, round(job.progress, 1)) != shown:
                 shown = (job.status, round(job.progress, 1))
                 print(f"job {job_id}: {job.status} {job.progress:.0%}", file=out, flush=True)

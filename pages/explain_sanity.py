@@ -53,7 +53,7 @@ def show_sanity(store: Store, loaded: LoadedRun, runs: list, available: list[str
     if not chosen:
         st.info("Choose at least one method to check.")
         return
-    task = SanityTask(run_id=loaded.run_id, methods=chosen, n_samples=int(n),
+    task = SanityTask(run_id=loaded.run_id, methods=chosen, n_samples=int(n), seed=0,
                       against=None if against is None else against.id)
     try:
         result = sanity_result(loaded, task)

@@ -101,10 +101,11 @@ class SanityTask(BaseModel):
         return self.model_copy(update={"params": resolved})
 
 
-Task = ExplainTask | TextTask | SanityTask
+Task = ExplainTask | TextTask
+Queued = Task | SanityTask  # what a job of this module computes
 
 
-def job_kind(task: Task) -> str:
+def job_kind(task: Queued) -> str:
     if isinstance(task, SanityTask):
         return SANITY_KIND
     return TEXT_KIND if isinstance(task, TextTask) else "explain"
@@ -114,9 +115,21 @@ def parse_task(payload: dict[str, Any], kind: type[Task] = ExplainTask) -> Task:
     try:
         return kind(**payload).check()
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise DlxError(f"{where}: {first['msg']}", field=where) from None
+        raise _named(err) from None
+
+
+def parse_sanity_task(payload: dict[str, Any]) -> SanityTask:
+    try:
+        return SanityTask(**payload).check()
+    except ValidationError as err:
+        raise _named(err) from None
+
+
+def _named(err: ValidationError) -> DlxError:
+    """pydantic's first complaint as a DlxError naming the field."""
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return DlxError(f"{where}: {first['msg']}", field=where)
 
 
 def task_key(loaded: LoadedRun, task: Task) -> str:
@@ -126,7 +139,7 @@ def task_key(loaded: LoadedRun, task: Task) -> str:
     return cache.digest({"job": task.check().model_dump(), "checkpoint_id": loaded.checkpoint_id})
 
 
-def submit_task(store: Store, task: Task) -> int:
+def submit_task(store: Store, task: Queued) -> int:
     """Queue the task as a job on its run; returns the job id."""
     task = task.check()
     if isinstance(task, SanityTask):
@@ -134,7 +147,7 @@ def submit_task(store: Store, task: Task) -> int:
     return store.queue.submit_job(job_kind(task), task.model_dump(), task.run_id, "auto")
 
 
-def find_job(store: Store, task: Task) -> Job | None:
+def find_job(store: Store, task: Queued) -> Job | None:
     """The latest job (any status) computing exactly this task, so the page can follow or explain it."""
     return store.queue.find_job(job_kind(task), task.run_id, task.check().model_dump())
 
@@ -297,7 +310,7 @@ def sanity_results(store: Store, run_id: int) -> dict[str, Any] | None:
 
 @register_job_kind(SANITY_KIND)
 def sanity_job(store: Store, job: Job) -> None:
-    task = parse_task(job.payload, SanityTask)
+    task = parse_sanity_task(job.payload)
     loaded, against = sanity_runs(store, task, resolve_device(job.device))
     print(f"sanity job {job.id}: {task.methods} on {task.n_samples} samples of run #{task.run_id}"
           + (f" against run #{task.against}" if task.against else "") + f" on {loaded.device}", flush=True)

@@ -14,7 +14,7 @@ of the absolute maps scaled to [0, 1]. Channels are summed (the absolute map sum
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -180,7 +180,7 @@ Progress = Callable[[float], None]
 
 
 def check_methods(model: nn.Module, inputs: Tensor, targets: list[int], methods: list[str],
-                  params: dict[str, dict[str, Any]], baseline: str = "zeros", mean: Tensor | None = None,
+                  params: dict[str, dict[str, Any]], baseline: str = "zeros", mean: Sequence[float] = (),
                   seed: int = 0, against: nn.Module | None = None,
                   progress: Progress | None = None) -> dict[str, Any]:
     """Model-parameter randomisation (cascading and independent) of every method on these samples, and
