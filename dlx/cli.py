@@ -1,4 +1,4 @@
-"""The `dlx` command: ui, worker, run, runs, cancel, delete, db upgrade, export, report."""
+"""The `dlx` command: ui, worker, run, runs, cancel, delete, db upgrade, export, report, sanity."""
 from __future__ import annotations
 
 import argparse
@@ -83,6 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     report = sub.add_parser("report", help="write a run as one self-contained HTML file (opens offline)")
     report.add_argument("run", type=int)
     report.add_argument("-o", "--output", type=Path, default=None, help="the file to write (default run-<id>.html)")
+    sanity = sub.add_parser("sanity", help="sanity-check a run's attribution methods against randomised models "
+                            "(Adebayo et al. 2018), as a worker job, and wait for it")
+    sanity.add_argument("run", type=int)
+    sanity.add_argument("--methods", default=None, help="comma-separated methods (default: every method that "
+                        "applies to the run's model)")
+    sanity.add_argument("--samples", type=int, default=32, help="test samples, a seeded random draw (default 32)")
+    sanity.add_argument("--against", type=int, default=None, metavar="RUN",
+                        help="also compare with this run of the same data trained with label_permutation=true "
+                        "(data randomisation)")
+    sanity.add_argument("--seed", type=int, default=0, help="seed of the samples' draw and the random weights")
+    sanity.add_argument("--json", action="store_true", help='print {"methods": {name: {"spearman": ..., '
+                        '"ssim": ..., "passed": ..., "curve": [...]}}}')
+    sanity.add_argument("--no-worker", action="store_true", help="do not start a worker if none is alive")
 
     args = parser.parse_args(argv)
     try:
@@ -440,8 +453,71 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _job(store: Store, job_id: int):
+    job = store.queue.get_job(job_id)
+    if job is None:
+        raise DlxError(f"sanity: job {job_id} was deleted (its run with it?)", field="sanity")
+    return job
+
+
+def cmd_sanity(args) -> int:
+    # torch and captum: only this command loads a model here
+    from dlx.explain.jobs import failure_reason, parse_sanity_task, sanity_result, submit_task
+    from dlx.explain.methods import available_methods
+    from dlx.explain.models_cache import get_loaded_run
+    from dlx.jobs import ensure_worker, status
+    from dlx.store import FINAL_STATES, default_store
+
+    store = default_store()
+    loaded = get_loaded_run(store, args.run)
+    methods = ([m.strip() for m in args.methods.split(",") if m.strip()] if args.methods
+               else available_methods(loaded.model, loaded.meta.kind))
+    task = parse_sanity_task({"run_id": args.run, "methods": methods, "n_samples": args.samples,
+                              "against": args.against, "seed": args.seed})
+    result = sanity_result(loaded, task)
+    if result is None:
+        job_id = submit_task(store, task)
+        out = sys.stderr if args.json else sys.stdout
+        print(f"queued sanity job {job_id}: {', '.join(task.methods)} on {task.n_samples} samples of run "
+              f"{args.run}", file=out, flush=True)
+        spawned = None if args.no_worker else ensure_worker(store).pid
+        shown = None
+        while (job := _job(store, job_id)).status not in FINAL_STATES:
+            if (job.status, round(job.progress, 1)) != shown:
+                shown = (job.status, round(job.progress, 1))
+                print(f"job {job_id}: {job.status} {job.progress:.0%}", file=out, flush=True)
+            if job.status == "queued" and spawned is not None and _ended(spawned):
+                spawned = None
+                if status(store).state == "down":
+                    raise DlxError(f"sanity: the worker started for job {job_id} has stopped and no other is "
+                                   "running, so it stays queued", field="worker")
+            time.sleep(0.5)
+        if job.status != "succeeded":
+            raise DlxError(f"sanity: job {job_id} {job.status}: {failure_reason(job)}", field="sanity")
+        result = sanity_result(loaded, task)
+        if result is None:
+            raise DlxError(f"sanity: job {job_id} succeeded but its result is not stored under run {args.run}'s "
+                           "current checkpoint (was the run retrained meanwhile?); run the command again",
+                           field="sanity")
+    if args.json:
+        print(json.dumps({"methods": result["methods"]}, indent=2))
+        return 0
+    print(f"run {args.run}: {result['samples']} samples, layers randomised from {result['layers'][-1]} down "
+          f"to {result['layers'][0]}; {result['interval']}")
+    print(f"{'method':<22} {'spearman |map| [95%]':>24} {'spearman':>8} {'ssim':>6} {'hog':>6}  verdict")
+    for name, entry in result["methods"].items():
+        low, high = entry["spearman_ci"]
+        extra = "  ".join(f"{entry[k]:>6.3f}" if entry[k] is not None else f"{'-':>6}" for k in ("ssim", "hog"))
+        print(f"{name:<22} {entry['spearman']:>7.3f} [{low:.3f}, {high:.3f}] {entry['spearman_signed']:>8.3f} "
+              f"{extra}  {'passed' if entry['passed'] else 'FAILED'}")
+    print(f"a method fails when the Spearman correlation of absolute maps after randomising every layer is "
+          f"above {result['threshold']}")
+    return 0
+
+
 COMMANDS = {"ui": cmd_ui, "worker": cmd_worker, "run": cmd_run, "runs": cmd_runs,
-            "cancel": cmd_cancel, "delete": cmd_delete, "db": cmd_db, "export": cmd_export, "report": cmd_report}
+            "cancel": cmd_cancel, "delete": cmd_delete, "db": cmd_db, "export": cmd_export, "report": cmd_report,
+            "sanity": cmd_sanity}
 
 if __name__ == "__main__":
     sys.exit(main())

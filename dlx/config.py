@@ -39,6 +39,7 @@ class RunConfig(BaseModel):
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
     download: bool = False
+    label_permutation: bool = False  # train on a seeded permutation of the training labels (a sanity check)
     experiment: str = Field("default", min_length=1, max_length=200)
     name: str | None = Field(None, max_length=200)
     sweep: str | None = Field(None, max_length=200)

@@ -21,7 +21,7 @@ from dlx.training.kept import kept_checkpoints
 from dlx.views.charts import explain as charts
 from dlx.views.report import report_html
 from dlx.views.text import md
-from pages import enter_frame, explain_over_training, explain_text
+from pages import enter_frame, explain_over_training, explain_sanity, explain_text
 
 enter_frame()
 store = default_store()
@@ -255,7 +255,7 @@ except DlxError as err:
     st.stop()
 
 tabs = (["Attributions", "Faithfulness"] + (["Global importance"] if meta.kind == "table" else [])
-        + (["Over training"] if kept else []))
+        + (["Over training"] if kept else []) + ["Sanity checks"])
 tab_views = st.tabs(tabs)
 
 with tab_views[0]:
@@ -331,6 +331,9 @@ if meta.kind == "table":
                                 key="explain.swarm", config={"displayModeBar": False})
 
 if kept:
-    with tab_views[-1]:
+    with tab_views[-2]:
         explain_over_training.show(store, loaded, kept, methods, indices if source == "test samples" else None,
                                    baseline, params)
+
+with tab_views[-1]:
+    explain_sanity.show_sanity(store, loaded, runs, available)

@@ -22,8 +22,8 @@ PREFILLED = "launch.prefilled"  # the run id the form was last filled from
 LAST = "launch.last"  # what the last press of Launch queued
 FIELDS = ("dataset", "model", "optimizer", "schedule", "lr", "batch_size", "epochs", "seed",
           "weight_decay", "momentum", "grad_clip", "early_stopping_patience", "early_stopping_metric",
-          "device", "amp", "val_fraction", "test_fraction", "download", "experiment", "name",
-          "checkpoint_every", "keep_checkpoints")
+          "device", "amp", "val_fraction", "test_fraction", "download", "label_permutation", "experiment",
+          "name", "checkpoint_every", "keep_checkpoints")
 SWEEP_HELP = "One value, or several separated by commas to sweep (one run per combination), e.g. "
 
 
@@ -151,6 +151,10 @@ def more_options(model: str) -> None:
         columns[3].number_input("Checkpoints kept", key=key("keep_checkpoints"), min_value=0, step=1,
                                 help="At most this many per-epoch checkpoints, the oldest thinned first; "
                                      "0: keep all.")
+        columns = st.columns(4)
+        columns[0].toggle("Permute labels", key=key("label_permutation"),
+                          help="Train on a seeded permutation of the training labels (validation and test "
+                          "keep the true ones): it trains to chance, the data randomisation sanity check.")
         defaults = launch.model_option_defaults(model)
         if defaults:
             st.markdown(f"**{model} options**")

@@ -138,6 +138,15 @@ class Explanations:
         with self.store.connect() as conn:
             return [(key, method, (meta, load_tensors(data))) for key, method, meta, data in conn.execute(stmt)]
 
+    def latest(self, run_id: int, method: str) -> Stored | None:
+        """The run's newest entry stored under `method` (a job's result, e.g. "job:sanity"), or None."""
+        self.flush()
+        with self.store.connect() as conn:
+            row = conn.execute(select(Explanation.meta, Explanation.data)
+                               .where(Explanation.run_id == run_id, Explanation.method == method)
+                               .order_by(Explanation.created_at.desc(), Explanation.id.desc()).limit(1)).first()
+        return None if row is None else (row.meta, load_tensors(row.data))
+
     def save(self, key: str, run_id: int, method: str, meta: dict[str, Any], tensors: dict[str, Tensor],
              wait: bool = True) -> None:
         """Store an entry; if another process stored the same key first, theirs stays (same content)."""

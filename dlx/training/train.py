@@ -45,6 +45,16 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
+def permute_labels(bundle: DataBundle, seed: int) -> DataBundle:
+    """The training split's labels in a seeded random order (validation and test keep the true ones),
+    so the model can only memorise: it trains to chance (Adebayo et al. 2018's data randomisation)."""
+    if isinstance(bundle.train, FolderSplit):
+        raise DlxError("label_permutation: image folders read from disk cannot permute their labels; "
+                       "use a data set held in memory", field="label_permutation")
+    order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(seed))
+    return dataclasses.replace(bundle, train=dataclasses.replace(bundle.train, y=bundle.train.y[order]))
+
+
 def make_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]  # frozen layers (freeze_layers) stay out
     if config.optimizer == "sgd":
@@ -153,6 +163,8 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
     device = resolve_device(config.device)
     bundle: DataBundle = load_dataset(config.dataset, config.seed, config.val_fraction,
                                       config.test_fraction, config.download)
+    if config.label_permutation:
+        bundle = permute_labels(bundle, config.seed)
     meta = bundle.meta
     model = build_model(config.model, meta, **config.model_options).to(device)
     bundle = tokenize_bundle(bundle, model)
