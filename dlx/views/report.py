@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -171,7 +171,7 @@ def _explanations(report: Report, store: Store, run: RunInfo) -> None:
     if maps:
         _maps(report, store, run, maps)
     for _, method, stored in results:
-        RESULTS[method](report, stored)
+        RESULTS[method](report, store, run, stored)
     unknown = sorted({method for _, method, _ in maps} - _drawable_methods())
     if unknown:
         report.text(f"Stored results this report does not draw: {', '.join(unknown)}.", note=True)
@@ -316,8 +316,8 @@ def _sentences(report: Report, loaded: LoadedRun, entries: list[Entry]) -> None:
 
 
 # -- stored results, by the cache's method name ------------------------------------------------------
-# A result kind adds its renderer here (the sanity checks' job, when it stores results, as "job:sanity").
-Renderer = Callable[[Report, "Stored"], None]
+# A result kind adds its renderer here, under the method name its job stores it as.
+Renderer = Callable[[Report, Store, RunInfo, "Stored"], None]
 RESULTS: dict[str, Renderer] = {}
 
 
@@ -330,7 +330,7 @@ def result(*methods: str) -> Callable[[Renderer], Renderer]:
 
 
 @result("scores", "job:faithfulness")
-def _faithfulness(report: Report, stored: Stored) -> None:
+def _faithfulness(report: Report, store: Store, run: RunInfo, stored: Stored) -> None:
     from dlx.explain.scoring import (  # torch: only where a report draws stored results
         Scores,
         label,
@@ -346,7 +346,7 @@ def _faithfulness(report: Report, stored: Stored) -> None:
 
 
 @result("job:global_importance")
-def _importance(report: Report, stored: Stored) -> None:
+def _importance(report: Report, store: Store, run: RunInfo, stored: Stored) -> None:
     from dlx.explain import METHODS  # torch: only where a report draws stored results
     from dlx.explain.image.importance import GlobalImportance
     from dlx.views.charts.explain import importance_chart
@@ -360,7 +360,7 @@ def _importance(report: Report, stored: Stored) -> None:
 
 
 @result("job:explain_text")
-def _text_faithfulness(report: Report, stored: Stored) -> None:
+def _text_faithfulness(report: Report, store: Store, run: RunInfo, stored: Stored) -> None:
     from dlx.explain.scoring import TextScores  # torch: only where a report draws stored results
     from dlx.views.charts.explain import faithfulness_curves
 
@@ -371,6 +371,56 @@ def _text_faithfulness(report: Report, stored: Stored) -> None:
     grid, deletion = scores.grid_curves("deletion")
     _, insertion = scores.grid_curves("insertion")
     report.figure(faithfulness_curves(grid, deletion, insertion))
+
+
+@result("job:sanity")  # dlx.explain.jobs.SANITY_RESULT
+def _sanity(report: Report, store: Store, run: RunInfo, stored: Stored) -> None:
+    from dlx.views.charts.sanity import randomisation_curves
+
+    result = stored[0]["result"]
+    report.heading(f"Sanity checks (Adebayo et al. 2018) on {result.get('samples', '?')} test samples", 3)
+    report.text(f"Layers randomised from {result['layers'][-1]} down to {result['layers'][0]}; "
+                f"{result.get('interval', '')}. A method fails when the Spearman correlation of its absolute maps "
+                f"after randomising every layer is above {result.get('threshold')}.")
+    report.table([{"method": entry.get("label", method),
+                   "spearman |map|": _number(entry.get("spearman")),
+                   "95% interval": "[{:.3f}, {:.3f}]".format(*entry["spearman_ci"]) if entry.get("spearman_ci")
+                   else "",
+                   "spearman signed": _number(entry.get("spearman_signed")),
+                   "SSIM": _number(entry.get("ssim")), "HOG": _number(entry.get("hog")),
+                   "verdict": "passed" if entry.get("passed") else "failed"}
+                  for method, entry in result["methods"].items()])
+    report.figure(randomisation_curves(result))
+    report.figure(randomisation_curves(result, steps="independent"))
+
+
+@result("job:explain_over_training")  # dlx.explain.over_training.KIND's results
+def _over_training(report: Report, store: Store, run: RunInfo, stored: Stored) -> None:
+    from dlx.explain import get_way
+    from dlx.explain.models_cache import get_loaded_run  # torch: only where a report draws stored results
+    from dlx.explain.over_training import OverTraining
+    from dlx.explain.scoring import label
+    from dlx.views.charts import over_training as charts
+
+    result = OverTraining.from_stored(*stored)
+    try:
+        classes: Sequence[str] = get_loaded_run(store, run.id, "best", "cpu").meta.classes
+    except DlxError:  # the best checkpoint is gone: classes by number
+        classes = [str(c) for c in range(result.probs.shape[-1])]
+    report.heading(f"Over training: {len(result.indices)} samples under {len(result.names)} kept checkpoints", 3)
+    report.figure(charts.score_curves(result))
+    for method in result.maps:
+        report.text(label(method))
+        if result.tokens is None:
+            report.figure(charts.map_rows(result, method, classes))
+        else:
+            way = get_way(method, "text")
+            for sample in range(len(result.indices)):
+                report.trusted(charts.sentence_rows(result, method, sample, classes, way.signed(way.resolve({}))))
+
+
+def _number(value: Any) -> str:
+    return "" if value is None else f"{value:.3f}"
 
 
 def _ranked(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -140,6 +140,37 @@ def test_digits_report_holds_every_figure_once_and_fetches_nothing(digits_run):
     assert len(text.encode()) < 10_000_000
 
 
+@pytest.fixture(scope="module")
+def checked_run(shared_home) -> int:
+    """A digits CNN that kept a checkpoint per epoch, explained over training and sanity-checked."""
+    from dlx.explain.jobs import parse_sanity_task, run_sanity
+    from dlx.explain.models_cache import get_loaded_run
+    from dlx.explain.over_training import over_training, parse_task
+
+    run_id = train_in_process({"dataset": "digits", "model": "cnn", "epochs": 2, "checkpoint_every": 1})
+    store = default_store()
+    over_training(store, parse_task({"run_id": run_id, "methods": ["saliency"], "indices": [0, 1]}))
+    run_sanity(get_loaded_run(store, run_id), parse_sanity_task({"run_id": run_id, "n_samples": 4,
+                                                                  "methods": ["saliency", "guided_backprop"]}))
+    return run_id
+
+
+def test_report_holds_the_sanity_checks_and_the_maps_over_training(checked_run):
+    text = report_html(default_store(), checked_run)
+    page = check_offline(text)
+    assert "Sanity checks (Adebayo et al. 2018) on 4 test samples" in text
+    assert text.count("<td>passed</td>") + text.count("<td>failed</td>") == 2  # a verdict per method
+    assert "Over training: 2 samples under 2 kept checkpoints" in text
+    traces = figures(page)
+    # the cascading and independent curves: one line per method each
+    curves = [data for data in traces if data and all(t["type"] == "scatter" for t in data)
+              and {t.get("name") for t in data} >= {"Saliency", "Guided Backprop"}]
+    assert len(curves) >= 2
+    # the maps over training: 2 samples x 2 checkpoints
+    assert any(sum(t["type"] == "heatmap" for t in data) == 4 for data in traces)
+    assert "Stored results this report does not draw" not in text
+
+
 def test_text_report_holds_coloured_words_and_attention_views(text_run):
     text = report_html(default_store(), text_run)
     page = check_offline(text)
