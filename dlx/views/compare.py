@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import plotly.colors
 
 from dlx.errors import DlxError
 from dlx.store import RunInfo, Store, decode_param, points
 from dlx.store.reduction import Reduced
+from dlx.views.charts.style import RUN_PALETTE
 
-PALETTE = plotly.colors.qualitative.Plotly + plotly.colors.qualitative.D3[len(plotly.colors.qualitative.Plotly):]
+PALETTE = RUN_PALETTE
 
 
 def run_colors(run_ids: Sequence[int]) -> dict[int, str]:

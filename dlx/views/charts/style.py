@@ -8,6 +8,9 @@ from __future__ import annotations
 
 PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880",
            "#ff97ff", "#fecb52", "#0d2a63", "#862a16", "#6c7c32", "#b68100", "#750d86", "#00a08b")
+# Runs cycle over the first ten: a run's colour comes from its id, and the Runs and Compare pages have
+# always drawn run #n and run #n+10 alike.
+RUN_PALETTE = PALETTE[:10]
 
 BLUE, ORANGE, GREEN, RED = "#1c83e1", "#f08c00", "#21a354", "#e0393e"
 GREY = "#808495"  # queued runs, the random reference, what is not a method, a hint on an empty chart
