@@ -155,8 +155,7 @@ if keys:
     a, b, c, d = st.columns([3, 2, 2, 1], vertical_alignment="bottom")
     metric = a.selectbox("Metric", keys, index=keys.index(chosen) if chosen in keys else 0, key="compare.metric")
     x_axis = b.segmented_control("x", compare.X_AXES, key="compare.x",
-                                 default=url_value("x") if url_value("x") in compare.X_AXES else "step")
-    x_axis = x_axis or "step"
+                                 default=url_value("x") if url_value("x") in compare.X_AXES else "step") or "step"
     smoothing = c.slider("Smoothing (EMA)", 0.0, 0.99, float(url_value("smooth", "0") or 0), 0.01,
                          key="compare.smooth")
     log_y = d.toggle("Log scale", value=url_value("log") == "1", key="compare.log")
@@ -172,8 +171,8 @@ if keys:
                                                                                    x_axis))
     if x_axis == "step":  # a box drawn over the chart fetches that range again at full resolution
         figure.update_layout(dragmode="select", selectdirection="h")
-        event = st.plotly_chart(figure, key="compare.curves", on_select="rerun", selection_mode="box")
-        boxed = compare.zoom_from_box(event.selection.box) if event and event.selection else None
+        chart_event = st.plotly_chart(figure, key="compare.curves", on_select="rerun", selection_mode="box")
+        boxed = compare.zoom_from_box(chart_event.selection.box) if chart_event and chart_event.selection else None
         if boxed is not None and boxed != zoom:
             keep_in_url(zoom=f"{boxed[0]}-{boxed[1]}")
             st.rerun()

@@ -2,6 +2,7 @@
 import json
 from collections import Counter
 from datetime import datetime
+from functools import partial
 
 import streamlit as st
 
@@ -437,7 +438,7 @@ def detail(run_id: int) -> None:
     if run.status == "succeeded":
         results(run)
     kept_section(run)
-    st.download_button("Download report", lambda run_id=run.id: report_html(store, run_id), f"run-{run.id}.html",
+    st.download_button("Download report", partial(report_html, store, run.id), f"run-{run.id}.html",
                        "text/html", key="runs.report", icon=":material/download:", on_click="ignore",
                        help="This run as one HTML file that opens offline: config, curves, confusion "
                             "matrix, its stored explanations and scores.")

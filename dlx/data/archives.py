@@ -15,8 +15,9 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from dlx.errors import DlxError
 
@@ -52,7 +53,7 @@ class _Entry:
     is_dir: bool
     size: int  # declared uncompressed size
     compressed: int | None  # None where the format does not say (tar: one stream)
-    open: Callable[[], BinaryIO]
+    open: Callable[[], IO[bytes]]  # a file's contents (directories are never opened)
 
 
 def extract_archive(archive: Path, scratch: Path, limits: Limits | None = None) -> Path:
@@ -103,7 +104,7 @@ def _extract_into(archive: Path, target: Path, limits: Limits) -> None:
                            "an archive bomb", field="upload")
 
 
-def _copy_capped(source: BinaryIO, sink: BinaryIO, total: int, entry: str, archive: str, limits: Limits) -> int:
+def _copy_capped(source: IO[bytes], sink: BinaryIO, total: int, entry: str, archive: str, limits: Limits) -> int:
     """Copy in chunks, counting real bytes against the total cap whatever the header declared."""
     while chunk := source.read(CHUNK):
         total += len(chunk)
@@ -148,7 +149,7 @@ def _zip_entries(archive: Path) -> Iterator[_Entry]:
                     what = "a symbolic link" if stat.S_ISLNK(mode) else "a device or special file"
                     raise DlxError(f"upload: entry {info.filename!r} is {what}; refused", field="upload")
                 yield _Entry(info.filename, info.is_dir(), info.file_size, info.compress_size,
-                             lambda info=info: handle.open(info))
+                             partial(handle.open, info))
     except (zipfile.BadZipFile, EOFError) as err:
         raise DlxError(f"upload: {archive.name} is a damaged zip ({err})", field="upload") from None
 
@@ -163,6 +164,12 @@ def _tar_entries(archive: Path) -> Iterator[_Entry]:
                     raise DlxError(f"upload: entry {member.name!r} is a device or special file; refused",
                                    field="upload")
                 yield _Entry(member.name, member.isdir(), member.size, None,
-                             lambda member=member: handle.extractfile(member))
+                             partial(_tar_file, handle, member))
     except (tarfile.TarError, EOFError, OSError) as err:
         raise DlxError(f"upload: {archive.name} is a damaged tar archive ({err})", field="upload") from None
+
+
+def _tar_file(handle: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    stream = handle.extractfile(member)
+    assert stream is not None  # None only for links and directories: links are refused, directories never opened
+    return stream

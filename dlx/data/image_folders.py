@@ -273,8 +273,8 @@ def load_image(path: Path, side: int, channels: int, max_pixels: int = MAX_PIXEL
         if image.size[0] * image.size[1] > max_pixels:
             raise DlxError(f"dataset: {path.name} has more than {max_pixels:,} pixels", field="dataset")
         image.draft("RGB" if channels == 3 else "L", (side, side))
-        image = image.convert("L" if channels == 1 else "RGB").resize((side, side), Image.BILINEAR)
-        array = np.asarray(image, dtype=np.float32) / 255.0
+        resized = image.convert("L" if channels == 1 else "RGB").resize((side, side), Image.Resampling.BILINEAR)
+        array = np.asarray(resized, dtype=np.float32) / 255.0
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -163,8 +164,11 @@ def load_image_set(user_set: UserSet, seed: int, val_fraction: float, test_fract
         twin = ImageFiles(chosen, y[rows], side, channels, mean, std, augment) if train and augment else None
         return FolderSplit(plain, torch.from_numpy(y[rows]), twin)
 
+    # A FolderSplit stands where DataBundle says Split: its readers (the loop, browse) check for it with
+    # isinstance, and registry.py cannot name it without an import circle.
     train, val, test = parts
-    return DataBundle(meta, folder_split(train, True), folder_split(val, False), folder_split(test, False))
+    return DataBundle(meta, cast(Split, folder_split(train, True)), cast(Split, folder_split(val, False)),
+                      cast(Split, folder_split(test, False)))
 
 
 def _decoded(dataset: ImageFiles) -> Split:

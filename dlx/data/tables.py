@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -181,8 +182,8 @@ def import_table(store: Store, data: bytes, name: str, label_column: str, source
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    details = {"label_column": label_column, "features": table.feature_names,
-               "columns": [column.__dict__ for column in table.columns]}
+    details: dict[str, Any] = {"label_column": label_column, "features": table.feature_names,
+                               "columns": [column.__dict__ for column in table.columns]}
     try:
         user_set = store.user_sets.add(name, "table", source, str(target.relative_to(settings.home())), True,
                                        len(table.y), len(data), table.classes, hashlib.sha256(data).hexdigest(),

@@ -4,6 +4,7 @@ torch and torchvision are imported by the loader only: the Launch page lists the
 checks their files without them (issue 18)."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -77,4 +78,4 @@ for _name, _cls, _text, _shape in [
         return _load(_n, _c, seed, val_fraction, download)
 
     register_dataset(_name, "image", _text, shape=_shape, classes=10,
-                     missing_files=lambda _c=_cls: _missing(_c))(_loader)
+                     missing_files=partial(_missing, _cls))(_loader)

@@ -32,7 +32,8 @@ STANDBY_AFTER_START = 5.0
 
 
 class Handle(Protocol):
-    pid: int | None
+    @property
+    def pid(self) -> int | None: ...
 
     def poll(self) -> int | None: ...
     def terminate(self) -> None: ...
@@ -133,6 +134,7 @@ class LocalExecutor:
             standby = self._standbys.pop(0)
             if not self._alive(standby):
                 continue
+            assert standby.stdin is not None  # a standby is started with stdin=PIPE
             try:
                 standby.stdin.write(order)
                 standby.stdin.close()
@@ -150,6 +152,7 @@ class LocalExecutor:
     def shutdown(self) -> None:
         """Stop every standby (they also end on their own when the worker's end of stdin closes)."""
         for standby in self._standbys:
+            assert standby.stdin is not None  # a standby is started with stdin=PIPE
             standby.stdin.close()
             _signal_group(standby, signal.SIGTERM)
         deadline = time.monotonic() + STANDBY_STOP_GRACE
@@ -166,6 +169,7 @@ class LocalExecutor:
         code = standby.poll()
         if code is None:
             return True
+        assert standby.stdin is not None  # a standby is started with stdin=PIPE
         standby.stdin.close()
         orphans.forget(standby.pid)
         self._not_before = time.monotonic() + STANDBY_RETRY
@@ -173,7 +177,7 @@ class LocalExecutor:
               f"cold until a new one is up (in {STANDBY_RETRY:.0f} s)", flush=True)
         return False
 
-    def _start_cold(self, job_id: int, log_path: Path, env: dict[str, str]) -> Handle:
+    def _start_cold(self, job_id: int, log_path: Path, env: dict[str, str]) -> LocalHandle:
         log = open(log_path, "ab", buffering=0)
         process = subprocess.Popen([sys.executable, "-u", "-m", "dlx.jobs.entry", str(job_id)],
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -194,7 +198,8 @@ def _signal_group(process: subprocess.Popen, sig: int) -> None:
         pass
 
 
-EXECUTORS = {LocalExecutor.name: LocalExecutor, RayExecutor.name: RayExecutor}
+EXECUTORS: dict[str, type[LocalExecutor] | type[RayExecutor]] = {LocalExecutor.name: LocalExecutor,
+                                                                 RayExecutor.name: RayExecutor}
 
 
 def check_settings(name: str | None = None) -> str:

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from db.models import Job
+from dlx.errors import DlxError
 
 if TYPE_CHECKING:
     from dlx.store import Store
@@ -29,6 +30,9 @@ def train_job(store: Store, job: Job) -> None:
     from dlx.training.fits import check_fits
     from dlx.training.train import train
 
-    config = check_fits(RunConfig(**store.get_run(job.run_id).config))
+    info = None if job.run_id is None else store.get_run(job.run_id)
+    if info is None:  # deleted since it was queued (a train job is always queued with its run)
+        raise DlxError(f"job #{job.id}: its run no longer exists", field="run")
+    config = check_fits(RunConfig(**info.config))
     with start_run(run_id=job.run_id, store=store) as run:
         train(config, run)

@@ -112,7 +112,8 @@ class RayExecutor:
 
         self._ray = ray
         ray.init(address=address or settings.ray_address(), log_to_driver=False,
-                 logging_level="WARNING", configure_logging=True)
+                 logging_level="WARNING",  # type: ignore[arg-type]  # typed int; takes a name too (default "info")
+                 configure_logging=True)
         self._task = ray.remote(max_retries=0)(run_job)  # a job is never rerun behind the user's back
 
     def start(self, job_id: int, log_path: Path, env: dict[str, str]) -> RayHandle:

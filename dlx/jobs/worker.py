@@ -19,11 +19,12 @@ import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 from dlx import settings
 from dlx.jobs import orphans
 from dlx.jobs.executors import Handle, get_executor
+from dlx.jobs.ray_executor import Cluster
 from dlx.store import Store, default_store
 from dlx.training.devices import gpu_count
 
@@ -58,7 +59,7 @@ class Worker:
         self.cores = os.cpu_count() or 1
         self.nodes = 1
         if hasattr(self.executor, "capacity"):  # a cluster (ray): its CPUs and GPUs are the slots
-            self._count_cluster()
+            self._count_cluster(self.executor.capacity())
         elif self.gpus < 0:
             self.gpus = gpu_count()
 
@@ -72,9 +73,8 @@ class Worker:
             return max(1, int(os.environ["OMP_NUM_THREADS"]))
         return max(1, self.cores // (self.cpu_slots + self.gpus))
 
-    def _count_cluster(self) -> None:
+    def _count_cluster(self, cluster: Cluster) -> None:
         """Slots from the cluster's resources, not this machine's: one CPU job per CPU, one job per GPU."""
-        cluster = self.executor.capacity()
         self.nodes, self.cores, self.gpus = cluster.nodes, cluster.cpus, cluster.gpus
         self.cpu_slots = max(1, cluster.cpus)
 
@@ -176,7 +176,7 @@ class Worker:
     def _heartbeat(self) -> None:
         self.store.queue.heartbeat(list(self.running))
         if hasattr(self.executor, "capacity"):
-            self._count_cluster()
+            self._count_cluster(self.executor.capacity())
         info = {"cpu_slots": self.cpu_slots, "gpus": self.gpus, "running": sorted(self.running),
                 "executor": self.executor.name, "nodes": self.nodes, "pid": os.getpid()}
         self.store.workers.beat(self.id, json.loads(json.dumps(info)))
@@ -192,7 +192,7 @@ class Worker:
                 item.handle.terminate()
                 item.cancel_sent_at = time.monotonic()
 
-    def _ours(self, row: Job | None, item: Running) -> bool:
+    def _ours(self, row: Job | None, item: Running) -> TypeGuard[Job]:
         """Whether this row is the job this worker claimed (not deleted, nor a new job reusing its id)."""
         return row is not None and row.worker == self.id and row.started_at == item.claimed_at
 

@@ -17,10 +17,13 @@ from dlx.states import ACTIVE_STATES, OWNER
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sqlalchemy import Engine, Insert, Table
+    from sqlalchemy import Engine, Table
+    from sqlalchemy.dialects import postgresql, sqlite
     from sqlalchemy.orm import Session
 
     from dlx.store.queue import Queue
+
+    Upsert = postgresql.Insert | sqlite.Insert  # an INSERT with .on_conflict_do_update/_do_nothing
 
 # A run's note and its archived mark are tags under a reserved prefix: no schema change, and a filter
 # (tag.dlx.archived) or export sees them like any tag. People's own tags may not use the prefix.
@@ -56,11 +59,14 @@ class RunEdits:
 
     engine: Engine
     session: Callable[[], Session]
-    queue: Queue
-    upsert: Callable[[Table], Insert]
-    merging_upsert: Callable[..., Insert]
+    upsert: Callable[[Table], Upsert]
+    merging_upsert: Callable[..., Upsert]
 
-    def keyed_upsert(self, table: Table) -> Insert:
+    if TYPE_CHECKING:  # Store's cached property
+        @property
+        def queue(self) -> Queue: ...
+
+    def keyed_upsert(self, table: Table) -> Upsert:
         """The upsert of a run's key/value rows (params, tags): a key set again takes the new value
         (a param's number with it), so writers setting the same keys at once never collide."""
         columns = [column for column in ("value", "number") if column in table.c]
@@ -86,7 +92,9 @@ class RunEdits:
                 conn.execute(self.upsert(experiments).values(name=experiment)
                              .on_conflict_do_nothing(index_elements=["name"]))
                 values["experiment_id"] = conn.execute(find).scalar_one()
-            return conn.execute(insert(RunRow.__table__).values(**values)).inserted_primary_key[0]
+            key = conn.execute(insert(RunRow.__table__).values(**values)).inserted_primary_key
+            assert key is not None  # a one-row INSERT always has its primary key
+            return key[0]
 
     def set_tags(self, run_id: int, tags: dict[str, str]) -> None:
         """Replace a run's own tags with `tags` (its note and archived mark stay): the others deleted,

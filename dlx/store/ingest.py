@@ -46,7 +46,11 @@ class RunWrites:
 
     def lock(self, conn: Transaction) -> None:
         """BEGIN IMMEDIATE on SQLite, unless this transaction has already written (and so holds the lock)."""
-        if self.store.dialect == "sqlite" and not conn.connection.dbapi_connection.in_transaction:
+        if self.store.dialect != "sqlite":
+            return
+        dbapi_connection = conn.connection.dbapi_connection
+        assert dbapi_connection is not None  # checked out: this transaction is open
+        if not dbapi_connection.in_transaction:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     # -- edits: built in the caller's line, run in a transaction ------------------------------
@@ -63,7 +67,11 @@ class RunWrites:
         """One upsert: a run's whole config is one round trip, and writers setting the same keys at
         once never collide (the last one's value stays)."""
         statement = self.store.keyed_upsert(model.__table__)
-        return lambda conn: conn.execute(statement, rows)
+
+        def upsert(conn: Transaction) -> None:
+            conn.execute(statement, rows)
+
+        return upsert
 
     def summary(self, values: Mapping[str, Any], columns: Mapping[str, Any]) -> RunEdit:
         """Merge `values` into the run's summary and set the run row's `columns`; the read and the
@@ -86,7 +94,11 @@ class RunWrites:
         statement = self.store.merging_upsert(
             Artifact.__table__, ["run_id", "kind", "name"],
             lambda upsert: {column: upsert.excluded[column] for column in ("path", "meta", "created_at")})
-        return lambda conn: conn.execute(statement, list(rows.values()))
+
+        def index(conn: Transaction) -> None:
+            conn.execute(statement, list(rows.values()))
+
+        return index
 
     # -- points --------------------------------------------------------------------------------
     def insert_points(self, conn: Transaction, rows: list[tuple]) -> None:
@@ -104,8 +116,10 @@ class RunWrites:
         """COPY the rows on the transaction's own psycopg connection; a driver error is raised as
         SQLAlchemy's (OperationalError, ProgrammingError, ...) like every other statement's."""
         dbapi = self._engine.dialect.loaded_dbapi
+        driver_connection = conn.connection.driver_connection
+        assert driver_connection is not None  # checked out: this transaction is open
         try:
-            with conn.connection.driver_connection.cursor() as cursor, cursor.copy(self._insert_sql) as copy:
+            with driver_connection.cursor() as cursor, cursor.copy(self._insert_sql) as copy:
                 for row in rows:
                     copy.write_row(row)
         except dbapi.Error as err:

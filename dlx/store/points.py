@@ -3,6 +3,7 @@ points after a step or up to one, the times of some of its steps, and the keys a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Connection, func, select
 
@@ -57,5 +58,5 @@ def points_after(conn: Connection, run_id: int, key: str, cursor: int) -> Histor
     return _history(rows)
 
 
-def _history(rows: list) -> History:
+def _history(rows: Sequence[Sequence[Any]]) -> History:
     return history_of([tuple(row) for row in rows])  # plain tuples: numpy probes Row objects by key

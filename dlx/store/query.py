@@ -215,7 +215,7 @@ class _Parser:
             raise self.fail(f"'{punct}'")
         self.take()
 
-    def comparison(self) -> Comparison:
+    def comparison(self) -> Comparison | Not:
         name = self.peek()
         if name.kind != "name":
             raise self.fail("a name (a run field, parameter or metric)")
@@ -244,6 +244,7 @@ class _Parser:
         token = self.peek()
         if token.kind in ("number", "string") or (token.kind == "keyword" and token.value in ("true", "false")):
             self.take()
+            assert token.value is not None  # only the end token has no value
             return token.value == "true" if token.kind == "keyword" else token.value
         raise self.fail("a number or a \"quoted string\"")
 
@@ -342,6 +343,7 @@ def _keyed_condition(node: Comparison, field: Field, text: str) -> ColumnElement
     Written as `runs.id IN (SELECT run_id ... WHERE key = :key AND ...)`: the (key, value) index
     finds the matching runs once, rather than a lookup per run.
     """
+    table: type[Param] | type[RunSummary] | type[Tag]
     if field.kind == "param":
         table, key_column = Param, Param.key
         numbers, texts = Param.number, Param.value

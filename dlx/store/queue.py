@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import CursorResult, Result, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from db.models import Artifact, Job, utcnow
@@ -68,7 +68,7 @@ class Queue:
             now = utcnow()
             s.execute(update(Job).where(Job.id == job_id)
                       .values(status="running", worker=worker, started_at=now, heartbeat_at=now))
-            job = s.get(Job, job_id)
+            job = s.get_one(Job, job_id)  # this transaction just took it
             if job.run_id is not None and job.kind == "train":
                 s.execute(update(RunRow).where(RunRow.id == job.run_id, RunRow.status == "queued")
                           .values(status="running", started_at=now))
@@ -88,12 +88,12 @@ class Queue:
         return s.scalar(update(Job).where(Job.id == oldest.scalar_subquery())
                         .values(status="running").returning(Job.id))
 
-    def record_start(self, job_id: int, pid: int, log_path: str, ours: Callable[[Job | None], bool]) -> bool:
+    def record_start(self, job_id: int, pid: int | None, log_path: str, ours: Callable[[Job], bool]) -> bool:
         """Record the process a worker started for its claimed job and index its log on the job's run,
-        if `ours(row)` says the row is still that claim (not deleted meanwhile); returns whether it was."""
+        if the row is still there and `ours(row)` says it is still that claim; returns whether it was."""
         with self.store.session() as s, s.begin():
             row = s.get(Job, job_id)
-            if not ours(row):
+            if row is None or not ours(row):
                 return False
             row.pid, row.log_path = pid, log_path
             if row.run_id is not None:  # still set: deleting a run deletes its jobs in the same transaction
@@ -118,8 +118,9 @@ class Queue:
     def place(self, job_id: int) -> tuple[int, int]:
         """A queued job's place: the queued jobs ahead of it, and the jobs running."""
         with self.store.session() as s:
-            ahead = s.scalar(select(func.count()).select_from(Job).where(Job.status == "queued", Job.id < job_id))
-            running = s.scalar(select(func.count()).select_from(Job).where(Job.status == "running"))
+            count = select(func.count()).select_from(Job)
+            ahead = s.scalars(count.where(Job.status == "queued", Job.id < job_id)).one()
+            running = s.scalars(count.where(Job.status == "running")).one()
         return ahead, running
 
     def latest_job(self, run_id: int, kind: str = "train") -> Job | None:
@@ -143,11 +144,11 @@ class Queue:
                 raise DlxError(f"run: there is no run #{run_id}", field="run")
             ended = s.execute(update(RunRow).where(RunRow.id == run_id, RunRow.status == "queued")
                               .values(status="cancelled", ended_at=utcnow(), error="cancelled before it started"))
-            if ended.rowcount == 1:
+            if _changed(ended) == 1:
                 return "cancelled"
             asked = s.execute(update(RunRow).where(RunRow.id == run_id, RunRow.status == "running")
                               .values(cancel_requested=True))
-            return "cancelling" if asked.rowcount == 1 else "finished"
+            return "cancelling" if _changed(asked) == 1 else "finished"
 
     def cancel_job(self, job_id: int) -> str:
         now = utcnow()
@@ -158,14 +159,14 @@ class Queue:
                 raise DlxError(f"job: there is no job #{job_id}", field="job")
             ended = s.execute(update(Job).where(Job.id == job_id, Job.status == "queued")
                               .values(status="cancelled", ended_at=now, error=reason))
-            if ended.rowcount == 1:
+            if _changed(ended) == 1:
                 if job.run_id is not None and job.kind == "train":
                     s.execute(update(RunRow).where(RunRow.id == job.run_id, RunRow.status.in_(ACTIVE))
                               .values(status="cancelled", ended_at=now, error=reason))
                 return "cancelled"
             asked = s.execute(update(Job).where(Job.id == job_id, Job.status == "running")
                               .values(cancel_requested=True))
-            return "cancelling" if asked.rowcount == 1 else "finished"
+            return "cancelling" if _changed(asked) == 1 else "finished"
 
     def finish_job(self, job_id: int, status: str, error: str | None = None,
                    silent_since: datetime | None = None) -> bool:
@@ -180,13 +181,13 @@ class Queue:
         with self.store.session() as s, s.begin():
             ended = s.execute(update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE), *still)
                               .values(status=status, ended_at=now, error=error))
-            if ended.rowcount != 1:
+            if _changed(ended) != 1:
                 return False
-            job = s.get(Job, job_id)
+            job = s.get_one(Job, job_id)  # this transaction just ended it
             if job.run_id is not None and job.kind == "train":
                 run_ended = s.execute(update(RunRow).where(RunRow.id == job.run_id, RunRow.status.in_(ACTIVE))
                                       .values(status=status, ended_at=now, error=error))
-                if run_ended.rowcount == 0 and status == "failed":
+                if _changed(run_ended) == 0 and status == "failed":
                     run_error = s.scalar(select(RunRow.error).where(RunRow.id == job.run_id))
                     if run_error:  # the run said why (its own exception): the job tells the same
                         s.execute(update(Job).where(Job.id == job_id).values(error=run_error))
@@ -241,7 +242,7 @@ class Queue:
             with self.store.session() as s, s.begin():
                 ended = s.execute(update(RunRow).where(RunRow.id == run_id, *stale_condition)
                                   .values(status="failed", ended_at=utcnow(), error=reason))
-            if ended.rowcount == 1:
+            if _changed(ended) == 1:
                 reaped.append(run_id)
         return reaped
 
@@ -249,3 +250,8 @@ class Queue:
         with self.store.session() as s:
             return dict(s.execute(select(Job.status, func.count()).where(Job.status.in_(ACTIVE))
                                   .group_by(Job.status)).all())
+
+
+def _changed(result: Result[Any]) -> int:
+    """The rows an UPDATE changed. Session.execute returns a CursorResult for DML; its overloads say Result."""
+    return cast(CursorResult[Any], result).rowcount

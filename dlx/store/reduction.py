@@ -13,7 +13,9 @@ less than half the time of one of 2,000,000.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, bindparam, func, select
@@ -124,17 +126,18 @@ def _first_point(lo: int, hi: int):
 def _step_range(conn: Connection, series: list[tuple[int, str]]) -> tuple[int, int] | None:
     """The smallest first step and largest last step of the series: two index seeks per series."""
     m = Metric.__table__
-    lows, highs = [], []
+    lows: list[int] = []
+    highs: list[int] = []
     for run_id, key in series:
         where = (m.c.run_id == run_id) & (m.c.key == key)
         low = conn.execute(select(func.min(m.c.step)).where(where)).scalar()
         if low is not None:
             lows.append(low)
-            highs.append(conn.execute(select(func.max(m.c.step)).where(where)).scalar())
+            highs.append(conn.execute(select(func.max(m.c.step)).where(where)).scalar_one())
     return (min(lows), max(highs)) if lows else None
 
 
-def _reduced(rows: list, first) -> Reduced:
+def _reduced(rows: Sequence[Sequence[Any]], first: Sequence[Any] | None) -> Reduced:
     # Steps exact (never through a float); values as plain tuples: numpy probes Row objects by key,
     # at 100x the cost. None (NaN, or no finite value) -> nan.
     steps = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -18,7 +18,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, Table, delete, func, make_url, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, Table, delete, func, make_url, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -35,6 +35,7 @@ from dlx.store.user_sets import UserSets
 from dlx.store.workers import Workers
 
 if TYPE_CHECKING:
+    from dlx.store.edits import Upsert
     from dlx.store.explanations import Explanations
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
@@ -90,7 +91,12 @@ class RunInfo:
         return f"#{self.id} {self.name or f'{self.dataset}/{self.model}'}"
 
 
-def _select_runs():
+# _select_runs()'s rows: RunInfo's fields up to ended_at, then the latest training job's id.
+RunRows = Select[int, str, str | None, str | None, str, str | None, str | None, dict[str, Any], dict[str, Any],
+                 str | None, str | None, datetime, datetime | None, datetime | None, int | None]
+
+
+def _select_runs() -> RunRows:
     """Run rows with their experiment name and latest training job id, in RunInfo's field order."""
     job_id = select(func.max(Job.id)).where(Job.run_id == RunRow.id, Job.kind == "train").scalar_subquery()
     return (select(RunRow.id, Experiment.name, RunRow.name, RunRow.sweep, RunRow.status, RunRow.dataset,
@@ -144,7 +150,7 @@ class Store(RunEdits):
     def connect(self) -> Connection:
         return self.engine.connect()
 
-    def merging_upsert(self, table: Table, keys: Sequence[str], merge: Callable[[Any], dict[str, Any]]):
+    def merging_upsert(self, table: Table, keys: Sequence[str], merge: Callable[[Any], dict[str, Any]]) -> Upsert:
         """`upsert(table)` that merges a row conflicting on `keys` with SET `merge(statement)` (built
         from the statement's `excluded` row): one per dialect, table and keys, built once per process.
         Building an ON CONFLICT clause costs 0.1-1 ms, and a run's tracking runs such statements
@@ -157,15 +163,17 @@ class Store(RunEdits):
             _merging_upserts[name] = statement
         return statement
 
-    def upsert(self, table: Table):
+    def upsert(self, table: Table) -> Upsert:
         """An INSERT with the dialect's `.on_conflict_do_update`/`_do_nothing` (PostgreSQL and SQLite spell them alike)."""
         if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        elif self.dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            raise NotImplementedError(f"database: dlx supports SQLite and PostgreSQL, not {self.dialect}")
-        return insert(table)
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            return postgresql_insert(table)
+        if self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            return sqlite_insert(table)
+        raise NotImplementedError(f"database: dlx supports SQLite and PostgreSQL, not {self.dialect}")
 
     @cached_property
     def explanations(self) -> Explanations:
@@ -254,7 +262,10 @@ class Store(RunEdits):
                 .where(table.c.run_id == run_id, table.c.key == key).order_by(table.c.step))
         compiled = stmt.compile(dialect=self.engine.dialect)
         params = compiled.construct_params()
-        args = tuple(params[name] for name in compiled.positiontup) if compiled.positional else params
+        args: tuple[Any, ...] | Mapping[str, Any] = params
+        if compiled.positional:
+            assert compiled.positiontup is not None  # a positional dialect's statement lists its parameters
+            args = tuple(params[name] for name in compiled.positiontup)
         with self.connect() as conn:
             cursor = conn.connection.cursor()
             try:
@@ -352,12 +363,14 @@ def unreadable(err: Exception, url: str | None = None) -> DlxError:
                     "another store", field="database")
 
 
-def _fetch(conn: Connection, stmt) -> list[RunInfo]:
+def _fetch(conn: Connection, stmt: RunRows) -> list[RunInfo]:
     """The runs `stmt` selects, in its order, with their params, tags and final metrics: one query
     each for the whole page (Core rows, not ORM objects: a page of 1,000 runs costs milliseconds)."""
     rows = conn.execute(stmt).all()
     ids = [row[0] for row in rows]
-    params, tags, metrics = ({i: {} for i in ids} for _ in range(3))
+    params: dict[int, dict[str, Any]] = {i: {} for i in ids}
+    tags: dict[int, dict[str, Any]] = {i: {} for i in ids}
+    metrics: dict[int, dict[str, Any]] = {i: {} for i in ids}
     for start in range(0, len(ids), 900):  # SQLite's limit on bound parameters
         chunk = ids[start:start + 900]
         for target, table, value in ((params, Param.__table__, "value"), (tags, Tag.__table__, "value"),
@@ -392,7 +405,7 @@ def _resolver(conn) -> query.Resolver:
 
 
 def _conditions(resolve: query.Resolver, status, sweep, filter, experiment, tag, dataset, model) -> list:
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if status:
         conditions.append(RunRow.status.in_(status))
     for column, value in ((RunRow.sweep, sweep), (Experiment.name, experiment), (RunRow.dataset, dataset),
@@ -408,7 +421,7 @@ def _conditions(resolve: query.Resolver, status, sweep, filter, experiment, tag,
     return conditions
 
 
-def _order(stmt, resolve: query.Resolver, sort: str | None, descending: bool):
+def _order(stmt: RunRows, resolve: query.Resolver, sort: str | None, descending: bool) -> RunRows:
     """Sort by a run column, or by a param (numbers numerically, then text) or metric joined by key."""
     def direction(column):
         return (column.desc() if descending else column.asc()).nulls_last()
@@ -421,12 +434,12 @@ def _order(stmt, resolve: query.Resolver, sort: str | None, descending: bool):
         raise DlxError(f"sort: no run field, parameter or metric is named {sort!r}", field="sort")
     if field.kind == "column":
         return stmt.order_by(direction(query.COLUMNS[field.key]), tiebreak)
-    table = {"param": Param, "metric": RunSummary, "tag": Tag}[field.kind]
-    joined = aliased(table)
+    tables: dict[str, type[Param] | type[RunSummary] | type[Tag]] = {"param": Param, "metric": RunSummary, "tag": Tag}
+    joined = aliased(tables[field.kind])
     stmt = stmt.outerjoin(joined, (joined.run_id == RunRow.id) & (joined.key == field.key))
     keys = {"param": ("number", "value"), "metric": ("last",), "tag": ("value",)}[field.kind]
-    keys = [getattr(joined, name) for name in keys]
-    return stmt.order_by(*(direction(k) for k in keys), tiebreak)
+    columns = [getattr(joined, name) for name in keys]
+    return stmt.order_by(*(direction(column) for column in columns), tiebreak)
 
 
 def decode_param(value: str) -> Any:

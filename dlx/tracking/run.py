@@ -19,7 +19,7 @@ import traceback
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from db.engine import DatabaseReplaced
 from dlx import settings
@@ -56,7 +56,7 @@ class Run:
     """A handle on one run row of `store`; everything logged through it lands there."""
 
     def __init__(self, store: Store, run_id: int, flush_size: int = 5000,
-                 flush_interval: float = 1.0, stop_signal: int = signal.SIGINT):
+                 flush_interval: float = 1.0, stop_signal: signal.Signals = signal.SIGINT):
         self.id = run_id
         self.store = store
         self._writes = RunWrites(store, run_id)  # the SQL of everything below
@@ -370,7 +370,7 @@ class Run:
     def __enter__(self) -> Run:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         if exc is not None and exc is self._refusal and self._gone():  # raised in the block's line already
             self._stop.set()
             _open_runs.discard(self)
@@ -424,7 +424,7 @@ def start_run(experiment: str = "default", name: str | None = None,
 
         store = default_store()
     created = run_id is None
-    if created:  # created running: started, heartbeat and owner in the same row
+    if run_id is None:  # created running: started, heartbeat and owner in the same row
         run_id = store.create_run(config, experiment, name, status="running")
     in_main = threading.current_thread() is threading.main_thread()
     run = Run(store, run_id, stop_signal=signal.SIGTERM if handle_signals and in_main else signal.SIGINT)

@@ -119,7 +119,7 @@ class LiveRun:
 def _first_read(conn, run_id: int, key: str) -> LiveSeries:
     """The key's history so far, reduced to BUCKETS buckets in SQL, and its last raw points."""
     first, last = points.step_range(conn, run_id, key)
-    if first is None:
+    if first is None or last is None:  # both or neither: the min and max of the same points
         return LiveSeries()
     lo, _, width, _ = bucketing(int(first), int(last), BUCKETS)
     reduced = reduced_history(conn, [run_id], [key], BUCKETS, (int(first), int(last)))[(run_id, key)]
