@@ -10,13 +10,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dlx.data import csv_cells
 from dlx.errors import DlxError
 
 if TYPE_CHECKING:
-    from dlx.store import Store
+    from dlx.store import RunInfo, Store
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
@@ -267,7 +267,7 @@ def cmd_run(args) -> int:
     sweep = form.pop("sweep", None)
     planned = launch.plan(store, form, name=launch.config_key)
     run_ids = launch.submit_plan(store, planned, sweep)
-    first = store.get_run(run_ids[0])
+    first = _existing(store, run_ids[0])
     if len(run_ids) == 1:
         print(f"queued run {first.id} (job {first.job_id}): {first.dataset}/{first.model}", flush=True)
     else:
@@ -280,6 +280,13 @@ def cmd_run(args) -> int:
     return max([_wait(store, run_id, spawned) for run_id in run_ids])
 
 
+def _existing(store: Store, run_id: int) -> RunInfo:
+    run = store.get_run(run_id)
+    if run is None:
+        raise DlxError(f"run: run {run_id} no longer exists (deleted meanwhile?)", field="run")
+    return run
+
+
 def _wait(store: Store, run_id: int, spawned: int | None = None) -> int:
     """Print the run's states until it ends; refuse to wait on if the worker `spawned` for it ended
     while it was still queued and no other worker is alive (it would wait for ever)."""
@@ -287,7 +294,7 @@ def _wait(store: Store, run_id: int, spawned: int | None = None) -> int:
 
     last_status = None
     while True:
-        run = store.get_run(run_id)
+        run = _existing(store, run_id)
         if run.status != last_status:
             print(f"run {run_id}: {run.status}", flush=True)
             last_status = run.status
@@ -352,7 +359,7 @@ def _list_runs(args) -> int:
     runs = store.list_runs(**chosen, sort=args.sort, descending=args.desc if args.sort else True,
                            limit=args.limit, offset=args.offset)
     total = store.count_runs(**chosen)
-    rows = [{"id": r.id, "status": r.status, "dataset": r.dataset, "model": r.model,
+    rows: list[dict[str, Any]] = [{"id": r.id, "status": r.status, "dataset": r.dataset, "model": r.model,
              "sweep": r.sweep, "params": {k: decode_param(v) for k, v in r.params.items()},
              "test_acc": r.metrics.get("test_acc", r.summary.get("test_acc")),
              "val_acc": r.metrics.get("val_acc", r.summary.get("val_acc")), "metrics": r.metrics,

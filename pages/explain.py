@@ -1,6 +1,9 @@
 """Explain: why does a trained run predict what it predicts? Attribution maps, faithfulness, localisation."""
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 import streamlit as st
 
 from dlx import settings
@@ -49,7 +52,7 @@ def method_params(methods: list[str]) -> dict[str, dict]:
         if not params:
             continue
         st.markdown(f"**{METHODS[method].label}**")
-        values = {}
+        values: dict[str, Any] = {}
         columns = st.columns(len(params))
         for column, p in zip(columns, params):
             key = f"explain.param.{method}.{p.name}"
@@ -172,7 +175,7 @@ except DlxError as err:
     st.stop()
 meta = loaded.meta
 # In the sidebar: the pictures stay first on the page, and the button stays reachable on every path below.
-st.sidebar.download_button("Download report", lambda run_id=run.id: report_html(store, run_id),
+st.sidebar.download_button("Download report", partial(report_html, store, run.id),
                            f"run-{run.id}.html", "text/html", key="explain.report", icon=":material/download:",
                            on_click="ignore",
                            help="This run as one HTML file that opens offline, with the explanations stored so far")

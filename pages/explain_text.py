@@ -3,6 +3,8 @@ scores) and ViT runs (per-head [CLS] attention and rollout over the image). Call
 pages/explain.py; all computing is in dlx.explain (attention/, text/, scoring)."""
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import streamlit as st
 import torch
@@ -19,7 +21,7 @@ from dlx.explain.jobs import TextTask, failure_reason, find_job, run_task, submi
 from dlx.explain.models_cache import LoadedRun
 from dlx.explain.over_training import OverTraining
 from dlx.explain.scoring import TEXT_METRICS, TextScores
-from dlx.explain.text.tokens import Encoded, encode, merge_tokens, pooling_of
+from dlx.explain.text.tokens import Encoded, Merge, encode, merge_tokens, pooling_of
 from dlx.jobs import ensure_worker
 from dlx.store.queue import ACTIVE
 from dlx.views.charts import attention as charts
@@ -76,7 +78,7 @@ def show_text(loaded: LoadedRun) -> None:
     except DlxError as err:
         st.error(md(err), icon=":material/error:")
         return
-    how = None if merge == "as pieces" else merge.rsplit(" ", 1)[-1]
+    how = None if merge == "as pieces" else cast(Merge, merge.rsplit(" ", 1)[-1])
     views = st.tabs(["Attention", "Token attributions", "Agreement", "Scores"])
     with views[0]:
         _attention(e, maps, grads, how, pooling_of(model))
@@ -88,7 +90,7 @@ def show_text(loaded: LoadedRun) -> None:
         _scores(loaded, rationale is not None)
 
 
-def _attention(e: Encoded, maps: torch.Tensor, grads: torch.Tensor, how: str | None, pooling: str) -> None:
+def _attention(e: Encoded, maps: torch.Tensor, grads: torch.Tensor, how: Merge | None, pooling: str) -> None:
     shown, labels = (maps, e.tokens) if how is None else merge_attention(maps, e)
     layers, heads = shown.shape[:2]
     st.markdown(f"**Model view** — every layer (rows) × head (columns); row q of a map is what token q "
@@ -118,7 +120,7 @@ def _attention(e: Encoded, maps: torch.Tensor, grads: torch.Tensor, how: str | N
         st.plotly_chart(charts.token_bars(words, e.words), key="explain.text.flows", config=CHART)
 
 
-def _attributions(loaded: LoadedRun, e: Encoded, target: int, how: str | None) -> dict[str, torch.Tensor]:
+def _attributions(loaded: LoadedRun, e: Encoded, target: int, how: Merge | None) -> dict[str, torch.Tensor]:
     methods = st.multiselect("Methods", methods_for("text"), DEFAULT_METHODS, key="explain.text.methods",
                              format_func=lambda m: METHODS[m].label)
     st.caption("Red: evidence for the class, blue: against (unsigned methods in red only); "

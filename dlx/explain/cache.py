@@ -33,7 +33,7 @@ def tensor_digest(x: Tensor) -> str:
     """sha256 of a tensor's shape and float32 bytes: an uploaded image and a test sample alike."""
     data = x.detach().to("cpu", torch.float32).contiguous()
     sha = hashlib.sha256(str(tuple(data.shape)).encode())
-    sha.update(data.numpy())  # the array's buffer as it is: no copy of its bytes
+    sha.update(data.numpy().data)  # the array's buffer as it is: no copy of its bytes
     return sha.hexdigest()
 
 
@@ -80,7 +80,7 @@ def explain_cached_many(loaded: LoadedRun, inputs: Tensor, targets: list[int], m
         deltas = [tensors.get("delta") for _, tensors in stored]
         result[method] = Attribution(
             method, torch.stack([tensors["values"] for _, tensors in stored]),
-            torch.cat(deltas) if all(d is not None for d in deltas) else None,
+            torch.cat([d for d in deltas if d is not None]) if all(d is not None for d in deltas) else None,
             sum(meta["seconds"] for meta, _ in stored), get_method(method).on_tensors.signed(resolved[method]),
             resolved[method], cached=not missing)
     loaded.store.explanations.save_many(loaded.run_id, fresh, wait)

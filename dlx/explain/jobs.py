@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
@@ -111,6 +111,10 @@ def job_kind(task: Queued) -> str:
     return TEXT_KIND if isinstance(task, TextTask) else "explain"
 
 
+@overload
+def parse_task(payload: dict[str, Any]) -> ExplainTask: ...
+@overload
+def parse_task(payload: dict[str, Any], kind: type[TextTask]) -> TextTask: ...
 def parse_task(payload: dict[str, Any], kind: type[Task] = ExplainTask) -> Task:
     try:
         return kind(**payload).check()
@@ -181,8 +185,13 @@ def task_samples(loaded: LoadedRun, task: ExplainTask):
     return inputs, targets, test.extras["mask"][:n] if "mask" in test.extras else None
 
 
+@overload
+def run_task(loaded: LoadedRun, task: TextTask, progress=None) -> TextScores: ...
+@overload
+def run_task(loaded: LoadedRun, task: ExplainTask, progress=None) -> GlobalImportance | Scores: ...
 def run_task(loaded: LoadedRun, task: Task, progress=None) -> GlobalImportance | Scores | TextScores:
     """Compute the task and store its result under its key, in the run's store."""
+    result: GlobalImportance | Scores | TextScores
     if isinstance(task, TextTask):
         result, n = _score_sentences(loaded, task, progress)
     else:
@@ -219,6 +228,10 @@ def _score_sentences(loaded: LoadedRun, task: TextTask, progress=None) -> tuple[
     return scores, n
 
 
+@overload
+def task_result(loaded: LoadedRun, task: TextTask) -> TextScores | None: ...
+@overload
+def task_result(loaded: LoadedRun, task: ExplainTask) -> GlobalImportance | Scores | None: ...
 def task_result(loaded: LoadedRun, task: Task) -> GlobalImportance | Scores | TextScores | None:
     """The stored result of this task, or None when it has not been computed."""
     stored = loaded.store.explanations.load(task_key(loaded, task))

@@ -99,8 +99,8 @@ class OverTraining:
             for c, maps in enumerate(per_checkpoint):
                 for i, values in enumerate(maps):
                     tensors[f"map/{method}/{c}/{i}"] = values.contiguous()
-            for metric, values in self.metrics[method].items():
-                tensors[f"metric/{method}/{metric}"] = torch.as_tensor(values)
+            for metric, scores in self.metrics[method].items():
+                tensors[f"metric/{method}/{metric}"] = torch.as_tensor(scores)
         for c, maps in enumerate(self.attention or []):
             for i, values in enumerate(maps):
                 tensors[f"attention/{c}/{i}"] = values.contiguous()
@@ -215,8 +215,9 @@ def _over_sentences(final: LoadedRun, loads, kept: list[KeptCheckpoint], task: O
     sentences = [encode(model.tokenizer, test.texts[i], getattr(model, "max_length", 128)) for i in task.indices]
     final_probs = _sentence_probs(final, sentences)
     targets = (final_probs.argmax(1) if task.target == "final" else test.y[task.indices].numpy()).tolist()
+    attention: list[list[Tensor]] = []
     result = OverTraining([k.name for k in kept], [k.epoch for k in kept], task.indices, targets, np.empty(0),
-                          tokens=[list(e.tokens) for e in sentences], attention=[])
+                          tokens=[list(e.tokens) for e in sentences], attention=attention)
     for method in task.methods:
         result.maps[method], result.metrics[method] = [], {}
     probs = []
@@ -228,7 +229,7 @@ def _over_sentences(final: LoadedRun, loads, kept: list[KeptCheckpoint], task: O
             result.maps[method].append([explain_text_cached(loaded, e, method, t).values.cpu()
                                         for e, t in zip(sentences, targets)])
         with loaded.lock:
-            result.attention.append([attention_maps(loaded.model, e)[-1].mean(0) for e in sentences])
+            attention.append([attention_maps(loaded.model, e)[-1].mean(0) for e in sentences])
         progress((c + 1) / len(kept))
     result.probs = np.stack(probs)
     return result

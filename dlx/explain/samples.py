@@ -44,6 +44,8 @@ def pick_samples(labels: Tensor, probs: Tensor | None, how: str, count: int, ind
             raise DlxError(f"samples: choose a class between 0 and {(num_classes or 1) - 1}", field="samples")
         return torch.nonzero(labels == cls).flatten()[:count].tolist()
     if how == "misclassified":
+        if probs is None:
+            raise ValueError("misclassified picks need the split's predicted probabilities")
         confidence, predicted = probs.max(1)
         wrong = torch.nonzero(predicted != labels).flatten()
         wrong = wrong[confidence[wrong].argsort(descending=True, stable=True)]

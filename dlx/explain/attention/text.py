@@ -113,8 +113,7 @@ def agreement(maps: Tensor, token_attributions: Tensor, encoded: Encoded,
     if len(keep) < 2:
         raise DlxError("text: agreement needs at least two word pieces", field="text")
     received = maps[..., 0, :] if source == "cls" else maps.mean(dim=-2)  # (L, H, T)
-    attr = token_attributions.abs() if absolute else token_attributions
-    attr = attr.numpy()[keep]
+    attr = (token_attributions.abs() if absolute else token_attributions).numpy()[keep]
     matrix = np.array([[spearman(received[l, h, keep].numpy(), attr) for h in range(maps.shape[1])]
                        for l in range(maps.shape[0])])
     flow = rollout(maps)

@@ -70,8 +70,8 @@ def read_image(data: bytes, meta: DatasetMeta, name: str = "upload") -> Uploaded
                        field="upload")
     if (width, height) != (model_w, model_h):
         changes.append(f"{name} ({width}×{height}) was resized to the model's {model_w}×{model_h}.")
-    image = image.convert("L" if channels == 1 else "RGB").resize((model_w, model_h), Image.BILINEAR)
-    array = np.asarray(image, dtype=np.float32) / 255.0
+    resized = image.convert("L" if channels == 1 else "RGB").resize((model_w, model_h), Image.Resampling.BILINEAR)
+    array = np.asarray(resized, dtype=np.float32) / 255.0
     array = array[None] if channels == 1 else array.transpose(2, 0, 1)
     tensor = torch.from_numpy(np.ascontiguousarray(array))[None]
     stats = normalisation(meta)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -138,8 +138,8 @@ def pooling_of(model: nn.Module) -> str:
 
 def embedding_layer(model: nn.Module) -> nn.Module:
     """The token embedding layer (what Layer IG and Saliency attribute to)."""
-    if hasattr(model, "get_input_embeddings"):
-        return model.get_input_embeddings()
+    if hasattr(model, "get_input_embeddings"):  # a transformers model
+        return cast(Any, model).get_input_embeddings()
     layer = getattr(model, "embeddings", None)
     if isinstance(layer, nn.Module):
         return layer
