@@ -6,17 +6,27 @@ import contextlib
 import json
 import math
 import os
+import signal
+import socket
+import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from dlx.data import csv_cells
+from db.engine import database_label
+from dlx import settings
+from dlx.data import csv_cells, user_sets
 from dlx.errors import DlxError
-
-if TYPE_CHECKING:
-    from dlx.store import RunInfo, Store
+from dlx.gate import auth
+from dlx.gate.auth import WILDCARDS
+from dlx.jobs import ensure_worker, status
+from dlx.jobs.supervisor import stop_with, stop_workers, worker_pids
+from dlx.jobs.worker import Worker
+from dlx.store import FINAL_STATES, RunInfo, Store, StoreError, decode_param, default_store, unreadable
+from dlx.views import launch
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
@@ -112,21 +122,14 @@ def cmd_ui(args) -> int:
     Where a secret is required (any address but loopback, or DLX_PASSWORD / DLX_TOKEN set), Streamlit
     listens on a free port of 127.0.0.1 and dlx.gate.proxy's login gate on the address asked for.
     """
-    import math
-    import signal
-    import subprocess
 
-    from dlx import settings
-    from dlx.gate import auth
-    from dlx.jobs.supervisor import ensure_worker, stop_workers
-    from dlx.store import StoreError, default_store
 
     secrets = auth.secrets_for(args.host)  # refuses an exposed address without a secret, before anything starts
     upload_mb = math.ceil(settings.upload_max_bytes() / 2**20)  # Streamlit counts whole MB
     gate = None
     app_host, app_port = args.host, args.port
     if secrets.required:
-        from dlx.gate import proxy as login_gate
+        from dlx.gate import proxy as login_gate  # starlette and uvicorn: only an app behind the gate
 
         listening = login_gate.bind(args.host, args.port)  # the port is ours before anything starts
         app_host, app_port = "127.0.0.1", _free_loopback_port()
@@ -176,7 +179,6 @@ def cmd_ui(args) -> int:
 
 def _free_loopback_port() -> int:
     """A port of 127.0.0.1 nobody listens on now, for the app behind the gate."""
-    import socket
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -189,9 +191,7 @@ def _exit_on_signal(signum, frame) -> None:
 
 def _serving(process, host: str, port: int) -> bool:
     """Wait until the app answers its health check (False if it exited first, e.g. the port was taken)."""
-    import urllib.request
 
-    from dlx.gate.auth import WILDCARDS
 
     local = "127.0.0.1" if host.strip() in WILDCARDS else host.strip("[]")
     url = f"http://{f'[{local}]' if ':' in local else local}:{port}/_stcore/health"
@@ -208,8 +208,6 @@ def _serving(process, host: str, port: int) -> bool:
 
 def _stop_app(process, grace: float) -> None:
     """Let the app end within `grace` seconds on its own, then SIGTERM it, then SIGKILL it."""
-    import signal
-    import subprocess
 
     for stop in (None, lambda: process.send_signal(signal.SIGTERM), process.kill):
         if stop is not None:
@@ -223,10 +221,6 @@ def _stop_app(process, grace: float) -> None:
 
 
 def cmd_worker(args) -> int:
-    from db.engine import database_label
-    from dlx import settings
-    from dlx.jobs.supervisor import stop_with, stop_workers, worker_pids
-    from dlx.store import default_store
 
     if args.stop:
         pids = worker_pids(default_store())
@@ -239,7 +233,6 @@ def cmd_worker(args) -> int:
         return 0
     if args.stop_with is not None:
         stop_with(args.stop_with)
-    from dlx.jobs.worker import Worker
 
     store = default_store()  # the schema brought up to date before the first claim
     Worker(cpu_slots=args.cpu_jobs or settings.cpu_job_slots(), store=store).serve(idle_exit=args.idle_exit)
@@ -247,10 +240,6 @@ def cmd_worker(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from dlx.data import user_sets
-    from dlx.jobs import ensure_worker
-    from dlx.store import default_store
-    from dlx.views import launch
 
     user_sets.list_in_registry(default_store)  # launching reads the registry: users' sets of this store
     store = default_store()
@@ -290,7 +279,6 @@ def _existing(store: Store, run_id: int) -> RunInfo:
 def _wait(store: Store, run_id: int, spawned: int | None = None) -> int:
     """Print the run's states until it ends; refuse to wait on if the worker `spawned` for it ended
     while it was still queued and no other worker is alive (it would wait for ever)."""
-    from dlx.store import FINAL_STATES
 
     last_status = None
     while True:
@@ -320,8 +308,6 @@ def _ended(pid: int) -> bool:
 
 def _no_worker_left(store: Store, run_id: int) -> None:
     """Raise, quoting the worker's log, unless another worker is alive to run the queued run."""
-    from dlx import settings
-    from dlx.jobs import status
 
     if status(store).state != "down":
         return
@@ -336,7 +322,6 @@ def _no_worker_left(store: Store, run_id: int) -> None:
 def _reading() -> Iterator[None]:
     """A read-only command's database failures (a damaged, unreadable or not-a-database file, a full
     disk) as one line naming the store, not a traceback."""
-    from dlx.store import StoreError, unreadable
 
     try:
         yield
@@ -350,8 +335,6 @@ def cmd_runs(args) -> int:
 
 
 def _list_runs(args) -> int:
-    from db.engine import database_label
-    from dlx.store import decode_param, default_store
 
     store = default_store()
     store.reap_stale_for_reading()  # runs whose process died are shown failed, not running (if it can write)
@@ -383,14 +366,12 @@ def _list_runs(args) -> int:
 
 
 def cmd_cancel(args) -> int:
-    from dlx.store import default_store
 
     print(f"run {args.run}: {default_store().queue.cancel_run(args.run)}")
     return 0
 
 
 def cmd_delete(args) -> int:
-    from dlx.store import FINAL_STATES, default_store
 
     store = default_store()
     run = store.get_run(args.run)
@@ -413,7 +394,6 @@ def cmd_delete(args) -> int:
 
 
 def cmd_db(args) -> int:
-    from dlx.store import default_store
 
     default_store()  # built on the engine, which upgrades the schema on first use
     print("database is at the latest revision")
@@ -426,7 +406,6 @@ def cmd_export(args) -> int:
 
 
 def _export(args) -> int:
-    from dlx.store import default_store
 
     store = default_store()
     if store.get_run(args.run) is None:
@@ -446,8 +425,7 @@ def _export(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from dlx.store import default_store
-    from dlx.views.report import report_html
+    from dlx.views.report import report_html  # Plotly: only the command that draws
 
     output = args.output or Path(f"run-{args.run}.html")
     with _reading():
@@ -472,8 +450,6 @@ def cmd_sanity(args) -> int:
     from dlx.explain.jobs import failure_reason, parse_sanity_task, sanity_result, submit_task
     from dlx.explain.methods import available_methods
     from dlx.explain.models_cache import get_loaded_run
-    from dlx.jobs import ensure_worker, status
-    from dlx.store import FINAL_STATES, default_store
 
     store = default_store()
     loaded = get_loaded_run(store, args.run)

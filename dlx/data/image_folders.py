@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from dlx import settings
+from dlx.data.archives import upload_limits
 from dlx.errors import DlxError
 
 # Shared with the Explain page's uploads; kept here, on the torch-free data side (issue 18).
@@ -67,8 +68,6 @@ class ScanLimits:
 
     @classmethod
     def from_settings(cls) -> ScanLimits:
-        from dlx.data.archives import upload_limits
-
         return cls(upload_limits().max_entries, settings.folder_scan_seconds())
 
 

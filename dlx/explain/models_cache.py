@@ -18,6 +18,7 @@ from dlx.config import RunConfig
 from dlx.data import DataBundle, DatasetMeta, load_dataset
 from dlx.errors import DlxError
 from dlx.explain.image.layers import explainable_copy
+from dlx.explain.samples import input_batches
 from dlx.store import Store
 from dlx.training.checkpoints import load_run_model
 
@@ -60,8 +61,6 @@ class LoadedRun:
     def test_probs(self) -> Tensor:
         """Probabilities on the whole test split, computed once (sample pickers sort by them)."""
         if self._test_probs is None:
-            from dlx.explain.samples import input_batches
-
             parts = [self.predict(inputs) for inputs in input_batches(self.bundle.test)]
             self._test_probs = torch.cat(parts) if parts else torch.empty(0, self.meta.num_classes)
         return self._test_probs

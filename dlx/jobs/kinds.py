@@ -25,6 +25,7 @@ def register_job_kind(name: str) -> Callable[[JobFunction], JobFunction]:
 @register_job_kind("train")
 def train_job(store: Store, job: Job) -> None:
     """Train the job's run with the config stored on it."""
+    # torch: the loop is imported by the job process that trains, not by the worker that lists the kinds
     from dlx.config import RunConfig
     from dlx.tracking import start_run
     from dlx.training.fits import check_fits

@@ -14,7 +14,9 @@ from torch import nn
 
 from dlx import settings
 from dlx.config import RunConfig
+from dlx.data import load_dataset
 from dlx.errors import DlxError
+from dlx.models import build_model
 
 if TYPE_CHECKING:
     from dlx.store import Store
@@ -44,8 +46,6 @@ def copy_checkpoint(source: Path, target: Path) -> None:
 def load_run_model(store: Store, run_id: int, checkpoint: str = "best",
                    device: str | torch.device = "cpu") -> tuple[nn.Module, RunConfig]:
     """Rebuild a run's model from the registry and its config, and load its weights (eval mode)."""
-    from dlx.data import load_dataset
-    from dlx.models import build_model
 
     run = store.get_run(run_id)
     if run is None:

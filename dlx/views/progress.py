@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlx import settings
 from dlx.store import History, RunInfo, Store
 
 
@@ -134,7 +135,6 @@ def tail(path: Path, lines: int = 40, max_bytes: int = 64 * 1024) -> str:
 
 def log_path(store: Store, run_id: int) -> Path | None:
     """The newest log file of a run's jobs, or None before any job started."""
-    from dlx import settings
 
     logs = store.artifacts(run_id, "log")
     return settings.stored_path(logs[-1].path) if logs else None
