@@ -28,8 +28,10 @@ from dlx.explain.image.methods import explain
 from dlx.explain.methods import get_method
 
 # A method fails when the Spearman rank correlation of its absolute maps, after every layer is
-# randomised, is above this: the maps keep more than half their ranking of the trained model's.
-THRESHOLD = 0.5
+# randomised, is above this: more than a weak correlation (|r| < 0.3) with the trained model's maps
+# is left once nothing the model learnt is. On the digits CNN, Saliency stays at 0.05-0.15 and Guided
+# Backprop at 0.45-0.61 over weight seeds and training lengths (BENCHMARKS.md, "Sanity checks").
+THRESHOLD = 0.3
 MEASURES = ("spearman", "spearman_signed", "ssim", "hog")
 BOOTSTRAP = 1000  # resamples of the samples for the 95% interval
 INTERVAL = "95% bootstrap percentile interval of the mean over samples (1000 resamples, seeded)"

@@ -34,7 +34,7 @@ def test_sanity_tab_queues_the_check_then_shows_a_badge_per_method_and_the_curve
     badges = next(m.value for m in at.markdown if "-badge[" in m.value)
     assert "Saliency: " in badges and "Guided Backprop: " in badges
     assert badges.count(":green-badge[") + badges.count(":red-badge[") == 2
-    assert any("is above 0.5" in c.value for c in at.caption)  # the threshold, stated
+    assert any("is above 0.3" in c.value for c in at.caption)  # the threshold, stated
     curves = [f for f in charts(at) if "randomised" in str(f["layout"].get("xaxis", {}).get("title"))]
     assert len(curves) == 2  # cascading and independent
     cascade = next(f for f in curves if "cumulatively" in f["layout"]["xaxis"]["title"]["text"])
