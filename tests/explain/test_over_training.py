@@ -76,3 +76,35 @@ def test_localisation_is_scored_on_patterns_and_the_job_runs_on_a_real_worker(wo
 def test_a_run_without_kept_checkpoints_is_refused_with_the_option_to_use(trained_run):
     with pytest.raises(DlxError, match="kept no checkpoints over training; launch it with checkpoint_every=1"):
         submit_task(default_store(), OverTrainingTask(run_id=trained_run, methods=["saliency"], indices=[0]))
+
+
+def test_text_runs_token_attributions_and_attention_per_checkpoint(dlx_home):
+    """A text run over training: each checkpoint's token attributions are the text method's on that
+    checkpoint's model, its last layer's attention is there, and the final one agrees with itself."""
+    from dlx.explain.attention.text import attention_maps
+    from dlx.explain.text.methods import explain_text
+    from dlx.explain.text.tokens import encode
+
+    run_id = train_in_process({"dataset": "sentiment", "model": "transformer", "epochs": 2, "batch_size": 64,
+                               "checkpoint_every": 1, "device": "cpu",
+                               "model_options": {"layers": 2, "heads": 2, "hidden": 16, "max_length": 24}})
+    store = default_store()
+    task = OverTrainingTask(run_id=run_id, methods=["saliency", "attention_rollout"], indices=[0, 1], text=True)
+    result = over_training(store, task)
+    kept = kept_checkpoints(store, run_id)
+    assert result.epochs == [1, 2] and result.names == [k.name for k in kept]
+    assert result.attention is not None and result.tokens is not None
+    for c, checkpoint in enumerate(kept):
+        loaded = get_loaded_run(store, run_id, checkpoint.name)
+        for i, index in enumerate(task.indices):
+            encoded = encode(loaded.model.tokenizer, loaded.bundle.test.texts[index], loaded.model.max_length)
+            assert result.tokens[i] == list(encoded.tokens)
+            target = result.targets[i]
+            for method in task.methods:
+                expected = explain_text(method, loaded.model, encoded, target).values
+                assert torch.allclose(result.maps[method][c][i], expected, atol=1e-5), (method, c, i)
+            assert torch.allclose(result.attention[c][i], attention_maps(loaded.model, encoded)[-1].mean(0))
+    for method in task.methods:
+        assert np.allclose(result.metrics[method]["spearman"][-1], 1.0)
+    stored = task_result(store, task)
+    assert stored is not None and stored.tokens == result.tokens
