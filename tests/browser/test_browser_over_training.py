@@ -1,5 +1,5 @@
 """Explanations over training in a real browser: a run trained with checkpoint_every=1, its over-training
-view computed by the app's worker and drawn, with no exception."""
+view computed by the app's worker and drawn, then its sanity checks' badges and curves, with no exception."""
 from __future__ import annotations
 
 import pytest
@@ -25,3 +25,11 @@ def test_over_training_view_of_a_run_with_kept_checkpoints(app_server, browser_p
     assert maps.get_by_text("epoch 2").count() >= 4
     assert page.get_by_test_id("stException").count() == 0 and errors == []
     page.screenshot(path=artifacts_dir / "explain-over-training.png", full_page=True)
+
+    page.get_by_role("tab", name="Sanity checks").click()
+    page.get_by_role("button", name="Run the sanity checks on the worker").click()
+    page.get_by_text("Saliency: passed").wait_for(timeout=240_000)  # a badge per method, as the paper found
+    assert page.get_by_text("Guided Backprop: failed").count() == 1
+    page.get_by_text("is above 0.3").first.wait_for()  # the rule, stated
+    assert page.get_by_test_id("stException").count() == 0 and errors == []
+    page.screenshot(path=artifacts_dir / "explain-sanity.png", full_page=True)
