@@ -14,6 +14,8 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from dlx.gate import auth
+from dlx.store import Store
+from dlx.store.queue import ACTIVE
 
 FRAMED = "app.framed"  # set by streamlit_app.py before it runs a page (after its guard)
 
@@ -80,3 +82,15 @@ def enter_frame() -> None:
         if not in_folder_mode():
             st.rerun()
     require_gate()
+
+
+def follow_job(store: Store, job_id: int, what: str = "job") -> None:
+    """A job's progress bar, refreshed each second; the page reruns when the job ends."""
+    @st.fragment(run_every="1s")
+    def progress() -> None:
+        job = store.queue.get_job(job_id)
+        if job is None or job.status not in ACTIVE:
+            st.rerun()
+        st.progress(job.progress, text=f"{what} #{job.id} {job.status}: {job.progress:.0%}")
+
+    progress()

@@ -24,7 +24,7 @@ from dlx.training.kept import kept_checkpoints
 from dlx.views.charts import explain as charts
 from dlx.views.report import report_html
 from dlx.views.text import md
-from pages import enter_frame, explain_over_training, explain_sanity, explain_text
+from pages import enter_frame, explain_over_training, explain_sanity, explain_text, follow_job
 
 enter_frame()
 store = default_store()
@@ -101,18 +101,6 @@ def show_gallery(gallery: Gallery, sign: str, opacity: float, key: str, columns:
         st.caption(f"Convergence delta, largest |sum of attributions − (f(input) − f(baseline))|: {deltas}")
 
 
-def follow_job(job_id: int) -> None:
-    """A progress bar that refreshes itself each second; the page reruns when the job ends."""
-    @st.fragment(run_every="1s")
-    def progress() -> None:
-        job = store.queue.get_job(job_id)
-        if job is None or job.status not in ACTIVE:
-            st.rerun()
-        st.progress(job.progress, text=f"job #{job.id} {job.status}: {job.progress:.0%}")
-
-    progress()
-
-
 def job_section(task: ExplainTask, loaded: LoadedRun, button: str):
     """The task's stored result; else its job's progress or error, and a button that queues it."""
     try:
@@ -121,7 +109,7 @@ def job_section(task: ExplainTask, loaded: LoadedRun, button: str):
             return result
         job = find_job(store, task)
         if job is not None and job.status in ACTIVE:
-            follow_job(job.id)
+            follow_job(store, job.id)
             return None
         if job is not None and job.status in ("failed", "cancelled"):
             st.error(f"Job #{job.id} {job.status}: {md(failure_reason(job))}")

@@ -15,7 +15,7 @@ from dlx.store.queue import ACTIVE
 from dlx.training.kept import KeptCheckpoint
 from dlx.views.charts import over_training as charts
 from dlx.views.text import md
-from pages import explain_text
+from pages import explain_text, follow_job
 
 
 def checkpoint_label(name: str) -> str:
@@ -32,17 +32,6 @@ def pick_checkpoint(kept: list[KeptCheckpoint], run_id: int) -> str:
                                  "or its last or best checkpoint")
 
 
-def _follow(store: Store, job_id: int) -> None:
-    @st.fragment(run_every="1s")
-    def progress() -> None:
-        job = store.queue.get_job(job_id)
-        if job is None or job.status not in ACTIVE:
-            st.rerun()
-        st.progress(job.progress, text=f"job #{job.id} {job.status}: {job.progress:.0%}")
-
-    progress()
-
-
 def _result(store: Store, task: OverTrainingTask) -> OverTraining | None:
     """The stored result; else its job's progress or error, and a button that queues it."""
     try:
@@ -51,7 +40,7 @@ def _result(store: Store, task: OverTrainingTask) -> OverTraining | None:
             return result
         job = find_job(store, task)
         if job is not None and job.status in ACTIVE:
-            _follow(store, job.id)
+            follow_job(store, job.id)
             return None
         if job is not None and job.status in ("failed", "cancelled"):
             st.error(f"Job #{job.id} {job.status}: {md(failure_reason(job))}")

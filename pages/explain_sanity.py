@@ -16,21 +16,10 @@ from dlx.store.queue import ACTIVE
 from dlx.views.charts.sanity import MEASURE_TITLES, randomisation_curves
 from dlx.views.charts.style import STATUS_BADGES
 from dlx.views.text import md
+from pages import follow_job
 
 CHART = {"displayModeBar": False}
 DEFAULT_METHODS = ["saliency", "guided_backprop", "integrated_gradients", "grad_cam"]
-
-
-def _follow(store: Store, job_id: int) -> None:
-    """The job's progress, refreshed each second; the page reruns when it ends."""
-    @st.fragment(run_every="1s")
-    def progress() -> None:
-        job = store.queue.get_job(job_id)
-        if job is None or job.status not in ACTIVE:
-            st.rerun()
-        st.progress(job.progress, text=f"sanity job #{job.id} {job.status}: {job.progress:.0%}")
-
-    progress()
 
 
 def show_sanity(store: Store, loaded: LoadedRun, runs: list, available: list[str]) -> None:
@@ -60,7 +49,7 @@ def show_sanity(store: Store, loaded: LoadedRun, runs: list, available: list[str
         if result is None:
             job = find_job(store, task)
             if job is not None and job.status in ACTIVE:
-                _follow(store, job.id)
+                follow_job(store, job.id, "sanity job")
                 return
             if job is not None and job.status in ("failed", "cancelled"):
                 st.error(f"Job #{job.id} {job.status}: {md(failure_reason(job))}")

@@ -16,7 +16,7 @@ user_sets.list_in_registry(default_store)  # the tests' own processes list their
 pytest_plugins = [
     "tests.helpers.browser",  # app_server, browser_page
     "tests.helpers.postgres",  # pg_cluster, store_url
-    "tests.helpers.runs",  # thousand_runs
+    "tests.helpers.runs",  # thousand_runs, shared_home
 ]
 
 

@@ -21,8 +21,6 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from db.engine import dispose_all
-from dlx.data.registry import load_dataset
 from dlx.explain import METHODS, available_methods, explain, explain_text, methods_for
 from dlx.explain.models_cache import get_loaded_run
 from dlx.explain.text.tokens import encode
@@ -39,20 +37,6 @@ TINY = {"vit": {"layers": 1, "heads": 2, "hidden": 16, "mlp": 32},
         "minilm": {"max_length": 24}}  # freeze_layers left at its default
 CASES = [(model, kind) for model, entry in MODELS.items() for kind in entry.kinds]
 IDS = [f"{model}-{kind}" for model, kind in CASES]
-
-
-@pytest.fixture(scope="module")
-def shared_home(tmp_path_factory):
-    """One data directory and store for the module: each model is trained once, then explained by every test."""
-    home = tmp_path_factory.mktemp("dlx-data")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("DLX_HOME", str(home))
-        env.delenv("DLX_DATABASE_URL", raising=False)
-        env.setenv("HF_HUB_OFFLINE", "1")
-        env.setenv("DLX_AUTOSTART_WORKER", "0")
-        yield home
-    dispose_all()
-    load_dataset.cache_clear()
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Runs to look at: a thousand bulk-inserted finished runs (a fixture), and one huge run beside a small one."""
+"""Runs to look at: a thousand bulk-inserted finished runs (a fixture), one huge run beside a small one, and a
+data directory a whole test module shares (`shared_home`: its runs trained once)."""
 from __future__ import annotations
 
 import json
@@ -7,11 +8,27 @@ import random
 import pytest
 from sqlalchemy import insert
 
-from db.engine import get_engine
+from db.engine import dispose_all, get_engine
 from db.models import Param, RunSummary
 from db.models import Run as RunRow
+from dlx.data.registry import load_dataset
 from dlx.store import default_store
 from dlx.tracking import Run, start_run
+
+
+@pytest.fixture(scope="module")
+def shared_home(tmp_path_factory):
+    """One data directory and store for a module whose tests share its trained runs (the module overrides
+    `dlx_home` with it)."""
+    home = tmp_path_factory.mktemp("dlx-data")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DLX_HOME", str(home))
+        env.delenv("DLX_DATABASE_URL", raising=False)
+        env.setenv("HF_HUB_OFFLINE", "1")
+        env.setenv("DLX_AUTOSTART_WORKER", "0")
+        yield home
+    dispose_all()
+    load_dataset.cache_clear()
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 from plotly.offline import get_plotlyjs
 
-from db.engine import dispose_all
 from dlx.cli import main
-from dlx.data.registry import load_dataset
 from dlx.store import default_store
 from dlx.views.report import report_html
 from tests.helpers.processes import train_in_process
@@ -20,20 +18,6 @@ ATTACK = '</script><script>alert(1)</script><img src=x onerror=alert(2)>"'
 METHODS = ["saliency", "integrated_gradients", "grad_cam"]
 TEXT_METHODS = ["layer_integrated_gradients", "attention_rollout"]
 SAMPLES = [0, 1, 2]
-
-
-@pytest.fixture(scope="module")
-def shared_home(tmp_path_factory):
-    """One data directory for the module: each run is trained and explained once."""
-    home = tmp_path_factory.mktemp("dlx-data")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("DLX_HOME", str(home))
-        env.delenv("DLX_DATABASE_URL", raising=False)
-        env.setenv("HF_HUB_OFFLINE", "1")
-        env.setenv("DLX_AUTOSTART_WORKER", "0")
-        yield home
-    dispose_all()
-    load_dataset.cache_clear()
 
 
 @pytest.fixture
