@@ -32,6 +32,7 @@ from dlx.models import build_model
 from dlx.store import FINAL_STATES, default_store
 from dlx.training.kept import kept_checkpoints
 from dlx.training.label_noise import plant_label_noise, recorded_label_noise
+from dlx.training.train import tokenize_bundle
 from tests.helpers.processes import start_worker, stop_process, train_in_process, wait_for
 
 SAMPLES = list(range(8))
@@ -174,3 +175,39 @@ def test_a_run_without_kept_checkpoints_is_refused_with_the_option_to_use():
     with pytest.raises(DlxError, match="kept no checkpoints over training; launch it with checkpoint_every=1"):
         submit_task(default_store(), InfluenceTask(run_id=run_id))
     assert main(["influence", str(run_id), "--self", "--no-worker"]) == 2
+
+
+def test_tracincp_on_named_layers_agrees_with_the_fast_final_layer_and_an_unknown_layer_is_refused(noisy_run):
+    store = default_store()
+    influence(store, InfluenceTask(run_id=noisy_run, layers=["classifier.4"]))
+    full = stored_self_influence(store, noisy_run, ["classifier.4"])
+    fast = stored_self_influence(store, noisy_run)
+    assert full.layers == fast.layers == ["classifier.4"]
+    assert np.corrcoef(full.scores, fast.scores)[0, 1] > 0.99  # TracInCP adds the bias's gradient
+    with pytest.raises(DlxError, match="layers: 'nowhere' is not a layer of this model") as err:
+        influence(store, InfluenceTask(run_id=noisy_run, layers=["nowhere"]))
+    assert err.value.field == "layers"
+
+
+def test_text_runs_score_the_classifier_head_as_captum_does():
+    run_id = train_in_process({"dataset": "sentiment", "model": "transformer", "epochs": 1, "batch_size": 64,
+                               "checkpoint_every": 1, "device": "cpu",
+                               "model_options": {"layers": 1, "heads": 2, "hidden": 16, "max_length": 24}})
+    store = default_store()
+    influence(store, InfluenceTask(run_id=run_id, indices=[0]))
+    found = stored_self_influence(store, run_id)
+    config = RunConfig(**store.get_run(run_id).config)
+    bundle = load_dataset("sentiment", 0, 0.15, 0.2)
+    model = build_model("transformer", bundle.meta, **config.model_options).eval()
+    train = tokenize_bundle(bundle, model).train
+    kept, = kept_checkpoints(store, run_id)
+
+    def load(m, path):
+        m.load_state_dict(load_file(path))
+        return found.rates[0]
+
+    tracin = TracInCPFast(model, model.head, torch.utils.data.TensorDataset(train.x, train.attention_mask, train.y),
+                          [str(kept.path)], load, loss_fn=torch.nn.CrossEntropyLoss(reduction="sum"), batch_size=256)
+    assert found.layers == ["head"]
+    np.testing.assert_allclose(found.scores, tracin.self_influence().numpy(), rtol=1e-3, atol=1e-6)
+    assert stored_sample_influence(store, run_id, 0).scores.shape == (len(train),)
