@@ -1,4 +1,4 @@
-"""The `dlx` command: ui, worker, run, runs, cancel, delete, db upgrade, export, report, sanity."""
+"""The `dlx` command: ui, worker, run, runs, cancel, delete, db upgrade, export, report, sanity, influence."""
 from __future__ import annotations
 
 import argparse
@@ -106,6 +106,21 @@ def main(argv: list[str] | None = None) -> int:
     sanity.add_argument("--json", action="store_true", help='print {"methods": {name: {"spearman": ..., '
                         '"ssim": ..., "passed": ..., "curve": [...]}}}')
     sanity.add_argument("--no-worker", action="store_true", help="do not start a worker if none is alive")
+    influence = sub.add_parser("influence", help="training-data attribution (TracIn) over a run's kept checkpoints, "
+                               "as a worker job, and wait for it")
+    influence.add_argument("run", type=int)
+    wanted = influence.add_mutually_exclusive_group(required=True)
+    wanted.add_argument("--self", action="store_true", dest="self_influence",
+                        help="rank the training set by self-influence (likely mislabelled or atypical first)")
+    wanted.add_argument("--sample", type=int, default=None, metavar="I",
+                        help="the proponents and opponents of test sample I")
+    influence.add_argument("--top", type=int, default=10, metavar="K", help="proponents and opponents shown (default 10)")
+    influence.add_argument("--layers", default=None, help="comma-separated layers for full TracInCP (default: "
+                           "TracInCPFast on the final layer)")
+    influence.add_argument("--json", action="store_true", help='--self: print {"ranking": [...], "flipped": [...]}; '
+                           '--sample: {"sample", "target", "label", "proponents": [{"index", "label", "score"}], '
+                           '"opponents": [...]}')
+    influence.add_argument("--no-worker", action="store_true", help="do not start a worker if none is alive")
 
     args = parser.parse_args(argv)
     try:
@@ -438,10 +453,27 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _job(store: Store, job_id: int):
+def _job(store: Store, job_id: int, what: str = "sanity"):
     job = store.queue.get_job(job_id)
     if job is None:
-        raise DlxError(f"sanity: job {job_id} was deleted (its run with it?)", field="sanity")
+        raise DlxError(f"{what}: job {job_id} was deleted (its run with it?)", field=what)
+    return job
+
+
+def _wait_for_job(store: Store, job_id: int, out, no_worker: bool, what: str):
+    """Print a job's status and progress as they change until it ends (starting a worker unless told not to)."""
+    spawned = None if no_worker else ensure_worker(store).pid
+    shown = None
+    while (job := _job(store, job_id, what)).status not in FINAL_STATES:
+        if (job.status, round(job.progress, 1)) != shown:
+            shown = (job.status, round(job.progress, 1))
+            print(f"job {job_id}: {job.status} {job.progress:.0%}", file=out, flush=True)
+        if job.status == "queued" and spawned is not None and _ended(spawned):
+            spawned = None
+            if status(store).state == "down":
+                raise DlxError(f"{what}: the worker started for job {job_id} has stopped and no other is "
+                               "running, so it stays queued", field="worker")
+        time.sleep(0.5)
     return job
 
 
@@ -463,18 +495,7 @@ def cmd_sanity(args) -> int:
         out = sys.stderr if args.json else sys.stdout
         print(f"queued sanity job {job_id}: {', '.join(task.methods)} on {task.n_samples} samples of run "
               f"{args.run}", file=out, flush=True)
-        spawned = None if args.no_worker else ensure_worker(store).pid
-        shown = None
-        while (job := _job(store, job_id)).status not in FINAL_STATES:
-            if (job.status, round(job.progress, 1)) != shown:
-                shown = (job.status, round(job.progress, 1))
-                print(f"job {job_id}: {job.status} {job.progress:.0%}", file=out, flush=True)
-            if job.status == "queued" and spawned is not None and _ended(spawned):
-                spawned = None
-                if status(store).state == "down":
-                    raise DlxError(f"sanity: the worker started for job {job_id} has stopped and no other is "
-                                   "running, so it stays queued", field="worker")
-            time.sleep(0.5)
+        job = _wait_for_job(store, job_id, out, args.no_worker, "sanity")
         if job.status != "succeeded":
             raise DlxError(f"sanity: job {job_id} {job.status}: {failure_reason(job)}", field="sanity")
         result = sanity_result(loaded, task)
@@ -498,9 +519,73 @@ def cmd_sanity(args) -> int:
     return 0
 
 
+def cmd_influence(args) -> int:
+    # torch and captum: only this command computes influence here
+    from dlx.explain.influence import (
+        InfluenceTask,
+        missing_parts,
+        noise_recall,
+        stored_sample_influence,
+        stored_self_influence,
+        submit_task,
+    )
+    from dlx.explain.jobs import failure_reason
+    from dlx.training.label_noise import recorded_label_noise
+
+    store = default_store()
+    if args.top < 1:
+        raise DlxError("top: show at least one proponent (--top 1 or more)", field="top")
+    layers = [name.strip() for name in (args.layers or "").split(",") if name.strip()]
+    task = InfluenceTask(run_id=args.run, indices=[] if args.self_influence else [args.sample], layers=layers,
+                         self_influence=True)
+    if missing_parts(store, task) is not None:
+        job_id = submit_task(store, task)
+        out = sys.stderr if args.json else sys.stdout
+        print(f"queued influence job {job_id} on run {args.run}", file=out, flush=True)
+        job = _wait_for_job(store, job_id, out, args.no_worker, "influence")
+        if job.status != "succeeded":
+            raise DlxError(f"influence: job {job_id} {job.status}: {failure_reason(job)}", field="influence")
+    found = stored_self_influence(store, args.run, layers)
+    if found is None:
+        raise DlxError(f"influence: the job succeeded but its result is not stored under run {args.run}'s current "
+                       "checkpoints (was the run retrained meanwhile?); run the command again", field="influence")
+    noise = recorded_label_noise(store, args.run)
+    flipped = noise.indices if noise else []
+    if args.self_influence:
+        ranking = found.ranking
+        if args.json:
+            print(json.dumps({"ranking": ranking, "flipped": flipped}))
+            return 0
+        print(f"run {args.run}: {len(ranking)} training examples by self-influence over {len(found.names)} "
+              f"checkpoints ({', '.join(found.layers)})")
+        for place, i in enumerate(ranking[:args.top], 1):
+            mark = "  flipped" if i in set(flipped) else ""
+            print(f"{place:>4}. training example {i:<6} label {int(found.labels[i]):<4} {found.scores[i]:.4g}{mark}")
+        if flipped:
+            scored = noise_recall(ranking, flipped)
+            recall = ", ".join(f"top {share:.0%}: {value:.2f}" for share, value in scored["recall"].items())
+            print(f"planted noise ({len(flipped)} flipped): recall {recall}; AUPRC {scored['auprc']:.3f} "
+                  f"(random: {scored['random']['auprc']:.3f})")
+        return 0
+    sample = stored_sample_influence(store, args.run, args.sample, "test", layers)
+    assert sample is not None  # stored with the self-influence by the same job
+    rows = {side: [{"index": i, "label": int(found.labels[i]), "score": score}
+                   for i, score in sample.top(args.top, side == "proponents")]
+            for side in ("proponents", "opponents")}
+    if args.json:
+        print(json.dumps({"sample": args.sample, "target": sample.target, "label": sample.label, **rows}))
+        return 0
+    print(f"run {args.run}, test sample {args.sample} (label {sample.label}, predicted {sample.target})")
+    for side, entries in rows.items():
+        print(f"{side}:")
+        for entry in entries:
+            print(f"  training example {entry['index']:<6} label {entry['label']:<4} {entry['score']:.4g}")
+    return 0
+
+
 COMMANDS = {"ui": cmd_ui, "worker": cmd_worker, "run": cmd_run, "runs": cmd_runs,
             "cancel": cmd_cancel, "delete": cmd_delete, "db": cmd_db, "export": cmd_export, "report": cmd_report,
-            "sanity": cmd_sanity}
+            "sanity": cmd_sanity, "influence": cmd_influence}
 
 if __name__ == "__main__":
     sys.exit(main())

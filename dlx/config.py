@@ -40,6 +40,8 @@ class RunConfig(BaseModel):
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
     download: bool = False
     label_permutation: bool = False  # train on a seeded permutation of the training labels (a sanity check)
+    # A seeded fraction of the training labels flipped to another class (a known answer for influence).
+    label_noise: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False)
     experiment: str = Field("default", min_length=1, max_length=200)
     name: str | None = Field(None, max_length=200)
     sweep: str | None = Field(None, max_length=200)

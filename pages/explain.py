@@ -24,7 +24,7 @@ from dlx.training.kept import kept_checkpoints
 from dlx.views.charts import explain as charts
 from dlx.views.report import report_html
 from dlx.views.text import md
-from pages import enter_frame, explain_over_training, explain_sanity, explain_text, follow_job
+from pages import enter_frame, explain_influence, explain_over_training, explain_sanity, explain_text, follow_job
 
 enter_frame()
 store = default_store()
@@ -171,6 +171,8 @@ if meta.kind == "text":  # transformers' views: pages/explain_text.py
     explain_text.show_text(loaded)
     if kept:
         explain_over_training.show_text(store, loaded, kept)
+        st.subheader("Influence")
+        explain_influence.show(store, loaded, kept, None)
     st.stop()
 available = available_methods(loaded.model, meta.kind)
 methods = top_methods.multiselect("Methods", available, [m for m in DEFAULTS[meta.kind] if m in available],
@@ -246,7 +248,7 @@ except DlxError as err:
     st.stop()
 
 tabs = (["Attributions", "Faithfulness"] + (["Global importance"] if meta.kind == "table" else [])
-        + (["Over training"] if kept else []) + ["Sanity checks"])
+        + (["Over training", "Influence"] if kept else []) + ["Sanity checks"])
 tab_views = st.tabs(tabs)
 
 with tab_views[0]:
@@ -322,9 +324,11 @@ if meta.kind == "table":
                                 key="explain.swarm", config={"displayModeBar": False})
 
 if kept:
-    with tab_views[-2]:
+    with tab_views[-3]:
         explain_over_training.show(store, loaded, kept, methods, indices if source == "test samples" else None,
                                    baseline, params)
+    with tab_views[-2]:
+        explain_influence.show(store, loaded, kept, indices if source == "test samples" else None)
 
 with tab_views[-1]:
     explain_sanity.show_sanity(store, loaded, runs, available)

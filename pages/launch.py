@@ -23,7 +23,7 @@ LAST = "launch.last"  # what the last press of Launch queued
 FIELDS = ("dataset", "model", "optimizer", "schedule", "lr", "batch_size", "epochs", "seed",
           "weight_decay", "momentum", "grad_clip", "early_stopping_patience", "early_stopping_metric",
           "device", "amp", "val_fraction", "test_fraction", "download", "label_permutation", "experiment",
-          "name", "checkpoint_every", "keep_checkpoints")
+          "name", "checkpoint_every", "keep_checkpoints", "label_noise")
 SWEEP_HELP = "One value, or several separated by commas to sweep (one run per combination), e.g. "
 
 
@@ -155,6 +155,11 @@ def more_options(model: str) -> None:
         columns[0].toggle("Permute labels", key=key("label_permutation"),
                           help="Train on a seeded permutation of the training labels (validation and test "
                           "keep the true ones): it trains to chance, the data randomisation sanity check.")
+        columns[1].number_input("Label noise", key=key("label_noise"), min_value=0.0, max_value=0.99, step=0.05,
+                                format="%.2f",
+                                help="Flip this fraction of the training labels (seeded) to another class; the "
+                                     "flipped ones are kept with the run, so the Explain page's Influence tab can "
+                                     "score how well self-influence finds them. 0: off.")
         defaults = launch.model_option_defaults(model)
         if defaults:
             st.markdown(f"**{model} options**")

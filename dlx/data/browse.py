@@ -42,7 +42,7 @@ def sample_grid(bundle: DataBundle, per_class: int = 6) -> dict[str, list[np.nda
     grid: dict[str, list[np.ndarray]] = {}
     for index, name in enumerate(bundle.meta.classes):
         chosen = np.flatnonzero(labels == index)[:per_class]
-        grid[name] = [_displayable(_image(split, int(i))) for i in chosen]
+        grid[name] = [displayable(_image(split, int(i))) for i in chosen]
     return grid
 
 
@@ -91,7 +91,7 @@ def _image(split, index: int) -> torch.Tensor:
     return split.x[index]
 
 
-def _displayable(x: torch.Tensor) -> np.ndarray:
+def displayable(x: torch.Tensor) -> np.ndarray:
     """Stretched to [0, 1] (inputs may be normalised); channels last, grey as 2-D."""
     x = x.float()
     low, high = x.min(), x.max()

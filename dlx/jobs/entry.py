@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+import dlx.explain.influence  # noqa: F401  (registers the "influence" job kind)
 import dlx.explain.jobs  # noqa: F401  (registers the "explain" and "explain_text" job kinds)
 import dlx.explain.over_training  # noqa: F401  (registers the "explain_over_training" job kind)
 from dlx.data import user_sets

@@ -31,6 +31,7 @@ from dlx.training.checkpoint_writer import CheckpointWriter, Snapshot, Weights
 from dlx.training.checkpoints import checkpoint_metadata
 from dlx.training.devices import resolve_device
 from dlx.training.kept import checkpoint_name
+from dlx.training.label_noise import LabelNoise, plant_label_noise, record_label_noise
 
 if TYPE_CHECKING:
     from dlx.models.text_base import TextClassifier
@@ -165,6 +166,9 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
                                       config.test_fraction, config.download)
     if config.label_permutation:
         bundle = permute_labels(bundle, config.seed)
+    noise: LabelNoise | None = None
+    if config.label_noise:
+        bundle, noise = plant_label_noise(bundle, config.label_noise, config.seed)
     meta = bundle.meta
     model = build_model(config.model, meta, **config.model_options).to(device)
     bundle = tokenize_bundle(bundle, model)
@@ -187,6 +191,8 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
                             "parameters": sum(p.numel() for p in model.parameters()),
                             "train_size": len(train_split), "classes": list(meta.classes)},
                            device=device_name)
+        if noise is not None:
+            record_label_noise(run, noise)
     print(f"run {run.id}: {config.dataset}/{config.model} on {device_name}, {total_steps} steps", flush=True)
 
     generator = torch.Generator(device="cpu").manual_seed(config.seed)

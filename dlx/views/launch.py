@@ -40,6 +40,7 @@ LABELS = {"dataset": "Data set", "model": "Model", "model_options": "Model optio
           "early_stopping_metric": "Early stopping metric", "device": "Device", "amp": "Mixed precision",
           "val_fraction": "Validation fraction", "test_fraction": "Test fraction",
           "download": "Download", "label_permutation": "Permuted labels",
+          "label_noise": "Label noise",
           "checkpoint_every": "Checkpoint every (epochs)", "keep_checkpoints": "Checkpoints kept",
           "experiment": "Experiment", "name": "Run name", "sweep": "Sweep name"}
 

@@ -1,0 +1,109 @@
+"""The Explain page's "Influence" tab: TracIn over the run's kept checkpoints as a worker job, then the
+proponents and opponents of the samples shown, the self-influence review gallery and, where the run has
+planted label noise, how well the ranking finds it. Computing is in dlx.explain.influence."""
+from __future__ import annotations
+
+import streamlit as st
+
+from dlx import settings
+from dlx.errors import DlxError
+from dlx.explain.influence import (
+    InfluenceTask,
+    find_job,
+    missing_parts,
+    noise_recall,
+    stored_sample_influence,
+    stored_self_influence,
+    submit_task,
+)
+from dlx.explain.jobs import failure_reason
+from dlx.explain.models_cache import LoadedRun
+from dlx.jobs import ensure_worker
+from dlx.store import Store
+from dlx.store.queue import ACTIVE
+from dlx.training.kept import KeptCheckpoint
+from dlx.training.label_noise import recorded_label_noise
+from dlx.views.influence import noise_table, training_examples
+from dlx.views.text import md
+from pages import follow_job
+
+REVIEW = 24  # training examples in the self-influence review gallery
+
+
+def show(store: Store, loaded: LoadedRun, kept: list[KeptCheckpoint], indices: list[int] | None) -> None:
+    """The tab: `indices` are the test samples shown above (None: pick one here, as for text runs)."""
+    st.markdown(f"**Which training examples made this prediction** (TracIn, Pruthi et al. 2020): each training "
+                f"example's loss gradient dotted with the sample's, summed over the {len(kept)} kept checkpoints "
+                "weighted by the run's learning rate (Captum's TracInCPFast on the final layer"
+                + (", the classifier head: the encoder's own weights are not covered" if loaded.meta.kind == "text"
+                   else "") + "). Proponents pushed the prediction towards its class, opponents away.")
+    test = loaded.bundle.test
+    c1, c2 = st.columns(2)
+    if indices is None:
+        indices = [int(c1.number_input("Test sample", 0, len(test) - 1, 0, key="explain.influence.index"))]
+    k = int(c2.number_input("Proponents and opponents shown", 1, 32, 8, key="explain.influence.k"))
+    try:
+        if not _ready(store, InfluenceTask(run_id=loaded.run_id, indices=indices), "test"):
+            return
+        found = stored_self_influence(store, loaded.run_id)
+        assert found is not None  # ready
+        noise = recorded_label_noise(store, loaded.run_id)
+        flipped = noise.indices if noise else []
+        classes = loaded.meta.classes
+        for index in indices:
+            sample = stored_sample_influence(store, loaded.run_id, index)
+            assert sample is not None
+            what = f"test sample #{index}" + (f": {md(test.texts[index])}" if loaded.meta.kind == "text" else "")
+            st.markdown(f"**{what}** (label {md(classes[sample.label])}, predicted {md(classes[sample.target])})")
+            _examples(loaded, "Proponents", sample.top(k), found.labels, flipped, f"pro.{index}")
+            _examples(loaded, "Opponents", sample.top(k, proponents=False), found.labels, flipped, f"opp.{index}")
+        st.markdown("**Self-influence review: likely mislabelled or atypical.** The training set ranked by each "
+                    "example's influence on itself; the top of the list is worth a look.")
+        top = [(i, float(found.scores[i])) for i in found.ranking[:REVIEW]]
+        _examples(loaded, f"The {REVIEW} most self-influential of {len(found.scores)}", top, found.labels, flipped,
+                  "self")
+        if flipped:
+            scored = noise_recall(found.ranking, flipped)
+            st.markdown(f"**Planted label noise**: {len(flipped)} training labels were flipped "
+                        f"(label_noise = {noise.fraction if noise else 0:g}); how many the ranking finds:")
+            st.dataframe(noise_table(scored).style.format("{:.3f}"), key="explain.influence.noise")
+        review = st.selectbox("Proponents of a training example in the review", [None, *(i for i, _ in top)],
+                              key="explain.influence.train", format_func=lambda i: "none" if i is None else f"#{i}",
+                              help="which training examples pushed this one towards its (possibly wrong) label")
+        if review is not None and _ready(store, InfluenceTask(run_id=loaded.run_id, indices=[review], split="train",
+                                                             self_influence=False), "train"):
+            own = stored_sample_influence(store, loaded.run_id, review, "train")
+            assert own is not None
+            _examples(loaded, f"Proponents of training example #{review}", own.top(k), found.labels, flipped,
+                      "pro.train")
+    except DlxError as err:
+        st.error(md(err), icon=":material/error:")
+
+
+def _ready(store: Store, task: InfluenceTask, name: str) -> bool:
+    """True when the task's results are stored; else its job's progress, its failure, or a button to run it."""
+    todo = missing_parts(store, task)
+    if todo is None:
+        return True
+    job = find_job(store, todo)
+    if job is not None and job.status in ACTIVE:
+        follow_job(store, job.id, "influence job")
+        return False
+    if job is not None and job.status in ("failed", "cancelled"):
+        st.error(f"Job #{job.id} {job.status}: {md(failure_reason(job))}")
+    if st.button("Compute influence on the worker", key=f"explain.influence.run.{name}"):
+        submit_task(store, todo)
+        if settings.autostart_worker():
+            ensure_worker(store)
+        st.rerun()
+    return False
+
+
+def _examples(loaded: LoadedRun, title: str, chosen: list[tuple[int, float]], labels, flipped: list[int],
+              key: str) -> None:
+    shown = training_examples(loaded.bundle, chosen, labels, flipped)
+    st.caption(md(title))
+    if shown.images is not None:
+        st.image(shown.images, caption=shown.captions, width=84, clamp=True)
+    else:
+        st.dataframe(shown.table, hide_index=True, key=f"explain.influence.{key}")

@@ -1,0 +1,53 @@
+"""The Explain page's Influence tab (streamlit.testing): the job's button, then proponents and opponents of the
+samples shown, the self-influence review and the planted-noise table, and a reviewed example's own proponents."""
+from __future__ import annotations
+
+import pytest
+
+from dlx.explain.influence import InfluenceTask, influence
+from dlx.store import default_store
+from tests.helpers.explain_page import open_page, texts
+from tests.helpers.processes import train_in_process
+
+
+@pytest.fixture(scope="module")
+def dlx_home(shared_home):
+    return shared_home
+
+
+@pytest.fixture(scope="module")
+def noisy_run(dlx_home) -> int:
+    return train_in_process({"dataset": "digits", "model": "cnn", "epochs": 3, "checkpoint_every": 1,
+                             "label_noise": 0.1})
+
+
+@pytest.fixture(autouse=True)
+def no_worker(monkeypatch):
+    monkeypatch.setenv("DLX_AUTOSTART_WORKER", "0")
+
+
+def test_influence_tab_shows_proponents_opponents_the_review_and_the_noise_table(noisy_run):
+    at = open_page()
+    at.selectbox(key="explain.pick").set_value("index").run()  # test samples 0, 1, 2, 3
+    assert at.button(key="explain.influence.run.test")  # nothing computed yet: the job waits for its button
+    influence(default_store(), InfluenceTask(run_id=noisy_run, indices=[0, 1, 2, 3]))  # what the job computes
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = texts(at)
+    assert "test sample #0" in shown and "Self-influence review" in shown and "Planted label noise" in shown
+    images = at.get("image")
+    assert len(images) == 4 * 2 + 1  # proponents and opponents per sample, and the review gallery
+    assert len(images[0].proto.imgs) == 8 and len(images[-1].proto.imgs) == 24  # k = 8; the review's 24
+    assert any("flipped" in img.caption for img in images[-1].proto.imgs)  # planted noise tops the review
+    noise = next(d.value for d in at.dataframe if "AUPRC" in d.value.columns)
+    assert list(noise.index) == ["self-influence", "random (expected)"]
+    assert noise.loc["self-influence", "recall in top 20%"] > 2 * noise.loc["random (expected)", "recall in top 20%"]
+    review = at.selectbox(key="explain.influence.train")
+    first = review.options[1]
+    review.set_value(int(first.lstrip("#"))).run()
+    assert at.button(key="explain.influence.run.train")
+    influence(default_store(), InfluenceTask(run_id=noisy_run, indices=[int(first.lstrip("#"))], split="train",
+                                             self_influence=False))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"Proponents of training example {first}" in texts(at)
