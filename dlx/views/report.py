@@ -37,6 +37,7 @@ STYLE = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto
          "vertical-align:top}pre{background:#f6f7f9;padding:1em;overflow:auto;max-height:40em}"
          ".note{color:#6b6f7b}")
 CHART_CONFIG = {"displayModeBar": False, "responsive": True}
+INFLUENCE_TOP = 5  # proponents and opponents per sample; four times as many in the self-influence review
 MATCH_LIMIT = 20_000  # test samples (or sentences) searched for a cached map's input
 MAX_METRIC_CHARTS = 24  # metric groups drawn beyond the curves; the rest are named
 SENTENCE_HEADS = 3  # heads drawn in a sentence's head view
@@ -417,6 +418,37 @@ def _over_training(report: Report, store: Store, run: RunInfo, stored: Stored) -
             way = get_way(method, "text")
             for sample in range(len(result.indices)):
                 report.trusted(charts.sentence_rows(result, method, sample, classes, way.signed(way.resolve({}))))
+
+
+@result("job:influence")  # dlx.explain.influence.KIND's results: the self-influence, and a sample's
+def _influence(report: Report, store: Store, run: RunInfo, stored: Stored) -> None:
+    from dlx.explain.influence import SHARES, noise_recall  # torch: only where a report draws stored results
+    from dlx.training.label_noise import recorded_label_noise
+
+    meta, tensors = stored
+    scores = tensors["scores"].numpy()
+    layers = ", ".join(meta.get("layers") or [])
+    if "index" in meta:  # one sample's proponents and opponents
+        report.heading(f"Training examples that moved {meta['split']} sample #{meta['index']} (TracIn, {layers})", 3)
+        order = scores.argsort(kind="stable")
+        report.table([{"proponent": int(p), "score": _number(float(scores[p])),
+                       "opponent": int(o), "score ": _number(float(scores[o]))}
+                      for p, o in zip(order[::-1][:INFLUENCE_TOP], order[:INFLUENCE_TOP])])
+        return
+    ranking = (-scores).argsort(kind="stable")
+    noise = recorded_label_noise(store, run.id)
+    flipped = set() if noise is None else {int(i) for i in noise.indices}
+    labels = tensors["labels"].tolist()
+    report.heading(f"Self-influence of the training set (TracIn over {len(meta['names'])} checkpoints, {layers})", 3)
+    report.text("The training examples that most influenced their own loss: likely mislabelled or atypical.")
+    report.table([{"rank": rank + 1, "training example": int(i), "label": labels[i],
+                   "self-influence": _number(float(scores[i])), "planted noise": "flipped" if i in flipped else ""}
+                  for rank, i in enumerate(ranking[:INFLUENCE_TOP * 4])])
+    if flipped:
+        scored = noise_recall(ranking.tolist(), sorted(flipped))
+        report.table([{"ranking": name, **{f"recall in top {s:.0%}": _number(part["recall"][s]) for s in SHARES},
+                       "AUPRC": _number(part["auprc"])}
+                      for name, part in (("self-influence", scored), ("random (expected)", scored["random"]))])
 
 
 def _number(value: Any) -> str:

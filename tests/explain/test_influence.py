@@ -211,3 +211,18 @@ def test_text_runs_score_the_classifier_head_as_captum_does():
     assert found.layers == ["head"]
     np.testing.assert_allclose(found.scores, tracin.self_influence().numpy(), rtol=1e-3, atol=1e-6)
     assert stored_sample_influence(store, run_id, 0).scores.shape == (len(train),)
+
+
+def test_the_one_file_report_holds_the_self_influence_review_and_a_samples_proponents(noisy_run):
+    from dlx.views.report import report_html
+
+    store = default_store()
+    text = report_html(store, noisy_run)
+    ranking = stored_self_influence(store, noisy_run).ranking
+    flipped = set(recorded_label_noise(store, noisy_run).indices)
+    assert "Self-influence of the training set (TracIn over 5 checkpoints" in text
+    assert f"<td>1</td><td>{ranking[0]}</td>" in text  # the most self-influential example ranked first
+    assert text.count("<td>flipped</td>") == sum(i in flipped for i in ranking[:20])
+    assert "recall in top 20%" in text and "random (expected)" in text
+    assert f"Training examples that moved test sample #{SAMPLES[0]}" in text
+    assert "Stored results this report does not draw" not in text
