@@ -328,7 +328,8 @@ if kept:
         explain_over_training.show(store, loaded, kept, methods, indices if source == "test samples" else None,
                                    baseline, params)
     with tab_views[-2]:
-        explain_influence.show(store, loaded, kept, indices if source == "test samples" else None)
+        explain_influence.show(store, loaded, kept, indices if source == "test samples" else None,
+                               None if source == "test samples" else inputs)
 
 with tab_views[-1]:
     explain_sanity.show_sanity(store, loaded, runs, available)

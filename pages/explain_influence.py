@@ -4,6 +4,7 @@ planted label noise, how well the ranking finds it. Computing is in dlx.explain.
 from __future__ import annotations
 
 import streamlit as st
+import torch
 
 from dlx import settings
 from dlx.errors import DlxError
@@ -15,6 +16,7 @@ from dlx.explain.influence import (
     stored_sample_influence,
     stored_self_influence,
     submit_task,
+    upload_influence,
 )
 from dlx.explain.jobs import failure_reason
 from dlx.explain.models_cache import LoadedRun
@@ -30,8 +32,10 @@ from pages import follow_job
 REVIEW = 24  # training examples in the self-influence review gallery
 
 
-def show(store: Store, loaded: LoadedRun, kept: list[KeptCheckpoint], indices: list[int] | None) -> None:
-    """The tab: `indices` are the test samples shown above (None: pick one here, as for text runs)."""
+def show(store: Store, loaded: LoadedRun, kept: list[KeptCheckpoint], indices: list[int] | None,
+         upload: torch.Tensor | None = None) -> None:
+    """The tab: `indices` are the test samples shown above (None: pick one here, as for text runs), or
+    `upload` the uploaded image shown above."""
     st.markdown(f"**Which training examples made this prediction** (TracIn, Pruthi et al. 2020): each training "
                 f"example's loss gradient dotted with the sample's, summed over the {len(kept)} kept checkpoints "
                 "weighted by the run's learning rate (Captum's TracInCPFast on the final layer"
@@ -39,7 +43,9 @@ def show(store: Store, loaded: LoadedRun, kept: list[KeptCheckpoint], indices: l
                    else "") + "). Proponents pushed the prediction towards its class, opponents away.")
     test = loaded.bundle.test
     c1, c2 = st.columns(2)
-    if indices is None:
+    if upload is not None:
+        indices = []
+    elif indices is None:
         indices = [int(c1.number_input("Test sample", 0, len(test) - 1, 0, key="explain.influence.index"))]
     k = int(c2.number_input("Proponents and opponents shown", 1, 32, 8, key="explain.influence.k"))
     try:
@@ -50,6 +56,8 @@ def show(store: Store, loaded: LoadedRun, kept: list[KeptCheckpoint], indices: l
         noise = recorded_label_noise(store, loaded.run_id)
         flipped = noise.indices if noise else []
         classes = loaded.meta.classes
+        if upload is not None:
+            _upload(store, loaded, upload, k, found.labels, flipped)
         for index in indices:
             sample = stored_sample_influence(store, loaded.run_id, index)
             assert sample is not None
@@ -78,6 +86,22 @@ def show(store: Store, loaded: LoadedRun, kept: list[KeptCheckpoint], indices: l
                       "pro.train")
     except DlxError as err:
         st.error(md(err), icon=":material/error:")
+
+
+def _upload(store: Store, loaded: LoadedRun, upload: torch.Tensor, k: int, labels, flipped: list[int]) -> None:
+    """The uploaded image's proponents and opponents: computed here on a click (cached by the image)."""
+    samples = upload_influence(store, loaded.run_id, upload, device=loaded.device, compute=False)
+    if samples is None:
+        if not st.button("Find the training examples behind this upload (here: a pass over the training set "
+                         "per kept checkpoint)", key="explain.influence.upload"):
+            return
+        with st.spinner("Computing influence..."):
+            samples = upload_influence(store, loaded.run_id, upload, device=loaded.device)
+        assert samples is not None  # computed
+    for sample in samples:
+        st.markdown(f"**The uploaded image** (predicted {md(loaded.meta.classes[sample.target])})")
+        _examples(loaded, "Proponents", sample.top(k), labels, flipped, f"pro.upload.{sample.index}")
+        _examples(loaded, "Opponents", sample.top(k, proponents=False), labels, flipped, f"opp.upload.{sample.index}")
 
 
 def _ready(store: Store, task: InfluenceTask, name: str) -> bool:

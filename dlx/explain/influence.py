@@ -27,7 +27,7 @@ from dlx.config import RunConfig
 from dlx.data import DataBundle, load_dataset
 from dlx.data.text_tokens import crop
 from dlx.errors import DlxError
-from dlx.explain.cache import digest
+from dlx.explain.cache import digest, tensor_digest
 from dlx.explain.over_training import checkpoints_of
 from dlx.jobs.kinds import register_job_kind
 from dlx.store import Store
@@ -88,7 +88,7 @@ class SampleInfluence:
     """One sample's influence scores over the training set, for the class `target` (its prediction)."""
 
     index: int
-    split: Split
+    split: Split | Literal["upload"]  # an upload's index is its place in the batch it came in
     target: int
     label: int  # its label in the split (a training example's as the run trained on it)
     scores: np.ndarray
@@ -114,6 +114,11 @@ def sample_key(run_id: int, layers: list[str], kept: list[KeptCheckpoint], split
                    "split": split, "index": index})
 
 
+def upload_key(run_id: int, layers: list[str], kept: list[KeptCheckpoint], image: str) -> str:
+    return digest({"job": KIND, "part": "upload", "run": run_id, "layers": layers, "checkpoints": _files(kept),
+                   "input": image})
+
+
 def stored_self_influence(store: Store, run_id: int, layers: list[str] | None = None) -> SelfInfluence | None:
     """The training set's self-influence on the run's current kept checkpoints, or None when not computed."""
     layers = layers or []
@@ -132,6 +137,34 @@ def stored_sample_influence(store: Store, run_id: int, index: int, split: Split 
         return None
     meta, tensors = found
     return SampleInfluence(index, split, meta["target"], meta["label"], tensors["scores"].numpy())
+
+
+def upload_influence(store: Store, run_id: int, inputs: Tensor, layers: list[str] | None = None,
+                     device: str | torch.device = "cpu", compute: bool = True) -> list[SampleInfluence] | None:
+    """Proponents and opponents of inputs that are not in the run's data (an uploaded image), for the class
+    the final kept checkpoint predicts: computed here (an input costs what a test sample's job does, a pass
+    over the training set per checkpoint) and cached by each input's digest. None when `compute` is off and
+    any of them is not stored yet."""
+    layers = layers or []
+    kept = checkpoints_of(store, run_id)
+    keys = [upload_key(run_id, layers, kept, tensor_digest(x)) for x in inputs]
+    found = store.explanations.load_many(keys)
+    missing = [i for i, key in enumerate(keys) if key not in found]
+    if missing and not compute:
+        return None
+    if missing:
+        setup = _setup(store, run_id, torch.device(device))
+        x = inputs[missing].to(setup.device)
+        with torch.no_grad():  # the final kept checkpoint's prediction, before TracIn loads the others
+            targets = setup.model(x).argmax(1)
+        scores = tracin(setup, layers).influence((x, targets), k=None).detach().cpu()
+        named = layers or [final_layer(setup.model, setup.bundle.meta.num_classes)]
+        for i, target, row in zip(missing, targets.tolist(), scores):
+            found[keys[i]] = ({"target": target, "label": -1, "split": "upload", "index": i, "layers": named},
+                              {"scores": row.clone()})
+            store.explanations.save(keys[i], run_id, f"job:{KIND}", *found[keys[i]])
+    return [SampleInfluence(i, "upload", found[key][0]["target"], -1, found[key][1]["scores"].numpy())
+            for i, key in enumerate(keys)]
 
 
 def missing_parts(store: Store, task: InfluenceTask) -> InfluenceTask | None:

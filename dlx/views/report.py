@@ -429,7 +429,8 @@ def _influence(report: Report, store: Store, run: RunInfo, stored: Stored) -> No
     scores = tensors["scores"].numpy()
     layers = ", ".join(meta.get("layers") or [])
     if "index" in meta:  # one sample's proponents and opponents
-        report.heading(f"Training examples that moved {meta['split']} sample #{meta['index']} (TracIn, {layers})", 3)
+        sample = "an uploaded image" if meta["split"] == "upload" else f"{meta['split']} sample #{meta['index']}"
+        report.heading(f"Training examples that moved {sample} (TracIn, {layers})", 3)
         order = scores.argsort(kind="stable")
         report.table([{"proponent": int(p), "score": _number(float(scores[p])),
                        "opponent": int(o), "score ": _number(float(scores[o]))}

@@ -220,9 +220,28 @@ def test_the_one_file_report_holds_the_self_influence_review_and_a_samples_propo
     text = report_html(store, noisy_run)
     ranking = stored_self_influence(store, noisy_run).ranking
     flipped = set(recorded_label_noise(store, noisy_run).indices)
-    assert "Self-influence of the training set (TracIn over 5 checkpoints" in text
-    assert f"<td>1</td><td>{ranking[0]}</td>" in text  # the most self-influential example ranked first
-    assert text.count("<td>flipped</td>") == sum(i in flipped for i in ranking[:20])
+    # a review per stored choice of layers (a test here stores TracInCP's too); the final layer's is the first
+    heading = "Self-influence of the training set (TracIn over 5 checkpoints"
+    review = text.split(heading)[1].split("<h")[0]
+    assert f"<td>1</td><td>{ranking[0]}</td>" in review  # the most self-influential example ranked first
+    assert review.count("<td>flipped</td>") == sum(i in flipped for i in ranking[:20])
     assert "recall in top 20%" in text and "random (expected)" in text
     assert f"Training examples that moved test sample #{SAMPLES[0]}" in text
     assert "Stored results this report does not draw" not in text
+
+
+def test_an_uploaded_images_proponents_equal_those_of_the_same_test_sample_and_are_cached(noisy_run):
+    from dlx.explain.influence import upload_influence
+    from dlx.explain.models_cache import get_loaded_run
+
+    store = default_store()
+    loaded = get_loaded_run(store, noisy_run)
+    image = loaded.bundle.test.x[SAMPLES[:1]]  # as an upload: an input outside the job's indices
+    assert upload_influence(store, noisy_run, image + 0.0, compute=False) is None  # not computed yet
+    [uploaded] = upload_influence(store, noisy_run, image)
+    sample = stored_sample_influence(store, noisy_run, SAMPLES[0])
+    assert uploaded.split == "upload" and uploaded.target == sample.target
+    np.testing.assert_allclose(uploaded.scores, sample.scores, rtol=1e-4, atol=1e-4 * np.abs(sample.scores).max())
+    assert [i for i, _ in uploaded.top(5)] == [i for i, _ in sample.top(5)]  # the same proponents
+    [again] = upload_influence(store, noisy_run, image, compute=False)  # stored under the image's digest
+    assert np.array_equal(again.scores, uploaded.scores)
