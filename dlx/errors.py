@@ -1,4 +1,10 @@
 """The one exception type for mistakes a user can make and fix."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class DlxError(Exception):
@@ -7,3 +13,10 @@ class DlxError(Exception):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.field = field
+
+    @classmethod
+    def from_validation(cls, err: ValidationError) -> DlxError:
+        """pydantic's first complaint (a job payload's), naming its field."""
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return cls(f"{where}: {first['msg']}", field=where)

@@ -61,9 +61,7 @@ def parse_task(payload: dict[str, Any]) -> InfluenceTask:
     try:
         return InfluenceTask(**payload)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise DlxError(f"{where}: {first['msg']}", field=where) from None
+        raise DlxError.from_validation(err) from None
 
 
 @dataclass

@@ -119,21 +119,14 @@ def parse_task(payload: dict[str, Any], kind: type[Task] = ExplainTask) -> Task:
     try:
         return kind(**payload).check()
     except ValidationError as err:
-        raise _named(err) from None
+        raise DlxError.from_validation(err) from None
 
 
 def parse_sanity_task(payload: dict[str, Any]) -> SanityTask:
     try:
         return SanityTask(**payload).check()
     except ValidationError as err:
-        raise _named(err) from None
-
-
-def _named(err: ValidationError) -> DlxError:
-    """pydantic's first complaint as a DlxError naming the field."""
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    return DlxError(f"{where}: {first['msg']}", field=where)
+        raise DlxError.from_validation(err) from None
 
 
 def task_key(loaded: LoadedRun, task: Task) -> str:
