@@ -6,7 +6,6 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from dlx import settings
 from dlx.errors import DlxError
 from dlx.explain.influence import (
     InfluenceTask,
@@ -20,16 +19,13 @@ from dlx.explain.influence import (
     submit_task,
     upload_influence,
 )
-from dlx.explain.jobs import failure_reason
 from dlx.explain.models_cache import LoadedRun
-from dlx.jobs import ensure_worker
 from dlx.store import Store
-from dlx.store.queue import ACTIVE
 from dlx.training.kept import KeptCheckpoint
 from dlx.training.label_noise import recorded_label_noise
 from dlx.views.influence import noise_table, training_examples
 from dlx.views.text import md
-from pages import follow_job
+from pages import queued_result
 
 REVIEW = 24  # training examples in the self-influence review gallery
 
@@ -131,17 +127,8 @@ def _ready(store: Store, task: InfluenceTask, name: str) -> bool:
     todo = missing_parts(store, task)
     if todo is None:
         return True
-    job = find_job(store, todo)
-    if job is not None and job.status in ACTIVE:
-        follow_job(store, job.id, "influence job")
-        return False
-    if job is not None and job.status in ("failed", "cancelled"):
-        st.error(f"Job #{job.id} {job.status}: {md(failure_reason(job))}")
-    if st.button("Compute influence on the worker", key=f"explain.influence.run.{name}"):
-        submit_task(store, todo)
-        if settings.autostart_worker():
-            ensure_worker(store)
-        st.rerun()
+    queued_result(store, lambda: None, lambda: find_job(store, todo), lambda: submit_task(store, todo),
+                  "Compute influence on the worker", f"explain.influence.run.{name}", "influence job")
     return False
 
 

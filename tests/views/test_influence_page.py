@@ -64,6 +64,10 @@ def test_layers_chosen_for_tracincp_queue_their_own_job_and_show_their_own_resul
     task = InfluenceTask(run_id=noisy_run, indices=[0, 1, 2, 3], layers=["classifier.4"])
     job = find_job(default_store(), task)
     assert job is not None and job.payload["layers"] == ["classifier.4"]
+    at.button(key=f"job.cancel.{job.id}").click().run()  # the job followed here can be cancelled from here
+    assert default_store().queue.get_job(job.id).status == "cancelled"
+    assert f"Job #{job.id} cancelled" in [e.value for e in at.error][0]
+    assert at.button(key="explain.influence.run.test")  # and queued again
     influence(default_store(), task)  # what that job computes
     at.run()
     assert not at.exception, [e.value for e in at.exception]
