@@ -479,9 +479,10 @@ def _wait_for_job(store: Store, job_id: int, out, no_worker: bool, what: str):
 
 def cmd_sanity(args) -> int:
     # torch and captum: only this command loads a model here
-    from dlx.explain.jobs import failure_reason, parse_sanity_task, sanity_result, submit_task
+    from dlx.explain.jobs import parse_sanity_task, sanity_result, submit_task
     from dlx.explain.methods import available_methods
     from dlx.explain.models_cache import get_loaded_run
+    from dlx.jobs.failures import failure_reason
 
     store = default_store()
     loaded = get_loaded_run(store, args.run)
@@ -529,7 +530,7 @@ def cmd_influence(args) -> int:
         stored_self_influence,
         submit_task,
     )
-    from dlx.explain.jobs import failure_reason
+    from dlx.jobs.failures import failure_reason
     from dlx.training.label_noise import recorded_label_noise
 
     store = default_store()

@@ -10,13 +10,23 @@ changes this. (Streamlit skips `__init__.py` when it lists the folder's pages.)
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
+from db.models import Job
+from dlx import settings
+from dlx.errors import DlxError
 from dlx.gate import auth
+from dlx.jobs import ensure_worker
+from dlx.jobs.failures import failure_reason
 from dlx.store import Store
 from dlx.store.queue import ACTIVE
+from dlx.views.text import md
 
+T = TypeVar("T")
 FRAMED = "app.framed"  # set by streamlit_app.py before it runs a page (after its guard)
 
 
@@ -85,7 +95,11 @@ def enter_frame() -> None:
 
 
 def follow_job(store: Store, job_id: int, what: str = "job") -> None:
-    """A job's progress bar, refreshed each second; the page reruns when the job ends."""
+    """A job's progress bar, refreshed each second, with a button that cancels it; the page reruns when the job
+    ends."""
+    if st.button(f"Cancel the {what}", key=f"job.cancel.{job_id}", icon=":material/cancel:"):
+        store.queue.cancel_job(job_id)  # a queued job ends now; the worker stops a running one within a second
+
     @st.fragment(run_every="1s")
     def progress() -> None:
         job = store.queue.get_job(job_id)
@@ -94,3 +108,37 @@ def follow_job(store: Store, job_id: int, what: str = "job") -> None:
         st.progress(job.progress, text=f"{what} #{job.id} {job.status}: {job.progress:.0%}")
 
     progress()
+
+
+def show_job(store: Store, job: Job | None, what: str = "job") -> bool:
+    """True while the job is queued or running (its progress is followed); a failed or cancelled one says why."""
+    if job is not None and job.status in ACTIVE:
+        follow_job(store, job.id, what)
+        return True
+    if job is not None and job.status in ("failed", "cancelled"):
+        st.error(f"Job #{job.id} {job.status}: {md(failure_reason(job))}")
+    return False
+
+
+def queue_button(store: Store, label: str, key: str, submit: Callable[[], object]) -> None:
+    """A button that queues a job (and starts a worker where the app may) and reruns the page."""
+    if st.button(label, key=key):
+        submit()
+        if settings.autostart_worker():
+            ensure_worker(store)
+        st.rerun()
+
+
+def queued_result(store: Store, stored: Callable[[], T | None], find: Callable[[], Job | None],
+                     submit: Callable[[], object], button: str, key: str, what: str = "job") -> T | None:
+    """A worker job's stored result; else its job's progress or failure and a button that queues it (None then).
+    The Explain page's jobs (maps, scores, over training, sanity checks, influence) all go this way."""
+    try:
+        result = stored()
+        if result is not None:
+            return result
+        if not show_job(store, find(), what):
+            queue_button(store, button, key, submit)
+    except DlxError as err:
+        st.error(md(err), icon=":material/error:")
+    return None

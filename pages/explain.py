@@ -6,25 +6,22 @@ from typing import Any
 
 import streamlit as st
 
-from dlx import settings
 from dlx.errors import DlxError
 from dlx.explain import METHODS, available_methods
 from dlx.explain.image.baselines import BASELINES, baselines_for
 from dlx.explain.image.gallery import Gallery, build_gallery, check_comparable, resolve_targets, sample_captions
 from dlx.explain.image.uploads import normalisation, read_image
-from dlx.explain.jobs import ExplainTask, failure_reason, find_job, submit_task, task_result
+from dlx.explain.jobs import ExplainTask, find_job, submit_task, task_result
 from dlx.explain.models_cache import LoadedRun, get_loaded_run
 from dlx.explain.samples import PICKERS, pick_samples, sample_inputs
 from dlx.explain.scoring import METRICS, label, scores_cached
-from dlx.jobs import ensure_worker
 from dlx.store import default_store
-from dlx.store.queue import ACTIVE
 from dlx.training.devices import resolve_device
 from dlx.training.kept import kept_checkpoints
 from dlx.views.charts import explain as charts
 from dlx.views.report import report_html
 from dlx.views.text import md
-from pages import enter_frame, explain_influence, explain_over_training, explain_sanity, explain_text, follow_job
+from pages import enter_frame, explain_influence, explain_over_training, explain_sanity, explain_text, queued_result
 
 enter_frame()
 store = default_store()
@@ -103,24 +100,8 @@ def show_gallery(gallery: Gallery, sign: str, opacity: float, key: str, columns:
 
 def job_section(task: ExplainTask, loaded: LoadedRun, button: str):
     """The task's stored result; else its job's progress or error, and a button that queues it."""
-    try:
-        result = task_result(loaded, task)
-        if result is not None:
-            return result
-        job = find_job(store, task)
-        if job is not None and job.status in ACTIVE:
-            follow_job(store, job.id)
-            return None
-        if job is not None and job.status in ("failed", "cancelled"):
-            st.error(f"Job #{job.id} {job.status}: {md(failure_reason(job))}")
-        if st.button(button, key=f"explain.job.{task.task}"):
-            submit_task(store, task)
-            if settings.autostart_worker():
-                ensure_worker(store)
-            st.rerun()
-    except DlxError as err:
-        st.error(md(err), icon=":material/error:")
-    return None
+    return queued_result(store, lambda: task_result(loaded, task), lambda: find_job(store, task),
+                         lambda: submit_task(store, task), button, f"explain.job.{task.task}")
 
 
 def show_scores(scores, key: str) -> None:

@@ -3,19 +3,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dlx import settings
-from dlx.errors import DlxError
 from dlx.explain import METHODS, methods_for
-from dlx.explain.jobs import failure_reason
 from dlx.explain.models_cache import LoadedRun
 from dlx.explain.over_training import MAX_SAMPLES, OverTraining, OverTrainingTask, find_job, submit_task, task_result
-from dlx.jobs import ensure_worker
 from dlx.store import Store
-from dlx.store.queue import ACTIVE
 from dlx.training.kept import KeptCheckpoint
 from dlx.views.charts import over_training as charts
 from dlx.views.text import md
-from pages import explain_text, follow_job
+from pages import explain_text, queued_result
 
 
 def checkpoint_label(name: str) -> str:
@@ -34,24 +29,10 @@ def pick_checkpoint(kept: list[KeptCheckpoint], run_id: int) -> str:
 
 def _result(store: Store, task: OverTrainingTask) -> OverTraining | None:
     """The stored result; else its job's progress or error, and a button that queues it."""
-    try:
-        result = task_result(store, task)
-        if result is not None:
-            return result
-        job = find_job(store, task)
-        if job is not None and job.status in ACTIVE:
-            follow_job(store, job.id)
-            return None
-        if job is not None and job.status in ("failed", "cancelled"):
-            st.error(f"Job #{job.id} {job.status}: {md(failure_reason(job))}")
-        if st.button("Explain these samples under every kept checkpoint on the worker", key="explain.over.submit"):
-            submit_task(store, task)
-            if settings.autostart_worker():
-                ensure_worker(store)
-            st.rerun()
-    except DlxError as err:
-        st.error(md(err), icon=":material/error:")
-    return None
+    return queued_result(store, lambda: task_result(store, task), lambda: find_job(store, task),
+                         lambda: submit_task(store, task),
+                         "Explain these samples under every kept checkpoint on the worker", "explain.over.submit",
+                         "over-training job")
 
 
 def show(store: Store, loaded: LoadedRun, kept: list[KeptCheckpoint], methods: list[str], indices: list[int] | None,

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dlx import settings
-from dlx.errors import DlxError
 from dlx.explain import METHODS
-from dlx.explain.jobs import SanityTask, failure_reason, find_job, sanity_result, submit_task
+from dlx.explain.jobs import SanityTask, find_job, sanity_result, submit_task
 from dlx.explain.models_cache import LoadedRun
-from dlx.jobs import ensure_worker
 from dlx.store import Store
-from dlx.store.queue import ACTIVE
 from dlx.views.charts.sanity import MEASURE_TITLES, randomisation_curves
 from dlx.views.charts.style import STATUS_BADGES
 from dlx.views.text import md
-from pages import follow_job
+from pages import queued_result
 
 CHART = {"displayModeBar": False}
 DEFAULT_METHODS = ["saliency", "guided_backprop", "integrated_gradients", "grad_cam"]
@@ -44,25 +40,11 @@ def show_sanity(store: Store, loaded: LoadedRun, runs: list, available: list[str
         return
     task = SanityTask(run_id=loaded.run_id, methods=chosen, n_samples=int(n), seed=0,
                       against=None if against is None else against.id)
-    try:
-        result = sanity_result(loaded, task)
-        if result is None:
-            job = find_job(store, task)
-            if job is not None and job.status in ACTIVE:
-                follow_job(store, job.id, "sanity job")
-                return
-            if job is not None and job.status in ("failed", "cancelled"):
-                st.error(f"Job #{job.id} {job.status}: {md(failure_reason(job))}")
-            if st.button("Run the sanity checks on the worker", key="explain.sanity.run"):
-                submit_task(store, task)
-                if settings.autostart_worker():
-                    ensure_worker(store)
-                st.rerun()
-            return
-    except DlxError as err:
-        st.error(md(err), icon=":material/error:")
-        return
-    show_result(result)
+    result = queued_result(store, lambda: sanity_result(loaded, task), lambda: find_job(store, task),
+                           lambda: submit_task(store, task), "Run the sanity checks on the worker",
+                           "explain.sanity.run", "sanity job")
+    if result is not None:
+        show_result(result)
 
 
 def show_result(result: dict) -> None:

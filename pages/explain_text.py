@@ -10,24 +10,22 @@ import streamlit as st
 import torch
 from torch import nn
 
-from dlx import settings
 from dlx.errors import DlxError
 from dlx.explain import METHODS, methods_for
 from dlx.explain.attention.rollout import relevance, rollout
 from dlx.explain.attention.text import agreement, attention_and_gradients, merge_attention, token_scores
 from dlx.explain.attention.vit import vit_maps
 from dlx.explain.cache import explain_text_cached
-from dlx.explain.jobs import TextTask, failure_reason, find_job, run_task, submit_task, task_result
+from dlx.explain.jobs import TextTask, find_job, run_task, submit_task, task_result
 from dlx.explain.models_cache import LoadedRun
 from dlx.explain.over_training import OverTraining
 from dlx.explain.scoring import TEXT_METRICS, TextScores
 from dlx.explain.text.tokens import Encoded, Merge, encode, merge_tokens, pooling_of
-from dlx.jobs import ensure_worker
-from dlx.store.queue import ACTIVE
 from dlx.views.charts import attention as charts
 from dlx.views.charts.explain import faithfulness_curves
 from dlx.views.charts.over_training import attention_frames, score_curves, sentence_rows
 from dlx.views.text import md
+from pages import queue_button, show_job
 
 CHART = {"displayModeBar": False}
 DEFAULT_METHODS = ["layer_integrated_gradients", "word_ablation", "attention_rollout"]
@@ -182,22 +180,15 @@ def _scores(loaded: LoadedRun, has_rationale: bool) -> None:
         task = TextTask(run_id=loaded.run_id, methods=methods, n_samples=n, checkpoint=loaded.checkpoint)
         result = task_result(loaded, task)
         if result is None:
-            job = find_job(loaded.store, task)
-            if job is not None and job.status in ACTIVE:
-                st.progress(job.progress, text=f"job #{job.id} {job.status}: {job.progress:.0%}")
-                st.button("Refresh", key="explain.text.job_refresh")
+            if show_job(loaded.store, find_job(loaded.store, task), "scoring job"):
                 return
-            if job is not None and job.status in ("failed", "cancelled"):
-                st.error(f"Job #{job.id} {job.status}: {md(failure_reason(job))}")
             here, worker = st.columns(2)
             if here.button("Score the methods here", key="explain.text.score"):
                 with st.spinner("Scoring..."):
                     result = run_task(loaded, task)
-            elif worker.button("Score on the worker (GPU if any)", key="explain.text.job"):
-                submit_task(loaded.store, task)
-                if settings.autostart_worker():
-                    ensure_worker(loaded.store)
-                st.rerun()
+            with worker:
+                queue_button(loaded.store, "Score on the worker (GPU if any)", "explain.text.job",
+                             lambda: submit_task(loaded.store, task))
     except DlxError as err:
         st.error(md(err), icon=":material/error:")
         return

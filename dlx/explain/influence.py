@@ -235,6 +235,15 @@ def final_layer(model: nn.Module, classes: int) -> str:
     return names[-1]
 
 
+def layer_choices(model: nn.Module) -> list[str]:
+    """The layers TracInCP can take, in the model's order: linear and convolution layers (the ones Captum's
+    per-sample gradients cover) that run their own forward (not the projections inside an attention block)."""
+    inside_attention = {f"{name}.{child}" for name, m in model.named_modules()
+                        if isinstance(m, nn.MultiheadAttention) for child, _ in m.named_modules() if child}
+    return [name for name, m in model.named_modules()
+            if isinstance(m, nn.Linear | nn.Conv2d) and name not in inside_attention]
+
+
 @dataclass
 class _Setup:
     run_id: int

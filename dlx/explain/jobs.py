@@ -9,7 +9,6 @@ the explanation cache under a key of the task, where the page finds it.
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -17,7 +16,6 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from db.models import Job
-from dlx import settings
 from dlx.errors import DlxError
 from dlx.explain import cache
 from dlx.explain.image.baselines import BASELINES
@@ -147,26 +145,6 @@ def submit_task(store: Store, task: Queued) -> int:
 def find_job(store: Store, task: Queued) -> Job | None:
     """The latest job (any status) computing exactly this task, so the page can follow or explain it."""
     return store.queue.find_job(job_kind(task), task.run_id, task.check().model_dump())
-
-
-def failure_reason(job: Job) -> str:
-    """Why a job failed, in the user's words when it said so: the "error: ..." line of its log."""
-    path = _readable_log(job.log_path)
-    if path is not None:
-        lines = path.read_text(errors="replace").splitlines()
-        said = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
-        if said:
-            return said[-1]
-    return job.error or "no reason was recorded"
-
-
-def _readable_log(stored: str | None) -> Path | None:
-    """The job's log when it exists inside the data directory; a path leading out is never read."""
-    try:
-        path = settings.stored_path(stored) if stored else None
-    except DlxError:
-        return None
-    return path if path is not None and path.exists() else None
 
 
 def task_samples(loaded: LoadedRun, task: ExplainTask):

@@ -6,9 +6,10 @@ import pytest
 
 from dlx import settings
 from dlx.errors import DlxError
-from dlx.explain.jobs import ExplainTask, failure_reason, find_job, run_task, submit_task, task_result
+from dlx.explain.jobs import ExplainTask, find_job, run_task, submit_task, task_result
 from dlx.explain.models_cache import get_loaded_run
 from dlx.explain.scoring import Scores
+from dlx.jobs.failures import failure_reason
 from dlx.store import FINAL_STATES, default_store
 from tests.helpers.processes import train_in_process, wait_for
 

@@ -20,15 +20,17 @@ from dlx.errors import DlxError
 from dlx.explain.influence import (
     InfluenceTask,
     checkpoint_rates,
+    final_layer,
     find_job,
     influence,
+    layer_choices,
     missing_parts,
     noise_recall,
     stored_sample_influence,
     stored_self_influence,
     submit_task,
 )
-from dlx.models import build_model
+from dlx.models import MODELS, build_model
 from dlx.store import FINAL_STATES, default_store
 from dlx.training.kept import kept_checkpoints
 from dlx.training.label_noise import plant_label_noise, recorded_label_noise
@@ -211,6 +213,27 @@ def test_text_runs_score_the_classifier_head_as_captum_does():
     assert found.layers == ["head"]
     np.testing.assert_allclose(found.scores, tracin.self_influence().numpy(), rtol=1e-3, atol=1e-6)
     assert stored_sample_influence(store, run_id, 0).scores.shape == (len(train),)
+    inner = "encoder.encoder.layer.0.output.dense"  # a layer the page offers: the encoder's weights, by TracInCP
+    assert inner in layer_choices(model)
+    influence(store, InfluenceTask(run_id=run_id, indices=[0], layers=[inner]))
+    deep = stored_self_influence(store, run_id, [inner])
+    assert deep.layers == [inner] and np.isfinite(deep.scores).all() and (deep.scores > 0).all()
+    assert not np.allclose(deep.scores, found.scores)  # a cache entry of its own, not the head's
+    assert stored_sample_influence(store, run_id, 0, layers=[inner]).scores.shape == (len(train),)
+
+
+def test_the_layers_offered_for_tracincp_are_each_models_linear_and_convolution_layers():
+    """Every registered model offers its final layer (the default's) among the choices, and never a projection
+    inside an attention block (its forward is not called, so Captum would get no gradient for it)."""
+    for model_name in MODELS:
+        kind = MODELS[model_name].kinds[0]
+        bundle = load_dataset({"image": "digits", "table": "iris", "text": "sentiment"}[kind], 0, 0.15, 0.2)
+        model = build_model(model_name, bundle.meta)
+        choices = layer_choices(model)
+        assert final_layer(model, bundle.meta.num_classes) == choices[-1], model_name
+        assert not [c for c in choices if "out_proj" in c], model_name
+        modules = dict(model.named_modules())
+        assert all(isinstance(modules[c], torch.nn.Linear | torch.nn.Conv2d) for c in choices), model_name
 
 
 def test_the_one_file_report_holds_the_self_influence_review_and_a_samples_proponents(noisy_run):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dlx.explain.influence import InfluenceTask, influence
+from dlx.explain.influence import InfluenceTask, find_job, influence, stored_self_influence
 from dlx.store import default_store
 from tests.helpers.explain_page import open_page, texts
 from tests.helpers.processes import train_in_process
@@ -51,3 +51,25 @@ def test_influence_tab_shows_proponents_opponents_the_review_and_the_noise_table
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert f"Proponents of training example {first}" in texts(at)
+
+
+def test_layers_chosen_for_tracincp_queue_their_own_job_and_show_their_own_results(noisy_run):
+    at = open_page()
+    at.selectbox(key="explain.pick").set_value("index").run()
+    layers = at.multiselect(key="explain.influence.layers")
+    assert layers.options[-1] == "classifier.4" and "features.0" in layers.options and layers.value == []
+    layers.set_value(["classifier.4"]).run()
+    at.button(key="explain.influence.run.test").click().run()  # TracInCP's results are not the default's
+    assert not at.exception, [e.value for e in at.exception]
+    task = InfluenceTask(run_id=noisy_run, indices=[0, 1, 2, 3], layers=["classifier.4"])
+    job = find_job(default_store(), task)
+    assert job is not None and job.payload["layers"] == ["classifier.4"]
+    at.button(key=f"job.cancel.{job.id}").click().run()  # the job followed here can be cancelled from here
+    assert default_store().queue.get_job(job.id).status == "cancelled"
+    assert f"Job #{job.id} cancelled" in [e.value for e in at.error][0]
+    assert at.button(key="explain.influence.run.test")  # and queued again
+    influence(default_store(), task)  # what that job computes
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "test sample #0" in texts(at) and len(at.get("image")) == 4 * 2 + 1
+    assert stored_self_influence(default_store(), noisy_run, ["classifier.4"]) is not None
