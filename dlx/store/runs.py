@@ -17,7 +17,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Select, Table, delete, func, make_url, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, Table, bindparam, delete, func, make_url, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -228,8 +228,8 @@ class Store(RunEdits):
 
             stmt = _select_runs().where(*where(walked))
             if field is not None and field.kind == "metric":
-                return _by_metric(conn, stmt, _select_runs().where(*where(False)), field.key, descending, limit,
-                                  offset)
+                return _by_metric(conn, stmt, lambda: _select_runs().where(*where(False)), field.key, descending,
+                                  limit, offset)
             return _fetch(conn, _order(stmt, resolve, sort, descending).limit(limit).offset(offset))
 
     def count_runs(self, status: list[str] | None = None, sweep: str | None = None, *, filter: str | None = None,
@@ -394,6 +394,12 @@ def unreadable(err: Exception, url: str | None = None) -> DlxError:
                     "another store", field="database")
 
 
+# The params, tags and final metrics of a page's runs: built once (a statement's construction costs as
+# much as its execution on a page of 50).
+_KEYED_ROWS = [select(table.c.run_id, table.c.key, table.c[value]).where(table.c.run_id.in_(bindparam("ids", expanding=True)))
+               for table, value in ((Param.__table__, "value"), (Tag.__table__, "value"), (RunSummary.__table__, "last"))]
+
+
 def _fetch(conn: Connection, stmt: RunRows) -> list[RunInfo]:
     """The runs `stmt` selects, in its order, with their params, tags and final metrics: one query
     each for the whole page (Core rows, not ORM objects: a page of 1,000 runs costs milliseconds)."""
@@ -404,10 +410,8 @@ def _fetch(conn: Connection, stmt: RunRows) -> list[RunInfo]:
     metrics: dict[int, dict[str, Any]] = {i: {} for i in ids}
     for start in range(0, len(ids), 900):  # SQLite's limit on bound parameters
         chunk = ids[start:start + 900]
-        for target, table, value in ((params, Param.__table__, "value"), (tags, Tag.__table__, "value"),
-                                     (metrics, RunSummary.__table__, "last")):
-            rows_of = select(table.c.run_id, table.c.key, table.c[value]).where(table.c.run_id.in_(chunk))
-            for run_id, key, val in conn.execute(rows_of):
+        for target, rows_of in zip((params, tags, metrics), _KEYED_ROWS):
+            for run_id, key, val in conn.execute(rows_of, {"ids": chunk}):
                 target[run_id][key] = val
     return [RunInfo(*row[:7], row[7] or {}, row[8] or {}, *row[9:14], params[row[0]], tags[row[0]], row[14],
                     metrics[row[0]]) for row in rows]
@@ -435,8 +439,8 @@ def _resolver(conn) -> query.Resolver:
     return resolve
 
 
-def _by_metric(conn: Connection, stmt: RunRows, counting: RunRows, key: str, descending: bool, limit: int | None,
-               offset: int) -> list[RunInfo]:
+def _by_metric(conn: Connection, stmt: RunRows, counting: Callable[[], RunRows], key: str, descending: bool,
+               limit: int | None, offset: int) -> list[RunInfo]:
     """A page sorted by a metric's final value, runs without one last: first the runs that have it, walked in
     the (key, last) index's order and stopping at the page's end; then, where the page is not full, the others
     newest first (where an ORDER BY over a LEFT JOIN with NULLS LAST sorted every match first)."""
@@ -451,7 +455,7 @@ def _by_metric(conn: Connection, stmt: RunRows, counting: RunRows, key: str, des
     if first:  # the runs with a value end on this page
         skip = 0
     else:  # they end before it: how many there are says where the others start
-        with_value = counting.with_only_columns(func.count()).join(summary, valued)  # `counting`: the filter as IN
+        with_value = counting().with_only_columns(func.count()).join(summary, valued)  # the filter as IN
         skip = max(0, offset - conn.execute(with_value).scalar_one())
     rest = stmt.where(~select(summary.run_id).where(valued).exists()).order_by(tiebreak)
     return first + _fetch(conn, rest.limit(None if limit is None else limit - len(first)).offset(skip))
