@@ -424,17 +424,20 @@ def _archived_condition(archived: bool | None) -> list:
     return [marked if archived else ~marked]
 
 
+_KEY_USED = {table.name: select(table.c.run_id).where(table.c.key == bindparam("key")).limit(1)
+             for table in (Param.__table__, RunSummary.__table__)}  # built once, as _KEYED_ROWS
+
+
 def _resolver(conn) -> query.Resolver:
     """Names of a filter or sort as run columns, params or metrics, looked up (once each) on the key indexes."""
-    def exists(table, key: str) -> bool:
-        return conn.execute(select(table.c.run_id).where(table.c.key == key).limit(1)).first() is not None
+    def exists(table: str, key: str) -> bool:
+        return conn.execute(_KEY_USED[table], {"key": key}).first() is not None
 
     cache: dict[str, query.Field | None] = {}
 
     def resolve(name: str) -> query.Field | None:
         if name not in cache:
-            cache[name] = query.resolve_name(name, lambda k: exists(Param.__table__, k),
-                                             lambda k: exists(RunSummary.__table__, k))
+            cache[name] = query.resolve_name(name, lambda k: exists("params", k), lambda k: exists("run_summaries", k))
         return cache[name]
     return resolve
 
