@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from dlx import settings
 from dlx.errors import DlxError
@@ -43,7 +44,8 @@ def get_engine(url: str | None = None, upgrade_schema: bool = True) -> Engine:
                 engine = create_engine(url, pool_pre_ping=True)
             _engines[url] = engine
         if upgrade_schema and url not in _upgraded:
-            upgrade(engine)
+            if schema_revision(engine) != head_revision():
+                upgrade(engine)
             _upgraded.add(url)
     return engine
 
@@ -106,6 +108,22 @@ def _watch_file(engine: Engine) -> None:
     event.listen(engine, "do_connect", check)
     event.listen(engine, "connect", first_opened)
     event.listen(engine, "checkout", check)
+
+
+def head_revision() -> str:
+    """The newest migration's revision, read from the file names (`NNNN_what.py` holds revision 'NNNN',
+    a single chain: tests/store check both against Alembic's own reading), without importing Alembic."""
+    versions = Path(__file__).parent / "migrations" / "versions"
+    return max(path.name.split("_", 1)[0] for path in versions.glob("[0-9]*_*.py"))
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The database's schema revision in one query; None where it has none yet (a new database)."""
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError:  # no alembic_version table: a database dlx has not created yet
+        return None
 
 
 def alembic_config(engine: Engine):

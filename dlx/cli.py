@@ -11,24 +11,25 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from db.engine import database_label
+# Only light modules here: `dlx --help` and every command's parsing run before any of them is chosen.
+# The store (SQLAlchemy), the worker and the views are imported by the commands that use them.
 from dlx import settings
-from dlx.data import csv_cells, user_sets
 from dlx.errors import DlxError
 from dlx.gate import auth
 from dlx.gate.auth import WILDCARDS
 from dlx.jobs import ensure_worker, status
 from dlx.jobs.supervisor import stop_with, stop_workers, worker_pids
-from dlx.jobs.worker import Worker
-from dlx.store import FINAL_STATES, RunInfo, Store, StoreError, decode_param, default_store, unreadable
-from dlx.views import launch
+from dlx.states import FINAL_STATES
+
+if TYPE_CHECKING:
+    from dlx.store import RunInfo, Store
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+COUNT_BOUND = 10_000  # `dlx runs` counts the matching runs up to this many, then says "10,000+"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,6 +165,7 @@ def cmd_ui(args) -> int:
                "--client.toolbarMode", "viewer", "--browser.gatherUsageStats", "false"]
     owned: list[int] = []
     if settings.autostart_worker():
+        from dlx.store import StoreError  # SQLAlchemy: only once a store is opened
         try:
             started = ensure_worker(default_store(), stop_with_parent=True)  # warms up while the browser opens
             owned = [started.pid] if started.pid else []
@@ -206,7 +208,7 @@ def _exit_on_signal(signum, frame) -> None:
 
 def _serving(process, host: str, port: int) -> bool:
     """Wait until the app answers its health check (False if it exited first, e.g. the port was taken)."""
-
+    import urllib.request  # http.client and email: only `dlx ui` asks
 
     local = "127.0.0.1" if host.strip() in WILDCARDS else host.strip("[]")
     url = f"http://{f'[{local}]' if ':' in local else local}:{port}/_stcore/health"
@@ -235,8 +237,21 @@ def _stop_app(process, grace: float) -> None:
     process.wait()
 
 
-def cmd_worker(args) -> int:
+def default_store() -> Store:
+    """The configured store (dlx.store and SQLAlchemy imported only by the commands that open it)."""
+    from dlx.store import default_store as configured
 
+    return configured()
+
+
+def database_label() -> str:
+    """The store's URL as shown to users, any password hidden."""
+    from db.engine import database_label as label
+
+    return label()
+
+
+def cmd_worker(args) -> int:
     if args.stop:
         pids = worker_pids(default_store())
         if not pids:
@@ -249,12 +264,16 @@ def cmd_worker(args) -> int:
     if args.stop_with is not None:
         stop_with(args.stop_with)
 
+    from dlx.jobs.worker import Worker  # the executors and the job kinds: only a worker runs them
+
     store = default_store()  # the schema brought up to date before the first claim
     Worker(cpu_slots=args.cpu_jobs or settings.cpu_job_slots(), store=store).serve(idle_exit=args.idle_exit)
     return 0
 
 
 def cmd_run(args) -> int:
+    from dlx.data import user_sets  # the data sets' registry and the form's defaults: only to launch
+    from dlx.views import launch
 
     user_sets.list_in_registry(default_store)  # launching reads the registry: users' sets of this store
     store = default_store()
@@ -337,6 +356,7 @@ def _no_worker_left(store: Store, run_id: int) -> None:
 def _reading() -> Iterator[None]:
     """A read-only command's database failures (a damaged, unreadable or not-a-database file, a full
     disk) as one line naming the store, not a traceback."""
+    from dlx.store import StoreError, unreadable
 
     try:
         yield
@@ -350,21 +370,23 @@ def cmd_runs(args) -> int:
 
 
 def _list_runs(args) -> int:
+    from dlx.store import decode_param
 
     store = default_store()
     store.reap_stale_for_reading()  # runs whose process died are shown failed, not running (if it can write)
     chosen = dict(status=args.status, filter=args.filter)
     runs = store.list_runs(**chosen, sort=args.sort, descending=args.desc if args.sort else True,
                            limit=args.limit, offset=args.offset)
-    total = store.count_runs(**chosen)
+    total = store.count_runs(**chosen, bound=COUNT_BOUND)  # counting stops past it: "10,000+"
+    total_text = f"{COUNT_BOUND:,}+" if total > COUNT_BOUND else str(total)
     rows: list[dict[str, Any]] = [{"id": r.id, "status": r.status, "dataset": r.dataset, "model": r.model,
              "sweep": r.sweep, "params": {k: decode_param(v) for k, v in r.params.items()},
              "test_acc": r.metrics.get("test_acc", r.summary.get("test_acc")),
              "val_acc": r.metrics.get("val_acc", r.summary.get("val_acc")), "metrics": r.metrics,
              "error": r.error, "created_at": r.created_at.isoformat()} for r in runs]
     store_line = f"store: {database_label()}"  # ./dlx-data depends on the folder: say which
-    shown = (f"runs {args.offset + 1}-{args.offset + len(rows)} of {total}" if rows
-             else f"no runs here ({total} match)")
+    shown = (f"runs {args.offset + 1}-{args.offset + len(rows)} of {total_text}" if rows
+             else f"no runs here ({total_text} match)")
     if args.json:
         print(store_line, file=sys.stderr)
         print(json.dumps(rows, indent=2))
@@ -421,6 +443,7 @@ def cmd_export(args) -> int:
 
 
 def _export(args) -> int:
+    from dlx.data import csv_cells
 
     store = default_store()
     if store.get_run(args.run) is None:

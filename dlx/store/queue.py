@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import CursorResult, Result, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from db.models import Artifact, Job, utcnow
 from db.models import Run as RunRow
-from dlx.config import RunConfig
 from dlx.errors import DlxError
 from dlx.settings import stale_after
 from dlx.states import ACTIVE_STATES as ACTIVE
+
+if TYPE_CHECKING:
+    from dlx.config import RunConfig
 
 
 class JobsStore(Protocol):

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import Connection, bindparam, func, select
 
 from db.models import BLOCK_STEPS, Metric, MetricBlock
 from dlx.errors import DlxError
 from dlx.states import STEP_MAX, STEP_MIN
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass
@@ -140,6 +142,8 @@ def _step_range(conn: Connection, series: list[tuple[int, str]]) -> tuple[int, i
 def _reduced(rows: Sequence[Sequence[Any]], first: Sequence[Any] | None) -> Reduced:
     # Steps exact (never through a float); values as plain tuples: numpy probes Row objects by key,
     # at 100x the cost. None (NaN, or no finite value) -> nan.
+    import numpy as np  # only where histories are read: `dlx runs` and the store's writers do without it
+
     steps = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
     data = np.array([tuple(row)[1:] for row in rows], dtype=np.float64).reshape(-1, 3)
     return Reduced(steps, data[:, 0], data[:, 1], data[:, 2],

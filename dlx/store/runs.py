@@ -17,8 +17,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from sqlalchemy import ColumnElement, Connection, Engine, Select, Table, delete, func, make_url, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, Table, bindparam, delete, func, make_url, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -27,6 +26,7 @@ from db.models import Artifact, Experiment, Job, Metric, Param, RunSummary, Tag,
 from db.models import Run as RunRow
 from dlx import settings
 from dlx.errors import DlxError
+from dlx.states import FINAL_STATES as FINAL_STATES  # re-exported: dlx.store names it
 from dlx.store import query, reduction
 from dlx.store.edits import ARCHIVED_TAG, NOTE_TAG, RESERVED_TAG_PREFIX, RunEdits
 from dlx.store.queue import Queue
@@ -35,10 +35,11 @@ from dlx.store.user_sets import UserSets
 from dlx.store.workers import Workers
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from dlx.store.edits import Upsert
     from dlx.store.explanations import Explanations
 
-FINAL_STATES = ("succeeded", "failed", "cancelled")
 logger = logging.getLogger(__name__)
 _merging_upserts: dict[tuple[str, str, tuple[str, ...]], Any] = {}  # see Store.merging_upsert
 
@@ -120,6 +121,8 @@ class History:
 def history_of(rows: Sequence[tuple]) -> History:
     """(step, value, time) rows as a History: steps exact as int64 (a float rounds them above 2**53),
     values and times as float64 (None, a NaN stored, -> nan)."""
+    import numpy as np  # only where histories are read: `dlx runs` and the store's writers do without it
+
     count = len(rows)
     steps = np.fromiter(map(itemgetter(0), rows), dtype=np.int64, count=count)
     # One flat pass over the tuples, half the time of np.array(rows) (its step column is not used).
@@ -212,21 +215,49 @@ class Store(RunEdits):
             raise DlxError(f"offset: must be 0 or more, got {offset}", field="offset")
         with self.connect() as conn:
             resolve = _resolver(conn)
-            conditions = _conditions(resolve, status, sweep, filter, experiment, tag, dataset, model)
-            if ids is not None:
-                conditions.append(RunRow.id.in_(ids))
-            conditions += _archived_condition(archived)
-            stmt = _order(_select_runs().where(*conditions), resolve, sort, descending)
-            return _fetch(conn, stmt.limit(limit).offset(offset))
+            field = resolve(sort) if sort else None
+            # A page walked in its order (newest first, or a metric's index) looks each run's params up as
+            # it goes and stops at the page's end; any other order sorts every match, found at once.
+            walked = field is None or field.kind == "metric" or (field.kind == "column" and field.key == "id")
+
+            def where(correlated: bool) -> list:
+                conditions = _conditions(resolve, status, sweep, filter, experiment, tag, dataset, model, correlated)
+                if ids is not None:
+                    conditions.append(RunRow.id.in_(ids))
+                return conditions + _archived_condition(archived)
+
+            stmt = _select_runs().where(*where(walked))
+            if field is not None and field.kind == "metric":
+                return _by_metric(conn, stmt, lambda: _select_runs().where(*where(False)), field.key, descending,
+                                  limit, offset)
+            return _fetch(conn, _order(stmt, resolve, sort, descending).limit(limit).offset(offset))
 
     def count_runs(self, status: list[str] | None = None, sweep: str | None = None, *, filter: str | None = None,
                    experiment: str | None = None, tag: str | None = None, dataset: str | None = None,
-                   model: str | None = None, archived: bool | None = None) -> int:
-        """How many runs `list_runs` with the same filters would page through."""
+                   model: str | None = None, archived: bool | None = None, bound: int | None = None) -> int:
+        """How many runs `list_runs` with the same filters would page through; with `bound`, counting stops
+        past it (a result of `bound + 1` means "more than `bound`": cheap where a filter matches many runs)."""
         with self.connect() as conn:
-            conditions = _conditions(_resolver(conn), status, sweep, filter, experiment, tag, dataset, model)
+            resolve = _resolver(conn)
+            split = query.driven(filter, resolve) if filter and filter.strip() else None
+            conditions = _conditions(resolve, status, sweep, None if split else filter, experiment, tag, dataset,
+                                     model, correlated=bound is not None)
             conditions += _archived_condition(archived)
-            stmt = select(func.count()).select_from(RunRow).join(Experiment).where(*conditions)
+            if split is not None:  # counted on the index of one of the filter's comparisons
+                found, rest = split
+                conditions += [] if rest is None else [rest]
+                counted = found.with_only_columns(func.count(), maintain_column_froms=True)
+                if conditions:  # else one row per run: foreign key to runs, primary key (run_id, key)
+                    driver = found.selected_columns[0]
+                    counted = counted.join(RunRow, RunRow.id == driver).where(*conditions)
+                    if experiment or "experiment" in (filter or ""):  # a name may say it: joined where it might
+                        counted = counted.join(Experiment)
+                total = conn.execute(counted).scalar_one()
+                return total if bound is None else min(total, bound + 1)
+            stmt = select(RunRow.id) if bound is not None else select(func.count())
+            stmt = stmt.select_from(RunRow).join(Experiment).where(*conditions)
+            if bound is not None:  # runs visited in the primary key's order until bound + 1 match
+                stmt = select(func.count()).select_from(stmt.limit(bound + 1).subquery())
             return conn.execute(stmt).scalar_one()
 
     def get_run(self, run_id: int) -> RunInfo | None:
@@ -363,6 +394,12 @@ def unreadable(err: Exception, url: str | None = None) -> DlxError:
                     "another store", field="database")
 
 
+# The params, tags and final metrics of a page's runs: built once (a statement's construction costs as
+# much as its execution on a page of 50).
+_KEYED_ROWS = [select(table.c.run_id, table.c.key, table.c[value]).where(table.c.run_id.in_(bindparam("ids", expanding=True)))
+               for table, value in ((Param.__table__, "value"), (Tag.__table__, "value"), (RunSummary.__table__, "last"))]
+
+
 def _fetch(conn: Connection, stmt: RunRows) -> list[RunInfo]:
     """The runs `stmt` selects, in its order, with their params, tags and final metrics: one query
     each for the whole page (Core rows, not ORM objects: a page of 1,000 runs costs milliseconds)."""
@@ -373,10 +410,8 @@ def _fetch(conn: Connection, stmt: RunRows) -> list[RunInfo]:
     metrics: dict[int, dict[str, Any]] = {i: {} for i in ids}
     for start in range(0, len(ids), 900):  # SQLite's limit on bound parameters
         chunk = ids[start:start + 900]
-        for target, table, value in ((params, Param.__table__, "value"), (tags, Tag.__table__, "value"),
-                                     (metrics, RunSummary.__table__, "last")):
-            rows_of = select(table.c.run_id, table.c.key, table.c[value]).where(table.c.run_id.in_(chunk))
-            for run_id, key, val in conn.execute(rows_of):
+        for target, rows_of in zip((params, tags, metrics), _KEYED_ROWS):
+            for run_id, key, val in conn.execute(rows_of, {"ids": chunk}):
                 target[run_id][key] = val
     return [RunInfo(*row[:7], row[7] or {}, row[8] or {}, *row[9:14], params[row[0]], tags[row[0]], row[14],
                     metrics[row[0]]) for row in rows]
@@ -389,22 +424,48 @@ def _archived_condition(archived: bool | None) -> list:
     return [marked if archived else ~marked]
 
 
+_KEY_USED = {table.name: select(table.c.run_id).where(table.c.key == bindparam("key")).limit(1)
+             for table in (Param.__table__, RunSummary.__table__)}  # built once, as _KEYED_ROWS
+
+
 def _resolver(conn) -> query.Resolver:
     """Names of a filter or sort as run columns, params or metrics, looked up (once each) on the key indexes."""
-    def exists(table, key: str) -> bool:
-        return conn.execute(select(table.c.run_id).where(table.c.key == key).limit(1)).first() is not None
+    def exists(table: str, key: str) -> bool:
+        return conn.execute(_KEY_USED[table], {"key": key}).first() is not None
 
     cache: dict[str, query.Field | None] = {}
 
     def resolve(name: str) -> query.Field | None:
         if name not in cache:
-            cache[name] = query.resolve_name(name, lambda k: exists(Param.__table__, k),
-                                             lambda k: exists(RunSummary.__table__, k))
+            cache[name] = query.resolve_name(name, lambda k: exists("params", k), lambda k: exists("run_summaries", k))
         return cache[name]
     return resolve
 
 
-def _conditions(resolve: query.Resolver, status, sweep, filter, experiment, tag, dataset, model) -> list:
+def _by_metric(conn: Connection, stmt: RunRows, counting: Callable[[], RunRows], key: str, descending: bool,
+               limit: int | None, offset: int) -> list[RunInfo]:
+    """A page sorted by a metric's final value, runs without one last: first the runs that have it, walked in
+    the (key, last) index's order and stopping at the page's end; then, where the page is not full, the others
+    newest first (where an ORDER BY over a LEFT JOIN with NULLS LAST sorted every match first)."""
+    summary = aliased(RunSummary)
+    valued = (summary.run_id == RunRow.id) & (summary.key == key) & summary.last.is_not(None)
+    tiebreak = RunRow.id.desc() if descending else RunRow.id.asc()
+    ranked = stmt.join(summary, valued)
+    first = _fetch(conn, ranked.order_by(summary.last.desc() if descending else summary.last.asc(), tiebreak)
+                   .limit(limit).offset(offset))
+    if limit is not None and len(first) == limit:
+        return first
+    if first:  # the runs with a value end on this page
+        skip = 0
+    else:  # they end before it: how many there are says where the others start
+        with_value = counting().with_only_columns(func.count()).join(summary, valued)  # the filter as IN
+        skip = max(0, offset - conn.execute(with_value).scalar_one())
+    rest = stmt.where(~select(summary.run_id).where(valued).exists()).order_by(tiebreak)
+    return first + _fetch(conn, rest.limit(None if limit is None else limit - len(first)).offset(skip))
+
+
+def _conditions(resolve: query.Resolver, status, sweep, filter, experiment, tag, dataset, model,
+                correlated: bool = False) -> list:
     conditions: list[ColumnElement[bool]] = []
     if status:
         conditions.append(RunRow.status.in_(status))
@@ -415,9 +476,10 @@ def _conditions(resolve: query.Resolver, status, sweep, filter, experiment, tag,
     if tag:
         key, sep, value = tag.partition("=")
         having = select(Tag.run_id).where(Tag.key == key.strip())
-        conditions.append(RunRow.id.in_(having.where(Tag.value == value.strip()) if sep else having))
+        having = having.where(Tag.value == value.strip()) if sep else having
+        conditions.append(having.where(Tag.run_id == RunRow.id).exists() if correlated else RunRow.id.in_(having))
     if filter and filter.strip():
-        conditions.append(query.to_sql(filter, resolve))
+        conditions.append(query.to_sql(filter, resolve, correlated))
     return conditions
 
 

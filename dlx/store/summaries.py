@@ -35,20 +35,35 @@ def _merged(group: list[tuple]) -> dict[str, Any]:
             "min": min(finite) if finite else None, "max": max(finite) if finite else None}
 
 
-def _grouped(rows: Sequence[tuple], by) -> dict[Any, list[tuple]]:
-    groups: dict[Any, list[tuple]] = {}
+def _by_key(rows: Sequence[tuple]) -> dict[str, list[tuple]]:
+    """The rows of each metric key, in their order (on the flush path: a dict test, no call per row)."""
+    groups: dict[str, list[tuple]] = {}
     for row in rows:
-        name = by(row)
-        group = groups.get(name)
-        if group is None:
-            groups[name] = group = []
-        group.append(row)
+        key = row[1]
+        if key in groups:
+            groups[key].append(row)
+        else:
+            groups[key] = [row]
+    return groups
+
+
+def _by_block(rows: Sequence[tuple]) -> dict[tuple[str, int], list[tuple]]:
+    """The rows of each (key, block of BLOCK_STEPS steps), in their order; a key's rows come in step order
+    as a rule, so a block is looked up where the step leaves the current one, not at every row."""
+    groups: dict[tuple[str, int], list[tuple]] = {}
+    for key, keyed in _by_key(rows).items():
+        block, group = None, []
+        for row in keyed:
+            if row[2] // BLOCK_STEPS != block:
+                block = row[2] // BLOCK_STEPS
+                group = groups.setdefault((key, block), [])
+            group.append(row)
     return groups
 
 
 def batch_summaries(rows: Sequence[tuple]) -> dict[str, dict[str, Any]]:
     """Per key: the batch's last step and value, min and max (see _merged)."""
-    return {key: _merged(group) for key, group in _grouped(rows, lambda row: row[1]).items()}
+    return {key: _merged(group) for key, group in _by_key(rows).items()}
 
 
 def update_summaries(store: Store, conn: Connection, run_id: int, rows: list[tuple]) -> None:
@@ -105,7 +120,7 @@ def _update_run_summaries(store: Store, conn: Connection, run_id: int, rows: lis
 
 
 def _update_blocks(store: Store, conn: Connection, run_id: int, rows: list[tuple]) -> None:
-    merged = _grouped(rows, lambda row: (row[1], row[2] // BLOCK_STEPS))
+    merged = _by_block(rows)
     _upsert(store, conn, _blocks, ["run_id", "key", "block"], "last_step",
             [{"run_id": run_id, "key": key, "block": block, "last_step": m["step"], "last": m["last"],
               "min": m["min"], "max": m["max"]}

@@ -66,6 +66,7 @@ class Run:
         if (row := self._status()) is not None and _end_time(row) is not None:
             self._refusal = _ended_error(run_id, row.status)
         self._buffer: list[tuple] = []
+        self._keys: set[str] = set()  # metric keys already checked: a step's usual keys are checked once
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._flush_size = flush_size
@@ -123,8 +124,14 @@ class Run:
         """Log several metrics at one step; every key, value and the step are checked before any is kept."""
         now = time.time()
         step = checked_step(step)
-        self._append([(self.id, checked_key(key), step, checked_value(key, value), now)
+        run_id, known = self.id, self._keys
+        self._append([(run_id, key if key in known else self._new_key(key), step, checked_value(key, value), now)
                       for key, value in metrics.items()])
+
+    def _new_key(self, key: Any) -> str:
+        checked = checked_key(key)
+        self._keys.add(checked)
+        return checked
 
     def log_series(self, key: str, values: Sequence[float], first_step: int) -> None:
         """One metric at consecutive steps (`first_step`, `first_step + 1`, ...) in one call."""
