@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from dlx.store.edits import Upsert
     from dlx.store.explanations import Explanations
 
-FINAL_STATES = ("succeeded", "failed", "cancelled")
+FINAL_STATES = ("succeeded", "failed", "cancelled", "pruned")  # pruned: a search trial its pruner stopped
 logger = logging.getLogger(__name__)
 _merging_upserts: dict[tuple[str, str, tuple[str, ...]], Any] = {}  # see Store.merging_upsert
 
