@@ -19,7 +19,6 @@ from dlx.views import launch
 if TYPE_CHECKING:
     from dlx.store import Store
 
-FINAL = ("succeeded", "failed", "pruned", "cancelled")
 
 
 def parse_space_text(text: str) -> dict[str, str]:
@@ -94,6 +93,14 @@ def wait(store: Store, name: str, job_id: int, poll: float = 1.0) -> SearchResul
     if job is not None and job.status == "failed":
         raise DlxError(f"study: the search's driver failed: {job.error}", field="study")
     return result(store, name)
+
+
+def stop(store: Store, name: str) -> None:
+    driver.stop(store, name)
+
+
+def extend(store: Store, name: str, more: int) -> int:
+    return driver.extend(store, name, more)
 
 
 def study_names(store: Store) -> list[str]:
