@@ -58,6 +58,7 @@ def step(store: Store, name: str) -> bool:
     from optuna.trial import TrialState
 
     study, spec = studies.load(store, name)
+    told = studies.teller(store, name)
     runs = trial_runs(store, name)
     trials = study.get_trials(deepcopy=False)
     for trial in trials:
@@ -65,9 +66,9 @@ def step(store: Store, name: str) -> bool:
             continue
         run = runs.get(trial.number)
         if run is None:  # asked, but the driver stopped before queueing it: queue it now, no new ask
-            _queue(store, study, spec, trial.number, trial.params, trial._trial_id)
+            _queue(store, told, spec, trial.number, trial.params, trial._trial_id)
         elif run.status not in ACTIVE_STATES:
-            _tell(study, spec, trial._trial_id, run)
+            _tell(told, spec, trial._trial_id, run)
         elif run.status == "queued" and run.job_id is None:  # its run made, its job not yet
             store.queue.submit_job("train", {"study": name, "trial": trial.number}, run.id, run.config.get("device", "auto"))
     trials = study.get_trials(deepcopy=False)
@@ -76,7 +77,7 @@ def step(store: Store, name: str) -> bool:
         if not _may_ask(study, spec, trials):
             break
         asked = study.ask({n: d.distribution() for n, d in spec.dimensions().items()})
-        _queue(store, study, spec, asked.number, asked.params, asked._trial_id)
+        _queue(store, told, spec, asked.number, asked.params, asked._trial_id)
         trials = study.get_trials(deepcopy=False)
     running = sum(t.state == TrialState.RUNNING for t in trials)
     return running == 0 and not _may_ask(study, spec, trials)

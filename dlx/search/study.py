@@ -101,6 +101,14 @@ def load(store: Store, name: str) -> tuple[optuna.Study, SearchSpec]:
     return study, spec
 
 
+def teller(store: Store, name: str) -> optuna.Study:
+    """The study for telling results only: a sampler with nothing to do after a trial. The grid sampler
+    calls `study.stop()` after the last point's trial, which Optuna allows inside `optimize` alone."""
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=storage(store), sampler=optuna.samplers.RandomSampler())
+
+
 def set_attr(store: Store, name: str, key: str, value: object) -> None:
     """Set one of a study's attributes (stopped, the spec when extended) without loading its sampler."""
     rdb = storage(store)

@@ -108,3 +108,11 @@ def test_failed_trials_do_not_spend_the_budget_and_stop_extends(store_url):
     drive(store, "f")
     states = [t["state"] for t in result(store, "f").trials]
     assert states == ["failed", "succeeded", "succeeded", "succeeded"]  # a budget of 2, extended to 3
+
+
+def test_a_grid_search_walks_every_point_once_and_ends(store_url):
+    store = default_store()
+    driver.submit(store, "g", make_spec(sampler="grid", trials=None, space={"lr": "1e-3,1e-2", "batch_size": "16,32"}))
+    tried = drive(store, "g")
+    assert sorted((p["lr"], p["batch_size"]) for p in tried) == [(1e-3, 16), (1e-3, 32), (1e-2, 16), (1e-2, 32)]
+    assert {t["state"] for t in result(store, "g").trials} == {"succeeded"}
