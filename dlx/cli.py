@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     search.add_argument("--parallel", type=int, default=1, metavar="K", help="trials at once (default 1)")
     search.add_argument("--name", default=None, help="the study's name (default: search-DATASET-MODEL-time)")
     search.add_argument("--wait", action="store_true", help="wait for the search to end and print its trials")
-    search.add_argument("--json", action="store_true", help='with --wait: print {"study": NAME, "best": '
+    search.add_argument("--json", action="store_true", help='wait, then print {"study": NAME, "best": '
                         '{"run", "value", "params"}, "trials": [{"run", "number", "state", "value"}, ...]}')
     search.add_argument("--no-worker", action="store_true", help="do not start a worker if none is alive")
 
@@ -612,8 +612,13 @@ def cmd_search(args) -> int:
     user_sets.list_in_registry(default_store)
     store = default_store()
     model = args.model or launch.default_model(args.dataset)
-    fixed = dict(item.partition("=")[::2] for item in args.set)
-    form = launch.form_from_text(args.dataset, model, {key.strip(): value for key, value in fixed.items()})
+    fixed: dict[str, str] = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise DlxError(f"--set: {item!r} is not KEY=VALUE", field="set")
+        fixed[name.strip()] = value
+    form = launch.form_from_text(args.dataset, model, fixed)
     form.pop("sweep", None)
     spec = search.spec_from_form(store, form, search.parse_space_text("\n".join(args.param)), args.objective,
                                  args.direction, args.sampler, args.pruner, args.trials,

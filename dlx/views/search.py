@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from dlx.errors import DlxError
 from dlx.search import driver
 from dlx.search.results import SearchResult, result
-from dlx.search.space import grid_size
+from dlx.search.space import grid_size, parse_space
 from dlx.search.spec import SearchSpec, parse_spec
 from dlx.views import launch
 
@@ -41,6 +41,7 @@ def spec_from_form(store: Store, form: dict[str, Any], space: dict[str, str], ob
                    timeout_s: float | None = None, parallel: int = 1, name: Any = launch.label) -> SearchSpec:
     """A search over the form's single config: checked (space, sampler, budget, the base config as a launch
     would check it); a DlxError names the field or parameter."""
+    parse_space(space)  # a bad spec is named before the base config is checked (which can take a moment)
     varied = {key.partition(".")[0] for key in space}
     fixed = dict(form)
     for key in varied & set(launch.NUMBER_FIELDS):  # the space decides these: the form's value is a placeholder

@@ -76,3 +76,14 @@ def test_the_trial_count_is_told_before_launch():
     assert grid.budget() == 6
     assert trial_count(grid) == "6 trials, of a space of 6 combinations, 1 at a time"
     assert trial_count(spec(parallel=2, timeout_s=600)) == "4 trials, at most 10 min, 2 at a time"
+
+
+def test_dlx_search_names_a_bad_parameter_and_queues_nothing(capsys):
+    from dlx.cli import main
+    from dlx.store import default_store
+
+    code = main(["search", "--dataset", "digits", "--model", "mlp", "--param", "lr=log:1e-3:1e-1",
+                 "--param", "batch_size=int:64:16", "--trials", "4", "--no-worker"])
+    assert code == 2
+    assert capsys.readouterr().err == "error: batch_size: int:64:16: LOW must be below HIGH\n"
+    assert default_store().queue.counts() == {}
