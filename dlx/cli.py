@@ -28,7 +28,7 @@ from dlx.states import FINAL_STATES
 if TYPE_CHECKING:
     from dlx.store import RunInfo, Store
 
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "pruned")
 COUNT_BOUND = 10_000  # `dlx runs` counts the matching runs up to this many, then says "10,000+"
 
 
@@ -122,6 +122,28 @@ def main(argv: list[str] | None = None) -> int:
                            '--sample: {"sample", "target", "label", "proponents": [{"index", "label", "score"}], '
                            '"opponents": [...]}')
     influence.add_argument("--no-worker", action="store_true", help="do not start a worker if none is alive")
+
+    search = sub.add_parser("search", help="a search: trials an Optuna study proposes, run as ordinary runs")
+    search.add_argument("--dataset", default="digits")
+    search.add_argument("--model", default=None, help="default: as for dlx run")
+    search.add_argument("--param", action="append", default=[], metavar="NAME=SPEC",
+                        help="a parameter and its space: values (lr=1e-3,3e-3), float:LOW:HIGH, log:LOW:HIGH, "
+                        "int:LOW:HIGH or choice:a,b,c; repeat for each")
+    search.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a fixed config field for every trial, e.g. --set epochs=2")
+    search.add_argument("--trials", type=int, default=None, help="the trial budget (grid: default its size)")
+    search.add_argument("--timeout", type=float, default=None, metavar="MINUTES", help="a time budget")
+    search.add_argument("--objective", default="val_acc",
+                        help="a metric the runs log (several, comma-separated: multi-objective)")
+    search.add_argument("--direction", default="maximize", help="maximize or minimize (one per objective)")
+    search.add_argument("--sampler", choices=["tpe", "random", "grid", "cmaes"], default="tpe")
+    search.add_argument("--pruner", choices=["none", "median", "hyperband"], default="none")
+    search.add_argument("--parallel", type=int, default=1, metavar="K", help="trials at once (default 1)")
+    search.add_argument("--name", default=None, help="the study's name (default: search-DATASET-MODEL-time)")
+    search.add_argument("--wait", action="store_true", help="wait for the search to end and print its trials")
+    search.add_argument("--json", action="store_true", help='wait, then print {"study": NAME, "best": '
+                        '{"run", "value", "params"}, "trials": [{"run", "number", "state", "value"}, ...]}')
+    search.add_argument("--no-worker", action="store_true", help="do not start a worker if none is alive")
 
     args = parser.parse_args(argv)
     try:
@@ -607,9 +629,48 @@ def cmd_influence(args) -> int:
     return 0
 
 
+def cmd_search(args) -> int:
+    # optuna and the search package: imported by this command only, not by the CLI's parsing
+    from dlx.data import user_sets
+    from dlx.jobs import ensure_worker
+    from dlx.store import default_store
+    from dlx.views import launch, search
+
+    user_sets.list_in_registry(default_store)
+    store = default_store()
+    model = args.model or launch.default_model(args.dataset)
+    fixed: dict[str, str] = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise DlxError(f"--set: {item!r} is not KEY=VALUE", field="set")
+        fixed[name.strip()] = value
+    form = launch.form_from_text(args.dataset, model, fixed)
+    form.pop("sweep", None)
+    spec = search.spec_from_form(store, form, search.parse_space_text("\n".join(args.param)), args.objective,
+                                 args.direction, args.sampler, args.pruner, args.trials,
+                                 None if args.timeout is None else args.timeout * 60, args.parallel,
+                                 name=launch.config_key)
+    name, job_id = search.launch_search(store, spec, args.name)
+    if not args.json:
+        print(f"queued search {name} (job {job_id}): {search.trial_count(spec)}", flush=True)
+    if not args.no_worker:
+        ensure_worker(store)
+    if not args.wait and not args.json:
+        return 0
+    done = search.wait(store, name, job_id)
+    if args.json:
+        print(json.dumps(done.as_json()))
+        return 0
+    for trial in done.trials:
+        print(f"trial {trial['number']}: run {trial['run']} {trial['state']} {trial['value']}")
+    print(f"best: {done.best}")
+    return 0
+
+
 COMMANDS = {"ui": cmd_ui, "worker": cmd_worker, "run": cmd_run, "runs": cmd_runs,
             "cancel": cmd_cancel, "delete": cmd_delete, "db": cmd_db, "export": cmd_export, "report": cmd_report,
-            "sanity": cmd_sanity, "influence": cmd_influence}
+            "sanity": cmd_sanity, "influence": cmd_influence, "search": cmd_search}
 
 if __name__ == "__main__":
     sys.exit(main())

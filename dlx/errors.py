@@ -20,3 +20,7 @@ class DlxError(Exception):
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         return cls(f"{where}: {first['msg']}", field=where)
+
+
+class Pruned(Exception):  # noqa: N818  (an outcome, like Cancelled, not a fault)
+    """A search trial's training stopped by the search's pruner: its run ends `pruned`, keeping what it logged."""

@@ -13,7 +13,7 @@ from dlx.views.charts import compare as charts_compare
 from dlx.views.charts import curves as charts
 from dlx.views.charts import style
 from dlx.views.text import md, shorten
-from pages import enter_frame
+from pages import compare_search, enter_frame
 from pages.whole_text import READABLE, whole
 
 enter_frame()
@@ -86,6 +86,7 @@ def manage(selected: list[RunInfo]) -> None:
 
 
 st.title("Compare runs")
+compare_search.section(store)
 left, middle, right, size = st.columns([5, 2, 1, 1], vertical_alignment="bottom")
 expression = left.text_input("Filter", value=url_value("filter"), key="compare.filter",
                              placeholder='lr < 0.01 and val_acc > 0.9 or status = "failed"',

@@ -12,7 +12,7 @@ from dlx.models import MODELS
 from dlx.store import default_store
 from dlx.views import launch
 from dlx.views.text import md, shorten
-from pages import enter_frame
+from pages import enter_frame, launch_search
 
 enter_frame()
 store = default_store()
@@ -252,4 +252,9 @@ more_options(st.session_state[key("model")])
 naming()
 form = collect()
 st.session_state[SAVED] = form
-submit_button(form)
+if st.segmented_control("Launch as", ["Sweep", "Search"], default="Sweep", key="launch.mode",
+                        help="Sweep: one run per combination of the values above. Search: an Optuna study "
+                        "proposes the trials.") == "Search":
+    launch_search.section(store, form)
+else:
+    submit_button(form)

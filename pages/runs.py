@@ -25,7 +25,7 @@ from pages.whole_text import whole
 enter_frame()
 store = default_store()
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "pruned")
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc", "test_loss", "test_acc", "epoch", "samples_per_s")
 TABLE_VERSION = "runs.table_version"  # bumped to clear the table's row selection once it opened a run
 CONFIRM_DELETE = "runs.confirm_delete"
@@ -282,6 +282,9 @@ def headline(run: RunInfo) -> None:
     elif run.status == "cancelled":
         st.warning(f"**This run was cancelled** ({md(shorten(run.error or 'by request', ERROR_SHOWN))}). What it "
                    "logged before stopping is kept.", icon=":material/stop_circle:")
+    elif run.status == "pruned":
+        st.info(f"**Its search pruned this trial** ({md(shorten(run.error or 'by its pruner', ERROR_SHOWN))}). "
+                "What it logged before stopping is kept.", icon=":material/content_cut:")
     whole("the error", run.error or "", "runs.whole_error", ERROR_SHOWN)
 
 

@@ -6,6 +6,7 @@ import sys
 import dlx.explain.influence  # noqa: F401  (registers the "influence" job kind)
 import dlx.explain.jobs  # noqa: F401  (registers the "explain" and "explain_text" job kinds)
 import dlx.explain.over_training  # noqa: F401  (registers the "explain_over_training" job kind)
+import dlx.search.driver  # noqa: F401  (registers the "search" job kind)
 from dlx.data import user_sets
 from dlx.errors import DlxError
 from dlx.jobs import lifeline

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from db.models import Job
-from dlx.errors import DlxError
+from dlx.errors import DlxError, Pruned
 
 if TYPE_CHECKING:
     from dlx.store import Store
@@ -24,9 +24,11 @@ def register_job_kind(name: str) -> Callable[[JobFunction], JobFunction]:
 
 @register_job_kind("train")
 def train_job(store: Store, job: Job) -> None:
-    """Train the job's run with the config stored on it."""
+    """Train the job's run with the config stored on it; a search's trial (its payload names the study and
+    trial) reports each epoch to its study and ends `pruned` when the pruner says."""
     # torch: the loop is imported by the job process that trains, not by the worker that lists the kinds
     from dlx.config import RunConfig
+    from dlx.search.pruning import epoch_hook
     from dlx.tracking import start_run
     from dlx.training.fits import check_fits
     from dlx.training.train import train
@@ -35,5 +37,10 @@ def train_job(store: Store, job: Job) -> None:
     if info is None:  # deleted since it was queued (a train job is always queued with its run)
         raise DlxError(f"job #{job.id}: its run no longer exists", field="run")
     config = check_fits(RunConfig(**info.config))
-    with start_run(run_id=job.run_id, store=store) as run:
-        train(config, run)
+    study, trial = job.payload.get("study"), job.payload.get("trial")
+    hook = epoch_hook(store, study, trial) if isinstance(study, str) and isinstance(trial, int) else None
+    try:
+        with start_run(run_id=job.run_id, store=store) as run:
+            train(config, run, hook)
+    except Pruned:  # the run ended pruned (tracking records it): the job itself did its work
+        pass

@@ -43,6 +43,7 @@ class Running:
     gpu: int | None
     claimed_at: datetime | None  # the row's started_at as claimed: with the worker id, it tells our row
     cancel_sent_at: float | None = None
+    slot: bool = True  # a search's driver takes none: it only waits on the trials it queues
 
 
 @dataclass
@@ -119,7 +120,7 @@ class Worker:
         return next((g for g in range(self.gpus) if g not in busy), None)
 
     def _cpu_busy(self) -> int:
-        return sum(1 for r in self.running.values() if r.gpu is None)
+        return sum(1 for r in self.running.values() if r.gpu is None and r.slot)
 
     def _free_slots(self) -> int:
         """Slots a new job could take now, counted as at least one (the next job to come)."""
@@ -136,7 +137,7 @@ class Worker:
             if job is None:
                 return
             use_gpu = gpu if job.device != "cpu" and gpu is not None else None
-            if use_gpu is None and not cpu_free:  # a CPU job while only a GPU slot is free
+            if use_gpu is None and not cpu_free and job.kind != "search":  # a CPU job while only a GPU slot is free
                 use_gpu = gpu
             self._start(job, use_gpu)
 
@@ -147,7 +148,7 @@ class Worker:
                "DLX_DATABASE_URL": self.store.url}
         handle = self.executor.start(job.id, log_path, env)
         relative = str(log_path.relative_to(settings.home()))
-        item = self.running[job.id] = Running(job.id, handle, gpu, job.started_at)
+        item = self.running[job.id] = Running(job.id, handle, gpu, job.started_at, slot=job.kind != "search")
         if not self.store.queue.record_start(job.id, handle.pid, relative, lambda row: self._ours(row, item)):
             print(f"job {job.id} was deleted as it started", flush=True)  # its process finds no job and exits
             return
@@ -226,7 +227,7 @@ class Worker:
         self.store.workers.remove(self.id)
 
     def _fail_shut_down(self, item: Running) -> None:
-        if self._ours(self.store.queue.get_job(item.job_id), item):
+        if self._ours(self.store.queue.get_job(item.job_id), item) and not self.store.queue.requeue(item.job_id):
             self.store.queue.finish_job(item.job_id, "failed", "the worker was shut down while this job ran")
 
 

@@ -2,7 +2,8 @@
 
 `Queue` is the store's collaborator for jobs (`store.queue`), bound to the same engine.
 
-Statuses only move forward (queued -> running -> succeeded | failed | cancelled): every UPDATE
+Statuses only move forward (queued -> running -> succeeded | failed | cancelled; a restartable kind's job
+whose worker died goes back to queued): every UPDATE
 that writes one names the states it may move from, so a final status is never overwritten,
 whoever writes second (a late job process, a second reaper, a cancel racing the end).
 """
@@ -23,6 +24,10 @@ from dlx.states import ACTIVE_STATES as ACTIVE
 
 if TYPE_CHECKING:
     from dlx.config import RunConfig
+
+# Jobs that keep their state in the database (a search's driver): when their worker dies or shuts down
+# they go back to the queue, and the next worker's process continues where they were.
+RESTARTABLE_KINDS = ("search",)
 
 
 class JobsStore(Protocol):
@@ -107,6 +112,23 @@ class Queue:
         with self.store.session() as s:
             jobs = s.scalars(select(Job).where(Job.kind == kind, Job.run_id == run_id).order_by(Job.id.desc()))
             return next((job for job in jobs if job.payload == payload), None)
+
+    def active_job(self, kind: str, payload: dict[str, Any]) -> int | None:
+        """The id of a queued or running job of this kind with exactly this payload, if there is one."""
+        with self.store.session() as s:
+            jobs = s.execute(select(Job.id, Job.payload).where(Job.kind == kind, Job.status.in_(ACTIVE)))
+            return next((job_id for job_id, given in jobs if given == payload), None)
+
+    def requeue(self, job_id: int, silent_since: datetime | None = None) -> bool:
+        """Put a running job of a restartable kind back in the queue (its worker died or stopped), if it
+        has not ended (nor, given `silent_since`, heartbeaten since); returns whether it was."""
+        still = [] if silent_since is None else [Job.heartbeat_at < silent_since]
+        with self.store.session() as s, s.begin():
+            moved = s.execute(update(Job).where(Job.id == job_id, Job.status == "running",
+                                                Job.kind.in_(RESTARTABLE_KINDS), *still)
+                              .values(status="queued", worker=None, pid=None, started_at=None, heartbeat_at=None,
+                                      cancel_requested=False))
+            return _changed(moved) == 1
 
     def get_job(self, job_id: int) -> Job | None:
         with self.store.session() as s:
@@ -220,8 +242,8 @@ class Queue:
             stale = list(s.scalars(select(Job.id).where(Job.status == "running", Job.heartbeat_at < limit)))
         reason = (f"no heartbeat for {seconds:.0f} s: the worker running this job stopped "
                   "(crashed, killed or its machine went away)")
-        reaped = [job_id for job_id in stale
-                  if self.finish_job(job_id, "failed", reason, silent_since=limit)]
+        reaped = [job_id for job_id in stale if not self.requeue(job_id, silent_since=limit)
+                  and self.finish_job(job_id, "failed", reason, silent_since=limit)]
         self.reap_stale_runs()
         return reaped
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from db.engine import DatabaseReplaced
 from dlx import settings
-from dlx.errors import DlxError
+from dlx.errors import DlxError, Pruned
 from dlx.settings import HEARTBEAT_INTERVAL
 from dlx.states import ACTIVE_STATES
 from dlx.store.ingest import RunEdit, RunWrites, Transaction, unavailable
@@ -405,6 +405,8 @@ def _ending(exc: BaseException | None) -> tuple[str, str | None]:
         return "succeeded", None
     if isinstance(exc, (Cancelled, KeyboardInterrupt)):
         return "cancelled", "cancelled by request"
+    if isinstance(exc, Pruned):
+        return "pruned", str(exc)
     if isinstance(exc, DlxError):
         return "failed", str(exc)
     name = type(exc).__name__

@@ -24,7 +24,7 @@ from dlx.config import RunConfig
 from dlx.data import DataBundle, Split, load_dataset
 from dlx.data.streaming import FolderSplit
 from dlx.data.text_tokens import crop, tokenize_split
-from dlx.errors import DlxError
+from dlx.errors import DlxError, Pruned
 from dlx.models import build_model
 from dlx.tracking import Run
 from dlx.training.checkpoint_writer import CheckpointWriter, Snapshot, Weights
@@ -36,6 +36,7 @@ from dlx.training.label_noise import LabelNoise, plant_label_noise, record_label
 if TYPE_CHECKING:
     from dlx.models.text_base import TextClassifier
 
+EpochHook = Callable[[int, dict[str, float]], str | None]  # (epoch, its metrics) -> why to stop, or None
 LOG_EVERY_S = 0.5  # seconds: the tracker writes every second, so a live chart loses nothing
 LOG_MAX_STEPS = 1000  # bounds the losses held on the device between two readbacks
 ON_DEVICE_LIMIT = 2 * 1024**3  # bytes: data sets smaller than this live on the GPU
@@ -158,8 +159,12 @@ def _total(parts: list[torch.Tensor], dtype: torch.dtype) -> float:
     return torch.stack(parts).to(dtype).sum().item()
 
 
-def train(config: RunConfig, run: Run) -> dict[str, float]:
-    """Train one run end to end; returns the final metrics (also written to the run's summary)."""
+def train(config: RunConfig, run: Run, on_epoch: EpochHook | None = None) -> dict[str, float]:
+    """Train one run end to end; returns the final metrics (also written to the run's summary).
+
+    `on_epoch` (a search's trial: dlx.search.pruning) is given each epoch's metrics and may answer why to
+    stop: the loop then ends as early stopping does (test scored, checkpoints kept) and raises Pruned.
+    """
     seed_everything(config.seed)
     device = resolve_device(config.device)
     bundle: DataBundle = load_dataset(config.dataset, config.seed, config.val_fraction,
@@ -197,6 +202,7 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
 
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     best_value, best_epoch, waited = None, 0, 0
+    pruned: str | None = None  # why a search's pruner stopped this trial
     best_checkpoint: Snapshot | None = None
     step = 0
     pending: list[torch.Tensor] = []
@@ -254,6 +260,8 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
                 waited += 1
             patience = config.early_stopping_patience
             stopping = bool(patience) and patience is not None and waited >= patience
+            pruned = on_epoch(epoch, epoch_metrics) if on_epoch is not None else None
+            stopping = stopping or pruned is not None
             # Weights are copied only for a checkpoint that will be written: the best when it
             # improves (it waits in memory), the last when a write is due and after the final epoch.
             last = epoch == config.epochs or stopping or writer.due()
@@ -266,7 +274,7 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
                               {"epoch": epoch, config.early_stopping_metric: abs(value)} if improved else None,
                               (checkpoint_name(epoch), epoch_metrics) if kept else None)
             if stopping:
-                print(f"early stopping after epoch {epoch}: no better "
+                print(pruned or f"early stopping after epoch {epoch}: no better "
                       f"{config.early_stopping_metric} for {waited} epochs", flush=True)
                 break
         if pending:
@@ -286,6 +294,8 @@ def train(config: RunConfig, run: Run) -> dict[str, float]:
         writer.close()
         run.update_summary({**final, "confusion_matrix": confusion.tolist() if confusion is not None else None})
     print(f"test: loss {test_loss:.4f} acc {test_acc:.4f} (best epoch {best_epoch})", flush=True)
+    if pruned is not None:
+        raise Pruned(pruned)
     return final
 
 

@@ -6,6 +6,7 @@ loses their task.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -199,3 +200,18 @@ def test_a_lost_node_fails_its_run_with_rays_reason_and_the_worker_serves_on(dlx
     finally:
         stop_process(worker, timeout=40)
         stop_node(node)
+
+
+def test_a_search_runs_its_driver_and_trials_on_ray(ray_worker, capsys):
+    from dlx.cli import main
+
+    code = main(["search", "--dataset", "iris", "--model", "mlp", "--param", "lr=0.003,0.01", "--set", "epochs=2",
+                 "--sampler", "grid", "--objective", "val_acc", "--direction", "maximize", "--name", "on-ray",
+                 "--no-worker", "--json"])
+    assert code == 0
+    found = json.loads(capsys.readouterr().out)
+    assert [t["state"] for t in found["trials"]] == ["succeeded", "succeeded"]  # the grid's size
+    store = default_store()
+    assert sorted(store.get_run(t["run"]).config["lr"] for t in found["trials"]) == [0.003, 0.01]
+    assert found["best"]["value"] == max(t["value"] for t in found["trials"])
+    assert ray_worker.poll() is None

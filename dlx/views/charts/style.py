@@ -17,9 +17,10 @@ GREY = "#808495"  # queued runs, the random reference, what is not a method, a h
 DARK_GREY = "#5c6370"  # the top-k probability bars beside a sample: not a method
 
 # Run status -> colour (charts) and badge colour (Streamlit's names).
-STATUS_COLORS = {"queued": GREY, "running": BLUE, "succeeded": GREEN, "failed": RED, "cancelled": ORANGE}
+STATUS_COLORS = {"queued": GREY, "running": BLUE, "succeeded": GREEN, "failed": RED, "cancelled": ORANGE,
+                 "pruned": "#9467bd"}
 STATUS_BADGES = {"queued": "gray", "running": "blue", "succeeded": "green", "failed": "red",
-                 "cancelled": "orange"}
+                 "cancelled": "orange", "pruned": "violet"}
 TRAIN, VAL, TEST = BLUE, ORANGE, GREEN
 FOR, AGAINST = RED, BLUE  # attribution bars: evidence for the target, against it
 FOR_RGB, AGAINST_RGB = (178, 24, 43), (33, 102, 172)  # a sentence's words, their opacity the strength
