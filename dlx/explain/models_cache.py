@@ -16,9 +16,11 @@ from torch import Tensor, nn
 
 from dlx.config import RunConfig
 from dlx.data import DataBundle, DatasetMeta, load_dataset
+from dlx.data.registry import Split
 from dlx.errors import DlxError
 from dlx.explain.image.layers import explainable_copy
 from dlx.explain.samples import input_batches
+from dlx.models.saved_pretrained import FORMAT, load_saved, read_samples
 from dlx.store import Store
 from dlx.training.checkpoints import load_run_model
 
@@ -66,6 +68,35 @@ class LoadedRun:
         return self._test_probs
 
 
+@dataclass
+class SavedTextRun(LoadedRun):
+    """A run whose checkpoint is a transformers `save_pretrained` folder (the Trainer integration's):
+    its test split is the sentences stored beside the weights, not a registered data set's."""
+
+    data: DataBundle | None = field(default=None, repr=False)
+
+    @property
+    def bundle(self) -> DataBundle:
+        assert self.data is not None  # set by load_saved_run
+        return self.data
+
+
+def load_saved_run(store: Store, run_id: int, checkpoint: str, path: Path, device: torch.device) -> SavedTextRun:
+    """The save_pretrained folder holding `path` as a text run: the model and its stored sentences."""
+    run = store.get_run(run_id)
+    model = load_saved(path.parent).to(device)
+    texts, labels, classes = read_samples(path.parent)
+    labels_of = getattr(model.encoder.config, "id2label", None) or {}
+    classes = classes or [str(labels_of.get(i, i)) for i in range(model.encoder.config.num_labels)]
+    meta = DatasetMeta(f"run-{run_id}-samples", "text", tuple(classes), (model.max_length,))
+    empty = torch.zeros((len(texts), 0), dtype=torch.int64)
+    test = Split(empty, torch.tensor(labels, dtype=torch.int64), texts=tuple(texts))
+    none = Split(torch.zeros((0, 0), dtype=torch.int64), torch.zeros(0, dtype=torch.int64))
+    config = RunConfig(dataset=meta.name, model=str((run.config if run else {}).get("model", "transformers")))
+    return SavedTextRun(run_id, checkpoint, file_sha256(path), config, model, device, store,
+                        data=DataBundle(meta, none, none, test))
+
+
 _cache: OrderedDict[tuple, LoadedRun] = OrderedDict()
 _lock = threading.Lock()
 
@@ -76,6 +107,15 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def checkpoint_format(store: Store, run_id: int, checkpoint: str) -> str | None:
+    """How a run's checkpoint is stored: None for dlx's own safetensors file of a registry model,
+    "transformers" for a save_pretrained folder (its artifact's meta says so)."""
+    for artifact in store.artifacts(run_id, "checkpoint"):
+        if artifact.name == checkpoint:
+            return (artifact.meta or {}).get("format")
+    return None
 
 
 def get_loaded_run(store: Store, run_id: int, checkpoint: str = "best",
@@ -95,8 +135,12 @@ def get_loaded_run(store: Store, run_id: int, checkpoint: str = "best",
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    model, config = load_run_model(store, run_id, checkpoint, device)
-    loaded = LoadedRun(run_id, checkpoint, file_sha256(path), config, explainable_copy(model), device, store)
+    loaded: LoadedRun
+    if checkpoint_format(store, run_id, checkpoint) == FORMAT:
+        loaded = load_saved_run(store, run_id, checkpoint, path, device)
+    else:
+        model, config = load_run_model(store, run_id, checkpoint, device)
+        loaded = LoadedRun(run_id, checkpoint, file_sha256(path), config, explainable_copy(model), device, store)
     with _lock:
         _cache[key] = loaded
         while len(_cache) > CAPACITY:
