@@ -22,7 +22,9 @@ from dlx.explain.image.layers import explainable_copy
 from dlx.explain.samples import input_batches
 from dlx.models.saved_pretrained import FORMAT, load_saved, read_samples
 from dlx.store import Store
-from dlx.training.checkpoints import load_run_model
+from dlx.tracking.models import FORMAT as BUILT
+from dlx.tracking.models import builder_function
+from dlx.training.checkpoints import load_run_model, read_weights
 
 CAPACITY = 4  # models held at once; a ResNet-18 is about 45 MB
 
@@ -109,13 +111,32 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def checkpoint_format(store: Store, run_id: int, checkpoint: str) -> str | None:
-    """How a run's checkpoint is stored: None for dlx's own safetensors file of a registry model,
-    "transformers" for a save_pretrained folder (its artifact's meta says so)."""
+def checkpoint_meta(store: Store, run_id: int, checkpoint: str) -> dict:
+    """What a run's checkpoint artifact says of itself: no "format" for dlx's own file of a registry model,
+    "transformers" for a save_pretrained folder, "builder" for a model logged by `run.log_model`."""
     for artifact in store.artifacts(run_id, "checkpoint"):
         if artifact.name == checkpoint:
-            return (artifact.meta or {}).get("format")
-    return None
+            return dict(artifact.meta or {})
+    return {}
+
+
+def load_builder_run(store: Store, run_id: int, checkpoint: str, path: Path, meta: dict,
+                     device: torch.device) -> LoadedRun:
+    """A model logged with `run.log_model`: rebuilt by its builder (the user's code, where allowed), its weights
+    loaded from safetensors, explained on the registered data set it declared."""
+    model = builder_function(str(meta.get("builder")))(**dict(meta.get("kwargs") or {}))
+    if not isinstance(model, nn.Module):
+        raise DlxError(f"builder: {meta.get('builder')} returned a {type(model).__name__}, not a torch module",
+                       field="builder")
+    try:
+        model.load_state_dict(read_weights(path, run_id))
+    except RuntimeError as err:
+        raise DlxError(f"checkpoint: the weights of run #{run_id} do not fit the model {meta.get('builder')} builds "
+                       f"({str(err).splitlines()[0]})", field="checkpoint") from None
+    config = RunConfig(dataset=str(meta.get("input")), model=str(meta.get("builder")))
+    load_dataset(config.dataset)  # an unknown data set is a DlxError naming it, now
+    return LoadedRun(run_id, checkpoint, file_sha256(path), config, explainable_copy(model).to(device).eval(),
+                     device, store)
 
 
 def get_loaded_run(store: Store, run_id: int, checkpoint: str = "best",
@@ -136,8 +157,11 @@ def get_loaded_run(store: Store, run_id: int, checkpoint: str = "best",
             _cache.move_to_end(key)
             return _cache[key]
     loaded: LoadedRun
-    if checkpoint_format(store, run_id, checkpoint) == FORMAT:
+    meta = checkpoint_meta(store, run_id, checkpoint)
+    if meta.get("format") == FORMAT:
         loaded = load_saved_run(store, run_id, checkpoint, path, device)
+    elif meta.get("format") == BUILT:
+        loaded = load_builder_run(store, run_id, checkpoint, path, meta, device)
     else:
         model, config = load_run_model(store, run_id, checkpoint, device)
         loaded = LoadedRun(run_id, checkpoint, file_sha256(path), config, explainable_copy(model), device, store)
