@@ -31,10 +31,9 @@ class DlxCallback(TrainerCallback):
     of the eval set, their text column or their input_ids decoded).
     """
 
-    def __init__(self, experiment: str = "default", name: str | None = None, dataset: str = "trainer",
-                 store: Any = None, save_model: bool = True, save_on_save: bool = False,
+    def __init__(self, experiment: str = "default", name: str | None = None, store: Any = None, save_model: bool = True, save_on_save: bool = False,
                  samples: tuple[Sequence[str], Sequence[int]] | None = None):
-        self.experiment, self.name, self.dataset, self.store = experiment, name, dataset, store
+        self.experiment, self.name, self.store = experiment, name, store
         self.save_model, self.save_on_save, self.samples = save_model, save_on_save, samples
         self.run: Run | None = None
         self._ended = True  # whether `run` (if any) has ended: a new train() starts a new run
@@ -71,8 +70,8 @@ class DlxCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if not self._ended:
             return
-        config = {"source": "transformers", "dataset": self.dataset,
-                  "model": type(model).__name__ if model is not None else "transformers"}
+        # no "dataset": the Runs page draws a script's own metrics (loss, eval_*) as its main charts
+        config = {"source": "transformers", "model": type(model).__name__ if model is not None else "transformers"}
         self.run = start_run(self.experiment, self.name or _run_name(args), config=config, store=self.store)
         self._ended = False
         self._last.clear()

@@ -20,8 +20,9 @@ def test_trainer_run_shows_its_curves_and_is_explained(dlx_home, app_server, bro
     run_id = callback.run.id
     page = browser_page
     open_page(page, f"{app_server.url}/runs?run={run_id}", f"Run #{run_id}")
-    page.locator(".js-plotly-plot g.trace").first.wait_for(timeout=60_000)  # the curves
-    page.get_by_text("eval_loss").first.wait_for()
+    curves = page.locator(".js-plotly-plot g.trace").filter(visible=True)
+    curves.first.wait_for(timeout=60_000)  # the curves drawn
+    page.get_by_text("eval_loss").first.wait_for(state="attached")
     assert page.get_by_test_id("stException").count() == 0
     snapshot(page, artifacts_dir / "trainer-run-page.png")
 
