@@ -52,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--stop-with", type=int, default=None, metavar="PID",
                         help="stop when process PID, this worker's parent, ends (how the app starts its worker)")
 
+    importer = sub.add_parser("import", help="bring in runs from another tracker (a second import adds nothing)")
+    source = importer.add_subparsers(dest="source", required=True)
+    source.add_parser("mlflow", help="experiments, runs, params, tags and metric histories of an MLflow store"
+                      ).add_argument("uri", help="an mlruns folder (file store) or sqlite:///PATH (MLflow's database)")
+    source.add_parser("tensorboard", help="the scalars of every run folder under LOGDIR (one run per folder)"
+                      ).add_argument("logdir", help="the folder TensorBoard's --logdir would read")
+
     run = sub.add_parser("run", help="submit a training job")
     run.add_argument("--dataset", default="digits")
     run.add_argument("--model", default=None,
@@ -668,9 +675,25 @@ def cmd_search(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    """`dlx import mlflow URI`, `dlx import tensorboard LOGDIR`: a progress bar on stderr, the summary on stdout."""
+    from dlx.store import default_store  # (the command's own imports: cli.py's imports stay light)
+
+    store = default_store()
+    if args.source == "mlflow":
+        from dlx.importers.mlflow import import_mlflow  # the importers load only when a command asks
+
+        print(import_mlflow(store, args.uri).line("MLflow"))
+    else:
+        from dlx.importers.tensorboard import import_tensorboard  # tensorboard: only when asked
+
+        print(import_tensorboard(store, args.logdir).line("TensorBoard"))
+    return 0
+
+
 COMMANDS = {"ui": cmd_ui, "worker": cmd_worker, "run": cmd_run, "runs": cmd_runs,
             "cancel": cmd_cancel, "delete": cmd_delete, "db": cmd_db, "export": cmd_export, "report": cmd_report,
-            "sanity": cmd_sanity, "influence": cmd_influence, "search": cmd_search}
+            "sanity": cmd_sanity, "influence": cmd_influence, "search": cmd_search, "import": cmd_import}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -28,6 +28,7 @@ from dlx.settings import HEARTBEAT_INTERVAL
 from dlx.states import ACTIVE_STATES
 from dlx.store.ingest import RunEdit, RunWrites, Transaction, unavailable
 from dlx.tracking.logged_values import checked_key, checked_param, checked_step, checked_text, checked_value
+from dlx.tracking.models import log_model
 
 if TYPE_CHECKING:
     from dlx.store import Store
@@ -191,6 +192,11 @@ class Run:
     def remove_artifacts(self, kind: str, names: list[str]) -> None:
         """Drop index entries (thinned checkpoints), in this thread's `transaction()` when in one."""
         self._apply(lambda conn: self.store.remove_artifacts(self.id, kind, names, conn))
+
+    def log_model(self, model: Any, builder: str, input: str, **builder_kwargs: Any) -> None:
+        """Store a model of your own code (weights as safetensors, `builder` "pkg.module:function" that
+        rebuilds it with `builder_kwargs`) to explain it on `input`, a registered data set: dlx.tracking.models."""
+        log_model(self, model, builder, input, **builder_kwargs)
 
     # -- writing ---------------------------------------------------------------------------
     def flush(self) -> None:

@@ -116,3 +116,14 @@ def test_a_grid_search_walks_every_point_once_and_ends(store_url):
     tried = drive(store, "g")
     assert sorted((p["lr"], p["batch_size"]) for p in tried) == [(1e-3, 16), (1e-3, 32), (1e-2, 16), (1e-2, 32)]
     assert {t["state"] for t in result(store, "g").trials} == {"succeeded"}
+
+
+def test_a_cmaes_search_proposes_numeric_trials_in_range_and_seeded(store_url):
+    store = default_store()
+    space = {"lr": "log:1e-4:1e-1", "batch_size": "int:16:64"}
+    driver.submit(store, "cma-a", make_spec(sampler="cmaes", space=space, trials=4))
+    driver.submit(store, "cma-b", make_spec(sampler="cmaes", space=space, trials=4))
+    first = drive(store, "cma-a")
+    assert first == drive(store, "cma-b") and len(first) == 4
+    assert all(1e-4 <= p["lr"] <= 1e-1 and 16 <= p["batch_size"] <= 64 for p in first)
+    assert len({p["batch_size"] for p in first}) > 1  # it searches, not repeats its mean
