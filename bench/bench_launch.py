@@ -65,7 +65,7 @@ def unix(moment) -> float:
 def browser_trial(page, url: str) -> dict[str, float]:
     store = default_store()
     open_page(page, url, "Launch a training run")
-    page.get_by_text("This queues 1 run").wait_for()
+    page.get_by_text("This queues 1 run").wait_for(timeout=120_000)  # the model check runs in a child: slow when loaded
     pressed_wall, pressed = time.time(), time.perf_counter()
     page.get_by_role("button", name="Launch").click()  # the page opens the run's live page itself
     page.get_by_role("heading", name=re.compile("Run #")).wait_for(timeout=120_000)
@@ -96,7 +96,7 @@ def fresh_trial(page, n: int) -> float:
     fresh_home = home / f"fresh-{n}"
     with running_app(fresh_home) as app:
         open_page(page, app.url, "Launch a training run")
-        page.get_by_text("This queues 1 run").wait_for()
+        page.get_by_text("This queues 1 run").wait_for(timeout=120_000)  # the model check runs in a child: slow when loaded
         pressed = time.perf_counter()
         page.get_by_role("button", name="Launch").click()
         page.get_by_role("heading", name=re.compile("Run #")).wait_for(timeout=120_000)
