@@ -51,11 +51,13 @@ def standby_ready() -> bool:
 
 
 def wait_finished(run_id: int) -> None:
-    """Until the worker has collected the job's process and has a standby ready for the next trial."""
-    wait_for(lambda: default_store().queue.latest_job(run_id).status in FINAL_STATES, timeout=120, interval=0.1,
+    """Cancel the run (its first point is all a trial needs), then wait until the worker has collected
+    the job's process and has a standby ready for the next trial."""
+    default_store().queue.cancel_run(run_id)
+    wait_for(lambda: default_store().queue.latest_job(run_id).status in FINAL_STATES, timeout=300, interval=0.1,
              message=f"run {run_id} to end")
     if settings.standby_processes():
-        wait_for(standby_ready, timeout=120, interval=0.1, message="a standby to be ready")
+        wait_for(standby_ready, timeout=300, interval=0.1, message="a standby to be ready")
 
 
 def unix(moment) -> float:
