@@ -1,20 +1,22 @@
-"""Memory before any job (issue 18): the app's server with the Launch page and an opened run, and an
-idle worker with and without a standby, in MB of resident memory (VmRSS, from /proc).
+"""The memory a user's `dlx ui` costs: every process it started, as PSS, after a browser walked the pages.
 
-    python bench/bench_memory.py [--repeats 3]
+    python bench/bench_memory.py [--repeats 2] [--idle 30]
 
-The app is opened under `streamlit.testing` in a fresh process: Launch page (form, parameter
-count), then the Runs page with a run opened (its Re-run check). "old path" is the same process
-after importing what the Launch page imported before issue 18 (torch, every model builder,
-scikit-learn, torchvision), measured in the same run. The worker runs with `DLX_PREWARM=1`: its
-RSS idle, then with the standby the Launch page requests (before, one started with every worker).
+Each trial starts the real `dlx ui` (its auto-started worker included) on a fresh data directory, opens
+Launch, Runs, Compare and Data in headless Chromium, waits for the standby the Launch page requests to be
+ready, then leaves the tab open for `--idle` seconds and sums PSS (/proc/PID/smaps_rollup: shared pages
+split between the processes that map them) over the tree: what `dlx ui` became or kept (the launcher,
+where there is one, and the server), the worker, its standbys. Modes, interleaved in the same run:
+now (DLX_STANDBY_PRELOAD=train), the old preload (DLX_STANDBY_PRELOAD=all: every job kind, captum and
+torchvision with it) as the baseline, and no standby at all (DLX_PREWARM=0: the memory floor, paid for
+by each launch importing torch).
 """
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
-import re
+import signal
 import subprocess
 import sys
 import time
@@ -23,108 +25,109 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, median, report, setup  # noqa: E402
 
-APP = """
-import json, sys
-if sys.argv[3] == "old":
-    import sklearn.datasets, sklearn.model_selection, torchvision  # noqa: E401
-    from dlx.models import MODELS
-    for entry in MODELS.values():
-        entry.builder
-from streamlit.testing.v1 import AppTest
-at = AppTest.from_file(sys.argv[1], default_timeout=300)
-at.switch_page("pages/launch.py")
-at.run()
-at.switch_page("pages/runs.py")
-at.query_params["run"] = sys.argv[2]
-at.run()
-status = open("/proc/self/status").read()
-rss = int(next(l for l in status.splitlines() if l.startswith("VmRSS")).split()[1]) // 1024
-print(json.dumps({"rss": rss, "torch": "torch" in sys.modules, "errors": [str(e.value) for e in at.exception]}))
-"""
+root_home = setup()
+
+from tests.helpers.browser import chromium_page, free_port, open_page, stop_spawned_workers  # noqa: E402
+from tests.helpers.processes import wait_for  # noqa: E402
+
+MODES = {"now (DLX_STANDBY_PRELOAD=train)": {"DLX_STANDBY_PRELOAD": "train"},
+         "old preload (DLX_STANDBY_PRELOAD=all)": {"DLX_STANDBY_PRELOAD": "all"},
+         "no standby (DLX_PREWARM=0)": {"DLX_PREWARM": "0"}}
+TARGET_MB = 600
+WALK = [("", "Launch a training run"), ("runs", "Runs"), ("compare", "Compare runs"), ("data", "Data")]
 
 
-def rss_mb(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) // 1024
+def pss_mb(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
-def children(pid: int) -> list[int]:
-    found = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return [int(child) for child in found.split()]
+def parents() -> dict[int, int]:
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            found[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    return found
 
 
-def app_rss(run_id: int, path: str) -> tuple[int, bool]:
-    env = {**os.environ, "DLX_AUTOSTART_WORKER": "0", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", APP, str(ROOT / "streamlit_app.py"), str(run_id), path],
-                          capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
-    if done.returncode != 0:
-        raise SystemExit(done.stderr[-2000:])
-    shown = json.loads(done.stdout.strip().splitlines()[-1])
-    if shown["errors"]:
-        raise SystemExit(f"the app raised: {shown['errors']}")
-    return shown["rss"], shown["torch"]
+def tree(roots: list[int]) -> list[int]:
+    """The roots and every descendant of them alive now."""
+    table, found, todo = parents(), [], list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid in table and pid not in found:
+            found.append(pid)
+            todo += [child for child, parent in table.items() if parent == pid]
+    return found
 
 
-def worker_rss(home: Path) -> tuple[int, int, int]:
-    """(idle worker, its children, worker + requested standby) in MB."""
-    from dlx.jobs import standby
+def role(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        for needle, name in (("dlx.jobs.standby", "standby"), ("dlx.jobs.entry", "job"), ("dlx.cli worker", "worker"),
+                             ("streamlit run", "server"), ("dlx.cli ui", "launcher")):
+            if needle in command:
+                return name
+    return "other"
 
-    (home / standby.REQUEST_FILE).unlink(missing_ok=True)  # the app's Launch page just asked for one
-    log = home / f"worker-{time.monotonic_ns()}.log"
-    with open(log, "wb") as out:
-        worker = subprocess.Popen([sys.executable, "-m", "dlx.cli", "worker"], stdout=out, stderr=subprocess.STDOUT,
-                                  env={**os.environ, "DLX_PREWARM": "1", "PYTHONPATH": str(ROOT)},
-                                  start_new_session=True, cwd=ROOT)
+
+def trial(page, env: dict[str, str], idle: float, home: Path) -> dict[str, float]:
+    port = free_port()
+    merged = {**os.environ, **env, "DLX_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    ui = subprocess.Popen([sys.executable, "-m", "dlx.cli", "ui", "--port", str(port)], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True, env=merged, start_new_session=True, cwd=ROOT)
     try:
-        time.sleep(10)  # registered and round its loop many times (a bench may wait; tests may not)
-        idle = rss_mb(worker.pid)
-        idle_children = sum(rss_mb(pid) for pid in children(worker.pid))
-        standby.request()
-        deadline = time.monotonic() + 180
-        while "standby pid" not in log.read_text() or ": ready" not in log.read_text():
-            if time.monotonic() > deadline:
-                raise SystemExit("no standby became ready")
-            time.sleep(0.5)
-        with_standby = rss_mb(worker.pid) + sum(rss_mb(pid) for pid in children(worker.pid))
-        return idle, idle_children, with_standby
+        line = ui.stdout.readline()
+        if not line.startswith("dlx: "):
+            raise SystemExit(f"dlx ui said {line!r} and ended with {ui.wait()}")
+        url = f"http://127.0.0.1:{port}"
+        for path, heading in WALK:
+            open_page(page, f"{url}/{path}", heading)
+        if env.get("DLX_PREWARM") != "0":
+            log = home / "logs" / "worker.log"
+            wait_for(lambda: log.exists() and ": ready in " in log.read_text(), timeout=300, interval=0.5,
+                     message="the standby the Launch page requested")
+        time.sleep(idle)  # the tab stays open on the Data page, as a user leaves it
+        worker = int((home / "worker.spawn").read_text().split()[0])
+        figures: dict[str, float] = {}
+        for pid in tree([ui.pid, worker]):
+            figures[role(pid)] = figures.get(role(pid), 0.0) + pss_mb(pid)
+        figures["total"] = sum(figures.values())
+        return figures
     finally:
-        worker.terminate()
-        worker.wait(30)
-
-
-def spread(values: list[int]) -> str:
-    return f"{median(values):.0f} MB (min {min(values)}, max {max(values)}, n={len(values)})"
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(ui.pid, signal.SIGINT)
+        try:
+            ui.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(ui.pid, signal.SIGKILL)
+            ui.wait()
+        stop_spawned_workers(home)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--idle", type=float, default=30.0)
     args = parser.parse_args()
-    home = setup()
-    from dlx.store import default_store
-    from dlx.tracking import Run
-
-    store = default_store()
-    run = Run(store, store.create_run({"dataset": "digits", "model": "cnn", "epochs": 1}, status="running"))
-    run.log_metric("train_loss", 1.0, 0)
-    run.finish()
-    new, old, idle, idle_children, standby = [], [], [], [], []
-    for _ in range(args.repeats):  # interleaved, so a load change on the machine hits both alike
-        rss, torch = app_rss(run.id, "new")
-        assert not torch, "the app imported torch"
-        new.append(rss)
-        old.append(app_rss(run.id, "old")[0])
-        worker = worker_rss(home)
-        idle.append(worker[0])
-        idle_children.append(worker[1])
-        standby.append(worker[2])
-    report("App server: Launch page, then Runs page with a run opened (VmRSS)", [
-        ("now (no torch)", spread(new)), ("old path (torch, builders, sklearn)", spread(old)),
-        ("ratio old/now", f"{median(old) / median(new):.2f}")])
-    report("Worker, DLX_PREWARM=1 (VmRSS, worker + children)", [
-        ("idle: the worker", spread(idle)), ("idle: its children", spread(idle_children)),
-        ("with the requested standby (before: always)", spread(standby))])
-    print(f"\napp + idle worker: {median(new) + median(idle):.0f} MB (target: under 600 MB)")
+    results: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
+    with chromium_page() as page:
+        for n in range(args.repeats):  # interleaved, so a load change on the machine hits every mode alike
+            for mode, env in MODES.items():
+                results[mode].append(trial(page, env, args.idle, root_home / f"{n}-{len(results[mode])}-{list(MODES).index(mode)}"))
+    roles = sorted({name for runs in results.values() for figures in runs for name in figures} - {"total"})
+    for mode, runs in results.items():
+        totals = [r["total"] for r in runs]
+        report(f"{mode}: PSS after Launch, Runs, Compare, Data and {args.idle:.0f} s idle (median of {len(runs)})",
+               [(name, f"{median([r.get(name, 0.0) for r in runs]):.0f} MB") for name in roles]
+               + [("total", f"{median(totals):.0f} MB (min {min(totals):.0f}, max {max(totals):.0f})")])
+    now, old, floor = (median([r["total"] for r in results[mode]]) for mode in MODES)
+    print(f"\nold preload / now: {old / now:.2f}x; now - no standby: {now - floor:.0f} MB (the standby's price)")
+    print(f"dlx ui + worker + standby, PSS: {now:.0f} MB; target < {TARGET_MB} MB: "
+          f"{'met' if now < TARGET_MB else 'not met'}")
 
 
 if __name__ == "__main__":

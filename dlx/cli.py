@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -162,10 +162,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_ui(args) -> int:
-    """Run the app until Ctrl-C (or SIGTERM), then stop the worker it started.
+    """Run the app until Ctrl-C (or SIGTERM); the worker it started stops with it.
 
     Where a secret is required (any address but loopback, or DLX_PASSWORD / DLX_TOKEN set), Streamlit
-    listens on a free port of 127.0.0.1 and dlx.gate.proxy's login gate on the address asked for.
+    listens on a free port of 127.0.0.1 and dlx.gate.proxy's login gate, in this process, on the address
+    asked for. Elsewhere Streamlit replaces this process (exec): no launcher is left holding memory.
     """
 
 
@@ -200,16 +201,19 @@ def cmd_ui(args) -> int:
             owned = [started.pid] if started.pid else []
         except StoreError:
             pass  # the app names the database it cannot open, on its first page
+    line = (f"dlx: {auth.app_url(args.host, args.port, secrets.token)}  (Ctrl-C stops the app"
+            + (" and its worker)" if owned else ")"))
+    if gate is None:  # nothing left to do here: the app takes this process over (its worker stops with it)
+        _announce_when_serving(line, app_host, app_port)
+        os.execve(sys.executable, command, env)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGHUP, _exit_on_signal)
     process = subprocess.Popen(command, env=env)
     interrupted = False  # a Ctrl-C reaches the app too (same process group): give it time to stop alone
     try:
-        if _serving(process, app_host, app_port):
-            if gate is not None:
-                gate.start()
-            print(f"dlx: {auth.app_url(args.host, args.port, secrets.token)}  (Ctrl-C stops the app"
-                  + (" and its worker)" if owned else ")"), flush=True)
+        if _serving(lambda: process.poll() is None, app_host, app_port):
+            gate.start()
+            print(line, flush=True)
         return process.wait()
     except KeyboardInterrupt:
         interrupted = True
@@ -235,13 +239,39 @@ def _exit_on_signal(signum, frame) -> None:
     raise SystemExit(128 + signum)
 
 
-def _serving(process, host: str, port: int) -> bool:
+def _announce_when_serving(line: str, host: str, port: int) -> None:
+    """Print `line` once the app this process is about to become answers, from a grandchild (a double fork:
+    nobody has to reap it) that ends with the line, or silently when the app exits first."""
+    app = os.getpid()
+    sys.stdout.flush()
+    child = os.fork()
+    if child:
+        os.waitpid(child, 0)
+        return
+    try:
+        if os.fork() == 0:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # a Ctrl-C before the line ends it quietly
+            if _serving(lambda: _alive(app), host, port):
+                print(line, flush=True)
+    finally:
+        os._exit(0)  # never back into the launcher's code
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _serving(running: Callable[[], bool], host: str, port: int) -> bool:
     """Wait until the app answers its health check (False if it exited first, e.g. the port was taken)."""
     import urllib.request  # http.client and email: only `dlx ui` asks
 
     local = "127.0.0.1" if host.strip() in WILDCARDS else host.strip("[]")
     url = f"http://{f'[{local}]' if ':' in local else local}:{port}/_stcore/health"
-    while process.poll() is None:
+    while running():
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:

@@ -64,7 +64,8 @@ def cpu_job_slots() -> int:
 def standby_processes() -> int:
     """At most how many prewarmed job processes a worker keeps ready (`DLX_PREWARM`, default 2; 0: none).
 
-    Each holds a job's imports, about 0.9 GB, so a worker with many slots keeps only a few ready.
+    Each holds a job's imports (`standby_preload`: 0.5 GB, or 0.9 GB with all of them), so a worker with
+    many slots keeps only a few ready.
     """
     return _count("DLX_PREWARM", 2)
 
@@ -72,6 +73,20 @@ def standby_processes() -> int:
 def standby_idle() -> int:
     """Seconds a worker keeps standbys with no job and no request (`DLX_STANDBY_IDLE`, default 600)."""
     return _count("DLX_STANDBY_IDLE", 600)
+
+
+STANDBY_PRELOADS = ("train", "all")
+
+
+def standby_preload() -> str:
+    """What a standby imports before its job exists (`DLX_STANDBY_PRELOAD`): `train` (default) torch and the
+    training loop of image and table models, about 0.5 GB; `all` every job kind too (captum, transformers,
+    torchvision), about 0.9 GB, so explain and text jobs also start warm. A job imports what is missing."""
+    raw = os.environ.get("DLX_STANDBY_PRELOAD", "").strip().lower() or "train"
+    if raw not in STANDBY_PRELOADS:
+        raise DlxError(f"DLX_STANDBY_PRELOAD: expected one of {', '.join(STANDBY_PRELOADS)}, got {raw!r}",
+                       field="DLX_STANDBY_PRELOAD")
+    return raw
 
 
 HEARTBEAT_INTERVAL = 2.0  # seconds between heartbeats of workers and of runs tracked from scripts

@@ -110,8 +110,13 @@ else:
 st.subheader("Browse")
 names = list(DATASETS)
 if st.session_state.get(BROWSED) not in names:
-    st.session_state[BROWSED] = names[0]
-chosen = st.selectbox("Data set", names, key=BROWSED)
+    st.session_state[BROWSED] = None
+# Nothing is loaded until a set is chosen: loading one imports torch into the app's server (about 0.4 GB
+# for as long as it runs), a price paid by those who browse, not by every visit to this page (issue 30).
+chosen = st.selectbox("Data set", names, key=BROWSED, index=None, placeholder="Choose a data set to browse")
+if chosen is None:
+    st.caption("Class balance, samples per class, feature statistics or example texts of the chosen set.")
+    st.stop()
 entry = DATASETS[chosen]
 st.caption(md(entry.description))
 problem = files_problem(chosen)

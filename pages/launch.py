@@ -216,7 +216,9 @@ def submit_button(form: dict[str, Any]) -> None:
         first = store.get_run(run_ids[0])
         sweep = first.sweep if first is not None and len(run_ids) > 1 else None
         st.session_state[LAST] = {"runs": run_ids, "sweep": sweep}
-        st.toast(f"Queued {len(run_ids)} run{'s' if len(run_ids) > 1 else ''}", icon=":material/check:")
+        if len(run_ids) == 1:  # one run: follow it now, not after a click on its link (issue 30)
+            st.switch_page("pages/runs.py", query_params={"run": str(run_ids[0])})
+        st.toast(f"Queued {len(run_ids)} runs", icon=":material/check:")
     last_launch()
 
 

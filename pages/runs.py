@@ -1,7 +1,7 @@
 """Runs: every run with its status and results, live while jobs run; one run's curves, log and actions."""
 import json
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 
 import streamlit as st
@@ -302,8 +302,9 @@ def live_state(run_id: int) -> live.LiveRun:
     return st.session_state[name]
 
 
-def live_panel(run_id: int, shown_status: str) -> None:
-    """Progress, headline numbers, curves and log; re-drawn every second while the run is active."""
+def live_panel(run_id: int, shown_status: str, awaiting_first: bool = False) -> None:
+    """Progress, headline numbers, curves and log; re-drawn every second while the run is active (more
+    often while `awaiting_first` point: once it is drawn, the page reruns at the usual pace)."""
     run = store.get_run(run_id)
     if run is None or run.status != shown_status:
         st.rerun()  # the run ended (or vanished): the whole page changes, not only this panel
@@ -311,6 +312,8 @@ def live_panel(run_id: int, shown_status: str) -> None:
     page_groups, pages = chart_page(charts.metric_groups(sorted(store.latest_metrics(run.id))))
     state.refresh({*CURVES, *(key for keys in page_groups.values() for key in keys)})
     keys = state.keys()
+    if awaiting_first and keys:
+        st.rerun()  # the first point is here: redraw at the usual pace
     drawn = {key: state.get(key) for key in dict.fromkeys([*keys, *CURVES])}
     tails = {key: series.tail for key, series in drawn.items()}
     if run.status == "queued":
@@ -436,8 +439,9 @@ def detail(run_id: int) -> None:
         return
     headline(run)
     actions(run)
-    active = run.status not in FINAL_STATES
-    st.fragment(live_panel, run_every="1s" if active else None)(run.id, run.status)
+    age = (datetime.now(UTC) - run.created_at.replace(tzinfo=UTC)).total_seconds()
+    every = live.refresh_every(run.status not in FINAL_STATES, bool(live_state(run.id).keys()), age)
+    st.fragment(live_panel, run_every=every)(run.id, run.status, every == live.FIRST_POINT_EVERY)
     if run.status == "succeeded":
         results(run)
     kept_section(run)

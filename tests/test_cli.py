@@ -163,7 +163,7 @@ def test_ctrl_c_on_ui_stops_the_worker_it_started_and_its_standby(dlx_home):
     standby = wait_for(lambda: children(worker), message="the worker's standby job process")
     assert running(worker) and all(running(pid) for pid in standby)
     assert ctrl_c(process) == 0
-    assert not running(worker)  # dlx ui waited for it
+    wait_for(lambda: not running(worker), timeout=30, message="the worker to stop with the app")
     wait_for(lambda: not any(running(pid) for pid in standby), timeout=30, message="the standby to end")
 
 

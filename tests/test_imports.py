@@ -42,8 +42,9 @@ def _open_page(home: Path, page: str, query: dict[str, str] | None = None) -> di
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("page, title", [("pages/runs.py", "Runs"), ("pages/compare.py", "Compare runs")])
-def test_the_runs_and_compare_pages_do_not_import_torch(dlx_home, page, title):
+@pytest.mark.parametrize("page, title", [("pages/runs.py", "Runs"), ("pages/compare.py", "Compare runs"),
+                                         ("pages/data.py", "Data")])  # Data: until a set is chosen to browse
+def test_the_runs_compare_and_data_pages_do_not_import_torch(dlx_home, page, title):
     store = default_store()
     run = Run(store, store.create_run({"dataset": "digits", "model": "cnn"}, status="running"))
     run.log_metric("train_loss", 1.0, 0)

@@ -3,17 +3,19 @@ feature statistics, and a trained run's mistakes per class. Plain data, no Strea
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
 from dlx.data import csv_cells
 from dlx.data.registry import DataBundle
-from dlx.data.streaming import FolderSplit
 from dlx.data.tables import Column
 from dlx.data.user_sets import list_user_sets
 from dlx.store import Store
+
+if TYPE_CHECKING:
+    import torch
 
 SPLITS = ("train", "val", "test")
 
@@ -48,6 +50,8 @@ def sample_grid(bundle: DataBundle, per_class: int = 6) -> dict[str, list[np.nda
 
 def feature_stats(bundle: DataBundle) -> pd.DataFrame:
     """Per-feature mean, std, min and max over all splits (as the model sees them: standardised)."""
+    import torch  # here, not above: the Data page imports this module before any set is chosen
+
     x = torch.cat([bundle.train.x, bundle.val.x, bundle.test.x]).double().numpy()
     names = list(bundle.meta.feature_names) or [f"feature {i}" for i in range(x.shape[1])]
     return pd.DataFrame({"mean": x.mean(0), "std": x.std(0), "min": x.min(0), "max": x.max(0)}, index=names)
@@ -55,6 +59,8 @@ def feature_stats(bundle: DataBundle) -> pd.DataFrame:
 
 def feature_values(bundle: DataBundle, feature: int) -> np.ndarray:
     """One feature's values over all splits, for its distribution."""
+    import torch  # here, not above: the Data page imports this module before any set is chosen
+
     return torch.cat([bundle.train.x, bundle.val.x, bundle.test.x])[:, feature].numpy()
 
 
@@ -86,6 +92,8 @@ def _labels(split) -> np.ndarray:
 
 
 def _image(split, index: int) -> torch.Tensor:
+    from dlx.data.streaming import FolderSplit  # torch: imported once a set is chosen
+
     if isinstance(split, FolderSplit):
         return split.dataset[index][0]
     return split.x[index]
@@ -95,7 +103,7 @@ def displayable(x: torch.Tensor) -> np.ndarray:
     """Stretched to [0, 1] (inputs may be normalised); channels last, grey as 2-D."""
     x = x.float()
     low, high = x.min(), x.max()
-    x = (x - low) / (high - low) if high > low else torch.zeros_like(x)
+    x = (x - low) / (high - low) if high > low else x * 0
     array = x.cpu().numpy()
     return array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
 

@@ -3,14 +3,10 @@ from __future__ import annotations
 
 import sys
 
-import dlx.explain.influence  # noqa: F401  (registers the "influence" job kind)
-import dlx.explain.jobs  # noqa: F401  (registers the "explain" and "explain_text" job kinds)
-import dlx.explain.over_training  # noqa: F401  (registers the "explain_over_training" job kind)
-import dlx.search.driver  # noqa: F401  (registers the "search" job kind)
 from dlx.data import user_sets
 from dlx.errors import DlxError
 from dlx.jobs import lifeline
-from dlx.jobs.kinds import JOB_KINDS
+from dlx.jobs.kinds import job_function
 from dlx.store import default_store
 from dlx.tracking import Cancelled
 
@@ -24,7 +20,7 @@ def main(job_id: int) -> int:
         print(f"job {job_id} does not exist", file=sys.stderr)
         return 2
     try:
-        JOB_KINDS[job.kind](store, job)
+        job_function(job.kind)(store, job)  # imports only what this kind needs (captum: explain jobs)
     except DlxError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 1

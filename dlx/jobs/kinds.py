@@ -1,6 +1,7 @@
 """What a job does, by kind: a registry the job entry point dispatches on."""
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,11 @@ if TYPE_CHECKING:
 
 JobFunction = Callable[["Store", Job], None]  # a job of the store's queue
 JOB_KINDS: dict[str, JobFunction] = {}
+# The modules that register the kinds defined above this package, imported by a job's process for
+# its own kind only (`job_function`): an image training job never imports captum or transformers.
+KIND_MODULES = {"explain": "dlx.explain.jobs", "explain_text": "dlx.explain.jobs", "sanity": "dlx.explain.jobs",
+                "explain_over_training": "dlx.explain.over_training", "influence": "dlx.explain.influence",
+                "search": "dlx.search.driver"}
 
 
 def register_job_kind(name: str) -> Callable[[JobFunction], JobFunction]:
@@ -20,6 +26,17 @@ def register_job_kind(name: str) -> Callable[[JobFunction], JobFunction]:
         return function
 
     return decorate
+
+
+def job_function(kind: str) -> JobFunction:
+    """What a job of `kind` runs, importing only the module that registers it (every one for a kind it
+    does not know, which may be registered anywhere)."""
+    if kind not in JOB_KINDS:
+        for module in [KIND_MODULES[kind]] if kind in KIND_MODULES else dict.fromkeys(KIND_MODULES.values()):
+            importlib.import_module(module)
+    if kind not in JOB_KINDS:
+        raise DlxError(f"kind: no job kind {kind!r}; known: {', '.join(sorted(JOB_KINDS))}", field="kind")
+    return JOB_KINDS[kind]
 
 
 @register_job_kind("train")

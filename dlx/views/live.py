@@ -19,6 +19,9 @@ import numpy as np
 from dlx.store import History, Store, points
 from dlx.store.reduction import bucketing, reduced_history
 
+LIVE_EVERY = 1.0  # seconds between a live run's refreshes
+FIRST_POINT_EVERY = 0.25  # ... while a run launched in the last FIRST_POINT_WINDOW s has drawn no point yet
+FIRST_POINT_WINDOW = 120.0
 BUCKETS = 400  # about a chart panel's width in pixels (two panels side by side); a series holds up to 2 x BUCKETS buckets
 TAIL = 256  # raw points kept per key (with times) for the progress estimate and the headline numbers
 
@@ -114,6 +117,15 @@ class LiveRun:
 
     def keys(self) -> list[str]:
         return sorted(key for key, series in self.series.items() if len(series))
+
+
+def refresh_every(active: bool, drawn_any: bool, age_s: float) -> float | None:
+    """Seconds between a run's live refreshes: none once it ended; FIRST_POINT_EVERY while a run launched
+    moments ago waits for its first point (the page that launched it draws the point as it lands,
+    not up to a second later); LIVE_EVERY otherwise."""
+    if not active:
+        return None
+    return FIRST_POINT_EVERY if not drawn_any and age_s < FIRST_POINT_WINDOW else LIVE_EVERY
 
 
 def _first_read(conn, run_id: int, key: str) -> LiveSeries:

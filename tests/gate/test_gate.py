@@ -36,7 +36,9 @@ class Ui:
         return f"http://127.0.0.1:{self.port}"
 
     def app_pid(self) -> int:
-        [pid] = [p for p in children(self.process.pid) if b"streamlit" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        """The Streamlit process: `dlx ui` itself where it became the app (no gate), else its child."""
+        candidates = [self.process.pid, *children(self.process.pid)]
+        [pid] = [p for p in candidates if b"streamlit" in Path(f"/proc/{p}/cmdline").read_bytes()]
         return pid
 
     def app_port(self) -> int:
@@ -211,6 +213,7 @@ def test_a_logged_in_upload_streams_through_and_is_capped(exposed):
 def test_a_loopback_ui_has_no_gate_and_caps_uploads_at_the_setting(tmp_path):
     with dlx_ui(tmp_path, env={"DLX_UPLOAD_MAX_BYTES": str(2 * MB)}) as ui:
         assert ui.token == "" and ui.app_port() == ui.port
+        assert ui.app_pid() == ui.process.pid  # no launcher left beside the app: `dlx ui` became it
         environment = Path(f"/proc/{ui.app_pid()}/environ").read_bytes()
         assert b"DLX_EXPOSED" not in environment
         session = open_session(ui.base)  # this machine only: no secret

@@ -186,3 +186,48 @@ def test_standby_idle_setting_names_the_variable(monkeypatch):
     with pytest.raises(DlxError, match="DLX_STANDBY_IDLE: expected a whole number") as caught:
         settings.standby_idle()
     assert caught.value.field == "DLX_STANDBY_IDLE"
+
+
+# A real standby (`python -m dlx.jobs.standby`) handed one job, as the worker hands it; at exit it writes the
+# heavy modules it imported into the job's log (its output once it takes the job), for the test to read.
+STANDBY_REPORTING = """
+import atexit, importlib, runpy, sys
+heavy = lambda: [m for m in importlib.import_module("dlx.jobs.standby").HEAVY if m in sys.modules]
+atexit.register(lambda: print("modules:", heavy(), flush=True))
+runpy.run_module("dlx.jobs.standby", run_name="__main__", alter_sys=True)
+"""
+
+
+def run_in_standby(config: dict, log: Path) -> tuple[str, str, int]:
+    """(the standby's ready line, the job's log, its exit code) for a job of `config` run in a fresh standby."""
+    import json
+    import sys
+
+    run_id, job_id = default_store().queue.submit(parse_config(config))
+    process = subprocess.Popen([sys.executable, "-c", STANDBY_REPORTING], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, env={**os.environ, "DLX_PREWARM": "1"})
+    ready = process.stdout.readline()
+    process.stdin.write(json.dumps({"job_id": job_id, "log_path": str(log), "env": {}}) + "\n")
+    process.stdin.close()
+    code = process.wait(300)
+    assert default_store().get_run(run_id).status == "succeeded", log.read_text()
+    return ready, log.read_text(), code
+
+
+def test_an_image_training_standby_holds_no_captum_or_transformers_and_a_text_job_still_runs(dlx_home, tmp_path):
+    dlx_home.mkdir(parents=True, exist_ok=True)
+    ready, log, code = run_in_standby(DIGITS, tmp_path / "image.log")
+    assert "ready in" in ready and "DLX_STANDBY_PRELOAD=train: torch, sklearn)" in ready
+    assert code == 0 and "modules: ['torch', 'sklearn']" in log  # trained without captum or transformers
+    text = {"dataset": "sentiment", "model": "transformer", "epochs": 1, "batch_size": 64,
+            "model_options": {"layers": 2, "heads": 2, "hidden": 16, "max_length": 32}}
+    ready, log, code = run_in_standby(text, tmp_path / "text.log")  # the same preload: it imports the rest
+    assert code == 0 and "transformers" in log.rsplit("modules:", 1)[1]
+
+
+def test_standby_preload_setting_names_the_variable(monkeypatch):
+    monkeypatch.setenv("DLX_STANDBY_PRELOAD", "everything")
+    with pytest.raises(DlxError, match="DLX_STANDBY_PRELOAD: expected one of train, all, got 'everything'"):
+        settings.standby_preload()
+    monkeypatch.setenv("DLX_STANDBY_PRELOAD", "ALL")
+    assert settings.standby_preload() == "all"

@@ -23,8 +23,10 @@ def no_worker(tmp_path, monkeypatch):
 
 def test_data_page_renders_on_an_empty_store_browsing_digits():
     at = open_app("pages/data.py")
+    assert "None yet" in texts(at) and not at.get("image")  # no set loaded until one is chosen
+    at.selectbox(key="data.browsed").select("digits").run()
     page = texts(at)
-    assert "None yet" in page and "scikit-learn handwritten digits" in page
+    assert "scikit-learn handwritten digits" in page
     assert len(at.get("image")) == 10  # a row of samples for each digit
     assert at.dataframe[0].value.shape[0] == 10  # class balance: one row per class
 

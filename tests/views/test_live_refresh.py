@@ -78,3 +78,11 @@ def test_smoothing_is_the_bias_corrected_average_skipping_nans():
     smoothed = curves.smooth(values)
     assert np.isnan(smoothed[2])
     assert np.allclose(smoothed[~np.isnan(values)], expected)
+
+
+def test_a_new_run_is_looked_at_often_until_its_first_point_then_each_second():
+    assert live.refresh_every(active=True, drawn_any=False, age_s=2.0) == live.FIRST_POINT_EVERY
+    assert live.refresh_every(active=True, drawn_any=True, age_s=2.0) == live.LIVE_EVERY
+    assert live.refresh_every(active=True, drawn_any=False, age_s=3600.0) == live.LIVE_EVERY  # queued for long
+    assert live.refresh_every(active=False, drawn_any=False, age_s=2.0) is None
+    assert live.FIRST_POINT_EVERY < live.LIVE_EVERY

@@ -214,7 +214,7 @@ def test_missing_run_says_so():
 
 
 # -- launching ------------------------------------------------------------------------------------
-def test_launch_queues_one_run_with_the_form_values_and_links_to_it():
+def test_launch_queues_one_run_with_the_form_values_and_follows_it_at_once():
     at = open_app()
     at.text_input(key="launch.lr").set_value("0.01")
     at.text_input(key="launch.epochs").set_value("2").run()
@@ -225,6 +225,10 @@ def test_launch_queues_one_run_with_the_form_values_and_links_to_it():
     assert (configs[0]["dataset"], configs[0]["model"], configs[0]["lr"], configs[0]["epochs"]) == \
         ("digits", "cnn", 0.01, 2)
     run_id = default_store().list_runs()[0].id
+    # the same click opened the run's live page: no link to press, no poll to wait for
+    assert at.query_params["run"] == str(run_id)
+    assert any(f"Run #{run_id}" in str(t.value) for t in at.title) and "Waiting for a worker" in texts(at)
+    at.switch_page("pages/launch.py").run()  # back on Launch, the run it queued is still named and linked
     assert f"Queued run #{run_id}" in at.success[0].value
     link = at.get("page_link")[-1].proto
     assert link.page.endswith("runs") and f"run={run_id}" in link.query_string
