@@ -20,7 +20,7 @@ from dlx.errors import DlxError
 from dlx.explain.image.layers import explainable_copy
 from dlx.explain.samples import input_batches
 from dlx.store import Store
-from dlx.training.checkpoints import load_run_model
+from dlx.training.checkpoints import load_run_model, no_checkpoint
 
 CAPACITY = 4  # models held at once; a ResNet-18 is about 45 MB
 
@@ -86,8 +86,7 @@ def get_loaded_run(store: Store, run_id: int, checkpoint: str = "best",
         run = store.get_run(run_id)
         if run is None:
             raise DlxError(f"run: there is no run #{run_id}", field="run")
-        raise DlxError(f"run: run {run.label} has no {checkpoint!r} checkpoint (status {run.status}); "
-                       "pick a run that finished at least one epoch", field="run")
+        raise no_checkpoint(run, checkpoint)
     stat = path.stat()
     device = torch.device(device)
     key = (store.url, run_id, checkpoint, str(path), stat.st_size, stat.st_mtime_ns, str(device))
