@@ -156,13 +156,15 @@ if keys:
     a, b, c, d = st.columns([3, 2, 2, 1], vertical_alignment="bottom")
     metric = a.selectbox("Metric", keys, index=keys.index(chosen) if chosen in keys else 0, key="compare.metric",
                          help="Opens on a metric most of these runs log.")
+    x_default = compare.default_x(store, [run.id for run in selected], metric)
     x_axis = b.segmented_control("x", compare.X_AXES, key="compare.x",
-                                 default=url_value("x") if url_value("x") in compare.X_AXES else "step") or "step"
+                                 default=url_value("x") if url_value("x") in compare.X_AXES else x_default,
+                                 help="Per-epoch metrics open against epochs.") or x_default
     smoothing = c.slider("Smoothing (EMA)", 0.0, 0.99, float(url_value("smooth", "0") or 0), 0.01,
                          key="compare.smooth")
     log_y = d.toggle("Log scale", value=url_value("log") == "1", key="compare.log")
     keep_in_url(metric=metric, smooth="" if smoothing == 0 else f"{smoothing:g}", log="1" if log_y else "",
-                x="" if x_axis == "step" else x_axis)
+                x="" if x_axis == x_default else x_axis)
     by_id = {run.id: run for run in selected}
     zoom = compare.parse_zoom(url_value("zoom")) if x_axis == "step" else None
     reduced = {run_id: r for (run_id, _), r in

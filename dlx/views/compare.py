@@ -92,6 +92,16 @@ def default_metric(store: Store, run_ids: Sequence[int]) -> str | None:
 
 
 X_AXES = ("step", "epoch", "wall time")
+# What the training loop logs once per epoch (at the epoch's last step): drawn against epochs by default.
+EPOCH_KEYS = ("val_acc", "val_loss", "train_acc", "train_loss_epoch", "test_acc", "test_loss", "epoch")
+
+
+def default_x(store: Store, run_ids: Sequence[int], metric: str) -> str:
+    """The x axis a comparison opens on: epochs for a metric logged once per epoch where every run records
+    its epochs (the `epoch` series the loop logs, or a script's); else steps, as logged."""
+    if metric in EPOCH_KEYS and run_ids and metric_counts(store, run_ids).get("epoch") == len(run_ids):
+        return "epoch"
+    return "step"
 
 
 def x_positions(store: Store, run: RunInfo, key: str, steps: np.ndarray, axis: str) -> np.ndarray | None:

@@ -126,6 +126,8 @@ def test_parameters_over_decades_on_log_axes_varying_first_and_every_scatter_has
     ids = [launched_run(lr=lr, name=f"lr{lr:g}", test_acc=0.5 + i / 10, params={"note_param": 1} if i == 0 else None)
            for i, lr in enumerate((1e-4, 1e-3, 1e-2, 1e-1))]  # note_param: a parameter only one run has
     at = open_app("pages/compare.py", runs=",".join(map(str, ids)), metric="val_acc")
+    assert at.segmented_control(key="compare.x").value == "epoch"  # val_acc is logged once per epoch
+    assert chart(at, "compare.curves")["layout"]["xaxis"]["title"]["text"] == "epoch"
     axes = at.multiselect(key="compare.parallel_params").value
     assert axes[:2] == ["lr", "weight_decay"] and axes[-1] == "note_param"  # varying first
     dimensions = chart(at, "compare.parallel")["data"][0]["dimensions"]
