@@ -1,6 +1,7 @@
 """Runs: every run with its status and results, live while jobs run; one run's curves, log and actions."""
 import json
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
@@ -358,7 +359,7 @@ def chart_controls(has_epochs: bool) -> tuple[str, float]:
     return x_axis, smoothing
 
 
-def x_placer(run: RunInfo, x_axis: str, to_epochs) -> charts.XPlacer:
+def x_placer(run: RunInfo, x_axis: str, to_epochs: Callable[[np.ndarray], np.ndarray] | None) -> charts.XPlacer:
     """Where a key's steps sit on the chosen axis: as logged, in epochs, or seconds since the run started."""
     if x_axis == "step":
         return lambda _key, steps: np.asarray(steps, dtype=np.float64)
