@@ -122,12 +122,14 @@ def _colour_axis(sign: str) -> dict:
 
 
 TITLE_LINE_PX = 14  # one line of an 11 px subplot title
-TITLE_CHAR_PX = 6.5  # about an 11 px title character's width
+TITLE_CHAR_PX = 5.6  # about an 11 px title character's width
 
 
 def wrap_title(title: str, cell: int) -> str:
-    """A subplot title broken into lines about a cell (`cell` px) wide, at spaces (Plotly never wraps)."""
-    return "<br>".join(textwrap.wrap(title, max(8, int(cell / TITLE_CHAR_PX)), break_long_words=False)) or title
+    """A subplot title's lines each broken about a cell (`cell` px) wide, at spaces (Plotly never wraps)."""
+    width = max(8, int(cell / TITLE_CHAR_PX))
+    return "<br>".join("<br>".join(textwrap.wrap(line, width, break_long_words=False)) or line
+                       for line in title.split("<br>"))
 
 
 def explanation_grid(rows: Sequence[SampleRow], sign: str = "all", opacity: float = 0.6,
