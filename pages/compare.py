@@ -201,6 +201,10 @@ if keys:
         if group != "(none)":
             curves = compare.group_curves(reduced, compare.groups_by(selected, group))
             st.plotly_chart(charts_compare.grouped(curves, metric, log_y), key="compare.grouped")
+            grouped_values = compare.param_table(selected)[1][group]
+            if compare.numeric(grouped_values):  # the groups' finals over the parameter (log where it spans decades)
+                st.plotly_chart(charts_compare.group_finals(selected, grouped_values, group, metric),
+                                key="compare.group_finals")
 else:
     st.info("These runs have logged no metrics yet.", icon=":material/show_chart:")
 

@@ -140,6 +140,9 @@ def test_parameters_over_decades_on_log_axes_varying_first_and_every_scatter_has
     at.selectbox(key="compare.group").set_value("lr").run()
     groups = [t["name"] for t in chart(at, "compare.grouped")["data"] if t.get("name")]
     assert groups == ["lr=0.0001 (1 runs)", "lr=0.001 (1 runs)", "lr=0.01 (1 runs)", "lr=0.1 (1 runs)"]
+    finals = chart(at, "compare.group_finals")
+    assert finals["layout"]["xaxis"]["type"] == "log" and values(finals["data"][0], "x") == [1e-4, 1e-3, 1e-2, 1e-1]
+    assert values(finals["data"][0], "y") == pytest.approx([0.7] * 4)  # each run's final val_acc
 
 
 # -- data --------------------------------------------------------------------------------------------

@@ -69,6 +69,29 @@ def grouped(curves: dict[str, GroupCurve], key: str, log_y: bool = False, height
     return fig
 
 
+def group_finals(runs: Sequence[RunInfo], values: Sequence[Any], param: str, metric: str,
+                 height: int = 300) -> go.Figure:
+    """A grouping parameter's values against the runs' final metric: each group's mean with its min–max as
+    error bars, on a log x axis where the values span decades (lr 1e-4 .. 1e-1)."""
+    by_value: dict[float, list[float]] = {}
+    for run, value in zip(runs, values):
+        final = run.metrics.get(metric)
+        if value is not None and final is not None:
+            by_value.setdefault(float(value), []).append(final)
+    xs = sorted(by_value)
+    means = [float(np.mean(by_value[x])) for x in xs]
+    fig = go.Figure(go.Scatter(
+        x=xs, y=means, mode="lines+markers", name=plot(f"mean {shorten(metric, 60)}"), line=dict(color=PALETTE[0]),
+        error_y=dict(type="data", symmetric=False, array=[max(by_value[x]) - m for x, m in zip(xs, means)],
+                     arrayminus=[m - min(by_value[x]) for x, m in zip(xs, means)]),
+        text=[f"{len(by_value[x])} runs" for x in xs], hovertemplate="%{x:g}: %{y:.4g} (%{text})<extra></extra>"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), showlegend=True, legend=LEGEND,
+                      title=plot(f"final {shorten(metric, 60)} by {shorten(param, 60)}"),
+                      xaxis=dict(title=plot(shorten(param, 80)), type="log" if spans_decades(values) else "-"),
+                      yaxis_title=plot(shorten(metric, 80)))
+    return fig
+
+
 def parallel_coordinates(runs: Sequence[RunInfo], table: dict[str, list[Any]], params: Sequence[str],
                          metric: str, height: int = 380) -> go.Figure:
     """Parameters to a chosen final metric, one line per run coloured by that metric; text values get ticks.
