@@ -54,7 +54,8 @@ def worker_panel() -> None:
     current = status(store)
     color, meaning = WORKER_STATES[current.state]
     st.markdown(f"**Worker** :{color}[●] {meaning}")
-    st.caption(f"{current.running} running · {current.queued} queued"
+    runs = store.status_counts()  # runs, as the Runs page counts them (a script's too), read on every tick
+    st.caption(f"{runs.get('running', 0)} running · {runs.get('queued', 0)} queued"
                + (f" · {current.workers} workers" if current.workers > 1 else ""))
     if offered := describe_capacity(capacity(store)):
         st.caption(f"Executor {md(offered)}")

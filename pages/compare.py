@@ -22,7 +22,7 @@ store = default_store()
 PAGE_SIZES = (25, 50, 100, 500)
 BUCKETS = 800  # about a chart's width in pixels: one bucket per pixel
 DEFAULT_SELECTION = 10
-PARALLEL_AXES = 12  # parameters on the parallel-coordinates chart; the table above lists every one
+PARALLEL_AXES = 6  # parameters on the parallel-coordinates chart at first (the varying ones); more on request
 
 
 def url_value(name: str, default: str = "") -> str:
@@ -124,7 +124,7 @@ differing_on_page, page_table = compare.param_table(runs)
 metric_keys = compare.shared_metric_keys(store, [run.id for run in runs])[:6]
 frame = pd.DataFrame({
     # Cells are text (no Markdown), cut to `shorten`'s length: a 10 MB param or note froze the page.
-    "id": [run.id for run in runs], "run": [shorten(run.name or f"{run.dataset}/{run.model}") for run in runs],
+    "id": [run.id for run in runs], "run": [shorten(run.title) for run in runs],
     "status": [run.status for run in runs], "experiment": [shorten(run.experiment) for run in runs],
     "tags": [shorten(", ".join(k if not v else f"{k}={v}" for k, v in run.user_tags.items())) for run in runs],
     "note": [shorten(run.note) for run in runs],
@@ -137,7 +137,8 @@ frame = pd.DataFrame({
 st.caption(f"Runs {(page - 1) * page_size + 1}–{(page - 1) * page_size + len(runs)} of {total:,}. "
            "Select rows to compare them; with none selected, the ones in the link or the first ten are compared.")
 event = st.dataframe(frame, hide_index=True, on_select="rerun", selection_mode="multi-row", width="stretch",
-                     key="compare.table", height=min(400, 38 + 35 * len(frame)))
+                     key="compare.table", placeholder="",  # a value a run lacks is blank, not "None"
+                     height=min(400, 38 + 35 * len(frame)))
 picked = [int(frame.iloc[row]["id"]) for row in event.selection.rows]
 selected_ids = picked or url_runs() or [run.id for run in runs[:DEFAULT_SELECTION]]
 keep_in_url(runs=",".join(map(str, selected_ids)) if picked or url_runs() else "")
@@ -152,16 +153,19 @@ labels = {run.id: shorten(run.label, 80) for run in selected}
 st.subheader("Curves")
 keys = compare.glance_keys(store, [run.id for run in selected], count=None)  # accuracy and loss first
 if keys:
-    chosen = url_value("metric")
+    chosen = url_value("metric") or compare.default_metric(store, [run.id for run in selected])
     a, b, c, d = st.columns([3, 2, 2, 1], vertical_alignment="bottom")
-    metric = a.selectbox("Metric", keys, index=keys.index(chosen) if chosen in keys else 0, key="compare.metric")
+    metric = a.selectbox("Metric", keys, index=keys.index(chosen) if chosen in keys else 0, key="compare.metric",
+                         help="Opens on a metric most of these runs log.")
+    x_default = compare.default_x(store, [run.id for run in selected], metric)
     x_axis = b.segmented_control("x", compare.X_AXES, key="compare.x",
-                                 default=url_value("x") if url_value("x") in compare.X_AXES else "step") or "step"
+                                 default=url_value("x") if url_value("x") in compare.X_AXES else x_default,
+                                 help="Per-epoch metrics open against epochs.") or x_default
     smoothing = c.slider("Smoothing (EMA)", 0.0, 0.99, float(url_value("smooth", "0") or 0), 0.01,
                          key="compare.smooth")
     log_y = d.toggle("Log scale", value=url_value("log") == "1", key="compare.log")
     keep_in_url(metric=metric, smooth="" if smoothing == 0 else f"{smoothing:g}", log="1" if log_y else "",
-                x="" if x_axis == "step" else x_axis)
+                x="" if x_axis == x_default else x_axis)
     by_id = {run.id: run for run in selected}
     zoom = compare.parse_zoom(url_value("zoom")) if x_axis == "step" else None
     reduced = {run_id: r for (run_id, _), r in
@@ -198,6 +202,10 @@ if keys:
         if group != "(none)":
             curves = compare.group_curves(reduced, compare.groups_by(selected, group))
             st.plotly_chart(charts_compare.grouped(curves, metric, log_y), key="compare.grouped")
+            grouped_values = compare.param_table(selected)[1][group]
+            if compare.numeric(grouped_values):  # the groups' finals over the parameter (log where it spans decades)
+                st.plotly_chart(charts_compare.group_finals(selected, grouped_values, group, metric),
+                                key="compare.group_finals")
 else:
     st.info("These runs have logged no metrics yet.", icon=":material/show_chart:")
 
@@ -205,7 +213,7 @@ st.subheader("Parameters")
 differing, table = compare.param_table(selected)
 if differing:
     params = pd.DataFrame({"parameter": [shorten(k) for k in differing],
-                           **{labels[run.id]: [shorten(table[k][i]) for k in differing]
+                           **{labels[run.id]: ["" if table[k][i] is None else shorten(table[k][i]) for k in differing]
                               for i, run in enumerate(selected)}})
     st.dataframe(params.style.set_properties(**{"background-color": style.HIGHLIGHT}),
                  hide_index=True, width="stretch", key="compare.params")
@@ -219,9 +227,15 @@ if differing and keys:
         target = st.selectbox("Final metric", finals, key="compare.final",
                               index=finals.index(metric) if metric in finals else 0)
         one, two = st.columns([3, 2])
-        one.plotly_chart(charts_compare.parallel_coordinates(selected, table, differing[:PARALLEL_AXES], target),
+        ordered = compare.by_variation(differing, table)
+        axes = one.multiselect("Parallel coordinates: parameters", ordered, default=ordered[:PARALLEL_AXES],
+                               key="compare.parallel_params",
+                               help="The parameters these runs vary come first; add more here.")
+        if len(ordered) > len(axes):
+            one.caption(f"{len(axes)} of the {len(ordered)} differing parameters shown; add more above.")
+        one.plotly_chart(charts_compare.parallel_coordinates(selected, table, axes, target),
                          key="compare.parallel")
-        param = two.selectbox("Parameter", differing, key="compare.scatter_param")
+        param = two.selectbox("Parameter", ordered, key="compare.scatter_param")
         two.plotly_chart(charts_compare.scatter(selected, table[param], param, target, colors),
                          key="compare.scatter")
 

@@ -6,6 +6,7 @@ from dlx import settings
 from dlx.data import DATASETS, browse, load_dataset
 from dlx.data.registry import files_problem
 from dlx.data.tables import import_table
+from dlx.data.user_intake import name_or_default
 from dlx.data.user_sets import AUGMENTATIONS, delete_user_set, import_image_folder, import_uploaded_images
 from dlx.data.user_texts import import_text_csv
 from dlx.errors import DlxError
@@ -41,14 +42,16 @@ with st.expander("Bring your data", expanded=not browse.user_sets_table(store).s
     with upload, st.form("data.upload"):
         archive = st.file_uploader("Zip or tar of class folders (one sub-folder per class)",
                                    type=["zip", "tar", "gz", "tgz", "bz2", "xz"], key="data.archive")
-        name = st.text_input("Name", key="data.archive_name", placeholder="e.g. my-pets")
+        name = st.text_input("Name", key="data.archive_name", placeholder="the archive's name",
+                             help="Empty: the archive's file name (my-pets.zip: my-pets).")
         side = st.number_input("Image size (pixels)", 8, 512, 32, key="data.archive_side")
         augment = st.multiselect("Training augmentation", AUGMENTATIONS, key="data.archive_augment")
         if st.form_submit_button("Check and add", type="primary"):
             if archive is None:
                 st.error("upload: choose an archive first")
             else:
-                report(lambda: import_uploaded_images(store, archive.getvalue(), archive.name, name, int(side),
+                report(lambda: import_uploaded_images(store, archive.getvalue(), archive.name,
+                                                      name_or_default(name, archive.name), int(side),
                                                       tuple(augment)))
     with folder, st.form("data.folder"):
         try:
@@ -64,32 +67,36 @@ with st.expander("Bring your data", expanded=not browse.user_sets_table(store).s
                 "this app is open to the network and `DLX_DATA_ROOTS` is not set." if settings.exposed()
                 else "`DLX_DATA_ROOTS` names no folder."), icon=":material/folder_off:")
         path = st.text_input("Folder path on the server", key="data.folder_path")
-        name = st.text_input("Name", key="data.folder_name")
+        name = st.text_input("Name", key="data.folder_name", placeholder="the folder's name",
+                             help="Empty: the folder's own name.")
         side = st.number_input("Image size (pixels)", 8, 512, 32, key="data.folder_side")
         augment = st.multiselect("Training augmentation", AUGMENTATIONS, key="data.folder_augment")
         if st.form_submit_button("Check and add", type="primary"):
-            report(lambda: import_image_folder(store, path, name, int(side), tuple(augment)))
+            report(lambda: import_image_folder(store, path, name_or_default(name, path), int(side), tuple(augment)))
     with table, st.form("data.table"):
         csv_file = st.file_uploader("CSV with a header row", type=["csv"], key="data.csv")
         label = st.text_input("Label column", key="data.label_column")
-        name = st.text_input("Name", key="data.table_name")
+        name = st.text_input("Name", key="data.table_name", placeholder="the file's name",
+                             help="Empty: the CSV's file name (iris.csv: iris).")
         if st.form_submit_button("Check and add", type="primary"):
             if csv_file is None:
                 st.error("file: choose a CSV file first")
             else:
-                report(lambda: import_table(store, csv_file.getvalue(), name, label.strip(), csv_file.name))
+                report(lambda: import_table(store, csv_file.getvalue(), name_or_default(name, csv_file.name),
+                                            label.strip(), csv_file.name))
 
     with texts, st.form("data.texts"):
         texts_file = st.file_uploader("CSV with a text column and a label column", type=["csv"], key="data.texts_csv")
         text_column = st.text_input("Text column", key="data.text_column")
         label = st.text_input("Label column", key="data.texts_label_column")
-        name = st.text_input("Name", key="data.texts_name")
+        name = st.text_input("Name", key="data.texts_name", placeholder="the file's name",
+                             help="Empty: the CSV's file name.")
         if st.form_submit_button("Check and add", type="primary"):
             if texts_file is None:
                 st.error("file: choose a CSV file first")
             else:
-                report(lambda: import_text_csv(store, texts_file.getvalue(), name, text_column.strip(), label.strip(),
-                                               texts_file.name))
+                report(lambda: import_text_csv(store, texts_file.getvalue(), name_or_default(name, texts_file.name),
+                                               text_column.strip(), label.strip(), texts_file.name))
 
 st.subheader("Your data sets")
 mine = browse.user_sets_table(store)
@@ -145,10 +152,14 @@ elif entry.kind == "table":
     for choice in browse.column_choices(store, chosen):
         st.caption(md(choice))
     stats = browse.feature_stats(bundle)
-    st.dataframe(stats, width="stretch")
+    st.dataframe(stats, width="stretch", column_config={c: st.column_config.NumberColumn(c, format="%.4g")
+                                                        for c in stats.columns})
     feature = st.selectbox("Distribution of", list(stats.index), key="data.feature")
     values = browse.feature_values(bundle, list(stats.index).index(feature))
-    st.bar_chart(browse.histogram(values))
+    st.bar_chart(browse.histogram(values), x_label=feature, y_label="rows")
+    st.caption("Statistics and distributions in the data's own units"
+               + (". The model sees each feature standardised (its training rows' mean 0, std 1)."
+                  if browse.standardised(bundle) else "."))
 elif entry.kind == "text":
     st.markdown("**Example texts** (training split)")
     examples = browse.example_texts(bundle)

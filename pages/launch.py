@@ -10,7 +10,7 @@ from dlx.errors import DlxError
 from dlx.jobs import ensure_worker, standby
 from dlx.models import MODELS
 from dlx.store import default_store
-from dlx.views import launch
+from dlx.views import launch, small_data
 from dlx.views.text import md, shorten
 from pages import enter_frame, launch_search
 
@@ -203,6 +203,8 @@ def submit_button(form: dict[str, Any]) -> None:
         sweep_name = (typed or "").strip() or None
     else:
         st.caption(f"This queues 1 run: {md(form['dataset'])} / {md(form['model'])}.")
+    if planned is not None and (small := small_data.small_set_warning(planned.configs)):
+        st.warning(md(small), icon=":material/data_alert:")
     if form["device"] not in launch.device_choices():
         st.warning(f"This machine has no {md(form['device'])}; only a worker on a machine with it will run "
                    "this.", icon=":material/memory:")

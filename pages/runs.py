@@ -1,9 +1,11 @@
 """Runs: every run with its status and results, live while jobs run; one run's curves, log and actions."""
 import json
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 
+import numpy as np
 import streamlit as st
 
 from dlx.config import parse_run_id
@@ -12,7 +14,7 @@ from dlx.jobs.supervisor import why_waiting
 from dlx.store import FINAL_STATES, History, RunInfo, default_store
 from dlx.store.edits import parse_tags
 from dlx.training.kept import kept_checkpoints
-from dlx.views import compare, live, progress
+from dlx.views import compare, live, progress, small_data
 from dlx.views.charts import compare as charts_compare
 from dlx.views.charts import curves as charts
 from dlx.views.charts import style
@@ -153,11 +155,14 @@ def run_list() -> None:
     # As wide as the page, as tall as its rows (no box of ten rows to scroll), blank where a run
     # has no value (a script's run has no data set or accuracy).
     event = st.dataframe(frame, column_config=COLUMNS, hide_index=True, on_select="rerun",
-                         selection_mode="multi-row" if many else "single-row", width="stretch", height="content",
-                         placeholder="", key=f"runs.table.{st.session_state.get(TABLE_VERSION, 0)}.{many}")
-    picked = [int(frame.iloc[row]["id"]) for row in event.selection.rows]
+                         # Off "Select several", a click on any cell of a row opens its run, as its checkbox does.
+                         selection_mode="multi-row" if many else ["single-row", "single-cell"], width="stretch",
+                         height="content", placeholder="",
+                         key=f"runs.table.{st.session_state.get(TABLE_VERSION, 0)}.{many}")
+    rows = list(event.selection.rows) or [cell[0] for cell in getattr(event.selection, "cells", [])]
+    picked = [int(frame.iloc[row]["id"]) for row in rows]
     if not many:
-        st.caption("Select a row to open the run: live curves, progress, log, confusion matrix and actions. "
+        st.caption("Click a row to open the run: live curves, progress, log, confusion matrix and actions. "
                    "Params show where the listed runs differ.")
         if picked:
             open_run(picked[0])
@@ -323,10 +328,22 @@ def live_panel(run_id: int, shown_status: str, awaiting_first: bool = False) -> 
         st.progress(estimate.fraction or 0.0, text=estimate.describe())
     numbers(run, tails)
     launched = run.dataset is not None
-    if (launched and run.status in ("queued", "running")) or any(k in keys for k in charts.CURVE_KEYS):
-        figure = charts.curves(drawn, run.summary.get("steps_per_epoch"), run.summary.get("epochs"))
+    to_epochs = charts.epoch_of(drawn, run.summary.get("steps_per_epoch"))
+    # A script that logged per batch and at step=epoch, with no epoch series: each scale its own charts.
+    mixed = not launched and to_epochs is None and charts.mixed_scales(charts.CURVE_KEYS, drawn)
+    x_axis, smoothing = chart_controls(to_epochs is not None)
+    x_of = x_placer(run, x_axis, to_epochs)
+    x_title = {"step": "step", "epoch": "epoch", "wall time": "seconds since the run started"}[x_axis]
+    if not mixed and ((launched and run.status in ("queued", "running"))
+                      or any(k in keys for k in charts.CURVE_KEYS)):
+        figure = charts.curves(drawn, run.summary.get("steps_per_epoch"), run.summary.get("epochs"),
+                               smoothing=smoothing, x_of=x_of, x_title=x_title)
         st.plotly_chart(figure, width="stretch", key="runs.curves")
-    other_metrics(page_groups, pages, drawn, launched)
+    if mixed:  # its loss and accuracy go with its other metrics, split by scale
+        page_groups, pages = chart_page(charts.metric_groups(sorted(store.latest_metrics(run.id)), with_curves=True))
+        state.refresh({key for keys in page_groups.values() for key in keys})
+        drawn.update({key: state.get(key) for keys in page_groups.values() for key in keys})
+    other_metrics(page_groups, pages, drawn, launched, x_of, x_title)
     try:
         log = progress.log_path(store, run.id)
     except DlxError as err:  # an index entry pointing outside the data directory is never read
@@ -335,6 +352,28 @@ def live_panel(run_id: int, shown_status: str, awaiting_first: bool = False) -> 
     if log is not None:
         with st.expander("Log", expanded=run.status in ("running", "failed"), icon=":material/terminal:"):
             st.code(progress.tail(log) or "(empty so far)", language=None)
+
+
+def chart_controls(has_epochs: bool) -> tuple[str, float]:
+    """The charts' x axis (step, epoch where the run records epochs, wall time) and EMA smoothing (0: raw)."""
+    left, right, _ = st.columns([2, 2, 3], vertical_alignment="bottom")
+    axes = ("epoch", "step", "wall time") if has_epochs else ("step", "wall time")
+    x_axis = left.segmented_control("x axis", axes, default=axes[0], key="runs.x",
+                                    help="Per-epoch metrics are drawn against epochs by default.") or axes[0]
+    smoothing = right.slider("Smoothing (EMA)", 0.0, 0.99, 0.6, 0.01, key="runs.smooth",
+                             help="TensorBoard's smoothing of the per-step lines; the raw line stays faint.")
+    return x_axis, smoothing
+
+
+def x_placer(run: RunInfo, x_axis: str, to_epochs: Callable[[np.ndarray], np.ndarray] | None) -> charts.XPlacer:
+    """Where a key's steps sit on the chosen axis: as logged, in epochs, or seconds since the run started."""
+    if x_axis == "step":
+        return lambda _key, steps: np.asarray(steps, dtype=np.float64)
+    if x_axis == "epoch" and to_epochs is not None:
+        return lambda _key, steps: to_epochs(steps)
+    if x_axis == "wall time":
+        return lambda key, steps: compare.seconds_since_start(store, run, key, steps)
+    return lambda _key, steps: np.asarray(steps, dtype=np.float64)
 
 
 def chart_page(groups: dict[str, list[str]]) -> tuple[dict[str, list[str]], int]:
@@ -349,13 +388,17 @@ def chart_page(groups: dict[str, list[str]]) -> tuple[dict[str, list[str]], int]
 
 
 def other_metrics(groups: dict[str, list[str]], pages: int, histories: dict[str, live.LiveSeries],
-                  launched: bool) -> None:
+                  launched: bool, x_of: charts.XPlacer | None = None, x_title: str = "step") -> None:
     """Every key `curves` does not draw, grouped by name: a script's own metrics, a training's
     learning rate and throughput. A script's metrics are its main charts; a training's come second.
     A page of charts at a time: a run that logged 10,000 names gets a pager, not 10,000 charts."""
     if not groups:
         return
-    figure = charts.metrics_figure(groups, histories)
+    if x_title == "step":  # as logged: a script's scales apart, never on one axis
+        groups, titles = charts.split_scales(groups, histories)
+    else:
+        titles = dict.fromkeys(groups, x_title)
+    figure = charts.metrics_figure(groups, histories, x_of=x_of, x_titles=titles)
     names = md(shorten(", ".join(groups), 120))
     place = st.expander(f"More metrics: {names}" + (f" (page of {pages:,})" if pages > 1 else ""),
                         icon=":material/monitoring:") if launched else st.container()
@@ -377,7 +420,7 @@ def numbers(run: RunInfo, histories: dict[str, History]) -> None:
         delta = f"{val.values[-1] - val.values[-2]:+.4f}" if len(val) > 1 else None
         shown.append(("Validation accuracy", f"{val.values[-1]:.4f}", delta, "after the last epoch"))
     if len(loss):
-        shown.append(("Train loss", f"{charts.smooth(loss.values)[-1]:.4f}", None, "smoothed"))
+        shown.append(("Train loss", f"{loss.values[-1]:.4f}", None, f"at step {loss.steps[-1]:,}, as logged"))
     if len(rate):
         shown.append(("Samples/s", f"{progress.throughput(rate):,.0f}", None,
                       "training throughput: the median of the last five logging windows, weighted by their steps"))
@@ -443,6 +486,8 @@ def detail(run_id: int) -> None:
     every = live.refresh_every(run.status not in FINAL_STATES, bool(live_state(run.id).keys()), age)
     st.fragment(live_panel, run_every=every)(run.id, run.status, every == live.FIRST_POINT_EVERY)
     if run.status == "succeeded":
+        if chance := small_data.chance_note(run):
+            st.warning(md(chance), icon=":material/data_alert:")
         results(run)
     kept_section(run)
     st.download_button("Download report", partial(report_html, store, run.id), f"run-{run.id}.html",

@@ -3,6 +3,7 @@ feature statistics, and a trained run's mistakes per class. Plain data, no Strea
 from __future__ import annotations
 
 import io
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -48,20 +49,31 @@ def sample_grid(bundle: DataBundle, per_class: int = 6) -> dict[str, list[np.nda
     return grid
 
 
-def feature_stats(bundle: DataBundle) -> pd.DataFrame:
-    """Per-feature mean, std, min and max over all splits (as the model sees them: standardised)."""
+def own_units(bundle: DataBundle) -> np.ndarray:
+    """Every split's features in the data's own units (a standardised table's inputs scaled back), float64."""
     import torch  # here, not above: the Data page imports this module before any set is chosen
 
     x = torch.cat([bundle.train.x, bundle.val.x, bundle.test.x]).double().numpy()
+    mean, std = bundle.meta.units
+    return x * np.asarray(std) + np.asarray(mean) if mean else x
+
+
+def feature_stats(bundle: DataBundle) -> pd.DataFrame:
+    """Per-feature mean, std, min and max over all splits, in the data's own units (not as the model sees
+    them: `standardised` says whether it sees each feature scaled to train mean 0, std 1)."""
+    x = own_units(bundle)
     names = list(bundle.meta.feature_names) or [f"feature {i}" for i in range(x.shape[1])]
     return pd.DataFrame({"mean": x.mean(0), "std": x.std(0), "min": x.min(0), "max": x.max(0)}, index=names)
 
 
-def feature_values(bundle: DataBundle, feature: int) -> np.ndarray:
-    """One feature's values over all splits, for its distribution."""
-    import torch  # here, not above: the Data page imports this module before any set is chosen
+def standardised(bundle: DataBundle) -> bool:
+    """Whether the model sees this table's features standardised (train mean 0, std 1)."""
+    return bool(bundle.meta.units[0])
 
-    return torch.cat([bundle.train.x, bundle.val.x, bundle.test.x])[:, feature].numpy()
+
+def feature_values(bundle: DataBundle, feature: int) -> np.ndarray:
+    """One feature's values over all splits, in its own units, for its distribution."""
+    return own_units(bundle)[:, feature]
 
 
 def column_choices(store: Store, name: str) -> list[str]:
@@ -109,9 +121,13 @@ def displayable(x: torch.Tensor) -> np.ndarray:
 
 
 def histogram(values: np.ndarray, bins: int = 20) -> pd.DataFrame:
-    """Counts per bin, indexed by the bin's centre, for a bar chart."""
-    counts, edges = np.histogram(values, bins=bins)
-    return pd.DataFrame({"count": counts}, index=np.round((edges[:-1] + edges[1:]) / 2, 3))
+    """Counts per bin, indexed by the bin's centre rounded to what the bin width tells apart (-1.76,
+    not -1.75800001621), for a bar chart."""
+    counts, edges = np.histogram(np.asarray(values, dtype=np.float64), bins=bins)
+    width = float(edges[1] - edges[0]) or 1.0
+    digits = max(0, 1 - math.floor(math.log10(abs(width))))
+    return pd.DataFrame({"count": counts}, index=pd.Index(np.round((edges[:-1] + edges[1:]) / 2, digits),
+                                                          name="value"))
 
 
 def example_texts(bundle: DataBundle, per_class: int = 3) -> pd.DataFrame:

@@ -33,6 +33,8 @@ class DatasetMeta:
     feature_names: tuple[str, ...] = ()
     description: str = ""
     mean: tuple[float, ...] = ()  # per channel (images) or per feature (tables), on train
+    # A standardised table's train mean and std per feature: value in its own units = x * std + mean.
+    units: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
 
     @property
     def num_classes(self) -> int:
@@ -227,11 +229,14 @@ def split_arrays(x: np.ndarray, y: np.ndarray, meta: DatasetMeta, seed: int,
 
     train, val, test = split_indices(y, seed, val_fraction, test_fraction)
     x = x.astype(np.float32)
+    units: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
     if standardize:
         mu, sd = x[train].mean(axis=0), x[train].std(axis=0)
-        x = (x - mu) / np.where(sd > 0, sd, 1.0)
+        sd = np.where(sd > 0, sd, 1.0)
+        x = (x - mu) / sd
+        units = (tuple(float(v) for v in mu), tuple(float(v) for v in sd))
     mean = x[train].mean(axis=0) if meta.kind == "table" else x[train].mean(axis=(0, *range(2, x.ndim)))
-    meta = DatasetMeta(**{**meta.__dict__, "mean": tuple(float(m) for m in np.atleast_1d(mean))})
+    meta = DatasetMeta(**{**meta.__dict__, "mean": tuple(float(m) for m in np.atleast_1d(mean)), "units": units})
     extras = extras or {}
 
     def part(rows: np.ndarray) -> Split:

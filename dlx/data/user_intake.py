@@ -27,3 +27,29 @@ def check_name(name: str) -> str:
     if name in DATASETS:
         raise DlxError(f"name: a data set called {name!r} exists already; choose another name", field="name")
     return name
+
+
+SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".zip", ".tar", ".gz", ".bz2", ".xz", ".csv")
+
+
+def name_from(source: str) -> str:
+    """A data set's name from its archive, folder or file name ("My Pets.tar.gz" -> "my-pets"), made valid
+    and, when taken, numbered ("my-pets-2"); what the Data page uses when no name is typed."""
+    base = Path(source.strip().rstrip("/\\")).name
+    for suffix in SUFFIXES:
+        if base.lower().endswith(suffix):
+            base = base[:-len(suffix)]
+            break
+    name = re.sub(r"[^a-z0-9_-]+", "-", base.lower()).strip("-_")[:56] or "data"
+    if not name[0].isalnum():
+        name = f"data-{name}"
+    taken, candidate, n = set(DATASETS), name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name}-{n}"
+    return candidate
+
+
+def name_or_default(name: str, source: str) -> str:
+    """The name typed, else one from the source's file or folder name (`name_from`)."""
+    return name.strip() or name_from(source)

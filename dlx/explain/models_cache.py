@@ -24,7 +24,7 @@ from dlx.models.saved_pretrained import FORMAT, load_saved, read_samples
 from dlx.store import Store
 from dlx.tracking.models import FORMAT as BUILT
 from dlx.tracking.models import builder_function
-from dlx.training.checkpoints import load_run_model, read_weights
+from dlx.training.checkpoints import load_run_model, no_checkpoint, read_weights
 
 CAPACITY = 4  # models held at once; a ResNet-18 is about 45 MB
 
@@ -147,8 +147,7 @@ def get_loaded_run(store: Store, run_id: int, checkpoint: str = "best",
         run = store.get_run(run_id)
         if run is None:
             raise DlxError(f"run: there is no run #{run_id}", field="run")
-        raise DlxError(f"run: run {run.label} has no {checkpoint!r} checkpoint (status {run.status}); "
-                       "pick a run that finished at least one epoch", field="run")
+        raise no_checkpoint(run, checkpoint)
     stat = path.stat()
     device = torch.device(device)
     key = (store.url, run_id, checkpoint, str(path), stat.st_size, stat.st_mtime_ns, str(device))

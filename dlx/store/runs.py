@@ -88,8 +88,18 @@ class RunInfo:
         return {k: v for k, v in self.tags.items() if not k.startswith(RESERVED_TAG_PREFIX)}
 
     @property
+    def title(self) -> str:
+        """The run's name; else its data set and model; else (a script's unnamed run) "run N · experiment"."""
+        if self.name:
+            return self.name
+        if self.dataset or self.model:
+            return "/".join(part for part in (self.dataset, self.model) if part)
+        return f"run {self.id} · {self.experiment}"
+
+    @property
     def label(self) -> str:
-        return f"#{self.id} {self.name or f'{self.dataset}/{self.model}'}"
+        """How lists and legends name a run: "#N name" (never "None/None")."""
+        return self.title if not (self.name or self.dataset or self.model) else f"#{self.id} {self.title}"
 
 
 # _select_runs()'s rows: RunInfo's fields up to ended_at, then the latest training job's id.

@@ -19,7 +19,7 @@ from dlx.errors import DlxError
 from dlx.models import build_model
 
 if TYPE_CHECKING:
-    from dlx.store import Store
+    from dlx.store import RunInfo, Store
 
 
 def save_checkpoint(model: nn.Module, path: Path, metadata: dict[str, str]) -> None:
@@ -52,8 +52,7 @@ def load_run_model(store: Store, run_id: int, checkpoint: str = "best",
         raise DlxError(f"run: there is no run #{run_id}", field="run")
     path = store.checkpoint_path(run_id, checkpoint)
     if path is None:
-        raise DlxError(f"run: run #{run_id} has no {checkpoint!r} checkpoint yet "
-                       f"(status {run.status}); pick a run that finished at least one epoch", field="run")
+        raise no_checkpoint(run, checkpoint)
     config = RunConfig(**run.config)
     bundle = load_dataset(config.dataset, config.seed, config.val_fraction, config.test_fraction)
     model = build_model(config.model, bundle.meta, **config.model_options)
@@ -63,6 +62,18 @@ def load_run_model(store: Store, run_id: int, checkpoint: str = "best",
         raise DlxError(f"checkpoint: {path.name} of run #{run_id} does not fit its {config.model} model "
                        f"({str(err).splitlines()[0]})", field="checkpoint") from None
     return model.to(device).eval(), config
+
+
+def no_checkpoint(run: RunInfo, checkpoint: str) -> DlxError:
+    """Why a run has no checkpoint to explain, and how to get one: a script's run never has one (dlx
+    cannot rebuild a model it did not train); a launched one has it after its first epoch."""
+    if run.job_id is None and run.dataset is None:
+        return DlxError(f"run: {run.label} was logged from a script and has no checkpoint: Explain rebuilds a "
+                        "model dlx trained. To explain one, train it with dlx (the Launch page, or `dlx run "
+                        "--dataset NAME --model NAME`; your own data as a data set on the Data page): its runs "
+                        "save checkpoints after every epoch", field="run")
+    return DlxError(f"run: {run.label} has no {checkpoint!r} checkpoint yet (status {run.status}); pick a run "
+                    "that finished at least one epoch", field="run")
 
 
 def read_weights(path: Path, run_id: int) -> dict[str, torch.Tensor]:

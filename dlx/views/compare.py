@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ import numpy as np
 from dlx.errors import DlxError
 from dlx.store import RunInfo, Store, decode_param, points
 from dlx.store.reduction import Reduced
+from dlx.views.charts.curves import epoch_of
 from dlx.views.charts.style import RUN_PALETTE
 
 PALETTE = RUN_PALETTE
@@ -40,12 +42,16 @@ def param_table(runs: Sequence[RunInfo]) -> tuple[list[str], dict[str, list[Any]
 
 def shared_metric_keys(store: Store, run_ids: Sequence[int]) -> list[str]:
     """Metric keys logged by any of the runs (from their summary rows: no history read), most common first."""
-    if not run_ids:
-        return []
-    counts: dict[str, int] = {}
-    for key in points.summary_keys(store, run_ids):
-        counts[key] = counts.get(key, 0) + 1
+    counts = metric_counts(store, run_ids)
     return sorted(counts, key=lambda k: (-counts[k], k))
+
+
+def metric_counts(store: Store, run_ids: Sequence[int]) -> dict[str, int]:
+    """Each metric key the runs log, with how many of them log it (from their summary rows)."""
+    counts: dict[str, int] = {}
+    for key in points.summary_keys(store, run_ids) if run_ids else ():
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def numeric(values: Sequence[Any]) -> bool:
@@ -54,25 +60,79 @@ def numeric(values: Sequence[Any]) -> bool:
     return bool(present) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present)
 
 
+DECADES = 2  # a positive parameter spread over this many powers of ten (lr 1e-4 .. 1e-2) is drawn on a log axis
+
+
+def spans_decades(values: Sequence[Any]) -> bool:
+    """Whether a numeric parameter's values are all positive and spread over DECADES powers of ten or more."""
+    if not numeric(values):
+        return False
+    present = [float(v) for v in values if v is not None]
+    return min(present) > 0 and np.log10(max(present) / min(present)) >= DECADES
+
+
+def by_variation(differing: Sequence[str], table: dict[str, list[Any]]) -> list[str]:
+    """The differing parameters, those with two or more values among the runs that have them first (what a
+    sweep varied), then those only some runs have (mixed script and launched runs), each by how many have it."""
+    def order(key: str) -> tuple[int, int, str]:
+        present = [repr(v) for v in table[key] if v is not None]
+        return (0 if len(set(present)) > 1 else 1, -len(present), key)
+    return sorted(differing, key=order)
+
+
+def default_metric(store: Store, run_ids: Sequence[int]) -> str | None:
+    """The metric a comparison opens on: among those most of the runs log, accuracy or loss first."""
+    counts = metric_counts(store, run_ids)
+    if not counts:
+        return None
+    most = max(counts.values())
+    common = [key for key in counts if counts[key] == most]
+    preferred = [key for key in GLANCE_KEYS if key in common]
+    return (preferred or sorted(common))[0]
+
+
 X_AXES = ("step", "epoch", "wall time")
+# What the training loop logs once per epoch (at the epoch's last step): drawn against epochs by default.
+EPOCH_KEYS = ("val_acc", "val_loss", "train_acc", "train_loss_epoch", "test_acc", "test_loss", "epoch")
+
+
+def default_x(store: Store, run_ids: Sequence[int], metric: str) -> str:
+    """The x axis a comparison opens on: epochs for a metric logged once per epoch where every run records
+    its epochs (the `epoch` series the loop logs, or a script's); else steps, as logged."""
+    if metric in EPOCH_KEYS and run_ids and metric_counts(store, run_ids).get("epoch") == len(run_ids):
+        return "epoch"
+    return "step"
 
 
 def x_positions(store: Store, run: RunInfo, key: str, steps: np.ndarray, axis: str) -> np.ndarray | None:
     """Where a run's points at `steps` sit on the chosen x axis: the step, the epoch (steps over the run's
-    steps per epoch) or seconds since the series' first point (read from the points at those steps only:
+    steps per epoch, else through the `epoch` series a script logged) or seconds since the series' first point (read from the points at those steps only:
     a reduced chart never fetches the whole history). None where the run cannot say (no epochs logged)."""
     steps = np.asarray(steps, dtype=np.int64)
     if axis == "step":
         return steps.astype(np.float64)
     if axis == "epoch":
         per_epoch = run.summary.get("steps_per_epoch")
-        return steps / float(per_epoch) if per_epoch else None
+        if per_epoch:
+            return steps / float(per_epoch)
+        to_epochs = epoch_of({"epoch": store.metric_history(run.id, "epoch")})  # a script that logs `epoch`
+        return None if to_epochs is None else to_epochs(steps)
     if axis != "wall time":
         raise DlxError(f"x: must be one of {', '.join(X_AXES)}, got {axis!r}", field="x")
     first, times = points.step_times(store, run.id, key, sorted({int(s) for s in steps}))
     if first is None:
         return None
     return np.array([times.get(int(s), np.nan) - first for s in steps], dtype=np.float64)
+
+
+def seconds_since_start(store: Store, run: RunInfo, key: str, steps: np.ndarray) -> np.ndarray:
+    """A run's points at `steps` as seconds since it started (else since the key's first point), read at
+    those steps only; NaN where a step has no point. Every key of a run shares that origin."""
+    first, times = points.step_times(store, run.id, key, sorted({int(s) for s in steps}))
+    origin = run.started_at.replace(tzinfo=UTC).timestamp() if run.started_at else first
+    if origin is None:
+        return np.full(len(steps), np.nan)
+    return np.array([times.get(int(s), np.nan) - origin for s in steps], dtype=np.float64)
 
 
 @dataclass
@@ -105,11 +165,18 @@ def group_curves(series: dict[int, Reduced], groups: dict[str, list[int]]) -> di
 
 
 def groups_by(runs: Sequence[RunInfo], param: str) -> dict[str, list[int]]:
-    """Run ids by their value of a parameter ("(none)" for runs without it), in the runs' order."""
+    """Run ids by their value of a parameter ("(none)" for runs without it, last): numbers in increasing order
+    (lr=0.0001, lr=0.001, lr=0.01: a log scale's order), anything else in the runs' order."""
+    values = {run.id: decode_param(run.params[param]) if param in run.params else None for run in runs}
+    ordered = runs
+    if numeric(list(values.values())):
+        ordered = sorted(runs, key=lambda run: (values[run.id] is None, values[run.id] or 0))
     groups: dict[str, list[int]] = {}
-    for run in runs:
-        value = decode_param(run.params[param]) if param in run.params else None
-        groups.setdefault(f"{param}={value}" if value is not None else f"{param}=(none)", []).append(run.id)
+    for run in ordered:
+        value = values[run.id]
+        name = f"{param}=(none)" if value is None else f"{param}={value:g}" if isinstance(value, float) \
+            else f"{param}={value}"
+        groups.setdefault(name, []).append(run.id)
     return groups
 
 

@@ -50,6 +50,9 @@ def attention_heatmap(matrix: np.ndarray, labels: Sequence[str], title: str = ""
     return fig
 
 
+HEAD_CHAR = 0.045  # a 13 px token character's width on the head view's x axis (query 0 to key 1)
+
+
 def head_view(maps: np.ndarray, labels: Sequence[str], layer: int, heads: Sequence[int],
               threshold: float = 0.02, levels: int = 6) -> go.Figure:
     """Tokens in two columns, a line from each query (left) to each key (right) as thick and opaque
@@ -74,11 +77,13 @@ def head_view(maps: np.ndarray, labels: Sequence[str], layer: int, heads: Sequen
                                      opacity=min(1.0, 0.2 + middle), name=f"head {h}", legendgroup=f"h{h}",
                                      showlegend=not fig.data or fig.data[-1].legendgroup != f"h{h}",
                                      hoverinfo="skip"))
-    for x, anchor in ((-0.02, "right"), (1.02, "left")):
+    # The tokens in a 13 px font, the x range widened to the longest so none is cut or runs into the lines.
+    room = 0.1 + HEAD_CHAR * max((len(str(t)) for t in labels), default=1)
+    for x, anchor in ((-0.03, "right"), (1.03, "left")):
         fig.add_trace(go.Scatter(x=[x] * n, y=y, mode="text", text=[plot(t) for t in labels],
-                                 textposition=f"middle {anchor}",
+                                 textposition=f"middle {anchor}", textfont=dict(size=13), cliponaxis=False,
                                  showlegend=False, hoverinfo="skip"))
-    fig.update_xaxes(visible=False, range=[-0.6, 1.6])
+    fig.update_xaxes(visible=False, range=[-room, 1 + room])
     fig.update_yaxes(visible=False)
     fig.update_layout(height=max(260, 24 * n + 60), margin=dict(l=10, r=10, t=30, b=10),
                       title=f"layer {layer}", plot_bgcolor="rgba(0,0,0,0)")

@@ -11,8 +11,8 @@ from dlx.store import RunInfo
 from dlx.store.reduction import Reduced
 from dlx.views.charts.curves import smooth
 from dlx.views.charts.style import GREY, METRIC, PALETTE
-from dlx.views.compare import GroupCurve, numeric
-from dlx.views.text import plot, shorten
+from dlx.views.compare import GroupCurve, numeric, spans_decades
+from dlx.views.text import plot, shorten, template
 
 LEGEND = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1)  # above the plot: clear of the x title
 XPositions = Callable[[int, np.ndarray], "np.ndarray | None"]
@@ -69,13 +69,44 @@ def grouped(curves: dict[str, GroupCurve], key: str, log_y: bool = False, height
     return fig
 
 
+def group_finals(runs: Sequence[RunInfo], values: Sequence[Any], param: str, metric: str,
+                 height: int = 300) -> go.Figure:
+    """A grouping parameter's values against the runs' final metric: each group's mean with its min–max as
+    error bars, on a log x axis where the values span decades (lr 1e-4 .. 1e-1)."""
+    by_value: dict[float, list[float]] = {}
+    for run, value in zip(runs, values):
+        final = run.metrics.get(metric)
+        if value is not None and final is not None:
+            by_value.setdefault(float(value), []).append(final)
+    xs = sorted(by_value)
+    means = [float(np.mean(by_value[x])) for x in xs]
+    fig = go.Figure(go.Scatter(
+        x=xs, y=means, mode="lines+markers", name=plot(f"mean {shorten(metric, 60)}"), line=dict(color=PALETTE[0]),
+        error_y=dict(type="data", symmetric=False, array=[max(by_value[x]) - m for x, m in zip(xs, means)],
+                     arrayminus=[m - min(by_value[x]) for x, m in zip(xs, means)]),
+        text=[f"{len(by_value[x])} runs" for x in xs], hovertemplate="%{x:g}: %{y:.4g} (%{text})<extra></extra>"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), showlegend=True, legend=LEGEND,
+                      title=plot(f"final {shorten(metric, 60)} by {shorten(param, 60)}"),
+                      xaxis=dict(title=plot(shorten(param, 80)), type="log" if spans_decades(values) else "-"),
+                      yaxis_title=plot(shorten(metric, 80)))
+    return fig
+
+
 def parallel_coordinates(runs: Sequence[RunInfo], table: dict[str, list[Any]], params: Sequence[str],
                          metric: str, height: int = 380) -> go.Figure:
-    """Parameters to a chosen final metric, one line per run coloured by that metric; text values get ticks."""
+    """Parameters to a chosen final metric, one line per run coloured by that metric; text values get ticks.
+
+    Parallel coordinates have no log axis: a parameter spread over decades (lr) is drawn as its log10,
+    ticked at each power of ten with the value itself, and labelled "(log)"."""
     dimensions = []
     for key in params:
         values = table[key]
-        if numeric(values):
+        if spans_decades(values):
+            logs = [np.nan if v is None else float(np.log10(v)) for v in values]
+            decades = list(range(int(np.floor(np.nanmin(logs))), int(np.ceil(np.nanmax(logs))) + 1))
+            dimensions.append(dict(label=plot(f"{shorten(key, 34)} (log)"), values=logs, tickvals=decades,
+                                   ticktext=[f"1e{d}" for d in decades]))
+        elif numeric(values):
             dimensions.append(dict(label=plot(shorten(key, 40)), values=[np.nan if v is None else v for v in values]))
         else:
             names = sorted({str(v) for v in values})
@@ -93,13 +124,17 @@ def parallel_coordinates(runs: Sequence[RunInfo], table: dict[str, list[Any]], p
 
 def scatter(runs: Sequence[RunInfo], values: Sequence[Any], param: str, metric: str,
             colors: dict[int, str], height: int = 340) -> go.Figure:
-    """A parameter against a final metric, one point per run in its colour."""
-    finals = [run.metrics.get(metric) for run in runs]
-    fig = go.Figure(go.Scatter(x=[plot(shorten(v, 80)) for v in values] if not numeric(values) else values,
-                               y=finals, mode="markers",
-                               marker=dict(size=10, color=[colors.get(run.id, GREY) for run in runs]),
-                               text=[plot(shorten(run.label, 80)) for run in runs],
-                               hovertemplate="%{text}<br>%{x}: %{y:.4g}"))
+    """A parameter against a final metric, one point per run in its colour, named in the legend; a parameter
+    spread over decades (lr) on a log axis."""
+    fig = go.Figure()
+    text = not numeric(values)
+    for run, value in zip(runs, values):
+        x = "(none)" if value is None and text else plot(shorten(value, 80)) if text else value
+        fig.add_trace(go.Scatter(x=[x], y=[run.metrics.get(metric)], mode="markers",
+                                 name=plot(shorten(run.label, 60)),
+                                 marker=dict(size=10, color=colors.get(run.id, GREY)),
+                                 hovertemplate=f"{template(shorten(run.label, 80))}<br>%{{x}}: %{{y:.4g}}<extra></extra>"))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=plot(shorten(param, 80)),
-                      yaxis_title=plot(shorten(metric, 80)))
+                      xaxis_type="log" if spans_decades(values) else "-", yaxis_title=plot(shorten(metric, 80)),
+                      showlegend=True, legend=dict(title="run"))
     return fig

@@ -5,7 +5,7 @@ import copy
 import functools
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -70,31 +70,104 @@ def envelope(series: Series) -> tuple[np.ndarray, np.ndarray]:
     return np.repeat(series.steps, 2), np.column_stack([series.low, series.high]).ravel()
 
 
+XPlacer = Callable[[str, np.ndarray], np.ndarray]  # (key, steps) -> where those points sit on the x axis
+SCALE_RATIO = 5  # series whose last steps differ this much are on different scales (per batch, per epoch)
+
+
+def epoch_of(histories: Mapping[str, Series], steps_per_epoch: int | None = None
+             ) -> Callable[[np.ndarray], np.ndarray] | None:
+    """steps -> epochs: through the run's `epoch` series (the training loop logs epoch e at its last step;
+    a script may log it too), past its last point at `steps_per_epoch` (else the last epoch's pace); from
+    `steps_per_epoch` alone without one; None when the run says neither."""
+    logged = histories.get("epoch")
+    if logged is not None and len(logged):
+        xp = np.concatenate([[0.0], np.asarray(logged.steps, dtype=np.float64)])
+        fp = np.concatenate([[0.0], np.asarray(logged.values, dtype=np.float64)])
+        pace = 1 / steps_per_epoch if steps_per_epoch else (fp[-1] / xp[-1] if xp[-1] else 0.0)
+
+        def place(steps: np.ndarray) -> np.ndarray:
+            steps = np.asarray(steps, dtype=np.float64)
+            return np.where(steps > xp[-1], fp[-1] + (steps - xp[-1]) * pace, np.interp(steps, xp, fp))
+        return place
+    if steps_per_epoch:
+        return lambda steps: np.asarray(steps, dtype=np.float64) / steps_per_epoch
+    return None
+
+
+def scale_groups(keys: Sequence[str], histories: Mapping[str, Series]) -> list[list[str]]:
+    """Keys grouped by the scale of their steps, largest first: a script's per-batch loss (steps 0..110)
+    apart from what it logged at step=epoch (1..5). A key with one point joins the largest scale."""
+    spans = {key: int(histories[key].steps[-1]) for key in keys if len(histories[key]) > 1}
+    clusters: list[list[str]] = []
+    top = 0
+    for key in sorted(spans, key=lambda k: -spans[k]):
+        if not clusters or max(spans[key], 1) * SCALE_RATIO < top:
+            clusters.append([])
+            top = max(spans[key], 1)
+        clusters[-1].append(key)
+    singles = [key for key in keys if key not in spans]
+    if not clusters:
+        return [list(keys)] if keys else []
+    clusters[0] += singles
+    return [[key for key in keys if key in cluster] for cluster in clusters]
+
+
+def split_scales(groups: Mapping[str, list[str]], histories: Mapping[str, Series]
+                 ) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Each chart's keys split where their step scales differ, never two scales on one axis, and each
+    chart's x title: "step" on the run's largest scale; on a smaller one (a script logging at step=epoch)
+    "epoch"."""
+    keys = [key for members in groups.values() for key in members]
+    scale = {key: n for n, cluster in enumerate(scale_groups(keys, histories)) for key in cluster}
+    split: dict[str, list[str]] = {}
+    titles: dict[str, str] = {}
+    for title, members in groups.items():
+        parts: dict[int, list[str]] = {}
+        for key in members:
+            parts.setdefault(scale.get(key, 0), []).append(key)
+        for n, part in sorted(parts.items()):
+            name = title if len(parts) == 1 or n == min(parts) else f"{title} (per epoch)" if n == 1 \
+                else f"{title} (scale {n + 1})"
+            split[name], titles[name] = part, "step" if n == 0 else "epoch (the step it was logged at)"
+    return split, titles
+
+
+def mixed_scales(keys: Iterable[str], histories: Mapping[str, Series]) -> bool:
+    """Whether the keys' steps are on more than one scale (they cannot share an x axis)."""
+    present = [key for key in keys if key in histories and len(histories[key])]
+    return len(scale_groups(present, histories)) > 1
+
+
 def _epochs(steps: np.ndarray, steps_per_epoch: int | None) -> np.ndarray:
     """x positions in epochs when the run says how many steps an epoch has, else in steps."""
     return steps / steps_per_epoch if steps_per_epoch else steps.astype(float)
 
 
 def curves(histories: Mapping[str, Series], steps_per_epoch: int | None = None, epochs: int | None = None,
-           height: int = 340) -> go.Figure:
+           height: int = 340, smoothing: float = 0.9, x_of: XPlacer | None = None,
+           x_title: str | None = None) -> go.Figure:
     """Loss (per step, smoothed, and per epoch) beside accuracy (per epoch), test marked at the end.
 
     The per-step loss is drawn faint through each bucket's min and max where the series is reduced
-    (`envelope`), its smoothed line through each bucket's last value. With `epochs` the x axis spans
-    the whole run, so a live run's curves grow across it. With no points yet the empty axes say so:
+    (`envelope`), its line EMA-smoothed by `smoothing` (0: raw) through each bucket's last value. With
+    `epochs` the x axis spans the whole run, so a live run's curves grow across it. `x_of` places points
+    on another x axis (named `x_title`): epochs, wall time. With no points yet the empty axes say so:
     drawing them early means the first points only update a chart.
     """
+    place: XPlacer = x_of or (lambda _key, steps: _epochs(steps, steps_per_epoch))
+    x_title = x_title or ("epoch" if steps_per_epoch else "step")
     layout = _grid(1, 2, ("Loss", "Accuracy"), horizontal_spacing=0.08)
     traces: list[go.Scatter] = []
     empty = History(np.array([], dtype=np.int64), np.array([]), np.array([]))
     losses = histories.get("train_loss", empty)
     if len(losses):
         raw_x, raw_y = envelope(losses)
-        traces.append(go.Scatter(x=_epochs(raw_x, steps_per_epoch), y=raw_y, mode="lines",
+        traces.append(go.Scatter(x=place("train_loss", raw_x), y=raw_y, mode="lines",
                                  name="train loss (step)",
                                  line=dict(color=TRAIN, width=1), opacity=0.25, legendgroup="train",
                                  showlegend=False, hovertemplate="%{y:.4f}", **_cell(1)))
-        traces.append(go.Scatter(x=_epochs(losses.steps, steps_per_epoch), y=smooth(losses.values),
+        traces.append(go.Scatter(x=place("train_loss", losses.steps),
+                                 y=smooth(losses.values, smoothing) if smoothing else losses.values,
                                  mode="lines", name="train",
                                  line=dict(color=TRAIN, width=2), legendgroup="train",
                                  hovertemplate="%{y:.4f}", **_cell(1)))
@@ -102,7 +175,7 @@ def curves(histories: Mapping[str, Series], steps_per_epoch: int | None = None, 
                                   ("val_acc", "validation", VAL, 2)):
         history = histories.get(key, empty)
         if len(history):
-            traces.append(go.Scatter(x=_epochs(history.steps, steps_per_epoch), y=history.values,
+            traces.append(go.Scatter(x=place(key, history.steps), y=history.values,
                                      mode="lines+markers", name=name, legendgroup=name,
                                      showlegend=key == "val_loss" or (key == "train_acc" and not len(losses)),
                                      line=dict(color=color, width=2), marker=dict(size=7),
@@ -110,14 +183,14 @@ def curves(histories: Mapping[str, Series], steps_per_epoch: int | None = None, 
     for key, col in (("test_loss", 1), ("test_acc", 2)):
         history = histories.get(key, empty)
         if len(history):
-            traces.append(go.Scatter(x=_epochs(history.steps, steps_per_epoch), y=history.values,
+            traces.append(go.Scatter(x=place(key, history.steps), y=history.values,
                                      mode="markers", name="test", legendgroup="test",
                                      showlegend=key == "test_acc",
                                      marker=dict(color=TEST, size=13, symbol="star"),
                                      hovertemplate="test %{y:.4f}", **_cell(col)))
     for axis in _x_axes(layout):
-        axis.update(title=dict(text="epoch" if steps_per_epoch else "step"), rangemode="tozero")
-        if steps_per_epoch and epochs:
+        axis.update(title=dict(text=x_title), rangemode="tozero")
+        if x_title == "epoch" and epochs:
             axis["range"] = [0, epochs * 1.02]
     if not traces:
         for col in (1, 2):
@@ -177,16 +250,17 @@ def group_key(key: str) -> str:
     return key.rpartition("/")[0] or key
 
 
-def metric_groups(keys: Iterable[str]) -> dict[str, list[str]]:
+def metric_groups(keys: Iterable[str], with_curves: bool = False) -> dict[str, list[str]]:
     """Chart title -> its keys, for every key `curves` does not draw, charts in order of first key.
 
     'train_f1' and 'val_f1' share the chart 'f1' (compared, as loss and accuracy are), 'grad/norm'
     and 'grad/max' the chart 'grad'; any other key ('loss' from a user's script) gets its own. A group of
     more than LINES_PER_CHART keys (a script's 'layer/0' ... 'layer/999') is split into charts of that many.
+    `with_curves`: `curves`' keys too (a script's, drawn here where their scales differ).
     """
     groups: dict[str, list[str]] = {}
     for key in keys:
-        if key not in CURVE_KEYS:
+        if with_curves or key not in CURVE_KEYS:
             groups.setdefault(group_key(key), []).append(key)
     split: dict[str, list[str]] = {}
     for title, members in groups.items():
@@ -200,11 +274,13 @@ def metric_groups(keys: Iterable[str]) -> dict[str, list[str]]:
 
 
 def metrics_figure(groups: dict[str, list[str]], histories: Mapping[str, Series], columns: int = 3,
-                   row_height: int = 260) -> go.Figure:
+                   row_height: int = 260, x_of: XPlacer | None = None,
+                   x_titles: Mapping[str, str] | None = None) -> go.Figure:
     """One small chart per group, in a grid (one figure, so a live page redraws one element).
 
     Each key is a line over its own steps (through each bucket's min and max where the series is
-    reduced); a key logged once is a marker, so a final value shows.
+    reduced), placed by `x_of` on another axis where given; a key logged once is a marker, so a final
+    value shows. `x_titles`: each chart's x title (default "step").
     """
     titles = list(groups)
     columns = max(1, min(columns, len(titles)))
@@ -216,14 +292,14 @@ def metrics_figure(groups: dict[str, list[str]], histories: Mapping[str, Series]
         for n, key in enumerate(keys):
             history, color = histories[key], PALETTE[n % len(PALETTE)]  # a key keeps its colour on refresh
             x, y = envelope(history)
-            traces.append(go.Scatter(x=x, y=y, name=plot(shorten(key, 80)), legendgroup=key,
+            traces.append(go.Scatter(x=x if x_of is None else x_of(key, x), y=y, name=plot(shorten(key, 80)), legendgroup=key,
                                      mode="lines" if len(history) > 1 else "markers",
                                      line=dict(color=color, width=2), marker=dict(color=color, size=8),
                                      showlegend=len(keys) > 1,
                                      hovertemplate=f"{template(shorten(key, 80))} %{{y:.4g}}<extra></extra>",
                                      **_cell(index + 1)))
-    for axis in _x_axes(layout):
-        axis["title"] = dict(text="step")
+    for n, title in enumerate(titles):
+        layout[f"xaxis{'' if n == 0 else n + 1}"]["title"] = dict(text=(x_titles or {}).get(title, "step"))
     layout.update(height=rows * row_height, margin=dict(l=10, r=10, t=40, b=10), hovermode="x",
                   legend=dict(orientation="h", yanchor="bottom", y=1.04, x=1, xanchor="right"),
                   uirevision="metrics")

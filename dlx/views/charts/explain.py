@@ -11,6 +11,7 @@ dlx.views.charts.style's.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -120,6 +121,17 @@ def _colour_axis(sign: str) -> dict:
         tickvals=[0, 1], ticktext=["0", "max"]))
 
 
+TITLE_LINE_PX = 14  # one line of an 11 px subplot title
+TITLE_CHAR_PX = 5.6  # about an 11 px title character's width
+
+
+def wrap_title(title: str, cell: int) -> str:
+    """A subplot title's lines each broken about a cell (`cell` px) wide, at spaces (Plotly never wraps)."""
+    width = max(8, int(cell / TITLE_CHAR_PX))
+    return "<br>".join("<br>".join(textwrap.wrap(line, width, break_long_words=False)) or line
+                       for line in title.split("<br>"))
+
+
 def explanation_grid(rows: Sequence[SampleRow], sign: str = "all", opacity: float = 0.6,
                      cell: int = 170, columns: int = 5) -> go.Figure:
     """Each sample's input, top-k probabilities, mask (when known) and one overlay per method.
@@ -146,8 +158,15 @@ def explanation_grid(rows: Sequence[SampleRow], sign: str = "all", opacity: floa
             titles[(r - 1) * cols + c - 1] = title
             if index >= fixed:
                 title_colours[(r - 1) * cols + c - 1] = method_colour(row.maps[index - fixed].method)
-    fig = make_subplots(rows=len(rows) * lines, cols=cols, subplot_titles=titles, horizontal_spacing=0.03,
-                        vertical_spacing=0.35 / max(len(rows) * lines, 1))
+    # Long titles (a ViT's "CLS attention, last layer") wrap over a cell's width; the gap between rows
+    # grows with their lines, so a title sits above its own map, never over the image above it.
+    titles = [wrap_title(title, cell) for title in titles]
+    title_lines = max((title.count("<br>") + 1 for title in titles if title), default=1)
+    grid_rows = len(rows) * lines
+    gap = TITLE_LINE_PX * title_lines + 10
+    plot_height = cell * grid_rows + gap * (grid_rows - 1)
+    fig = make_subplots(rows=grid_rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03,
+                        vertical_spacing=gap / plot_height if grid_rows > 1 else 0.0)
     for s, row in enumerate(rows):
         rgb = image_rgb(row.image)
         fig.add_trace(go.Image(z=rgb, hoverinfo="skip"), *place(s, 0))
@@ -185,7 +204,8 @@ def explanation_grid(rows: Sequence[SampleRow], sign: str = "all", opacity: floa
     for annotation, i in zip(fig.layout.annotations, shown):
         if i in title_colours:
             annotation.font.color = title_colours[i]
-    fig.update_layout(height=cell * len(rows) * lines + 50, width=None, margin=dict(l=10, r=10, t=40, b=10),
+    top = TITLE_LINE_PX * title_lines + 26
+    fig.update_layout(height=plot_height + top + 10, width=None, margin=dict(l=10, r=10, t=top, b=10),
                       bargap=0.15, plot_bgcolor="rgba(0,0,0,0)", coloraxis=_colour_axis(sign))
     return fig
 
