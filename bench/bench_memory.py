@@ -27,6 +27,8 @@ from common import ROOT, median, report, setup  # noqa: E402
 
 root_home = setup()
 
+from dlx import cli  # noqa: E402  (the processes are told apart by the modules they run)
+from dlx.jobs import entry, standby  # noqa: E402
 from tests.helpers.browser import chromium_page, free_port, open_page, stop_spawned_workers  # noqa: E402
 from tests.helpers.processes import wait_for  # noqa: E402
 
@@ -67,8 +69,8 @@ def tree(roots: list[int]) -> list[int]:
 def role(pid: int) -> str:
     with contextlib.suppress(OSError):
         command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        for needle, name in (("dlx.jobs.standby", "standby"), ("dlx.jobs.entry", "job"), ("dlx.cli worker", "worker"),
-                             ("streamlit run", "server"), ("dlx.cli ui", "launcher")):
+        for needle, name in ((standby.__name__, "standby"), (entry.__name__, "job"), (f"{cli.__name__} worker", "worker"),
+                             ("streamlit run", "server"), (f"{cli.__name__} ui", "launcher")):
             if needle in command:
                 return name
     return "other"
