@@ -193,6 +193,7 @@ def cmd_ui(args) -> int:
                "--server.runOnSave", "true" if args.dev else "false",
                "--logger.level", "info" if args.dev else "warning", "--logger.hideWelcomeMessage", "true",
                "--client.toolbarMode", "viewer", "--browser.gatherUsageStats", "false"]
+    print(store_notice(), file=sys.stderr, flush=True)
     owned: list[int] = []
     if settings.autostart_worker():
         from dlx.store import StoreError  # SQLAlchemy: only once a store is opened
@@ -308,6 +309,13 @@ def database_label() -> str:
     from db.engine import database_label as label
 
     return label()
+
+
+def store_notice() -> str:
+    """The line naming the store in use (and a `./dlx-data` store left in this folder)."""
+    from db.engine import store_notice as notice
+
+    return notice()
 
 
 def cmd_worker(args) -> int:
@@ -443,14 +451,12 @@ def _list_runs(args) -> int:
              "test_acc": r.metrics.get("test_acc", r.summary.get("test_acc")),
              "val_acc": r.metrics.get("val_acc", r.summary.get("val_acc")), "metrics": r.metrics,
              "error": r.error, "created_at": r.created_at.isoformat()} for r in runs]
-    store_line = f"store: {database_label()}"  # ./dlx-data depends on the folder: say which
+    print(store_notice(), file=sys.stderr)  # which store was read, off the output a script parses
     shown = (f"runs {args.offset + 1}-{args.offset + len(rows)} of {total_text}" if rows
              else f"no runs here ({total_text} match)")
     if args.json:
-        print(store_line, file=sys.stderr)
         print(json.dumps(rows, indent=2))
         return 0
-    print(store_line)
     print(shown)
     print(f"{'id':>5}  {'status':<10} {'dataset':<14} {'model':<9} {'test_acc':>8}  params")
     for r in rows:

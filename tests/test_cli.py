@@ -149,7 +149,9 @@ def test_ui_listens_on_loopback_by_default_and_prints_one_line(dlx_home):
     assert listening_addresses(port) == {"127.0.0.1"}
     assert ctrl_c(process) == 0
     assert set(process.stdout.read().split()) <= {"Stopping..."}  # Streamlit's goodbye; no banner, no logs
-    assert "Inotify" not in process.stderr.read()
+    err = process.stderr.read()
+    assert err.splitlines()[0] == f"dlx store: {dlx_home} (sqlite)"  # which store the app shows, in one line
+    assert "Inotify" not in err
 
 
 def test_ctrl_c_on_ui_stops_the_worker_it_started_and_its_standby(dlx_home):
@@ -221,11 +223,12 @@ def test_worker_stop_ends_the_running_worker_and_its_job(dlx_home, capsys):
 
 def test_runs_names_the_store_it_reads_first(dlx_home, capsys):
     assert main(["runs"]) == 0
-    assert capsys.readouterr().out.splitlines()[0] == f"store: sqlite:///{dlx_home / 'dlx.sqlite'}"
+    out, err = capsys.readouterr()
+    assert err == f"dlx store: {dlx_home} (sqlite)\n" and out.startswith("no runs here")
     assert main(["runs", "--json"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out) == []  # the JSON stays clean
-    assert err == f"store: sqlite:///{dlx_home / 'dlx.sqlite'}\n"
+    assert err == f"dlx store: {dlx_home} (sqlite)\n"
 
 
 def test_the_store_is_named_with_its_password_hidden(monkeypatch):
