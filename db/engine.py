@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -53,6 +54,20 @@ def get_engine(url: str | None = None, upgrade_schema: bool = True) -> Engine:
 def database_label() -> str:
     """The store's URL as shown to users (`dlx runs`, the sidebar): any password in it hidden."""
     return make_url(settings.database_url()).render_as_string(hide_password=True)
+
+
+def store_notice(url: str | None = None) -> str:
+    """The one line `dlx ui`, `dlx runs` and a script's first run print to say which store they use
+    (a store chosen by default is not where a user may think), and a `./dlx-data` store left beside."""
+    url = url or settings.database_url()
+    if url == settings.database_url() and not os.environ.get("DLX_DATABASE_URL"):
+        line = f"dlx store: {settings.home()} (sqlite)"
+    else:
+        line = f"dlx store: {make_url(url).render_as_string(hide_password=True)}"
+    if (local := settings.stray_local_store()) is not None:
+        line += (f"; {local} holds another store, not used: set DLX_HOME=./dlx-data to use it, "
+                 f"or move its contents into {settings.home()}")
+    return line
 
 
 def _check_folder(engine: Engine) -> None:

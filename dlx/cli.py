@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -193,6 +194,7 @@ def cmd_ui(args) -> int:
                "--server.runOnSave", "true" if args.dev else "false",
                "--logger.level", "info" if args.dev else "warning", "--logger.hideWelcomeMessage", "true",
                "--client.toolbarMode", "viewer", "--browser.gatherUsageStats", "false"]
+    print(store_notice(), file=sys.stderr, flush=True)
     owned: list[int] = []
     if settings.autostart_worker():
         from dlx.store import StoreError  # SQLAlchemy: only once a store is opened
@@ -308,6 +310,13 @@ def database_label() -> str:
     from db.engine import database_label as label
 
     return label()
+
+
+def store_notice() -> str:
+    """The line naming the store in use (and a `./dlx-data` store left in this folder)."""
+    from db.engine import store_notice as notice
+
+    return notice()
 
 
 def cmd_worker(args) -> int:
@@ -443,22 +452,59 @@ def _list_runs(args) -> int:
              "test_acc": r.metrics.get("test_acc", r.summary.get("test_acc")),
              "val_acc": r.metrics.get("val_acc", r.summary.get("val_acc")), "metrics": r.metrics,
              "error": r.error, "created_at": r.created_at.isoformat()} for r in runs]
-    store_line = f"store: {database_label()}"  # ./dlx-data depends on the folder: say which
+    print(store_notice(), file=sys.stderr)  # which store was read, off the output a script parses
     shown = (f"runs {args.offset + 1}-{args.offset + len(rows)} of {total_text}" if rows
              else f"no runs here ({total_text} match)")
     if args.json:
-        print(store_line, file=sys.stderr)
         print(json.dumps(rows, indent=2))
         return 0
-    print(store_line)
     print(shown)
-    print(f"{'id':>5}  {'status':<10} {'dataset':<14} {'model':<9} {'test_acc':>8}  params")
-    for r in rows:
+    extra = args.sort if args.sort and args.sort not in TABLE_COLUMNS else None  # the order shown, not guessed
+    cells = [_cell(sorted_value(run, extra)) for run in runs] if extra else []
+    width = max([len(extra or ""), *map(len, cells)])
+    print(f"{'id':>5}  {'status':<10} {'dataset':<14} {'model':<9} {'test_acc':>8}  "
+          + (f"{extra:>{width}}  " if extra else "") + "params")
+    for i, r in enumerate(rows):
         acc = "" if r["test_acc"] is None else f"{r['test_acc']:.4f}"
         keys = ("lr", "epochs", "batch_size", "optimizer")
         params = " ".join(f"{k}={r['params'][k]}" for k in keys if k in r["params"])
-        print(f"{r['id']:>5}  {r['status']:<10} {r['dataset'] or '':<14} {r['model'] or '':<9} {acc:>8}  {params}")
+        print(f"{r['id']:>5}  {r['status']:<10} {r['dataset'] or '':<14} {r['model'] or '':<9} {acc:>8}  "
+              + (f"{cells[i]:>{width}}  " if extra else "") + params)
     return 0
+
+
+TABLE_COLUMNS = {"id", "status", "dataset", "model", "test_acc"}  # what `dlx runs` always shows
+RUN_FIELDS = {"id": "id", "name": "name", "status": "status", "dataset": "dataset", "model": "model",
+              "sweep": "sweep", "device": "device", "experiment": "experiment", "created": "created_at",
+              "started": "started_at", "ended": "ended_at"}  # dlx.store.query's run columns
+
+
+def sorted_value(run: RunInfo, key: str) -> Any:
+    """The value `--sort KEY` orders a run by, the name read as the store reads it: a run field, then
+    `param.`/`metric.`/`tag.` KEY, then a parameter, then a final metric."""
+    from dlx.store import decode_param
+
+    if key in RUN_FIELDS:
+        return getattr(run, RUN_FIELDS[key])
+    prefix, dot, rest = key.partition(".")
+    if dot and rest and prefix in ("param", "metric", "tag"):
+        sources: dict[str, dict[str, Any]] = {"param": run.params, "metric": run.metrics, "tag": run.tags}
+        value = sources[prefix].get(rest)
+        return decode_param(value) if prefix == "param" and value is not None else value
+    if key in run.params:
+        return decode_param(run.params[key])
+    return run.metrics.get(key)
+
+
+def _cell(value: Any) -> str:
+    """A value in the runs table: blank if missing, numbers short, times to the second."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    return str(value)
 
 
 def cmd_cancel(args) -> int:

@@ -6,14 +6,36 @@ import math
 import os
 from pathlib import Path
 
+import platformdirs
+
 from dlx.errors import DlxError
 
 
 def home() -> Path:
-    """The data directory (`DLX_HOME`, default `./dlx-data`), created on first use."""
-    path = _resolved(os.environ.get("DLX_HOME", "dlx-data"), os.getcwd())
+    """The data directory (`DLX_HOME`, default `default_home()`), created on first use."""
+    path = _resolved(os.environ.get("DLX_HOME") or default_home(), os.getcwd())
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def default_home() -> str:
+    """One store per user, wherever a script or the app starts: the platform's user data folder
+    (`~/.local/share/dlx` on Linux, following `XDG_DATA_HOME`; `~/Library/Application Support/dlx` on macOS)."""
+    return platformdirs.user_data_dir("dlx", appauthor=False)
+
+
+def uses_default_store() -> bool:
+    """Whether neither `DLX_HOME` nor `DLX_DATABASE_URL` chooses the store."""
+    return not os.environ.get("DLX_HOME") and not os.environ.get("DLX_DATABASE_URL")
+
+
+def stray_local_store() -> Path | None:
+    """A `./dlx-data` store in the working folder (where dlx wrote by default before it kept one per
+    user) that the default store is not: named so its runs are not silently left behind."""
+    local = Path("dlx-data").resolve()
+    if uses_default_store() and (local / "dlx.sqlite").is_file() and local != home():
+        return local
+    return None
 
 
 @functools.lru_cache(maxsize=64)

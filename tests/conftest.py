@@ -25,6 +25,7 @@ def dlx_home(tmp_path, monkeypatch) -> Path:
     """Every test gets its own data directory and SQLite database."""
     home = tmp_path / "dlx-data"
     monkeypatch.setenv("DLX_HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))  # a test without DLX_HOME: not ~/.local/share
     monkeypatch.delenv("DLX_DATABASE_URL", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     yield home

@@ -149,7 +149,9 @@ def test_ui_listens_on_loopback_by_default_and_prints_one_line(dlx_home):
     assert listening_addresses(port) == {"127.0.0.1"}
     assert ctrl_c(process) == 0
     assert set(process.stdout.read().split()) <= {"Stopping..."}  # Streamlit's goodbye; no banner, no logs
-    assert "Inotify" not in process.stderr.read()
+    err = process.stderr.read()
+    assert err.splitlines()[0] == f"dlx store: {dlx_home} (sqlite)"  # which store the app shows, in one line
+    assert "Inotify" not in err
 
 
 def test_ctrl_c_on_ui_stops_the_worker_it_started_and_its_standby(dlx_home):
@@ -221,11 +223,12 @@ def test_worker_stop_ends_the_running_worker_and_its_job(dlx_home, capsys):
 
 def test_runs_names_the_store_it_reads_first(dlx_home, capsys):
     assert main(["runs"]) == 0
-    assert capsys.readouterr().out.splitlines()[0] == f"store: sqlite:///{dlx_home / 'dlx.sqlite'}"
+    out, err = capsys.readouterr()
+    assert err == f"dlx store: {dlx_home} (sqlite)\n" and out.startswith("no runs here")
     assert main(["runs", "--json"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out) == []  # the JSON stays clean
-    assert err == f"store: sqlite:///{dlx_home / 'dlx.sqlite'}\n"
+    assert err == f"dlx store: {dlx_home} (sqlite)\n"
 
 
 def test_the_store_is_named_with_its_password_hidden(monkeypatch):
@@ -291,3 +294,25 @@ def test_run_refuses_a_data_set_whose_files_are_missing_naming_the_folder(tmp_pa
     err = capsys.readouterr().err
     assert f"error: dataset: fashion_mnist files are missing: looked in {tmp_path}/FashionMNIST/raw" in err
     assert default_store().list_runs() == []
+
+
+def test_runs_sorted_by_a_key_show_that_column(dlx_home, capsys):
+    from dlx.tracking import start_run
+
+    for lr, loss, optimizer in ((0.1, 0.5, "sgd"), (0.001, 0.25, "adam"), (0.01, 0.75, "adamw")):
+        with start_run(config={"lr": lr}, handle_signals=False) as run:
+            run.log_params({"lr": lr, "optimizer": optimizer, "wd": lr / 10})
+            run.log_metrics({"val_loss": loss}, step=1)
+    capsys.readouterr()
+
+    def table(*args: str) -> list[list[str]]:
+        assert main(["runs", *args]) == 0
+        return [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+
+    header, *rows = table("--sort", "val_loss")
+    assert header[:5] == ["id", "status", "dataset", "model", "test_acc"] and header[5] == "val_loss"
+    assert [row[2] for row in rows] == ["0.25", "0.5", "0.75"]  # the sorted column, in its order
+    header, *rows = table("--sort", "param.wd", "--desc")
+    assert header[5] == "param.wd" and [row[2] for row in rows] == ["0.01", "0.001", "0.0001"]
+    header, *rows = table("--sort", "status")  # a column the table shows already: not twice
+    assert header == ["id", "status", "dataset", "model", "test_acc", "params"]

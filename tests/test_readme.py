@@ -1,4 +1,4 @@
-"""The README's Python, run as a user runs it, and every Store method it names exists."""
+"""The README's Python, run as a user runs it, and every Store method it and docs/ name exists."""
 from __future__ import annotations
 
 import os
@@ -10,7 +10,8 @@ from pathlib import Path
 import dlx.store
 from dlx.store import Store
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
 
 
 def snippets() -> list[str]:
@@ -34,11 +35,21 @@ def test_the_readmes_python_snippets_run(tmp_path, dlx_home):
     assert re.fullmatch(r"1 0\.95 0\.2\n", result.stdout), result.stdout  # id, val_acc, last val_loss
 
 
-def test_every_store_call_the_readme_names_exists():
-    text = README.read_text()
+def test_every_store_call_the_readme_and_docs_name_exists():
+    text = "\n".join(path.read_text() for path in (README, *sorted((ROOT / "docs").glob("*.md"))))
     for name in re.findall(r"\bdlx\.store\.(\w+)\(", text):
         assert hasattr(dlx.store, name), f"README names dlx.store.{name}(), which does not exist"
     methods = set(re.findall(r"\bstore\.(\w+)\(", text))
+    assert {"list_runs", "metric_history"} <= set(re.findall(r"\bstore\.(\w+)\(", README.read_text()))
     assert {"list_runs", "count_runs", "metric_history"} <= methods
     for name in methods:
         assert callable(getattr(Store, name, None)), f"README names store.{name}(), not a Store method"
+
+
+def test_the_readmes_links_and_images_lead_to_files():
+    text = README.read_text() + "".join(path.read_text() for path in (ROOT / "docs").glob("*.md"))
+    targets = re.findall(r"\]\(((?:\.\./|docs/)?[\w./-]+\.(?:md|png))(?:#[\w-]+)?\)", text)
+    assert len(targets) >= 15
+    for target in targets:
+        found = [base / target for base in (ROOT, ROOT / "docs") if (base / target).is_file()]
+        assert found, f"{target} is linked but is not a file"

@@ -5,7 +5,7 @@ table or text) and test split it is explained on.
 
 The builder is the user's own code: it is imported and called only where dlx runs, and only from modules the
 setting `DLX_MODEL_BUILDERS` allows (module prefixes separated by commas; unset: any, unless the app is exposed
-to the network, where none is until its owner names them). See README's Security section.
+to the network, where none is until its owner names them). See docs/security.md.
 """
 from __future__ import annotations
 

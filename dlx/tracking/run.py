@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from db.engine import DatabaseReplaced
+from db.engine import DatabaseReplaced, store_notice
 from dlx import settings
 from dlx.errors import DlxError, Pruned
 from dlx.settings import HEARTBEAT_INTERVAL
@@ -51,6 +51,7 @@ class Cancelled(BaseException):
 
 
 _open_runs: weakref.WeakSet[Run] = weakref.WeakSet()
+_store_named = False  # a script's first run names its store on stderr, once
 
 
 class Run:
@@ -441,6 +442,7 @@ def start_run(experiment: str = "default", name: str | None = None,
     created = run_id is None
     if run_id is None:  # created running: started, heartbeat and owner in the same row
         run_id = store.create_run(config, experiment, name, status="running")
+        _name_the_store(store)
     in_main = threading.current_thread() is threading.main_thread()
     run = Run(store, run_id, stop_signal=signal.SIGTERM if handle_signals and in_main else signal.SIGINT)
     run.ends_itself_at_exit = created
@@ -453,6 +455,14 @@ def start_run(experiment: str = "default", name: str | None = None,
     if handle_signals and in_main:
         signal.signal(signal.SIGTERM, _raise_cancelled)
     return run
+
+
+def _name_the_store(store: Store) -> None:
+    """Say on stderr, once per process, which store a script's runs go to (the app lists that one)."""
+    global _store_named
+    if not _store_named:
+        _store_named = True
+        print(store_notice(store.url), file=sys.stderr, flush=True)
 
 
 @atexit.register

@@ -1,8 +1,9 @@
 """Export a selection of runs (fields, parameters, final metrics, full histories) as JSON or CSV, and read it back.
 
 Both formats hold the same thing and read back to equal values: floats are written with repr
-(exact), NaN as null (JSON has none) or an empty cell, parameters as their JSON text in CSV so a
-string "1" stays a string. CSV is one long table: run_id, section (run, param, final, history),
+(exact), NaN as null (JSON has none) or an empty cell. In CSV a text parameter is written as itself
+(`digits`), other parameters as their JSON text (`0.01`, `[32, 64]`); text that would read as JSON
+(`"1"`, `true`) keeps its JSON quotes, so a string "1" stays a string. CSV is one long table: run_id, section (run, param, final, history),
 key, step, value, time; text a spreadsheet would run as a formula is written with a leading `'`
 (dlx.data.csv_cells), which reading takes off.
 """
@@ -69,12 +70,27 @@ def to_csv(runs: dict[int, dict[str, Any]]) -> str:
     writer.writerow(CSV_HEADER)
     for run_id, run in runs.items():
         writer.writerows((run_id, "run", k, "", "" if v is None else v, "") for k, v in run["run"].items())
-        writer.writerows((run_id, "param", k, "", json.dumps(v), "") for k, v in run["params"].items())
+        writer.writerows((run_id, "param", k, "", _param_cell(v), "") for k, v in run["params"].items())
         writer.writerows((run_id, "final", k, "", _cell(v), "") for k, v in run["final"].items())
         for key, h in run["history"].items():
             writer.writerows((run_id, "history", key, step, _cell(value), repr(time))
                              for step, value, time in zip(h["step"], h["value"], h["time"]))
     return buffer.getvalue()
+
+
+def _param_cell(value: Any) -> str:
+    """A parameter's cell: text as itself, unless it would read back as JSON (then, as everything else, JSON)."""
+    if isinstance(value, str) and _read_param(value) == value:
+        return value
+    return json.dumps(value)
+
+
+def _read_param(cell: str) -> Any:
+    """A parameter's cell read back: JSON text as its value, anything else as the text it is."""
+    try:
+        return json.loads(cell)
+    except ValueError:
+        return cell
 
 
 def _cell(value: float) -> str:
@@ -91,7 +107,7 @@ def from_csv(text: str) -> dict[int, dict[str, Any]]:
         if section == "run":
             run["run"][key] = value or None
         elif section == "param":
-            run["params"][key] = json.loads(value)
+            run["params"][key] = _read_param(value)
         elif section == "final":
             run["final"][key] = float(value) if value else math.nan
         else:

@@ -170,7 +170,8 @@ def test_cli_runs_filters_sorts_and_pages(grid, capsys):
     assert [row["params"]["layers"] for row in rows] == [10, 4]
     assert rows[0]["metrics"] == {"val_acc": 0.55}
     assert main(["runs", "--filter", "optimizer = 'adam'", "--sort", "val_acc", "--limit", "1"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[1] == "runs 1-1 of 3" and out[3].split()[0] == str(grid[1])
+    out = capsys.readouterr().out.splitlines()  # the store's line went to stderr
+    assert out[0] == "runs 1-1 of 3" and out[2].split()[0] == str(grid[1])
+    assert out[1].split()[5] == "val_acc"  # the sorted column, shown
     assert main(["runs", "--filter", "lr <"]) == 2
     assert "filter: expected a number or a \"quoted string\", found the end at position 5" in capsys.readouterr().err
