@@ -69,7 +69,7 @@ def browser_trial(page, url: str) -> dict[str, float]:
     open_page(page, url, "Launch a training run")
     page.get_by_text("This queues 1 run").wait_for(timeout=120_000)  # the model check runs in a child: slow when loaded
     pressed_wall, pressed = time.time(), time.perf_counter()
-    page.get_by_role("button", name="Launch").click()  # the page opens the run's live page itself
+    page.get_by_role("button", name="Launch", exact=True).click()  # the page opens the run's live page itself
     page.get_by_role("heading", name=re.compile("Run #")).wait_for(timeout=120_000)
     page.locator(".js-plotly-plot g.trace").first.wait_for(timeout=120_000)  # the first point's curve
     drawn = time.perf_counter() - pressed
@@ -100,7 +100,7 @@ def fresh_trial(page, n: int) -> float:
         open_page(page, app.url, "Launch a training run")
         page.get_by_text("This queues 1 run").wait_for(timeout=120_000)  # the model check runs in a child: slow when loaded
         pressed = time.perf_counter()
-        page.get_by_role("button", name="Launch").click()
+        page.get_by_role("button", name="Launch", exact=True).click()
         page.get_by_role("heading", name=re.compile("Run #")).wait_for(timeout=120_000)
         page.locator(".js-plotly-plot g.trace").first.wait_for(timeout=120_000)
         return time.perf_counter() - pressed

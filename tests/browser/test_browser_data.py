@@ -16,7 +16,7 @@ def test_uploaded_zip_shows_its_samples_and_is_offered_on_launch(app_server, bro
     open_page(page, f"{app_server.url}/data", "Data")
     page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(archive))
     page.get_by_text("shapes.zip").wait_for()
-    page.get_by_label("Name").first.fill("shapes")
+    page.get_by_role("textbox", name="Name").first.fill("shapes")
     page.get_by_role("button", name="Check and add").first.click()
     page.get_by_text("is ready: 36 samples, 3 classes").wait_for(timeout=60_000)
     # Visible ones: the class table's cells hold the names too, in hidden accessibility cells.

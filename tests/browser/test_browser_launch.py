@@ -30,7 +30,7 @@ def test_run_launched_from_the_browser_succeeds_on_the_runs_page(app_server, bro
     epochs.press("Enter")
     expect(epochs).to_have_value("12")
 
-    page.get_by_role("button", name="Launch").click()  # the page follows the run it queued at once
+    page.get_by_role("button", name="Launch", exact=True).click()  # the page follows the run it queued at once
     title = page.get_by_role("heading", name=re.compile(r"Run #\d+"))
     title.wait_for()
     run_id = int(re.search(r"#(\d+)", title.inner_text()).group(1))
