@@ -339,6 +339,17 @@ def cmd_worker(args) -> int:
     return 0
 
 
+def _key_values(items: list[str]) -> dict[str, str]:
+    """`--set KEY=VALUE` items (`dlx run`, `dlx search`); one without `=` is refused by name."""
+    found: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise DlxError(f"--set: {item!r} is not KEY=VALUE", field="set")
+        found[key.strip()] = value
+    return found
+
+
 def cmd_run(args) -> int:
     from dlx.data import user_sets  # the data sets' registry and the form's defaults: only to launch
     from dlx.views import launch
@@ -346,12 +357,7 @@ def cmd_run(args) -> int:
     user_sets.list_in_registry(default_store)  # launching reads the registry: users' sets of this store
     store = default_store()
     model = args.model or launch.default_model(args.dataset)
-    settings: dict[str, str] = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise DlxError(f"--set: {item!r} is not KEY=VALUE", field="set")
-        settings[key.strip()] = value
+    settings = _key_values(args.set)
     if args.epochs is not None:
         settings["epochs"] = args.epochs
     form = launch.form_from_text(args.dataset, model, settings)
@@ -722,12 +728,7 @@ def cmd_search(args) -> int:
     user_sets.list_in_registry(default_store)
     store = default_store()
     model = args.model or launch.default_model(args.dataset)
-    fixed: dict[str, str] = {}
-    for item in args.set:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise DlxError(f"--set: {item!r} is not KEY=VALUE", field="set")
-        fixed[name.strip()] = value
+    fixed = _key_values(args.set)
     form = launch.form_from_text(args.dataset, model, fixed)
     form.pop("sweep", None)
     spec = search.spec_from_form(store, form, search.parse_space_text("\n".join(args.param)), args.objective,
