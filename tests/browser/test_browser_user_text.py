@@ -50,7 +50,7 @@ def test_payloads_in_every_field_stay_text_in_chromium(dlx_home, browser_page):
         browse.click()
         page.keyboard.type("hostile")
         page.keyboard.press("Enter")
-        page.get_by_text("Samples per class", exact=False).or_(page.get_by_text("Distribution of")).first.wait_for()
+        page.get_by_text("Samples per class", exact=True).or_(page.get_by_text("Distribution of", exact=True)).first.wait_for()
         settle(page)
         assert not markup_from_payloads(page)
         seen["browse"] = page.inner_text("body").replace("\u2060", "")
