@@ -354,11 +354,19 @@ def live_panel(run_id: int, shown_status: str, awaiting_first: bool = False) -> 
             st.code(progress.tail(log) or "(empty so far)", language=None)
 
 
+X_CHOSEN = "runs.x.chosen"  # the user picked the x axis: their choice stays
+
+
 def chart_controls(has_epochs: bool) -> tuple[str, float]:
     """The charts' x axis (step, epoch where the run records epochs, wall time) and EMA smoothing (0: raw)."""
     left, right, _ = st.columns([2, 2, 3], vertical_alignment="bottom")
     axes = ("epoch", "step", "wall time") if has_epochs else ("step", "wall time")
-    x_axis = left.segmented_control("x axis", axes, default=axes[0], key="runs.x",
+    # The default follows the run until the user picks: a live run's first points come before its first
+    # epoch ends (step then), and once it records epochs the charts move to epochs.
+    if not st.session_state.get(X_CHOSEN) or st.session_state.get("runs.x") not in axes:
+        st.session_state["runs.x"] = axes[0]
+    x_axis = left.segmented_control("x axis", axes, key="runs.x",
+                                    on_change=lambda: st.session_state.update({X_CHOSEN: True}),
                                     help="Per-epoch metrics are drawn against epochs by default.") or axes[0]
     smoothing = right.slider("Smoothing (EMA)", 0.0, 0.99, 0.6, 0.01, key="runs.smooth",
                              help="TensorBoard's smoothing of the per-step lines; the raw line stays faint.")

@@ -230,3 +230,14 @@ def test_long_method_titles_wrap_above_their_own_map_and_head_view_tokens_fit():
     view = head_view(np.full((1, 1, 4, 4), 0.25), tokens, 0, [0]).to_dict()["layout"]
     low, high = view["xaxis"]["range"]
     assert low <= -0.045 * len("extraordinarily") and high >= 1 + 0.045 * len("extraordinarily")
+
+
+def test_a_run_followed_live_moves_to_epochs_once_it_records_them_until_the_user_picks():
+    run_id = launched_run()
+    at = open_app("pages/runs.py", run=str(run_id))
+    at.session_state["runs.x"] = "step"  # what the page showed before the run's first epoch ended
+    at.run()
+    assert chart(at, "runs.curves")["layout"]["xaxis"]["title"]["text"] == "epoch"
+    at.segmented_control(key="runs.x").set_value("step").run()
+    at.run()  # the user's choice stays on later refreshes
+    assert chart(at, "runs.curves")["layout"]["xaxis"]["title"]["text"] == "step"
