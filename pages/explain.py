@@ -35,7 +35,8 @@ GRID_COLUMNS = 5  # cells per line of the map grid across the page (input, top-k
 def run_choice(run, with_checkpoint: set[int]) -> str:
     note = "" if run.id in with_checkpoint else " · no checkpoint"
     made = f"{run.dataset}/{run.model}" if run.dataset and run.model else "logged from a script"
-    return f"{run.label} · {made} · {run.status}{note}"
+    shown = run.label if run.title == made else f"{run.label} · {made}"  # "#1 digits/cnn" says it once
+    return f"{shown} · {run.status}{note}"
 
 
 def load(run_id: int, checkpoint: str = "best") -> LoadedRun:
