@@ -12,6 +12,7 @@ import torch
 
 from dlx.errors import DlxError
 from dlx.explain import METHODS, methods_for
+from dlx.explain.cache import digest
 from dlx.explain.counterfactual import nearest_counterfactual
 from dlx.explain.models_cache import LoadedRun
 from dlx.explain.samples import sample_inputs
@@ -174,12 +175,12 @@ def show_text(loaded: LoadedRun, sentence: str, target: int) -> None:
     words = st.session_state["whatif.text.edited"].split()
     a, b, c, d = st.columns([2, 2, 1, 1])
     if words:
-        position = a.selectbox("Word", range(len(words)), format_func=lambda i: f"{i}: {words[i]}",
-                               key="whatif.text.word")
-        replacement = b.text_input("Replace it with", "", key="whatif.text.replacement")
-        c.button("Delete word", key="whatif.text.delete", on_click=_edit_text, args=(delete_word, position))
+        word_key = f"whatif.text.word.{digest(words)}"  # keyed by the sentence: each edit offers its own words afresh
+        a.selectbox("Word", range(len(words)), format_func=lambda i: f"{i}: {words[i]}", key=word_key)
+        b.text_input("Replace it with", "", key="whatif.text.replacement")
+        c.button("Delete word", key="whatif.text.delete", on_click=_edit_text, args=(word_key,))
         d.button("Replace word", key="whatif.text.replace", on_click=_edit_text,
-                 args=(replace_word, position, replacement))
+                 args=(word_key, "whatif.text.replacement"))
     problem = st.session_state.pop("whatif.text.problem", None)
     if problem:
         st.error(md(problem), icon=":material/error:")
@@ -199,9 +200,15 @@ def show_text(loaded: LoadedRun, sentence: str, target: int) -> None:
             column.html(coloured_sentence(side.words, side.attributions[method], side.signed[method]))
 
 
-def _edit_text(edit, position: int, *args: str) -> None:
-    """A word button's edit of the sentence in the text area (before the area is drawn again)."""
+def _edit_text(word_key: str, replacement_key: str | None = None) -> None:
+    """A word button's edit of the sentence in the text area, before the area is drawn again; the word and the
+    replacement are read from their widgets' state now (a callback's arguments are those of the last run)."""
+    state = st.session_state
     try:
-        st.session_state["whatif.text.edited"] = edit(st.session_state["whatif.text.edited"], position, *args)
+        if replacement_key is None:
+            state["whatif.text.edited"] = delete_word(state["whatif.text.edited"], state[word_key])
+        else:
+            state["whatif.text.edited"] = replace_word(state["whatif.text.edited"], state[word_key],
+                                                       state[replacement_key])
     except DlxError as err:
-        st.session_state["whatif.text.problem"] = str(err)
+        state["whatif.text.problem"] = str(err)

@@ -163,5 +163,14 @@ def test_whatif_tab_of_a_text_run_colours_both_sentences(text_run):
     assert any("sentence: the edited sentence is empty" in e.value for e in at.error)
     sentence.set_value("awful terrible boring").run()
     assert not at.exception, [e.value for e in at.exception]
-    coloured = [h.proto.body for h in at.get("html") if "whatif" in h.proto.body or "span title" in h.proto.body]
-    assert any("awful" in body for body in coloured)
+    coloured = [h.proto.body for h in at.get("html") if "span title" in h.proto.body]
+    assert len(coloured) == 4 and sum(">awful<" in body for body in coloured) == 2  # edited, per method
+    word = next(s for s in at.selectbox if s.label == "Word")
+    assert word.options == ["0: awful", "1: terrible", "2: boring"]
+    word.set_value(1).run()
+    at.button(key="whatif.text.delete").click().run()
+    assert at.text_area(key="whatif.text.edited").value == "awful boring"
+    at.text_input(key="whatif.text.replacement").set_value("great")
+    at.button(key="whatif.text.replace").click().run()  # word 0: the word picker starts afresh on each edit
+    assert at.text_area(key="whatif.text.edited").value == "great boring" and not at.exception
+    assert any(">great<" in h.proto.body for h in at.get("html"))
