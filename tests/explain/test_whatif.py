@@ -21,7 +21,7 @@ from dlx.explain.whatif import (
     to_own_units,
 )
 from dlx.store import default_store
-from tests.helpers.explain_page import open_page
+from tests.helpers.explain_page import charts, open_page, traces
 from tests.helpers.processes import train_in_process
 
 
@@ -174,3 +174,16 @@ def test_whatif_tab_of_a_text_run_colours_both_sentences(text_run):
     at.button(key="whatif.text.replace").click().run()  # word 0: the word picker starts afresh on each edit
     assert at.text_area(key="whatif.text.edited").value == "great boring" and not at.exception
     assert any(">great<" in h.proto.body for h in at.get("html"))
+
+
+def test_whatif_tab_of_an_image_run_masks_a_box_or_shows_another_sample(image_run):
+    at = open_page(run=str(image_run))
+    at.slider(key="whatif.image.w").set_value(3).run()  # the box at (2, 2), 3 wide and 4 high on the 8×8 digit
+    assert not at.exception, [e.value for e in at.exception]
+    grid = charts(at)[-1]
+    assert traces(grid, "heatmap") == 2 * 2  # original and masked, each with Saliency and IG (an MLP: no Grad-CAM)
+    titles = " ".join(a["text"].replace("<br>", " ") for a in grid["layout"]["annotations"])
+    assert "edited: 12 pixels masked (zeros)" in titles
+    at.radio(key="whatif.image.how").set_value("another test sample").run()
+    at.number_input(key="whatif.image.other").set_value(5).run()
+    assert not at.exception and any("test sample #5" in m.value for m in at.markdown)
