@@ -35,6 +35,7 @@ from dlx.views.text import md
 
 CHART = {"displayModeBar": False}
 TEXT_METHODS = ["layer_integrated_gradients", "word_ablation"]
+ON_HELP = "the edit is predicted and explained on every change; off, the page's other tabs do not wait for it"
 BRUSH_MAX_PIXELS = 4096  # a brush draws one point per pixel: up to 64×64 images
 
 
@@ -63,6 +64,8 @@ def _reset_on_change(state_key: str, current: Any, prefix: str) -> None:
 def show(loaded: LoadedRun, inputs: torch.Tensor, captions: list[str], methods: list[str], baseline: str,
          params: dict[str, dict], sign: str, opacity: float) -> None:
     """The tab for an image or table run: one of the page's samples, edited."""
+    if not st.toggle("Edit a sample", key="whatif.on", help=ON_HELP):
+        return
     if not methods:
         st.info("Choose at least one method.")
         return
@@ -170,6 +173,8 @@ def _brush(image: torch.Tensor) -> np.ndarray | None:
 # -- text ----------------------------------------------------------------------------------------
 def show_text(loaded: LoadedRun, sentence: str, target: int) -> None:
     """The tab for a text run: the chosen sentence, edited, both coloured for the chosen class."""
+    if not st.toggle("Edit the sentence", key="whatif.text.on", help=ON_HELP):
+        return
     _reset_on_change("whatif.text.of", sentence, "whatif.text.edited")
     st.session_state.setdefault("whatif.text.edited", sentence)
     words = st.session_state["whatif.text.edited"].split()

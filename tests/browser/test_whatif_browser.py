@@ -23,6 +23,7 @@ def test_editing_a_sentence_recolours_its_words_beside_the_original(dlx_home, ap
     open_page(page, app_server.url, "Launch a training run")
     open_page(page, f"{app_server.url}/explain?run={run_id}", "Explain")
     page.get_by_role("tab", name="What-if").click()
+    page.get_by_text("Edit the sentence").click()
     box = page.get_by_label("Edited sentence")
     box.wait_for(timeout=120_000)
     original = box.input_value()

@@ -144,6 +144,8 @@ def test_whatif_tab_of_a_table_run_edits_a_feature_and_finds_a_counterfactual(ta
     at = open_page(run=str(table_run))
     first = feature_ranges(get_loaded_run(default_store(), table_run).bundle)[0]
     assert "What-if" in [t.label for t in at.tabs]
+    assert not [s for s in at.slider if str(s.key).startswith("whatif.")]  # nothing computed until asked
+    at.toggle(key="whatif.on").set_value(True).run()
     slider = at.slider(key=f"whatif.table.{first.name}")
     assert (slider.min, slider.max) == (pytest.approx(first.low), pytest.approx(first.high))
     slider.set_value(first.high).run()
@@ -157,6 +159,7 @@ def test_whatif_tab_of_a_table_run_edits_a_feature_and_finds_a_counterfactual(ta
 
 def test_whatif_tab_of_a_text_run_colours_both_sentences(text_run):
     at = open_page(run=str(text_run))
+    at.toggle(key="whatif.text.on").set_value(True).run()
     sentence = at.text_area(key="whatif.text.edited")
     assert sentence.value == get_loaded_run(default_store(), text_run).bundle.test.texts[0]
     sentence.set_value("").run()
@@ -164,7 +167,9 @@ def test_whatif_tab_of_a_text_run_colours_both_sentences(text_run):
     sentence.set_value("awful terrible boring").run()
     assert not at.exception, [e.value for e in at.exception]
     coloured = [h.proto.body for h in at.get("html") if "span title" in h.proto.body]
-    assert len(coloured) == 4 and sum(">awful<" in body for body in coloured) == 2  # edited, per method
+    whatif = coloured[-4:]  # after the Token attributions tab's sentences: original and edited, per method
+    assert [">awful<" in body for body in whatif] == [False, True, False, True]
+    assert sum(">awful<" in body for body in coloured) == 2
     word = next(s for s in at.selectbox if s.label == "Word")
     assert word.options == ["0: awful", "1: terrible", "2: boring"]
     word.set_value(1).run()
@@ -178,6 +183,7 @@ def test_whatif_tab_of_a_text_run_colours_both_sentences(text_run):
 
 def test_whatif_tab_of_an_image_run_masks_a_box_or_shows_another_sample(image_run):
     at = open_page(run=str(image_run))
+    at.toggle(key="whatif.on").set_value(True).run()
     at.slider(key="whatif.image.w").set_value(3).run()  # the box at (2, 2), 3 wide and 4 high on the 8×8 digit
     assert not at.exception, [e.value for e in at.exception]
     grid = charts(at)[-1]
