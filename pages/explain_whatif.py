@@ -13,7 +13,7 @@ import torch
 from dlx.errors import DlxError
 from dlx.explain import METHODS, methods_for
 from dlx.explain.cache import digest
-from dlx.explain.counterfactual import nearest_counterfactual
+from dlx.explain.counterfactual import STEP, WAY, nearest_counterfactual
 from dlx.explain.models_cache import LoadedRun
 from dlx.explain.samples import sample_inputs
 from dlx.explain.whatif import (
@@ -36,6 +36,8 @@ from dlx.views.text import md
 CHART = {"displayModeBar": False}
 TEXT_METHODS = ["layer_integrated_gradients", "word_ablation"]
 ON_HELP = "the edit is predicted and explained on every change; off, the page's other tabs do not wait for it"
+FOUND, NONE_FOUND = "whatif.table.#counterfactual", "none"  # the search's result, until the sample changes
+KEEP = ("whatif.table.of", FOUND)
 BRUSH_MAX_PIXELS = 4096  # a brush draws one point per pixel: up to 64×64 images
 
 
@@ -109,14 +111,27 @@ def _table(loaded: LoadedRun, row: torch.Tensor, caption: str, methods: list[str
     if st.button("Find the nearest counterfactual", key="whatif.counterfactual",
                  help="the smallest change of one feature that flips the prediction"):
         with st.spinner("Searching..."):
-            found = nearest_counterfactual(loaded, row)
-        if found is None:
-            st.info("No change of a single feature within the training data's range flips this prediction.")
-        else:
-            st.success(md(f"Setting {found.feature} from {found.old:.4g} to {found.new:.4g} "
-                          f"({found.change_std:.2f} standard deviations) flips the prediction to "
-                          f"{prediction(loaded, found.probs)}."), icon=":material/swap_horiz:")
-        st.caption(f"How: {found.way if found else 'a one-feature line search'}.")
+            st.session_state[FOUND] = nearest_counterfactual(loaded, row) or NONE_FOUND
+    found = st.session_state.get(FOUND)
+    if found == NONE_FOUND:
+        st.info("No change of a single feature within the training data's range flips this prediction.")
+        st.caption(f"How: {WAY.format(step=STEP)}.")
+    elif found is not None:
+        st.success(md(f"Setting {found.feature} from {found.old:.4g} to {found.new:.4g} "
+                      f"({found.change_std:.2f} standard deviations) flips the prediction to "
+                      f"{prediction(loaded, found.probs)}."), icon=":material/swap_horiz:")
+        bounds = ranges[found.index]
+        st.button("Set the sliders to it", key="whatif.apply", on_click=_apply,
+                  args=(found.feature, float(np.clip(found.new, bounds.low, bounds.high))),
+                  help="every feature back to the sample's value, and this one to the counterfactual's")
+        st.caption(f"How: {found.way}.")
+
+
+def _apply(feature: str, value: float) -> None:
+    """The sliders as the counterfactual has them: the sample's own values, one feature changed."""
+    for key in [k for k in st.session_state if str(k).startswith("whatif.table.") and k not in KEEP]:
+        del st.session_state[key]
+    st.session_state[f"whatif.table.{feature}"] = value
 
 
 def _image(loaded: LoadedRun, image: torch.Tensor, caption: str, methods: list[str], baseline: str,

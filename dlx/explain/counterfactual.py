@@ -21,6 +21,7 @@ from dlx.explain.whatif import feature_names, to_own_units
 WAY = ("a one-feature line search (not Captum's MinParamPerturbation): each feature alone moved in steps of "
        "{step} training standard deviations, both ways, within the training data's range; the smallest "
        "change that flips the prediction, refined by bisection")
+STEP = 0.02  # training standard deviations per step of the search
 REFINE = 12  # bisection halvings of the last step: 0.02 std / 4096
 
 
@@ -42,7 +43,7 @@ class Counterfactual:
         return int(self.probs.argmax())
 
 
-def nearest_counterfactual(loaded: LoadedRun, row: Tensor, step: float = 0.02,
+def nearest_counterfactual(loaded: LoadedRun, row: Tensor, step: float = STEP,
                            wanted: int | None = None) -> Counterfactual | None:
     """The smallest one-feature change of `row` (model units) that flips the model's prediction (to
     `wanted` where given), found as `WAY` says; None when no single feature within range flips it."""

@@ -141,8 +141,12 @@ def test_image_mask_predicts_what_the_model_predicts_on_the_masked_image(image_r
 
 
 def test_whatif_tab_of_a_table_run_edits_a_feature_and_finds_a_counterfactual(table_run):
+    loaded = get_loaded_run(default_store(), table_run)
+    least_sure = int(loaded.test_probs().max(1).values.argmin())  # a single feature can flip it (test above)
     at = open_page(run=str(table_run))
-    first = feature_ranges(get_loaded_run(default_store(), table_run).bundle)[0]
+    at.selectbox(key="explain.pick").set_value("index").run()
+    at.text_input(key="explain.indices").set_value(str(least_sure)).run()
+    first = feature_ranges(loaded.bundle)[0]
     assert "What-if" in [t.label for t in at.tabs]
     assert not [s for s in at.slider if str(s.key).startswith("whatif.")]  # nothing computed until asked
     at.toggle(key="whatif.on").set_value(True).run()
@@ -155,6 +159,10 @@ def test_whatif_tab_of_a_table_run_edits_a_feature_and_finds_a_counterfactual(ta
     at.button(key="whatif.counterfactual").click().run()
     assert not at.exception
     assert any("one-feature line search" in c.value for c in at.caption)
+    assert "flips the prediction to" in at.success[0].value
+    at.button(key="whatif.apply").click().run()  # the sliders at the counterfactual: the edit flips it
+    said = "\n".join(m.value for m in at.markdown)
+    assert "the prediction flips" in said and f"{first.name} = {first.high:.4g}" not in said
 
 
 def test_whatif_tab_of_a_text_run_colours_both_sentences(text_run):
