@@ -22,6 +22,7 @@ from dlx.views.charts import explain as charts
 from dlx.views.report import report_html
 from dlx.views.text import md
 from pages import enter_frame, explain_influence, explain_over_training, explain_sanity, explain_text, queued_result
+from pages import explain_whatif as whatif_tab
 
 enter_frame()
 store = default_store()
@@ -232,6 +233,7 @@ except DlxError as err:
 
 tabs = (["Attributions", "Faithfulness"] + (["Global importance"] if meta.kind == "table" else [])
         + (["Over training", "Influence"] if kept else []) + ["Sanity checks"])
+tabs.append("What-if")  # pages/explain_whatif.py
 tab_views = st.tabs(tabs)
 
 with tab_views[0]:
@@ -314,5 +316,8 @@ if kept:
         explain_influence.show(store, loaded, kept, indices if source == "test samples" else None,
                                None if source == "test samples" else inputs)
 
-with tab_views[-1]:
+with tab_views[tabs.index("Sanity checks")]:
     explain_sanity.show_sanity(store, loaded, runs, available)
+
+with tab_views[tabs.index("What-if")]:
+    whatif_tab.show(loaded, inputs, captions, methods, baseline, params, sign, opacity)

@@ -25,7 +25,7 @@ from dlx.views.charts import attention as charts
 from dlx.views.charts.explain import faithfulness_curves
 from dlx.views.charts.over_training import attention_frames, score_curves, sentence_rows
 from dlx.views.text import md
-from pages import queue_button, show_job
+from pages import explain_whatif, queue_button, show_job
 
 CHART = {"displayModeBar": False}
 DEFAULT_METHODS = ["layer_integrated_gradients", "word_ablation", "attention_rollout"]
@@ -77,7 +77,7 @@ def show_text(loaded: LoadedRun) -> None:
         st.error(md(err), icon=":material/error:")
         return
     how = None if merge == "as pieces" else cast(Merge, merge.rsplit(" ", 1)[-1])
-    views = st.tabs(["Attention", "Token attributions", "Agreement", "Scores"])
+    views = st.tabs(["Attention", "Token attributions", "Agreement", "Scores", "What-if"])
     with views[0]:
         _attention(e, maps, grads, how, pooling_of(model))
     with views[1]:
@@ -86,6 +86,8 @@ def show_text(loaded: LoadedRun) -> None:
         _agreement(e, maps, attributions, pooling_of(model))
     with views[3]:
         _scores(loaded, rationale is not None)
+    with views[4]:
+        explain_whatif.show_text(loaded, text, target)
 
 
 def _attention(e: Encoded, maps: torch.Tensor, grads: torch.Tensor, how: Merge | None, pooling: str) -> None:
