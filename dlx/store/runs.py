@@ -7,10 +7,9 @@ in one query); editing runs is `dlx.store.edits`' part of the class.
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from itertools import chain
@@ -22,15 +21,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from db.engine import get_engine, on_dispose
-from db.models import Artifact, Experiment, Job, Metric, Param, RunSummary, Tag, utcnow
+from db.models import Artifact, Experiment, Job, Metric, Param, RunSummary, Tag
 from db.models import Run as RunRow
 from dlx import settings
 from dlx.errors import DlxError
 from dlx.states import FINAL_STATES as FINAL_STATES  # re-exported: dlx.store names it
 from dlx.store import query, reduction
-from dlx.store.edits import ARCHIVED_TAG, NOTE_TAG, RESERVED_TAG_PREFIX, RunEdits
+from dlx.store.edits import RunEdits
 from dlx.store.queue import Queue
 from dlx.store.reduction import Reduced
+from dlx.store.run_info import ARCHIVED_TAG, RunInfo
+from dlx.store.run_info import decode_param as decode_param  # re-exported: dlx.store names it
 from dlx.store.user_sets import UserSets
 from dlx.store.workers import Workers
 
@@ -42,64 +43,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 _merging_upserts: dict[tuple[str, str, tuple[str, ...]], Any] = {}  # see Store.merging_upsert
-
-
-@dataclass
-class RunInfo:
-    """A run as pages and the CLI show it."""
-
-    id: int
-    experiment: str
-    name: str | None
-    sweep: str | None
-    status: str
-    dataset: str | None
-    model: str | None
-    config: dict[str, Any]
-    summary: dict[str, Any]
-    device: str | None
-    error: str | None
-    created_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
-    params: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    job_id: int | None = None
-    metrics: dict[str, float | None] = field(default_factory=dict)  # final value of each metric
-
-    @property
-    def duration_s(self) -> float | None:
-        if self.started_at is None:
-            return None
-        end = self.ended_at or utcnow()
-        return max(0.0, (end - self.started_at).total_seconds())
-
-    @property
-    def note(self) -> str:
-        return self.tags.get(NOTE_TAG, "")
-
-    @property
-    def archived(self) -> bool:
-        return ARCHIVED_TAG in self.tags
-
-    @property
-    def user_tags(self) -> dict[str, str]:
-        """The tags people set (the reserved dlx.* ones left out)."""
-        return {k: v for k, v in self.tags.items() if not k.startswith(RESERVED_TAG_PREFIX)}
-
-    @property
-    def title(self) -> str:
-        """The run's name; else its data set and model; else (a script's unnamed run) "run N · experiment"."""
-        if self.name:
-            return self.name
-        if self.dataset or self.model:
-            return "/".join(part for part in (self.dataset, self.model) if part)
-        return f"run {self.id} · {self.experiment}"
-
-    @property
-    def label(self) -> str:
-        """How lists and legends name a run: "#N name" (never "None/None")."""
-        return self.title if not (self.name or self.dataset or self.model) else f"#{self.id} {self.title}"
 
 
 # _select_runs()'s rows: RunInfo's fields up to ended_at, then the latest training job's id.
@@ -512,10 +455,3 @@ def _order(stmt: RunRows, resolve: query.Resolver, sort: str | None, descending:
     keys = {"param": ("number", "value"), "metric": ("last",), "tag": ("value",)}[field.kind]
     columns = [getattr(joined, name) for name in keys]
     return stmt.order_by(*(direction(column) for column in columns), tiebreak)
-
-
-def decode_param(value: str) -> Any:
-    try:
-        return json.loads(value)
-    except (json.JSONDecodeError, TypeError):
-        return value
