@@ -25,12 +25,12 @@ from dlx.gate.auth import WILDCARDS
 from dlx.jobs import ensure_worker, status
 from dlx.jobs.supervisor import stop_with, stop_workers, worker_pids
 from dlx.states import FINAL_STATES
+from dlx.store.run_info import COUNT_BOUND  # `dlx runs` counts the matching runs up to it, then says "10,000+"
 
 if TYPE_CHECKING:
     from dlx.store import RunInfo, Store
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "pruned")
-COUNT_BOUND = 10_000  # `dlx runs` counts the matching runs up to this many, then says "10,000+"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,9 @@ from typing import Any
 RESERVED_TAG_PREFIX = "dlx."
 NOTE_TAG = "dlx.note"
 ARCHIVED_TAG = "dlx.archived"
+# Lists count the runs they match up to this many, then say "10,000+" (`Store.count_runs(bound=)`): an exact
+# count of a filter matching most of 100,000 runs reads every match.
+COUNT_BOUND = 10_000
 
 
 @dataclass
@@ -77,3 +80,9 @@ def decode_param(value: str) -> Any:
         return json.loads(value)
     except (json.JSONDecodeError, TypeError):
         return value
+
+
+def counted(total: int, bound: int | None = None) -> str:
+    """A bounded count as lists show it: "1,234", or "10,000+" where counting stopped past the bound."""
+    bound = COUNT_BOUND if bound is None else bound
+    return f"{bound:,}+" if total > bound else f"{total:,}"
