@@ -228,7 +228,7 @@ class Store(RunEdits):
         with self.connect() as conn:
             page = self._plans.get(key, _resolver(conn), lambda resolve: _page_statements(
                 resolve, status, sweep, filter, sort, descending, limit, offset, experiment, tag, dataset, model, ids,
-                archived))
+                archived, kept=key is not None))
             if isinstance(page, _ByMetric):
                 return _by_metric(conn, page, limit, offset)
             return _fetch(conn, page)
@@ -398,10 +398,10 @@ def _keyed(size: int) -> Prepared:
     return prepared
 
 
-def _fetch(conn: Connection, stmt: RunRows) -> list[RunInfo]:
+def _fetch(conn: Connection, stmt: RunRows | Prepared) -> list[RunInfo]:
     """The runs `stmt` selects, in its order, with their params, tags and final metrics: one query for the
     whole page (Core rows, not ORM objects, and the DBAPI's rows for the keyed ones)."""
-    rows = conn.execute(stmt).all()
+    rows: list[Any] = stmt.processed_rows(conn) if isinstance(stmt, Prepared) else list(conn.execute(stmt).all())
     ids = [row[0] for row in rows]
     keyed: tuple[dict[int, dict[str, Any]], ...] = tuple({i: {} for i in ids} for _ in range(3))  # params, tags, metrics
     for start in range(0, len(ids), _KEYED_CHUNK):
@@ -411,13 +411,16 @@ def _fetch(conn: Connection, stmt: RunRows) -> list[RunInfo]:
         for which, run_id, key, text_value, number in _keyed(size).rows(conn, {f"i{i}": v for i, v in enumerate(padded)}):
             keyed[which][run_id][key] = number if which == 2 else text_value
     params, tags, metrics = keyed
-    return [RunInfo(*row[:7], row[7] or {}, row[8] or {}, *row[9:14], params[row[0]], tags[row[0]], row[14],
-                    metrics[row[0]]) for row in rows]
+    return [RunInfo(run_id, experiment, name, sweep, status, dataset, model, config or {}, summary or {}, device, error,
+                    created, started, ended, params[run_id], tags[run_id], job_id, metrics[run_id])
+            for (run_id, experiment, name, sweep, status, dataset, model, config, summary, device, error, created, started,
+                 ended, job_id) in rows]
 
 
 def _page_statements(resolve: query.Resolver, status, sweep, filter, sort, descending, limit, offset, experiment, tag,
-                     dataset, model, ids, archived) -> RunRows | _ByMetric:
-    """The statement of `Store.list_runs`' page, or, sorted by a metric, the three a page by a metric runs."""
+                     dataset, model, ids, archived, kept: bool) -> RunRows | Prepared | _ByMetric:
+    """The statement of `Store.list_runs`' page, or, sorted by a metric, the three a page by a metric runs; a
+    `kept` page (used again: Plans) compiled once and run with its own SQL (dlx.store.prepared)."""
     field = resolve(sort) if sort else None
     # A page walked in its order (newest first, or a metric's index) looks each run's params up as
     # it goes and stops at the page's end; any other order sorts every match, found at once.
@@ -431,8 +434,10 @@ def _page_statements(resolve: query.Resolver, status, sweep, filter, sort, desce
 
     stmt = _select_runs().where(*where(walked))
     if field is not None and field.kind == "metric":
-        return _metric_statements(stmt, _select_runs().where(*where(False)), field.key, descending, limit, offset)
-    return _order(stmt, resolve, sort, descending).limit(limit).offset(offset)
+        return _metric_statements(stmt, _select_runs().where(*where(False)), field.key, descending, limit, offset,
+                                  kept)
+    ordered = _order(stmt, resolve, sort, descending).limit(limit).offset(offset)
+    return Prepared(ordered) if kept else ordered
 
 
 def _count_statement(resolve: query.Resolver, status, sweep, filter, experiment, tag, dataset, model, archived,
@@ -489,13 +494,13 @@ class _ByMetric:
     """A page sorted by a metric's final value: the runs with one, in the (key, last) index's order (`first`);
     how many match with one (`with_value`); the others, newest first (`rest`, paged where it is run)."""
 
-    first: RunRows
+    first: RunRows | Prepared
     with_value: Select[int]
     rest: RunRows
 
 
 def _metric_statements(stmt: RunRows, counting: RunRows, key: str, descending: bool, limit: int | None,
-                       offset: int) -> _ByMetric:
+                       offset: int, kept: bool) -> _ByMetric:
     summary = aliased(RunSummary)
     valued = (summary.run_id == RunRow.id) & (summary.key == key) & summary.last.is_not(None)
     tiebreak = RunRow.id.desc() if descending else RunRow.id.asc()
@@ -503,7 +508,7 @@ def _metric_statements(stmt: RunRows, counting: RunRows, key: str, descending: b
              .limit(limit).offset(offset))
     with_value = counting.with_only_columns(func.count()).join(summary, valued)  # the filter as IN
     rest = stmt.where(~select(summary.run_id).where(valued).exists()).order_by(tiebreak)
-    return _ByMetric(first, with_value, rest)
+    return _ByMetric(Prepared(first) if kept else first, with_value, rest)
 
 
 def _by_metric(conn: Connection, page: _ByMetric, limit: int | None, offset: int) -> list[RunInfo]:
