@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from db.urls import database_label as database_label  # re-exported: callers name db.engine's
+from db.urls import head_revision as head_revision
+from db.urls import store_notice as store_notice
 from dlx import settings
 from dlx.errors import DlxError
 
@@ -49,25 +51,6 @@ def get_engine(url: str | None = None, upgrade_schema: bool = True) -> Engine:
                 upgrade(engine)
             _upgraded.add(url)
     return engine
-
-
-def database_label() -> str:
-    """The store's URL as shown to users (`dlx runs`, the sidebar): any password in it hidden."""
-    return make_url(settings.database_url()).render_as_string(hide_password=True)
-
-
-def store_notice(url: str | None = None) -> str:
-    """The one line `dlx ui`, `dlx runs` and a script's first run print to say which store they use
-    (a store chosen by default is not where a user may think), and a `./dlx-data` store left beside."""
-    url = url or settings.database_url()
-    if url == settings.database_url() and not os.environ.get("DLX_DATABASE_URL"):
-        line = f"dlx store: {settings.home()} (sqlite)"
-    else:
-        line = f"dlx store: {make_url(url).render_as_string(hide_password=True)}"
-    if (local := settings.stray_local_store()) is not None:
-        line += (f"; {local} holds another store, not used: set DLX_HOME=./dlx-data to use it, "
-                 f"or move its contents into {settings.home()}")
-    return line
 
 
 def _check_folder(engine: Engine) -> None:
@@ -123,13 +106,6 @@ def _watch_file(engine: Engine) -> None:
     event.listen(engine, "do_connect", check)
     event.listen(engine, "connect", first_opened)
     event.listen(engine, "checkout", check)
-
-
-def head_revision() -> str:
-    """The newest migration's revision, read from the file names (`NNNN_what.py` holds revision 'NNNN',
-    a single chain: tests/store check both against Alembic's own reading), without importing Alembic."""
-    versions = Path(__file__).parent / "migrations" / "versions"
-    return max(path.name.split("_", 1)[0] for path in versions.glob("[0-9]*_*.py"))
 
 
 def schema_revision(engine: Engine) -> str | None:

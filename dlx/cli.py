@@ -25,12 +25,12 @@ from dlx.gate.auth import WILDCARDS
 from dlx.jobs import ensure_worker, status
 from dlx.jobs.supervisor import stop_with, stop_workers, worker_pids
 from dlx.states import FINAL_STATES
+from dlx.store.run_info import COUNT_BOUND  # `dlx runs` counts the matching runs up to it, then says "10,000+"
 
 if TYPE_CHECKING:
     from dlx.store import RunInfo, Store
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "pruned")
-COUNT_BOUND = 10_000  # `dlx runs` counts the matching runs up to this many, then says "10,000+"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,14 +307,14 @@ def default_store() -> Store:
 
 def database_label() -> str:
     """The store's URL as shown to users, any password hidden."""
-    from db.engine import database_label as label
+    from db.urls import database_label as label
 
     return label()
 
 
 def store_notice() -> str:
     """The line naming the store in use (and a `./dlx-data` store left in this folder)."""
-    from db.engine import store_notice as notice
+    from db.urls import store_notice as notice
 
     return notice()
 
@@ -430,12 +430,14 @@ def _no_worker_left(store: Store, run_id: int) -> None:
 def _reading() -> Iterator[None]:
     """A read-only command's database failures (a damaged, unreadable or not-a-database file, a full
     disk) as one line naming the store, not a traceback."""
-    from dlx.store import StoreError, unreadable
-
     try:
         yield
-    except (StoreError, OSError) as err:
-        raise unreadable(err) from err
+    except Exception as err:
+        from dlx.store import StoreError, unreadable  # SQLAlchemy: only once something failed
+
+        if isinstance(err, (StoreError, OSError)):
+            raise unreadable(err) from err
+        raise
 
 
 def cmd_runs(args) -> int:
@@ -444,14 +446,21 @@ def cmd_runs(args) -> int:
 
 
 def _list_runs(args) -> int:
-    from dlx.store import decode_param
+    from dlx.store.plain import newest_runs
+    from dlx.store.run_info import decode_param
 
-    store = default_store()
-    store.reap_stale_for_reading()  # runs whose process died are shown failed, not running (if it can write)
-    chosen = dict(status=args.status, filter=args.filter)
-    runs = store.list_runs(**chosen, sort=args.sort, descending=args.desc if args.sort else True,
-                           limit=args.limit, offset=args.offset)
-    total = store.count_runs(**chosen, bound=COUNT_BOUND)  # counting stops past it: "10,000+"
+    # The newest runs of a SQLite store in plain SQL, without importing SQLAlchemy (0.2 s); else the Store.
+    plain = None if args.filter or args.sort else newest_runs(settings.database_url(), args.status, args.limit,
+                                                               args.offset, COUNT_BOUND)
+    if plain is not None:
+        runs, total = plain
+    else:
+        store = default_store()
+        store.reap_stale_for_reading()  # runs whose process died are shown failed, not running (if it can write)
+        chosen = dict(status=args.status, filter=args.filter)
+        runs = store.list_runs(**chosen, sort=args.sort, descending=args.desc if args.sort else True,
+                               limit=args.limit, offset=args.offset)
+        total = store.count_runs(**chosen, bound=COUNT_BOUND)  # counting stops past it: "10,000+"
     total_text = f"{COUNT_BOUND:,}+" if total > COUNT_BOUND else str(total)
     rows: list[dict[str, Any]] = [{"id": r.id, "status": r.status, "dataset": r.dataset, "model": r.model,
              "sweep": r.sweep, "params": {k: decode_param(v) for k, v in r.params.items()},

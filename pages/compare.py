@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dlx.errors import DlxError
-from dlx.store import FINAL_STATES, RunInfo, default_store
+from dlx.store import FINAL_STATES, RunInfo, default_store, run_info
 from dlx.store.edits import parse_tags
 from dlx.views import compare, export
 from dlx.views.charts import compare as charts_compare
@@ -104,8 +104,8 @@ keep_in_url(filter=expression.strip(), sort=sort.strip(), desc="" if descending 
             archived="1" if show_archived else "")
 
 try:
-    total = store.count_runs(filter=expression, archived=archived)
-    pages = max(1, -(-total // page_size))
+    total = store.count_runs(filter=expression, archived=archived, bound=run_info.COUNT_BOUND)  # "10,000+"
+    pages = max(1, -(-total // page_size))  # past the bound: up to the page that holds its first run beyond
     page = st.number_input("Page", 1, pages, min(int(url_value("page", "1") or 1), pages), key="compare.page") \
         if pages > 1 else 1
     keep_in_url(page="" if page == 1 else str(page))
@@ -134,7 +134,7 @@ frame = pd.DataFrame({
     **{shorten(key if key not in page_table else f"{key} (final)", 80): [run.metrics.get(key) for run in runs]
        for key in metric_keys},
 })
-st.caption(f"Runs {(page - 1) * page_size + 1}–{(page - 1) * page_size + len(runs)} of {total:,}. "
+st.caption(f"Runs {(page - 1) * page_size + 1}–{(page - 1) * page_size + len(runs)} of {run_info.counted(total)}. "
            "Select rows to compare them; with none selected, the ones in the link or the first ten are compared.")
 event = st.dataframe(frame, hide_index=True, on_select="rerun", selection_mode="multi-row", width="stretch",
                      key="compare.table", placeholder="",  # a value a run lacks is blank, not "None"

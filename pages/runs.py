@@ -11,7 +11,7 @@ import streamlit as st
 from dlx.config import parse_run_id
 from dlx.errors import DlxError
 from dlx.jobs.supervisor import why_waiting
-from dlx.store import FINAL_STATES, History, RunInfo, default_store
+from dlx.store import FINAL_STATES, History, RunInfo, default_store, run_info
 from dlx.store.edits import parse_tags
 from dlx.training.kept import kept_checkpoints
 from dlx.views import compare, live, progress, small_data
@@ -38,6 +38,7 @@ GLANCE_BUCKETS = 300  # about a half-width chart's pixels
 ERROR_SHOWN = 2_000  # characters of a run's error in its red box; the rest behind an expander or a download
 CHARTS_PER_PAGE = 12  # metric charts drawn at once: a script may log 10,000 names; a pager reaches the others
 CHARTS_PAGE = "runs.charts_page"
+LISTED = 500  # newest runs in the table (its pager pages through them); Compare reaches every run
 KEPT_METRICS = ("val_loss", "val_acc", "train_loss_epoch", "train_acc")  # a kept checkpoint's epoch metrics
 
 
@@ -139,7 +140,12 @@ def run_list() -> None:
         sweep_banner(sweep, swept)
         runs = [r for r in swept if not chosen or r.status in chosen]
     else:
-        runs = store.list_runs(status=chosen or None, archived=None if show_archived else False)
+        runs = store.list_runs(status=chosen or None, archived=None if show_archived else False, limit=LISTED)
+        if len(runs) == LISTED:  # more may match: how many, counted up to a bound ("10,000+")
+            total = store.count_runs(status=chosen or None, archived=None if show_archived else False,
+                                     bound=run_info.COUNT_BOUND)
+            st.caption(f"The newest {LISTED} of {run_info.counted(total)} runs are listed here; Compare filters, "
+                       "sorts and pages through them all.")
     if not runs:
         st.info("No runs match this filter.", icon=":material/filter_alt_off:")
         return

@@ -75,3 +75,16 @@ def test_a_new_database_has_no_revision_until_it_is_created(dlx_home):
     dlx_home.mkdir(parents=True)
     engine = get_engine(f"sqlite:///{dlx_home / 'new.sqlite'}", upgrade_schema=False)
     assert schema_revision(engine) is None
+
+
+def test_dlx_runs_newest_first_on_a_sqlite_store_imports_no_sqlalchemy(dlx_home):
+    store = default_store()
+    run = Run(store, store.create_run({"dataset": "digits", "model": "mlp"}, status="running"))
+    run.log_params({"lr": 0.01})
+    run.log_metric("test_acc", 0.5, 1)
+    run.finish()
+    shown = _dlx(dlx_home, "runs", "--limit", "50")
+    assert shown["code"] == 0
+    assert "runs 1-1 of 1\n" in shown["out"] and f"\n{run.id:>5}  succeeded" in shown["out"]
+    assert "0.5000" in shown["out"] and "lr=0.01" in shown["out"]
+    assert shown["imported"] == []  # read in plain SQL (dlx.store.plain)

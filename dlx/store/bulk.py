@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Connection, Dialect
@@ -42,4 +43,4 @@ class MultiRow:
         """Insert `rows` (tuples in the statement's parameter order), in order, on `conn`."""
         for start in range(0, len(rows), self.chunk):
             part = rows[start:start + self.chunk]
-            conn.exec_driver_sql(self._sql(len(part)), tuple(value for row in part for value in row))
+            conn.exec_driver_sql(self._sql(len(part)), tuple(chain.from_iterable(part)))  # flat, in C

@@ -13,6 +13,7 @@ from db.models import Run as RunRow
 from dlx import settings
 from dlx.errors import DlxError
 from dlx.states import ACTIVE_STATES, OWNER
+from dlx.store.run_info import ARCHIVED_TAG, NOTE_TAG, RESERVED_TAG_PREFIX
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -25,11 +26,6 @@ if TYPE_CHECKING:
 
     Upsert = postgresql.Insert | sqlite.Insert  # an INSERT with .on_conflict_do_update/_do_nothing
 
-# A run's note and its archived mark are tags under a reserved prefix: no schema change, and a filter
-# (tag.dlx.archived) or export sees them like any tag. People's own tags may not use the prefix.
-RESERVED_TAG_PREFIX = "dlx."
-NOTE_TAG = "dlx.note"
-ARCHIVED_TAG = "dlx.archived"
 
 
 def parse_tags(text: str) -> dict[str, str]:

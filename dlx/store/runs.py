@@ -7,30 +7,50 @@ in one query); editing runs is `dlx.store.edits`' part of the class.
 """
 from __future__ import annotations
 
-import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from itertools import chain
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, Engine, Select, Table, bindparam, delete, func, make_url, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Float,
+    Select,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    func,
+    literal,
+    make_url,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from db.engine import get_engine, on_dispose
-from db.models import Artifact, Experiment, Job, Metric, Param, RunSummary, Tag, utcnow
+from db.models import Artifact, Experiment, Job, Metric, Param, RunSummary, Tag
 from db.models import Run as RunRow
 from dlx import settings
 from dlx.errors import DlxError
 from dlx.states import FINAL_STATES as FINAL_STATES  # re-exported: dlx.store names it
 from dlx.store import query, reduction
-from dlx.store.edits import ARCHIVED_TAG, NOTE_TAG, RESERVED_TAG_PREFIX, RunEdits
+from dlx.store.edits import RunEdits
+from dlx.store.prepared import Prepared
 from dlx.store.queue import Queue
 from dlx.store.reduction import Reduced
+from dlx.store.run_info import ARCHIVED_TAG, RunInfo
+from dlx.store.run_info import decode_param as decode_param  # re-exported: dlx.store names it
 from dlx.store.user_sets import UserSets
 from dlx.store.workers import Workers
 
@@ -41,65 +61,8 @@ if TYPE_CHECKING:
     from dlx.store.explanations import Explanations
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 _merging_upserts: dict[tuple[str, str, tuple[str, ...]], Any] = {}  # see Store.merging_upsert
-
-
-@dataclass
-class RunInfo:
-    """A run as pages and the CLI show it."""
-
-    id: int
-    experiment: str
-    name: str | None
-    sweep: str | None
-    status: str
-    dataset: str | None
-    model: str | None
-    config: dict[str, Any]
-    summary: dict[str, Any]
-    device: str | None
-    error: str | None
-    created_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
-    params: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    job_id: int | None = None
-    metrics: dict[str, float | None] = field(default_factory=dict)  # final value of each metric
-
-    @property
-    def duration_s(self) -> float | None:
-        if self.started_at is None:
-            return None
-        end = self.ended_at or utcnow()
-        return max(0.0, (end - self.started_at).total_seconds())
-
-    @property
-    def note(self) -> str:
-        return self.tags.get(NOTE_TAG, "")
-
-    @property
-    def archived(self) -> bool:
-        return ARCHIVED_TAG in self.tags
-
-    @property
-    def user_tags(self) -> dict[str, str]:
-        """The tags people set (the reserved dlx.* ones left out)."""
-        return {k: v for k, v in self.tags.items() if not k.startswith(RESERVED_TAG_PREFIX)}
-
-    @property
-    def title(self) -> str:
-        """The run's name; else its data set and model; else (a script's unnamed run) "run N · experiment"."""
-        if self.name:
-            return self.name
-        if self.dataset or self.model:
-            return "/".join(part for part in (self.dataset, self.model) if part)
-        return f"run {self.id} · {self.experiment}"
-
-    @property
-    def label(self) -> str:
-        """How lists and legends name a run: "#N name" (never "None/None")."""
-        return self.title if not (self.name or self.dataset or self.model) else f"#{self.id} {self.title}"
 
 
 # _select_runs()'s rows: RunInfo's fields up to ended_at, then the latest training job's id.
@@ -140,6 +103,42 @@ def history_of(rows: Sequence[tuple]) -> History:
     return History(steps, data[:, 1], data[:, 2])
 
 
+class Plans:
+    """Listing statements kept per store by their arguments, with how the names in them resolved.
+
+    Building a page's statements (the filter compiled, the joins, the sort) costs more CPU than running them
+    on a page of 50 (3 ms against 1 at 100,000 runs), and the same page is asked again and again (the app's
+    reruns, paging back). A kept statement is used while each name it resolved still resolves alike (a name
+    can become a parameter once one is logged under it), looked up again at each use (microseconds each).
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._kept: OrderedDict[tuple, tuple[dict[str, query.Field | None], Any]] = OrderedDict()
+        self._lock = threading.Lock()  # one store serves the app's sessions, each on its own thread
+
+    def get(self, key: tuple | None, resolve: query.Resolver, build: Callable[[query.Resolver], T]) -> T:
+        """The statement `build(resolve)` returns, kept under `key` (None: not kept, e.g. a selection of ids)."""
+        with self._lock:
+            kept = self._kept.get(key) if key is not None else None
+        if kept is not None and all(resolve(name) == field for name, field in kept[0].items()):
+            return kept[1]
+        names: dict[str, query.Field | None] = {}
+
+        def recording(name: str) -> query.Field | None:
+            names[name] = field = resolve(name)
+            return field
+
+        statement = build(recording)
+        if key is not None:
+            with self._lock:
+                self._kept[key] = (names, statement)
+                self._kept.move_to_end(key)
+                while len(self._kept) > self._size:
+                    self._kept.popitem(last=False)
+        return statement
+
+
 class Store(RunEdits):
     """Runs, metrics and artifacts of one database, and its collaborators bound to the same engine:
     `queue` (jobs), `workers` (their heartbeats) and `explanations` (the explanation cache)."""
@@ -148,6 +147,7 @@ class Store(RunEdits):
         self.url = url or settings.database_url()
         self.engine: Engine = get_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._plans = Plans()
 
     def __repr__(self) -> str:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -223,52 +223,27 @@ class Store(RunEdits):
             raise DlxError(f"limit: must be 0 or more, got {limit}", field="limit")
         if offset < 0:
             raise DlxError(f"offset: must be 0 or more, got {offset}", field="offset")
+        key = None if ids is not None else ("page", tuple(status or ()), sweep, filter, sort, descending, limit, offset,
+                                            experiment, tag, dataset, model, archived)
         with self.connect() as conn:
-            resolve = _resolver(conn)
-            field = resolve(sort) if sort else None
-            # A page walked in its order (newest first, or a metric's index) looks each run's params up as
-            # it goes and stops at the page's end; any other order sorts every match, found at once.
-            walked = field is None or field.kind == "metric" or (field.kind == "column" and field.key == "id")
-
-            def where(correlated: bool) -> list:
-                conditions = _conditions(resolve, status, sweep, filter, experiment, tag, dataset, model, correlated)
-                if ids is not None:
-                    conditions.append(RunRow.id.in_(ids))
-                return conditions + _archived_condition(archived)
-
-            stmt = _select_runs().where(*where(walked))
-            if field is not None and field.kind == "metric":
-                return _by_metric(conn, stmt, lambda: _select_runs().where(*where(False)), field.key, descending,
-                                  limit, offset)
-            return _fetch(conn, _order(stmt, resolve, sort, descending).limit(limit).offset(offset))
+            page = self._plans.get(key, _resolver(conn), lambda resolve: _page_statements(
+                resolve, status, sweep, filter, sort, descending, limit, offset, experiment, tag, dataset, model, ids,
+                archived, kept=key is not None))
+            if isinstance(page, _ByMetric):
+                return _by_metric(conn, page, limit, offset)
+            return _fetch(conn, page)
 
     def count_runs(self, status: list[str] | None = None, sweep: str | None = None, *, filter: str | None = None,
                    experiment: str | None = None, tag: str | None = None, dataset: str | None = None,
                    model: str | None = None, archived: bool | None = None, bound: int | None = None) -> int:
         """How many runs `list_runs` with the same filters would page through; with `bound`, counting stops
         past it (a result of `bound + 1` means "more than `bound`": cheap where a filter matches many runs)."""
+        key = ("count", tuple(status or ()), sweep, filter, experiment, tag, dataset, model, archived, bound)
         with self.connect() as conn:
-            resolve = _resolver(conn)
-            split = query.driven(filter, resolve) if filter and filter.strip() else None
-            conditions = _conditions(resolve, status, sweep, None if split else filter, experiment, tag, dataset,
-                                     model, correlated=bound is not None)
-            conditions += _archived_condition(archived)
-            if split is not None:  # counted on the index of one of the filter's comparisons
-                found, rest = split
-                conditions += [] if rest is None else [rest]
-                counted = found.with_only_columns(func.count(), maintain_column_froms=True)
-                if conditions:  # else one row per run: foreign key to runs, primary key (run_id, key)
-                    driver = found.selected_columns[0]
-                    counted = counted.join(RunRow, RunRow.id == driver).where(*conditions)
-                    if experiment or "experiment" in (filter or ""):  # a name may say it: joined where it might
-                        counted = counted.join(Experiment)
-                total = conn.execute(counted).scalar_one()
-                return total if bound is None else min(total, bound + 1)
-            stmt = select(RunRow.id) if bound is not None else select(func.count())
-            stmt = stmt.select_from(RunRow).join(Experiment).where(*conditions)
-            if bound is not None:  # runs visited in the primary key's order until bound + 1 match
-                stmt = select(func.count()).select_from(stmt.limit(bound + 1).subquery())
-            return conn.execute(stmt).scalar_one()
+            counted = self._plans.get(key, _resolver(conn), lambda resolve: _count_statement(
+                resolve, status, sweep, filter, experiment, tag, dataset, model, archived, bound))
+            total = conn.execute(counted).scalar_one()
+            return total if bound is None else min(total, bound + 1)
 
     def get_run(self, run_id: int) -> RunInfo | None:
         with self.connect() as conn:
@@ -404,27 +379,89 @@ def unreadable(err: Exception, url: str | None = None) -> DlxError:
                     "another store", field="database")
 
 
-# The params, tags and final metrics of a page's runs: built once (a statement's construction costs as
-# much as its execution on a page of 50).
-_KEYED_ROWS = [select(table.c.run_id, table.c.key, table.c[value]).where(table.c.run_id.in_(bindparam("ids", expanding=True)))
-               for table, value in ((Param.__table__, "value"), (Tag.__table__, "value"), (RunSummary.__table__, "last"))]
+# The params, tags and final metrics of a page's runs in one statement, for chunks of up to 2**k runs (padded:
+# a run listed twice is found once), built and compiled once per size.
+_KEYED_CHUNK = 512  # under SQLite's limit on bound parameters (999)
+_keyed_rows: dict[int, Prepared] = {}
 
 
-def _fetch(conn: Connection, stmt: RunRows) -> list[RunInfo]:
-    """The runs `stmt` selects, in its order, with their params, tags and final metrics: one query
-    each for the whole page (Core rows, not ORM objects: a page of 1,000 runs costs milliseconds)."""
-    rows = conn.execute(stmt).all()
+def _keyed(size: int) -> Prepared:
+    prepared = _keyed_rows.get(size)
+    if prepared is None:
+        ids: list[Any] = [bindparam(f"i{i}") for i in range(size)]
+        parts = [select(literal(which), table.c.run_id, table.c.key, table.c.value, null().cast(Float))
+                 .where(table.c.run_id.in_(ids)) for which, table in enumerate((Param.__table__, Tag.__table__))]
+        summaries = RunSummary.__table__
+        parts.append(select(literal(2), summaries.c.run_id, summaries.c.key, null().cast(Text), summaries.c.last)
+                     .where(summaries.c.run_id.in_(ids)))
+        prepared = _keyed_rows.setdefault(size, Prepared(union_all(*parts)))
+    return prepared
+
+
+def _fetch(conn: Connection, stmt: RunRows | Prepared) -> list[RunInfo]:
+    """The runs `stmt` selects, in its order, with their params, tags and final metrics: one query for the
+    whole page (Core rows, not ORM objects, and the DBAPI's rows for the keyed ones)."""
+    rows: list[Any] = stmt.processed_rows(conn) if isinstance(stmt, Prepared) else list(conn.execute(stmt).all())
     ids = [row[0] for row in rows]
-    params: dict[int, dict[str, Any]] = {i: {} for i in ids}
-    tags: dict[int, dict[str, Any]] = {i: {} for i in ids}
-    metrics: dict[int, dict[str, Any]] = {i: {} for i in ids}
-    for start in range(0, len(ids), 900):  # SQLite's limit on bound parameters
-        chunk = ids[start:start + 900]
-        for target, rows_of in zip((params, tags, metrics), _KEYED_ROWS):
-            for run_id, key, val in conn.execute(rows_of, {"ids": chunk}):
-                target[run_id][key] = val
-    return [RunInfo(*row[:7], row[7] or {}, row[8] or {}, *row[9:14], params[row[0]], tags[row[0]], row[14],
-                    metrics[row[0]]) for row in rows]
+    keyed: tuple[dict[int, dict[str, Any]], ...] = tuple({i: {} for i in ids} for _ in range(3))  # params, tags, metrics
+    for start in range(0, len(ids), _KEYED_CHUNK):
+        chunk = ids[start:start + _KEYED_CHUNK]
+        size = 1 << (len(chunk) - 1).bit_length()
+        padded = chunk + [chunk[0]] * (size - len(chunk))
+        for which, run_id, key, text_value, number in _keyed(size).rows(conn, {f"i{i}": v for i, v in enumerate(padded)}):
+            keyed[which][run_id][key] = number if which == 2 else text_value
+    params, tags, metrics = keyed
+    return [RunInfo(run_id, experiment, name, sweep, status, dataset, model, config or {}, summary or {}, device, error,
+                    created, started, ended, params[run_id], tags[run_id], job_id, metrics[run_id])
+            for (run_id, experiment, name, sweep, status, dataset, model, config, summary, device, error, created, started,
+                 ended, job_id) in rows]
+
+
+def _page_statements(resolve: query.Resolver, status, sweep, filter, sort, descending, limit, offset, experiment, tag,
+                     dataset, model, ids, archived, kept: bool) -> RunRows | Prepared | _ByMetric:
+    """The statement of `Store.list_runs`' page, or, sorted by a metric, the three a page by a metric runs; a
+    `kept` page (used again: Plans) compiled once and run with its own SQL (dlx.store.prepared)."""
+    field = resolve(sort) if sort else None
+    # A page walked in its order (newest first, or a metric's index) looks each run's params up as
+    # it goes and stops at the page's end; any other order sorts every match, found at once.
+    walked = field is None or field.kind == "metric" or (field.kind == "column" and field.key == "id")
+
+    def where(correlated: bool) -> list:
+        conditions = _conditions(resolve, status, sweep, filter, experiment, tag, dataset, model, correlated)
+        if ids is not None:
+            conditions.append(RunRow.id.in_(ids))
+        return conditions + _archived_condition(archived)
+
+    stmt = _select_runs().where(*where(walked))
+    if field is not None and field.kind == "metric":
+        return _metric_statements(stmt, _select_runs().where(*where(False)), field.key, descending, limit, offset,
+                                  kept)
+    ordered = _order(stmt, resolve, sort, descending).limit(limit).offset(offset)
+    return Prepared(ordered) if kept else ordered
+
+
+def _count_statement(resolve: query.Resolver, status, sweep, filter, experiment, tag, dataset, model, archived,
+                     bound: int | None) -> Select[int]:
+    """The statement of `Store.count_runs`: on the index of one of the filter's comparisons where it has one."""
+    split = query.driven(filter, resolve) if filter and filter.strip() else None
+    conditions = _conditions(resolve, status, sweep, None if split else filter, experiment, tag, dataset,
+                             model, correlated=bound is not None)
+    conditions += _archived_condition(archived)
+    if split is not None:  # counted on the index of one of the filter's comparisons
+        found, rest = split
+        conditions += [] if rest is None else [rest]
+        counted = found.with_only_columns(func.count(), maintain_column_froms=True)
+        if conditions:  # else one row per run: foreign key to runs, primary key (run_id, key)
+            driver = found.selected_columns[0]
+            counted = counted.join(RunRow, RunRow.id == driver).where(*conditions)
+            if experiment or "experiment" in (filter or ""):  # a name may say it: joined where it might
+                counted = counted.join(Experiment)
+        return counted
+    stmt = select(RunRow.id) if bound is not None else select(func.count())
+    stmt = stmt.select_from(RunRow).join(Experiment).where(*conditions)
+    if bound is not None:  # runs visited in the primary key's order until bound + 1 match
+        return select(func.count()).select_from(stmt.limit(bound + 1).subquery())
+    return stmt
 
 
 def _archived_condition(archived: bool | None) -> list:
@@ -434,14 +471,14 @@ def _archived_condition(archived: bool | None) -> list:
     return [marked if archived else ~marked]
 
 
-_KEY_USED = {table.name: select(table.c.run_id).where(table.c.key == bindparam("key")).limit(1)
-             for table in (Param.__table__, RunSummary.__table__)}  # built once, as _KEYED_ROWS
+_KEY_USED = {table.name: Prepared(select(table.c.run_id).where(table.c.key == bindparam("key")).limit(1))
+             for table in (Param.__table__, RunSummary.__table__)}  # built once, as _keyed's
 
 
 def _resolver(conn) -> query.Resolver:
     """Names of a filter or sort as run columns, params or metrics, looked up (once each) on the key indexes."""
     def exists(table: str, key: str) -> bool:
-        return conn.execute(_KEY_USED[table], {"key": key}).first() is not None
+        return bool(_KEY_USED[table].rows(conn, {"key": key}))
 
     cache: dict[str, query.Field | None] = {}
 
@@ -452,26 +489,40 @@ def _resolver(conn) -> query.Resolver:
     return resolve
 
 
-def _by_metric(conn: Connection, stmt: RunRows, counting: Callable[[], RunRows], key: str, descending: bool,
-               limit: int | None, offset: int) -> list[RunInfo]:
-    """A page sorted by a metric's final value, runs without one last: first the runs that have it, walked in
-    the (key, last) index's order and stopping at the page's end; then, where the page is not full, the others
-    newest first (where an ORDER BY over a LEFT JOIN with NULLS LAST sorted every match first)."""
+@dataclass(frozen=True)
+class _ByMetric:
+    """A page sorted by a metric's final value: the runs with one, in the (key, last) index's order (`first`);
+    how many match with one (`with_value`); the others, newest first (`rest`, paged where it is run)."""
+
+    first: RunRows | Prepared
+    with_value: Select[int]
+    rest: RunRows
+
+
+def _metric_statements(stmt: RunRows, counting: RunRows, key: str, descending: bool, limit: int | None,
+                       offset: int, kept: bool) -> _ByMetric:
     summary = aliased(RunSummary)
     valued = (summary.run_id == RunRow.id) & (summary.key == key) & summary.last.is_not(None)
     tiebreak = RunRow.id.desc() if descending else RunRow.id.asc()
-    ranked = stmt.join(summary, valued)
-    first = _fetch(conn, ranked.order_by(summary.last.desc() if descending else summary.last.asc(), tiebreak)
-                   .limit(limit).offset(offset))
+    first = (stmt.join(summary, valued).order_by(summary.last.desc() if descending else summary.last.asc(), tiebreak)
+             .limit(limit).offset(offset))
+    with_value = counting.with_only_columns(func.count()).join(summary, valued)  # the filter as IN
+    rest = stmt.where(~select(summary.run_id).where(valued).exists()).order_by(tiebreak)
+    return _ByMetric(Prepared(first) if kept else first, with_value, rest)
+
+
+def _by_metric(conn: Connection, page: _ByMetric, limit: int | None, offset: int) -> list[RunInfo]:
+    """A page sorted by a metric's final value, runs without one last: first the runs that have it, walked in
+    the (key, last) index's order and stopping at the page's end; then, where the page is not full, the others
+    newest first (where an ORDER BY over a LEFT JOIN with NULLS LAST sorted every match first)."""
+    first = _fetch(conn, page.first)
     if limit is not None and len(first) == limit:
         return first
     if first:  # the runs with a value end on this page
         skip = 0
     else:  # they end before it: how many there are says where the others start
-        with_value = counting().with_only_columns(func.count()).join(summary, valued)  # the filter as IN
-        skip = max(0, offset - conn.execute(with_value).scalar_one())
-    rest = stmt.where(~select(summary.run_id).where(valued).exists()).order_by(tiebreak)
-    return first + _fetch(conn, rest.limit(None if limit is None else limit - len(first)).offset(skip))
+        skip = max(0, offset - conn.execute(page.with_value).scalar_one())
+    return first + _fetch(conn, page.rest.limit(None if limit is None else limit - len(first)).offset(skip))
 
 
 def _conditions(resolve: query.Resolver, status, sweep, filter, experiment, tag, dataset, model,
@@ -512,10 +563,3 @@ def _order(stmt: RunRows, resolve: query.Resolver, sort: str | None, descending:
     keys = {"param": ("number", "value"), "metric": ("last",), "tag": ("value",)}[field.kind]
     columns = [getattr(joined, name) for name in keys]
     return stmt.order_by(*(direction(column) for column in columns), tiebreak)
-
-
-def decode_param(value: str) -> Any:
-    try:
-        return json.loads(value)
-    except (json.JSONDecodeError, TypeError):
-        return value

@@ -74,6 +74,7 @@ class Run:
         self._flush_size = flush_size
         self._wrote_any = False
         self._stop = threading.Event()
+        self._wake = threading.Event()  # the background thread's: a full buffer to write, or the stop
         self._stop_signal = stop_signal  # simulated in the main thread when the run is ended from outside
         self.stop_requested = False
         self.ends_itself_at_exit = False  # set by start_run for the runs it creates (scripts' runs)
@@ -153,10 +154,12 @@ class Run:
             raise self._refusal.with_traceback(None)  # this line's traceback, not where it was first raised
         with self._lock:
             self._buffer.extend(rows)
-            flush_now = len(self._buffer) >= self._flush_size or not self._wrote_any
+            size, first = len(self._buffer), not self._wrote_any
             self._wrote_any = True
-        if flush_now:
+        if first or size >= 2 * self._flush_size:  # a writer fallen a buffer behind: this line waits for it
             self.flush()
+        elif size >= self._flush_size:
+            self._wake.set()  # the background thread writes the full buffer while this one goes on logging
 
     def log_metric(self, key: str, value: float, step: int = 0) -> None:
         self.log_metrics({key: value}, step)
@@ -323,8 +326,14 @@ class Run:
     def _background(self, flush_interval: float) -> None:
         """Flush on the timer and heartbeat; a failure is reported and retried on the next turn."""
         next_flush = next_beat = time.monotonic()
-        while not self._stop.wait(min(flush_interval, HEARTBEAT_INTERVAL)):
+        while True:
+            self._wake.wait(min(flush_interval, HEARTBEAT_INTERVAL))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             now = time.monotonic()
+            if len(self._buffer) >= self._flush_size:  # woken by a full buffer
+                next_flush = now
             for due, action in ((next_flush, self.flush), (next_beat, self._heartbeat)):
                 if now >= due:
                     try:
@@ -340,6 +349,11 @@ class Run:
                 next_flush = now + flush_interval
             if now >= next_beat:
                 next_beat = now + HEARTBEAT_INTERVAL
+
+    def _halt(self) -> None:
+        """End the background thread's loop (at once, not at its next turn)."""
+        self._stop.set()
+        self._wake.set()
 
     def _heartbeat(self) -> None:
         """Tell the store this process is alive; stop the script if its run was ended or deleted meanwhile."""
@@ -360,7 +374,7 @@ class Run:
         """Stop the timer, write what is buffered, and record the final status, even if writing failed
         (unless the database file itself is gone: then its error is raised). Points logged through
         this handle afterwards are refused."""
-        self._stop.set()
+        self._halt()
         try:
             self.flush()
         except Exception as err:
@@ -386,7 +400,7 @@ class Run:
 
     def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         if exc is not None and exc is self._refusal and self._gone():  # raised in the block's line already
-            self._stop.set()
+            self._halt()
             _open_runs.discard(self)
             return False
         self.finish(*_ending(exc))
@@ -447,7 +461,7 @@ def start_run(experiment: str = "default", name: str | None = None,
     run = Run(store, run_id, stop_signal=signal.SIGTERM if handle_signals and in_main else signal.SIGINT)
     run.ends_itself_at_exit = created
     if not created and not run.set_status("running"):
-        run._stop.set()
+        run._halt()
         _open_runs.discard(run)
         if (row := run._status()) is not None:
             raise _ended_error(run_id, row.status)

@@ -71,7 +71,8 @@ def _the(statements, *words: str) -> tuple[str, object]:
 def test_wide_filter_plans_at_100k_runs(wide, statements):
     """One test per store (filling 100,000 runs takes seconds): each plan in turn."""
     for check in (_a_page_sorted_by_a_metric_walks_its_index_and_stops, _the_newest_first_page_walks_the_primary_key,
-                  _a_count_reads_the_filters_key_index, _a_bounded_count_stops_past_its_bound):
+                  _a_count_reads_the_filters_key_index, _a_bounded_count_stops_past_its_bound,
+                  _a_pages_params_tags_and_metrics_are_looked_up_by_run):
         statements.clear()
         check(wide, statements)
 
@@ -116,3 +117,21 @@ def _a_bounded_count_stops_past_its_bound(wide, _statements):
     assert wide.count_runs(filter="lr < 0.01", bound=10_000) == 10_001
     assert wide.count_runs(filter="lr < 0.01 and val_acc > 0.995", bound=10_000) == \
         wide.count_runs(filter="lr < 0.01 and val_acc > 0.995") < 10_000
+
+
+def _a_pages_params_tags_and_metrics_are_looked_up_by_run(wide, _statements):
+    """The one statement reading a page's params, tags and final metrics (run on the DBAPI cursor, so compiled
+    here as the store compiles it) looks each run up on its table's primary key: no filled table read whole."""
+    from dlx.store.runs import _keyed
+
+    compiled = _keyed(64).statement.compile(dialect=wide.engine.dialect)
+    ids = [r.id for r in wide.list_runs(limit=64)]
+    args = compiled.construct_params({f"i{i}": run_id for i, run_id in enumerate(ids)})
+    if compiled.positional:
+        args = tuple(args[name] for name in compiled.positiontup)
+    plan = _plan(wide, compiled.string, args)
+    if wide.dialect == "sqlite":
+        assert plan.count("(run_id=?") >= 3 and "SCAN" not in plan.replace("SCAN CONSTANT ROW", ""), plan
+    else:  # the filled tables by their keys (tags, empty here, may be read whole)
+        assert "using params_pkey" in plan and "using run_summaries_pkey" in plan, plan
+        assert "Seq Scan on params" not in plan and "Seq Scan on run_summaries" not in plan, plan

@@ -67,9 +67,26 @@ def test_full_buffer_is_written_without_waiting():
     with run:
         for step in range(250):
             run.log_metric("loss", 1.0, step=step)
-        # the first point at once, then two full buffers; forty-nine still buffered
-        assert stored_points(run.id) == 201
+        # the first point at once, then the full buffers by the background thread (not its hour-long timer)
+        wait_for(lambda: stored_points(run.id) >= 201, timeout=30, message="the full buffers' writes")
     assert stored_points(run.id) == 250
+
+
+def test_a_logging_line_writes_itself_when_the_background_writer_falls_a_buffer_behind():
+    run = buffered_run(flush_size=100)
+    with run:
+        run.log_metric("loss", 1.0, step=0)  # the first point, at once
+        with run._write_lock:  # the background writer held up (a slow disk): its write waits
+            for step in range(1, 200):
+                run.log_metric("loss", 1.0, step=step)
+            assert len(run._buffer) == 199  # full, the writer woken, and still waiting
+            writing = threading.Thread(target=run.log_metric, args=("loss", 1.0, 200))
+            writing.start()  # two buffers' worth: this line writes them itself, once the writer lets go
+            writing.join(0.2)
+            assert writing.is_alive()
+        writing.join(30)
+        assert stored_points(run.id) >= 201 and len(run._buffer) < 100
+    assert stored_points(run.id) == 201
 
 
 def test_exception_fails_the_run_with_its_text_and_keeps_metrics():
