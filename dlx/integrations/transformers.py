@@ -218,7 +218,6 @@ def _ending(exc: BaseException) -> tuple[str, str]:
     return "failed", f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-
 def register() -> None:
     """Let `TrainingArguments(report_to="dlx")` name DlxCallback: the Trainer looks each name up in
     transformers' INTEGRATION_TO_CALLBACK (it has no other registry), so the name is added there."""

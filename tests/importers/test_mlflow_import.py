@@ -103,6 +103,9 @@ def test_a_uri_that_is_not_an_mlflow_store_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "uri: postgresql+psycopg://me:***@127.0.0.1:1/mlflow cannot be read as an MLflow database" in err
     assert "secret" not in err
+    assert main(["import", "mlflow", "mysql+pymysql://me:secret@127.0.0.1:1/mlflow"]) != 0  # no driver, or no server
+    err = capsys.readouterr().err
+    assert "uri:" in err and "mysql+pymysql://me:***@127.0.0.1:1/mlflow" in err and "secret" not in err
     assert main(["import", "mlflow", f"sqlite:///{tmp_path / 'none.db'}"]) != 0
     assert "there is no MLflow database" in capsys.readouterr().err
 
