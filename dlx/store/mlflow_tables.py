@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, column, create_engine, make_url, select, table
 from sqlalchemy.engine import URL
@@ -78,7 +79,7 @@ def _engine(uri: str) -> Engine:
         path = Path(url.database or "")
         if not url.database or not path.is_file():
             raise DlxError(f"uri: there is no MLflow database at {path}", field="uri")
-        url = URL.create("sqlite", database=f"file:{path}?mode=ro", query={"uri": "true"})
+        url = URL.create("sqlite", database=f"file:{quote(str(path.resolve()))}?mode=ro", query={"uri": "true"})
     try:
         return create_engine(url)
     except (NoSuchModuleError, ImportError) as err:
