@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     importer = sub.add_parser("import", help="bring in runs from another tracker (a second import adds nothing)")
     source = importer.add_subparsers(dest="source", required=True)
     source.add_parser("mlflow", help="experiments, runs, params, tags and metric histories of an MLflow store"
-                      ).add_argument("uri", help="an mlruns folder (file store) or sqlite:///PATH (MLflow's database)")
+                      ).add_argument("uri", help="an mlruns folder (file store) or MLflow's database URL: sqlite:///PATH, "
+                                             "postgresql+psycopg://..., mysql+pymysql://...")
     source.add_parser("tensorboard", help="the scalars of every run folder under LOGDIR (one run per folder)"
                       ).add_argument("logdir", help="the folder TensorBoard's --logdir would read")
 

@@ -1,16 +1,17 @@
 """`dlx import mlflow URI`: experiments, runs, params, tags, metric histories (steps and times), statuses and run
 names from an MLflow tracking store, read from its own formats without importing mlflow: the file store
 (`./mlruns`: meta.yaml files, one file per param and tag, a line `timestamp value step` per metric point) or
-its SQLite database (`sqlite:///mlflow.db`: the runs, params, tags, metrics and experiments tables)."""
+its database (`sqlite:///mlflow.db`, `postgresql://...`, `mysql+pymysql://...`: the runs, params, tags, metrics
+and experiments tables, read by dlx.store.mlflow_tables)."""
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlx.errors import DlxError
 from dlx.importers.progress import ImportSummary, run_import
 from dlx.store.imports import ForeignRun
+from dlx.store.mlflow_tables import MlflowTables, is_database_url
 
 if TYPE_CHECKING:
     from dlx.store import Store
@@ -28,17 +29,18 @@ def dlx_status(mlflow_status: str) -> str:
 
 def import_mlflow(store: Store, uri: str, progress: bool = True) -> ImportSummary:
     """Import every active run of the MLflow store at `uri` not imported before."""
-    reader = _reader(uri)
-    return run_import(store, PREFIX, reader.run_ids(), reader.read, progress)
-
-
-def _reader(uri: str) -> FileStore | SqliteStore:
-    if uri.startswith("sqlite:///"):
-        return SqliteStore(Path(uri.removeprefix("sqlite:///")))
+    if is_database_url(uri):
+        reader = DatabaseStore(uri)
+        try:
+            return run_import(store, PREFIX, reader.run_ids(), reader.read, progress)
+        finally:
+            reader.tables.close()
     if "://" in uri and not uri.startswith("file://"):
-        raise DlxError(f"uri: {uri!r} is neither an mlruns folder nor sqlite:///PATH; dlx reads MLflow's file store "
-                       "and its SQLite database (export another database to SQLite first)", field="uri")
-    return FileStore(Path(uri.removeprefix("file://")))
+        raise DlxError(f"uri: {uri!r} is neither an mlruns folder nor a database URL (sqlite:///PATH, "
+                       "postgresql://..., mysql+pymysql://...); dlx reads MLflow's file store and its database, "
+                       "not its tracking server", field="uri")
+    files = FileStore(Path(uri.removeprefix("file://")))
+    return run_import(store, PREFIX, files.run_ids(), files.read, progress)
 
 
 class FileStore:
@@ -81,36 +83,19 @@ class FileStore:
                         _files(folder / "tags"), points)
 
 
-class SqliteStore:
-    """MLflow's SQLite database: its experiments, runs, params, tags and metrics tables."""
+class DatabaseStore:
+    """MLflow's database (SQLite, PostgreSQL or MySQL), read through dlx.store.mlflow_tables."""
 
-    def __init__(self, path: Path):
-        if not path.is_file():
-            raise DlxError(f"uri: there is no MLflow database at {path}", field="uri")
-        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            self.experiments = dict(self.conn.execute(
-                "SELECT experiment_id, name FROM experiments WHERE lifecycle_stage = 'active'"))
-            self.runs = {r: e for r, e in self.conn.execute(
-                "SELECT run_uuid, experiment_id FROM runs WHERE lifecycle_stage = 'active' ORDER BY start_time, run_uuid")
-                if e in self.experiments}
-        except sqlite3.DatabaseError as err:
-            raise DlxError(f"uri: {path} is not an MLflow database ({err})", field="uri") from None
+    def __init__(self, uri: str):
+        self.tables = MlflowTables(uri)
 
     def run_ids(self) -> list[str]:
-        return list(self.runs)
+        return list(self.tables.runs)
 
     def read(self, run_id: str) -> ForeignRun:
-        q = self.conn.execute
-        name, status, start, end = q("SELECT name, status, start_time, end_time FROM runs WHERE run_uuid = ?",
-                                     (run_id,)).fetchone()
-        params = dict(q("SELECT key, value FROM params WHERE run_uuid = ?", (run_id,)))
-        tags = dict(q("SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,)))
-        points = [(key, int(step), float("nan") if is_nan else float(value), int(time) / 1000)
-                  for key, value, time, step, is_nan in q(
-                      "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ? "
-                      "ORDER BY key, step, timestamp", (run_id,))]
-        return _foreign(run_id, self.experiments[self.runs[run_id]], name, status, start, end, params, tags, points)
+        (name, status, start, end), params, tags, points = self.tables.run(run_id)
+        experiment = self.tables.experiments[self.tables.runs[run_id]]
+        return _foreign(run_id, experiment, name, status, start, end, params, tags, points)
 
 
 def _foreign(run_id: str, experiment: str, name: Any, status: str, start: Any, end: Any,

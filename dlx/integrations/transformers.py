@@ -1,4 +1,5 @@
-"""`Trainer(..., callbacks=[DlxCallback()])`: a Hugging Face Trainer's training as a dlx run.
+"""`Trainer(..., callbacks=[DlxCallback()])` or `TrainingArguments(report_to="dlx")`: a Hugging Face Trainer's
+training as a dlx run.
 
 TrainingArguments and the model's config become params, every logging step's values (loss,
 learning_rate, grad_norm, epoch, eval_* under their own names) metric points at the Trainer's global
@@ -13,25 +14,31 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from transformers import TrainerCallback
+from transformers.integrations import integration_utils
 
 from dlx import settings
 from dlx.models.saved_pretrained import FORMAT, WEIGHTS, write_samples
 from dlx.tracking import Cancelled, Run, start_run
 from dlx.training.checkpoints import relative
 
+# what `Trainer._inner_training_loop` (transformers 5.x) calls after on_train_begin: an exception out of
+# any of them leaves train(); guarded when the callback came too late to guard train() itself
+LOOP_STAGES = ("_evaluate", "_run_epoch", "_finalize_training")
 MAX_SAMPLES = 100  # eval sentences kept beside the model for the Explain page
 TEXT_COLUMNS = ("text", "sentence", "sentence1", "review", "content")
+DEFAULT_PROJECT = "huggingface"  # TrainingArguments.project's default: not a name the user chose
 
 
 class DlxCallback(TrainerCallback):
     """Records each `trainer.train()` as a run of `store` (default: the configured one).
 
+    `experiment` defaults to TrainingArguments' `project` when set, else "default".
     `save_on_save` also stores the model at each of the Trainer's saves (checkpoint `step-N`);
     `samples` (texts, labels) are the sentences offered on the Explain page (default: up to 100
     of the eval set, their text column or their input_ids decoded).
     """
 
-    def __init__(self, experiment: str = "default", name: str | None = None, store: Any = None, save_model: bool = True, save_on_save: bool = False,
+    def __init__(self, experiment: str | None = None, name: str | None = None, store: Any = None, save_model: bool = True, save_on_save: bool = False,
                  samples: tuple[Sequence[str], Sequence[int]] | None = None):
         self.experiment, self.name, self.store = experiment, name, store
         self.save_model, self.save_on_save, self.samples = save_model, save_on_save, samples
@@ -43,36 +50,60 @@ class DlxCallback(TrainerCallback):
     # -- the run's life ------------------------------------------------------------------------
     def on_init_end(self, args, state, control, **kwargs):
         """Wrap the Trainer's `train` so an exception or Ctrl-C ends the run failed or cancelled
-        (the Trainer tells callbacks of neither). The Trainer is the caller that holds this callback."""
+        (the Trainer tells callbacks of neither)."""
+        trainer = self._caller()
+        if trainer is not None:
+            self._trainer = weakref.proxy(trainer)
+            self._guard(trainer, "train")
+
+    def _caller(self) -> Any:
+        """The Trainer whose callback handler holds this callback: a caller up the stack."""
         frame = inspect.currentframe()
-        while frame is not None:
-            owner = frame.f_locals.get("self")
-            handler = getattr(owner, "callback_handler", None)
-            if handler is not None and self in getattr(handler, "callbacks", ()):
-                self._watch(owner)
-                break
-            frame = frame.f_back
-        del frame
+        try:
+            while frame is not None:
+                owner = frame.f_locals.get("self")
+                handler = getattr(owner, "callback_handler", None)
+                if handler is not None and self in getattr(handler, "callbacks", ()):
+                    return owner
+                frame = frame.f_back
+            return None
+        finally:
+            del frame
 
-    def _watch(self, trainer: Any) -> None:
-        self._trainer = weakref.proxy(trainer)
-        train = trainer.train
+    def _guard(self, trainer: Any, method: str) -> None:
+        """Replace `trainer.<method>` (on the instance) by one that ends the run on an exception out of it."""
+        original = getattr(trainer, method)
 
-        def watched_train(*args: Any, **kwargs: Any) -> Any:
+        def guarded(*args: Any, **kwargs: Any) -> Any:
             try:
-                return train(*args, **kwargs)
+                return original(*args, **kwargs)
             except BaseException as exc:
                 self._end(*_ending(exc))
                 raise
 
-        trainer.train = watched_train
+        setattr(trainer, method, guarded)
+
+    def _watch_late(self) -> None:
+        """Added by `trainer.add_callback` after the Trainer was built (no on_init_end): the train() under way
+        is past its own call, so the stages its loop calls next are guarded, and `train` for the next calls."""
+        trainer = self._caller()
+        if trainer is None:
+            return
+        self._trainer = weakref.proxy(trainer)
+        for stage in LOOP_STAGES:
+            if callable(getattr(trainer, stage, None)):
+                self._guard(trainer, stage)
+        self._guard(trainer, "train")
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if not self._ended:
             return
+        if self._trainer is None:
+            self._watch_late()
         # no "dataset": the Runs page draws a script's own metrics (loss, eval_*) as its main charts
         config = {"source": "transformers", "model": type(model).__name__ if model is not None else "transformers"}
-        self.run = start_run(self.experiment, self.name or _run_name(args), config=config, store=self.store)
+        experiment = self.experiment or _project(args) or "default"
+        self.run = start_run(experiment, self.name or _run_name(args), config=config, store=self.store)
         self._ended = False
         self._last.clear()
         params: dict[str, Any] = dict(args.to_sanitized_dict())
@@ -173,6 +204,12 @@ def _run_name(args: Any) -> str | None:
     return None if not name or name == getattr(args, "output_dir", None) else str(name)
 
 
+def _project(args: Any) -> str | None:
+    """TrainingArguments' project, unless it is its default."""
+    project = getattr(args, "project", None)
+    return None if not project or project == DEFAULT_PROJECT else str(project)
+
+
 def _ending(exc: BaseException) -> tuple[str, str]:
     """The run's end for an exception out of `train()`: Ctrl-C and dlx's cancel are cancelled, the rest failed."""
     if isinstance(exc, (KeyboardInterrupt, Cancelled)):
@@ -180,3 +217,11 @@ def _ending(exc: BaseException) -> tuple[str, str]:
     text = str(exc)
     return "failed", f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
+
+def register() -> None:
+    """Let `TrainingArguments(report_to="dlx")` name DlxCallback: the Trainer looks each name up in
+    transformers' INTEGRATION_TO_CALLBACK (it has no other registry), so the name is added there."""
+    integration_utils.INTEGRATION_TO_CALLBACK.setdefault("dlx", DlxCallback)
+
+
+register()

@@ -102,3 +102,47 @@ def test_ctrl_c_cancels_the_run(tmp_path):
     finally:
         signal.signal(signal.SIGINT, handler)  # Lightning ignores SIGINT after one
     assert default_store().get_run(logger.run.id).status == "cancelled"
+
+
+def test_a_module_fitted_with_input_is_kept_and_explained_on_the_page(tmp_path, monkeypatch):
+    import lightning
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from dlx.data.registry import load_dataset
+    from dlx.explain.models_cache import get_loaded_run
+    from dlx.integrations.lightning import DlxLogger
+    from tests.helpers.explain_page import charts, open_page, traces
+    from tests.helpers.lightning_models import TableNet
+
+    torch.manual_seed(0)
+    data = load_dataset("breast_cancer")
+    module, logger = TableNet(hidden=12), DlxLogger(experiment="pl", name="table", input="breast_cancer")
+    trainer = lightning.Trainer(max_epochs=2, logger=logger, accelerator="cpu", enable_progress_bar=False,
+                                enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path,
+                                log_every_n_steps=1)
+    trainer.fit(module, DataLoader(TensorDataset(data.train.x, data.train.y), batch_size=64, shuffle=True))
+    store = default_store()
+    best, = [a for a in store.artifacts(logger.run.id, "checkpoint") if a.name == "best"]
+    assert best.meta == {"format": "builder", "builder": "tests.helpers.lightning_models:TableNet",
+                         "kwargs": {"features": 30, "hidden": 12, "classes": 2, "lr": 0.01}, "input": "breast_cancer"}
+    loaded = get_loaded_run(store, logger.run.id)
+    x = data.test.x[:5]
+    assert torch.equal(loaded.model(x), module.eval()(x))  # the fitted weights, rebuilt from the class
+    monkeypatch.setenv("DLX_AUTOSTART_WORKER", "0")
+    at = open_page(run=str(logger.run.id))
+    bars = charts(at)
+    assert len(bars) == 4 and traces(bars[0], "bar") == 2  # four samples, IG and Feature Ablation, as a table run
+    assert "mean radius" in str(bars[0]) or "worst" in str(bars[0])
+
+
+def test_input_asks_for_a_module_another_process_can_import_before_training(tmp_path):
+    from dlx.errors import DlxError
+    from dlx.integrations.lightning import DlxLogger
+
+    logger = DlxLogger(name="local class", input="breast_cancer")
+    with pytest.raises(DlxError, match="define the LightningModule at the top level"):
+        fit(tmp_path, logger, module())
+    run = default_store().get_run(logger.run.id)
+    assert run.status == "failed" and "DlxError" in run.error
+    assert default_store().metric_history(run.id, "train_loss").steps.tolist() == []

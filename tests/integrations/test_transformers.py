@@ -104,3 +104,41 @@ def test_ctrl_c_cancels_the_run(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         trainer.train()
     assert default_store().get_run(callback.run.id).status == "cancelled"
+
+
+def test_report_to_dlx_records_the_run(tmp_path):
+    import dlx.integrations.transformers  # noqa: F401 (registers "dlx" with transformers)
+    from dlx.integrations.transformers import DlxCallback
+
+    trainer = make_trainer(str(tmp_path), [], max_steps=2, eval_strategy="no", report_to="dlx", project="reported",
+                           run_name="by-name")
+    callback, = [c for c in trainer.callback_handler.callbacks if isinstance(c, DlxCallback)]
+    trainer.train()
+    run = default_store().get_run(callback.run.id)
+    assert run.status == "succeeded" and run.name == "by-name" and run.experiment == "reported"
+    assert default_store().metric_history(run.id, "loss").steps.tolist() == [1, 2]
+    assert [a.name for a in default_store().artifacts(run.id, "checkpoint")] == ["best", "last"]
+
+
+def test_a_callback_added_after_construction_fails_the_run_with_the_exception_at_once(tmp_path):
+    from dlx.integrations.transformers import DlxCallback
+
+    callback = DlxCallback(name="added late")
+    trainer = make_trainer(str(tmp_path), [], max_steps=4, eval_strategy="no")
+    trainer.add_callback(callback)
+    steps = 0
+    step = trainer.training_step
+
+    def failing_step(*args, **kwargs):  # the model's forward pass failing at the third step
+        nonlocal steps
+        steps += 1
+        if steps == 3:
+            raise RuntimeError("CUDA out of memory")
+        return step(*args, **kwargs)
+
+    trainer.training_step = failing_step
+    with pytest.raises(RuntimeError, match="out of memory"):
+        trainer.train()
+    run = default_store().get_run(callback.run.id)  # recorded when train() raised, not at the process's exit
+    assert run.status == "failed" and run.error == "RuntimeError: CUDA out of memory"
+    assert default_store().metric_history(run.id, "loss").steps.tolist() == [1, 2]
