@@ -21,7 +21,15 @@ from dlx.training.kept import kept_checkpoints
 from dlx.views.charts import explain as charts
 from dlx.views.report import report_html
 from dlx.views.text import md
-from pages import enter_frame, explain_influence, explain_over_training, explain_sanity, explain_text, queued_result
+from pages import (
+    enter_frame,
+    explain_influence,
+    explain_over_training,
+    explain_projector,
+    explain_sanity,
+    explain_text,
+    queued_result,
+)
 
 enter_frame()
 store = default_store()
@@ -156,6 +164,8 @@ if meta.kind == "text":  # transformers' views: pages/explain_text.py
         explain_over_training.show_text(store, loaded, kept)
         st.subheader("Influence")
         explain_influence.show(store, loaded, kept, None)
+    st.subheader("Projector")
+    explain_projector.show(store, loaded, kept)
     st.stop()
 available = available_methods(loaded.model, meta.kind)
 methods = top_methods.multiselect("Methods", available, [m for m in DEFAULTS[meta.kind] if m in available],
@@ -232,7 +242,7 @@ except DlxError as err:
 
 tabs = (["Attributions", "Faithfulness"] + (["Global importance"] if meta.kind == "table" else [])
         + (["Over training", "Influence"] if kept else []) + ["Sanity checks"])
-tab_views = st.tabs(tabs)
+*tab_views, projector_tab = st.tabs(tabs + ["Projector"])  # the last: the other tabs keep their places
 
 with tab_views[0]:
     if not methods:
@@ -316,3 +326,14 @@ if kept:
 
 with tab_views[-1]:
     explain_sanity.show_sanity(store, loaded, runs, available)
+
+with projector_tab:
+    def draw_sample(inputs, captions: list[str], labels, key: str) -> None:
+        """A clicked point's sample explained with the methods and settings chosen above."""
+        if not methods:
+            st.info("Choose at least one method to explain the sample.")
+            return
+        show_gallery(build_gallery(loaded, inputs, captions, methods, baseline, params, target, labels), sign,
+                     opacity, key, GRID_COLUMNS)
+
+    explain_projector.show(store, loaded, kept, draw_sample)

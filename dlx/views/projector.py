@@ -1,0 +1,69 @@
+"""The Projector tab's logic, Streamlit-free: a projector job's result as the table the page colours, slices
+and hovers (one row per sample: classes, correct, confidence, metadata columns, the input as hover text)."""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+
+from dlx.data import DataBundle
+from dlx.explain.projector import Projected
+from dlx.explain.slices import CONFIDENCE, CORRECT, PREDICTED, TRUE, metadata_columns, prediction_frame
+
+HOVER = "hover"  # the frame's column of hover texts (not a colour or a slice)
+HOVER_FEATURES = 8  # a table row's first features shown on hover
+HOVER_CHARS = 160  # a sentence's first characters shown on hover
+
+
+def projector_frame(result: Projected, bundle: DataBundle, split: str) -> pd.DataFrame:
+    """One row per projected sample, indexed by its index in the split: the prediction frame with the data
+    set's metadata columns, and the hover text of its input (a sentence, a table row, an image's place)."""
+    e = result.embedded
+    data = getattr(bundle, split)
+    frame = prediction_frame(e.indices, e.labels, e.probs, bundle.meta,
+                             metadata_columns(bundle.meta, data, e.indices))
+    frame[HOVER] = hover_texts(frame, bundle, data)
+    return frame
+
+
+def hover_texts(frame: pd.DataFrame, bundle: DataBundle, data) -> list[str]:
+    """Per row: its sample, classes and confidence, then the input where text can show it."""
+    meta = bundle.meta
+    heads = [f"#{i} · true {html.escape(str(t))} · predicted {html.escape(str(p))} ({c:.0%})"
+             for i, t, p, c in zip(frame.index, frame[TRUE], frame[PREDICTED], frame[CONFIDENCE])]
+    if meta.kind == "text":
+        return [f"{head}<br>{_wrap(html.escape(data.texts[i][:HOVER_CHARS]))}" for head, i in zip(heads, frame.index)]
+    if meta.kind == "table":
+        names = list(meta.feature_names) or [f"feature {j}" for j in range(data.x.shape[1])]
+        x = data.x[frame.index.tolist()].double().numpy()
+        means, stds = meta.units
+        if len(means) == x.shape[1]:
+            x = x * np.asarray(stds) + np.asarray(means)
+        shown = names[:HOVER_FEATURES]
+        more = " …" if len(names) > HOVER_FEATURES else ""
+        return [head + "<br>" + "<br>".join(f"{html.escape(n)} = {v:.4g}" for n, v in zip(shown, row)) + more
+                for head, row in zip(heads, x)]
+    return [f"{head}<br>click to see it and its explanation" for head in heads]
+
+
+def _wrap(text: str, width: int = 60) -> str:
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + len(word) > width:
+            lines.append(line)
+            line = ""
+        line = f"{line} {word}".strip()
+    return "<br>".join([*lines, line])
+
+
+def colour_choices(frame: pd.DataFrame) -> list[str]:
+    """What the points can be coloured by: the classes, correct or wrong, confidence, metadata columns."""
+    return [TRUE, PREDICTED, CORRECT, CONFIDENCE] + [c for c in frame.columns
+                                                    if c not in (TRUE, PREDICTED, CORRECT, CONFIDENCE, HOVER)]
+
+
+def slice_errors(frame: pd.DataFrame, member: np.ndarray) -> pd.DataFrame:
+    """The wrong predictions in a slice (rows where `member`), most confident first."""
+    wrong = frame[member & ~frame[CORRECT].to_numpy()]
+    return wrong.drop(columns=[HOVER, CORRECT]).sort_values(CONFIDENCE, ascending=False, kind="stable")
