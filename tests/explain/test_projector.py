@@ -28,10 +28,11 @@ def dlx_home(shared_home):
 
 @pytest.fixture(scope="module")
 def runs(dlx_home) -> dict[str, int]:
-    return {"image": train_in_process({"dataset": "digits", "model": "cnn", "epochs": 1}),
+    return {"image": train_in_process({"dataset": "digits", "model": "cnn", "epochs": 1,
+                                       "model_options": {"width": 8, "hidden": 32}}),
             "table": train_in_process({"dataset": "wine", "model": "mlp", "epochs": 2}),
             "text": train_in_process({"dataset": "sentiment", "model": "transformer", "epochs": 1, "batch_size": 64,
-                                      "model_options": {"layers": 2, "heads": 2, "hidden": 16, "max_length": 24},
+                                      "model_options": {"layers": 1, "heads": 2, "hidden": 16, "max_length": 16},
                                       "device": "cpu"})}
 
 

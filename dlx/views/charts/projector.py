@@ -24,7 +24,7 @@ def projector_figure(xy: np.ndarray, frame: pd.DataFrame, colour_by: str, hover:
 
     def trace(rows: np.ndarray, name: str, color, **marker) -> None:
         fig.add_trace(go.Scattergl(x=xy[rows, 0], y=xy[rows, 1], mode="markers", name=name,
-                                   customdata=index[rows, None], text=hover[rows],
+                                   customdata=[[int(i)] for i in index[rows]], text=hover[rows].tolist(),
                                    hovertemplate="%{text}<extra></extra>",
                                    marker=dict(color=color, size=size, opacity=0.85, **marker)))
 
