@@ -26,7 +26,8 @@ def projector_figure(xy: np.ndarray, frame: pd.DataFrame, colour_by: str, hover:
         fig.add_trace(go.Scattergl(x=xy[rows, 0], y=xy[rows, 1], mode="markers", name=name,
                                    customdata=[[int(i)] for i in index[rows]], text=hover[rows].tolist(),
                                    hovertemplate="%{text}<extra></extra>",
-                                   marker=dict(color=color, size=size, opacity=0.85, **marker)))
+                                   marker=dict(color=color, size=size, opacity=0.85, **marker),
+                                   unselected=dict(marker=dict(opacity=0.6))))  # a click keeps the rest seen
 
     if highlight is not None:
         trace(np.flatnonzero(~highlight), "other", GREY)
