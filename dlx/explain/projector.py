@@ -111,12 +111,17 @@ def _hooked_layer(model: nn.Module, layer: str | None, classes: int) -> tuple[st
     return layer, modules[layer], False
 
 
-@torch.no_grad()
 def embed(loaded: LoadedRun, split: str = "test", indices: np.ndarray | list[int] | None = None,
           layer: str | None = None) -> Embedded:
     """Embeddings and probabilities of the split's samples at `indices` (all by default), one forward pass
     per batch with a hook on the layer."""
-    data = split_of(loaded, split)
+    return embed_split(loaded, split_of(loaded, split), indices, layer, split)
+
+
+@torch.no_grad()
+def embed_split(loaded: LoadedRun, data, indices: np.ndarray | list[int] | None = None, layer: str | None = None,
+                split: str = "given") -> Embedded:
+    """`embed` on any split of the run's kind of data (tokenised for text), e.g. one made for a benchmark."""
     rows = np.arange(len(data)) if indices is None else np.asarray(indices, dtype=np.int64)
     outside = rows[(rows < 0) | (rows >= len(data))]
     if len(outside):
