@@ -133,3 +133,26 @@ def test_projector_job_computes_once_per_run_and_checkpoint(runs):
     frame = dlx.explain.embeddings(runs["text"]).loc[result.embedded.indices]
     np.testing.assert_allclose(result.embedded.vectors, vectors_of(frame), rtol=1e-4, atol=1e-5)
     assert stored_projection(loaded, task.model_copy(update={"seed": 1})) is None  # another sample: another job
+
+
+def test_a_text_runs_projector_hovers_its_sentences_and_colours_a_clicked_one(runs, monkeypatch):
+    from dlx.explain.projector import compute_projection
+    from tests.helpers.explain_page import charts, open_page, texts
+
+    monkeypatch.setenv("DLX_AUTOSTART_WORKER", "0")
+    loaded = get_loaded_run(default_store(), runs["text"])
+    test = loaded.bundle.test
+    compute_projection(loaded, ProjectorTask(run_id=runs["text"], points=len(test), projections=["pca"]))
+    at = open_page(run=str(runs["text"]))
+    at.multiselect(key="explain.projector.projections").set_value(["pca"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    scatter, = [f for f in charts(at) if any(t["type"] == "scattergl" for t in f["data"])]
+    hovers = [h for t in scatter["data"] for h in t["text"]]
+    assert len(hovers) == len(test) and any(test.texts[0].split()[0] in h for h in hovers)
+    slices, = [d.value for d in at.dataframe if "slice" in d.value.columns]
+    assert "length (words)" in set(slices["column"])
+    coloured = len(at.get("html"))
+    at.number_input(key="explain.projector.sample").set_value(0).run()  # what a click on sentence 0 sets
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.get("html")) == coloured + 1 and "<span" in str(at.get("html")[-1].proto.body)
+    assert "test sample #0" in texts(at) and "layer integrated gradients for the predicted class" in texts(at)
