@@ -34,6 +34,7 @@ from dlx.views.text import md
 from pages import queued_result
 
 PLOT, SAMPLE, SLICES = "explain.projector.plot", "explain.projector.sample", "explain.projector.slices"
+SPLIT = "explain.projector.split"
 PROPONENTS = 8
 TEXT_METHOD = "layer_integrated_gradients"  # a clicked sentence's attribution (the text tab's first method)
 # Draws one sample's attribution (images and tables) with the Explain page's gallery: its inputs, captions, key.
@@ -46,7 +47,7 @@ def show(store: Store, loaded: LoadedRun, kept: list, draw_sample: DrawSample | 
                 "the final linear layer) projected in 2-D. Click a point to explain its sample; choose a slice "
                 "in the table below to see where it lies and its errors.")
     c1, c2, c3 = st.columns([1, 1, 2])
-    split = c1.selectbox("Split", ["test", "val", "train"], key="explain.projector.split")
+    split = c1.selectbox("Split", ["test", "val", "train"], key=SPLIT)
     size = len(getattr(loaded.bundle, split))
     points = int(c2.number_input("Points (a seeded sample beyond)", 1, MAX_POINTS, min(max(size, 1), MAX_POINTS),
                                  key="explain.projector.points"))
@@ -80,7 +81,7 @@ def show(store: Store, loaded: LoadedRun, kept: list, draw_sample: DrawSample | 
                f"{PROJECTIONS[projection]} of the {result.embedded.vectors.shape[1]}-wide input of "
                f"{md(result.embedded.layer)}; {int((~frame[CORRECT]).sum())} wrong.")
     index = st.number_input(f"Sample explained (an index in the {split} split; a click on a point sets it)",
-                            0, max(size - 1, 0), None, key=SAMPLE)
+                            0, max(size - 1, 0), None, key=f"{SAMPLE}.{split}")  # per split: its own range
     if index is not None:
         _explain_sample(store, loaded, kept, split, int(index), draw_sample)
     st.markdown("**Slices**, worst first: accuracy per value of each column (true and predicted class, "
@@ -110,7 +111,7 @@ def _clicked() -> None:
     """A click on a point: its sample (customdata) becomes the one explained."""
     points = st.session_state[PLOT]["selection"]["points"]
     if points and points[0].get("customdata"):
-        st.session_state[SAMPLE] = int(points[0]["customdata"][0])
+        st.session_state[f"{SAMPLE}.{st.session_state[SPLIT]}"] = int(points[0]["customdata"][0])
 
 
 def _explain_sample(store: Store, loaded: LoadedRun, kept: list, split: str, index: int,

@@ -152,7 +152,7 @@ def test_a_text_runs_projector_hovers_its_sentences_and_colours_a_clicked_one(ru
     slices, = [d.value for d in at.dataframe if "slice" in d.value.columns]
     assert "length (words)" in set(slices["column"])
     coloured = len(at.get("html"))
-    at.number_input(key="explain.projector.sample").set_value(0).run()  # what a click on sentence 0 sets
+    at.number_input(key="explain.projector.sample.test").set_value(0).run()  # what a click on sentence 0 sets
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.get("html")) == coloured + 1 and "<span" in str(at.get("html")[-1].proto.body)
     assert "test sample #0" in texts(at) and "layer integrated gradients for the predicted class" in texts(at)

@@ -52,7 +52,7 @@ def test_projector_tab_queues_its_job_then_draws_the_split_and_explains_a_sample
     slices, = [d.value for d in at.dataframe if "slice" in d.value.columns]
     assert list(slices["accuracy"]) == sorted(slices["accuracy"]) and set(slices["column"]) == {
         "true class", "predicted class"}
-    at.number_input(key="explain.projector.sample").set_value(5).run()  # what a click on sample 5 sets
+    at.number_input(key="explain.projector.sample.test").set_value(5).run()  # what a click on sample 5 sets
     assert not at.exception, [e.value for e in at.exception]
     titles = [a.get("text", "") for f in charts(at) for a in f["layout"].get("annotations", [])]
     assert any("test #5" in t for t in titles)  # the sample drawn with the page's gallery
