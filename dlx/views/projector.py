@@ -6,14 +6,18 @@ import html
 
 import numpy as np
 import pandas as pd
+import torch
 
 from dlx.data import DataBundle
 from dlx.explain.projector import Projected
+from dlx.explain.samples import sample_inputs
 from dlx.explain.slices import CONFIDENCE, CORRECT, PREDICTED, TRUE, metadata_columns, prediction_frame
 
 HOVER = "hover"  # the frame's column of hover texts (not a colour or a slice)
 HOVER_FEATURES = 8  # a table row's first features shown on hover
 HOVER_CHARS = 160  # a sentence's first characters shown on hover
+THUMBNAIL = 12  # an image's hover thumbnail: at most this many cells a side
+SHADES = "\u2007\u2591\u2592\u2593\u2588"  # figure space, light, medium, dark shade, full block
 
 
 def projector_frame(result: Projected, bundle: DataBundle, split: str) -> pd.DataFrame:
@@ -44,7 +48,21 @@ def hover_texts(frame: pd.DataFrame, bundle: DataBundle, data) -> list[str]:
         more = " …" if len(names) > HOVER_FEATURES else ""
         return [head + "<br>" + "<br>".join(f"{html.escape(n)} = {v:.4g}" for n, v in zip(shown, row)) + more
                 for head, row in zip(heads, x)]
-    return [f"{head}<br>click to see it and its explanation" for head in heads]
+    return [f"{head}<br>{art}" for head, art in zip(heads, thumbnails(data, frame.index.to_numpy()))]
+
+
+def thumbnails(data, indices: np.ndarray, size: int = THUMBNAIL) -> list[str]:
+    """Each image as text a hover label can show: averaged down to at most size x size cells, grey, one shade
+    character per cell (a hover label draws no pictures; the page shows a clicked sample's picture)."""
+    out = []
+    for start in range(0, len(indices), 1024):
+        x = sample_inputs(data, indices[start:start + 1024].tolist()).float().mean(1, keepdim=True)
+        x = torch.nn.functional.adaptive_avg_pool2d(x, (min(size, x.shape[2]), min(size, x.shape[3])))[:, 0]
+        low = x.flatten(1).min(1).values[:, None, None]
+        high = x.flatten(1).max(1).values[:, None, None]
+        levels = ((x - low) / (high - low).clamp(min=1e-12) * (len(SHADES) - 1)).round().long().numpy()
+        out += ["<br>".join("".join(SHADES[v] for v in row) for row in image) for image in levels]
+    return out
 
 
 def _wrap(text: str, width: int = 60) -> str:

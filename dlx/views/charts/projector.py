@@ -45,7 +45,8 @@ def projector_figure(xy: np.ndarray, frame: pd.DataFrame, colour_by: str, hover:
         for k, value in enumerate(sorted(set(values), key=_natural)):
             trace(np.flatnonzero(values == value), value, PALETTE[k % len(PALETTE)])
     fig.update_layout(height=560, margin=dict(l=10, r=10, t=30, b=10), legend=dict(itemsizing="constant"),
-                      dragmode="pan", clickmode="event+select", hovermode="closest")
+                      dragmode="pan", clickmode="event+select", hovermode="closest",
+                      hoverlabel=dict(font=dict(family="monospace")))  # an image's shade thumbnail keeps its grid
     fig.update_xaxes(showticklabels=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, zeroline=False)
     return fig
