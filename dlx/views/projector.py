@@ -17,7 +17,8 @@ HOVER = "hover"  # the frame's column of hover texts (not a colour or a slice)
 HOVER_FEATURES = 8  # a table row's first features shown on hover
 HOVER_CHARS = 160  # a sentence's first characters shown on hover
 THUMBNAIL = 12  # an image's hover thumbnail: at most this many cells a side
-SHADES = "\u2007\u2591\u2592\u2593\u2588"  # figure space, light, medium, dark shade, full block
+SHADES = ".:-=+*#%@"  # light to dark; ASCII, so 10,000 thumbnails stay small in the page's JSON (no spaces:
+# an SVG hover label would collapse them)
 
 
 def projector_frame(result: Projected, bundle: DataBundle, split: str) -> pd.DataFrame:

@@ -89,6 +89,7 @@ def test_projections_are_seeded_and_stable(runs):
     assert first.shape == (80, 2)
     np.testing.assert_array_equal(first, again)
     assert not np.allclose(first, project(vectors, "umap", seed=4))
+    np.testing.assert_array_equal(project(vectors[:40], "tsne", seed=1), project(vectors[:40], "tsne", seed=1))
     with pytest.raises(DlxError, match="projection: unknown projection 'lda'"):
         project(vectors, "lda")
 
