@@ -62,7 +62,11 @@ def thumbnails(data, indices: np.ndarray, size: int = THUMBNAIL) -> list[str]:
         low = x.flatten(1).min(1).values[:, None, None]
         high = x.flatten(1).max(1).values[:, None, None]
         levels = ((x - low) / (high - low).clamp(min=1e-12) * (len(SHADES) - 1)).round().long().numpy()
-        out += ["<br>".join("".join(SHADES[v] for v in row) for row in image) for image in levels]
+        # As bytes, each row ending in "<br>": one decode per image, not a join per cell.
+        cells = np.frombuffer(SHADES.encode(), np.uint8)[levels]
+        breaks = np.broadcast_to(np.frombuffer(b"<br>", np.uint8), (*levels.shape[:2], 4))
+        rows = np.concatenate([cells, breaks], 2).reshape(len(levels), -1)
+        out += [row.tobytes().decode()[:-4] for row in rows]
     return out
 
 
