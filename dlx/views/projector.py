@@ -6,7 +6,6 @@ import html
 
 import numpy as np
 import pandas as pd
-import torch
 
 from dlx.data import DataBundle
 from dlx.explain.projector import Projected
@@ -56,18 +55,29 @@ def thumbnails(data, indices: np.ndarray, size: int = THUMBNAIL) -> list[str]:
     """Each image as text a hover label can show: averaged down to at most size x size cells, grey, one shade
     character per cell (a hover label draws no pictures; the page shows a clicked sample's picture)."""
     out = []
-    for start in range(0, len(indices), 1024):
-        x = sample_inputs(data, indices[start:start + 1024].tolist()).float().mean(1, keepdim=True)
-        x = torch.nn.functional.adaptive_avg_pool2d(x, (min(size, x.shape[2]), min(size, x.shape[3])))[:, 0]
-        low = x.flatten(1).min(1).values[:, None, None]
-        high = x.flatten(1).max(1).values[:, None, None]
-        levels = ((x - low) / (high - low).clamp(min=1e-12) * (len(SHADES) - 1)).round().long().numpy()
+    for start in range(0, len(indices), 1024):  # numpy, not torch: small arrays, no thread pool to wait on
+        x = sample_inputs(data, indices[start:start + 1024].tolist()).float().numpy().mean(1)
+        x = _pool(_pool(x, 1, size), 2, size)
+        low, high = x.min((1, 2), keepdims=True), x.max((1, 2), keepdims=True)
+        levels = np.rint((x - low) / np.maximum(high - low, 1e-12) * (len(SHADES) - 1)).astype(np.intp)
         # As bytes, each row ending in "<br>": one decode per image, not a join per cell.
         cells = np.frombuffer(SHADES.encode(), np.uint8)[levels]
         breaks = np.broadcast_to(np.frombuffer(b"<br>", np.uint8), (*levels.shape[:2], 4))
         rows = np.concatenate([cells, breaks], 2).reshape(len(levels), -1)
         out += [row.tobytes().decode()[:-4] for row in rows]
     return out
+
+
+def _pool(x: np.ndarray, axis: int, size: int) -> np.ndarray:
+    """Means over `size` near-equal, disjoint blocks along an axis; x itself where it is no longer."""
+    length = x.shape[axis]
+    if length <= size:
+        return x
+    starts = np.searchsorted((np.arange(length) * size) // length, np.arange(size))
+    counts = np.diff(np.append(starts, length))
+    shape = [1, 1, 1]
+    shape[axis] = size
+    return np.add.reduceat(x, starts, axis=axis) / counts.reshape(shape)
 
 
 def _wrap(text: str, width: int = 60) -> str:
