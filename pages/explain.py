@@ -21,7 +21,15 @@ from dlx.training.kept import kept_checkpoints
 from dlx.views.charts import explain as charts
 from dlx.views.report import report_html
 from dlx.views.text import md
-from pages import enter_frame, explain_influence, explain_over_training, explain_sanity, explain_text, queued_result
+from pages import (
+    enter_frame,
+    explain_influence,
+    explain_over_training,
+    explain_projector,
+    explain_sanity,
+    explain_text,
+    queued_result,
+)
 from pages import explain_whatif as whatif_tab
 
 enter_frame()
@@ -157,6 +165,8 @@ if meta.kind == "text":  # transformers' views: pages/explain_text.py
         explain_over_training.show_text(store, loaded, kept)
         st.subheader("Influence")
         explain_influence.show(store, loaded, kept, None)
+    st.subheader("Projector")
+    explain_projector.show(store, loaded, kept)
     st.stop()
 available = available_methods(loaded.model, meta.kind)
 methods = top_methods.multiselect("Methods", available, [m for m in DEFAULTS[meta.kind] if m in available],
@@ -233,7 +243,7 @@ except DlxError as err:
 
 tabs = (["Attributions", "Faithfulness"] + (["Global importance"] if meta.kind == "table" else [])
         + (["Over training", "Influence"] if kept else []) + ["Sanity checks"])
-tabs.append("What-if")  # pages/explain_whatif.py
+tabs += ["What-if", "Projector"]  # pages/explain_whatif.py, pages/explain_projector.py
 tab_views = st.tabs(tabs)
 
 with tab_views[0]:
@@ -309,10 +319,10 @@ if meta.kind == "table":
                                 key="explain.swarm", config={"displayModeBar": False})
 
 if kept:
-    with tab_views[-3]:
+    with tab_views[tabs.index("Over training")]:
         explain_over_training.show(store, loaded, kept, methods, indices if source == "test samples" else None,
                                    baseline, params)
-    with tab_views[-2]:
+    with tab_views[tabs.index("Influence")]:
         explain_influence.show(store, loaded, kept, indices if source == "test samples" else None,
                                None if source == "test samples" else inputs)
 
@@ -321,3 +331,14 @@ with tab_views[tabs.index("Sanity checks")]:
 
 with tab_views[tabs.index("What-if")]:
     whatif_tab.show(loaded, inputs, captions, methods, baseline, params, sign, opacity)
+
+with tab_views[tabs.index("Projector")]:
+    def draw_sample(inputs, captions: list[str], labels, key: str) -> None:
+        """A clicked point's sample explained with the methods and settings chosen above."""
+        if not methods:
+            st.info("Choose at least one method to explain the sample.")
+            return
+        show_gallery(build_gallery(loaded, inputs, captions, methods, baseline, params, target, labels), sign,
+                     opacity, key, GRID_COLUMNS)
+
+    explain_projector.show(store, loaded, kept, draw_sample)

@@ -17,7 +17,7 @@ JOB_KINDS: dict[str, JobFunction] = {}
 # its own kind only (`job_function`): an image training job never imports captum or transformers.
 KIND_MODULES = {"explain": "dlx.explain.jobs", "explain_text": "dlx.explain.jobs", "sanity": "dlx.explain.jobs",
                 "explain_over_training": "dlx.explain.over_training", "influence": "dlx.explain.influence",
-                "search": "dlx.search.driver"}
+                "projector": "dlx.explain.projector", "search": "dlx.search.driver"}
 
 
 def register_job_kind(name: str) -> Callable[[JobFunction], JobFunction]:
