@@ -73,3 +73,17 @@ def test_layers_chosen_for_tracincp_queue_their_own_job_and_show_their_own_resul
     assert not at.exception, [e.value for e in at.exception]
     assert "test sample #0" in texts(at) and len(at.get("image")) == 4 * 2 + 1
     assert stored_self_influence(default_store(), noisy_run, ["classifier.4"]) is not None
+
+
+def test_each_tab_holds_its_own_view(noisy_run):
+    """A run with kept checkpoints has every tab; each view sits under its own label (a tab added in the
+    middle of the list once drew Over training under Influence's label and Influence under Sanity checks')."""
+    at = open_page()
+    tabs = {tab.label: tab for tab in at.tabs}
+    assert list(tabs) == ["Attributions", "Faithfulness", "Over training", "Influence", "Sanity checks", "What-if",
+                          "Projector"]
+    owned = {"Over training": "explain.over.submit", "Influence": "explain.influence.run.test",
+             "Sanity checks": "explain.sanity.methods", "What-if": "whatif.on", "Projector": "explain.projector.run"}
+    for label, tab in tabs.items():
+        keys = {widget.key for kind in ("button", "multiselect", "toggle") for widget in tab.get(kind)}
+        assert {key for key in owned.values() if key in keys} == ({owned[label]} if label in owned else set()), label
