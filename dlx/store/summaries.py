@@ -94,7 +94,8 @@ def _summarised(keyed: Sequence[tuple]) -> tuple[dict[str, Any], dict[int, dict[
 def update_summaries(store: Store, conn: Connection, run_id: int, rows: list[tuple]) -> None:
     """Merge a batch of points into the run's summary rows and its metric blocks (on `conn`, a
     transaction of `store`, which builds the dialect's upsert); each key's rows are summarised once."""
-    summaries, blocks = [], []
+    summaries: list[dict[str, Any]] = []
+    blocks: list[dict[str, Any]] = []
     for key, keyed in _by_key(rows).items():
         whole, parts = _summarised(keyed)
         summaries.append({"run_id": run_id, "key": key, **whole})
