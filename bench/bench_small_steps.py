@@ -5,8 +5,9 @@ run's row, its first points, checkpoint files and their index, summary and finis
 dlx: `start_run()` ... `train()` ... the run's end (finish: last points, status). The plain loop: the same
 model, data, Adam, batch and shuffling, the epoch's train loss/accuracy, validation every epoch and the test at
 the end (bench_train.py's "plain loop + evaluation"). Interleaved (alternating order), CPU time of this process
-with one torch thread (a shared machine's other processes cannot inflate it) and wall time; the figure is the
-median of each repeat's paired time ratio. `--profile` prints where dlx's extra time goes (cProfile of dlx runs).
+with one torch thread and wall time; the figures are the median of each repeat's paired time ratio and the
+ratio of the best times, and the verdict needs both within the target (a loaded machine spreads the pairs by
+tens of percent). `--profile` prints where dlx's extra time goes (cProfile of dlx runs).
 
 Run: python bench/bench_small_steps.py [--epochs 30] [--repeats 15] [--profile]
 """
@@ -70,15 +71,18 @@ def main() -> None:
         ratios = [getattr(a, clock) / getattr(b, clock) - 1 for a, b in zip(results["dlx"], results["plain"])]
         plain_ms = median([1000 * getattr(t, clock) for t in results["plain"]])
         dlx_ms = median([1000 * getattr(t, clock) for t in results["dlx"]])
+        best = min(getattr(t, clock) for t in results["dlx"]) / min(getattr(t, clock) for t in results["plain"])
         rows.append((f"{clock}: plain loop + evaluation / dlx run (open..close)",
                      f"{plain_ms:.1f} ms / {dlx_ms:.1f} ms; dlx {100 * median(ratios):+.1f}% paired "
-                     f"({100 * min(ratios):+.1f}% .. {100 * max(ratios):+.1f}%)"))
+                     f"({100 * min(ratios):+.1f}% .. {100 * max(ratios):+.1f}%), {100 * (best - 1):+.1f}% bests"))
     report(f"{MODEL} on {DATASET}, {args.epochs} epochs, 1 torch thread, median of {args.repeats} interleaved "
            f"pairs; load average now {os.getloadavg()[0]:.1f}", rows)
+    # Met only where both estimates agree: on a loaded machine the pairs spread by tens of percent either way.
     cpu = median([a.cpu / b.cpu - 1 for a, b in zip(results["dlx"], results["plain"])])
-    verdict = "met" if cpu <= TARGET else "NOT met"
-    print(f"small steps (dlx run incl. open and close vs plain loop, CPU): {100 * cpu:+.1f}%, "
-          f"target <= {100 * TARGET:+.0f}%: {verdict}")
+    best = min(t.cpu for t in results["dlx"]) / min(t.cpu for t in results["plain"]) - 1
+    verdict = "met" if max(cpu, best) <= TARGET else "NOT met"
+    print(f"small steps (dlx run incl. open and close vs plain loop, CPU): {100 * cpu:+.1f}% paired median, "
+          f"{100 * best:+.1f}% bests; target <= {100 * TARGET:+.0f}% (both): {verdict}")
 
 
 def profile(epochs: int) -> None:
