@@ -6,7 +6,10 @@ the history; tables and filters over many runs read the run summaries, reduced c
 """
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, case
@@ -19,9 +22,10 @@ if TYPE_CHECKING:
 
 _summaries = RunSummary.__table__
 _blocks = MetricBlock.__table__
+FEW_KEYS = 8  # keys in a flush up to which rows are grouped by one pass per key (see _by_key)
 
 
-def _merged(group: list[tuple]) -> dict[str, Any]:
+def _merged(group: Sequence[tuple]) -> dict[str, Any]:
     """(run_id, key, step, value, time) rows of one key -> last step, its value (the later row where a
     step repeats; None for NaN), min and max with NaN left out (None where every value was NaN).
 
@@ -36,7 +40,11 @@ def _merged(group: list[tuple]) -> dict[str, Any]:
 
 
 def _by_key(rows: Sequence[tuple]) -> dict[str, list[tuple]]:
-    """The rows of each metric key, in their order (on the flush path: a dict test, no call per row)."""
+    """The rows of each metric key, in their order. A flush holds a few keys as a rule: then one list
+    comprehension per key (C speed per row); many keys, one dict test per row."""
+    keys = dict.fromkeys(map(itemgetter(1), rows))
+    if len(keys) <= FEW_KEYS:
+        return {key: [row for row in rows if row[1] == key] for key in keys}
     groups: dict[str, list[tuple]] = {}
     for row in rows:
         key = row[1]
@@ -47,30 +55,54 @@ def _by_key(rows: Sequence[tuple]) -> dict[str, list[tuple]]:
     return groups
 
 
-def _by_block(rows: Sequence[tuple]) -> dict[tuple[str, int], list[tuple]]:
-    """The rows of each (key, block of BLOCK_STEPS steps), in their order; a key's rows come in step order
+def _by_block(keyed: Sequence[tuple]) -> dict[int, list[tuple]]:
+    """One key's rows per block of BLOCK_STEPS steps, in their order; a key's rows come in step order
     as a rule, so a block is looked up where the step leaves the current one, not at every row."""
-    groups: dict[tuple[str, int], list[tuple]] = {}
-    for key, keyed in _by_key(rows).items():
-        block, group = None, []
-        for row in keyed:
-            if row[2] // BLOCK_STEPS != block:
-                block = row[2] // BLOCK_STEPS
-                group = groups.setdefault((key, block), [])
-            group.append(row)
+    groups: dict[int, list[tuple]] = {}
+    block, group = None, []
+    for row in keyed:
+        if row[2] // BLOCK_STEPS != block:
+            block = row[2] // BLOCK_STEPS
+            group = groups.setdefault(block, [])
+        group.append(row)
     return groups
 
 
-def batch_summaries(rows: Sequence[tuple]) -> dict[str, dict[str, Any]]:
-    """Per key: the batch's last step and value, min and max (see _merged)."""
-    return {key: _merged(group) for key, group in _by_key(rows).items()}
+def _summarised(keyed: Sequence[tuple]) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+    """One key's rows -> its batch summary (see _merged) and its blocks' summaries.
+
+    The usual batch (steps in order, no NaN) is cut into blocks by bisection and each block's
+    min/max/last read off a slice in C; any other batch goes row by row through `_merged`.
+    """
+    steps = [row[2] for row in keyed]
+    values = [row[3] for row in keyed]
+    if steps != sorted(steps) or any(map(math.isnan, values)):
+        return _merged(keyed), {block: _merged(group) for block, group in _by_block(keyed).items()}
+    blocks: dict[int, dict[str, Any]] = {}
+    start = 0
+    while start < len(steps):
+        block = steps[start] // BLOCK_STEPS
+        end = bisect_left(steps, (block + 1) * BLOCK_STEPS, start)
+        part = values[start:end]  # in step order: a repeated step's later row is the later one
+        blocks[block] = {"step": steps[end - 1], "last": part[-1], "min": min(part), "max": max(part)}
+        start = end
+    whole = {"step": steps[-1], "last": values[-1], "min": min(b["min"] for b in blocks.values()),
+             "max": max(b["max"] for b in blocks.values())}
+    return whole, blocks
 
 
 def update_summaries(store: Store, conn: Connection, run_id: int, rows: list[tuple]) -> None:
     """Merge a batch of points into the run's summary rows and its metric blocks (on `conn`, a
-    transaction of `store`, which builds the dialect's upsert)."""
-    _update_run_summaries(store, conn, run_id, rows)
-    _update_blocks(store, conn, run_id, rows)
+    transaction of `store`, which builds the dialect's upsert); each key's rows are summarised once."""
+    summaries: list[dict[str, Any]] = []
+    blocks: list[dict[str, Any]] = []
+    for key, keyed in _by_key(rows).items():
+        whole, parts = _summarised(keyed)
+        summaries.append({"run_id": run_id, "key": key, **whole})
+        blocks.extend({"run_id": run_id, "key": key, "block": block, "last_step": m["step"], "last": m["last"],
+                       "min": m["min"], "max": m["max"]} for block, m in parts.items())
+    _upsert(store, conn, _summaries, ["run_id", "key"], "step", summaries)
+    _upsert(store, conn, _blocks, ["run_id", "key", "block"], "last_step", blocks)
 
 
 def _kept(new, current, better):
@@ -112,16 +144,3 @@ def _sqlite_statement(conn: Connection, table, statement, columns: list[str]) ->
     if found is None:
         found = _sqlite_statements[table.name] = MultiRow.compiled(statement, conn.dialect, columns)
     return found
-
-
-def _update_run_summaries(store: Store, conn: Connection, run_id: int, rows: list[tuple]) -> None:
-    _upsert(store, conn, _summaries, ["run_id", "key"], "step",
-            [{"run_id": run_id, "key": key, **new} for key, new in batch_summaries(rows).items()])
-
-
-def _update_blocks(store: Store, conn: Connection, run_id: int, rows: list[tuple]) -> None:
-    merged = _by_block(rows)
-    _upsert(store, conn, _blocks, ["run_id", "key", "block"], "last_step",
-            [{"run_id": run_id, "key": key, "block": block, "last_step": m["step"], "last": m["last"],
-              "min": m["min"], "max": m["max"]}
-             for (key, block), m in ((name, _merged(group)) for name, group in merged.items())])

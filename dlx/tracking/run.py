@@ -128,7 +128,9 @@ class Run:
         now = time.time()
         step = checked_step(step)
         run_id, known = self.id, self._keys
-        self._append([(run_id, key if key in known else self._new_key(key), step, checked_value(key, value), now)
+        # Inline for the usual point (a known key, a float): the checks' calls are most of a point's cost.
+        self._append([(run_id, key if key in known else self._new_key(key), step,
+                       value if type(value) is float else checked_value(key, value), now)
                       for key, value in metrics.items()])
 
     def _new_key(self, key: Any) -> str:

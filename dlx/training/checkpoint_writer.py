@@ -80,6 +80,7 @@ class CheckpointWriter:
         self._kept: list[tuple[str, Pending]] = []  # named checkpoints to write, oldest first
         self._written: list[str] = []  # the kept checkpoints on disk, oldest first
         self._closed = False
+        self._busy = False  # the thread is writing (outside the lock): close() waits for that, not for the thread
         self._error: BaseException | None = None
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name=f"checkpoints-{run.id}", daemon=True)
@@ -113,7 +114,8 @@ class CheckpointWriter:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join()
+            while self._busy:  # a write in progress; an idle thread ends by itself (joining it cost a wake-up)
+                self._cond.wait()
         last, best, self._last, self._best = self._last, self._best, None, None
         kept, self._kept = self._kept, []
         try:
@@ -144,13 +146,19 @@ class CheckpointWriter:
                 if due:
                     self._last, self._best = None, None
                     self._due = math.inf  # busy: a 'last' submitted meanwhile would only wait
+                self._busy = True
+            error = None
             try:
                 self._write(last, best, kept)
             except BaseException as err:  # noqa: BLE001  (handed to the training thread by submit/close)
-                with self._cond:
-                    self._error = err
-            if due:
-                self._due = time.monotonic() + self._every
+                error = err
+            with self._cond:
+                if error is not None:
+                    self._error = error
+                if due:
+                    self._due = time.monotonic() + self._every
+                self._busy = False
+                self._cond.notify_all()
 
     def _write(self, last: Pending | None, best: Pending | None, kept: Sequence[tuple[str, Pending]] = ()) -> None:
         entries = []
