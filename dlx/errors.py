@@ -1,10 +1,13 @@
 """The one exception type for mistakes a user can make and fix."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from pydantic import ValidationError
+    from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound="BaseModel")
 
 
 class DlxError(Exception):
@@ -20,6 +23,17 @@ class DlxError(Exception):
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         return cls(f"{where}: {first['msg']}", field=where)
+
+
+def validated(model: type[M], payload: Mapping[str, Any]) -> M:
+    """`model(**payload)` (a job's task from its payload), pydantic's first complaint raised as a DlxError."""
+    # pydantic: imported by the job that reads a payload, not by every importer of the errors
+    from pydantic import ValidationError
+
+    try:
+        return model(**payload)
+    except ValidationError as err:
+        raise DlxError.from_validation(err) from None
 
 
 class Pruned(Exception):  # noqa: N818  (an outcome, like Cancelled, not a fault)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -26,7 +26,7 @@ from db.models import Job
 from dlx.config import RunConfig
 from dlx.data import DataBundle, load_dataset
 from dlx.data.text_tokens import crop
-from dlx.errors import DlxError
+from dlx.errors import DlxError, validated
 from dlx.explain.cache import digest, tensor_digest
 from dlx.explain.over_training import checkpoints_of
 from dlx.jobs.kinds import register_job_kind
@@ -58,10 +58,7 @@ class InfluenceTask(BaseModel):
 
 
 def parse_task(payload: dict[str, Any]) -> InfluenceTask:
-    try:
-        return InfluenceTask(**payload)
-    except ValidationError as err:
-        raise DlxError.from_validation(err) from None
+    return validated(InfluenceTask, payload)
 
 
 @dataclass

@@ -13,10 +13,10 @@ from typing import Any, Literal, overload
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from db.models import Job
-from dlx.errors import DlxError
+from dlx.errors import DlxError, validated
 from dlx.explain import cache
 from dlx.explain.image.baselines import BASELINES
 from dlx.explain.image.importance import GlobalImportance, global_importance
@@ -114,17 +114,11 @@ def parse_task(payload: dict[str, Any]) -> ExplainTask: ...
 @overload
 def parse_task(payload: dict[str, Any], kind: type[TextTask]) -> TextTask: ...
 def parse_task(payload: dict[str, Any], kind: type[Task] = ExplainTask) -> Task:
-    try:
-        return kind(**payload).check()
-    except ValidationError as err:
-        raise DlxError.from_validation(err) from None
+    return validated(kind, payload).check()
 
 
 def parse_sanity_task(payload: dict[str, Any]) -> SanityTask:
-    try:
-        return SanityTask(**payload).check()
-    except ValidationError as err:
-        raise DlxError.from_validation(err) from None
+    return validated(SanityTask, payload).check()
 
 
 def task_key(loaded: LoadedRun, task: Task) -> str:

@@ -15,11 +15,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from db.models import Job
-from dlx.errors import DlxError
+from dlx.errors import DlxError, validated
 from dlx.explain.attention.text import attention_maps, spearman
 from dlx.explain.cache import digest, explain_cached_many, explain_text_cached
 from dlx.explain.faithfulness import deletion_insertion
@@ -62,10 +62,7 @@ class OverTrainingTask(BaseModel):
 
 
 def parse_task(payload: dict[str, Any]) -> OverTrainingTask:
-    try:
-        return OverTrainingTask(**payload).check()
-    except ValidationError as err:
-        raise DlxError.from_validation(err) from None
+    return validated(OverTrainingTask, payload).check()
 
 
 @dataclass

@@ -16,12 +16,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from db.models import Job
 from dlx.data.text_tokens import crop, tokenize_split
-from dlx.errors import DlxError
+from dlx.errors import DlxError, validated
 from dlx.explain.cache import digest
 from dlx.explain.influence import final_layer
 from dlx.explain.models_cache import LoadedRun, get_loaded_run
@@ -215,10 +215,7 @@ class ProjectorTask(BaseModel):
 
 
 def parse_task(payload: dict[str, Any]) -> ProjectorTask:
-    try:
-        return ProjectorTask(**payload)
-    except ValidationError as err:
-        raise DlxError.from_validation(err) from None
+    return validated(ProjectorTask, payload)
 
 
 @dataclass
